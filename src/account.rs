@@ -1,0 +1,396 @@
+//! Turning a stream of wire messages into a process report.
+//!
+//! [`ProcessAccount`] is the one place where deltas are added up. The reporter keeps one per
+//! connection; the shim keeps one for its own process (for `SOCKMETER_REPORT` and the
+//! embedding API's snapshot) and feeds it the very messages it ships, so every consumer sees
+//! the same numbers.
+//!
+//! A long-running server opens millions of sockets: closed sockets beyond
+//! [`ProcessAccount::with_closed_limit`] are folded, oldest first, into one entry per
+//! (family, protocol, role, module, label, peer host), whose `folded` field says how many
+//! sockets it stands for. Totals, modules and labels stay exact.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use crate::model::{Family, Role};
+use crate::report::{GroupStats, LabelReport, ModuleReport, PeerReport, ProcessReport, ProcessTotals, SocketReport, UnixTotals};
+use crate::time::rfc3339;
+use crate::wire::{ByeReason, Hello, Message, SocketInfo};
+
+/// Closed sockets kept one by one before folding starts.
+pub const DEFAULT_CLOSED_LIMIT: usize = 20_000;
+
+/// A message that does not fit the conversation so far.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AccountError {
+    /// A delta or close for a socket never announced (its counts are kept under a placeholder).
+    #[error("message for socket {0}, which was never announced")]
+    UnknownSocket(u64),
+    /// A second hello on one connection.
+    #[error("a second hello on one connection")]
+    DuplicateHello,
+}
+
+#[derive(Clone, Debug)]
+struct Entry {
+    report: SocketReport,
+    peers: BTreeMap<String, PeerReport>,
+}
+
+/// The running account of one process image.
+#[derive(Clone, Debug)]
+pub struct ProcessAccount {
+    hello: Option<Hello>,
+    sockets: BTreeMap<u64, Entry>,
+    closed_order: VecDeque<u64>,
+    closed_limit: usize,
+    folded: BTreeMap<(String, String, String, String, String, String), SocketReport>,
+    end: Option<(u64, ByeReason)>,
+    dropped_events: u64,
+    notices: Vec<String>,
+}
+
+impl Default for ProcessAccount {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn placeholder(id: u64) -> SocketReport {
+    SocketReport {
+        id,
+        family: Family::Other.as_str().into(),
+        proto: "other".into(),
+        role: Role::Unconnected.as_str().into(),
+        ..Default::default()
+    }
+}
+
+fn apply_info(r: &mut SocketReport, s: &SocketInfo) {
+    r.id = s.id;
+    r.fd = s.fd;
+    r.family = s.family.as_str().into();
+    r.proto = s.proto.as_str().into();
+    r.role = s.role.as_str().into();
+    r.local = s.local.clone();
+    r.peer = s.peer.clone();
+    r.module = s.module.clone();
+    r.via = s.via.clone();
+    r.label = s.label.clone();
+    r.opened_at = rfc3339(s.opened_at);
+    r.inherited = s.inherited;
+    r.adopted = s.adopted;
+}
+
+fn host_of(peer: &Option<String>) -> String {
+    match peer {
+        Some(p) if p.starts_with('[') => p.split(']').next().unwrap_or("").trim_start_matches('[').to_string(),
+        Some(p) => p.rsplit_once(':').map(|(h, _)| h.to_string()).unwrap_or_else(|| p.clone()),
+        None => String::new(),
+    }
+}
+
+impl ProcessAccount {
+    /// An empty account with the default closed-socket limit.
+    pub fn new() -> Self {
+        Self::with_closed_limit(DEFAULT_CLOSED_LIMIT)
+    }
+
+    /// An empty account that folds closed sockets beyond `limit`.
+    pub fn with_closed_limit(limit: usize) -> Self {
+        ProcessAccount {
+            hello: None,
+            sockets: BTreeMap::new(),
+            closed_order: VecDeque::new(),
+            closed_limit: limit,
+            folded: BTreeMap::new(),
+            end: None,
+            dropped_events: 0,
+            notices: Vec::new(),
+        }
+    }
+
+    /// The hello, once received.
+    pub fn hello(&self) -> Option<&Hello> {
+        self.hello.as_ref()
+    }
+
+    /// Whether a bye was received.
+    pub fn ended(&self) -> Option<ByeReason> {
+        self.end.map(|(_, r)| r)
+    }
+
+    /// Adds a notice of the reader's own (e.g. "the connection broke").
+    pub fn add_notice(&mut self, text: String) {
+        if !self.notices.contains(&text) {
+            self.notices.push(text);
+        }
+    }
+
+    fn entry(&mut self, id: u64) -> (&mut Entry, bool) {
+        let known = self.sockets.contains_key(&id);
+        let e = self.sockets.entry(id).or_insert_with(|| Entry { report: placeholder(id), peers: BTreeMap::new() });
+        (e, known)
+    }
+
+    /// Applies one message. An error describes a protocol slip; nothing counted is dropped.
+    pub fn apply(&mut self, msg: &Message) -> Result<(), AccountError> {
+        match msg {
+            Message::Hello(h) => {
+                if self.hello.is_some() {
+                    return Err(AccountError::DuplicateHello);
+                }
+                self.hello = Some(h.clone());
+            }
+            Message::Socket(s) => {
+                let (e, _) = self.entry(s.id);
+                apply_info(&mut e.report, s);
+            }
+            Message::Delta(d) => {
+                self.dropped_events = self.dropped_events.max(0);
+                let mut unknown = None;
+                for sd in &d.sockets {
+                    let (e, known) = self.entry(sd.id);
+                    if !known {
+                        unknown = Some(sd.id);
+                    }
+                    let r = &mut e.report;
+                    r.tx_bytes += sd.tx_bytes;
+                    r.rx_bytes += sd.rx_bytes;
+                    r.tx_calls += sd.tx_calls;
+                    r.rx_calls += sd.rx_calls;
+                    r.errors += sd.errors;
+                    for pd in &sd.peers {
+                        let p = e.peers.entry(pd.peer.clone()).or_insert_with(|| PeerReport { peer: pd.peer.clone(), ..Default::default() });
+                        p.tx_bytes += pd.tx_bytes;
+                        p.rx_bytes += pd.rx_bytes;
+                        p.tx_calls += pd.tx_calls;
+                        p.rx_calls += pd.rx_calls;
+                    }
+                }
+                if let Some(id) = unknown {
+                    return Err(AccountError::UnknownSocket(id));
+                }
+            }
+            Message::Closed(c) => {
+                let (e, known) = self.entry(c.id);
+                e.report.closed_at = Some(rfc3339(c.closed_at));
+                self.closed_order.push_back(c.id);
+                self.fold_excess();
+                if !known {
+                    return Err(AccountError::UnknownSocket(c.id));
+                }
+            }
+            Message::Notice(n) => self.add_notice(format!("{}: {}", n.kind, n.message)),
+            Message::Bye(b) => {
+                self.end = Some((b.at, b.reason));
+                self.dropped_events = b.dropped_events;
+            }
+        }
+        Ok(())
+    }
+
+    fn fold_excess(&mut self) {
+        while self.closed_order.len() > self.closed_limit {
+            let Some(id) = self.closed_order.pop_front() else { break };
+            let Some(e) = self.sockets.remove(&id) else { continue };
+            let r = e.report;
+            let key = (
+                r.family.clone(),
+                r.proto.clone(),
+                r.role.clone(),
+                r.module.clone().unwrap_or_default(),
+                r.label.clone().unwrap_or_default(),
+                host_of(&r.peer),
+            );
+            let f = self.folded.entry(key.clone()).or_insert_with(|| SocketReport {
+                family: r.family.clone(),
+                proto: r.proto.clone(),
+                role: r.role.clone(),
+                module: r.module.clone(),
+                label: r.label.clone(),
+                peer: (!key.5.is_empty()).then(|| key.5.clone()),
+                opened_at: r.opened_at.clone(),
+                ..Default::default()
+            });
+            f.tx_bytes += r.tx_bytes;
+            f.rx_bytes += r.rx_bytes;
+            f.tx_calls += r.tx_calls;
+            f.rx_calls += r.rx_calls;
+            f.errors += r.errors;
+            f.closed_at = r.closed_at;
+            f.folded += 1;
+        }
+    }
+
+    /// The process report as of now. `end_hint` names how it ended when no bye came
+    /// (`running` or `lost`).
+    pub fn report(&self, include_unix: bool, end_hint: &str) -> ProcessReport {
+        let mut sockets: Vec<SocketReport> = self
+            .sockets
+            .values()
+            .map(|e| {
+                let mut r = e.report.clone();
+                r.peers = e.peers.values().cloned().collect();
+                r
+            })
+            .collect();
+        sockets.extend(self.folded.values().cloned());
+
+        let mut totals = ProcessTotals::default();
+        let mut unix = UnixTotals::default();
+        let mut modules: BTreeMap<String, (GroupStats, BTreeSet<String>)> = BTreeMap::new();
+        let mut labels: BTreeMap<String, (GroupStats, BTreeSet<String>)> = BTreeMap::new();
+        for s in &sockets {
+            let n = s.folded.max(1);
+            if s.family() == Family::Unix {
+                unix.tx_bytes += s.tx_bytes;
+                unix.rx_bytes += s.rx_bytes;
+                unix.sockets += n;
+            }
+            if !s.counts(include_unix) {
+                continue;
+            }
+            let conns = if s.is_connection() { n } else { 0 };
+            totals.tx_bytes += s.tx_bytes;
+            totals.rx_bytes += s.rx_bytes;
+            totals.tx_calls += s.tx_calls;
+            totals.rx_calls += s.rx_calls;
+            totals.errors += s.errors;
+            totals.connections += conns;
+            totals.sockets += n;
+            let add = |g: &mut (GroupStats, BTreeSet<String>)| {
+                g.0.tx_bytes += s.tx_bytes;
+                g.0.rx_bytes += s.rx_bytes;
+                g.0.tx_calls += s.tx_calls;
+                g.0.rx_calls += s.rx_calls;
+                g.0.connections += conns;
+                g.0.sockets += n;
+                if let Some(p) = &s.peer {
+                    g.1.insert(p.clone());
+                }
+                for p in &s.peers {
+                    g.1.insert(p.peer.clone());
+                }
+            };
+            add(modules.entry(s.module.clone().unwrap_or_else(|| "(unknown)".into())).or_default());
+            if let Some(l) = &s.label {
+                add(labels.entry(l.clone()).or_default());
+            }
+        }
+        let finish = |(mut g, peers): (GroupStats, BTreeSet<String>)| {
+            g.peers = peers.into_iter().collect();
+            g
+        };
+        let h = self.hello.clone().unwrap_or_else(|| Hello {
+            pid: 0,
+            ppid: 0,
+            exe: String::new(),
+            argv: Vec::new(),
+            started_at: 0,
+            origin: crate::wire::Origin::Start,
+            shim_version: String::new(),
+            interval_ms: 0,
+        });
+        ProcessReport {
+            pid: h.pid,
+            ppid: h.ppid,
+            exe: h.exe,
+            argv: h.argv,
+            origin: match h.origin {
+                crate::wire::Origin::Start => "start".into(),
+                crate::wire::Origin::Fork => "fork".into(),
+            },
+            started_at: rfc3339(h.started_at),
+            ended_at: self.end.map(|(at, _)| rfc3339(at)),
+            end: match self.end {
+                Some((_, ByeReason::Exit)) => "exit".into(),
+                Some((_, ByeReason::Exec)) => "exec".into(),
+                None => end_hint.into(),
+            },
+            totals,
+            sockets,
+            modules: modules.into_iter().map(|(module, g)| ModuleReport { module, stats: finish(g) }).collect(),
+            labels: labels.into_iter().map(|(label, g)| LabelReport { label, stats: finish(g) }).collect(),
+            unix,
+            dropped_events: self.dropped_events,
+            notices: self.notices.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Proto, Role};
+    use crate::wire::{Bye, Closed, Delta, Origin, SocketDelta};
+
+    fn info(id: u64, family: Family, module: &str) -> Message {
+        Message::Socket(SocketInfo {
+            id,
+            fd: 3,
+            family,
+            proto: if family == Family::Unix { Proto::Stream } else { Proto::Tcp },
+            role: Role::Connected,
+            local: None,
+            peer: Some(format!("127.0.0.1:{}", 1000 + id)),
+            module: Some(module.into()),
+            via: None,
+            label: None,
+            opened_at: 1,
+            inherited: false,
+            adopted: false,
+        })
+    }
+
+    fn delta(id: u64, tx: u64, rx: u64) -> Message {
+        Message::Delta(Delta { at: 2, sockets: vec![SocketDelta { id, tx_bytes: tx, rx_bytes: rx, tx_calls: 1, rx_calls: 1, ..Default::default() }] })
+    }
+
+    fn hello() -> Message {
+        Message::Hello(Hello { pid: 9, ppid: 1, exe: "/x".into(), argv: vec![], started_at: 0, origin: Origin::Start, shim_version: "t".into(), interval_ms: 1000 })
+    }
+
+    #[test]
+    fn deltas_add_up_and_modules_sum_to_totals() {
+        let mut a = ProcessAccount::new();
+        for m in [hello(), info(1, Family::Inet, "/a.so"), info(2, Family::Inet6, "/b.so"), info(3, Family::Unix, "/a.so")] {
+            a.apply(&m).unwrap();
+        }
+        for m in [delta(1, 10, 20), delta(1, 5, 0), delta(2, 1, 2), delta(3, 100, 100)] {
+            a.apply(&m).unwrap();
+        }
+        a.apply(&Message::Bye(Bye { at: 3, reason: ByeReason::Exit, dropped_events: 0 })).unwrap();
+        let r = a.report(false, "running");
+        assert_eq!((r.totals.tx_bytes, r.totals.rx_bytes, r.totals.connections), (16, 22, 2));
+        assert_eq!((r.unix.tx_bytes, r.unix.rx_bytes), (100, 100));
+        assert_eq!(r.modules.iter().map(|m| m.stats.tx_bytes).sum::<u64>(), 16);
+        assert_eq!(r.end, "exit");
+        let with_unix = a.report(true, "running");
+        assert_eq!(with_unix.totals.tx_bytes, 116);
+    }
+
+    #[test]
+    fn unknown_socket_is_reported_but_kept() {
+        let mut a = ProcessAccount::new();
+        assert_eq!(a.apply(&delta(7, 1, 1)), Err(AccountError::UnknownSocket(7)));
+        a.apply(&info(7, Family::Inet, "/m")).unwrap();
+        assert_eq!(a.report(false, "running").totals.tx_bytes, 1);
+    }
+
+    #[test]
+    fn folding_keeps_sums_exact() {
+        let mut a = ProcessAccount::with_closed_limit(2);
+        a.apply(&hello()).unwrap();
+        for id in 1..=10 {
+            a.apply(&info(id, Family::Inet, "/m")).unwrap();
+            a.apply(&delta(id, id, 1)).unwrap();
+            a.apply(&Message::Closed(Closed { id, closed_at: 5 })).unwrap();
+        }
+        let r = a.report(false, "running");
+        assert_eq!(r.totals.tx_bytes, 55);
+        assert_eq!(r.totals.connections, 10);
+        assert!(r.sockets.len() < 10);
+        assert_eq!(r.sockets.iter().map(|s| s.folded.max(1)).sum::<u64>(), 10);
+    }
+}

@@ -1,0 +1,271 @@
+//! The JSON report (`sockmeter.report.v1`): what `sockmeter run --json` writes, what
+//! `SOCKMETER_REPORT` writes per process, and what the embedding API's snapshot returns (one
+//! [`ProcessReport`]). Other tools rely on these field names; add fields, never rename them.
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Family, Proto, Role};
+
+/// The schema name in every report.
+pub const REPORT_SCHEMA: &str = "sockmeter.report.v1";
+
+/// The whole report of a run.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// Always [`REPORT_SCHEMA`].
+    pub schema: String,
+    /// The command that was run (empty for a single process's own report).
+    pub command: Vec<String>,
+    /// Its exit status (128+N for a signal); null when unknown.
+    pub exit_status: Option<i32>,
+    /// Whether Unix-domain traffic is included in the totals.
+    #[serde(default)]
+    pub unix_in_totals: bool,
+    /// Sums over every process.
+    pub totals: Totals,
+    /// One entry per process image (a process that execs appears once per image).
+    pub processes: Vec<ProcessReport>,
+    /// Things the user should know.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notices: Vec<String>,
+}
+
+/// Run-wide totals.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Totals {
+    /// Bytes sent.
+    pub tx_bytes: u64,
+    /// Bytes received.
+    pub rx_bytes: u64,
+    /// Connected and accepted sockets.
+    pub connections: u64,
+}
+
+/// One process (one image of it).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProcessReport {
+    /// Process id.
+    pub pid: u32,
+    /// Parent process id.
+    pub ppid: u32,
+    /// Executable.
+    pub exe: String,
+    /// Command line.
+    pub argv: Vec<String>,
+    /// `start` or `fork`.
+    pub origin: String,
+    /// When metering started (RFC 3339).
+    pub started_at: String,
+    /// When it ended (RFC 3339); null while running or if it vanished without a word.
+    pub ended_at: Option<String>,
+    /// `exit`, `exec`, `running`, or `lost` (killed, or the connection broke).
+    pub end: String,
+    /// This process's totals (inet, plus Unix when the report includes it).
+    pub totals: ProcessTotals,
+    /// Every socket.
+    pub sockets: Vec<SocketReport>,
+    /// Traffic per module (the object charged for each socket).
+    pub modules: Vec<ModuleReport>,
+    /// Traffic per label (only labelled sockets).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<LabelReport>,
+    /// Unix-domain traffic (never in `totals` unless the report includes it).
+    pub unix: UnixTotals,
+    /// Events the hooks could not queue (counts unaffected).
+    #[serde(default)]
+    pub dropped_events: u64,
+    /// Things the user should know about this process.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notices: Vec<String>,
+}
+
+/// A process's totals.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessTotals {
+    /// Bytes sent.
+    pub tx_bytes: u64,
+    /// Bytes received.
+    pub rx_bytes: u64,
+    /// Send calls.
+    pub tx_calls: u64,
+    /// Receive calls.
+    pub rx_calls: u64,
+    /// Failed calls.
+    pub errors: u64,
+    /// Connected and accepted sockets.
+    pub connections: u64,
+    /// Sockets of any role.
+    pub sockets: u64,
+}
+
+/// Unix-domain traffic of a process.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnixTotals {
+    /// Bytes sent.
+    pub tx_bytes: u64,
+    /// Bytes received.
+    pub rx_bytes: u64,
+    /// Unix sockets seen.
+    pub sockets: u64,
+}
+
+/// One socket.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SocketReport {
+    /// Socket id (unique within the process image).
+    pub id: u64,
+    /// The fd it was first seen on.
+    pub fd: i32,
+    /// `inet`, `inet6`, `unix`, `other`.
+    pub family: String,
+    /// `tcp`, `udp`, `stream`, `dgram`, ...
+    pub proto: String,
+    /// `connected`, `accepted`, `listening`, `datagram`, `unconnected`, `overflow`.
+    pub role: String,
+    /// Local address.
+    pub local: Option<String>,
+    /// Peer address.
+    pub peer: Option<String>,
+    /// Bytes sent.
+    pub tx_bytes: u64,
+    /// Bytes received.
+    pub rx_bytes: u64,
+    /// Send calls.
+    pub tx_calls: u64,
+    /// Receive calls.
+    pub rx_calls: u64,
+    /// Failed calls (EAGAIN is not a failure).
+    pub errors: u64,
+    /// The module charged for this socket.
+    pub module: Option<String>,
+    /// The object that made the call, when it is not the module (e.g. libcurl).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
+    /// The host's label.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// Open time (RFC 3339).
+    pub opened_at: String,
+    /// Close time (RFC 3339); null while open.
+    pub closed_at: Option<String>,
+    /// Existed before this process image.
+    #[serde(default)]
+    pub inherited: bool,
+    /// Recognised on first use.
+    #[serde(default)]
+    pub adopted: bool,
+    /// Per-peer counts of a datagram socket (first few peers).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub peers: Vec<PeerReport>,
+    /// When not zero, this entry stands for that many closed sockets folded together (a
+    /// long-running process); `id` and `fd` are then 0 and `local` is null.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub folded: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// Per-peer counts of a datagram socket.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerReport {
+    /// The peer.
+    pub peer: String,
+    /// Bytes sent to it.
+    pub tx_bytes: u64,
+    /// Bytes received from it.
+    pub rx_bytes: u64,
+    /// Calls sending to it.
+    pub tx_calls: u64,
+    /// Calls receiving from it.
+    pub rx_calls: u64,
+}
+
+/// Traffic charged to one module.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModuleReport {
+    /// The module's absolute path (`(unknown)` when it could not be found).
+    pub module: String,
+    /// Its traffic.
+    #[serde(flatten)]
+    pub stats: GroupStats,
+}
+
+/// Traffic of the sockets opened under one label.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LabelReport {
+    /// The label.
+    pub label: String,
+    /// Its traffic.
+    #[serde(flatten)]
+    pub stats: GroupStats,
+}
+
+/// Traffic of a group of sockets.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupStats {
+    /// Bytes sent.
+    pub tx_bytes: u64,
+    /// Bytes received.
+    pub rx_bytes: u64,
+    /// Send calls.
+    pub tx_calls: u64,
+    /// Receive calls.
+    pub rx_calls: u64,
+    /// Connected and accepted sockets.
+    pub connections: u64,
+    /// Sockets of any role.
+    pub sockets: u64,
+    /// Distinct peers.
+    pub peers: Vec<String>,
+}
+
+impl SocketReport {
+    /// Whether this socket counts in totals: inet always, Unix only when asked.
+    pub fn counts(&self, include_unix: bool) -> bool {
+        match self.family.as_str() {
+            "inet" | "inet6" => true,
+            "unix" => include_unix,
+            _ => self.role == Role::Overflow.as_str(),
+        }
+    }
+    /// Connected or accepted.
+    pub fn is_connection(&self) -> bool {
+        self.role == Role::Connected.as_str() || self.role == Role::Accepted.as_str()
+    }
+    /// The family as a typed value.
+    pub fn family(&self) -> Family {
+        match self.family.as_str() {
+            "inet" => Family::Inet,
+            "inet6" => Family::Inet6,
+            "unix" => Family::Unix,
+            _ => Family::Other,
+        }
+    }
+    /// Whether the protocol is `p`.
+    pub fn is_proto(&self, p: Proto) -> bool {
+        self.proto == p.as_str()
+    }
+}
+
+impl Report {
+    /// Builds a run report from finished process reports, computing the totals.
+    pub fn new(command: Vec<String>, exit_status: Option<i32>, unix_in_totals: bool, processes: Vec<ProcessReport>) -> Report {
+        let mut totals = Totals::default();
+        for p in &processes {
+            totals.tx_bytes += p.totals.tx_bytes;
+            totals.rx_bytes += p.totals.rx_bytes;
+            totals.connections += p.totals.connections;
+        }
+        Report {
+            schema: REPORT_SCHEMA.to_string(),
+            command,
+            exit_status,
+            unix_in_totals,
+            totals,
+            processes,
+            notices: Vec::new(),
+        }
+    }
+}

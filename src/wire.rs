@@ -1,0 +1,290 @@
+//! The wire protocol between a metered process and a reporter: versioned NDJSON.
+//!
+//! Each metered process opens one stream connection to the Unix socket named by
+//! `SOCKMETER_SOCKET` and writes one JSON object per line. Every line carries `"v"` (the
+//! protocol version, [`WIRE_VERSION`]) and `"type"`. The first line is a `hello`; then come
+//! `socket` (a socket appeared or its metadata changed), `delta` (counters that grew since the
+//! last delta), `closed`, `notice` and, last, `bye`. A process that execs sends `bye` with
+//! reason `exec`, and its new image connects again with a new `hello`. docs/wire.md is the
+//! reference; [`Message`] is the source of truth.
+//!
+//! Counters on the wire are *differences*: a reporter adds them up. The hooks keep monotonic
+//! counters and the sender remembers what it has shipped, so nothing is lost at a boundary.
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Family, Proto, Role};
+
+/// The protocol version this crate speaks.
+pub const WIRE_VERSION: u32 = 1;
+/// The longest line a reader accepts.
+pub const MAX_LINE: usize = 4 << 20;
+
+/// One line on the wire.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// Protocol version.
+    pub v: u32,
+    /// The message.
+    #[serde(flatten)]
+    pub msg: Message,
+}
+
+/// The messages a metered process sends.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Message {
+    /// First message of a connection: who is talking.
+    Hello(Hello),
+    /// A socket appeared, or its metadata changed (full metadata each time).
+    Socket(SocketInfo),
+    /// Counters that grew since the previous delta.
+    Delta(Delta),
+    /// A socket's last fd was closed (its final delta came before).
+    Closed(Closed),
+    /// Something the user should know (a plugin that could not be metered, a full table...).
+    Notice(Notice),
+    /// Last message: the process exits or execs.
+    Bye(Bye),
+}
+
+/// How the process came to be metered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    /// Loaded at program start (including after an exec).
+    Start,
+    /// A forked child of a metered process.
+    Fork,
+}
+
+/// `hello`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// Process id.
+    pub pid: u32,
+    /// Parent process id.
+    pub ppid: u32,
+    /// Absolute path of the executable.
+    pub exe: String,
+    /// Command line.
+    pub argv: Vec<String>,
+    /// When metering of this process image started, ms since the epoch.
+    pub started_at: u64,
+    /// Start or fork.
+    pub origin: Origin,
+    /// The shim's version.
+    pub shim_version: String,
+    /// How often deltas are sent, in ms.
+    pub interval_ms: u64,
+}
+
+/// `socket`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SocketInfo {
+    /// Socket id, unique within the process image.
+    pub id: u64,
+    /// The fd it was first seen on.
+    pub fd: i32,
+    /// Address family.
+    pub family: Family,
+    /// Protocol.
+    pub proto: Proto,
+    /// Role.
+    pub role: Role,
+    /// Local address, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local: Option<String>,
+    /// Peer address, when connected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer: Option<String>,
+    /// The module charged for the socket (absolute path).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub module: Option<String>,
+    /// The object that made the call (often a system library such as libcurl).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
+    /// The label pushed by the host when the socket was opened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// Open time, ms since the epoch.
+    pub opened_at: u64,
+    /// Existed before this process (inherited across fork or exec).
+    #[serde(default)]
+    pub inherited: bool,
+    /// Recognised on first use rather than seen being created.
+    #[serde(default)]
+    pub adopted: bool,
+}
+
+/// Counter differences of one socket.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SocketDelta {
+    /// Socket id.
+    pub id: u64,
+    /// Bytes sent.
+    #[serde(default)]
+    pub tx_bytes: u64,
+    /// Bytes received.
+    #[serde(default)]
+    pub rx_bytes: u64,
+    /// Send calls.
+    #[serde(default)]
+    pub tx_calls: u64,
+    /// Receive calls.
+    #[serde(default)]
+    pub rx_calls: u64,
+    /// Failed calls.
+    #[serde(default)]
+    pub errors: u64,
+    /// Per-peer differences (datagram sockets).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub peers: Vec<PeerDelta>,
+}
+
+/// Counter differences of one peer of a datagram socket.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerDelta {
+    /// The peer's address.
+    pub peer: String,
+    /// Bytes sent to it.
+    #[serde(default)]
+    pub tx_bytes: u64,
+    /// Bytes received from it.
+    #[serde(default)]
+    pub rx_bytes: u64,
+    /// Calls sending to it.
+    #[serde(default)]
+    pub tx_calls: u64,
+    /// Calls receiving from it.
+    #[serde(default)]
+    pub rx_calls: u64,
+}
+
+/// `delta`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delta {
+    /// When the counters were read, ms since the epoch.
+    pub at: u64,
+    /// Sockets whose counters grew.
+    pub sockets: Vec<SocketDelta>,
+}
+
+/// `closed`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Closed {
+    /// Socket id.
+    pub id: u64,
+    /// Close time, ms since the epoch.
+    pub closed_at: u64,
+}
+
+/// `notice`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notice {
+    /// A stable key: `deepbind`, `table_full`, `config`, `dropped_events`, ...
+    pub kind: String,
+    /// One human sentence.
+    pub message: String,
+}
+
+/// Why a process said goodbye.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ByeReason {
+    /// exit(), return from main, or _exit().
+    Exit,
+    /// The image is replaced by exec; a new hello follows on a new connection.
+    Exec,
+}
+
+/// `bye`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bye {
+    /// When, ms since the epoch.
+    pub at: u64,
+    /// Exit or exec.
+    pub reason: ByeReason,
+    /// Events the hooks could not queue (the counts are unaffected: they live in counters).
+    #[serde(default)]
+    pub dropped_events: u64,
+}
+
+/// Why a line could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum WireError {
+    /// Not JSON, or not a message we know.
+    #[error("malformed message: {0}")]
+    Malformed(#[from] serde_json::Error),
+    /// A protocol version this reader does not speak.
+    #[error("unsupported protocol version {0} (this reporter speaks {WIRE_VERSION})")]
+    Version(u32),
+    /// Longer than [`MAX_LINE`].
+    #[error("message longer than {MAX_LINE} bytes")]
+    TooLong,
+}
+
+/// Serialises a message as one line (with the trailing newline).
+pub fn encode(msg: &Message) -> Vec<u8> {
+    let env = Envelope { v: WIRE_VERSION, msg: msg.clone() };
+    let mut out = serde_json::to_vec(&env).unwrap_or_default();
+    out.push(b'\n');
+    out
+}
+
+/// Parses one line (without or with its newline).
+pub fn decode(line: &[u8]) -> Result<Message, WireError> {
+    if line.len() > MAX_LINE {
+        return Err(WireError::TooLong);
+    }
+    #[derive(Deserialize)]
+    struct Version {
+        v: u32,
+    }
+    let v: Version = serde_json::from_slice(line)?;
+    if v.v != WIRE_VERSION {
+        return Err(WireError::Version(v.v));
+    }
+    let env: Envelope = serde_json::from_slice(line)?;
+    Ok(env.msg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip() {
+        let msgs = vec![
+            Message::Hello(Hello {
+                pid: 1,
+                ppid: 0,
+                exe: "/bin/x".into(),
+                argv: vec!["x".into()],
+                started_at: 3,
+                origin: Origin::Fork,
+                shim_version: "0.1.0".into(),
+                interval_ms: 1000,
+            }),
+            Message::Delta(Delta {
+                at: 9,
+                sockets: vec![SocketDelta { id: 4, tx_bytes: 5, ..Default::default() }],
+            }),
+            Message::Bye(Bye { at: 10, reason: ByeReason::Exec, dropped_events: 0 }),
+        ];
+        for m in msgs {
+            let line = encode(&m);
+            assert_eq!(*line.last().unwrap(), b'\n');
+            assert_eq!(decode(&line).unwrap(), m);
+        }
+    }
+
+    #[test]
+    fn hostile_input_is_an_error_not_a_panic() {
+        assert!(matches!(decode(b"{\"v\":2,\"type\":\"bye\"}"), Err(WireError::Version(2))));
+        assert!(decode(b"not json").is_err());
+        assert!(decode(b"{\"v\":1,\"type\":\"nope\"}").is_err());
+        assert!(decode(b"{\"v\":1,\"type\":\"delta\",\"at\":1,\"sockets\":[{\"id\":-1}]}").is_err());
+        assert!(matches!(decode(&vec![b' '; MAX_LINE + 1]), Err(WireError::TooLong)));
+    }
+}
