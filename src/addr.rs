@@ -43,30 +43,13 @@ const TRUNCATED: u64 = 1 << 7;
 impl Addr {
     /// Encodes the address into words; `[0; ADDR_WORDS]` means "no address".
     pub fn encode(&self) -> [u64; ADDR_WORDS] {
-        let mut w = [0u64; ADDR_WORDS];
         match self {
-            Addr::V4(ip, port) => {
-                w[0] = TAG_V4 | (u64::from(*port) << 8);
-                w[1] = u64::from(u32::from_be_bytes(ip.octets()));
-            }
-            Addr::V6(ip, port, scope) => {
-                w[0] = TAG_V6 | (u64::from(*port) << 8) | (u64::from(*scope) << 32);
-                let o = ip.octets();
-                w[1] = u64::from_be_bytes(o[..8].try_into().unwrap_or_default());
-                w[2] = u64::from_be_bytes(o[8..].try_into().unwrap_or_default());
-            }
-            Addr::Unix(path, truncated) | Addr::Abstract(path, truncated) => {
-                let tag = if matches!(self, Addr::Unix(..)) { TAG_UNIX } else { TAG_ABSTRACT };
-                let len = path.len().min(UNIX_PATH_MAX);
-                let trunc = *truncated || path.len() > UNIX_PATH_MAX;
-                w[0] = tag | if trunc { TRUNCATED } else { 0 } | ((len as u64) << 8);
-                for (i, b) in path[..len].iter().enumerate() {
-                    w[1 + i / 8] |= u64::from(*b) << ((i % 8) * 8);
-                }
-            }
-            Addr::Unnamed => w[0] = TAG_UNNAMED,
+            Addr::V4(ip, port) => encode_v4(ip.octets(), *port),
+            Addr::V6(ip, port, scope) => encode_v6(ip.octets(), *port, *scope),
+            Addr::Unix(path, truncated) => encode_unix(path, false, *truncated),
+            Addr::Abstract(path, truncated) => encode_unix(path, true, *truncated),
+            Addr::Unnamed => encode_unix(&[], false, false),
         }
-        w
     }
 
     /// Decodes words written by [`Addr::encode`]; `None` for "no address" or garbage.
@@ -95,6 +78,38 @@ impl Addr {
     pub fn is_inet(&self) -> bool {
         matches!(self, Addr::V4(..) | Addr::V6(..))
     }
+}
+
+/// Encodes an IPv4 address (octets in network order) without allocating.
+pub const fn encode_v4(octets: [u8; 4], port: u16) -> [u64; ADDR_WORDS] {
+    [TAG_V4 | (port as u64) << 8, u32::from_be_bytes(octets) as u64, 0, 0, 0]
+}
+
+/// Encodes an IPv6 address without allocating.
+pub fn encode_v6(o: [u8; 16], port: u16, scope: u32) -> [u64; ADDR_WORDS] {
+    let mut hi = [0u8; 8];
+    let mut lo = [0u8; 8];
+    hi.copy_from_slice(&o[..8]);
+    lo.copy_from_slice(&o[8..]);
+    [TAG_V6 | u64::from(port) << 8 | u64::from(scope) << 32, u64::from_be_bytes(hi), u64::from_be_bytes(lo), 0, 0]
+}
+
+/// Encodes a Unix-domain name (a path, or an abstract name without its leading NUL; an empty
+/// path is an unnamed socket) without allocating.
+pub fn encode_unix(path: &[u8], abstract_name: bool, truncated: bool) -> [u64; ADDR_WORDS] {
+    let mut w = [0u64; ADDR_WORDS];
+    if path.is_empty() && !abstract_name {
+        w[0] = TAG_UNNAMED;
+        return w;
+    }
+    let tag = if abstract_name { TAG_ABSTRACT } else { TAG_UNIX };
+    let len = path.len().min(UNIX_PATH_MAX);
+    let trunc = truncated || path.len() > UNIX_PATH_MAX;
+    w[0] = tag | if trunc { TRUNCATED } else { 0 } | ((len as u64) << 8);
+    for (i, b) in path.iter().take(len).enumerate() {
+        w[1 + i / 8] |= u64::from(*b) << ((i % 8) * 8);
+    }
+    w
 }
 
 impl fmt::Display for Addr {

@@ -7,6 +7,8 @@
 //! (`shim/`) and the `sockmeter` command (`reporter/`) are built on it.
 
 pub mod account;
+pub mod config;
+pub mod glob;
 pub mod addr;
 pub mod model;
 pub mod registry;

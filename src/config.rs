@@ -1,0 +1,161 @@
+//! The shim's configuration, read from the environment once at load time.
+//!
+//! | variable | meaning | default |
+//! |---|---|---|
+//! | `SOCKMETER_SOCKET` | the reporter's Unix socket; unset = no reporter | unset |
+//! | `SOCKMETER_INTERVAL` | ms between deltas (10 ..= 3_600_000) | 1000 |
+//! | `SOCKMETER_REPORT` | write this process's report here at exit (`%p` = pid) | unset |
+//! | `SOCKMETER_UNIX` | `1`: Unix-domain traffic counts in that report's totals | 0 |
+//! | `SOCKMETER_ATTRIBUTE` | `:`-separated globs naming the objects that count as modules | unset |
+//! | `SOCKMETER_DISABLE` | `1`: pass every call straight through | 0 |
+//!
+//! A malformed value never stops the host: [`Config::from_lookup`] returns the defaults for
+//! it and one [`ConfigError`] per problem, which the shim prints as one line on stderr.
+
+use std::ffi::OsString;
+
+/// Default delta interval.
+pub const DEFAULT_INTERVAL_MS: u64 = 1000;
+
+/// The shim's settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Reporter socket path.
+    pub socket: Option<String>,
+    /// Delta interval in ms.
+    pub interval_ms: u64,
+    /// Report file pattern.
+    pub report: Option<String>,
+    /// Unix traffic in the report file's totals.
+    pub unix_in_totals: bool,
+    /// Module globs.
+    pub attribute: Vec<String>,
+    /// Pass-through.
+    pub disabled: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            socket: None,
+            interval_ms: DEFAULT_INTERVAL_MS,
+            report: None,
+            unix_in_totals: false,
+            attribute: Vec::new(),
+            disabled: false,
+        }
+    }
+}
+
+/// One malformed variable.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{var}={value:?}: {problem}; {fallback}")]
+pub struct ConfigError {
+    /// The variable.
+    pub var: &'static str,
+    /// Its value, lossily decoded.
+    pub value: String,
+    /// What is wrong.
+    pub problem: String,
+    /// What happens instead.
+    pub fallback: &'static str,
+}
+
+fn flag(var: &'static str, v: Option<OsString>, errs: &mut Vec<ConfigError>) -> bool {
+    match v.as_ref().map(|v| v.to_string_lossy().into_owned()) {
+        None => false,
+        Some(s) => match s.as_str() {
+            "" | "0" | "false" | "no" | "off" => false,
+            "1" | "true" | "yes" | "on" => true,
+            _ => {
+                errs.push(ConfigError { var, value: s, problem: "expected 1 or 0".into(), fallback: "treated as 0" });
+                false
+            }
+        },
+    }
+}
+
+fn text(var: &'static str, v: Option<OsString>, errs: &mut Vec<ConfigError>) -> Option<String> {
+    let v = v?;
+    match v.into_string() {
+        Ok(s) if s.is_empty() => None,
+        Ok(s) => Some(s),
+        Err(raw) => {
+            errs.push(ConfigError {
+                var,
+                value: raw.to_string_lossy().into_owned(),
+                problem: "not valid UTF-8".into(),
+                fallback: "ignored",
+            });
+            None
+        }
+    }
+}
+
+impl Config {
+    /// Reads the configuration through `get` (the environment in the shim, a map in tests).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<OsString>) -> (Config, Vec<ConfigError>) {
+        let mut errs = Vec::new();
+        let mut c = Config { disabled: flag("SOCKMETER_DISABLE", get("SOCKMETER_DISABLE"), &mut errs), ..Config::default() };
+        c.socket = text("SOCKMETER_SOCKET", get("SOCKMETER_SOCKET"), &mut errs);
+        c.report = text("SOCKMETER_REPORT", get("SOCKMETER_REPORT"), &mut errs);
+        c.unix_in_totals = flag("SOCKMETER_UNIX", get("SOCKMETER_UNIX"), &mut errs);
+        if let Some(s) = text("SOCKMETER_INTERVAL", get("SOCKMETER_INTERVAL"), &mut errs) {
+            match s.trim().parse::<u64>() {
+                Ok(ms) if (10..=3_600_000).contains(&ms) => c.interval_ms = ms,
+                _ => errs.push(ConfigError {
+                    var: "SOCKMETER_INTERVAL",
+                    value: s,
+                    problem: "expected milliseconds from 10 to 3600000".into(),
+                    fallback: "using 1000",
+                }),
+            }
+        }
+        if let Some(s) = text("SOCKMETER_ATTRIBUTE", get("SOCKMETER_ATTRIBUTE"), &mut errs) {
+            c.attribute = s.split(':').filter(|g| !g.is_empty()).map(str::to_string).collect();
+        }
+        (c, errs)
+    }
+
+    /// The report path for process `pid` (`%p` replaced by the pid).
+    pub fn report_path(&self, pid: u32) -> Option<String> {
+        self.report.as_ref().map(|r| r.replace("%p", &pid.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn read(pairs: &[(&str, &str)]) -> (Config, Vec<ConfigError>) {
+        let m: HashMap<String, OsString> = pairs.iter().map(|(k, v)| (k.to_string(), OsString::from(v))).collect();
+        Config::from_lookup(|k| m.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_and_values() {
+        assert_eq!(read(&[]).0, Config::default());
+        let (c, e) = read(&[("SOCKMETER_INTERVAL", "250"), ("SOCKMETER_ATTRIBUTE", "*.so::/opt/*"), ("SOCKMETER_UNIX", "1")]);
+        assert!(e.is_empty());
+        assert_eq!(c.interval_ms, 250);
+        assert_eq!(c.attribute, vec!["*.so", "/opt/*"]);
+        assert!(c.unix_in_totals);
+    }
+
+    #[test]
+    fn malformed_values_fall_back_with_a_named_error() {
+        let (c, e) = read(&[("SOCKMETER_INTERVAL", "soon"), ("SOCKMETER_DISABLE", "maybe")]);
+        assert_eq!(c.interval_ms, DEFAULT_INTERVAL_MS);
+        assert!(!c.disabled);
+        assert_eq!(e.len(), 2);
+        assert!(e[0].to_string().contains("SOCKMETER_DISABLE"));
+        assert!(e[1].to_string().starts_with("SOCKMETER_INTERVAL=\"soon\""));
+    }
+
+    #[test]
+    fn report_path_substitutes_pid() {
+        let (c, _) = read(&[("SOCKMETER_REPORT", "/tmp/r-%p.json")]);
+        assert_eq!(c.report_path(42).unwrap(), "/tmp/r-42.json");
+    }
+}
