@@ -1,1 +1,54 @@
-fn main() {}
+//! `sockmeter`: runs a program with the shim preloaded and reports its network traffic.
+//!
+//! This file only parses the command line and maps the outcome to an exit status; each
+//! subcommand lives in its own module. Exit statuses: the command's own for `run` (128+N for
+//! signal N; 127 if it is not found, 126 if it cannot be executed), 2 for usage errors and for
+//! problems found before anything ran (no shim, an unwritable `--json` path).
+
+mod cli;
+mod collector;
+mod conn;
+mod elf;
+mod private_dir;
+mod report_out;
+mod run;
+mod shim_path;
+mod signals;
+mod summary;
+
+use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+
+/// Exit status for errors of the reporter itself, before the command ran.
+const EXIT_USAGE: i32 = 2;
+
+fn shim_path() -> Result<i32> {
+    let p = shim_path::find()?;
+    let mut out = std::io::stdout().lock();
+    out.write_all(p.as_os_str().as_bytes())
+        .and_then(|()| out.write_all(b"\n"))
+        .and_then(|()| out.flush())
+        .context("cannot print the shim's path")?;
+    Ok(0)
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let outcome = match &cli.command {
+        Command::Run(args) => run::run(args),
+        Command::ShimPath => shim_path(),
+    };
+    let code = match outcome {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("sockmeter: error: {e:#}");
+            EXIT_USAGE
+        }
+    };
+    std::process::exit(code);
+}

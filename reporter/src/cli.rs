@@ -1,0 +1,186 @@
+//! Command-line arguments of `sockmeter` (clap derive).
+//!
+//! Only parsing and validation live here; each subcommand's behaviour is in its own module.
+//! Usage errors are clap's: a message on stderr and exit status 2.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+pub use sockmeter::config::DEFAULT_INTERVAL_MS;
+
+/// Network byte accounting inside a process, without root.
+#[derive(Debug, Parser)]
+#[command(name = "sockmeter", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a command with the shim preloaded and report its network traffic.
+    Run(RunArgs),
+    /// Print the absolute path of the shim that `run` injects.
+    ShimPath,
+}
+
+/// `sockmeter run [--json FILE] [--interval MS] [--unix] [--attribute GLOB]... -- CMD [ARGS...]`
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Write the JSON report (sockmeter.report.v1) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+
+    /// How often metered processes send their counters, in milliseconds (10 to 3600000).
+    #[arg(
+        long,
+        value_name = "MS",
+        default_value_t = DEFAULT_INTERVAL_MS,
+        value_parser = clap::value_parser!(u64).range(10..=3_600_000)
+    )]
+    pub interval: u64,
+
+    /// Count Unix-domain sockets in the totals (they are always listed in their own section).
+    #[arg(long)]
+    pub unix: bool,
+
+    /// Objects (shared libraries, executables) that count as modules; repeatable.
+    #[arg(long = "attribute", value_name = "GLOB", value_parser = parse_glob)]
+    pub attribute: Vec<String>,
+
+    /// The command to run and its arguments (after `--`).
+    #[arg(
+        value_name = "CMD",
+        required = true,
+        num_args = 1..,
+        trailing_var_arg = true,
+        value_parser = clap::value_parser!(OsString)
+    )]
+    pub command: Vec<OsString>,
+}
+
+/// Validates one `--attribute` glob: not empty, and without `:` (the list separator of
+/// `SOCKMETER_ATTRIBUTE`) or a NUL byte.
+fn parse_glob(s: &str) -> Result<String, String> {
+    if s.is_empty() {
+        return Err("the glob is empty".into());
+    }
+    if s.contains(':') {
+        return Err(format!("`{s}` contains `:`, which separates globs in SOCKMETER_ATTRIBUTE; give each glob its own --attribute"));
+    }
+    if s.contains('\0') {
+        return Err("the glob contains a NUL byte".into());
+    }
+    Ok(s.to_string())
+}
+
+impl RunArgs {
+    /// The value of `SOCKMETER_ATTRIBUTE`, when any `--attribute` was given.
+    pub fn attribute_env(&self) -> Option<String> {
+        (!self.attribute.is_empty()).then(|| self.attribute.join(":"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::error::ErrorKind;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("sockmeter").chain(args.iter().copied()))
+    }
+
+    fn run_args(args: &[&str]) -> RunArgs {
+        match parse(args).expect("parses").command {
+            Command::Run(r) => r,
+            other => panic!("not run: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn run_with_every_flag() {
+        let r = run_args(&[
+            "run",
+            "--json",
+            "r.json",
+            "--interval",
+            "250",
+            "--unix",
+            "--attribute",
+            "*/libfoo*.so",
+            "--attribute",
+            "/opt/x/*",
+            "--",
+            "curl",
+            "-s",
+            "--json",
+            "x",
+        ]);
+        assert_eq!(r.json, Some(PathBuf::from("r.json")));
+        assert_eq!(r.interval, 250);
+        assert!(r.unix);
+        assert_eq!(r.attribute_env().as_deref(), Some("*/libfoo*.so:/opt/x/*"));
+        assert_eq!(r.command, ["curl", "-s", "--json", "x"].map(OsString::from));
+    }
+
+    #[test]
+    fn defaults_and_command_without_double_dash() {
+        let r = run_args(&["run", "sh", "-c", "exit 3"]);
+        assert_eq!(r.interval, DEFAULT_INTERVAL_MS);
+        assert!(!r.unix && r.json.is_none() && r.attribute_env().is_none());
+        assert_eq!(r.command, ["sh", "-c", "exit 3"].map(OsString::from));
+    }
+
+    #[test]
+    fn bad_input_is_a_usage_error() {
+        assert_eq!(
+            parse(&["run", "--bogus", "--", "true"]).unwrap_err().kind(),
+            ErrorKind::UnknownArgument
+        );
+        assert_eq!(
+            parse(&["run", "--interval", "9", "--", "true"])
+                .unwrap_err()
+                .kind(),
+            ErrorKind::ValueValidation
+        );
+        assert_eq!(
+            parse(&["run", "--interval", "fast", "--", "true"])
+                .unwrap_err()
+                .kind(),
+            ErrorKind::ValueValidation
+        );
+        assert_eq!(
+            parse(&["run", "--attribute", "a:b", "--", "true"])
+                .unwrap_err()
+                .kind(),
+            ErrorKind::ValueValidation
+        );
+        assert_eq!(
+            parse(&["run", "--attribute", "", "--", "true"])
+                .unwrap_err()
+                .kind(),
+            ErrorKind::ValueValidation
+        );
+        assert!(parse(&["run"]).is_err());
+        assert!(parse(&["run", "--"]).is_err());
+        assert!(parse(&["frobnicate"]).is_err());
+        assert_eq!(
+            parse(&["run", "--bogus", "--", "true"])
+                .unwrap_err()
+                .exit_code(),
+            2
+        );
+    }
+
+    #[test]
+    fn shim_path_parses() {
+        assert!(matches!(
+            parse(&["shim-path"]).unwrap().command,
+            Command::ShimPath
+        ));
+    }
+}

@@ -1,0 +1,412 @@
+//! The reporter's end of the wire: a Unix stream socket that metered processes connect to,
+//! served by a single `poll(2)` loop the caller drives with [`Collector::poll`].
+//!
+//! Every accepted connection is one process image ([`Conn`]). The loop never blocks on one
+//! connection, so a silent or hostile process cannot stall the others, and the caller keeps
+//! control between calls: `run` waits for its child there, a future `listen` could serve
+//! forever, and a live view or an exporter can read [`Collector::conns`] at any time.
+
+use std::io::{ErrorKind, Read};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use sockmeter::wire::ByeReason;
+
+use crate::conn::{Conn, Status};
+
+/// Bytes read from one connection per [`Collector::poll`] before turning to the others.
+const READ_BUDGET: usize = 1 << 20;
+
+struct Slot {
+    conn: Conn,
+    stream: Option<UnixStream>,
+}
+
+/// The listening socket and every connection accepted on it.
+pub struct Collector {
+    listener: UnixListener,
+    path: PathBuf,
+    slots: Vec<Slot>,
+    next_id: u64,
+    warnings: Vec<String>,
+    accept_error: Option<String>,
+}
+
+impl Collector {
+    /// Listens on a new socket at `path` (which must not exist).
+    pub fn bind(path: &Path) -> Result<Self> {
+        let listener = UnixListener::bind(path)
+            .with_context(|| format!("cannot listen on {}", path.display()))?;
+        listener
+            .set_nonblocking(true)
+            .context("cannot make the listening socket non-blocking")?;
+        Ok(Collector {
+            listener,
+            path: path.to_path_buf(),
+            slots: Vec::new(),
+            next_id: 1,
+            warnings: Vec::new(),
+            accept_error: None,
+        })
+    }
+
+    /// The socket's path (what `SOCKMETER_SOCKET` names).
+    pub fn socket_path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Every connection so far, in the order they were accepted.
+    pub fn conns(&self) -> impl Iterator<Item = &Conn> {
+        self.slots.iter().map(|s| &s.conn)
+    }
+
+    /// Warnings produced since the last call (bad messages, accept failures).
+    pub fn take_warnings(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.warnings)
+    }
+
+    /// How many process images the reporter should still wait for: connections that neither
+    /// said `bye` nor ended, and processes that said `bye` to exec but whose new image has
+    /// not connected yet (while that pid is alive).
+    pub fn awaited(&self) -> usize {
+        let open = self.slots.iter().filter(|s| s.conn.is_open()).count();
+        let execing = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter(|(i, s)| {
+                s.conn.status() == Status::SaidBye(ByeReason::Exec) && !self.reconnected(*i)
+            })
+            .filter(|(_, s)| s.conn.account().hello().is_some_and(|h| pid_alive(h.pid)))
+            .count();
+        open + execing
+    }
+
+    /// Whether a connection accepted after slot `i` said hello with the same pid.
+    fn reconnected(&self, i: usize) -> bool {
+        let Some(pid) = self.slots[i].conn.account().hello().map(|h| h.pid) else {
+            return false;
+        };
+        self.slots[i + 1..]
+            .iter()
+            .any(|s| s.conn.account().hello().is_some_and(|h| h.pid == pid))
+    }
+
+    /// Waits up to `timeout` for activity, then accepts every pending connection and reads
+    /// what every ready connection has sent. A signal cuts the wait short.
+    pub fn poll(&mut self, timeout: Duration) -> Result<()> {
+        let mut fds = Vec::with_capacity(self.slots.len() + 1);
+        fds.push(libc::pollfd {
+            fd: self.listener.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        });
+        let mut which = Vec::with_capacity(self.slots.len());
+        for (i, s) in self.slots.iter().enumerate() {
+            if let Some(st) = &s.stream {
+                fds.push(libc::pollfd {
+                    fd: st.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                });
+                which.push(i);
+            }
+        }
+        let ms = timeout.as_millis().min(i32::MAX as u128) as libc::c_int;
+        // SAFETY: `fds` is a live, properly initialised array of `fds.len()` pollfd structs
+        // that poll only writes `revents` into.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == ErrorKind::Interrupted {
+                return Ok(());
+            }
+            return Err(e).context("poll on the reporter socket failed");
+        }
+        for (fd, &i) in fds[1..].iter().zip(&which) {
+            if fd.revents != 0 {
+                self.read_slot(i);
+            }
+        }
+        if fds[0].revents != 0 {
+            self.accept_all();
+        }
+        Ok(())
+    }
+
+    fn accept_all(&mut self) {
+        loop {
+            match self.listener.accept() {
+                Ok((stream, _)) => {
+                    if let Err(e) = stream.set_nonblocking(true) {
+                        self.warn_accept(format!("cannot use a new connection: {e}"));
+                        continue;
+                    }
+                    let id = self.next_id;
+                    self.next_id += 1;
+                    self.slots.push(Slot {
+                        conn: Conn::new(id),
+                        stream: Some(stream),
+                    });
+                    self.read_slot(self.slots.len() - 1);
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    self.warn_accept(format!(
+                        "cannot accept a connection from a metered process: {e}"
+                    ));
+                    break;
+                }
+            }
+        }
+    }
+
+    fn warn_accept(&mut self, text: String) {
+        if self.accept_error.as_deref() != Some(text.as_str()) {
+            self.warnings.push(text.clone());
+            self.accept_error = Some(text);
+        }
+    }
+
+    fn read_slot(&mut self, i: usize) {
+        let slot = &mut self.slots[i];
+        let Some(stream) = slot.stream.as_mut() else {
+            return;
+        };
+        let mut buf = [0u8; 64 * 1024];
+        let mut budget = READ_BUDGET;
+        let ended = loop {
+            match stream.read(&mut buf) {
+                Ok(0) => break true,
+                Ok(n) => {
+                    self.warnings.extend(slot.conn.feed(&buf[..n]));
+                    budget = budget.saturating_sub(n);
+                    if budget == 0 {
+                        break false;
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break false,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                // A reset or other failure ends the connection like an EOF: counts are kept.
+                Err(_) => break true,
+            }
+        };
+        if ended {
+            slot.stream = None;
+            self.warnings.extend(slot.conn.end_of_stream());
+        }
+    }
+
+    /// Stops listening and hands over every connection that sent anything. Connections still
+    /// open stay unfinished (their processes are reported as `running`).
+    pub fn finish(mut self) -> Vec<Conn> {
+        for s in &mut self.slots {
+            s.stream = None;
+        }
+        let _ = std::fs::remove_file(&self.path);
+        self.slots
+            .into_iter()
+            .map(|s| s.conn)
+            .filter(|c| !c.is_empty())
+            .collect()
+    }
+}
+
+/// Whether a process exists (`kill(pid, 0)` succeeds or is refused for permissions).
+fn pid_alive(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    if pid <= 0 {
+        return false;
+    }
+    // SAFETY: signal 0 sends nothing; kill only checks that the process exists.
+    let r = unsafe { libc::kill(pid, 0) };
+    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::private_dir::PrivateDir;
+    use sockmeter::model::{Family, Proto, Role};
+    use sockmeter::wire::{encode, Bye, Delta, Hello, Message, Origin, SocketDelta, SocketInfo};
+    use std::io::Write;
+
+    fn hello(pid: u32) -> Vec<u8> {
+        encode(&Message::Hello(Hello {
+            pid,
+            ppid: 1,
+            exe: "/bin/x".into(),
+            argv: vec!["x".into()],
+            started_at: 5,
+            origin: Origin::Start,
+            shim_version: "t".into(),
+            interval_ms: 1000,
+        }))
+    }
+
+    fn traffic(id: u64, family: Family, tx: u64) -> Vec<u8> {
+        let mut v = encode(&Message::Socket(SocketInfo {
+            id,
+            fd: 4,
+            family,
+            proto: Proto::Tcp,
+            role: Role::Connected,
+            local: None,
+            peer: Some("10.0.0.1:443".into()),
+            module: None,
+            via: None,
+            label: None,
+            opened_at: 6,
+            inherited: false,
+            adopted: false,
+        }));
+        v.extend(encode(&Message::Delta(Delta {
+            at: 7,
+            sockets: vec![SocketDelta {
+                id,
+                tx_bytes: tx,
+                ..Default::default()
+            }],
+        })));
+        v
+    }
+
+    fn bye(reason: ByeReason) -> Vec<u8> {
+        encode(&Message::Bye(Bye {
+            at: 8,
+            reason,
+            dropped_events: 0,
+        }))
+    }
+
+    fn pump(c: &mut Collector, until: impl Fn(&Collector) -> bool) {
+        for _ in 0..200 {
+            c.poll(Duration::from_millis(10)).unwrap();
+            if until(c) {
+                return;
+            }
+        }
+        panic!("collector did not get there");
+    }
+
+    #[test]
+    fn many_connections_hostile_ones_included() {
+        let dir = PrivateDir::new().unwrap();
+        let mut c = Collector::bind(&dir.path().join("s")).unwrap();
+        let me = std::process::id();
+
+        let mut a = UnixStream::connect(c.socket_path()).unwrap();
+        a.write_all(
+            &[
+                hello(me),
+                traffic(1, Family::Inet, 100),
+                bye(ByeReason::Exit),
+            ]
+            .concat(),
+        )
+        .unwrap();
+        let mut b = UnixStream::connect(c.socket_path()).unwrap();
+        b.write_all(
+            &[
+                hello(me + 1),
+                traffic(1, Family::Inet6, 10),
+                b"\xff\xfe not json\n".to_vec(),
+                traffic(2, Family::Inet, 5),
+            ]
+            .concat(),
+        )
+        .unwrap();
+        let silent = UnixStream::connect(c.socket_path()).unwrap();
+        pump(&mut c, |c| {
+            c.conns().count() == 3
+                && c.conns().nth(1).unwrap().report(false, "x").totals.tx_bytes == 15
+        });
+
+        assert_eq!(
+            c.awaited(),
+            2,
+            "b is open, the silent one too; a said bye (still connected)"
+        );
+        let w = c.take_warnings();
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].starts_with(&format!("pid {} (connection 2)", me + 1)),
+            "{}",
+            w[0]
+        );
+        drop(b);
+        drop(silent);
+        pump(&mut c, |c| c.awaited() == 0);
+        drop(a);
+
+        let conns = c.finish();
+        assert_eq!(conns.len(), 2, "the silent connection is not a process");
+        let r: Vec<_> = conns.iter().map(|c| c.report(false, "running")).collect();
+        assert_eq!((r[0].totals.tx_bytes, r[0].end.as_str()), (100, "exit"));
+        assert_eq!((r[1].totals.tx_bytes, r[1].end.as_str()), (15, "lost"));
+    }
+
+    #[test]
+    fn an_exec_bye_is_awaited_until_the_new_image_connects() {
+        let dir = PrivateDir::new().unwrap();
+        let mut c = Collector::bind(&dir.path().join("s")).unwrap();
+        let me = std::process::id();
+        let mut old = UnixStream::connect(c.socket_path()).unwrap();
+        old.write_all(&[hello(me), bye(ByeReason::Exec)].concat())
+            .unwrap();
+        drop(old);
+        pump(&mut c, |c| c.conns().next().is_some_and(|k| !k.is_open()));
+        assert_eq!(
+            c.awaited(),
+            1,
+            "our own pid is alive and has not reconnected"
+        );
+        let mut new = UnixStream::connect(c.socket_path()).unwrap();
+        new.write_all(&[hello(me), bye(ByeReason::Exit)].concat())
+            .unwrap();
+        pump(&mut c, |c| c.awaited() == 0);
+        let ends: Vec<_> = c
+            .finish()
+            .iter()
+            .map(|k| k.report(false, "running").end)
+            .collect();
+        assert_eq!(ends, ["exec", "exit"]);
+    }
+
+    #[test]
+    fn an_exec_bye_of_a_dead_pid_is_not_awaited() {
+        let dir = PrivateDir::new().unwrap();
+        let mut c = Collector::bind(&dir.path().join("s")).unwrap();
+        let mut old = UnixStream::connect(c.socket_path()).unwrap();
+        // pid_max is at most 2^22, so this pid cannot exist.
+        old.write_all(&[hello(4_999_999), bye(ByeReason::Exec)].concat())
+            .unwrap();
+        pump(&mut c, |c| {
+            c.conns().count() == 1 && !c.conns().next().unwrap().is_open()
+        });
+        assert_eq!(c.awaited(), 0);
+        let open = UnixStream::connect(c.socket_path()).unwrap();
+        let mut w = open.try_clone().unwrap();
+        w.write_all(&hello(4_999_998)).unwrap();
+        pump(&mut c, |c| {
+            c.conns().count() == 2 && c.conns().nth(1).unwrap().account().hello().is_some()
+        });
+        assert_eq!(c.awaited(), 1);
+        let r: Vec<_> = c
+            .finish()
+            .iter()
+            .map(|k| k.report(false, "running").end)
+            .collect();
+        assert_eq!(
+            r,
+            ["exec", "running"],
+            "still connected at the end: running"
+        );
+    }
+}

@@ -1,0 +1,360 @@
+//! One metered process image as the reporter sees it: the bytes of its connection, cut into
+//! lines, decoded with [`sockmeter::wire::decode`] and fed to a [`ProcessAccount`].
+//!
+//! Nothing here touches a socket, so the same code can read a recorded NDJSON stream
+//! (`replay`) as well as a live connection. Hostile input never costs counts: a line that
+//! fails to decode, or one longer than [`MAX_LINE`], is skipped with one warning naming the
+//! connection (later bad lines of the same connection are only counted, then summed up when
+//! it ends), and everything read before and after it is kept.
+
+use sockmeter::wire::{self, ByeReason, Message, MAX_LINE};
+use sockmeter::{ProcessAccount, ProcessReport};
+
+/// How a connection's process ended, as far as the reporter can tell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// Still talking (no `bye`, no end of stream).
+    Open,
+    /// Said `bye` (exit or exec); the stream may still be open (e.g. inherited by a child).
+    SaidBye(ByeReason),
+    /// The stream ended without a `bye`: the process was killed or the connection broke.
+    Lost,
+}
+
+/// The reader of one connection.
+#[derive(Debug)]
+pub struct Conn {
+    id: u64,
+    account: ProcessAccount,
+    buf: Vec<u8>,
+    skipping: bool,
+    eof: bool,
+    bad_lines: u64,
+    first_error: Option<String>,
+    lines: u64,
+}
+
+impl Conn {
+    /// A new reader; `id` numbers connections in the order they were accepted.
+    pub fn new(id: u64) -> Self {
+        Conn {
+            id,
+            account: ProcessAccount::new(),
+            buf: Vec::new(),
+            skipping: false,
+            eof: false,
+            bad_lines: 0,
+            first_error: None,
+            lines: 0,
+        }
+    }
+
+    /// The connection's number.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The account so far.
+    pub fn account(&self) -> &ProcessAccount {
+        &self.account
+    }
+
+    /// Who is talking, for messages: `pid 4711 (connection 3)` or `connection 3 (no hello yet)`.
+    pub fn who(&self) -> String {
+        match self.account.hello() {
+            Some(h) => format!("pid {} (connection {})", h.pid, self.id),
+            None => format!("connection {} (no hello yet)", self.id),
+        }
+    }
+
+    /// Where the process stands.
+    pub fn status(&self) -> Status {
+        match (self.account.ended(), self.eof) {
+            (Some(r), _) => Status::SaidBye(r),
+            (None, true) => Status::Lost,
+            (None, false) => Status::Open,
+        }
+    }
+
+    /// Whether the reporter still has to wait for this connection.
+    pub fn is_open(&self) -> bool {
+        self.status() == Status::Open
+    }
+
+    /// Whether anything at all was received (a connection that sent nothing is not a process).
+    pub fn is_empty(&self) -> bool {
+        self.lines == 0 && self.bad_lines == 0 && self.buf.is_empty()
+    }
+
+    /// Feeds bytes read from the connection; returns the warnings to show the user.
+    pub fn feed(&mut self, mut data: &[u8]) -> Vec<String> {
+        let mut warnings = Vec::new();
+        while !data.is_empty() {
+            let nl = data.iter().position(|&b| b == b'\n');
+            let (chunk, rest, complete) = match nl {
+                Some(i) => (&data[..i], &data[i + 1..], true),
+                None => (data, &[][..], false),
+            };
+            data = rest;
+            if self.skipping {
+                self.skipping = !complete;
+                continue;
+            }
+            if self.buf.len() + chunk.len() > MAX_LINE {
+                self.buf = Vec::new();
+                self.skipping = !complete;
+                self.bad_line(&wire::WireError::TooLong.to_string(), &mut warnings);
+                continue;
+            }
+            self.buf.extend_from_slice(chunk);
+            if complete {
+                let line = std::mem::take(&mut self.buf);
+                self.line(&line, &mut warnings);
+            }
+        }
+        warnings
+    }
+
+    /// The stream ended; returns the warnings to show the user. A last line without its
+    /// newline is still read (a process killed mid-write leaves a torn line: noted, not warned).
+    pub fn end_of_stream(&mut self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if self.eof {
+            return warnings;
+        }
+        self.eof = true;
+        let rest = std::mem::take(&mut self.buf);
+        if !rest.is_empty() && !self.skipping {
+            self.lines += 1;
+            match wire::decode(&rest) {
+                Ok(msg) => self.apply(&msg, &mut warnings),
+                Err(_) => self
+                    .account
+                    .add_notice("the connection ended in the middle of a message".into()),
+            }
+        }
+        if self.bad_lines > 1 {
+            warnings.push(format!(
+                "{}: {} more unreadable lines were skipped",
+                self.who(),
+                self.bad_lines - 1
+            ));
+        }
+        warnings
+    }
+
+    fn line(&mut self, line: &[u8], warnings: &mut Vec<String>) {
+        if line.iter().all(|b| b.is_ascii_whitespace()) {
+            return;
+        }
+        self.lines += 1;
+        match wire::decode(line) {
+            Ok(msg) => self.apply(&msg, warnings),
+            Err(e) => self.bad_line(&e.to_string(), warnings),
+        }
+    }
+
+    fn apply(&mut self, msg: &Message, warnings: &mut Vec<String>) {
+        if let Err(e) = self.account.apply(msg) {
+            self.bad_line(&e.to_string(), warnings);
+        }
+    }
+
+    fn bad_line(&mut self, error: &str, warnings: &mut Vec<String>) {
+        self.bad_lines += 1;
+        if self.first_error.is_none() {
+            self.first_error = Some(error.to_string());
+            warnings.push(format!(
+                "{}: skipped a bad message: {error}; its other counts are kept",
+                self.who()
+            ));
+        }
+    }
+
+    /// The process report. `end_hint` names an open connection's end (`running`); a stream
+    /// that ended without a `bye` is `lost` whatever the hint.
+    pub fn report(&self, include_unix: bool, end_hint: &str) -> ProcessReport {
+        let hint = if self.eof { "lost" } else { end_hint };
+        let mut r = self.account.report(include_unix, hint);
+        if let Some(first) = &self.first_error {
+            let n = self.bad_lines;
+            r.notices.push(format!(
+                "the reporter skipped {n} bad message{} (first: {first})",
+                if n == 1 { "" } else { "s" }
+            ));
+        }
+        r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sockmeter::model::{Family, Proto, Role};
+    use sockmeter::wire::{encode, Bye, Delta, Hello, Origin, SocketDelta, SocketInfo};
+
+    fn hello(pid: u32) -> Message {
+        Message::Hello(Hello {
+            pid,
+            ppid: 1,
+            exe: "/usr/bin/curl".into(),
+            argv: vec!["curl".into()],
+            started_at: 1_000,
+            origin: Origin::Start,
+            shim_version: "test".into(),
+            interval_ms: 1000,
+        })
+    }
+
+    fn socket(id: u64) -> Message {
+        Message::Socket(SocketInfo {
+            id,
+            fd: 3,
+            family: Family::Inet,
+            proto: Proto::Tcp,
+            role: Role::Connected,
+            local: Some("127.0.0.1:5000".into()),
+            peer: Some("127.0.0.1:8080".into()),
+            module: Some("/usr/bin/curl".into()),
+            via: None,
+            label: None,
+            opened_at: 1_001,
+            inherited: false,
+            adopted: false,
+        })
+    }
+
+    fn delta(id: u64, tx: u64, rx: u64) -> Message {
+        Message::Delta(Delta {
+            at: 1_002,
+            sockets: vec![SocketDelta {
+                id,
+                tx_bytes: tx,
+                rx_bytes: rx,
+                ..Default::default()
+            }],
+        })
+    }
+
+    fn bye() -> Message {
+        Message::Bye(Bye {
+            at: 1_003,
+            reason: ByeReason::Exit,
+            dropped_events: 0,
+        })
+    }
+
+    #[test]
+    fn lines_split_anywhere_are_joined() {
+        let mut c = Conn::new(1);
+        let all: Vec<u8> = [hello(7), socket(1), delta(1, 84, 3 << 20), bye()]
+            .iter()
+            .flat_map(encode)
+            .collect();
+        for piece in all.chunks(7) {
+            assert!(c.feed(piece).is_empty());
+        }
+        assert_eq!(c.status(), Status::SaidBye(ByeReason::Exit));
+        assert!(c.end_of_stream().is_empty());
+        let r = c.report(false, "running");
+        assert_eq!(
+            (r.pid, r.totals.tx_bytes, r.totals.rx_bytes, r.end.as_str()),
+            (7, 84, 3 << 20, "exit")
+        );
+        assert!(r.notices.is_empty());
+    }
+
+    #[test]
+    fn hostile_lines_do_not_lose_other_counts() {
+        let mut c = Conn::new(3);
+        let mut w = c.feed(&encode(&hello(42)));
+        w.extend(c.feed(&encode(&socket(1))));
+        w.extend(c.feed(&encode(&delta(1, 10, 20))));
+        w.extend(c.feed(b"{\"v\":1,\"type\":\"delta\",\"at\":1,\"sockets\":[{\"id\":-1}]}\n"));
+        w.extend(c.feed(b"garbage\n\n{\"v\":99,\"type\":\"bye\"}\n"));
+        w.extend(c.feed(&encode(&delta(1, 1, 2))));
+        assert_eq!(w.len(), 1, "one warning per connection: {w:?}");
+        assert!(
+            w[0].contains("pid 42 (connection 3)") && w[0].contains("malformed"),
+            "{}",
+            w[0]
+        );
+        let end = c.end_of_stream();
+        assert_eq!(
+            end,
+            vec!["pid 42 (connection 3): 2 more unreadable lines were skipped".to_string()]
+        );
+        assert_eq!(c.status(), Status::Lost);
+        let r = c.report(false, "running");
+        assert_eq!((r.totals.tx_bytes, r.totals.rx_bytes), (11, 22));
+        assert_eq!(r.end, "lost");
+        assert!(
+            r.notices
+                .iter()
+                .any(|n| n.contains("skipped 3 bad messages")),
+            "{:?}",
+            r.notices
+        );
+    }
+
+    #[test]
+    fn an_overlong_line_is_skipped_up_to_its_newline() {
+        let mut c = Conn::new(1);
+        c.feed(&encode(&hello(5)));
+        c.feed(&encode(&socket(1)));
+        let big = vec![b'x'; MAX_LINE / 2 + 1];
+        let mut w = c.feed(&big);
+        w.extend(c.feed(&big));
+        w.extend(c.feed(&big));
+        w.extend(c.feed(b"tail of the long line\n"));
+        w.extend(c.feed(&encode(&delta(1, 5, 6))));
+        assert_eq!(w.len(), 1);
+        assert!(w[0].contains("longer than"), "{}", w[0]);
+        assert_eq!(c.report(false, "running").totals.tx_bytes, 5);
+        assert!(c.is_open());
+    }
+
+    #[test]
+    fn unknown_socket_and_second_hello_warn_but_count() {
+        let mut c = Conn::new(2);
+        c.feed(&encode(&hello(5)));
+        let w = c.feed(&encode(&delta(9, 100, 0)));
+        assert_eq!(w.len(), 1);
+        assert!(w[0].contains("never announced"));
+        assert!(
+            c.feed(&encode(&hello(6))).is_empty(),
+            "second warning is only counted"
+        );
+        let r = c.report(true, "running");
+        assert_eq!((r.pid, r.sockets.len(), r.end.as_str()), (5, 1, "running"));
+    }
+
+    #[test]
+    fn a_torn_last_line_is_noted_not_warned() {
+        let mut c = Conn::new(1);
+        c.feed(&encode(&hello(5)));
+        let mut torn = encode(&socket(1));
+        torn.truncate(20);
+        c.feed(&torn);
+        assert!(c.end_of_stream().is_empty());
+        let r = c.report(false, "running");
+        assert_eq!(r.end, "lost");
+        assert!(r.notices.iter().any(|n| n.contains("middle of a message")));
+    }
+
+    #[test]
+    fn a_last_line_without_newline_still_counts() {
+        let mut c = Conn::new(1);
+        let mut data: Vec<u8> = [hello(5), socket(1), delta(1, 1, 1), bye()]
+            .iter()
+            .flat_map(encode)
+            .collect();
+        data.pop();
+        c.feed(&data);
+        assert!(c.is_open());
+        c.end_of_stream();
+        assert_eq!(c.report(false, "running").end, "exit");
+        assert!(!c.is_empty());
+        assert!(Conn::new(9).is_empty());
+    }
+}

@@ -1,0 +1,460 @@
+//! Preflight: can the shim be preloaded into this command at all?
+//!
+//! `LD_PRELOAD` is honoured by the dynamic loader, so it does nothing for a statically linked
+//! program (no `PT_INTERP` program header), for a program of another ELF class or machine than
+//! the shim, and for a setuid, setgid or file-capability program run by someone else (the
+//! loader's secure-execution mode ignores it). [`preflight`] finds the file that will really
+//! be executed (PATH lookup, `#!` interpreters, `#!/usr/bin/env NAME`), reads its ELF header
+//! and program headers by hand, and returns what to tell the user. The command still runs.
+
+use std::ffi::{CString, OsStr};
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+const PT_INTERP: u32 = 3;
+/// The extended attribute that holds file capabilities (NUL-terminated for libc).
+const CAP_XATTR: &[u8] = b"security.capability\0";
+/// How many `#!` interpreters deep the kernel follows (it allows a few; we stop there too).
+const MAX_SCRIPT_DEPTH: usize = 5;
+
+/// What the ELF header says about a program.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ElfInfo {
+    /// 32 or 64.
+    pub bits: u8,
+    /// `e_machine`.
+    pub machine: u16,
+    /// Whether it has a `PT_INTERP` (is run by the dynamic loader).
+    pub has_interp: bool,
+}
+
+/// Reads an ELF header and program headers; `None` when it is not ELF (or is truncated).
+pub fn parse_elf<R: Read + Seek>(mut r: R) -> std::io::Result<Option<ElfInfo>> {
+    let mut h = [0u8; 64];
+    let n = read_up_to(&mut r, &mut h)?;
+    if n < 52 || h[..4] != *b"\x7fELF" {
+        return Ok(None);
+    }
+    let be = match h[5] {
+        1 => false,
+        2 => true,
+        _ => return Ok(None),
+    };
+    let u16_at = |b: &[u8], o: usize| {
+        let a = [b[o], b[o + 1]];
+        if be {
+            u16::from_be_bytes(a)
+        } else {
+            u16::from_le_bytes(a)
+        }
+    };
+    let u32_at = |b: &[u8], o: usize| {
+        let a = [b[o], b[o + 1], b[o + 2], b[o + 3]];
+        if be {
+            u32::from_be_bytes(a)
+        } else {
+            u32::from_le_bytes(a)
+        }
+    };
+    let (bits, phoff, phentsize, phnum) = match h[4] {
+        1 => (
+            32,
+            u64::from(u32_at(&h, 0x1c)),
+            u16_at(&h, 0x2a),
+            u16_at(&h, 0x2c),
+        ),
+        2 if n >= 64 => {
+            let lo = u64::from(u32_at(&h, 0x20));
+            let hi = u64::from(u32_at(&h, 0x24));
+            let off = if be { (lo << 32) | hi } else { (hi << 32) | lo };
+            (64, off, u16_at(&h, 0x36), u16_at(&h, 0x38))
+        }
+        _ => return Ok(None),
+    };
+    let machine = u16_at(&h, 0x12);
+    let mut has_interp = false;
+    if phentsize >= 4 {
+        let mut ph = vec![0u8; usize::from(phentsize) * usize::from(phnum)];
+        r.seek(SeekFrom::Start(phoff))?;
+        let got = read_up_to(&mut r, &mut ph)?;
+        has_interp = ph[..got]
+            .chunks_exact(usize::from(phentsize))
+            .any(|p| u32_at(p, 0) == PT_INTERP);
+    }
+    Ok(Some(ElfInfo {
+        bits,
+        machine,
+        has_interp,
+    }))
+}
+
+fn read_up_to<R: Read>(r: &mut R, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// Finds a command like `execvp` does: a name with a `/` as is, others in `PATH`.
+pub fn resolve_command(cmd: &OsStr, path_env: Option<&OsStr>) -> Option<PathBuf> {
+    if cmd.is_empty() {
+        return None;
+    }
+    if cmd.as_bytes().contains(&b'/') {
+        return Some(PathBuf::from(cmd));
+    }
+    let path = path_env.unwrap_or(OsStr::new("/usr/local/bin:/usr/bin:/bin"));
+    std::env::split_paths(path)
+        .map(|d| d.join(cmd))
+        .find(|p| is_executable_file(p))
+}
+
+fn is_executable_file(p: &Path) -> bool {
+    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.mode() & 0o111 != 0)
+}
+
+/// The interpreter a `#!` line names (following `/usr/bin/env NAME` through `PATH`).
+fn shebang_target(head: &[u8], path_env: Option<&OsStr>) -> Option<PathBuf> {
+    let line = head.strip_prefix(b"#!")?;
+    let line = &line[..line.iter().position(|&b| b == b'\n').unwrap_or(line.len())];
+    let mut words = line
+        .split(|b| *b == b' ' || *b == b'\t' || *b == b'\r')
+        .filter(|w| !w.is_empty());
+    let interp = Path::new(OsStr::from_bytes(words.next()?));
+    if interp.file_name() == Some(OsStr::new("env")) {
+        let name = words.find(|w| !w.starts_with(b"-") && !w.contains(&b'='))?;
+        return resolve_command(OsStr::from_bytes(name), path_env);
+    }
+    Some(interp.to_path_buf())
+}
+
+/// Whether the loader runs `meta`'s program in secure-execution mode for this user, and why.
+pub fn privilege(
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    has_caps: bool,
+    euid: u32,
+    egid: u32,
+) -> Option<&'static str> {
+    if mode & 0o4000 != 0 && uid != euid {
+        Some("setuid")
+    } else if mode & 0o2010 == 0o2010 && gid != egid {
+        Some("setgid")
+    } else if has_caps && euid != 0 {
+        Some("given file capabilities")
+    } else {
+        None
+    }
+}
+
+fn has_file_caps(p: &Path) -> bool {
+    let Ok(c) = CString::new(p.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: both strings are NUL-terminated and live across the call; a null buffer of
+    // size 0 asks only for the attribute's size.
+    let r = unsafe {
+        libc::getxattr(
+            c.as_ptr(),
+            CAP_XATTR.as_ptr().cast(),
+            std::ptr::null_mut(),
+            0,
+        )
+    };
+    r >= 0
+}
+
+fn mounted_nosuid(p: &Path) -> bool {
+    let Ok(c) = CString::new(p.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: an all-zero statvfs is valid to be filled in.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is NUL-terminated and `st` is a valid out-pointer.
+    let r = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
+    r == 0 && st.f_flag & libc::ST_NOSUID != 0
+}
+
+fn machine_name(bits: u8, machine: u16) -> String {
+    let m = match machine {
+        3 => "x86",
+        62 => "x86-64",
+        40 => "ARM",
+        183 => "AArch64",
+        243 => "RISC-V",
+        8 => "MIPS",
+        20 | 21 => "PowerPC",
+        22 => "S/390",
+        _ => return format!("{bits}-bit (machine {machine})"),
+    };
+    format!("{bits}-bit {m}")
+}
+
+/// What to tell the user before running `cmd` with `shim` preloaded (empty when all is well
+/// or when the command cannot be found: starting it will say so).
+pub fn preflight(cmd: &OsStr, path_env: Option<&OsStr>, shim: &Path) -> Vec<String> {
+    let Some(mut target) = resolve_command(cmd, path_env) else {
+        return Vec::new();
+    };
+    let mut script: Option<PathBuf> = None;
+    for _ in 0..MAX_SCRIPT_DEPTH {
+        let Ok(mut f) = File::open(&target) else {
+            return Vec::new();
+        };
+        let mut head = [0u8; 256];
+        let Ok(n) = read_up_to(&mut f, &mut head) else {
+            return Vec::new();
+        };
+        if head[..n].starts_with(b"#!") {
+            let Some(next) = shebang_target(&head[..n], path_env) else {
+                return Vec::new();
+            };
+            script.get_or_insert(target);
+            target = next;
+            continue;
+        }
+        if f.rewind().is_err() {
+            return Vec::new();
+        }
+        let Ok(Some(elf)) = parse_elf(&mut f) else {
+            return Vec::new();
+        };
+        let name = match &script {
+            Some(s) => format!("{} (the interpreter of {})", target.display(), s.display()),
+            None => target.display().to_string(),
+        };
+        return check(&name, &target, elf, shim);
+    }
+    Vec::new()
+}
+
+fn check(name: &str, target: &Path, elf: ElfInfo, shim: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let cannot = "the shim cannot be preloaded, its traffic will not be counted";
+    if !elf.has_interp {
+        out.push(format!("{name} is statically linked: {cannot}"));
+    } else if let Some(s) = File::open(shim)
+        .ok()
+        .and_then(|f| parse_elf(f).ok().flatten())
+    {
+        if (s.bits, s.machine) != (elf.bits, elf.machine) {
+            let (p, sh) = (
+                machine_name(elf.bits, elf.machine),
+                machine_name(s.bits, s.machine),
+            );
+            out.push(format!(
+                "{name} is a {p} program and the shim is {sh}: {cannot}"
+            ));
+        }
+    }
+    if let Ok(m) = std::fs::metadata(target) {
+        // SAFETY: geteuid and getegid cannot fail and have no preconditions.
+        let (euid, egid) = unsafe { (libc::geteuid(), libc::getegid()) };
+        if let Some(why) = privilege(
+            m.mode(),
+            m.uid(),
+            m.gid(),
+            has_file_caps(target),
+            euid,
+            egid,
+        ) {
+            if !mounted_nosuid(target) {
+                out.push(format!("{name} is {why}: the dynamic loader ignores LD_PRELOAD for it, its traffic will not be counted"));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::private_dir::PrivateDir;
+    use std::io::Cursor;
+    use std::os::unix::fs::PermissionsExt;
+    use std::process::Command;
+
+    /// Builds a static program with `cc -static`, or says loudly why it cannot.
+    fn static_binary(dir: &Path) -> Option<PathBuf> {
+        let src = dir.join("s.c");
+        std::fs::write(&src, "int main(void) { return 0; }\n").unwrap();
+        let out = dir.join("static-prog");
+        match Command::new("cc")
+            .arg("-static")
+            .arg("-o")
+            .arg(&out)
+            .arg(&src)
+            .output()
+        {
+            Ok(o) if o.status.success() => Some(out),
+            other => {
+                eprintln!("\n!!!!! SKIPPED: `cc -static` is unavailable ({other:?}); install libc6-dev !!!!!\n");
+                None
+            }
+        }
+    }
+
+    #[test]
+    fn bin_true_is_dynamic_and_fine() {
+        let f = File::open("/bin/true").unwrap();
+        let info = parse_elf(f).unwrap().expect("/bin/true is ELF");
+        assert!(info.has_interp);
+        assert_eq!(info.bits as usize, 8 * std::mem::size_of::<usize>());
+        assert!(preflight(
+            OsStr::new("true"),
+            Some(OsStr::new("/usr/bin:/bin")),
+            Path::new("/bin/true")
+        )
+        .is_empty());
+    }
+
+    #[test]
+    fn a_static_program_is_named_plainly() {
+        let d = PrivateDir::new().unwrap();
+        let Some(prog) = static_binary(d.path()) else {
+            return;
+        };
+        assert!(
+            !parse_elf(File::open(&prog).unwrap())
+                .unwrap()
+                .unwrap()
+                .has_interp
+        );
+        let w = preflight(prog.as_os_str(), None, Path::new("/bin/true"));
+        assert_eq!(w, vec![format!("{} is statically linked: the shim cannot be preloaded, its traffic will not be counted", prog.display())]);
+
+        // Through a script and through `#!/usr/bin/env NAME` found in PATH.
+        let script = d.path().join("script");
+        std::fs::write(&script, format!("#!{} -x\necho hi\n", prog.display())).unwrap();
+        let w = preflight(script.as_os_str(), None, Path::new("/bin/true"));
+        assert_eq!(w.len(), 1);
+        assert!(
+            w[0].contains(&format!("(the interpreter of {})", script.display())),
+            "{w:?}"
+        );
+        std::fs::write(&script, "#!/usr/bin/env -S static-prog --flag\n").unwrap();
+        let w = preflight(
+            script.as_os_str(),
+            Some(d.path().as_os_str()),
+            Path::new("/bin/true"),
+        );
+        assert!(w.len() == 1 && w[0].contains("statically linked"), "{w:?}");
+    }
+
+    #[test]
+    fn a_script_run_by_a_dynamic_shell_is_fine() {
+        let d = PrivateDir::new().unwrap();
+        let script = d.path().join("ok.sh");
+        std::fs::write(&script, "#!/bin/sh\nexit 0\n").unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert!(preflight(
+            OsStr::new("ok.sh"),
+            Some(d.path().as_os_str()),
+            Path::new("/bin/true")
+        )
+        .is_empty());
+    }
+
+    #[test]
+    fn unknown_or_unreadable_commands_say_nothing() {
+        assert!(preflight(
+            OsStr::new("no-such-command-xyz"),
+            Some(OsStr::new("/usr/bin")),
+            Path::new("/bin/true")
+        )
+        .is_empty());
+        assert!(preflight(OsStr::new("/nonexistent/x"), None, Path::new("/bin/true")).is_empty());
+        assert!(preflight(OsStr::new(""), None, Path::new("/bin/true")).is_empty());
+        assert_eq!(
+            parse_elf(Cursor::new(b"#!/bin/sh\n".to_vec())).unwrap(),
+            None
+        );
+        assert_eq!(
+            parse_elf(Cursor::new(b"\x7fELF".to_vec())).unwrap(),
+            None,
+            "truncated"
+        );
+    }
+
+    fn elf32(machine: u16, interp: bool) -> Vec<u8> {
+        let mut h = vec![0u8; 52 + 32];
+        h[..4].copy_from_slice(b"\x7fELF");
+        h[4] = 1;
+        h[5] = 1;
+        h[0x12..0x14].copy_from_slice(&machine.to_le_bytes());
+        h[0x1c..0x20].copy_from_slice(&52u32.to_le_bytes());
+        h[0x2a..0x2c].copy_from_slice(&32u16.to_le_bytes());
+        h[0x2c..0x2e].copy_from_slice(&1u16.to_le_bytes());
+        h[52..56].copy_from_slice(&(if interp { PT_INTERP } else { 1 }).to_le_bytes());
+        h
+    }
+
+    #[test]
+    fn a_32_bit_program_and_a_64_bit_shim_do_not_mix() {
+        let info = parse_elf(Cursor::new(elf32(3, true))).unwrap().unwrap();
+        assert_eq!(
+            info,
+            ElfInfo {
+                bits: 32,
+                machine: 3,
+                has_interp: true
+            }
+        );
+        assert!(
+            !parse_elf(Cursor::new(elf32(3, false)))
+                .unwrap()
+                .unwrap()
+                .has_interp
+        );
+        let d = PrivateDir::new().unwrap();
+        let prog = d.path().join("prog32");
+        std::fs::write(&prog, elf32(3, true)).unwrap();
+        let w = preflight(prog.as_os_str(), None, Path::new("/bin/true"));
+        let host = parse_elf(File::open("/bin/true").unwrap())
+            .unwrap()
+            .unwrap();
+        if (host.bits, host.machine) != (32, 3) {
+            assert_eq!(w.len(), 1, "{w:?}");
+            assert!(
+                w[0].contains("is a 32-bit x86 program and the shim is"),
+                "{w:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn privilege_rules() {
+        assert_eq!(privilege(0o4755, 0, 0, false, 1000, 1000), Some("setuid"));
+        assert_eq!(
+            privilege(0o4755, 1000, 0, false, 1000, 1000),
+            None,
+            "own setuid program"
+        );
+        assert_eq!(privilege(0o2755, 0, 50, false, 1000, 1000), Some("setgid"));
+        assert_eq!(
+            privilege(0o2745, 0, 50, false, 1000, 1000),
+            None,
+            "setgid without group x is locking"
+        );
+        assert_eq!(
+            privilege(0o755, 0, 0, true, 1000, 1000),
+            Some("given file capabilities")
+        );
+        assert_eq!(
+            privilege(0o755, 0, 0, true, 0, 0),
+            None,
+            "root gains nothing"
+        );
+        assert_eq!(privilege(0o755, 0, 0, false, 1000, 1000), None);
+    }
+}

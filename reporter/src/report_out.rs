@@ -1,0 +1,181 @@
+//! The run report: assembled from the connections with [`sockmeter::Report::new`] (which
+//! computes the run totals), and written as pretty JSON to `--json FILE`.
+//!
+//! The destination is checked before the command runs ([`check_writable`]), so a typo in the
+//! path costs nothing but a clear error, not a finished run without its report.
+
+use std::ffi::OsString;
+use std::fs::OpenOptions;
+use std::io::{ErrorKind, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use sockmeter::Report;
+
+use crate::conn::Conn;
+
+/// Checks that `path` can be written, without truncating an existing file. A file that did
+/// not exist is created and removed again.
+pub fn check_writable(path: &Path) -> Result<()> {
+    let what = || format!("cannot write the JSON report to {}", path.display());
+    if path.as_os_str().is_empty() {
+        bail!("--json needs a file name");
+    }
+    if path.is_dir() {
+        bail!("{}: it is a directory", what());
+    }
+    // O_NONBLOCK: opening a FIFO must not wait for a reader here.
+    match OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::ENXIO) => Ok(()),
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(path)
+                .with_context(what)?;
+            std::fs::remove_file(path).with_context(what)?;
+            Ok(())
+        }
+        Err(e) => Err(e).with_context(what),
+    }
+}
+
+/// The run report: one process per connection that said anything, in the order they started
+/// (then in the order they connected). Connections still open are `end_hint` (`running`).
+pub fn assemble(
+    command: &[OsString],
+    exit_status: Option<i32>,
+    unix: bool,
+    conns: &[Conn],
+    end_hint: &str,
+) -> Report {
+    let mut order: Vec<&Conn> = conns.iter().collect();
+    order.sort_by_key(|c| {
+        (
+            c.account().hello().map_or(u64::MAX, |h| h.started_at),
+            c.id(),
+        )
+    });
+    let processes = order.iter().map(|c| c.report(unix, end_hint)).collect();
+    let command = command
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    Report::new(command, exit_status, unix, processes)
+}
+
+/// Writes `report` to `path` as pretty-printed JSON with a final newline.
+pub fn write_json(path: &Path, report: &Report) -> Result<()> {
+    let what = || format!("cannot write the JSON report to {}", path.display());
+    let mut text = serde_json::to_vec_pretty(report).context("cannot serialise the report")?;
+    text.push(b'\n');
+    let mut f = std::fs::File::create(path).with_context(what)?;
+    f.write_all(&text).with_context(what)?;
+    f.sync_all()
+        .or_else(|e| {
+            if e.raw_os_error() == Some(libc::EINVAL) {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        })
+        .with_context(what)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::private_dir::PrivateDir;
+    use sockmeter::wire::{encode, Hello, Message, Origin};
+
+    fn conn(id: u64, pid: u32, started_at: u64) -> Conn {
+        let mut c = Conn::new(id);
+        c.feed(&encode(&Message::Hello(Hello {
+            pid,
+            ppid: 1,
+            exe: "/bin/sh".into(),
+            argv: vec!["sh".into()],
+            started_at,
+            origin: Origin::Fork,
+            shim_version: "t".into(),
+            interval_ms: 1000,
+        })));
+        c
+    }
+
+    #[test]
+    fn processes_in_start_order() {
+        let conns = vec![conn(1, 30, 500), conn(2, 10, 100), conn(3, 20, 100)];
+        let r = assemble(
+            &[OsString::from("sh"), OsString::from("-c")],
+            Some(130),
+            false,
+            &conns,
+            "running",
+        );
+        assert_eq!(
+            r.processes.iter().map(|p| p.pid).collect::<Vec<_>>(),
+            [10, 20, 30]
+        );
+        assert_eq!(
+            (r.exit_status, r.command.len(), r.schema.as_str()),
+            (Some(130), 2, "sockmeter.report.v1")
+        );
+        assert!(r.processes.iter().all(|p| p.end == "running"));
+    }
+
+    #[test]
+    fn writable_checks() {
+        let d = PrivateDir::new().unwrap();
+        let fresh = d.path().join("r.json");
+        check_writable(&fresh).unwrap();
+        assert!(!fresh.exists(), "the probe leaves nothing behind");
+        std::fs::write(&fresh, b"keep").unwrap();
+        check_writable(&fresh).unwrap();
+        assert_eq!(
+            std::fs::read(&fresh).unwrap(),
+            b"keep",
+            "an existing file is not truncated by the check"
+        );
+
+        let e = format!(
+            "{:#}",
+            check_writable(&d.path().join("missing/r.json")).unwrap_err()
+        );
+        assert!(
+            e.contains("cannot write the JSON report to") && e.contains("No such file"),
+            "{e}"
+        );
+        let e = format!("{:#}", check_writable(d.path()).unwrap_err());
+        assert!(e.contains("it is a directory"), "{e}");
+        assert!(check_writable(&fresh.join("under-a-file")).is_err());
+        assert!(check_writable(Path::new("")).is_err());
+    }
+
+    #[test]
+    fn json_round_trips() {
+        let d = PrivateDir::new().unwrap();
+        let p = d.path().join("r.json");
+        let r = assemble(
+            &[OsString::from("x")],
+            Some(0),
+            true,
+            &[conn(1, 5, 1)],
+            "running",
+        );
+        write_json(&p, &r).unwrap();
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert!(
+            text.starts_with("{\n  \"schema\"") && text.ends_with("}\n"),
+            "{text}"
+        );
+        let back: Report = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, r);
+    }
+}

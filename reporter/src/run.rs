@@ -1,0 +1,344 @@
+//! `sockmeter run`: run a command under the shim and report what it and every descendant sent
+//! and received.
+//!
+//! Order of events: find the shim, check the `--json` destination, say whether the shim can
+//! be preloaded into the command at all, listen on a socket in a private directory, start the
+//! command (stdin, stdout and stderr inherited) with the shim prepended to `LD_PRELOAD`, and
+//! serve connections until the command exits. Then wait at most [`GRACE`] for descendants
+//! that outlive it (each connection must say `bye` or close; a process that exec'd must
+//! connect again); whoever is still connected then is reported as `running`. Finally print
+//! the summary on stderr, write the JSON, and exit with the command's status (128+N for
+//! signal N).
+
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+use std::process::{Command, ExitStatus};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use sockmeter::config::Config;
+
+use crate::cli::RunArgs;
+use crate::collector::Collector;
+use crate::private_dir::PrivateDir;
+use crate::{elf, report_out, shim_path, signals, summary};
+
+/// How long to wait for descendants once the command itself has exited.
+pub const GRACE: Duration = Duration::from_secs(2);
+/// The longest the loop sleeps before checking on the command again.
+const TICK: Duration = Duration::from_millis(20);
+/// The socket's name inside the private directory.
+const SOCKET_NAME: &str = "sockmeter.sock";
+
+/// `LD_PRELOAD` for the command: the shim first, then whatever the user had (which ld.so
+/// separates with colons or spaces), without a second copy of the shim.
+pub fn preload_value(shim: &Path, existing: Option<&OsStr>) -> OsString {
+    let shim = shim.as_os_str().as_bytes();
+    let mut out = shim.to_vec();
+    let rest = existing.map(OsStr::as_bytes).unwrap_or_default();
+    for entry in rest
+        .split(|b| *b == b':' || *b == b' ')
+        .filter(|e| !e.is_empty() && *e != shim)
+    {
+        out.push(b':');
+        out.extend_from_slice(entry);
+    }
+    OsString::from_vec(out)
+}
+
+/// The variables the command gets on top of the reporter's environment.
+pub fn child_env(
+    shim: &Path,
+    existing_preload: Option<&OsStr>,
+    socket: &Path,
+    interval_ms: u64,
+    attribute: Option<&str>,
+) -> Vec<(&'static str, OsString)> {
+    let mut env = vec![
+        ("LD_PRELOAD", preload_value(shim, existing_preload)),
+        ("SOCKMETER_SOCKET", socket.as_os_str().to_owned()),
+        (
+            "SOCKMETER_INTERVAL",
+            OsString::from(interval_ms.to_string()),
+        ),
+    ];
+    if let Some(a) = attribute {
+        env.push(("SOCKMETER_ATTRIBUTE", OsString::from(a)));
+    }
+    env
+}
+
+/// A command's exit status as a shell reports it: its code, or 128+N if signal N killed it.
+pub fn exit_code(status: ExitStatus) -> i32 {
+    match (status.code(), status.signal()) {
+        (Some(c), _) => c,
+        (None, Some(s)) => 128 + s,
+        (None, None) => 1,
+    }
+}
+
+/// Checks the `SOCKMETER_*` variables the command will see (the inherited ones, with `env`
+/// on top) the way the shim reads them: a malformed one is an error before anything runs
+/// (the shim would only fall back to a default, once per process); returns warnings.
+pub fn check_shim_env(
+    env: &[(&'static str, OsString)],
+    inherited: impl Fn(&str) -> Option<OsString>,
+) -> Result<Vec<String>> {
+    let lookup = |k: &str| {
+        env.iter()
+            .find(|(n, _)| *n == k)
+            .map(|(_, v)| v.clone())
+            .or_else(|| inherited(k))
+    };
+    let (config, errors) = Config::from_lookup(lookup);
+    if !errors.is_empty() {
+        let list: Vec<String> = errors
+            .iter()
+            .map(|e| format!("{}={:?}: {}", e.var, e.value, e.problem))
+            .collect();
+        bail!("malformed environment for the shim: {}", list.join("; "));
+    }
+    let mut warnings = Vec::new();
+    if config.disabled {
+        warnings.push(
+            "SOCKMETER_DISABLE is set: the shim will pass every call through and count nothing"
+                .to_string(),
+        );
+    }
+    Ok(warnings)
+}
+
+/// What a shell would say and return when a command cannot be started.
+fn spawn_failure(cmd: &OsStr, e: &std::io::Error) -> (String, i32) {
+    let name = cmd.to_string_lossy();
+    match e.kind() {
+        std::io::ErrorKind::NotFound => (format!("sockmeter: {name}: command not found"), 127),
+        std::io::ErrorKind::PermissionDenied => (
+            format!("sockmeter: {name}: permission denied (not executable)"),
+            126,
+        ),
+        _ if e.raw_os_error() == Some(libc::ENOEXEC) => {
+            (format!("sockmeter: {name}: cannot execute: {e}"), 126)
+        }
+        _ => (format!("sockmeter: {name}: cannot start: {e}"), 126),
+    }
+}
+
+/// Runs `sockmeter run`; returns the exit status to leave with. An error means nothing ran.
+pub fn run(args: &RunArgs) -> Result<i32> {
+    let shim = shim_path::find()?;
+    if shim
+        .as_os_str()
+        .as_bytes()
+        .iter()
+        .any(|b| *b == b':' || *b == b' ')
+    {
+        bail!("the shim's path {} contains a colon or a space, which LD_PRELOAD cannot carry; install it elsewhere or set SOCKMETER_SHIM", shim.display());
+    }
+    if let Some(json) = &args.json {
+        report_out::check_writable(json)?;
+    }
+    let program = &args.command[0];
+    let notes = elf::preflight(program, std::env::var_os("PATH").as_deref(), &shim);
+    for n in &notes {
+        eprintln!("sockmeter: {n}");
+    }
+
+    let dir = PrivateDir::new()?;
+    let mut collector = Collector::bind(&dir.path().join(SOCKET_NAME))?;
+    let env = child_env(
+        &shim,
+        std::env::var_os("LD_PRELOAD").as_deref(),
+        collector.socket_path(),
+        args.interval,
+        args.attribute_env().as_deref(),
+    );
+    for w in check_shim_env(&env, |k| std::env::var_os(k))? {
+        eprintln!("sockmeter: warning: {w}");
+    }
+    signals::install_forwarders().context("cannot install signal handlers")?;
+    let mut cmd = Command::new(program);
+    cmd.args(&args.command[1..]).envs(env);
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            let (msg, code) = spawn_failure(program, &e);
+            eprintln!("{msg}");
+            return Ok(code);
+        }
+    };
+    signals::child_started(child.id()).context("cannot set up signal handling")?;
+
+    let status = loop {
+        collector.poll(TICK)?;
+        print_warnings(&mut collector);
+        if let Some(st) = child.try_wait().context("cannot wait for the command")? {
+            break st;
+        }
+    };
+    signals::child_reaped().context("cannot set up signal handling")?;
+    wait_for_descendants(&mut collector)?;
+    let running: Vec<String> = collector
+        .conns()
+        .filter(|c| c.is_open())
+        .map(|c| c.who())
+        .collect();
+    if !running.is_empty() {
+        eprintln!(
+            "sockmeter: still running after the command exited, reported as running: {}",
+            running.join(", ")
+        );
+    }
+
+    let code = exit_code(status);
+    let conns = collector.finish();
+    drop(dir);
+    let mut report = report_out::assemble(&args.command, Some(code), args.unix, &conns, "running");
+    report.notices.extend(notes);
+    eprint!("{}", summary::render(&report));
+    if let Some(json) = &args.json {
+        if let Err(e) = report_out::write_json(json, &report) {
+            eprintln!("sockmeter: error: {e:#}");
+            return Ok(if code == 0 { 1 } else { code });
+        }
+    }
+    Ok(code)
+}
+
+/// After the command exited: serve until nobody is awaited, [`GRACE`] is over, or the user
+/// sends a signal (SIGINT, SIGTERM or SIGHUP).
+fn wait_for_descendants(collector: &mut Collector) -> Result<()> {
+    let deadline = Instant::now() + GRACE;
+    loop {
+        collector.poll(Duration::ZERO)?;
+        print_warnings(collector);
+        if collector.awaited() == 0 || signals::pending().is_some() {
+            return Ok(());
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Ok(());
+        }
+        collector.poll((deadline - now).min(TICK))?;
+    }
+}
+
+fn print_warnings(collector: &mut Collector) {
+    for w in collector.take_warnings() {
+        eprintln!("sockmeter: warning: {w}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    #[test]
+    fn an_existing_ld_preload_is_kept_after_the_shim() {
+        let shim = Path::new("/opt/sm/libsockmeter_shim.so");
+        assert_eq!(preload_value(shim, None), "/opt/sm/libsockmeter_shim.so");
+        assert_eq!(
+            preload_value(shim, Some(OsStr::new(""))),
+            "/opt/sm/libsockmeter_shim.so"
+        );
+        assert_eq!(
+            preload_value(shim, Some(OsStr::new("/usr/lib/libfoo.so"))),
+            "/opt/sm/libsockmeter_shim.so:/usr/lib/libfoo.so"
+        );
+        assert_eq!(
+            preload_value(
+                shim,
+                Some(OsStr::new(
+                    "liba.so libb.so:/opt/sm/libsockmeter_shim.so::/x/libc.so"
+                ))
+            ),
+            "/opt/sm/libsockmeter_shim.so:liba.so:libb.so:/x/libc.so"
+        );
+    }
+
+    #[test]
+    fn the_child_environment() {
+        let env = child_env(
+            Path::new("/s.so"),
+            Some(OsStr::new("/u.so")),
+            Path::new("/tmp/sockmeter.x/sockmeter.sock"),
+            250,
+            Some("*/libfoo.so:/opt/*"),
+        );
+        let get = |k: &str| {
+            env.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| PathBuf::from(v))
+        };
+        assert_eq!(get("LD_PRELOAD").unwrap(), PathBuf::from("/s.so:/u.so"));
+        assert_eq!(
+            get("SOCKMETER_SOCKET").unwrap(),
+            PathBuf::from("/tmp/sockmeter.x/sockmeter.sock")
+        );
+        assert_eq!(get("SOCKMETER_INTERVAL").unwrap(), PathBuf::from("250"));
+        assert_eq!(
+            get("SOCKMETER_ATTRIBUTE").unwrap(),
+            PathBuf::from("*/libfoo.so:/opt/*")
+        );
+        let env = child_env(Path::new("/s.so"), None, Path::new("/k"), 1000, None);
+        assert!(
+            !env.iter().any(|(k, _)| *k == "SOCKMETER_ATTRIBUTE"),
+            "an inherited SOCKMETER_ATTRIBUTE is left alone"
+        );
+    }
+
+    #[test]
+    fn malformed_shim_variables_are_caught_before_running() {
+        let ours = child_env(Path::new("/s.so"), None, Path::new("/k"), 1000, None);
+        let inherit = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| OsString::from(v))
+            }
+        };
+        assert!(check_shim_env(&ours, inherit(&[("SOCKMETER_UNIX", "1")]))
+            .unwrap()
+            .is_empty());
+        let e = check_shim_env(
+            &ours,
+            inherit(&[
+                ("SOCKMETER_DISABLE", "maybe"),
+                ("SOCKMETER_INTERVAL", "soon"),
+            ]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            e,
+            "malformed environment for the shim: SOCKMETER_DISABLE=\"maybe\": expected 1 or 0"
+        );
+        let w = check_shim_env(&ours, inherit(&[("SOCKMETER_DISABLE", "1")])).unwrap();
+        assert!(w[0].contains("count nothing"));
+    }
+
+    #[test]
+    fn exit_codes_like_a_shell() {
+        let st = |cmd: &str| Command::new("sh").arg("-c").arg(cmd).status().unwrap();
+        assert_eq!(exit_code(st("exit 0")), 0);
+        assert_eq!(exit_code(st("exit 3")), 3);
+        assert_eq!(exit_code(st("kill -TERM $$")), 128 + libc::SIGTERM);
+        assert_eq!(exit_code(st("kill -KILL $$")), 128 + libc::SIGKILL);
+    }
+
+    #[test]
+    fn spawn_failures_like_a_shell() {
+        let nf = std::io::Error::from(std::io::ErrorKind::NotFound);
+        assert_eq!(
+            spawn_failure(OsStr::new("nope"), &nf),
+            ("sockmeter: nope: command not found".into(), 127)
+        );
+        let pd = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        assert_eq!(spawn_failure(OsStr::new("./x"), &pd).1, 126);
+    }
+}

@@ -1,0 +1,433 @@
+//! The human summary `sockmeter run` prints on stderr: one line per process, a table of its
+//! sockets under it, Unix-domain sockets in their own section (unless `--unix` counts them),
+//! and a total line.
+//!
+//! ```text
+//! sockmeter: pid 4711 curl: 3.0 MiB in, 84 B out over 1 connection (127.0.0.1:8080)
+//!   proto  local            peer            role       tx    rx       module
+//!   tcp    127.0.0.1:53422  127.0.0.1:8080  connected  84 B  3.0 MiB  libcurl.so.4
+//! sockmeter: total: 3.0 MiB in, 84 B out over 1 connection in 1 process
+//! ```
+
+use std::path::Path;
+
+use sockmeter::report::{ProcessReport, Report, SocketReport};
+
+/// Table rows shown per process; the rest are counted in one line (the JSON has them all).
+pub const MAX_ROWS: usize = 20;
+/// Peers named on a process line.
+const MAX_PEERS: usize = 3;
+
+/// A byte count for people: `84 B`, `1.5 KiB`, `3.0 MiB`, `2.0 GiB`, `1.0 TiB`.
+pub fn human(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut v = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    // Move up while the value would print as 1024.0 or more.
+    while v >= 1023.95 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    format!("{v:.1} {}", UNITS[unit])
+}
+
+fn plural(n: u64, word: &str) -> String {
+    format!("{n} {word}{}", if n == 1 { "" } else { "s" })
+}
+
+fn basename(p: &str) -> &str {
+    Path::new(p)
+        .file_name()
+        .and_then(|s| s.to_str())
+        .unwrap_or(p)
+}
+
+/// The process's short name: its argv[0] or executable, without the directory.
+pub fn process_name(p: &ProcessReport) -> &str {
+    let n = p
+        .argv
+        .first()
+        .map(|a| basename(a))
+        .filter(|a| !a.is_empty())
+        .unwrap_or_else(|| basename(&p.exe));
+    if n.is_empty() {
+        "?"
+    } else {
+        n
+    }
+}
+
+fn end_note(end: &str) -> &'static str {
+    match end {
+        "running" => " [still running when sockmeter stopped]",
+        "lost" => " [ended without a goodbye: killed, or its connection broke]",
+        "exec" => " [replaced itself by exec]",
+        _ => "",
+    }
+}
+
+/// Peers of connections and datagram peers, busiest first, without repeats.
+fn peers(sockets: &[&SocketReport]) -> Vec<String> {
+    let mut seen: Vec<(String, u64)> = Vec::new();
+    let mut add = |p: &str, bytes: u64| match seen.iter_mut().find(|(q, _)| q == p) {
+        Some(e) => e.1 += bytes,
+        None => seen.push((p.to_string(), bytes)),
+    };
+    for s in sockets {
+        if s.peers.is_empty() {
+            if let Some(p) = s.peer.as_deref().filter(|_| s.is_connection()) {
+                add(p, s.tx_bytes + s.rx_bytes);
+            }
+        }
+        for p in &s.peers {
+            add(&p.peer, p.tx_bytes + p.rx_bytes);
+        }
+    }
+    seen.sort_by_key(|p| std::cmp::Reverse(p.1));
+    seen.into_iter().map(|(p, _)| p).collect()
+}
+
+fn peer_list(peers: &[String]) -> String {
+    match peers.len() {
+        0 => String::new(),
+        n if n <= MAX_PEERS => format!(" ({})", peers.join(", ")),
+        n => format!(
+            " ({}, +{} more)",
+            peers[..MAX_PEERS].join(", "),
+            n - MAX_PEERS
+        ),
+    }
+}
+
+/// One process line (without the trailing newline).
+pub fn process_line(p: &ProcessReport, unix_in_totals: bool) -> String {
+    let counted: Vec<&SocketReport> = p
+        .sockets
+        .iter()
+        .filter(|s| s.counts(unix_in_totals))
+        .collect();
+    format!(
+        "sockmeter: pid {} {}: {} in, {} out over {}{}{}",
+        p.pid,
+        process_name(p),
+        human(p.totals.rx_bytes),
+        human(p.totals.tx_bytes),
+        plural(p.totals.connections, "connection"),
+        peer_list(&peers(&counted)),
+        end_note(&p.end),
+    )
+}
+
+/// The table of `sockets` (busiest first, at most [`MAX_ROWS`]), indented, one line each.
+pub fn socket_table(sockets: &[&SocketReport]) -> Vec<String> {
+    let mut sorted: Vec<&SocketReport> = sockets.to_vec();
+    sorted.sort_by_key(|s| std::cmp::Reverse(s.tx_bytes + s.rx_bytes));
+    let dash = || "-".to_string();
+    let mut rows: Vec<[String; 7]> =
+        vec![["proto", "local", "peer", "role", "tx", "rx", "module"].map(String::from)];
+    for s in sorted.iter().take(MAX_ROWS) {
+        let local = if s.folded > 0 {
+            format!("({} closed sockets)", s.folded)
+        } else {
+            s.local.clone().unwrap_or_else(dash)
+        };
+        let peer = match (&s.peer, s.peers.len()) {
+            (Some(p), _) => p.clone(),
+            (None, 0) => dash(),
+            (None, n) => plural(n as u64, "peer"),
+        };
+        let module = s
+            .module
+            .as_deref()
+            .map(basename)
+            .map(str::to_string)
+            .unwrap_or_else(dash);
+        rows.push([
+            s.proto.clone(),
+            local,
+            peer,
+            s.role.clone(),
+            human(s.tx_bytes),
+            human(s.rx_bytes),
+            module,
+        ]);
+    }
+    let mut widths = [0usize; 7];
+    for r in &rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let mut out: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            let cells: Vec<String> = r
+                .iter()
+                .zip(widths)
+                .map(|(c, w)| format!("{c:<w$}"))
+                .collect();
+            format!("  {}", cells.join("  ").trim_end())
+        })
+        .collect();
+    if sorted.len() > MAX_ROWS {
+        let n = sorted.len() - MAX_ROWS;
+        out.push(format!(
+            "  ... and {n} more socket{} (the JSON report has them all)",
+            if n == 1 { "" } else { "s" }
+        ));
+    }
+    out
+}
+
+/// The whole summary, one line per `\n`.
+pub fn render(report: &Report) -> String {
+    let unix = report.unix_in_totals;
+    let mut out: Vec<String> = Vec::new();
+    if report.processes.is_empty() {
+        out.push("sockmeter: no process reported any traffic (the shim was not loaded, or the command never started)".into());
+    }
+    for p in &report.processes {
+        out.push(process_line(p, unix));
+        let counted: Vec<&SocketReport> = p.sockets.iter().filter(|s| s.counts(unix)).collect();
+        if !counted.is_empty() {
+            out.extend(socket_table(&counted));
+        }
+        for n in &p.notices {
+            out.push(format!("sockmeter: pid {}: {n}", p.pid));
+        }
+    }
+    if !unix {
+        let with_unix: Vec<(&ProcessReport, Vec<&SocketReport>)> = report
+            .processes
+            .iter()
+            .map(|p| {
+                (
+                    p,
+                    p.sockets
+                        .iter()
+                        .filter(|s| s.family == "unix")
+                        .collect::<Vec<_>>(),
+                )
+            })
+            .filter(|(_, s)| !s.is_empty())
+            .collect();
+        if !with_unix.is_empty() {
+            out.push(
+                "sockmeter: Unix-domain sockets (not in the totals; --unix counts them):".into(),
+            );
+        }
+        for (p, socks) in with_unix {
+            out.push(format!(
+                "sockmeter: pid {} {}: {} in, {} out over {}",
+                p.pid,
+                process_name(p),
+                human(p.unix.rx_bytes),
+                human(p.unix.tx_bytes),
+                plural(p.unix.sockets, "Unix socket")
+            ));
+            out.extend(socket_table(&socks));
+        }
+    }
+    let t = &report.totals;
+    out.push(format!(
+        "sockmeter: total: {} in, {} out over {} in {}",
+        human(t.rx_bytes),
+        human(t.tx_bytes),
+        plural(t.connections, "connection"),
+        match report.processes.len() {
+            1 => "1 process".to_string(),
+            n => format!("{n} processes"),
+        },
+    ));
+    for n in &report.notices {
+        out.push(format!("sockmeter: {n}"));
+    }
+    let mut s = out.join("\n");
+    s.push('\n');
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sockmeter::report::{PeerReport, ProcessTotals, UnixTotals};
+
+    #[test]
+    fn human_sizes() {
+        assert_eq!(human(0), "0 B");
+        assert_eq!(human(84), "84 B");
+        assert_eq!(human(1023), "1023 B");
+        assert_eq!(human(1024), "1.0 KiB");
+        assert_eq!(human(1536), "1.5 KiB");
+        assert_eq!(human(3 << 20), "3.0 MiB");
+        assert_eq!(human((1 << 20) - 1), "1.0 MiB", "no 1024.0 KiB");
+        assert_eq!(human(5 << 30), "5.0 GiB");
+        assert_eq!(human(3 << 40), "3.0 TiB");
+        assert_eq!(human(u64::MAX), "16384.0 PiB");
+    }
+
+    fn tcp(local: &str, peer: &str, tx: u64, rx: u64, module: &str) -> SocketReport {
+        SocketReport {
+            id: 1,
+            fd: 3,
+            family: "inet".into(),
+            proto: "tcp".into(),
+            role: "connected".into(),
+            local: Some(local.into()),
+            peer: Some(peer.into()),
+            tx_bytes: tx,
+            rx_bytes: rx,
+            module: Some(module.into()),
+            ..Default::default()
+        }
+    }
+
+    fn curl() -> ProcessReport {
+        let unix = SocketReport {
+            family: "unix".into(),
+            proto: "stream".into(),
+            role: "connected".into(),
+            peer: Some("/run/nscd/socket".into()),
+            tx_bytes: 300,
+            rx_bytes: 1200,
+            module: Some("/lib/x86_64-linux-gnu/libc.so.6".into()),
+            ..Default::default()
+        };
+        ProcessReport {
+            pid: 4711,
+            argv: vec!["/usr/bin/curl".into(), "-s".into()],
+            exe: "/usr/bin/curl".into(),
+            end: "exit".into(),
+            totals: ProcessTotals {
+                tx_bytes: 84,
+                rx_bytes: 3 << 20,
+                connections: 1,
+                sockets: 1,
+                ..Default::default()
+            },
+            unix: UnixTotals {
+                tx_bytes: 300,
+                rx_bytes: 1200,
+                sockets: 1,
+            },
+            sockets: vec![
+                tcp(
+                    "127.0.0.1:53422",
+                    "127.0.0.1:8080",
+                    84,
+                    3 << 20,
+                    "/usr/lib/x86_64-linux-gnu/libcurl.so.4",
+                ),
+                unix,
+            ],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_example_line() {
+        assert_eq!(
+            process_line(&curl(), false),
+            "sockmeter: pid 4711 curl: 3.0 MiB in, 84 B out over 1 connection (127.0.0.1:8080)"
+        );
+    }
+
+    #[test]
+    fn a_whole_summary() {
+        let mut sleeper = ProcessReport {
+            pid: 4712,
+            exe: "/bin/sleep".into(),
+            end: "running".into(),
+            ..Default::default()
+        };
+        sleeper.notices.push("table_full: too many sockets".into());
+        let r = Report::new(vec!["curl".into()], Some(0), false, vec![curl(), sleeper]);
+        let text = render(&r);
+        let expected = "\
+sockmeter: pid 4711 curl: 3.0 MiB in, 84 B out over 1 connection (127.0.0.1:8080)
+  proto  local            peer            role       tx    rx       module
+  tcp    127.0.0.1:53422  127.0.0.1:8080  connected  84 B  3.0 MiB  libcurl.so.4
+sockmeter: pid 4712 sleep: 0 B in, 0 B out over 0 connections [still running when sockmeter stopped]
+sockmeter: pid 4712: table_full: too many sockets
+sockmeter: Unix-domain sockets (not in the totals; --unix counts them):
+sockmeter: pid 4711 curl: 1.2 KiB in, 300 B out over 1 Unix socket
+  proto   local  peer              role       tx     rx       module
+  stream  -      /run/nscd/socket  connected  300 B  1.2 KiB  libc.so.6
+sockmeter: total: 3.0 MiB in, 84 B out over 1 connection in 2 processes
+";
+        assert_eq!(text, expected, "\n{text}");
+    }
+
+    #[test]
+    fn with_unix_the_unix_sockets_join_the_main_table() {
+        let mut p = curl();
+        p.totals.tx_bytes += 300;
+        p.totals.rx_bytes += 1200;
+        let text = render(&Report::new(vec![], Some(0), true, vec![p]));
+        assert!(!text.contains("Unix-domain sockets ("), "{text}");
+        assert!(
+            text.lines()
+                .nth(3)
+                .unwrap()
+                .trim_start()
+                .starts_with("stream"),
+            "{text}"
+        );
+        assert!(text.ends_with("in 1 process\n"), "{text}");
+    }
+
+    #[test]
+    fn many_peers_and_many_sockets_are_cut_short() {
+        let mut p = ProcessReport {
+            pid: 1,
+            argv: vec!["srv".into()],
+            end: "lost".into(),
+            ..Default::default()
+        };
+        for i in 0..25u64 {
+            p.sockets.push(tcp(
+                "10.0.0.1:80",
+                &format!("10.0.0.{}:5000", i + 2),
+                i,
+                0,
+                "/srv",
+            ));
+        }
+        p.sockets.push(SocketReport {
+            family: "inet".into(),
+            proto: "udp".into(),
+            role: "datagram".into(),
+            tx_bytes: 1000,
+            peers: vec![PeerReport {
+                peer: "9.9.9.9:53".into(),
+                tx_bytes: 1000,
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+        p.totals.connections = 25;
+        let line = process_line(&p, false);
+        assert!(line.ends_with("over 25 connections (9.9.9.9:53, 10.0.0.26:5000, 10.0.0.25:5000, +23 more) [ended without a goodbye: killed, or its connection broke]"), "{line}");
+        let refs: Vec<&SocketReport> = p.sockets.iter().collect();
+        let table = socket_table(&refs);
+        assert_eq!(table.len(), 1 + MAX_ROWS + 1);
+        assert_eq!(
+            table.last().unwrap(),
+            "  ... and 6 more sockets (the JSON report has them all)"
+        );
+        assert!(table[1].contains("1 peer"), "{}", table[1]);
+    }
+
+    #[test]
+    fn nothing_reported() {
+        let text = render(&Report::new(vec!["static".into()], Some(0), false, vec![]));
+        assert!(text.starts_with("sockmeter: no process reported"), "{text}");
+        assert!(
+            text.ends_with("total: 0 B in, 0 B out over 0 connections in 0 processes\n"),
+            "{text}"
+        );
+    }
+}
