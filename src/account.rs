@@ -13,7 +13,10 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::model::{Family, Role};
-use crate::report::{GroupStats, LabelReport, ModuleReport, PeerReport, ProcessReport, ProcessTotals, SocketReport, UnixTotals};
+use crate::report::{
+    GroupStats, LabelReport, ModuleReport, PeerReport, ProcessReport, ProcessTotals, SocketReport,
+    UnixTotals,
+};
 use crate::time::rfc3339;
 use crate::wire::{ByeReason, Hello, Message, SocketInfo};
 
@@ -84,8 +87,16 @@ fn apply_info(r: &mut SocketReport, s: &SocketInfo) {
 
 fn host_of(peer: &Option<String>) -> String {
     match peer {
-        Some(p) if p.starts_with('[') => p.split(']').next().unwrap_or("").trim_start_matches('[').to_string(),
-        Some(p) => p.rsplit_once(':').map(|(h, _)| h.to_string()).unwrap_or_else(|| p.clone()),
+        Some(p) if p.starts_with('[') => p
+            .split(']')
+            .next()
+            .unwrap_or("")
+            .trim_start_matches('[')
+            .to_string(),
+        Some(p) => p
+            .rsplit_once(':')
+            .map(|(h, _)| h.to_string())
+            .unwrap_or_else(|| p.clone()),
         None => String::new(),
     }
 }
@@ -129,7 +140,10 @@ impl ProcessAccount {
 
     fn entry(&mut self, id: u64) -> (&mut Entry, bool) {
         let known = self.sockets.contains_key(&id);
-        let e = self.sockets.entry(id).or_insert_with(|| Entry { report: placeholder(id), peers: BTreeMap::new() });
+        let e = self.sockets.entry(id).or_insert_with(|| Entry {
+            report: placeholder(id),
+            peers: BTreeMap::new(),
+        });
         (e, known)
     }
 
@@ -161,7 +175,13 @@ impl ProcessAccount {
                     r.rx_calls += sd.rx_calls;
                     r.errors += sd.errors;
                     for pd in &sd.peers {
-                        let p = e.peers.entry(pd.peer.clone()).or_insert_with(|| PeerReport { peer: pd.peer.clone(), ..Default::default() });
+                        let p = e
+                            .peers
+                            .entry(pd.peer.clone())
+                            .or_insert_with(|| PeerReport {
+                                peer: pd.peer.clone(),
+                                ..Default::default()
+                            });
                         p.tx_bytes += pd.tx_bytes;
                         p.rx_bytes += pd.rx_bytes;
                         p.tx_calls += pd.tx_calls;
@@ -192,8 +212,12 @@ impl ProcessAccount {
 
     fn fold_excess(&mut self) {
         while self.closed_order.len() > self.closed_limit {
-            let Some(id) = self.closed_order.pop_front() else { break };
-            let Some(e) = self.sockets.remove(&id) else { continue };
+            let Some(id) = self.closed_order.pop_front() else {
+                break;
+            };
+            let Some(e) = self.sockets.remove(&id) else {
+                continue;
+            };
             let r = e.report;
             let key = (
                 r.family.clone(),
@@ -203,16 +227,19 @@ impl ProcessAccount {
                 r.label.clone().unwrap_or_default(),
                 host_of(&r.peer),
             );
-            let f = self.folded.entry(key.clone()).or_insert_with(|| SocketReport {
-                family: r.family.clone(),
-                proto: r.proto.clone(),
-                role: r.role.clone(),
-                module: r.module.clone(),
-                label: r.label.clone(),
-                peer: (!key.5.is_empty()).then(|| key.5.clone()),
-                opened_at: r.opened_at.clone(),
-                ..Default::default()
-            });
+            let f = self
+                .folded
+                .entry(key.clone())
+                .or_insert_with(|| SocketReport {
+                    family: r.family.clone(),
+                    proto: r.proto.clone(),
+                    role: r.role.clone(),
+                    module: r.module.clone(),
+                    label: r.label.clone(),
+                    peer: (!key.5.is_empty()).then(|| key.5.clone()),
+                    opened_at: r.opened_at.clone(),
+                    ..Default::default()
+                });
             f.tx_bytes += r.tx_bytes;
             f.rx_bytes += r.rx_bytes;
             f.tx_calls += r.tx_calls;
@@ -273,7 +300,9 @@ impl ProcessAccount {
                     g.1.insert(p.peer.clone());
                 }
             };
-            add(modules.entry(s.module.clone().unwrap_or_else(|| "(unknown)".into())).or_default());
+            add(modules
+                .entry(s.module.clone().unwrap_or_else(|| "(unknown)".into()))
+                .or_default());
             if let Some(l) = &s.label {
                 add(labels.entry(l.clone()).or_default());
             }
@@ -310,8 +339,20 @@ impl ProcessAccount {
             },
             totals,
             sockets,
-            modules: modules.into_iter().map(|(module, g)| ModuleReport { module, stats: finish(g) }).collect(),
-            labels: labels.into_iter().map(|(label, g)| LabelReport { label, stats: finish(g) }).collect(),
+            modules: modules
+                .into_iter()
+                .map(|(module, g)| ModuleReport {
+                    module,
+                    stats: finish(g),
+                })
+                .collect(),
+            labels: labels
+                .into_iter()
+                .map(|(label, g)| LabelReport {
+                    label,
+                    stats: finish(g),
+                })
+                .collect(),
             unix,
             dropped_events: self.dropped_events,
             notices: self.notices.clone(),
@@ -330,7 +371,11 @@ mod tests {
             id,
             fd: 3,
             family,
-            proto: if family == Family::Unix { Proto::Stream } else { Proto::Tcp },
+            proto: if family == Family::Unix {
+                Proto::Stream
+            } else {
+                Proto::Tcp
+            },
             role: Role::Connected,
             local: None,
             peer: Some(format!("127.0.0.1:{}", 1000 + id)),
@@ -344,25 +389,62 @@ mod tests {
     }
 
     fn delta(id: u64, tx: u64, rx: u64) -> Message {
-        Message::Delta(Delta { at: 2, sockets: vec![SocketDelta { id, tx_bytes: tx, rx_bytes: rx, tx_calls: 1, rx_calls: 1, ..Default::default() }] })
+        Message::Delta(Delta {
+            at: 2,
+            sockets: vec![SocketDelta {
+                id,
+                tx_bytes: tx,
+                rx_bytes: rx,
+                tx_calls: 1,
+                rx_calls: 1,
+                ..Default::default()
+            }],
+        })
     }
 
     fn hello() -> Message {
-        Message::Hello(Hello { pid: 9, ppid: 1, exe: "/x".into(), argv: vec![], started_at: 0, origin: Origin::Start, shim_version: "t".into(), interval_ms: 1000 })
+        Message::Hello(Hello {
+            pid: 9,
+            ppid: 1,
+            exe: "/x".into(),
+            argv: vec![],
+            started_at: 0,
+            origin: Origin::Start,
+            shim_version: "t".into(),
+            interval_ms: 1000,
+        })
     }
 
     #[test]
     fn deltas_add_up_and_modules_sum_to_totals() {
         let mut a = ProcessAccount::new();
-        for m in [hello(), info(1, Family::Inet, "/a.so"), info(2, Family::Inet6, "/b.so"), info(3, Family::Unix, "/a.so")] {
+        for m in [
+            hello(),
+            info(1, Family::Inet, "/a.so"),
+            info(2, Family::Inet6, "/b.so"),
+            info(3, Family::Unix, "/a.so"),
+        ] {
             a.apply(&m).unwrap();
         }
-        for m in [delta(1, 10, 20), delta(1, 5, 0), delta(2, 1, 2), delta(3, 100, 100)] {
+        for m in [
+            delta(1, 10, 20),
+            delta(1, 5, 0),
+            delta(2, 1, 2),
+            delta(3, 100, 100),
+        ] {
             a.apply(&m).unwrap();
         }
-        a.apply(&Message::Bye(Bye { at: 3, reason: ByeReason::Exit, dropped_events: 0 })).unwrap();
+        a.apply(&Message::Bye(Bye {
+            at: 3,
+            reason: ByeReason::Exit,
+            dropped_events: 0,
+        }))
+        .unwrap();
         let r = a.report(false, "running");
-        assert_eq!((r.totals.tx_bytes, r.totals.rx_bytes, r.totals.connections), (16, 22, 2));
+        assert_eq!(
+            (r.totals.tx_bytes, r.totals.rx_bytes, r.totals.connections),
+            (16, 22, 2)
+        );
         assert_eq!((r.unix.tx_bytes, r.unix.rx_bytes), (100, 100));
         assert_eq!(r.modules.iter().map(|m| m.stats.tx_bytes).sum::<u64>(), 16);
         assert_eq!(r.end, "exit");
@@ -373,7 +455,10 @@ mod tests {
     #[test]
     fn unknown_socket_is_reported_but_kept() {
         let mut a = ProcessAccount::new();
-        assert_eq!(a.apply(&delta(7, 1, 1)), Err(AccountError::UnknownSocket(7)));
+        assert_eq!(
+            a.apply(&delta(7, 1, 1)),
+            Err(AccountError::UnknownSocket(7))
+        );
         a.apply(&info(7, Family::Inet, "/m")).unwrap();
         assert_eq!(a.report(false, "running").totals.tx_bytes, 1);
     }
@@ -385,7 +470,8 @@ mod tests {
         for id in 1..=10 {
             a.apply(&info(id, Family::Inet, "/m")).unwrap();
             a.apply(&delta(id, id, 1)).unwrap();
-            a.apply(&Message::Closed(Closed { id, closed_at: 5 })).unwrap();
+            a.apply(&Message::Closed(Closed { id, closed_at: 5 }))
+                .unwrap();
         }
         let r = a.report(false, "running");
         assert_eq!(r.totals.tx_bytes, 55);

@@ -61,13 +61,23 @@ impl Addr {
                 let mut o = [0u8; 16];
                 o[..8].copy_from_slice(&w[1].to_be_bytes());
                 o[8..].copy_from_slice(&w[2].to_be_bytes());
-                Some(Addr::V6(Ipv6Addr::from(o), (w[0] >> 8) as u16, (w[0] >> 32) as u32))
+                Some(Addr::V6(
+                    Ipv6Addr::from(o),
+                    (w[0] >> 8) as u16,
+                    (w[0] >> 32) as u32,
+                ))
             }
             tag @ (TAG_UNIX | TAG_ABSTRACT) => {
                 let len = ((w[0] >> 8) as usize & 0xff).min(UNIX_PATH_MAX);
-                let path: Vec<u8> = (0..len).map(|i| (w[1 + i / 8] >> ((i % 8) * 8)) as u8).collect();
+                let path: Vec<u8> = (0..len)
+                    .map(|i| (w[1 + i / 8] >> ((i % 8) * 8)) as u8)
+                    .collect();
                 let trunc = w[0] & TRUNCATED != 0;
-                Some(if tag == TAG_UNIX { Addr::Unix(path, trunc) } else { Addr::Abstract(path, trunc) })
+                Some(if tag == TAG_UNIX {
+                    Addr::Unix(path, trunc)
+                } else {
+                    Addr::Abstract(path, trunc)
+                })
             }
             TAG_UNNAMED => Some(Addr::Unnamed),
             _ => None,
@@ -82,7 +92,13 @@ impl Addr {
 
 /// Encodes an IPv4 address (octets in network order) without allocating.
 pub const fn encode_v4(octets: [u8; 4], port: u16) -> [u64; ADDR_WORDS] {
-    [TAG_V4 | (port as u64) << 8, u32::from_be_bytes(octets) as u64, 0, 0, 0]
+    [
+        TAG_V4 | (port as u64) << 8,
+        u32::from_be_bytes(octets) as u64,
+        0,
+        0,
+        0,
+    ]
 }
 
 /// Encodes an IPv6 address without allocating.
@@ -91,7 +107,13 @@ pub fn encode_v6(o: [u8; 16], port: u16, scope: u32) -> [u64; ADDR_WORDS] {
     let mut lo = [0u8; 8];
     hi.copy_from_slice(&o[..8]);
     lo.copy_from_slice(&o[8..]);
-    [TAG_V6 | u64::from(port) << 8 | u64::from(scope) << 32, u64::from_be_bytes(hi), u64::from_be_bytes(lo), 0, 0]
+    [
+        TAG_V6 | u64::from(port) << 8 | u64::from(scope) << 32,
+        u64::from_be_bytes(hi),
+        u64::from_be_bytes(lo),
+        0,
+        0,
+    ]
 }
 
 /// Encodes a Unix-domain name (a path, or an abstract name without its leading NUL; an empty
@@ -102,7 +124,11 @@ pub fn encode_unix(path: &[u8], abstract_name: bool, truncated: bool) -> [u64; A
         w[0] = TAG_UNNAMED;
         return w;
     }
-    let tag = if abstract_name { TAG_ABSTRACT } else { TAG_UNIX };
+    let tag = if abstract_name {
+        TAG_ABSTRACT
+    } else {
+        TAG_UNIX
+    };
     let len = path.len().min(UNIX_PATH_MAX);
     let trunc = truncated || path.len() > UNIX_PATH_MAX;
     w[0] = tag | if trunc { TRUNCATED } else { 0 } | ((len as u64) << 8);
@@ -118,9 +144,19 @@ impl fmt::Display for Addr {
             Addr::V4(ip, port) => write!(f, "{ip}:{port}"),
             Addr::V6(ip, port, 0) => write!(f, "[{ip}]:{port}"),
             Addr::V6(ip, port, scope) => write!(f, "[{ip}%{scope}]:{port}"),
-            Addr::Unix(p, t) => write!(f, "{}{}", String::from_utf8_lossy(p), if *t { "…" } else { "" }),
+            Addr::Unix(p, t) => write!(
+                f,
+                "{}{}",
+                String::from_utf8_lossy(p),
+                if *t { "…" } else { "" }
+            ),
             Addr::Abstract(p, t) => {
-                write!(f, "@{}{}", String::from_utf8_lossy(p), if *t { "…" } else { "" })
+                write!(
+                    f,
+                    "@{}{}",
+                    String::from_utf8_lossy(p),
+                    if *t { "…" } else { "" }
+                )
             }
             Addr::Unnamed => f.write_str("(unnamed)"),
         }
@@ -157,7 +193,10 @@ mod tests {
 
     #[test]
     fn text_forms() {
-        assert_eq!(Addr::V4(Ipv4Addr::LOCALHOST, 80).to_string(), "127.0.0.1:80");
+        assert_eq!(
+            Addr::V4(Ipv4Addr::LOCALHOST, 80).to_string(),
+            "127.0.0.1:80"
+        );
         assert_eq!(Addr::V6(Ipv6Addr::LOCALHOST, 80, 0).to_string(), "[::1]:80");
         assert_eq!(Addr::Abstract(b"x".to_vec(), false).to_string(), "@x");
     }

@@ -68,7 +68,12 @@ fn flag(var: &'static str, v: Option<OsString>, errs: &mut Vec<ConfigError>) -> 
             "" | "0" | "false" | "no" | "off" => false,
             "1" | "true" | "yes" | "on" => true,
             _ => {
-                errs.push(ConfigError { var, value: s, problem: "expected 1 or 0".into(), fallback: "treated as 0" });
+                errs.push(ConfigError {
+                    var,
+                    value: s,
+                    problem: "expected 1 or 0".into(),
+                    fallback: "treated as 0",
+                });
                 false
             }
         },
@@ -96,7 +101,10 @@ impl Config {
     /// Reads the configuration through `get` (the environment in the shim, a map in tests).
     pub fn from_lookup(get: impl Fn(&str) -> Option<OsString>) -> (Config, Vec<ConfigError>) {
         let mut errs = Vec::new();
-        let mut c = Config { disabled: flag("SOCKMETER_DISABLE", get("SOCKMETER_DISABLE"), &mut errs), ..Config::default() };
+        let mut c = Config {
+            disabled: flag("SOCKMETER_DISABLE", get("SOCKMETER_DISABLE"), &mut errs),
+            ..Config::default()
+        };
         c.socket = text("SOCKMETER_SOCKET", get("SOCKMETER_SOCKET"), &mut errs);
         c.report = text("SOCKMETER_REPORT", get("SOCKMETER_REPORT"), &mut errs);
         c.unix_in_totals = flag("SOCKMETER_UNIX", get("SOCKMETER_UNIX"), &mut errs);
@@ -112,14 +120,20 @@ impl Config {
             }
         }
         if let Some(s) = text("SOCKMETER_ATTRIBUTE", get("SOCKMETER_ATTRIBUTE"), &mut errs) {
-            c.attribute = s.split(':').filter(|g| !g.is_empty()).map(str::to_string).collect();
+            c.attribute = s
+                .split(':')
+                .filter(|g| !g.is_empty())
+                .map(str::to_string)
+                .collect();
         }
         (c, errs)
     }
 
     /// The report path for process `pid` (`%p` replaced by the pid).
     pub fn report_path(&self, pid: u32) -> Option<String> {
-        self.report.as_ref().map(|r| r.replace("%p", &pid.to_string()))
+        self.report
+            .as_ref()
+            .map(|r| r.replace("%p", &pid.to_string()))
     }
 }
 
@@ -129,14 +143,21 @@ mod tests {
     use std::collections::HashMap;
 
     fn read(pairs: &[(&str, &str)]) -> (Config, Vec<ConfigError>) {
-        let m: HashMap<String, OsString> = pairs.iter().map(|(k, v)| (k.to_string(), OsString::from(v))).collect();
+        let m: HashMap<String, OsString> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), OsString::from(v)))
+            .collect();
         Config::from_lookup(|k| m.get(k).cloned())
     }
 
     #[test]
     fn defaults_and_values() {
         assert_eq!(read(&[]).0, Config::default());
-        let (c, e) = read(&[("SOCKMETER_INTERVAL", "250"), ("SOCKMETER_ATTRIBUTE", "*.so::/opt/*"), ("SOCKMETER_UNIX", "1")]);
+        let (c, e) = read(&[
+            ("SOCKMETER_INTERVAL", "250"),
+            ("SOCKMETER_ATTRIBUTE", "*.so::/opt/*"),
+            ("SOCKMETER_UNIX", "1"),
+        ]);
         assert!(e.is_empty());
         assert_eq!(c.interval_ms, 250);
         assert_eq!(c.attribute, vec!["*.so", "/opt/*"]);
@@ -145,7 +166,10 @@ mod tests {
 
     #[test]
     fn malformed_values_fall_back_with_a_named_error() {
-        let (c, e) = read(&[("SOCKMETER_INTERVAL", "soon"), ("SOCKMETER_DISABLE", "maybe")]);
+        let (c, e) = read(&[
+            ("SOCKMETER_INTERVAL", "soon"),
+            ("SOCKMETER_DISABLE", "maybe"),
+        ]);
         assert_eq!(c.interval_ms, DEFAULT_INTERVAL_MS);
         assert!(!c.disabled);
         assert_eq!(e.len(), 2);

@@ -4,7 +4,11 @@
 
 /// Whether `path` matches `pattern` (see the module docs).
 pub fn matches(pattern: &str, path: &str) -> bool {
-    let subject = if pattern.contains('/') { path } else { path.rsplit('/').next().unwrap_or(path) };
+    let subject = if pattern.contains('/') {
+        path
+    } else {
+        path.rsplit('/').next().unwrap_or(path)
+    };
     match_bytes(pattern.as_bytes(), subject.as_bytes())
 }
 

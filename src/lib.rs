@@ -7,9 +7,10 @@
 //! (`shim/`) and the `sockmeter` command (`reporter/`) are built on it.
 
 pub mod account;
+pub mod addr;
+pub mod collect;
 pub mod config;
 pub mod glob;
-pub mod addr;
 pub mod model;
 pub mod registry;
 pub mod report;

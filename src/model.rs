@@ -108,7 +108,14 @@ mod tests {
 
     #[test]
     fn codes_round_trip_and_unknown_codes_are_safe() {
-        for r in [Role::Unconnected, Role::Connected, Role::Accepted, Role::Listening, Role::Datagram, Role::Overflow] {
+        for r in [
+            Role::Unconnected,
+            Role::Connected,
+            Role::Accepted,
+            Role::Listening,
+            Role::Datagram,
+            Role::Overflow,
+        ] {
             assert_eq!(Role::from_code(r.code()), r);
         }
         assert_eq!(Family::from_code(200), Family::Other);

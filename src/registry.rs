@@ -74,7 +74,9 @@ pub struct FdTable {
 impl FdTable {
     /// An empty table (everything unknown).
     pub const fn new() -> Self {
-        FdTable { slots: [const { AtomicU32::new(0) }; MAX_FDS] }
+        FdTable {
+            slots: [const { AtomicU32::new(0) }; MAX_FDS],
+        }
     }
 
     fn slot(&self, fd: i32) -> Option<&AtomicU32> {
@@ -101,7 +103,10 @@ impl FdTable {
     /// Sets `fd` to `new` only if it still is `old` (a concurrent reuse of the number wins).
     pub fn replace(&self, fd: i32, old: FdState, new: FdState) -> bool {
         self.slot(fd)
-            .map(|s| s.compare_exchange(old.to_raw(), new.to_raw(), AcqRel, Acquire).is_ok())
+            .map(|s| {
+                s.compare_exchange(old.to_raw(), new.to_raw(), AcqRel, Acquire)
+                    .is_ok()
+            })
             .unwrap_or(false)
     }
 
@@ -217,7 +222,13 @@ impl Counters {
     }
 
     fn reset(&self) {
-        for c in [&self.tx_bytes, &self.rx_bytes, &self.tx_calls, &self.rx_calls, &self.errors] {
+        for c in [
+            &self.tx_bytes,
+            &self.rx_bytes,
+            &self.tx_calls,
+            &self.rx_calls,
+            &self.errors,
+        ] {
             c.store(0, Relaxed);
         }
     }
@@ -431,7 +442,8 @@ impl Record {
     /// Sets the role.
     pub fn set_role(&self, role: Role) {
         let k = self.kind.load(Relaxed);
-        self.kind.store((k & !0xff_0000) | u32::from(role.code()) << 16, Relaxed);
+        self.kind
+            .store((k & !0xff_0000) | u32::from(role.code()) << 16, Relaxed);
         self.bump();
     }
 
@@ -475,7 +487,10 @@ impl Record {
                     return;
                 }
                 PEER_FREE => {
-                    if p.state.compare_exchange(PEER_FREE, PEER_WRITING, Acquire, Relaxed).is_ok() {
+                    if p.state
+                        .compare_exchange(PEER_FREE, PEER_WRITING, Acquire, Relaxed)
+                        .is_ok()
+                    {
                         store_words(&p.addr, addr);
                         p.state.store(PEER_READY, Release);
                         p.counters.count(dir, bytes, failed);
@@ -538,7 +553,8 @@ impl Record {
     fn fill(&self, id: u64, s: &NewSocket) {
         self.id.store(id, Relaxed);
         self.refs.store(1, Relaxed);
-        self.kind.store(pack_kind(s.family, s.proto, s.role), Relaxed);
+        self.kind
+            .store(pack_kind(s.family, s.proto, s.role), Relaxed);
         self.flags.store(s.flags, Relaxed);
         self.module.store(s.module, Relaxed);
         self.via.store(s.via, Relaxed);
@@ -582,7 +598,9 @@ impl Records {
     /// The record at `idx` (the overflow record for an out-of-range index).
     #[inline]
     pub fn get(&self, idx: u32) -> &Record {
-        self.recs.get(idx as usize).unwrap_or(&self.recs[OVERFLOW as usize])
+        self.recs
+            .get(idx as usize)
+            .unwrap_or(&self.recs[OVERFLOW as usize])
     }
 
     /// One past the highest record index ever used: scans stop here.
@@ -601,7 +619,10 @@ impl Records {
             if r.state.load(Relaxed) != REC_FREE {
                 continue;
             }
-            if r.state.compare_exchange(REC_FREE, REC_OPENING, Acquire, Relaxed).is_err() {
+            if r.state
+                .compare_exchange(REC_FREE, REC_OPENING, Acquire, Relaxed)
+                .is_err()
+            {
                 continue;
             }
             let id = self.next_id.fetch_add(1, Relaxed);
@@ -618,7 +639,10 @@ impl Records {
 
     fn open_overflow(&self, now_ms: u64) {
         let r = &self.recs[OVERFLOW as usize];
-        if r.state.compare_exchange(REC_FREE, REC_OPENING, Acquire, Relaxed).is_ok() {
+        if r.state
+            .compare_exchange(REC_FREE, REC_OPENING, Acquire, Relaxed)
+            .is_ok()
+        {
             let s = NewSocket {
                 fd: -1,
                 family: Family::Other,
@@ -638,13 +662,22 @@ impl Records {
         }
     }
 
+    /// Returns a record that was opened but never published (a lost race to adopt an fd).
+    pub fn discard(&self, idx: u32) {
+        if idx != OVERFLOW {
+            self.get(idx).state.store(REC_FREE, Release);
+        }
+    }
+
     /// Frees a closed record after its final delta was shipped.
     pub fn free(&self, idx: u32) {
         if idx == OVERFLOW {
             return;
         }
         let r = self.get(idx);
-        let _ = r.state.compare_exchange(REC_CLOSED, REC_FREE, AcqRel, Relaxed);
+        let _ = r
+            .state
+            .compare_exchange(REC_CLOSED, REC_FREE, AcqRel, Relaxed);
     }
 
     /// In a forked child: every open socket starts again from zero (the child is a new process
@@ -686,7 +719,10 @@ pub struct Registry {
 impl Registry {
     /// An empty registry, usable as a `static`.
     pub const fn new() -> Self {
-        Registry { fds: FdTable::new(), records: Records::new() }
+        Registry {
+            fds: FdTable::new(),
+            records: Records::new(),
+        }
     }
 
     /// Registers a new socket on `s.fd` and returns its record index.
@@ -698,6 +734,23 @@ impl Registry {
             self.fds.set(s.fd, FdState::Record(OVERFLOW));
         }
         idx
+    }
+
+    /// Registers a socket found on `s.fd` on first use, unless another thread registered it
+    /// first (then that record is returned). `None` if the fd changed meanwhile.
+    pub fn adopt(&self, s: &NewSocket) -> Option<u32> {
+        let idx = self.records.open(s);
+        if self
+            .fds
+            .replace(s.fd, FdState::Unknown, FdState::Record(idx))
+        {
+            return Some(idx);
+        }
+        self.records.discard(idx);
+        match self.fds.get(s.fd) {
+            FdState::Record(i) => Some(i),
+            _ => None,
+        }
     }
 
     /// `newfd` now refers to the same socket as `oldfd` (dup family). Whatever `newfd` was
@@ -772,7 +825,10 @@ mod tests {
         let rec = r.records.get(idx);
         assert_eq!(rec.state(), RecordState::Closed);
         let c = rec.counters.load();
-        assert_eq!((c.tx_bytes, c.rx_bytes, c.tx_calls, c.rx_calls), (10, 3, 1, 1));
+        assert_eq!(
+            (c.tx_bytes, c.rx_bytes, c.tx_calls, c.rx_calls),
+            (10, 3, 1, 1)
+        );
         assert_eq!(rec.meta().closed_ms, 7);
         r.records.free(idx);
         assert_eq!(rec.state(), RecordState::Free);
@@ -797,7 +853,11 @@ mod tests {
             rec.count_peer(&a, Dir::Tx, 100 + p, false);
             rec.count_peer(&a, Dir::Tx, 1, false);
         }
-        let kept: Vec<_> = rec.peers.iter().filter_map(|p| p.addr().map(|a| (a[1], p.counters.load().tx_bytes))).collect();
+        let kept: Vec<_> = rec
+            .peers
+            .iter()
+            .filter_map(|p| p.addr().map(|a| (a[1], p.counters.load().tx_bytes)))
+            .collect();
         assert_eq!(kept.len(), MAX_PEERS);
         assert_eq!(kept[0], (0, 101));
     }

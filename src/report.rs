@@ -251,7 +251,12 @@ impl SocketReport {
 
 impl Report {
     /// Builds a run report from finished process reports, computing the totals.
-    pub fn new(command: Vec<String>, exit_status: Option<i32>, unix_in_totals: bool, processes: Vec<ProcessReport>) -> Report {
+    pub fn new(
+        command: Vec<String>,
+        exit_status: Option<i32>,
+        unix_in_totals: bool,
+        processes: Vec<ProcessReport>,
+    ) -> Report {
         let mut totals = Totals::default();
         for p in &processes {
             totals.tx_bytes += p.totals.tx_bytes;

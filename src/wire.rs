@@ -226,7 +226,10 @@ pub enum WireError {
 
 /// Serialises a message as one line (with the trailing newline).
 pub fn encode(msg: &Message) -> Vec<u8> {
-    let env = Envelope { v: WIRE_VERSION, msg: msg.clone() };
+    let env = Envelope {
+        v: WIRE_VERSION,
+        msg: msg.clone(),
+    };
     let mut out = serde_json::to_vec(&env).unwrap_or_default();
     out.push(b'\n');
     out
@@ -268,9 +271,17 @@ mod tests {
             }),
             Message::Delta(Delta {
                 at: 9,
-                sockets: vec![SocketDelta { id: 4, tx_bytes: 5, ..Default::default() }],
+                sockets: vec![SocketDelta {
+                    id: 4,
+                    tx_bytes: 5,
+                    ..Default::default()
+                }],
             }),
-            Message::Bye(Bye { at: 10, reason: ByeReason::Exec, dropped_events: 0 }),
+            Message::Bye(Bye {
+                at: 10,
+                reason: ByeReason::Exec,
+                dropped_events: 0,
+            }),
         ];
         for m in msgs {
             let line = encode(&m);
@@ -281,10 +292,18 @@ mod tests {
 
     #[test]
     fn hostile_input_is_an_error_not_a_panic() {
-        assert!(matches!(decode(b"{\"v\":2,\"type\":\"bye\"}"), Err(WireError::Version(2))));
+        assert!(matches!(
+            decode(b"{\"v\":2,\"type\":\"bye\"}"),
+            Err(WireError::Version(2))
+        ));
         assert!(decode(b"not json").is_err());
         assert!(decode(b"{\"v\":1,\"type\":\"nope\"}").is_err());
-        assert!(decode(b"{\"v\":1,\"type\":\"delta\",\"at\":1,\"sockets\":[{\"id\":-1}]}").is_err());
-        assert!(matches!(decode(&vec![b' '; MAX_LINE + 1]), Err(WireError::TooLong)));
+        assert!(
+            decode(b"{\"v\":1,\"type\":\"delta\",\"at\":1,\"sockets\":[{\"id\":-1}]}").is_err()
+        );
+        assert!(matches!(
+            decode(&vec![b' '; MAX_LINE + 1]),
+            Err(WireError::TooLong)
+        ));
     }
 }

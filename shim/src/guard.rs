@@ -1,0 +1,52 @@
+//! The re-entrancy guard: a per-thread flag that is set while shim code runs.
+//!
+//! Our own work calls hooked functions (std writes to fds, `dlsym` and the unwinder read
+//! files, the reporting thread sends on its socket). A hook that finds the flag set passes
+//! straight through to libc. The flag is a `const`-initialised `Cell<bool>` with no `Drop`,
+//! so touching it never registers a TLS destructor (which would call `calloc`) and
+//! `try_with` cannot fail for want of initialisation. `enter`/`leave` are explicit calls, not
+//! a guard object, so nothing runs at unwind or thread exit.
+
+use std::cell::Cell;
+
+thread_local! {
+    static INSIDE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Marks this thread as running shim code. Returns false if it already was (the caller must
+/// then pass through and must not call [`leave`]).
+#[inline]
+pub fn enter() -> bool {
+    INSIDE
+        .try_with(|c| {
+            if c.get() {
+                false
+            } else {
+                c.set(true);
+                true
+            }
+        })
+        .unwrap_or(false)
+}
+
+/// Ends what [`enter`] began.
+#[inline]
+pub fn leave() {
+    let _ = INSIDE.try_with(|c| c.set(false));
+}
+
+/// Marks this thread as shim code for good (the reporting thread).
+pub fn enter_forever() {
+    let _ = INSIDE.try_with(|c| c.set(true));
+}
+
+/// Runs `f` with the guard held, unless it already is (then `f` does not run). For the few
+/// shim entry points that are not hooks (constructor, atexit, fork handlers, the C API).
+pub fn with<R>(f: impl FnOnce() -> R) -> Option<R> {
+    if !enter() {
+        return None;
+    }
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).ok();
+    leave();
+    r
+}

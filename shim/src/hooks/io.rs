@@ -1,0 +1,185 @@
+//! The per-byte path: send, receive, read and write handlers.
+//!
+//! Each runs after the real call with its return value and errno, and does only this: find
+//! the fd's record (one atomic load; a socket the shim never saw created is recognised here,
+//! once), add the bytes the kernel accepted or delivered to monotonic counters, and, for a
+//! datagram socket given an address, to that peer's counters. No allocation, no lock, no
+//! system call (after an fd's first use). `MSG_PEEK` reads count as calls with no bytes;
+//! `EAGAIN`/`EWOULDBLOCK` count as calls, not errors.
+
+use libc::{c_int, c_uint, c_void, iovec, mmsghdr, msghdr, off_t, size_t, sockaddr, socklen_t, ssize_t, timespec};
+use sockmeter::model::{Dir, Proto, Role};
+use sockmeter::registry::{FdState, Record};
+
+use crate::platform;
+use crate::runtime::{self, REGISTRY};
+
+/// True for the errno values that mean "try again", which are not errors.
+#[inline]
+pub fn would_block(e: c_int) -> bool {
+    e == libc::EAGAIN || e == libc::EWOULDBLOCK || e == libc::EINTR
+}
+
+/// The record of `fd`, recognising a socket created behind the shim's back on first use.
+#[inline]
+pub fn record_of(fd: c_int) -> Option<&'static Record> {
+    let idx = match REGISTRY.fds.get(fd) {
+        FdState::Record(i) => i,
+        FdState::Unknown => super::lifecycle::adopt(fd)?,
+        _ => return None,
+    };
+    Some(REGISTRY.records.get(idx))
+}
+
+/// Counts one call of `ret` bytes (negative: failed) on `fd`.
+#[inline]
+fn count(fd: c_int, dir: Dir, ret: isize, e: c_int, peek: bool) -> Option<&'static Record> {
+    let rec = record_of(fd)?;
+    let failed = ret < 0 && !would_block(e);
+    let bytes = if ret > 0 && !peek { ret as u64 } else { 0 };
+    rec.counters.count(dir, bytes, failed);
+    runtime::ensure_started();
+    Some(rec)
+}
+
+/// Per-peer counting for a datagram socket that names its peer on each call.
+#[inline]
+fn count_peer(rec: &Record, addr: *const sockaddr, len: socklen_t, dir: Dir, ret: isize, e: c_int, peek: bool) {
+    if addr.is_null() || len == 0 || !matches!(rec.proto(), Proto::Udp | Proto::Dgram | Proto::Raw) {
+        return;
+    }
+    let role = rec.role();
+    if !matches!(role, Role::Unconnected | Role::Datagram) {
+        return;
+    }
+    // SAFETY: `addr` and `len` describe a sockaddr the caller passed to (or received from)
+    // the real call; `sockaddr_words` reads at most `len` bytes and checks the family.
+    let Some(words) = (unsafe { platform::sockaddr_words(addr, len) }) else { return };
+    if role == Role::Unconnected {
+        rec.set_role(Role::Datagram);
+    }
+    let failed = ret < 0 && !would_block(e);
+    let bytes = if ret > 0 && !peek { ret as u64 } else { 0 };
+    rec.count_peer(&words, dir, bytes, failed);
+}
+
+fn peek(flags: c_int) -> bool {
+    flags & libc::MSG_PEEK != 0
+}
+
+/// Reads `*p` if `p` is not null.
+fn read_len(p: *const socklen_t) -> socklen_t {
+    if p.is_null() {
+        0
+    } else {
+        // SAFETY: a non-null `addrlen` passed to recvfrom points to a socklen_t the kernel
+        // just wrote.
+        unsafe { *p }
+    }
+}
+
+pub fn send(ret: ssize_t, e: c_int, fd: c_int, _buf: *const c_void, _len: size_t, _flags: c_int) {
+    count(fd, Dir::Tx, ret, e, false);
+}
+
+pub fn sendto(ret: ssize_t, e: c_int, fd: c_int, _buf: *const c_void, _len: size_t, _flags: c_int, addr: *const sockaddr, alen: socklen_t) {
+    if let Some(rec) = count(fd, Dir::Tx, ret, e, false) {
+        count_peer(rec, addr, alen, Dir::Tx, ret, e, false);
+    }
+}
+
+pub fn sendmsg(ret: ssize_t, e: c_int, fd: c_int, msg: *const msghdr, _flags: c_int) {
+    if let Some(rec) = count(fd, Dir::Tx, ret, e, false) {
+        if !msg.is_null() {
+            // SAFETY: the caller's msghdr, valid for the duration of the call we just made.
+            let m = unsafe { &*msg };
+            count_peer(rec, m.msg_name as *const sockaddr, m.msg_namelen, Dir::Tx, ret, e, false);
+        }
+    }
+}
+
+pub fn recv(ret: ssize_t, e: c_int, fd: c_int, _buf: *mut c_void, _len: size_t, flags: c_int) {
+    count(fd, Dir::Rx, ret, e, peek(flags));
+}
+
+pub fn recvfrom(ret: ssize_t, e: c_int, fd: c_int, _buf: *mut c_void, _len: size_t, flags: c_int, addr: *mut sockaddr, alen: *mut socklen_t) {
+    if let Some(rec) = count(fd, Dir::Rx, ret, e, peek(flags)) {
+        if ret >= 0 {
+            count_peer(rec, addr, read_len(alen), Dir::Rx, ret, e, peek(flags));
+        }
+    }
+}
+
+pub fn recvmsg(ret: ssize_t, e: c_int, fd: c_int, msg: *mut msghdr, flags: c_int) {
+    if let Some(rec) = count(fd, Dir::Rx, ret, e, peek(flags)) {
+        if ret >= 0 && !msg.is_null() {
+            // SAFETY: the caller's msghdr, just filled in by the kernel.
+            let m = unsafe { &*msg };
+            count_peer(rec, m.msg_name as *const sockaddr, m.msg_namelen, Dir::Rx, ret, e, peek(flags));
+        }
+    }
+}
+
+/// Sums `msg_len` of the first `n` messages and counts each message's peer.
+fn count_mmsg(rec: &Record, vec: *const mmsghdr, n: c_int, dir: Dir, peekf: bool) -> u64 {
+    let mut total = 0u64;
+    if vec.is_null() || n <= 0 {
+        return 0;
+    }
+    for i in 0..n as usize {
+        // SAFETY: the kernel filled the first `n` (the return value) entries of the caller's
+        // array of at least `vlen >= n` entries.
+        let m = unsafe { &*vec.add(i) };
+        total += u64::from(m.msg_len);
+        count_peer(rec, m.msg_hdr.msg_name as *const sockaddr, m.msg_hdr.msg_namelen, dir, m.msg_len as isize, 0, peekf);
+    }
+    total
+}
+
+pub fn sendmmsg(ret: c_int, e: c_int, fd: c_int, vec: *mut mmsghdr, _vlen: c_uint, _flags: c_int) {
+    mmsg(ret, e, fd, vec, Dir::Tx, false);
+}
+
+pub fn recvmmsg(ret: c_int, e: c_int, fd: c_int, vec: *mut mmsghdr, _vlen: c_uint, flags: c_int, _t: *mut timespec) {
+    mmsg(ret, e, fd, vec, Dir::Rx, peek(flags));
+}
+
+fn mmsg(ret: c_int, e: c_int, fd: c_int, vec: *const mmsghdr, dir: Dir, peekf: bool) {
+    let Some(rec) = record_of(fd) else { return };
+    let bytes = if ret > 0 { count_mmsg(rec, vec, ret, dir, peekf) } else { 0 };
+    let failed = ret < 0 && !would_block(e);
+    rec.counters.count(dir, if peekf { 0 } else { bytes }, failed);
+    runtime::ensure_started();
+}
+
+pub fn read(ret: ssize_t, e: c_int, fd: c_int, _buf: *mut c_void, _len: size_t) {
+    count(fd, Dir::Rx, ret, e, false);
+}
+
+pub fn read_chk(ret: ssize_t, e: c_int, fd: c_int, _buf: *mut c_void, _len: size_t, _buflen: size_t) {
+    count(fd, Dir::Rx, ret, e, false);
+}
+
+pub fn recv_chk(ret: ssize_t, e: c_int, fd: c_int, _buf: *mut c_void, _len: size_t, _buflen: size_t, flags: c_int) {
+    count(fd, Dir::Rx, ret, e, peek(flags));
+}
+
+pub fn recvfrom_chk(ret: ssize_t, e: c_int, fd: c_int, buf: *mut c_void, len: size_t, _buflen: size_t, flags: c_int, addr: *mut sockaddr, alen: *mut socklen_t) {
+    recvfrom(ret, e, fd, buf, len, flags, addr, alen);
+}
+
+pub fn write(ret: ssize_t, e: c_int, fd: c_int, _buf: *const c_void, _len: size_t) {
+    count(fd, Dir::Tx, ret, e, false);
+}
+
+pub fn readv(ret: ssize_t, e: c_int, fd: c_int, _iov: *const iovec, _n: c_int) {
+    count(fd, Dir::Rx, ret, e, false);
+}
+
+pub fn writev(ret: ssize_t, e: c_int, fd: c_int, _iov: *const iovec, _n: c_int) {
+    count(fd, Dir::Tx, ret, e, false);
+}
+
+pub fn sendfile(ret: ssize_t, e: c_int, out_fd: c_int, _in_fd: c_int, _off: *mut off_t, _count: size_t) {
+    count(out_fd, Dir::Tx, ret, e, false);
+}

@@ -1,0 +1,321 @@
+//! Sockets appearing, changing and closing: socket, socketpair, accept, connect, bind, listen,
+//! shutdown, the dup family, fcntl(F_DUPFD), close, close_range and closefrom.
+//!
+//! These are not on the per-byte path, so they may do a little more: read the clock (vDSO),
+//! ask the kernel for an address (getsockname), and attribute the socket to a module by walking
+//! a few stack frames (`modules::attribute`). A socket is attributed when it is created,
+//! connected or accepted; the per-byte path never looks at the stack.
+
+use libc::{c_int, c_uint, c_ulong, sockaddr, socklen_t};
+use sockmeter::addr::ADDR_WORDS;
+use sockmeter::model::{Family, Proto, Role};
+use sockmeter::registry::{FdState, NewSocket, FLAG_ADOPTED};
+
+use crate::modules;
+use crate::platform::{self, FdKind};
+use crate::runtime::{self, Event, REGISTRY};
+
+/// Family and protocol of a `socket(domain, type, protocol)` call; `None` for families not
+/// metered (netlink, packet, ...).
+pub fn kind_of(domain: c_int, ty: c_int, protocol: c_int) -> Option<(Family, Proto)> {
+    let family = match domain {
+        libc::AF_INET => Family::Inet,
+        libc::AF_INET6 => Family::Inet6,
+        libc::AF_UNIX => Family::Unix,
+        _ => return None,
+    };
+    let base = ty & 0xf;
+    let proto = match (family, base) {
+        (Family::Unix, libc::SOCK_STREAM) => Proto::Stream,
+        (Family::Unix, libc::SOCK_DGRAM) => Proto::Dgram,
+        (_, libc::SOCK_SEQPACKET) => Proto::Seqpacket,
+        (_, libc::SOCK_RAW) => Proto::Raw,
+        (_, libc::SOCK_STREAM) => Proto::Tcp,
+        (_, libc::SOCK_DGRAM) if protocol == libc::IPPROTO_ICMP || protocol == libc::IPPROTO_ICMPV6 => Proto::Raw,
+        (_, libc::SOCK_DGRAM) => Proto::Udp,
+        _ => Proto::Other,
+    };
+    Some((family, proto))
+}
+
+fn new_socket(fd: c_int, family: Family, proto: Proto, role: Role, flags: u32) -> NewSocket {
+    let who = modules::attribute();
+    NewSocket {
+        fd,
+        family,
+        proto,
+        role,
+        flags,
+        module: who.module,
+        via: who.via,
+        label: who.label,
+        local: [0; ADDR_WORDS],
+        peer: [0; ADDR_WORDS],
+        now_ms: platform::now_ms(),
+    }
+}
+
+fn opened(idx: u32) {
+    runtime::notify(Event::Changed(idx));
+    runtime::ensure_started();
+}
+
+/// Recognises an fd the shim did not see being created (inherited across exec, made by a raw
+/// system call, or duplicated by an unhooked path): classifies it once and, if it is a metered
+/// socket, gives it a record.
+pub fn adopt(fd: c_int) -> Option<u32> {
+    match platform::classify(fd) {
+        FdKind::Invalid => None,
+        FdKind::NotSocket => {
+            REGISTRY.fds.replace(fd, FdState::Unknown, FdState::NotSocket);
+            None
+        }
+        FdKind::Socket { family, proto, listening, connected } => {
+            if family == Family::Other {
+                REGISTRY.fds.replace(fd, FdState::Unknown, FdState::Ignored);
+                return None;
+            }
+            let role = if listening {
+                Role::Listening
+            } else if connected {
+                Role::Connected
+            } else {
+                Role::Unconnected
+            };
+            let mut s = new_socket(fd, family, proto, role, FLAG_ADOPTED);
+            s.local = platform::local_words(fd).unwrap_or([0; ADDR_WORDS]);
+            s.peer = platform::peer_words(fd).unwrap_or([0; ADDR_WORDS]);
+            let idx = REGISTRY.adopt(&s)?;
+            opened(idx);
+            Some(idx)
+        }
+    }
+}
+
+pub fn socket(ret: c_int, _e: c_int, domain: c_int, ty: c_int, protocol: c_int) {
+    if ret < 0 {
+        return;
+    }
+    match kind_of(domain, ty, protocol) {
+        Some((family, proto)) => {
+            let mut s = new_socket(ret, family, proto, Role::Unconnected, 0);
+            if family == Family::Unix {
+                s.local = sockmeter::addr::encode_unix(&[], false, false);
+            }
+            opened(REGISTRY.open(&s));
+        }
+        None => REGISTRY.fds.set(ret, FdState::Ignored),
+    }
+}
+
+pub fn socketpair(ret: c_int, _e: c_int, domain: c_int, ty: c_int, protocol: c_int, sv: *mut c_int) {
+    if ret != 0 || sv.is_null() {
+        return;
+    }
+    // SAFETY: on success the kernel wrote two fds into the caller's `int sv[2]`.
+    let fds = unsafe { [*sv, *sv.add(1)] };
+    let Some((family, proto)) = kind_of(domain, ty, protocol) else {
+        fds.iter().for_each(|fd| REGISTRY.fds.set(*fd, FdState::Ignored));
+        return;
+    };
+    let unnamed = sockmeter::addr::encode_unix(&[], false, false);
+    for fd in fds {
+        let mut s = new_socket(fd, family, proto, Role::Connected, 0);
+        s.local = unnamed;
+        s.peer = unnamed;
+        opened(REGISTRY.open(&s));
+    }
+}
+
+fn record(fd: c_int) -> Option<&'static sockmeter::registry::Record> {
+    super::io::record_of(fd)
+}
+
+pub fn connect(ret: c_int, e: c_int, fd: c_int, addr: *const sockaddr, len: socklen_t) {
+    if ret != 0 && e != libc::EINPROGRESS {
+        return;
+    }
+    let Some(rec) = record(fd) else { return };
+    // SAFETY: the caller's address, as passed to connect.
+    let peer = unsafe { platform::sockaddr_words(addr, len) };
+    match peer {
+        None => {
+            // AF_UNSPEC: a datagram socket dissolving its association.
+            rec.set_peer(&[0; ADDR_WORDS]);
+            rec.set_role(Role::Unconnected);
+        }
+        Some(p) => {
+            rec.set_peer(&p);
+            rec.set_role(Role::Connected);
+        }
+    }
+    if let Some(l) = platform::local_words(fd) {
+        rec.set_local(&l);
+    }
+    let who = modules::attribute();
+    rec.set_module(who.module, who.via, who.label);
+    runtime::notify(Event::Changed(0));
+}
+
+fn accepted(ret: c_int, listener: c_int, addr: *mut sockaddr, len: *mut socklen_t) {
+    if ret < 0 {
+        return;
+    }
+    let (family, proto) = match record(listener) {
+        Some(l) => (l.family(), l.proto()),
+        None => match platform::classify(ret) {
+            FdKind::Socket { family, proto, .. } if family != Family::Other => (family, proto),
+            _ => {
+                REGISTRY.fds.set(ret, FdState::Ignored);
+                return;
+            }
+        },
+    };
+    let mut s = new_socket(ret, family, proto, Role::Accepted, 0);
+    let given = if addr.is_null() || len.is_null() {
+        None
+    } else {
+        // SAFETY: accept filled `*len` bytes of the caller's `addr` buffer.
+        unsafe { platform::sockaddr_words(addr, *len) }
+    };
+    s.peer = given.or_else(|| platform::peer_words(ret)).unwrap_or([0; ADDR_WORDS]);
+    s.local = platform::local_words(ret).unwrap_or([0; ADDR_WORDS]);
+    opened(REGISTRY.open(&s));
+}
+
+pub fn accept(ret: c_int, _e: c_int, fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) {
+    accepted(ret, fd, addr, len);
+}
+
+pub fn accept4(ret: c_int, _e: c_int, fd: c_int, addr: *mut sockaddr, len: *mut socklen_t, _flags: c_int) {
+    accepted(ret, fd, addr, len);
+}
+
+pub fn bind(ret: c_int, _e: c_int, fd: c_int, _addr: *const sockaddr, _len: socklen_t) {
+    if ret != 0 {
+        return;
+    }
+    if let (Some(rec), Some(l)) = (record(fd), platform::local_words(fd)) {
+        rec.set_local(&l);
+        runtime::notify(Event::Changed(0));
+    }
+}
+
+pub fn listen(ret: c_int, _e: c_int, fd: c_int, _backlog: c_int) {
+    if ret != 0 {
+        return;
+    }
+    if let Some(rec) = record(fd) {
+        rec.set_role(Role::Listening);
+        if let Some(l) = platform::local_words(fd) {
+            rec.set_local(&l);
+        }
+        runtime::notify(Event::Changed(0));
+    }
+}
+
+pub fn shutdown(_ret: c_int, _e: c_int, fd: c_int, _how: c_int) {
+    // Nothing to count; recognising the socket keeps its later traffic attributed.
+    let _ = record(fd);
+}
+
+fn closed(fd: c_int, was: FdState) {
+    if let Some(idx) = REGISTRY.close(fd, was, platform::now_ms()) {
+        runtime::notify(Event::Changed(idx));
+    }
+}
+
+/// Whether a failed close still released the fd (Linux releases it on every error but EBADF).
+fn released(ret: c_int, e: c_int) -> bool {
+    ret == 0 || e != libc::EBADF
+}
+
+pub fn close_before(fd: c_int) -> FdState {
+    runtime::protect_own_fd(fd);
+    REGISTRY.fds.get(fd)
+}
+
+pub fn close_after(was: FdState, ret: c_int, e: c_int, fd: c_int) {
+    if released(ret, e) {
+        closed(fd, was);
+    }
+}
+
+pub fn close_range_before(first: c_uint, last: c_uint, flags: c_int) {
+    if flags & platform::CLOSE_RANGE_CLOEXEC == 0 {
+        runtime::protect_own_fd_range(first, last);
+    }
+}
+
+pub fn close_range_after(_pre: (), ret: c_int, _e: c_int, first: c_uint, last: c_uint, flags: c_int) {
+    if ret != 0 || flags & platform::CLOSE_RANGE_CLOEXEC != 0 {
+        return;
+    }
+    close_span(first, last);
+}
+
+fn close_span(first: c_uint, last: c_uint) {
+    let mut list = [(0i32, 0u32); 64];
+    let mut from = first;
+    // Collect in batches (no allocation), then close each: closing changes the table.
+    loop {
+        let mut n = 0;
+        let mut next = None;
+        REGISTRY.fds.for_each_record_in(from, last, |fd, idx| {
+            if n < list.len() {
+                list[n] = (fd, idx);
+                n += 1;
+            } else if next.is_none() {
+                next = Some(fd as c_uint);
+            }
+        });
+        for &(fd, idx) in &list[..n] {
+            closed(fd, FdState::Record(idx));
+        }
+        match next {
+            Some(f) => from = f,
+            None => break,
+        }
+    }
+}
+
+pub fn closefrom_before(low: c_int) {
+    runtime::protect_own_fd_range(low.max(0) as c_uint, c_uint::MAX);
+}
+
+pub fn closefrom_after(_pre: (), _ret: (), _e: c_int, low: c_int) {
+    close_span(low.max(0) as c_uint, c_uint::MAX);
+}
+
+pub fn dup(ret: c_int, _e: c_int, fd: c_int) {
+    if ret >= 0 {
+        REGISTRY.dup(fd, ret);
+    }
+}
+
+pub fn dup2_before(_old: c_int, new: c_int) -> FdState {
+    runtime::protect_own_fd(new);
+    REGISTRY.fds.get(new)
+}
+
+pub fn dup2_after(was: FdState, ret: c_int, _e: c_int, old: c_int, new: c_int) {
+    if ret < 0 || old == new {
+        return;
+    }
+    closed(new, was);
+    REGISTRY.dup(old, new);
+}
+
+pub fn dup3_before(old: c_int, new: c_int, _flags: c_int) -> FdState {
+    dup2_before(old, new)
+}
+
+pub fn dup3_after(was: FdState, ret: c_int, e: c_int, old: c_int, new: c_int, _flags: c_int) {
+    dup2_after(was, ret, e, old, new);
+}
+
+pub fn fcntl(ret: c_int, _e: c_int, fd: c_int, cmd: c_int, _arg: c_ulong) {
+    if ret >= 0 && (cmd == libc::F_DUPFD || cmd == libc::F_DUPFD_CLOEXEC) {
+        REGISTRY.dup(fd, ret);
+    }
+}

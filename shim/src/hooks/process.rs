@@ -1,0 +1,44 @@
+//! The process ending or being replaced: `_exit`/`_Exit` skip atexit handlers, and exec
+//! replaces the image, so both ship what is pending first. (`exit()` and a return from main
+//! are handled by the atexit handler the runtime registers; fork by `pthread_atfork`.)
+
+use libc::c_int;
+use sockmeter::wire::ByeReason;
+
+use crate::runtime;
+
+pub fn exit_before(_status: c_int) {
+    runtime::finish(ByeReason::Exit);
+}
+
+pub fn after_nothing(_pre: (), _ret: (), _e: c_int, _status: c_int) {}
+
+/// What the before-part of an exec did, so a failed exec can resume metering.
+pub struct Pending(bool);
+
+fn exec_before() -> Pending {
+    Pending(runtime::finish(ByeReason::Exec))
+}
+
+fn exec_after(pending: Pending, _ret: c_int) {
+    // Still here: the exec failed. Metering goes on; the next report starts a new connection.
+    if pending.0 {
+        runtime::resume_after_failed_exec();
+    }
+}
+
+pub fn exec2_before<A, B>(_a: A, _b: B) -> Pending {
+    exec_before()
+}
+
+pub fn exec2_after<A, B>(p: Pending, ret: c_int, _e: c_int, _a: A, _b: B) {
+    exec_after(p, ret);
+}
+
+pub fn exec3_before<A, B, C>(_a: A, _b: B, _c: C) -> Pending {
+    exec_before()
+}
+
+pub fn exec3_after<A, B, C>(p: Pending, ret: c_int, _e: c_int, _a: A, _b: B, _c: C) {
+    exec_after(p, ret);
+}

@@ -1,0 +1,172 @@
+//! The hook machinery: [`hook_table!`] turns one declaration per hooked function into
+//!
+//! * a real-function slot, resolved once (`dlsym(RTLD_NEXT)` on Linux) and then read with one
+//!   relaxed atomic load;
+//! * the exported replacement (`export_name` on Linux; an `__interpose` pair on macOS);
+//! * the wrapper, which always does the same thing:
+//!   1. pass straight through when the shim is disabled, when the call's fd (`[fd x]`) is known
+//!      not to be a socket, or when this thread is already inside the shim (the guard);
+//!   2. run the `around` handler's *before* part, if any, shielded from panics;
+//!   3. call the real function **exactly once** and read errno right after it;
+//!   4. run the *after* handler with the result, shielded from panics;
+//!   5. restore errno and return the real result, untouched.
+//!
+//! A panic in a handler is caught, switches the shim off for the rest of the process (the
+//! host keeps working, uncounted) and never repeats the real call. Handlers live in modules by
+//! family (`io`, `lifecycle`, `process`); the table is in `hooks/mod.rs`.
+
+use std::ffi::{c_void, CStr};
+use std::sync::atomic::{AtomicPtr, Ordering};
+
+/// A real function's address, resolved on first use.
+pub struct Slot {
+    name: &'static [u8],
+    ptr: AtomicPtr<c_void>,
+}
+
+impl Slot {
+    /// A slot for the NUL-terminated symbol `name`.
+    pub const fn new(name: &'static [u8]) -> Self {
+        Slot { name, ptr: AtomicPtr::new(std::ptr::null_mut()) }
+    }
+
+    /// The real function, or null when the platform does not have it.
+    #[inline]
+    pub fn get(&self) -> *mut c_void {
+        let p = self.ptr.load(Ordering::Relaxed);
+        if !p.is_null() {
+            return p;
+        }
+        self.resolve()
+    }
+
+    #[cold]
+    fn resolve(&self) -> *mut c_void {
+        let Ok(name) = CStr::from_bytes_with_nul(self.name) else { return std::ptr::null_mut() };
+        let p = crate::platform::next_symbol(name);
+        self.ptr.store(p, Ordering::Relaxed);
+        p
+    }
+}
+
+/// What a wrapper returns when the real function does not exist (errno is set to ENOSYS).
+pub trait Fallback {
+    /// The failure value.
+    fn fallback() -> Self;
+}
+impl Fallback for i32 {
+    fn fallback() -> Self {
+        -1
+    }
+}
+impl Fallback for isize {
+    fn fallback() -> Self {
+        -1
+    }
+}
+impl Fallback for *mut c_void {
+    fn fallback() -> Self {
+        std::ptr::null_mut()
+    }
+}
+impl Fallback for () {
+    fn fallback() -> Self {}
+}
+
+/// The failure value of a missing real function.
+#[cold]
+pub fn missing<R: Fallback>() -> R {
+    crate::platform::set_errno(libc::ENOSYS);
+    R::fallback()
+}
+
+/// Runs a handler, catching any panic; a panic switches the shim off.
+#[inline]
+pub fn shield<R>(f: impl FnOnce() -> R) -> Option<R> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(r) => Some(r),
+        Err(_) => {
+            crate::runtime::disable_after_panic();
+            None
+        }
+    }
+}
+
+/// Declares the hooked functions. See the module docs for what each entry generates.
+macro_rules! hook_table {
+    ($(
+        $(#[$doc:meta])*
+        fn $name:ident($($arg:ident : $ty:ty),* $(,)?) -> $ret:ty $([fd $fd:ident])? => $kind:ident $($h:path),+;
+    )*) => {$(
+        $(#[$doc])*
+        #[allow(non_snake_case, clippy::missing_safety_doc)]
+        pub mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            /// The real function's type.
+            pub type Real = unsafe extern "C" fn($($ty),*) -> $ret;
+
+            /// The real function's slot.
+            pub static REAL: $crate::hooks::table::Slot =
+                $crate::hooks::table::Slot::new(concat!(stringify!($name), "\0").as_bytes());
+
+            /// The real function, if the platform has it.
+            #[inline]
+            pub fn real() -> Option<Real> {
+                let p = REAL.get();
+                // SAFETY: the slot holds null or the address of the libc function with this
+                // exact C signature (resolved by name); `Option<fn>` has the pointer's layout.
+                unsafe { std::mem::transmute::<*mut std::ffi::c_void, Option<Real>>(p) }
+            }
+
+            /// The replacement the host calls instead of the libc function.
+            #[cfg_attr(target_os = "linux", export_name = stringify!($name))]
+            pub unsafe extern "C" fn hook($($arg: $ty),*) -> $ret {
+                let Some(real) = real() else { return $crate::hooks::table::missing() };
+                hook_table!(@pass real [$($fd)?] ($($arg),*));
+                if !$crate::runtime::active() || !$crate::guard::enter() {
+                    return real($($arg),*);
+                }
+                hook_table!(@body $kind [$($h),+] real ($($arg),*))
+            }
+
+            #[cfg(target_os = "macos")]
+            #[used]
+            #[link_section = "__DATA,__interpose"]
+            static INTERPOSE: $crate::platform::Interpose = $crate::platform::Interpose {
+                replacement: hook as *const (),
+                original: $crate::platform::libc_fn::$name as *const (),
+            };
+        }
+    )*};
+
+    (@pass $real:ident [] ($($arg:ident),*)) => {};
+    (@pass $real:ident [$fd:ident] ($($arg:ident),*)) => {
+        if $crate::hooks::passes($fd) {
+            return $real($($arg),*);
+        }
+    };
+
+    (@body after [$after:path] $real:ident ($($arg:ident),*)) => {{
+        let ret = $real($($arg),*);
+        let e = $crate::platform::errno();
+        $crate::hooks::table::shield(|| $after(ret, e, $($arg),*));
+        $crate::guard::leave();
+        $crate::platform::set_errno(e);
+        ret
+    }};
+
+    (@body around [$before:path, $after:path] $real:ident ($($arg:ident),*)) => {{
+        let pre = $crate::hooks::table::shield(|| $before($($arg),*));
+        let ret = $real($($arg),*);
+        let e = $crate::platform::errno();
+        if let Some(pre) = pre {
+            $crate::hooks::table::shield(|| $after(pre, ret, e, $($arg),*));
+        }
+        $crate::guard::leave();
+        $crate::platform::set_errno(e);
+        ret
+    }};
+}
+pub(crate) use hook_table;

@@ -1,0 +1,756 @@
+//! GOT rewriting for objects that bypass `LD_PRELOAD` interposition.
+//!
+//! **Why.** A plugin opened with `dlopen(path, RTLD_NOW | RTLD_DEEPBIND)` binds its
+//! undefined symbols against its own dependency tree first, so its calls to `send`,
+//! `connect`, ... go straight to libc and skip the shim's hooks.
+//!
+//! **What.** After such a `dlopen`, the shim diffs [`loaded_objects`] before/after and
+//! calls [`patch_object`] on each new object. That points the object's GOT slots for
+//! the hooked names at the hooks (the kubo/plthook technique, written from scratch).
+//!
+//! **How.** The object is found again with `dl_iterate_phdr`, and all work happens
+//! inside its callback. glibc holds `dl_load_write_lock` there, so the object cannot be
+//! unmapped meanwhile and two patchers cannot race. `PT_DYNAMIC` gives `DT_RELA`/`SZ`/
+//! `ENT`, `DT_JMPREL`/`DT_PLTRELSZ`/`DT_PLTREL`, `DT_SYMTAB`/`DT_SYMENT` and
+//! `DT_STRTAB`/`DT_STRSZ`. The module then takes each `JUMP_SLOT`/`GLOB_DAT`
+//! relocation (`R_X86_64_*`, `R_AARCH64_*`) whose symbol is *undefined* in the object.
+//! Its own definitions are left alone. Each slot is set with one aligned atomic store.
+//! ld.so relocates `d_ptr` values in place only when the dynamic section is writable
+//! (not for the vDSO or a read-only `PT_DYNAMIC`). So a pointer is taken as absolute if
+//! it falls inside one of the object's `PT_LOAD` segments, else as base-relative. Every
+//! table, symbol, string and slot is checked against those segments before it is read.
+//! A read-only page (RELRO, `-z now`) is `mprotect`ed writable and then given back its
+//! old protection. That protection comes from `/proc/self/maps`: the PROCMAP_QUERY
+//! ioctl where available, else the text, read with raw syscalls so no hooked libc I/O
+//! runs under the lock. If that fails, it is derived from `PT_LOAD`/`PT_GNU_RELRO` as
+//! ld.so applied them.
+//!
+//! **Limits.** Only GOT-mediated references are redirected. Not covered: pointers from
+//! `dlsym`, absolute data relocations (`R_X86_64_64`/`R_AARCH64_ABS64`, e.g. static
+//! tables of function pointers), `IRELATIVE`, calls bound at static link time, raw
+//! syscalls, and objects still being loaded by another thread (ld.so may overwrite a
+//! slot later). Names are matched without symbol versions. Linux/glibc, ELF64 RELA only
+//! (x86_64, aarch64; elsewhere `Unsupported`). `replacement` runs under the loader lock,
+//! so it must be a plain lookup: no `dlsym`/`dlopen`. Never patch the shim itself.
+
+use std::ffi::{c_int, c_void, CStr, CString};
+use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+const PT_LOAD: u32 = 1;
+const PT_DYNAMIC: u32 = 2;
+const PT_GNU_RELRO: u32 = 0x6474_e552;
+const DT_PLTRELSZ: usize = 2;
+const DT_STRTAB: usize = 5;
+const DT_SYMTAB: usize = 6;
+const DT_RELA: usize = 7;
+const DT_RELASZ: usize = 8;
+const DT_RELAENT: usize = 9;
+const DT_STRSZ: usize = 10;
+const DT_SYMENT: usize = 11;
+const DT_PLTREL: usize = 20;
+const DT_JMPREL: usize = 23;
+const AT_SYSINFO_EHDR: libc::c_ulong = 33;
+const RELA_SIZE: usize = 24;
+const SYM_SIZE: usize = 24;
+const SLOT_SIZE: usize = std::mem::size_of::<usize>();
+/// GOT slot relocation types: `[GLOB_DAT, JUMP_SLOT]`.
+#[cfg(target_arch = "x86_64")]
+const SLOT_TYPES: &[u32] = &[6, 7];
+#[cfg(target_arch = "aarch64")]
+const SLOT_TYPES: &[u32] = &[1025, 1026];
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+const SLOT_TYPES: &[u32] = &[];
+
+/// One loaded object as the dynamic loader sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadedObject {
+    /// Load bias (`l_addr` / `dlpi_addr`); 0 for a non-PIE main program.
+    pub base: usize,
+    /// Path as the loader recorded it; empty for the main program.
+    pub name: CString,
+    /// Address of the object's dynamic section (`l_ld`).
+    pub dynamic: *const u8,
+}
+
+/// Why [`patch_object`] could not (fully) patch an object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GotError {
+    /// No loaded object has this base and dynamic section (e.g. it was dlclosed).
+    NotLoaded,
+    /// The dynamic section or a table it points to is missing or out of bounds.
+    BadDynamic(&'static str),
+    /// Not handled here: REL relocations, odd entry sizes, another architecture.
+    Unsupported(&'static str),
+    /// Making the page at `addr` writable failed (`errno`); earlier pages may be patched.
+    Protect { addr: usize, errno: i32 },
+    /// Slots were patched, but the page at `addr` could not be made read-only again.
+    Restore { addr: usize, errno: i32 },
+}
+
+impl fmt::Display for GotError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NotLoaded => write!(f, "object is not (or no longer) loaded"),
+            Self::BadDynamic(what) => write!(f, "malformed dynamic section: {what}"),
+            Self::Unsupported(what) => write!(f, "unsupported object: {what}"),
+            Self::Protect { addr, errno } => write!(f, "mprotect RW {addr:#x}: errno {errno}"),
+            Self::Restore { addr, errno } => write!(f, "mprotect back {addr:#x}: errno {errno}"),
+        }
+    }
+}
+
+impl std::error::Error for GotError {}
+
+/// An object as seen from inside a `dl_iterate_phdr` callback.
+struct Image<'a> {
+    base: usize,
+    name: &'a CStr,
+    phdrs: &'a [libc::Elf64_Phdr],
+}
+
+impl Image<'_> {
+    /// Absolute `[start, end)` of a program header's memory image.
+    fn span(&self, p: &libc::Elf64_Phdr) -> Option<(usize, usize)> {
+        let start = self.base.checked_add(usize::try_from(p.p_vaddr).ok()?)?;
+        Some((start, start.checked_add(usize::try_from(p.p_memsz).ok()?)?))
+    }
+
+    fn dynamic(&self) -> Option<(usize, usize)> {
+        let (start, end) = self.span(self.phdrs.iter().find(|p| p.p_type == PT_DYNAMIC)?)?;
+        Some((start, end - start))
+    }
+
+    /// The readable `PT_LOAD` segment that wholly contains `[addr, addr + len)`.
+    fn segment(&self, addr: usize, len: usize) -> Option<&libc::Elf64_Phdr> {
+        let end = addr.checked_add(len)?;
+        self.phdrs.iter().find(|p| {
+            let inside = self.span(p).is_some_and(|(s, e)| s <= addr && end <= e);
+            p.p_type == PT_LOAD && p.p_flags & libc::PF_R != 0 && inside
+        })
+    }
+
+    /// Resolves a `d_ptr` whether or not ld.so relocated it in place.
+    fn ptr(&self, value: Option<u64>, len: usize, what: &'static str) -> Result<usize, GotError> {
+        let v = value.and_then(|v| usize::try_from(v).ok());
+        let abs = v.filter(|&v| v >= self.base && self.segment(v, len).is_some());
+        let rel = || v.and_then(|v| self.base.checked_add(v));
+        let addr = abs.or_else(|| rel().filter(|&a| self.segment(a, len).is_some()));
+        addr.ok_or(GotError::BadDynamic(what))
+    }
+
+    fn is_vdso(&self) -> bool {
+        let n = self.name.to_bytes();
+        // SAFETY: getauxval only reads the process's auxiliary vector.
+        let ehdr = usize::try_from(unsafe { libc::getauxval(AT_SYSINFO_EHDR) }).unwrap_or(0);
+        n == b"linux-vdso.so.1" || (ehdr != 0 && self.segment(ehdr, 1).is_some())
+    }
+
+    /// Protection ld.so left on `page` (holding `slot`): read-only inside `PT_GNU_RELRO`
+    /// (whose end glibc rounds down), else the `PT_LOAD` flags. Fallback only.
+    fn expected_prot(&self, page: usize, slot: usize, page_size: usize) -> Option<c_int> {
+        let mask = !(page_size - 1);
+        let relro = self.phdrs.iter().filter(|p| p.p_type == PT_GNU_RELRO);
+        if relro
+            .filter_map(|p| self.span(p))
+            .any(|(s, e)| s & mask <= page && page < e & mask)
+        {
+            return Some(libc::PROT_READ);
+        }
+        let f = self.segment(slot, SLOT_SIZE)?.p_flags;
+        let bit = |flag: u32, prot: c_int| if f & flag != 0 { prot } else { 0 };
+        let rw = bit(libc::PF_R, libc::PROT_READ) | bit(libc::PF_W, libc::PROT_WRITE);
+        Some(rw | bit(libc::PF_X, libc::PROT_EXEC))
+    }
+}
+
+type Visitor<'f> = &'f mut dyn FnMut(&Image<'_>) -> bool;
+
+/// Calls `f` for each loaded object (under glibc's loader lock) until it returns true.
+fn for_each_image(mut f: Visitor<'_>) {
+    unsafe extern "C" fn trampoline(
+        info: *mut libc::dl_phdr_info,
+        _size: usize,
+        data: *mut c_void,
+    ) -> c_int {
+        // SAFETY: `data` is the `&mut Visitor` passed by `for_each_image`, alive and
+        // exclusively borrowed for the whole `dl_iterate_phdr` call.
+        let f = unsafe { &mut *data.cast::<Visitor<'_>>() };
+        // SAFETY: dl_iterate_phdr passes a valid info struct for the callback's duration.
+        let Some(info) = (unsafe { info.as_ref() }) else {
+            return 0;
+        };
+        let name = match info.dlpi_name.is_null() {
+            true => <&CStr>::default(),
+            // SAFETY: a non-null dlpi_name is the loader's NUL-terminated l_name.
+            false => unsafe { CStr::from_ptr(info.dlpi_name) },
+        };
+        let phdrs = match info.dlpi_phdr.is_null() {
+            true => &[][..],
+            // SAFETY: dlpi_phdr points at dlpi_phnum program headers that stay mapped
+            // while the loader lock is held.
+            false => unsafe { std::slice::from_raw_parts(info.dlpi_phdr, info.dlpi_phnum.into()) },
+        };
+        let base = usize::try_from(info.dlpi_addr).unwrap_or(0);
+        c_int::from(f(&Image { base, name, phdrs }))
+    }
+    // SAFETY: the trampoline matches the callback ABI, and `data` points to `f`, which
+    // outlives the call. The callback cannot unwind: nothing in it panics.
+    unsafe { libc::dl_iterate_phdr(Some(trampoline), (&mut f as *mut Visitor<'_>).cast()) };
+}
+
+/// All currently loaded objects that have a dynamic section, in the loader's order
+/// (main program first). The vDSO is left out: it has no GOT.
+pub fn loaded_objects() -> Vec<LoadedObject> {
+    let mut out = Vec::new();
+    for_each_image(&mut |img| {
+        if let (false, Some((dynamic, _))) = (img.is_vdso(), img.dynamic()) {
+            let (base, name, dynamic) = (img.base, img.name.to_owned(), dynamic as *const u8);
+            out.push(LoadedObject {
+                base,
+                name,
+                dynamic,
+            });
+        }
+        false
+    });
+    out
+}
+
+/// In one object, sets every `JUMP_SLOT`/`GLOB_DAT` GOT slot to `addr` when the slot's
+/// (undefined) symbol name maps to `Some(addr)` under `replacement`. RELRO pages are made
+/// writable for the write and then restored. Returns how many slots changed. Slots that
+/// already hold `addr` are not counted, so patching twice is harmless and the second call
+/// returns 0. The vDSO gives `Ok(0)`.
+///
+/// # Safety
+/// Each address that `replacement` returns must be a function that can stand in for the
+/// named symbol (same ABI and contract): the object will jump there. `replacement` runs
+/// under glibc's loader lock and must not call into the dynamic loader.
+pub unsafe fn patch_object(
+    obj: &LoadedObject,
+    replacement: &dyn Fn(&CStr) -> Option<usize>,
+) -> Result<usize, GotError> {
+    if SLOT_TYPES.is_empty() {
+        return Err(GotError::Unsupported("architecture"));
+    }
+    let mut result = Err(GotError::NotLoaded);
+    for_each_image(&mut |img| {
+        if img.base != obj.base || img.dynamic().map(|d| d.0) != Some(obj.dynamic as usize) {
+            return false;
+        }
+        result = match img.is_vdso() {
+            true => Ok(0),
+            false => patch_image(img, replacement),
+        };
+        true
+    });
+    result
+}
+
+fn patch_image(img: &Image<'_>, rep: &dyn Fn(&CStr) -> Option<usize>) -> Result<usize, GotError> {
+    let mut writes: Vec<(usize, usize)> = Vec::new();
+    visit_slots(img, &mut |slot, name, _| {
+        // SAFETY: visit_slots only reports aligned slots inside a mapped segment, kept
+        // mapped by the loader lock. AtomicUsize has the layout of usize.
+        let current = unsafe { &*(slot as *const AtomicUsize) }.load(Ordering::Relaxed);
+        if let Some(addr) = rep(name).filter(|&a| a != current) {
+            writes.push((slot, addr));
+        }
+    })?;
+    if writes.is_empty() {
+        return Ok(0);
+    }
+    writes.sort_unstable();
+    writes.dedup_by_key(|w| w.0);
+    write_slots(img, &writes)
+}
+
+/// Reads a `T` from an address that the caller has bounds-checked.
+///
+/// # Safety
+/// `[addr, addr + size_of::<T>())` must be mapped and readable; T must be plain data.
+unsafe fn read<T: Copy>(addr: usize) -> T {
+    // SAFETY: guaranteed by the caller; read_unaligned tolerates any alignment.
+    unsafe { std::ptr::read_unaligned(addr as *const T) }
+}
+
+/// Calls `f(slot_address, symbol_name, relocation_type)` for every GOT slot that
+/// refers to a symbol undefined in `img`.
+fn visit_slots(img: &Image<'_>, f: &mut dyn FnMut(usize, &CStr, u32)) -> Result<(), GotError> {
+    let bad = GotError::BadDynamic;
+    let (dynamic, size) = img.dynamic().ok_or(bad("no PT_DYNAMIC"))?;
+    img.segment(dynamic, size)
+        .ok_or(bad("PT_DYNAMIC outside PT_LOAD"))?;
+    let mut tags = [None::<u64>; 24];
+    for entry in (dynamic..dynamic + size).step_by(16).take(size / 16) {
+        // SAFETY: the entry lies inside PT_DYNAMIC, checked above to be in a mapped segment.
+        let [tag, val] = unsafe { read::<[u64; 2]>(entry) };
+        if tag == 0 {
+            break; // DT_NULL
+        }
+        if let Some(t) = usize::try_from(tag).ok().and_then(|t| tags.get_mut(t)) {
+            *t = Some(val);
+        }
+    }
+    let tag = |t: usize| tags.get(t).copied().flatten();
+    let is_not = |t: usize, want: usize| tag(t).is_some_and(|v| v != want as u64);
+    if is_not(DT_PLTREL, DT_RELA) || is_not(DT_RELAENT, RELA_SIZE) || is_not(DT_SYMENT, SYM_SIZE) {
+        return Err(GotError::Unsupported("not ELF64 RELA"));
+    }
+    let tables = [(DT_RELA, DT_RELASZ), (DT_JMPREL, DT_PLTRELSZ)];
+    let tables = tables.map(|(t, sz)| tag(t).zip(tag(sz).and_then(|s| usize::try_from(s).ok())));
+    if tables.iter().all(Option::is_none) {
+        return Ok(());
+    }
+    let strsz = tag(DT_STRSZ)
+        .and_then(|s| usize::try_from(s).ok())
+        .ok_or(bad("DT_STRSZ"))?;
+    let strtab = img.ptr(tag(DT_STRTAB), strsz, "DT_STRTAB")?;
+    // SAFETY: [strtab, strtab + strsz) was checked to lie in a mapped, readable segment,
+    // which the loader lock keeps mapped while this slice lives.
+    let strtab = unsafe { std::slice::from_raw_parts(strtab as *const u8, strsz) };
+    let symtab = img.ptr(tag(DT_SYMTAB), SYM_SIZE, "DT_SYMTAB")?;
+    for (addr, size) in tables.into_iter().flatten() {
+        let table = img.ptr(Some(addr), size, "relocation table")?;
+        for rela in (table..table + size)
+            .step_by(RELA_SIZE)
+            .take(size / RELA_SIZE)
+        {
+            // SAFETY: the entry lies inside the table, checked to be in a mapped segment.
+            let [offset, info, _addend] = unsafe { read::<[u64; 3]>(rela) };
+            let (kind, sym) = ((info & 0xffff_ffff) as u32, (info >> 32) as usize);
+            if sym == 0 || !SLOT_TYPES.contains(&kind) {
+                continue;
+            }
+            let sym = sym
+                .checked_mul(SYM_SIZE)
+                .and_then(|o| symtab.checked_add(o));
+            let sym = sym.filter(|&a| img.segment(a, SYM_SIZE).is_some());
+            // SAFETY: the whole Elf64_Sym at `sym` was checked to be in a mapped segment.
+            let sym = unsafe { read::<[u8; SYM_SIZE]>(sym.ok_or(bad("bad symbol index"))?) };
+            let [n0, n1, n2, n3, _info, _other, s0, s1, ..] = sym;
+            if u16::from_ne_bytes([s0, s1]) != 0 {
+                continue; // st_shndx != SHN_UNDEF: defined by the object itself
+            }
+            let name = strtab.get(u32::from_ne_bytes([n0, n1, n2, n3]) as usize..);
+            let name = name.and_then(|b| CStr::from_bytes_until_nul(b).ok());
+            let slot = usize::try_from(offset)
+                .ok()
+                .and_then(|o| img.base.checked_add(o));
+            let slot = slot.filter(|&s| s % SLOT_SIZE == 0 && img.segment(s, SLOT_SIZE).is_some());
+            f(
+                slot.ok_or(bad("bad GOT slot"))?,
+                name.ok_or(bad("bad name"))?,
+                kind,
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Performs `writes` (sorted by slot, deduplicated), one page at a time.
+fn write_slots(img: &Image<'_>, writes: &[(usize, usize)]) -> Result<usize, GotError> {
+    // SAFETY: sysconf has no preconditions.
+    let page_size = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) });
+    let page_size = page_size
+        .ok()
+        .filter(|p| p.is_power_of_two())
+        .unwrap_or(4096);
+    let page_of = |w: &(usize, usize)| w.0 & !(page_size - 1);
+    let mut pages: Vec<usize> = writes.iter().map(page_of).collect();
+    pages.dedup();
+    let mut done = 0;
+    for (&page, prot) in pages.iter().zip(maps_prots(&pages)) {
+        let mut group = writes.iter().filter(|w| page_of(w) == page).peekable();
+        let slot = group.peek().map_or(page, |w| w.0);
+        let prot = prot.or_else(|| img.expected_prot(page, slot, page_size));
+        let prot = prot.ok_or(GotError::BadDynamic("GOT page not mapped"))?;
+        let (unprotect, rw) = (
+            prot & libc::PROT_WRITE == 0,
+            prot | libc::PROT_READ | libc::PROT_WRITE,
+        );
+        // SAFETY: `page` is the aligned page of a slot in a segment that the loader lock
+        // keeps mapped; adding write access takes no access away from other threads.
+        if unprotect && unsafe { libc::mprotect(page as *mut c_void, page_size, rw) } != 0 {
+            return Err(GotError::Protect {
+                addr: page,
+                errno: errno(),
+            });
+        }
+        for &(slot, value) in group {
+            // SAFETY: the slot is aligned, mapped and now writable. The atomic store keeps
+            // threads calling through this slot from seeing a torn value.
+            let old = unsafe { &*(slot as *const AtomicUsize) }.swap(value, Ordering::AcqRel);
+            done += usize::from(old != value);
+        }
+        // SAFETY: puts back this page's previous protection, on the same range.
+        if unprotect && unsafe { libc::mprotect(page as *mut c_void, page_size, prot) } != 0 {
+            return Err(GotError::Restore {
+                addr: page,
+                errno: errno(),
+            });
+        }
+    }
+    Ok(done)
+}
+
+fn errno() -> i32 {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+/// Protections of `pages` (ascending) per /proc/self/maps, opened with raw syscalls.
+fn maps_prots(pages: &[usize]) -> Vec<Option<c_int>> {
+    let mut prots = vec![None; pages.len()];
+    let (path, flags) = (b"/proc/self/maps\0", libc::O_RDONLY | libc::O_CLOEXEC);
+    // SAFETY: `path` is NUL-terminated and outlives the call.
+    let fd = unsafe { libc::syscall(libc::SYS_openat, libc::AT_FDCWD, path.as_ptr(), flags) };
+    if fd < 0 {
+        return prots;
+    }
+    if !query_prots(fd, pages, &mut prots) {
+        text_prots(fd, pages, &mut prots);
+    }
+    // SAFETY: `fd` was opened above and is closed exactly once.
+    unsafe { libc::syscall(libc::SYS_close, fd) };
+    prots
+}
+
+/// PROCMAP_QUERY ioctl (Linux 6.11+), ~1 µs a page. False if the kernel lacks it.
+fn query_prots(fd: libc::c_long, pages: &[usize], prots: &mut [Option<c_int>]) -> bool {
+    const PROCMAP_QUERY: libc::c_ulong = 0xc068_6611; // _IOWR('f', 17, struct procmap_query)
+    for (&page, prot) in pages.iter().zip(prots.iter_mut()) {
+        // struct procmap_query as 13 u64s: [0] size, [2] query_addr, [5] vma_flags (out).
+        // Name and build-id buffer sizes are 0, so the kernel touches nothing but `q`.
+        let mut q = [0u64; 13];
+        (q[0], q[2]) = (std::mem::size_of_val(&q) as u64, page as u64);
+        // SAFETY: `q` is a correctly sized, writable procmap_query for the call.
+        let r = unsafe { libc::syscall(libc::SYS_ioctl, fd, PROCMAP_QUERY, q.as_mut_ptr()) };
+        match (r, errno()) {
+            (0, _) => *prot = Some((q[5] & 7) as c_int), // VMA_READABLE.. = PROT_READ..
+            (_, libc::ENOENT) => {}
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// Text fallback. Rendering the whole file costs ~100+ µs, so stop once the
+/// address-ordered listing has passed the last page.
+fn text_prots(fd: libc::c_long, pages: &[usize], prots: &mut [Option<c_int>]) {
+    let last = pages.last().copied().unwrap_or(0);
+    let (mut buf, mut chunk) = (Vec::with_capacity(8192), [0u8; 4096]);
+    loop {
+        // SAFETY: the kernel writes at most `chunk.len()` bytes into `chunk`.
+        let n = unsafe { libc::syscall(libc::SYS_read, fd, chunk.as_mut_ptr(), chunk.len()) };
+        match usize::try_from(n) {
+            Ok(0) => return,
+            Ok(n) => buf.extend_from_slice(chunk.get(..n).unwrap_or_default()),
+            Err(_) if errno() == libc::EINTR => continue,
+            Err(_) => return,
+        }
+        let mut used = 0;
+        while let Some(nl) = buf
+            .get(used..)
+            .and_then(|b| b.iter().position(|&c| c == b'\n'))
+        {
+            let line = buf.get(used..used + nl).unwrap_or_default();
+            used += nl + 1;
+            let Some((start, end, prot)) = parse_maps_line(line) else {
+                continue;
+            };
+            for (page, p) in pages.iter().zip(prots.iter_mut()) {
+                if start <= *page && *page < end {
+                    *p = Some(prot);
+                }
+            }
+            if end > last {
+                return;
+            }
+        }
+        buf.drain(..used);
+    }
+}
+
+/// `start-end perms ...` -> (start, end, PROT_* bits).
+fn parse_maps_line(line: &[u8]) -> Option<(usize, usize, c_int)> {
+    let mut fields = line.split(|&b| b == b' ');
+    let (start, end) = std::str::from_utf8(fields.next()?).ok()?.split_once('-')?;
+    let perms = fields.next()?;
+    let bit = |i: usize, c: u8, p: c_int| if perms.get(i) == Some(&c) { p } else { 0 };
+    let prot = bit(0, b'r', libc::PROT_READ) | bit(1, b'w', libc::PROT_WRITE);
+    let start = usize::from_str_radix(start, 16).ok()?;
+    Some((
+        start,
+        usize::from_str_radix(end, 16).ok()?,
+        prot | bit(2, b'x', libc::PROT_EXEC),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+
+    const LIB_C: &str = "#include <unistd.h>\n int lib_getpid(void) { return getpid(); }\n\
+        int lib_getppid(void) { pid_t (*volatile f)(void) = getppid; return f(); }\n";
+    const GLOB_DAT: u32 = SLOT_TYPES[0];
+    const JUMP_SLOT: u32 = SLOT_TYPES[1];
+    type IntFn = extern "C" fn() -> c_int;
+
+    extern "C" fn fake_getpid() -> c_int {
+        4242
+    }
+    extern "C" fn fake_getppid() -> c_int {
+        4343
+    }
+    fn replace(name: &CStr) -> Option<usize> {
+        match name.to_bytes() {
+            b"getpid" => Some(fake_getpid as IntFn as usize),
+            b"getppid" => Some(fake_getppid as IntFn as usize),
+            _ => None,
+        }
+    }
+
+    /// Builds the fixture with `flags`, dlopens it RTLD_NOW|RTLD_DEEPBIND, finds it.
+    fn build(variant: &str, flags: &[&str]) -> (LoadedObject, IntFn, IntFn) {
+        let dir = std::env::temp_dir().join(format!("elf-got-{}-{variant}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let (src, so) = (dir.join("got.c"), dir.join("libgot.so"));
+        std::fs::write(&src, LIB_C).expect("write fixture");
+        let mut cc = std::process::Command::new("cc");
+        cc.args(["-shared", "-fPIC", "-O2", "-o"])
+            .arg(&so)
+            .arg(&src)
+            .args(flags);
+        assert!(
+            cc.status().expect("run cc").success(),
+            "cc failed: {variant}"
+        );
+        let path = CString::new(so.to_str().expect("utf-8")).expect("path");
+        // SAFETY: a trivial test library without constructors.
+        let h = unsafe { libc::dlopen(path.as_ptr(), libc::RTLD_NOW | libc::RTLD_DEEPBIND) };
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(!h.is_null(), "dlopen failed");
+        // SAFETY: both symbols are `int f(void)` functions defined by the fixture.
+        let sym = |n: &CStr| unsafe {
+            let p = libc::dlsym(h, n.as_ptr());
+            assert!(!p.is_null());
+            std::mem::transmute::<*mut c_void, IntFn>(p)
+        };
+        let obj = loaded_objects()
+            .into_iter()
+            .find(|o| o.name == path)
+            .expect("listed");
+        let getpid = sym(CStr::from_bytes_with_nul(b"lib_getpid\0").unwrap());
+        (
+            obj,
+            getpid,
+            sym(CStr::from_bytes_with_nul(b"lib_getppid\0").unwrap()),
+        )
+    }
+
+    fn slot(obj: &LoadedObject, name: &str) -> (usize, u32) {
+        let mut out = None;
+        for_each_image(&mut |img| {
+            if img.base == obj.base {
+                let r = visit_slots(img, &mut |s, n, k| {
+                    if n.to_bytes() == name.as_bytes() {
+                        out = Some((s, k));
+                    }
+                });
+                assert_eq!(r, Ok(()));
+            }
+            img.base == obj.base
+        });
+        out.expect(name)
+    }
+
+    fn prot(addr: usize) -> c_int {
+        maps_prots(&[addr & !4095])
+            .first()
+            .copied()
+            .flatten()
+            .expect("mapped")
+    }
+
+    /// Patches getpid (a `kind` slot, on a page `read_only` or not), then getppid.
+    fn exercise(variant: &str, flags: &[&str], kind: u32, read_only: bool) {
+        let (obj, lib_getpid, lib_getppid) = build(variant, flags);
+        // SAFETY: getppid has no preconditions.
+        let (pid, ppid) = (std::process::id() as c_int, unsafe { libc::getppid() });
+        assert_eq!((lib_getpid(), lib_getppid()), (pid, ppid));
+        let (pid_slot, ppid_slot) = (slot(&obj, "getpid"), slot(&obj, "getppid"));
+        assert_eq!((pid_slot.1, ppid_slot.1), (kind, GLOB_DAT));
+        let (pid_prot, ppid_prot) = (prot(pid_slot.0), prot(ppid_slot.0));
+        assert_eq!(pid_prot & libc::PROT_WRITE == 0, read_only);
+        let only_getpid = |n: &CStr| replace(n).filter(|_| n.to_bytes() == b"getpid");
+        // SAFETY (all patch_object calls): the fakes have the real functions' signatures.
+        assert_eq!(unsafe { patch_object(&obj, &only_getpid) }, Ok(1));
+        assert_eq!(
+            (lib_getpid(), lib_getppid()),
+            (4242, ppid),
+            "unpatched one still works"
+        );
+        assert_eq!(
+            unsafe { patch_object(&obj, &only_getpid) },
+            Ok(0),
+            "twice is harmless"
+        );
+        assert_eq!(unsafe { patch_object(&obj, &replace) }, Ok(1));
+        assert_eq!((lib_getpid(), lib_getppid()), (4242, 4343));
+        assert_eq!(
+            (prot(pid_slot.0), prot(ppid_slot.0)),
+            (pid_prot, ppid_prot),
+            "restored"
+        );
+    }
+
+    #[test]
+    fn relro_now_jump_slot_and_glob_dat() {
+        exercise("now", &["-Wl,-z,relro,-z,now"], JUMP_SLOT, true);
+    }
+
+    #[test]
+    fn lazy_writable_got_plt() {
+        exercise("lazy", &["-Wl,-z,relro,-z,lazy"], JUMP_SLOT, false);
+    }
+
+    #[test]
+    fn no_plt_glob_dat() {
+        exercise(
+            "noplt",
+            &["-fno-plt", "-Wl,-z,relro,-z,now"],
+            GLOB_DAT,
+            true,
+        );
+    }
+
+    #[test]
+    fn lists_libc_but_not_vdso_and_rejects_stale() {
+        let objs = loaded_objects();
+        let has = |n: &str| objs.iter().any(|o| o.name.to_string_lossy().contains(n));
+        assert!(has("libc.so.6") && !has("vdso"), "{objs:?}");
+        // SAFETY: the replacement never matches, so nothing is written.
+        let n: usize = objs
+            .iter()
+            .map(|o| unsafe { patch_object(o, &|_| None) }.unwrap())
+            .sum();
+        assert_eq!(n, 0);
+        let stale = LoadedObject {
+            base: 1,
+            name: CString::default(),
+            dynamic: 8 as *const u8,
+        };
+        // SAFETY: no such object is loaded, so nothing can be written.
+        let err = unsafe { patch_object(&stale, &|_| Some(1)) }.unwrap_err();
+        assert_eq!(
+            (err.clone(), err.to_string().is_empty()),
+            (GotError::NotLoaded, false)
+        );
+    }
+
+    #[test]
+    fn pointer_resolution_and_relro_fallback() {
+        let ph = |p_type, p_flags, p_vaddr, p_memsz| libc::Elf64_Phdr {
+            p_type,
+            p_flags,
+            p_offset: 0,
+            p_vaddr,
+            p_paddr: 0,
+            p_filesz: 0,
+            p_memsz,
+            p_align: 0,
+        };
+        let phdrs = [
+            ph(PT_LOAD, 4, 0, 0x3000),
+            ph(PT_GNU_RELRO, 4, 0x1000, 0x1800),
+        ];
+        let img = Image {
+            base: 0x10000,
+            name: <&CStr>::default(),
+            phdrs: &phdrs,
+        };
+        assert_eq!(
+            img.ptr(Some(0x10100), 8, ""),
+            Ok(0x10100),
+            "relocated in place"
+        );
+        assert_eq!(img.ptr(Some(0x100), 8, ""), Ok(0x10100), "not relocated");
+        assert!(img.ptr(Some(0x2ffc), 8, "").is_err() && img.ptr(None, 8, "").is_err());
+        assert_eq!(
+            img.expected_prot(0x11000, 0x11008, 4096),
+            Some(libc::PROT_READ)
+        );
+        assert_eq!(
+            img.expected_prot(0x12000, 0x12008, 4096),
+            Some(libc::PROT_READ),
+            "rounded"
+        );
+    }
+
+    #[test]
+    fn procmap_query_agrees_with_text() {
+        let objs = loaded_objects();
+        let mut pages: Vec<usize> = objs.iter().map(|o| o.dynamic as usize & !4095).collect();
+        pages.sort_unstable();
+        let file = std::fs::File::open("/proc/self/maps").expect("maps");
+        let mut text = vec![None; pages.len()];
+        text_prots(file.as_raw_fd().into(), &pages, &mut text);
+        assert!(text.iter().all(Option::is_some), "{pages:x?} {text:?}");
+        let mut query = vec![None; pages.len()];
+        if query_prots(file.as_raw_fd().into(), &pages, &mut query) {
+            assert_eq!(query, text);
+        }
+    }
+
+    /// `cargo test --release -- --ignored --nocapture bench_libcurl`
+    #[test]
+    #[ignore]
+    fn bench_libcurl() {
+        extern "C" fn hook() {}
+        let names = [
+            "send", "recv", "sendto", "recvfrom", "sendmsg", "recvmsg", "connect",
+        ];
+        let names = [
+            &names[..],
+            &["close", "read", "write", "poll", "socket", "shutdown"],
+        ];
+        let rep = |n: &CStr| names.concat().iter().any(|h| h.as_bytes() == n.to_bytes());
+        let rep = |n: &CStr| rep(n).then_some(hook as extern "C" fn() as usize);
+        let (before, t) = (loaded_objects(), std::time::Instant::now());
+        let path = b"/usr/lib/x86_64-linux-gnu/libcurl.so.4\0";
+        // SAFETY: libcurl is loaded but never called once patched.
+        let h = unsafe { libc::dlopen(path.as_ptr().cast(), libc::RTLD_NOW | libc::RTLD_DEEPBIND) };
+        let open = t.elapsed();
+        assert!(!h.is_null());
+        let fresh: Vec<_> = loaded_objects()
+            .into_iter()
+            .filter(|o| !before.contains(o))
+            .collect();
+        let curl = fresh
+            .iter()
+            .find(|o| o.name.to_bytes().ends_with(b"libcurl.so.4"))
+            .unwrap();
+        let t = std::time::Instant::now();
+        // SAFETY (all patch_object calls): see dlopen above.
+        let n = unsafe { patch_object(curl, &rep) }.unwrap();
+        let first = t.elapsed();
+        let t = std::time::Instant::now();
+        for _ in 0..1000 {
+            assert_eq!(unsafe { patch_object(curl, &rep) }, Ok(0));
+        }
+        let again = t.elapsed() / 1000;
+        let t = std::time::Instant::now();
+        let all: usize = fresh
+            .iter()
+            .map(|o| unsafe { patch_object(o, &rep) }.unwrap())
+            .sum();
+        println!(
+            "dlopen {open:?}; libcurl {n} slots: first {first:?}, again {again:?}; \
+             other {} new objects: {all} slots in {:?}",
+            fresh.len() - 1,
+            t.elapsed()
+        );
+    }
+}

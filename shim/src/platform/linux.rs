@@ -1,0 +1,350 @@
+//! Linux (glibc) implementation of the platform contract in `platform/mod.rs`.
+
+use std::ffi::{c_void, CStr};
+use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering::*};
+
+use libc::{c_char, c_int, sockaddr, socklen_t};
+use sockmeter::addr::{self, ADDR_WORDS};
+use sockmeter::model::{Family, Proto};
+
+use super::{FdKind, Object};
+
+/// `CLOSE_RANGE_CLOEXEC`: close_range only marks the fds close-on-exec.
+pub const CLOSE_RANGE_CLOEXEC: c_int = 1 << 2;
+
+/// The calling thread's errno.
+#[inline]
+pub fn errno() -> c_int {
+    // SAFETY: __errno_location always returns a valid pointer to this thread's errno.
+    unsafe { *libc::__errno_location() }
+}
+
+/// Sets the calling thread's errno.
+#[inline]
+pub fn set_errno(e: c_int) {
+    // SAFETY: as in `errno`.
+    unsafe { *libc::__errno_location() = e }
+}
+
+/// Wall-clock ms since the epoch (vDSO, no system call).
+pub fn now_ms() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid out-pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
+    (ts.tv_sec as u64).saturating_mul(1000) + (ts.tv_nsec as u64) / 1_000_000
+}
+
+/// The next definition of `name` after the shim (libc's).
+pub fn next_symbol(name: &CStr) -> *mut c_void {
+    // SAFETY: dlsym with RTLD_NEXT and a valid C string.
+    unsafe { libc::dlsym(libc::RTLD_NEXT, name.as_ptr()) }
+}
+
+/// Encodes a sockaddr without allocating; `None` for AF_UNSPEC or unknown families.
+///
+/// # Safety
+/// `sa` must be null or point to at least `len` readable bytes.
+pub unsafe fn sockaddr_words(sa: *const sockaddr, len: socklen_t) -> Option<[u64; ADDR_WORDS]> {
+    if sa.is_null() || (len as usize) < std::mem::size_of::<libc::sa_family_t>() {
+        return None;
+    }
+    // SAFETY: at least the family field is readable (checked above).
+    let family = c_int::from(unsafe { (*sa).sa_family });
+    match family {
+        libc::AF_INET if len as usize >= std::mem::size_of::<libc::sockaddr_in>() => {
+            // SAFETY: family and length say this is a sockaddr_in.
+            let s = unsafe { std::ptr::read_unaligned(sa as *const libc::sockaddr_in) };
+            Some(addr::encode_v4(s.sin_addr.s_addr.to_ne_bytes(), u16::from_be(s.sin_port)))
+        }
+        libc::AF_INET6 if len as usize >= std::mem::size_of::<libc::sockaddr_in6>() => {
+            // SAFETY: family and length say this is a sockaddr_in6.
+            let s = unsafe { std::ptr::read_unaligned(sa as *const libc::sockaddr_in6) };
+            Some(addr::encode_v6(s.sin6_addr.s6_addr, u16::from_be(s.sin6_port), s.sin6_scope_id))
+        }
+        libc::AF_UNIX => {
+            let off = std::mem::size_of::<libc::sa_family_t>();
+            let n = (len as usize).saturating_sub(off).min(108);
+            // SAFETY: `len` bytes are readable; the path follows the family field.
+            let path = unsafe { std::slice::from_raw_parts((sa as *const u8).add(off), n) };
+            if path.first() == Some(&0) && n > 0 {
+                Some(addr::encode_unix(&path[1..], true, false))
+            } else {
+                let end = path.iter().position(|&b| b == 0).unwrap_or(path.len());
+                Some(addr::encode_unix(&path[..end], false, false))
+            }
+        }
+        _ => None,
+    }
+}
+
+fn sockopt(fd: c_int, opt: c_int) -> Option<c_int> {
+    let mut v: c_int = 0;
+    let mut len = std::mem::size_of::<c_int>() as socklen_t;
+    // SAFETY: valid out-pointers of the right size.
+    let r = unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, opt, &mut v as *mut c_int as *mut c_void, &mut len) };
+    (r == 0).then_some(v)
+}
+
+/// What an fd the shim has not seen created is.
+pub fn classify(fd: c_int) -> FdKind {
+    // SAFETY: fstat on any int is safe; `st` is a valid out-pointer.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstat(fd, &mut st) } != 0 {
+        return FdKind::Invalid;
+    }
+    if st.st_mode & libc::S_IFMT != libc::S_IFSOCK {
+        return FdKind::NotSocket;
+    }
+    let domain = sockopt(fd, libc::SO_DOMAIN).unwrap_or(-1);
+    let ty = sockopt(fd, libc::SO_TYPE).unwrap_or(-1);
+    let protocol = sockopt(fd, libc::SO_PROTOCOL).unwrap_or(0);
+    let listening = sockopt(fd, libc::SO_ACCEPTCONN).unwrap_or(0) != 0;
+    let connected = peer_words(fd).is_some();
+    let (family, proto) = crate::hooks::lifecycle::kind_of(domain, ty, protocol).unwrap_or((Family::Other, Proto::Other));
+    FdKind::Socket { family, proto, listening, connected }
+}
+
+fn name_words(fd: c_int, peer: bool) -> Option<[u64; ADDR_WORDS]> {
+    // SAFETY: sockaddr_storage is plain data; zeroed is valid.
+    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as socklen_t;
+    let p = &mut ss as *mut libc::sockaddr_storage as *mut sockaddr;
+    // SAFETY: valid out-pointers sized by `len`.
+    let r = unsafe { if peer { libc::getpeername(fd, p, &mut len) } else { libc::getsockname(fd, p, &mut len) } };
+    if r != 0 {
+        return None;
+    }
+    // SAFETY: the kernel wrote `len` bytes into `ss`.
+    unsafe { sockaddr_words(p, len.min(std::mem::size_of::<libc::sockaddr_storage>() as socklen_t)) }
+}
+
+/// getsockname, encoded.
+pub fn local_words(fd: c_int) -> Option<[u64; ADDR_WORDS]> {
+    name_words(fd, false)
+}
+
+/// getpeername, encoded.
+pub fn peer_words(fd: c_int) -> Option<[u64; ADDR_WORDS]> {
+    name_words(fd, true)
+}
+
+/// glibc's `struct dl_find_object` (2.35+), with room to spare for later fields.
+#[repr(C)]
+struct DlFindObject {
+    flags: u64,
+    map_start: *mut c_void,
+    map_end: *mut c_void,
+    link_map: *mut LinkMap,
+    eh_frame: *mut c_void,
+    reserved: [u64; 16],
+}
+
+/// The public head of glibc's `struct link_map`.
+#[repr(C)]
+struct LinkMap {
+    l_addr: usize,
+    l_name: *const c_char,
+    l_ld: *mut c_void,
+    l_next: *mut LinkMap,
+    l_prev: *mut LinkMap,
+}
+
+type FindObject = unsafe extern "C" fn(*mut c_void, *mut DlFindObject) -> c_int;
+static FIND_OBJECT: AtomicPtr<c_void> = AtomicPtr::new(std::ptr::null_mut());
+static FIND_OBJECT_LOOKED: AtomicUsize = AtomicUsize::new(0);
+
+fn find_object_fn() -> Option<FindObject> {
+    if FIND_OBJECT_LOOKED.load(Acquire) == 0 {
+        // SAFETY: dlsym with a valid C string.
+        let p = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"_dl_find_object".as_ptr()) };
+        FIND_OBJECT.store(p, Relaxed);
+        FIND_OBJECT_LOOKED.store(1, Release);
+    }
+    let p = FIND_OBJECT.load(Relaxed);
+    // SAFETY: null or glibc's _dl_find_object, whose signature is FindObject.
+    unsafe { std::mem::transmute::<*mut c_void, Option<FindObject>>(p) }
+}
+
+/// The loaded object containing code address `ip`.
+pub fn object_at(ip: usize) -> Option<Object> {
+    if let Some(find) = find_object_fn() {
+        // SAFETY: zeroed is a valid DlFindObject; find writes into it.
+        let mut r: DlFindObject = unsafe { std::mem::zeroed() };
+        // SAFETY: _dl_find_object is async-signal-safe and takes any address.
+        if unsafe { find(ip as *mut c_void, &mut r) } != 0 || r.link_map.is_null() {
+            return None;
+        }
+        // SAFETY: glibc returned a live link_map.
+        let name = unsafe { (*r.link_map).l_name };
+        return Some(Object { base: r.map_start as usize, name: if name.is_null() { c"".as_ptr() } else { name } });
+    }
+    // SAFETY: zeroed Dl_info is valid; dladdr fills it.
+    let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
+    if unsafe { libc::dladdr(ip as *const c_void, &mut info) } == 0 {
+        return None;
+    }
+    let main = object_of_main();
+    let name = if info.dli_fbase as usize == main { c"".as_ptr() } else { info.dli_fname };
+    Some(Object { base: info.dli_fbase as usize, name })
+}
+
+fn object_of_main() -> usize {
+    static MAIN_BASE: AtomicUsize = AtomicUsize::new(0);
+    let b = MAIN_BASE.load(Relaxed);
+    if b != 0 {
+        return b;
+    }
+    // SAFETY: getauxval is always safe; AT_PHDR is the main program's program headers.
+    let phdr = unsafe { libc::getauxval(libc::AT_PHDR) } as usize;
+    let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    if unsafe { libc::dladdr(phdr as *const c_void, &mut info) } != 0 {
+        MAIN_BASE.store(info.dli_fbase as usize, Relaxed);
+    }
+    info.dli_fbase as usize
+}
+
+/// The shim's own load address.
+pub fn shim_base() -> usize {
+    static BASE: AtomicUsize = AtomicUsize::new(0);
+    let b = BASE.load(Relaxed);
+    if b != 0 {
+        return b;
+    }
+    let here = shim_base as *const () as usize;
+    let b = object_at(here).map(|o| o.base).unwrap_or(usize::MAX);
+    BASE.store(b, Relaxed);
+    b
+}
+
+#[repr(C)]
+struct UnwindContext {
+    _private: [u8; 0],
+}
+
+extern "C" {
+    fn _Unwind_Backtrace(trace: extern "C" fn(*mut UnwindContext, *mut c_void) -> c_int, arg: *mut c_void) -> c_int;
+    fn _Unwind_GetIP(ctx: *mut UnwindContext) -> usize;
+}
+
+struct Walk<'a> {
+    out: &'a mut [usize],
+    n: usize,
+}
+
+extern "C" fn walk_one(ctx: *mut UnwindContext, arg: *mut c_void) -> c_int {
+    // SAFETY: `arg` is the `Walk` passed to _Unwind_Backtrace below, alive for its duration.
+    let w = unsafe { &mut *(arg as *mut Walk<'_>) };
+    // SAFETY: ctx is the unwinder's live context.
+    let ip = unsafe { _Unwind_GetIP(ctx) };
+    if ip == 0 || w.n >= w.out.len() {
+        return 5; // _URC_END_OF_STACK: stop
+    }
+    w.out[w.n] = ip;
+    w.n += 1;
+    0 // _URC_NO_REASON: go on
+}
+
+/// Fills `out` with return addresses, innermost first; returns how many.
+pub fn return_addresses(out: &mut [usize]) -> usize {
+    let mut w = Walk { out, n: 0 };
+    // SAFETY: walk_one only writes within `w.out`.
+    unsafe { _Unwind_Backtrace(walk_one, &mut w as *mut Walk<'_> as *mut c_void) };
+    w.n
+}
+
+fn file_name(path: &[u8]) -> &[u8] {
+    path.rsplit(|&b| b == b'/').next().unwrap_or(path)
+}
+
+/// The C runtime and the loader: never a module.
+pub fn is_runtime_library(path: &[u8]) -> bool {
+    let f = file_name(path);
+    [&b"libc.so"[..], b"libc-", b"ld-linux", b"ld64.so", b"libpthread", b"libdl.so", b"libdl-", b"linux-vdso", b"linux-gate"]
+        .iter()
+        .any(|p| f.starts_with(p))
+}
+
+/// Libraries in the system library directories: skipped when looking for the module.
+pub fn is_system_library(path: &[u8]) -> bool {
+    [&b"/lib/"[..], b"/lib32/", b"/lib64/", b"/libx32/", b"/usr/lib/", b"/usr/lib32/", b"/usr/lib64/", b"/usr/libx32/"]
+        .iter()
+        .any(|d| path.starts_with(d))
+}
+
+/// realpath of `raw` into `buf`; the raw name if that fails. Returns the length.
+pub fn real_path(raw: &[u8], buf: &mut [u8; 4096]) -> usize {
+    let mut c = [0u8; 4096];
+    let n = raw.len().min(c.len() - 1);
+    c[..n].copy_from_slice(&raw[..n]);
+    let mut out = [0 as c_char; libc::PATH_MAX as usize + 1];
+    // SAFETY: `c` is NUL-terminated; `out` has PATH_MAX+1 bytes as realpath requires.
+    let r = unsafe { libc::realpath(c.as_ptr() as *const c_char, out.as_mut_ptr()) };
+    if r.is_null() {
+        buf[..n].copy_from_slice(&raw[..n]);
+        return n;
+    }
+    // SAFETY: realpath wrote a NUL-terminated string into `out`.
+    let s = unsafe { CStr::from_ptr(out.as_ptr()) }.to_bytes();
+    let m = s.len().min(buf.len());
+    buf[..m].copy_from_slice(&s[..m]);
+    m
+}
+
+/// The executable's absolute path into `buf`; returns the length.
+pub fn exe_path_into(buf: &mut [u8; 4096]) -> usize {
+    // SAFETY: readlink writes at most buf.len() bytes.
+    let n = unsafe { libc::readlink(c"/proc/self/exe".as_ptr(), buf.as_mut_ptr() as *mut c_char, buf.len()) };
+    if n <= 0 {
+        let s = b"(unknown executable)";
+        buf[..s.len()].copy_from_slice(s);
+        return s.len();
+    }
+    n as usize
+}
+
+/// The executable's absolute path.
+pub fn exe_path() -> String {
+    let mut buf = [0u8; 4096];
+    let n = exe_path_into(&mut buf);
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+/// The command line, from /proc (the argv the loader passed to the constructor is used when
+/// available; see `runtime`).
+pub fn cmdline() -> Vec<String> {
+    std::fs::read("/proc/self/cmdline")
+        .map(|b| b.split(|&c| c == 0).filter(|s| !s.is_empty()).map(|s| String::from_utf8_lossy(s).into_owned()).collect())
+        .unwrap_or_default()
+}
+
+/// This process's id.
+pub fn pid() -> u32 {
+    // SAFETY: getpid is always safe.
+    unsafe { libc::getpid() as u32 }
+}
+
+/// The parent's id.
+pub fn ppid() -> u32 {
+    // SAFETY: getppid is always safe.
+    unsafe { libc::getppid() as u32 }
+}
+
+/// Registers the fork child handler and the exit handler.
+pub fn register_process_handlers(child: extern "C" fn(), at_exit: extern "C" fn()) {
+    // SAFETY: plain registrations of functions that live as long as the process.
+    unsafe {
+        libc::pthread_atfork(None, None, Some(child));
+        libc::atexit(at_exit);
+    }
+}
+
+/// Runs `crate::runtime::init` when the shim is loaded.
+#[used]
+#[link_section = ".init_array"]
+static INIT: extern "C" fn() = {
+    extern "C" fn init() {
+        crate::runtime::init();
+    }
+    init
+};

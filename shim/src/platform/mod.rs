@@ -1,0 +1,69 @@
+//! The platform contract: everything the rest of the shim needs from the operating system,
+//! in one place. `linux.rs` implements it with glibc; `macos.rs` with libSystem. Nothing
+//! outside this folder names a platform.
+//!
+//! Each platform module provides, with the same names and signatures:
+//!
+//! * `errno()` / `set_errno(e)`: the calling thread's errno (hooks save it right after the
+//!   real call and restore it last, so the host sees exactly what libc said).
+//! * `now_ms()`: wall-clock ms since the epoch, without a system call where the platform has
+//!   a vDSO / commpage clock.
+//! * `next_symbol(name)`: the next definition of a libc symbol after ours (what the hook
+//!   forwards to). Called once per symbol.
+//! * `sockaddr_words(ptr, len)`: a `sockaddr` encoded into `sockmeter::addr` words, without
+//!   allocating (the per-byte path uses it for datagram peers).
+//! * `classify(fd)`: what an fd we have not seen created is: not a socket, or a socket with its
+//!   family, protocol and listening state. One or a few system calls; called once per fd.
+//! * `local_words(fd)` / `peer_words(fd)`: getsockname / getpeername, encoded.
+//! * `object_at(ip)`: the loaded object (base address, path as the loader knows it) that
+//!   contains a code address, without the loader lock where possible.
+//! * `return_addresses(buf)`: the caller's return addresses, innermost first.
+//! * `is_system_library(path)`, `is_runtime_library(path)`: objects attribution skips (the
+//!   system library directories; libc, the loader, threads, the shim itself).
+//! * `exe_path()`, `cmdline()`, `pid()`, `ppid()`.
+//! * `constructor!` / hook export: how a function runs at load time and how a hook replaces
+//!   the libc function (a `#[no_mangle]` export on Linux, an `__interpose` entry on macOS).
+//! * the flag constants the handlers test (`MSG_PEEK`, `EAGAIN`, ...) come from `libc`, which
+//!   already names them per platform.
+
+#[cfg(target_os = "linux")]
+mod linux;
+#[cfg(target_os = "linux")]
+pub use linux::*;
+
+#[cfg(target_os = "macos")]
+mod macos;
+#[cfg(target_os = "macos")]
+pub use macos::*;
+
+#[cfg(target_os = "linux")]
+pub mod elf_got;
+
+/// What `classify` found out about an fd.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FdKind {
+    /// Closed or not valid: leave it unknown.
+    Invalid,
+    /// A file, pipe, tty, eventfd...
+    NotSocket,
+    /// A socket.
+    Socket {
+        /// Its family.
+        family: sockmeter::Family,
+        /// Its protocol.
+        proto: sockmeter::Proto,
+        /// Whether it listens.
+        listening: bool,
+        /// Whether it has a peer.
+        connected: bool,
+    },
+}
+
+/// A loaded object found by `object_at`.
+#[derive(Clone, Copy, Debug)]
+pub struct Object {
+    /// Where it is mapped (identifies it while loaded).
+    pub base: usize,
+    /// The name the loader knows it by: a NUL-terminated path, empty for the main program.
+    pub name: *const libc::c_char,
+}

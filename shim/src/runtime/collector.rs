@@ -1,0 +1,157 @@
+//! The per-process collector: turns registry passes into messages and delivers them to the
+//! reporter connection, the process's own account (for the report file and the embedding
+//! API's snapshot) and any in-process subscribers.
+
+use std::ffi::c_void;
+
+use sockmeter::collect::Shipper;
+use sockmeter::wire::{self, Bye, ByeReason, Hello, Message, Origin};
+use sockmeter::{ProcessAccount, ProcessReport};
+
+use super::sink::Sink;
+use super::REGISTRY;
+use crate::{modules, platform};
+
+/// A C callback receiving each wire message as one NDJSON line (not NUL-terminated; `len`
+/// bytes, newline included) and the user pointer given at registration.
+pub type EventCallback = extern "C" fn(line: *const u8, len: usize, user: *mut c_void);
+
+struct Subscriber {
+    id: u64,
+    cb: EventCallback,
+    user: usize,
+}
+
+/// One process image's collector.
+pub struct Collector {
+    shipper: Shipper,
+    account: ProcessAccount,
+    sink: Sink,
+    hello: Hello,
+    hello_sent: bool,
+    subscribers: Vec<Subscriber>,
+    next_sub: u64,
+    finished: bool,
+}
+
+impl Collector {
+    /// A collector for this process, as it is now.
+    pub fn new(origin: Origin) -> Self {
+        let cfg = super::config();
+        let hello = Hello {
+            pid: platform::pid(),
+            ppid: platform::ppid(),
+            exe: platform::exe_path(),
+            argv: platform::cmdline(),
+            started_at: platform::now_ms(),
+            origin,
+            shim_version: env!("CARGO_PKG_VERSION").to_string(),
+            interval_ms: cfg.interval_ms,
+        };
+        let mut account = ProcessAccount::new();
+        let _ = account.apply(&Message::Hello(hello.clone()));
+        Collector {
+            shipper: Shipper::new(),
+            account,
+            sink: Sink::new(cfg.socket.clone()),
+            hello,
+            hello_sent: false,
+            subscribers: Vec::new(),
+            next_sub: 1,
+            finished: false,
+        }
+    }
+
+    /// One pass: ship what changed.
+    pub fn pass(&mut self) {
+        if self.finished {
+            return;
+        }
+        let msgs = self.shipper.pass(&REGISTRY, &modules::name, platform::now_ms());
+        self.emit(msgs);
+    }
+
+    fn emit(&mut self, msgs: Vec<Message>) {
+        if msgs.is_empty() {
+            return;
+        }
+        if self.sink.wanted() && !self.hello_sent && self.sink.connect() {
+            self.sink.send(&wire::encode(&Message::Hello(self.hello.clone())));
+            self.hello_sent = true;
+        }
+        for m in msgs {
+            let _ = self.account.apply(&m);
+            let line = wire::encode(&m);
+            if self.hello_sent {
+                self.sink.send(&line);
+            }
+            for s in &self.subscribers {
+                (s.cb)(line.as_ptr(), line.len(), s.user as *mut c_void);
+            }
+        }
+    }
+
+    /// The last pass, the goodbye, the report file. Returns false if already finished.
+    pub fn finish(&mut self, reason: ByeReason) -> bool {
+        if self.finished {
+            return false;
+        }
+        self.pass();
+        let bye = Bye { at: platform::now_ms(), reason, dropped_events: super::dropped_events() };
+        if self.hello_sent || !self.subscribers.is_empty() {
+            self.emit(vec![Message::Bye(bye)]);
+        } else {
+            let _ = self.account.apply(&Message::Bye(bye));
+        }
+        self.sink.close();
+        self.finished = true;
+        if reason == ByeReason::Exit {
+            self.write_report_file();
+        }
+        true
+    }
+
+    /// The pid this collector speaks for.
+    pub fn pid(&self) -> u32 {
+        self.hello.pid
+    }
+
+    /// After a failed exec: carry on, as a new connection.
+    pub fn resume(&mut self) {
+        self.finished = false;
+        self.hello_sent = false;
+        self.sink.reopen();
+    }
+
+    fn write_report_file(&self) {
+        let cfg = super::config();
+        let Some(path) = cfg.report_path(self.hello.pid) else { return };
+        let per_process = cfg.report.as_deref().is_some_and(|r| r.contains("%p"));
+        let report = sockmeter::Report::new(Vec::new(), None, cfg.unix_in_totals, vec![self.snapshot_report()]);
+        let json = serde_json::to_string(&report).unwrap_or_default();
+        if let Err(e) = super::sink::write_report_file(&path, per_process, &json) {
+            super::say(&format!("cannot write SOCKMETER_REPORT={path}: {e}"));
+        }
+    }
+
+    /// This process's report as of the last pass.
+    pub fn snapshot_report(&self) -> ProcessReport {
+        let end = if self.finished { "exit" } else { "running" };
+        self.account.report(super::config().unix_in_totals, end)
+    }
+
+    /// Registers a subscriber; returns its id (never 0).
+    pub fn subscribe(&mut self, cb: EventCallback, user: *mut c_void) -> u64 {
+        let id = self.next_sub;
+        self.next_sub += 1;
+        self.subscribers.push(Subscriber { id, cb, user: user as usize });
+        id
+    }
+
+    /// Removes a subscriber; true if it existed.
+    pub fn unsubscribe(&mut self, id: u64) -> bool {
+        let before = self.subscribers.len();
+        self.subscribers.retain(|s| s.id != id);
+        before != self.subscribers.len()
+    }
+}

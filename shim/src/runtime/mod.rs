@@ -1,0 +1,302 @@
+//! The shim's process-wide state and its reporting thread.
+//!
+//! * [`REGISTRY`]: the fd table and socket records the hooks write into (`sockmeter::registry`),
+//!   a zero-initialised static that works before any constructor runs.
+//! * The configuration, read once by [`init`] (the load-time constructor).
+//! * The collector ([`collector::Collector`]) and its thread, started lazily the first time
+//!   the process touches a socket (so the many processes of a build or a shell pipeline that
+//!   never do cost nothing). The thread wakes every `min(interval, 100 ms)`; when hooks have
+//!   signalled changes (a bounded crossbeam channel: try_send, never blocking; what does not
+//!   fit is counted as dropped, and changes it carried are still found by the next full pass)
+//!   or the interval has passed, it runs a pass.
+//! * Process events: `exit` (an atexit handler), `_exit` and exec (hooks), fork (a
+//!   `pthread_atfork` child handler: the child is a new process with its own counters from the
+//!   fork on, and a new connection; it must not touch the parent's lock or connection).
+
+pub mod collector;
+pub mod sink;
+
+use std::ffi::c_void;
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering::*};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{bounded, Receiver, Sender};
+use sockmeter::config::Config;
+use sockmeter::registry::Registry;
+use sockmeter::wire::{ByeReason, Origin};
+
+use crate::{guard, platform};
+use collector::Collector;
+
+/// The fd table and socket records.
+pub static REGISTRY: Registry = Registry::new();
+
+static DISABLED: AtomicBool = AtomicBool::new(false);
+static INITED: AtomicBool = AtomicBool::new(false);
+static STARTED: AtomicBool = AtomicBool::new(false);
+static FORKED: AtomicBool = AtomicBool::new(false);
+static DROPPED: AtomicU64 = AtomicU64::new(0);
+static CONFIG: OnceLock<Config> = OnceLock::new();
+static COLLECTOR: AtomicPtr<Mutex<Collector>> = AtomicPtr::new(std::ptr::null_mut());
+static EVENTS: AtomicPtr<(Sender<Event>, Receiver<Event>)> = AtomicPtr::new(std::ptr::null_mut());
+
+const EVENT_CAPACITY: usize = 4096;
+const MAX_TICK_MS: u64 = 100;
+
+/// What a hook tells the reporting thread.
+#[derive(Clone, Copy, Debug)]
+pub enum Event {
+    /// A socket appeared, changed or closed (its record index; 0 = some socket).
+    Changed(u32),
+}
+
+/// False once the shim is disabled (by configuration, or after an internal panic).
+#[inline]
+pub fn active() -> bool {
+    !DISABLED.load(Relaxed)
+}
+
+/// The configuration (defaults before `init`).
+pub fn config() -> &'static Config {
+    static DEFAULT: OnceLock<Config> = OnceLock::new();
+    CONFIG.get().unwrap_or_else(|| DEFAULT.get_or_init(Config::default))
+}
+
+/// The module globs (`SOCKMETER_ATTRIBUTE`).
+pub fn attribute_globs() -> &'static [String] {
+    CONFIG.get().map(|c| c.attribute.as_slice()).unwrap_or(&[])
+}
+
+/// Events that could not be queued.
+pub fn dropped_events() -> u64 {
+    DROPPED.load(Relaxed)
+}
+
+/// One line on stderr, prefixed `sockmeter:`. Only from shim code (guard held).
+pub fn say(msg: &str) {
+    let line = format!("sockmeter: {msg}\n");
+    // SAFETY: writing a valid buffer to fd 2; a failure is ignored (nowhere else to report).
+    unsafe { libc::write(2, line.as_ptr() as *const c_void, line.len()) };
+}
+
+/// Called when a handler panicked: stop metering, keep the host running.
+pub fn disable_after_panic() {
+    if !DISABLED.swap(true, AcqRel) {
+        say("internal error: metering is switched off for this process (the program is unaffected)");
+    }
+}
+
+/// The load-time constructor.
+pub fn init() {
+    guard::with(|| {
+        std::panic::set_hook(Box::new(|_| {}));
+        let (cfg, errs) = Config::from_lookup(|k| std::env::var_os(k));
+        for e in &errs {
+            say(&e.to_string());
+        }
+        if let Some(r) = &cfg.report {
+            check_report_path(r);
+        }
+        DISABLED.store(cfg.disabled, Relaxed);
+        let _ = CONFIG.set(cfg);
+        platform::register_process_handlers(on_fork_child, on_exit);
+        INITED.store(true, Release);
+        if REGISTRY.records.high_water() > 1 {
+            ensure_started();
+        }
+    });
+}
+
+fn check_report_path(pattern: &str) {
+    let path = pattern.replace("%p", "0");
+    let dir = match std::path::Path::new(&path).parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).unwrap_or_default();
+    // SAFETY: access with a valid C string.
+    if unsafe { libc::access(c.as_ptr(), libc::W_OK) } != 0 {
+        say(&format!(
+            "SOCKMETER_REPORT={pattern}: cannot write in {}: {}; the report will be lost unless that changes before exit",
+            dir.display(),
+            std::io::Error::last_os_error()
+        ));
+    }
+}
+
+fn channel() -> &'static (Sender<Event>, Receiver<Event>) {
+    let p = EVENTS.load(Acquire);
+    if !p.is_null() {
+        // SAFETY: set once per process image to a leaked Box, never freed.
+        return unsafe { &*p };
+    }
+    let fresh = Box::into_raw(Box::new(bounded(EVENT_CAPACITY)));
+    match EVENTS.compare_exchange(std::ptr::null_mut(), fresh, AcqRel, Acquire) {
+        // SAFETY: we just published `fresh`, a leaked Box.
+        Ok(_) => unsafe { &*fresh },
+        Err(existing) => {
+            // SAFETY: `fresh` was never shared; `existing` is a leaked Box as above.
+            unsafe {
+                drop(Box::from_raw(fresh));
+                &*existing
+            }
+        }
+    }
+}
+
+/// Tells the reporting thread something changed. Never blocks; never allocates once the
+/// channel exists (it is created by the first hook that opens a socket).
+#[inline]
+pub fn notify(ev: Event) {
+    if !STARTED.load(Relaxed) {
+        return;
+    }
+    if channel().0.try_send(ev).is_err() {
+        DROPPED.fetch_add(1, Relaxed);
+    }
+}
+
+fn collector() -> &'static Mutex<Collector> {
+    let p = COLLECTOR.load(Acquire);
+    if !p.is_null() {
+        // SAFETY: a leaked Box, replaced (never freed) only in a fork child.
+        return unsafe { &*p };
+    }
+    let origin = if FORKED.load(Relaxed) { Origin::Fork } else { Origin::Start };
+    let fresh = Box::into_raw(Box::new(Mutex::new(Collector::new(origin))));
+    match COLLECTOR.compare_exchange(std::ptr::null_mut(), fresh, AcqRel, Acquire) {
+        // SAFETY: just published.
+        Ok(_) => unsafe { &*fresh },
+        Err(existing) => {
+            // SAFETY: `fresh` was never shared.
+            unsafe {
+                drop(Box::from_raw(fresh));
+                &*existing
+            }
+        }
+    }
+}
+
+fn lock() -> MutexGuard<'static, Collector> {
+    collector().lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Starts the reporting thread if it is not running in this process yet.
+#[inline]
+pub fn ensure_started() {
+    if STARTED.load(Relaxed) || !INITED.load(Acquire) {
+        return;
+    }
+    start();
+}
+
+#[cold]
+fn start() {
+    if STARTED.swap(true, AcqRel) {
+        return;
+    }
+    let _ = channel();
+    let _ = collector();
+    let spawned = std::thread::Builder::new().name("sockmeter".into()).stack_size(256 * 1024).spawn(reporting_thread);
+    if spawned.is_err() {
+        say("cannot start the reporting thread; counts are kept and written at exit");
+    }
+}
+
+fn reporting_thread() {
+    guard::enter_forever();
+    let interval = Duration::from_millis(config().interval_ms);
+    let tick = Duration::from_millis(config().interval_ms.min(MAX_TICK_MS));
+    let mut last = Instant::now();
+    loop {
+        let events = channel().1.try_iter().count();
+        if events > 0 || last.elapsed() >= interval {
+            last = Instant::now();
+            lock().pass();
+        }
+        std::thread::sleep(tick);
+    }
+}
+
+/// Ships everything pending and says goodbye (exit or exec). Returns whether anything was
+/// finished (false when the process never touched a socket).
+pub fn finish(reason: ByeReason) -> bool {
+    if !STARTED.load(Acquire) || COLLECTOR.load(Acquire).is_null() {
+        return false;
+    }
+    // A vfork child shares our memory: it must not speak for us.
+    if platform::pid() != lock().pid() {
+        return false;
+    }
+    lock().finish(reason)
+}
+
+/// After an exec that failed: metering goes on, on a new connection.
+pub fn resume_after_failed_exec() {
+    if !COLLECTOR.load(Acquire).is_null() {
+        lock().resume();
+    }
+}
+
+extern "C" fn on_exit() {
+    guard::with(|| finish(ByeReason::Exit));
+}
+
+extern "C" fn on_fork_child() {
+    guard::with(|| {
+        // The parent's thread, lock and connection are not ours: start over.
+        STARTED.store(false, Relaxed);
+        FORKED.store(true, Relaxed);
+        COLLECTOR.store(std::ptr::null_mut(), Release);
+        EVENTS.store(std::ptr::null_mut(), Release);
+        DROPPED.store(0, Relaxed);
+        sink::Sink::abandon_inherited();
+        REGISTRY.records.reset_after_fork();
+        if REGISTRY.records.high_water() > 1 {
+            ensure_started();
+        }
+    });
+}
+
+/// If the host is about to close or replace the reporter connection's fd, move it first.
+pub fn protect_own_fd(fd: libc::c_int) {
+    sink::protect(fd);
+}
+
+/// As [`protect_own_fd`], for a range of fds.
+pub fn protect_own_fd_range(first: libc::c_uint, last: libc::c_uint) {
+    let own = sink::OWN_FD.load(Acquire);
+    if own >= 0 && (own as libc::c_uint) >= first && (own as libc::c_uint) <= last {
+        // Move it above the range if possible; otherwise it is lost (and re-made on demand).
+        sink::protect(own);
+        let moved = sink::OWN_FD.load(Acquire);
+        if moved >= 0 && (moved as libc::c_uint) <= last {
+            sink::OWN_FD.store(-1, Release);
+        }
+    }
+}
+
+/// This process's report, after a fresh pass (the embedding API).
+pub fn snapshot() -> sockmeter::ProcessReport {
+    let mut c = lock();
+    c.pass();
+    c.snapshot_report()
+}
+
+/// Registers an in-process subscriber (the embedding API).
+pub fn subscribe(cb: collector::EventCallback, user: *mut c_void) -> u64 {
+    start_if_inited();
+    lock().subscribe(cb, user)
+}
+
+/// Removes an in-process subscriber.
+pub fn unsubscribe(id: u64) -> bool {
+    lock().unsubscribe(id)
+}
+
+fn start_if_inited() {
+    if INITED.load(Acquire) {
+        start();
+    }
+}

@@ -1,0 +1,197 @@
+//! Where the messages go: the reporter's Unix socket and, at exit, the report file.
+//!
+//! The connection is made lazily by the reporting thread (never by a hook), with
+//! `SOCK_CLOEXEC`, moved to a high fd number out of the host's way, with a send timeout so a
+//! stuck reporter cannot stall the host's exit for long. The fd is marked *ignored* in the fd
+//! table, so its traffic is never counted. If the host closes or `dup2`s over it, the
+//! close-family hooks first move it elsewhere (`protect`).
+
+use std::sync::atomic::{AtomicI32, Ordering::*};
+
+use libc::c_int;
+
+use crate::runtime::REGISTRY;
+use sockmeter::registry::FdState;
+
+/// The reporter connection's fd, -1 when none. Read by the close-family hooks.
+pub static OWN_FD: AtomicI32 = AtomicI32::new(-1);
+
+/// The lowest fd number the connection is moved to.
+const HIGH_FD: c_int = 200;
+/// How long one write may block on a reporter that does not read.
+const SEND_TIMEOUT_S: libc::time_t = 2;
+
+/// The reporter connection.
+pub struct Sink {
+    path: Option<String>,
+    gave_up: bool,
+}
+
+/// Why the reporter could not be reached (printed once).
+fn complain(path: &str, what: &str) {
+    crate::runtime::say(&format!(
+        "cannot reach the reporter at SOCKMETER_SOCKET={path}: {what}; this process is still metered, but its counts are not sent"
+    ));
+}
+
+impl Sink {
+    /// A sink for the socket at `path` (none: messages are only kept in-process).
+    pub fn new(path: Option<String>) -> Self {
+        Sink { path, gave_up: false }
+    }
+
+    /// Whether a reporter is configured and reachable so far.
+    pub fn wanted(&self) -> bool {
+        self.path.is_some() && !self.gave_up
+    }
+
+    /// Connects if needed; true when connected.
+    pub fn connect(&mut self) -> bool {
+        if OWN_FD.load(Acquire) >= 0 {
+            return true;
+        }
+        let Some(path) = self.path.clone() else { return false };
+        if self.gave_up {
+            return false;
+        }
+        match connect_unix(&path) {
+            Ok(fd) => {
+                OWN_FD.store(fd, Release);
+                REGISTRY.fds.set(fd, FdState::Ignored);
+                true
+            }
+            Err(e) => {
+                self.gave_up = true;
+                complain(&path, &e.to_string());
+                false
+            }
+        }
+    }
+
+    /// Writes one line; on failure the connection is dropped (and not retried).
+    pub fn send(&mut self, line: &[u8]) {
+        let mut rest = line;
+        while !rest.is_empty() {
+            let fd = OWN_FD.load(Acquire);
+            if fd < 0 {
+                return;
+            }
+            // SAFETY: writing from a valid buffer to our own fd.
+            let n = unsafe { libc::write(fd, rest.as_ptr() as *const libc::c_void, rest.len()) };
+            if n < 0 {
+                if crate::platform::errno() == libc::EINTR {
+                    continue;
+                }
+                let e = std::io::Error::last_os_error();
+                if let Some(p) = self.path.clone() {
+                    complain(&p, &format!("the connection failed ({e})"));
+                }
+                self.close();
+                self.gave_up = true;
+                return;
+            }
+            rest = &rest[n as usize..];
+        }
+    }
+
+    /// Closes the connection (the reporter sees EOF).
+    pub fn close(&mut self) {
+        let fd = OWN_FD.swap(-1, AcqRel);
+        if fd >= 0 {
+            REGISTRY.fds.set(fd, FdState::Unknown);
+            // SAFETY: closing our own fd.
+            unsafe { libc::close(fd) };
+        }
+    }
+
+    /// Forgets an inherited connection without writing to it (a forked child must not talk
+    /// on its parent's stream).
+    pub fn abandon_inherited() {
+        let fd = OWN_FD.swap(-1, AcqRel);
+        if fd >= 0 {
+            REGISTRY.fds.set(fd, FdState::Unknown);
+            // SAFETY: closing the child's copy of the parent's fd; the parent keeps its own.
+            unsafe { libc::close(fd) };
+        }
+    }
+
+    /// Allows a new connection after a failed exec closed the old one.
+    pub fn reopen(&mut self) {
+        self.gave_up = false;
+    }
+}
+
+fn connect_unix(path: &str) -> std::io::Result<c_int> {
+    let bytes = path.as_bytes();
+    // SAFETY: sockaddr_un is plain data.
+    let mut sa: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    if bytes.len() >= sa.sun_path.len() {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "path too long for a Unix socket"));
+    }
+    sa.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    for (d, s) in sa.sun_path.iter_mut().zip(bytes) {
+        *d = *s as libc::c_char;
+    }
+    // SAFETY: plain socket calls on our own fd with valid pointers.
+    unsafe {
+        let fd = libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+        if libc::connect(fd, &sa as *const libc::sockaddr_un as *const libc::sockaddr, len) != 0 {
+            let e = std::io::Error::last_os_error();
+            libc::close(fd);
+            return Err(e);
+        }
+        let high = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, HIGH_FD);
+        let fd = if high >= 0 {
+            libc::close(fd);
+            high
+        } else {
+            fd
+        };
+        let tv = libc::timeval { tv_sec: SEND_TIMEOUT_S, tv_usec: 0 };
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_SNDTIMEO,
+            &tv as *const libc::timeval as *const libc::c_void,
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        );
+        Ok(fd)
+    }
+}
+
+/// Moves the reporter connection away from `fd` if the host is about to close or replace it.
+pub fn protect(fd: c_int) {
+    if fd < 0 || OWN_FD.load(Acquire) != fd {
+        return;
+    }
+    // SAFETY: duplicating our own fd to a free number.
+    let moved = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, HIGH_FD + 64) };
+    if moved >= 0 {
+        REGISTRY.fds.set(moved, FdState::Ignored);
+        OWN_FD.store(moved, Release);
+    } else {
+        OWN_FD.store(-1, Release);
+    }
+    // The host's close or dup2 will now release `fd` itself.
+    REGISTRY.fds.set(fd, FdState::Unknown);
+}
+
+/// Writes this process's report file: `%p` in the path becomes the pid; without `%p`, each
+/// process appends its report as one JSON line.
+pub fn write_report_file(path: &str, per_process: bool, json: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    if per_process {
+        opts.write(true).create(true).truncate(true);
+    } else {
+        opts.append(true).create(true);
+    }
+    let mut f = opts.open(path)?;
+    let mut line = json.as_bytes().to_vec();
+    line.push(b'\n');
+    f.write_all(&line)
+}

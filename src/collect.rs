@@ -1,0 +1,219 @@
+//! From the live registry to wire messages: the reporting thread's one pass.
+//!
+//! [`Shipper`] remembers, per record, the socket id it last announced, the metadata generation
+//! it announced, and the counter values it has already shipped. A pass announces new or changed
+//! sockets (`socket`), ships what every counter grew by since (`delta`), and for a record whose
+//! last fd was closed ships its final delta, a `closed`, and frees the record for reuse. The
+//! counters themselves are never reset, so bytes added while a pass runs are simply part of the
+//! next one: nothing is lost at a report boundary.
+
+use crate::addr::Addr;
+use crate::registry::{
+    CounterValues, RecordState, Registry, FLAG_ADOPTED, FLAG_INHERITED, MAX_PEERS,
+};
+use crate::wire::{Closed, Delta, Message, PeerDelta, SocketDelta, SocketInfo};
+
+#[derive(Clone, Default)]
+struct Shipped {
+    announced: bool,
+    id: u64,
+    generation: u32,
+    counters: CounterValues,
+    peers: [CounterValues; MAX_PEERS],
+}
+
+/// The reporting thread's memory of what it has shipped.
+#[derive(Default)]
+pub struct Shipper {
+    slots: Vec<Shipped>,
+}
+
+fn addr_text(w: &[u64; crate::addr::ADDR_WORDS]) -> Option<String> {
+    Addr::decode(w).map(|a| a.to_string())
+}
+
+impl Shipper {
+    /// A shipper that has shipped nothing.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// One pass over `reg`. `names` turns module and label ids into text.
+    pub fn pass(
+        &mut self,
+        reg: &Registry,
+        names: &dyn Fn(u32) -> Option<String>,
+        now_ms: u64,
+    ) -> Vec<Message> {
+        let hw = reg.records.high_water() as usize;
+        if self.slots.len() < hw {
+            self.slots.resize(hw, Shipped::default());
+        }
+        let mut out = Vec::new();
+        let mut deltas = Vec::new();
+        let mut closed = Vec::new();
+        for (idx, sh) in self.slots.iter_mut().enumerate().take(hw) {
+            let rec = reg.records.get(idx as u32);
+            let state = rec.state();
+            if matches!(state, RecordState::Free | RecordState::Opening) {
+                if sh.announced {
+                    // Vanished without a close we saw (a discarded duplicate, or a reset).
+                    closed.push(Closed {
+                        id: sh.id,
+                        closed_at: now_ms,
+                    });
+                    *sh = Shipped::default();
+                }
+                continue;
+            }
+            let meta = rec.meta();
+            if sh.announced && sh.id != meta.id {
+                closed.push(Closed {
+                    id: sh.id,
+                    closed_at: now_ms,
+                });
+                *sh = Shipped::default();
+            }
+            if !sh.announced || sh.generation != meta.generation {
+                sh.announced = true;
+                sh.id = meta.id;
+                sh.generation = meta.generation;
+                out.push(Message::Socket(SocketInfo {
+                    id: meta.id,
+                    fd: meta.fd,
+                    family: meta.family,
+                    proto: meta.proto,
+                    role: meta.role,
+                    local: addr_text(&meta.local),
+                    peer: addr_text(&meta.peer),
+                    module: if meta.module == 0 {
+                        None
+                    } else {
+                        names(meta.module)
+                    },
+                    via: if meta.via == 0 { None } else { names(meta.via) },
+                    label: if meta.label == 0 {
+                        None
+                    } else {
+                        names(meta.label)
+                    },
+                    opened_at: meta.opened_ms,
+                    inherited: meta.flags & FLAG_INHERITED != 0,
+                    adopted: meta.flags & FLAG_ADOPTED != 0,
+                }));
+            }
+            let now = rec.counters.load();
+            let d = now.since(&sh.counters);
+            sh.counters = now;
+            let mut peers = Vec::new();
+            for (i, p) in rec.peers.iter().enumerate() {
+                let Some(addr) = p.addr() else { continue };
+                let pv = p.counters.load();
+                let pd = pv.since(&sh.peers[i]);
+                sh.peers[i] = pv;
+                if !pd.is_zero() {
+                    peers.push(PeerDelta {
+                        peer: addr_text(&addr).unwrap_or_default(),
+                        tx_bytes: pd.tx_bytes,
+                        rx_bytes: pd.rx_bytes,
+                        tx_calls: pd.tx_calls,
+                        rx_calls: pd.rx_calls,
+                    });
+                }
+            }
+            if !d.is_zero() || !peers.is_empty() {
+                deltas.push(SocketDelta {
+                    id: meta.id,
+                    tx_bytes: d.tx_bytes,
+                    rx_bytes: d.rx_bytes,
+                    tx_calls: d.tx_calls,
+                    rx_calls: d.rx_calls,
+                    errors: d.errors,
+                    peers,
+                });
+            }
+            if state == RecordState::Closed {
+                closed.push(Closed {
+                    id: meta.id,
+                    closed_at: meta.closed_ms,
+                });
+                reg.records.free(idx as u32);
+                *sh = Shipped::default();
+            }
+        }
+        if !deltas.is_empty() {
+            out.push(Message::Delta(Delta {
+                at: now_ms,
+                sockets: deltas,
+            }));
+        }
+        out.extend(closed.into_iter().map(Message::Closed));
+        out
+    }
+
+    /// Forgets everything shipped (a forked child starts over).
+    pub fn reset(&mut self) {
+        self.slots.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::account::ProcessAccount;
+    use crate::addr::{encode_v4, ADDR_WORDS};
+    use crate::model::{Dir, Family, Proto, Role};
+    use crate::registry::{FdState, NewSocket};
+
+    static REG: Registry = Registry::new();
+
+    fn names(id: u32) -> Option<String> {
+        Some(format!("/m{id}.so"))
+    }
+
+    #[test]
+    fn passes_ship_differences_and_close_frees() {
+        let s = NewSocket {
+            fd: 5,
+            family: Family::Inet,
+            proto: Proto::Tcp,
+            role: Role::Connected,
+            flags: 0,
+            module: 2,
+            via: 0,
+            label: 0,
+            local: [0; ADDR_WORDS],
+            peer: encode_v4([127, 0, 0, 1], 80),
+            now_ms: 1,
+        };
+        let idx = REG.open(&s);
+        let rec = REG.records.get(idx);
+        let mut sh = Shipper::new();
+        let mut acct = ProcessAccount::new();
+        rec.counters.count(Dir::Tx, 100, false);
+        for m in sh.pass(&REG, &names, 2) {
+            acct.apply(&m).unwrap();
+        }
+        rec.counters.count(Dir::Tx, 23, false);
+        rec.counters.count(Dir::Rx, 7, false);
+        assert_eq!(REG.close(5, FdState::Record(idx), 3), Some(idx));
+        let msgs = sh.pass(&REG, &names, 4);
+        assert!(matches!(msgs.last(), Some(Message::Closed(_))));
+        for m in msgs {
+            acct.apply(&m).unwrap();
+        }
+        assert!(
+            sh.pass(&REG, &names, 5).is_empty(),
+            "nothing new, nothing sent"
+        );
+        let r = acct.report(false, "running");
+        assert_eq!(
+            (r.totals.tx_bytes, r.totals.rx_bytes, r.totals.tx_calls),
+            (123, 7, 2)
+        );
+        assert_eq!(r.sockets[0].peer.as_deref(), Some("127.0.0.1:80"));
+        assert_eq!(r.sockets[0].module.as_deref(), Some("/m2.so"));
+        assert!(r.sockets[0].closed_at.is_some());
+        assert_eq!(REG.records.get(idx).state(), RecordState::Free);
+    }
+}
