@@ -77,16 +77,24 @@ static NAMES: Names = Names {
 };
 
 fn fnv(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3))
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
+    })
 }
 
 /// Finds or adds a name. `key` distinguishes objects with the same name at different times
 /// (their load address); labels use key 0.
-fn intern(key: usize, raw: &[u8], resolve: impl FnOnce(&mut [u8; 4096]) -> usize, class: impl FnOnce(&[u8]) -> (u8, bool)) -> u32 {
+fn intern(
+    key: usize,
+    raw: &[u8],
+    resolve: impl FnOnce(&mut [u8; 4096]) -> usize,
+    class: impl FnOnce(&[u8]) -> (u8, bool),
+) -> u32 {
     let hash = fnv(raw);
     let n = (NAMES.count.load(Acquire) as usize).min(MAX_NAMES);
     for (i, e) in NAMES.entries[..n].iter().enumerate() {
-        if e.ready.load(Acquire) == 1 && e.key.load(Relaxed) == key && e.hash.load(Relaxed) == hash {
+        if e.ready.load(Acquire) == 1 && e.key.load(Relaxed) == key && e.hash.load(Relaxed) == hash
+        {
             return i as u32 + 1;
         }
     }
@@ -122,12 +130,20 @@ pub fn name(id: u32) -> Option<String> {
         return None;
     }
     let (off, len) = (e.off.load(Relaxed) as usize, e.len.load(Relaxed) as usize);
-    let bytes: Vec<u8> = NAMES.arena.get(off..off + len)?.iter().map(|b| b.load(Relaxed)).collect();
+    let bytes: Vec<u8> = NAMES
+        .arena
+        .get(off..off + len)?
+        .iter()
+        .map(|b| b.load(Relaxed))
+        .collect();
     Some(String::from_utf8_lossy(&bytes).into_owned())
 }
 
 fn class_of(id: u32) -> (u8, bool) {
-    match (id as usize).checked_sub(1).and_then(|i| NAMES.entries.get(i)) {
+    match (id as usize)
+        .checked_sub(1)
+        .and_then(|i| NAMES.entries.get(i))
+    {
         Some(e) => (e.class.load(Relaxed), e.glob.load(Relaxed) == 1),
         None => (0, false),
     }
@@ -157,7 +173,12 @@ fn object_id(obj: platform::Object) -> u32 {
     if raw.is_empty() {
         return main_id();
     }
-    intern(obj.base, raw, |buf| platform::real_path(raw, buf), |p| classify_path(p, is_shim))
+    intern(
+        obj.base,
+        raw,
+        |buf| platform::real_path(raw, buf),
+        |p| classify_path(p, is_shim),
+    )
 }
 
 /// The main executable's id (the fallback module).
@@ -167,7 +188,9 @@ pub fn main_id() -> u32 {
     if id != 0 {
         return id;
     }
-    let id = intern(usize::MAX, b"(main)", platform::exe_path_into, |p| classify_path(p, false));
+    let id = intern(usize::MAX, b"(main)", platform::exe_path_into, |p| {
+        classify_path(p, false)
+    });
     MAIN.store(id, Relaxed);
     id
 }
@@ -183,16 +206,23 @@ pub fn current_label() -> u32 {
     if d == 0 {
         return 0;
     }
-    LABELS.try_with(|l| l[(d - 1).min(MAX_LABEL_DEPTH - 1)].get()).unwrap_or(0)
+    LABELS
+        .try_with(|l| l[(d - 1).min(MAX_LABEL_DEPTH - 1)].get())
+        .unwrap_or(0)
 }
 
 /// Pushes a label for the sockets this thread opens from now on.
 pub fn label_push(label: &[u8]) {
-    let id = intern(0, label, |buf| {
-        let n = label.len().min(buf.len());
-        buf[..n].copy_from_slice(&label[..n]);
-        n
-    }, |_| (CLASS_LABEL, false));
+    let id = intern(
+        0,
+        label,
+        |buf| {
+            let n = label.len().min(buf.len());
+            buf[..n].copy_from_slice(&label[..n]);
+            n
+        },
+        |_| (CLASS_LABEL, false),
+    );
     let d = DEPTH.try_with(Cell::get).unwrap_or(0);
     if d < MAX_LABEL_DEPTH {
         let _ = LABELS.try_with(|l| l[d].set(id));
@@ -210,9 +240,14 @@ pub fn attribute() -> Who {
     let mut frames = [0usize; MAX_FRAMES];
     let n = platform::return_addresses(&mut frames);
     let use_globs = !crate::runtime::attribute_globs().is_empty();
-    let mut who = Who { label: current_label(), ..Who::default() };
+    let mut who = Who {
+        label: current_label(),
+        ..Who::default()
+    };
     for &ip in &frames[..n] {
-        let Some(obj) = platform::object_at(ip.saturating_sub(1)) else { continue };
+        let Some(obj) = platform::object_at(ip.saturating_sub(1)) else {
+            continue;
+        };
         let id = object_id(obj);
         let (class, glob) = class_of(id);
         if class == CLASS_SHIM {

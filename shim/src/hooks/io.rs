@@ -7,7 +7,10 @@
 //! system call (after an fd's first use). `MSG_PEEK` reads count as calls with no bytes;
 //! `EAGAIN`/`EWOULDBLOCK` count as calls, not errors.
 
-use libc::{c_int, c_uint, c_void, iovec, mmsghdr, msghdr, off_t, size_t, sockaddr, socklen_t, ssize_t, timespec};
+use libc::{
+    c_int, c_uint, c_void, iovec, mmsghdr, msghdr, off_t, size_t, sockaddr, socklen_t, ssize_t,
+    timespec,
+};
 use sockmeter::model::{Dir, Proto, Role};
 use sockmeter::registry::{FdState, Record};
 
@@ -44,8 +47,17 @@ fn count(fd: c_int, dir: Dir, ret: isize, e: c_int, peek: bool) -> Option<&'stat
 
 /// Per-peer counting for a datagram socket that names its peer on each call.
 #[inline]
-fn count_peer(rec: &Record, addr: *const sockaddr, len: socklen_t, dir: Dir, ret: isize, e: c_int, peek: bool) {
-    if addr.is_null() || len == 0 || !matches!(rec.proto(), Proto::Udp | Proto::Dgram | Proto::Raw) {
+fn count_peer(
+    rec: &Record,
+    addr: *const sockaddr,
+    len: socklen_t,
+    dir: Dir,
+    ret: isize,
+    e: c_int,
+    peek: bool,
+) {
+    if addr.is_null() || len == 0 || !matches!(rec.proto(), Proto::Udp | Proto::Dgram | Proto::Raw)
+    {
         return;
     }
     let role = rec.role();
@@ -54,7 +66,9 @@ fn count_peer(rec: &Record, addr: *const sockaddr, len: socklen_t, dir: Dir, ret
     }
     // SAFETY: `addr` and `len` describe a sockaddr the caller passed to (or received from)
     // the real call; `sockaddr_words` reads at most `len` bytes and checks the family.
-    let Some(words) = (unsafe { platform::sockaddr_words(addr, len) }) else { return };
+    let Some(words) = (unsafe { platform::sockaddr_words(addr, len) }) else {
+        return;
+    };
     if role == Role::Unconnected {
         rec.set_role(Role::Datagram);
     }
@@ -82,7 +96,16 @@ pub fn send(ret: ssize_t, e: c_int, fd: c_int, _buf: *const c_void, _len: size_t
     count(fd, Dir::Tx, ret, e, false);
 }
 
-pub fn sendto(ret: ssize_t, e: c_int, fd: c_int, _buf: *const c_void, _len: size_t, _flags: c_int, addr: *const sockaddr, alen: socklen_t) {
+pub fn sendto(
+    ret: ssize_t,
+    e: c_int,
+    fd: c_int,
+    _buf: *const c_void,
+    _len: size_t,
+    _flags: c_int,
+    addr: *const sockaddr,
+    alen: socklen_t,
+) {
     if let Some(rec) = count(fd, Dir::Tx, ret, e, false) {
         count_peer(rec, addr, alen, Dir::Tx, ret, e, false);
     }
@@ -93,7 +116,15 @@ pub fn sendmsg(ret: ssize_t, e: c_int, fd: c_int, msg: *const msghdr, _flags: c_
         if !msg.is_null() {
             // SAFETY: the caller's msghdr, valid for the duration of the call we just made.
             let m = unsafe { &*msg };
-            count_peer(rec, m.msg_name as *const sockaddr, m.msg_namelen, Dir::Tx, ret, e, false);
+            count_peer(
+                rec,
+                m.msg_name as *const sockaddr,
+                m.msg_namelen,
+                Dir::Tx,
+                ret,
+                e,
+                false,
+            );
         }
     }
 }
@@ -102,7 +133,16 @@ pub fn recv(ret: ssize_t, e: c_int, fd: c_int, _buf: *mut c_void, _len: size_t, 
     count(fd, Dir::Rx, ret, e, peek(flags));
 }
 
-pub fn recvfrom(ret: ssize_t, e: c_int, fd: c_int, _buf: *mut c_void, _len: size_t, flags: c_int, addr: *mut sockaddr, alen: *mut socklen_t) {
+pub fn recvfrom(
+    ret: ssize_t,
+    e: c_int,
+    fd: c_int,
+    _buf: *mut c_void,
+    _len: size_t,
+    flags: c_int,
+    addr: *mut sockaddr,
+    alen: *mut socklen_t,
+) {
     if let Some(rec) = count(fd, Dir::Rx, ret, e, peek(flags)) {
         if ret >= 0 {
             count_peer(rec, addr, read_len(alen), Dir::Rx, ret, e, peek(flags));
@@ -115,7 +155,15 @@ pub fn recvmsg(ret: ssize_t, e: c_int, fd: c_int, msg: *mut msghdr, flags: c_int
         if ret >= 0 && !msg.is_null() {
             // SAFETY: the caller's msghdr, just filled in by the kernel.
             let m = unsafe { &*msg };
-            count_peer(rec, m.msg_name as *const sockaddr, m.msg_namelen, Dir::Rx, ret, e, peek(flags));
+            count_peer(
+                rec,
+                m.msg_name as *const sockaddr,
+                m.msg_namelen,
+                Dir::Rx,
+                ret,
+                e,
+                peek(flags),
+            );
         }
     }
 }
@@ -131,7 +179,15 @@ fn count_mmsg(rec: &Record, vec: *const mmsghdr, n: c_int, dir: Dir, peekf: bool
         // array of at least `vlen >= n` entries.
         let m = unsafe { &*vec.add(i) };
         total += u64::from(m.msg_len);
-        count_peer(rec, m.msg_hdr.msg_name as *const sockaddr, m.msg_hdr.msg_namelen, dir, m.msg_len as isize, 0, peekf);
+        count_peer(
+            rec,
+            m.msg_hdr.msg_name as *const sockaddr,
+            m.msg_hdr.msg_namelen,
+            dir,
+            m.msg_len as isize,
+            0,
+            peekf,
+        );
     }
     total
 }
@@ -140,15 +196,28 @@ pub fn sendmmsg(ret: c_int, e: c_int, fd: c_int, vec: *mut mmsghdr, _vlen: c_uin
     mmsg(ret, e, fd, vec, Dir::Tx, false);
 }
 
-pub fn recvmmsg(ret: c_int, e: c_int, fd: c_int, vec: *mut mmsghdr, _vlen: c_uint, flags: c_int, _t: *mut timespec) {
+pub fn recvmmsg(
+    ret: c_int,
+    e: c_int,
+    fd: c_int,
+    vec: *mut mmsghdr,
+    _vlen: c_uint,
+    flags: c_int,
+    _t: *mut timespec,
+) {
     mmsg(ret, e, fd, vec, Dir::Rx, peek(flags));
 }
 
 fn mmsg(ret: c_int, e: c_int, fd: c_int, vec: *const mmsghdr, dir: Dir, peekf: bool) {
     let Some(rec) = record_of(fd) else { return };
-    let bytes = if ret > 0 { count_mmsg(rec, vec, ret, dir, peekf) } else { 0 };
+    let bytes = if ret > 0 {
+        count_mmsg(rec, vec, ret, dir, peekf)
+    } else {
+        0
+    };
     let failed = ret < 0 && !would_block(e);
-    rec.counters.count(dir, if peekf { 0 } else { bytes }, failed);
+    rec.counters
+        .count(dir, if peekf { 0 } else { bytes }, failed);
     runtime::ensure_started();
 }
 
@@ -156,15 +225,40 @@ pub fn read(ret: ssize_t, e: c_int, fd: c_int, _buf: *mut c_void, _len: size_t) 
     count(fd, Dir::Rx, ret, e, false);
 }
 
-pub fn read_chk(ret: ssize_t, e: c_int, fd: c_int, _buf: *mut c_void, _len: size_t, _buflen: size_t) {
+pub fn read_chk(
+    ret: ssize_t,
+    e: c_int,
+    fd: c_int,
+    _buf: *mut c_void,
+    _len: size_t,
+    _buflen: size_t,
+) {
     count(fd, Dir::Rx, ret, e, false);
 }
 
-pub fn recv_chk(ret: ssize_t, e: c_int, fd: c_int, _buf: *mut c_void, _len: size_t, _buflen: size_t, flags: c_int) {
+pub fn recv_chk(
+    ret: ssize_t,
+    e: c_int,
+    fd: c_int,
+    _buf: *mut c_void,
+    _len: size_t,
+    _buflen: size_t,
+    flags: c_int,
+) {
     count(fd, Dir::Rx, ret, e, peek(flags));
 }
 
-pub fn recvfrom_chk(ret: ssize_t, e: c_int, fd: c_int, buf: *mut c_void, len: size_t, _buflen: size_t, flags: c_int, addr: *mut sockaddr, alen: *mut socklen_t) {
+pub fn recvfrom_chk(
+    ret: ssize_t,
+    e: c_int,
+    fd: c_int,
+    buf: *mut c_void,
+    len: size_t,
+    _buflen: size_t,
+    flags: c_int,
+    addr: *mut sockaddr,
+    alen: *mut socklen_t,
+) {
     recvfrom(ret, e, fd, buf, len, flags, addr, alen);
 }
 
@@ -180,6 +274,13 @@ pub fn writev(ret: ssize_t, e: c_int, fd: c_int, _iov: *const iovec, _n: c_int) 
     count(fd, Dir::Tx, ret, e, false);
 }
 
-pub fn sendfile(ret: ssize_t, e: c_int, out_fd: c_int, _in_fd: c_int, _off: *mut off_t, _count: size_t) {
+pub fn sendfile(
+    ret: ssize_t,
+    e: c_int,
+    out_fd: c_int,
+    _in_fd: c_int,
+    _off: *mut off_t,
+    _count: size_t,
+) {
     count(out_fd, Dir::Tx, ret, e, false);
 }

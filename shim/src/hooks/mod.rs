@@ -13,7 +13,10 @@ pub mod lifecycle;
 pub mod process;
 pub mod table;
 
-use libc::{c_char, c_int, c_uint, c_ulong, c_void, iovec, mmsghdr, msghdr, off_t, size_t, sockaddr, socklen_t, ssize_t, timespec};
+use libc::{
+    c_char, c_int, c_uint, c_ulong, c_void, iovec, mmsghdr, msghdr, off_t, size_t, sockaddr,
+    socklen_t, ssize_t, timespec,
+};
 use sockmeter::registry::FdState;
 
 use table::hook_table;
@@ -21,7 +24,10 @@ use table::hook_table;
 /// True when a call on `fd` goes straight to libc: the fd is known not to be a metered socket.
 #[inline]
 pub fn passes(fd: c_int) -> bool {
-    matches!(crate::runtime::REGISTRY.fds.get(fd), FdState::NotSocket | FdState::Ignored)
+    matches!(
+        crate::runtime::REGISTRY.fds.get(fd),
+        FdState::NotSocket | FdState::Ignored
+    )
 }
 
 hook_table! {

@@ -27,7 +27,10 @@ pub struct Slot {
 impl Slot {
     /// A slot for the NUL-terminated symbol `name`.
     pub const fn new(name: &'static [u8]) -> Self {
-        Slot { name, ptr: AtomicPtr::new(std::ptr::null_mut()) }
+        Slot {
+            name,
+            ptr: AtomicPtr::new(std::ptr::null_mut()),
+        }
     }
 
     /// The real function, or null when the platform does not have it.
@@ -42,7 +45,9 @@ impl Slot {
 
     #[cold]
     fn resolve(&self) -> *mut c_void {
-        let Ok(name) = CStr::from_bytes_with_nul(self.name) else { return std::ptr::null_mut() };
+        let Ok(name) = CStr::from_bytes_with_nul(self.name) else {
+            return std::ptr::null_mut();
+        };
         let p = crate::platform::next_symbol(name);
         self.ptr.store(p, Ordering::Relaxed);
         p

@@ -28,7 +28,10 @@ pub fn set_errno(e: c_int) {
 
 /// Wall-clock ms since the epoch (vDSO, no system call).
 pub fn now_ms() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: `ts` is a valid out-pointer.
     unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
     (ts.tv_sec as u64).saturating_mul(1000) + (ts.tv_nsec as u64) / 1_000_000
@@ -54,12 +57,19 @@ pub unsafe fn sockaddr_words(sa: *const sockaddr, len: socklen_t) -> Option<[u64
         libc::AF_INET if len as usize >= std::mem::size_of::<libc::sockaddr_in>() => {
             // SAFETY: family and length say this is a sockaddr_in.
             let s = unsafe { std::ptr::read_unaligned(sa as *const libc::sockaddr_in) };
-            Some(addr::encode_v4(s.sin_addr.s_addr.to_ne_bytes(), u16::from_be(s.sin_port)))
+            Some(addr::encode_v4(
+                s.sin_addr.s_addr.to_ne_bytes(),
+                u16::from_be(s.sin_port),
+            ))
         }
         libc::AF_INET6 if len as usize >= std::mem::size_of::<libc::sockaddr_in6>() => {
             // SAFETY: family and length say this is a sockaddr_in6.
             let s = unsafe { std::ptr::read_unaligned(sa as *const libc::sockaddr_in6) };
-            Some(addr::encode_v6(s.sin6_addr.s6_addr, u16::from_be(s.sin6_port), s.sin6_scope_id))
+            Some(addr::encode_v6(
+                s.sin6_addr.s6_addr,
+                u16::from_be(s.sin6_port),
+                s.sin6_scope_id,
+            ))
         }
         libc::AF_UNIX => {
             let off = std::mem::size_of::<libc::sa_family_t>();
@@ -81,7 +91,15 @@ fn sockopt(fd: c_int, opt: c_int) -> Option<c_int> {
     let mut v: c_int = 0;
     let mut len = std::mem::size_of::<c_int>() as socklen_t;
     // SAFETY: valid out-pointers of the right size.
-    let r = unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, opt, &mut v as *mut c_int as *mut c_void, &mut len) };
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            opt,
+            &mut v as *mut c_int as *mut c_void,
+            &mut len,
+        )
+    };
     (r == 0).then_some(v)
 }
 
@@ -100,8 +118,14 @@ pub fn classify(fd: c_int) -> FdKind {
     let protocol = sockopt(fd, libc::SO_PROTOCOL).unwrap_or(0);
     let listening = sockopt(fd, libc::SO_ACCEPTCONN).unwrap_or(0) != 0;
     let connected = peer_words(fd).is_some();
-    let (family, proto) = crate::hooks::lifecycle::kind_of(domain, ty, protocol).unwrap_or((Family::Other, Proto::Other));
-    FdKind::Socket { family, proto, listening, connected }
+    let (family, proto) = crate::hooks::lifecycle::kind_of(domain, ty, protocol)
+        .unwrap_or((Family::Other, Proto::Other));
+    FdKind::Socket {
+        family,
+        proto,
+        listening,
+        connected,
+    }
 }
 
 fn name_words(fd: c_int, peer: bool) -> Option<[u64; ADDR_WORDS]> {
@@ -110,12 +134,23 @@ fn name_words(fd: c_int, peer: bool) -> Option<[u64; ADDR_WORDS]> {
     let mut len = std::mem::size_of::<libc::sockaddr_storage>() as socklen_t;
     let p = &mut ss as *mut libc::sockaddr_storage as *mut sockaddr;
     // SAFETY: valid out-pointers sized by `len`.
-    let r = unsafe { if peer { libc::getpeername(fd, p, &mut len) } else { libc::getsockname(fd, p, &mut len) } };
+    let r = unsafe {
+        if peer {
+            libc::getpeername(fd, p, &mut len)
+        } else {
+            libc::getsockname(fd, p, &mut len)
+        }
+    };
     if r != 0 {
         return None;
     }
     // SAFETY: the kernel wrote `len` bytes into `ss`.
-    unsafe { sockaddr_words(p, len.min(std::mem::size_of::<libc::sockaddr_storage>() as socklen_t)) }
+    unsafe {
+        sockaddr_words(
+            p,
+            len.min(std::mem::size_of::<libc::sockaddr_storage>() as socklen_t),
+        )
+    }
 }
 
 /// getsockname, encoded.
@@ -176,7 +211,10 @@ pub fn object_at(ip: usize) -> Option<Object> {
         }
         // SAFETY: glibc returned a live link_map.
         let name = unsafe { (*r.link_map).l_name };
-        return Some(Object { base: r.map_start as usize, name: if name.is_null() { c"".as_ptr() } else { name } });
+        return Some(Object {
+            base: r.map_start as usize,
+            name: if name.is_null() { c"".as_ptr() } else { name },
+        });
     }
     // SAFETY: zeroed Dl_info is valid; dladdr fills it.
     let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
@@ -184,8 +222,15 @@ pub fn object_at(ip: usize) -> Option<Object> {
         return None;
     }
     let main = object_of_main();
-    let name = if info.dli_fbase as usize == main { c"".as_ptr() } else { info.dli_fname };
-    Some(Object { base: info.dli_fbase as usize, name })
+    let name = if info.dli_fbase as usize == main {
+        c"".as_ptr()
+    } else {
+        info.dli_fname
+    };
+    Some(Object {
+        base: info.dli_fbase as usize,
+        name,
+    })
 }
 
 fn object_of_main() -> usize {
@@ -223,7 +268,10 @@ struct UnwindContext {
 }
 
 extern "C" {
-    fn _Unwind_Backtrace(trace: extern "C" fn(*mut UnwindContext, *mut c_void) -> c_int, arg: *mut c_void) -> c_int;
+    fn _Unwind_Backtrace(
+        trace: extern "C" fn(*mut UnwindContext, *mut c_void) -> c_int,
+        arg: *mut c_void,
+    ) -> c_int;
     fn _Unwind_GetIP(ctx: *mut UnwindContext) -> usize;
 }
 
@@ -260,16 +308,35 @@ fn file_name(path: &[u8]) -> &[u8] {
 /// The C runtime and the loader: never a module.
 pub fn is_runtime_library(path: &[u8]) -> bool {
     let f = file_name(path);
-    [&b"libc.so"[..], b"libc-", b"ld-linux", b"ld64.so", b"libpthread", b"libdl.so", b"libdl-", b"linux-vdso", b"linux-gate"]
-        .iter()
-        .any(|p| f.starts_with(p))
+    [
+        &b"libc.so"[..],
+        b"libc-",
+        b"ld-linux",
+        b"ld64.so",
+        b"libpthread",
+        b"libdl.so",
+        b"libdl-",
+        b"linux-vdso",
+        b"linux-gate",
+    ]
+    .iter()
+    .any(|p| f.starts_with(p))
 }
 
 /// Libraries in the system library directories: skipped when looking for the module.
 pub fn is_system_library(path: &[u8]) -> bool {
-    [&b"/lib/"[..], b"/lib32/", b"/lib64/", b"/libx32/", b"/usr/lib/", b"/usr/lib32/", b"/usr/lib64/", b"/usr/libx32/"]
-        .iter()
-        .any(|d| path.starts_with(d))
+    [
+        &b"/lib/"[..],
+        b"/lib32/",
+        b"/lib64/",
+        b"/libx32/",
+        b"/usr/lib/",
+        b"/usr/lib32/",
+        b"/usr/lib64/",
+        b"/usr/libx32/",
+    ]
+    .iter()
+    .any(|d| path.starts_with(d))
 }
 
 /// realpath of `raw` into `buf`; the raw name if that fails. Returns the length.
@@ -294,7 +361,13 @@ pub fn real_path(raw: &[u8], buf: &mut [u8; 4096]) -> usize {
 /// The executable's absolute path into `buf`; returns the length.
 pub fn exe_path_into(buf: &mut [u8; 4096]) -> usize {
     // SAFETY: readlink writes at most buf.len() bytes.
-    let n = unsafe { libc::readlink(c"/proc/self/exe".as_ptr(), buf.as_mut_ptr() as *mut c_char, buf.len()) };
+    let n = unsafe {
+        libc::readlink(
+            c"/proc/self/exe".as_ptr(),
+            buf.as_mut_ptr() as *mut c_char,
+            buf.len(),
+        )
+    };
     if n <= 0 {
         let s = b"(unknown executable)";
         buf[..s.len()].copy_from_slice(s);
@@ -314,7 +387,12 @@ pub fn exe_path() -> String {
 /// available; see `runtime`).
 pub fn cmdline() -> Vec<String> {
     std::fs::read("/proc/self/cmdline")
-        .map(|b| b.split(|&c| c == 0).filter(|s| !s.is_empty()).map(|s| String::from_utf8_lossy(s).into_owned()).collect())
+        .map(|b| {
+            b.split(|&c| c == 0)
+                .filter(|s| !s.is_empty())
+                .map(|s| String::from_utf8_lossy(s).into_owned())
+                .collect()
+        })
         .unwrap_or_default()
 }
 

@@ -67,7 +67,9 @@ impl Collector {
         if self.finished {
             return;
         }
-        let msgs = self.shipper.pass(&REGISTRY, &modules::name, platform::now_ms());
+        let msgs = self
+            .shipper
+            .pass(&REGISTRY, &modules::name, platform::now_ms());
         self.emit(msgs);
     }
 
@@ -76,7 +78,8 @@ impl Collector {
             return;
         }
         if self.sink.wanted() && !self.hello_sent && self.sink.connect() {
-            self.sink.send(&wire::encode(&Message::Hello(self.hello.clone())));
+            self.sink
+                .send(&wire::encode(&Message::Hello(self.hello.clone())));
             self.hello_sent = true;
         }
         for m in msgs {
@@ -97,7 +100,11 @@ impl Collector {
             return false;
         }
         self.pass();
-        let bye = Bye { at: platform::now_ms(), reason, dropped_events: super::dropped_events() };
+        let bye = Bye {
+            at: platform::now_ms(),
+            reason,
+            dropped_events: super::dropped_events(),
+        };
         if self.hello_sent || !self.subscribers.is_empty() {
             self.emit(vec![Message::Bye(bye)]);
         } else {
@@ -125,9 +132,16 @@ impl Collector {
 
     fn write_report_file(&self) {
         let cfg = super::config();
-        let Some(path) = cfg.report_path(self.hello.pid) else { return };
+        let Some(path) = cfg.report_path(self.hello.pid) else {
+            return;
+        };
         let per_process = cfg.report.as_deref().is_some_and(|r| r.contains("%p"));
-        let report = sockmeter::Report::new(Vec::new(), None, cfg.unix_in_totals, vec![self.snapshot_report()]);
+        let report = sockmeter::Report::new(
+            Vec::new(),
+            None,
+            cfg.unix_in_totals,
+            vec![self.snapshot_report()],
+        );
         let json = serde_json::to_string(&report).unwrap_or_default();
         if let Err(e) = super::sink::write_report_file(&path, per_process, &json) {
             super::say(&format!("cannot write SOCKMETER_REPORT={path}: {e}"));
@@ -144,7 +158,11 @@ impl Collector {
     pub fn subscribe(&mut self, cb: EventCallback, user: *mut c_void) -> u64 {
         let id = self.next_sub;
         self.next_sub += 1;
-        self.subscribers.push(Subscriber { id, cb, user: user as usize });
+        self.subscribers.push(Subscriber {
+            id,
+            cb,
+            user: user as usize,
+        });
         id
     }
 

@@ -60,7 +60,9 @@ pub fn active() -> bool {
 /// The configuration (defaults before `init`).
 pub fn config() -> &'static Config {
     static DEFAULT: OnceLock<Config> = OnceLock::new();
-    CONFIG.get().unwrap_or_else(|| DEFAULT.get_or_init(Config::default))
+    CONFIG
+        .get()
+        .unwrap_or_else(|| DEFAULT.get_or_init(Config::default))
 }
 
 /// The module globs (`SOCKMETER_ATTRIBUTE`).
@@ -83,7 +85,9 @@ pub fn say(msg: &str) {
 /// Called when a handler panicked: stop metering, keep the host running.
 pub fn disable_after_panic() {
     if !DISABLED.swap(true, AcqRel) {
-        say("internal error: metering is switched off for this process (the program is unaffected)");
+        say(
+            "internal error: metering is switched off for this process (the program is unaffected)",
+        );
     }
 }
 
@@ -163,7 +167,11 @@ fn collector() -> &'static Mutex<Collector> {
         // SAFETY: a leaked Box, replaced (never freed) only in a fork child.
         return unsafe { &*p };
     }
-    let origin = if FORKED.load(Relaxed) { Origin::Fork } else { Origin::Start };
+    let origin = if FORKED.load(Relaxed) {
+        Origin::Fork
+    } else {
+        Origin::Start
+    };
     let fresh = Box::into_raw(Box::new(Mutex::new(Collector::new(origin))));
     match COLLECTOR.compare_exchange(std::ptr::null_mut(), fresh, AcqRel, Acquire) {
         // SAFETY: just published.
@@ -198,7 +206,10 @@ fn start() {
     }
     let _ = channel();
     let _ = collector();
-    let spawned = std::thread::Builder::new().name("sockmeter".into()).stack_size(256 * 1024).spawn(reporting_thread);
+    let spawned = std::thread::Builder::new()
+        .name("sockmeter".into())
+        .stack_size(256 * 1024)
+        .spawn(reporting_thread);
     if spawned.is_err() {
         say("cannot start the reporting thread; counts are kept and written at exit");
     }

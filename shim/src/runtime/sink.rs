@@ -37,7 +37,10 @@ fn complain(path: &str, what: &str) {
 impl Sink {
     /// A sink for the socket at `path` (none: messages are only kept in-process).
     pub fn new(path: Option<String>) -> Self {
-        Sink { path, gave_up: false }
+        Sink {
+            path,
+            gave_up: false,
+        }
     }
 
     /// Whether a reporter is configured and reachable so far.
@@ -50,7 +53,9 @@ impl Sink {
         if OWN_FD.load(Acquire) >= 0 {
             return true;
         }
-        let Some(path) = self.path.clone() else { return false };
+        let Some(path) = self.path.clone() else {
+            return false;
+        };
         if self.gave_up {
             return false;
         }
@@ -126,7 +131,10 @@ fn connect_unix(path: &str) -> std::io::Result<c_int> {
     // SAFETY: sockaddr_un is plain data.
     let mut sa: libc::sockaddr_un = unsafe { std::mem::zeroed() };
     if bytes.len() >= sa.sun_path.len() {
-        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "path too long for a Unix socket"));
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "path too long for a Unix socket",
+        ));
     }
     sa.sun_family = libc::AF_UNIX as libc::sa_family_t;
     for (d, s) in sa.sun_path.iter_mut().zip(bytes) {
@@ -139,7 +147,12 @@ fn connect_unix(path: &str) -> std::io::Result<c_int> {
             return Err(std::io::Error::last_os_error());
         }
         let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
-        if libc::connect(fd, &sa as *const libc::sockaddr_un as *const libc::sockaddr, len) != 0 {
+        if libc::connect(
+            fd,
+            &sa as *const libc::sockaddr_un as *const libc::sockaddr,
+            len,
+        ) != 0
+        {
             let e = std::io::Error::last_os_error();
             libc::close(fd);
             return Err(e);
@@ -151,7 +164,10 @@ fn connect_unix(path: &str) -> std::io::Result<c_int> {
         } else {
             fd
         };
-        let tv = libc::timeval { tv_sec: SEND_TIMEOUT_S, tv_usec: 0 };
+        let tv = libc::timeval {
+            tv_sec: SEND_TIMEOUT_S,
+            tv_usec: 0,
+        };
         libc::setsockopt(
             fd,
             libc::SOL_SOCKET,
