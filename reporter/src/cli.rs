@@ -23,6 +23,9 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a command with the shim preloaded and report its network traffic.
+    #[command(
+        override_usage = "sockmeter run [--json FILE] [--interval MS] [--unix] [--attribute GLOB]... -- CMD [ARGS...]"
+    )]
     Run(RunArgs),
     /// Print the absolute path of the shim that `run` injects.
     ShimPath,
