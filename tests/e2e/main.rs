@@ -1,0 +1,7 @@
+//! End-to-end tests: real programs (curl, python3, C programs compiled here, a shell pipeline)
+//! run under `sockmeter run`, against oracle peers that are not metered. Every assertion on a
+//! byte count compares with what the other end really received and sent.
+//!
+//! Needs the workspace built first (`cargo build --workspace`; `scripts/test` does it).
+
+mod harness;
