@@ -54,6 +54,25 @@ impl Slot {
     }
 }
 
+/// A hook's name and the address of its replacement function.
+pub struct HookAddr {
+    /// The libc symbol name.
+    pub name: &'static str,
+    /// The replacement's address.
+    pub addr: *const (),
+}
+
+// SAFETY: the addresses are of functions, immutable and valid for the process's life.
+unsafe impl Sync for HookAddr {}
+
+/// The replacement for libc symbol `name`, if it is hooked.
+pub fn replacement(name: &[u8]) -> Option<usize> {
+    super::HOOKS
+        .iter()
+        .find(|h| h.name.as_bytes() == name)
+        .map(|h| h.addr as usize)
+}
+
 /// What a wrapper returns when the real function does not exist (errno is set to ENOSYS).
 pub trait Fallback {
     /// The failure value.
@@ -102,7 +121,16 @@ macro_rules! hook_table {
     ($(
         $(#[$doc:meta])*
         fn $name:ident($($arg:ident : $ty:ty),* $(,)?) -> $ret:ty $([fd $fd:ident])? => $kind:ident $($h:path),+;
-    )*) => {$(
+    )*) => {
+        /// Every hook's exported name and address (for rebinding the imports of objects that
+        /// escape interposition, such as RTLD_DEEPBIND plugins).
+        #[allow(unused_doc_comments)]
+        pub static HOOKS: &[$crate::hooks::table::HookAddr] = &[$(
+            $(#[$doc])*
+            $crate::hooks::table::HookAddr { name: stringify!($name), addr: $name::hook as *const () },
+        )*];
+
+        $(
         $(#[$doc])*
         #[allow(non_snake_case, clippy::missing_safety_doc)]
         pub mod $name {

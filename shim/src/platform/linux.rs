@@ -408,6 +408,12 @@ pub fn ppid() -> u32 {
     unsafe { libc::getppid() as u32 }
 }
 
+/// Resolves what must be known before the host's first call (the real dlopen, which the
+/// naked `dlopen` jumps to).
+pub fn resolve_early() {
+    let _ = super::deepbind::resolve();
+}
+
 /// Registers the fork child handler and the exit handler.
 pub fn register_process_handlers(child: extern "C" fn(), at_exit: extern "C" fn()) {
     // SAFETY: plain registrations of functions that live as long as the process.

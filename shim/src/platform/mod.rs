@@ -37,6 +37,8 @@ mod macos;
 pub use macos::*;
 
 #[cfg(target_os = "linux")]
+pub mod deepbind;
+#[cfg(target_os = "linux")]
 pub mod elf_got;
 
 /// What `classify` found out about an fd.

@@ -12,9 +12,11 @@ use super::sink::Sink;
 use super::REGISTRY;
 use crate::{modules, platform};
 
-/// A C callback receiving each wire message as one NDJSON line (not NUL-terminated; `len`
-/// bytes, newline included) and the user pointer given at registration.
-pub type EventCallback = extern "C" fn(line: *const u8, len: usize, user: *mut c_void);
+/// A C callback receiving each wire message as one NDJSON line (`len` bytes, newline
+/// included, then a NUL) and the user pointer given at registration; a non-zero return
+/// unsubscribes it.
+pub type EventCallback =
+    extern "C" fn(line: *const std::ffi::c_char, len: usize, user: *mut c_void) -> std::ffi::c_int;
 
 struct Subscriber {
     id: u64,
@@ -88,8 +90,16 @@ impl Collector {
             if self.hello_sent {
                 self.sink.send(&line);
             }
-            for s in &self.subscribers {
-                (s.cb)(line.as_ptr(), line.len(), s.user as *mut c_void);
+            if !self.subscribers.is_empty() {
+                let mut z = line.clone();
+                z.push(0);
+                self.subscribers.retain(|s| {
+                    (s.cb)(
+                        z.as_ptr() as *const std::ffi::c_char,
+                        line.len(),
+                        s.user as *mut c_void,
+                    ) == 0
+                });
             }
         }
     }

@@ -70,6 +70,25 @@ pub fn attribute_globs() -> &'static [String] {
     CONFIG.get().map(|c| c.attribute.as_slice()).unwrap_or(&[])
 }
 
+static NOTICES: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
+
+/// Queues a notice for the reporter (kind, one sentence). Not for the per-byte path.
+pub fn add_notice(kind: &str, text: String) {
+    if let Ok(mut n) = NOTICES.try_lock() {
+        n.push((kind.to_string(), text));
+    }
+    ensure_started();
+    notify(Event::Changed(0));
+}
+
+/// Takes the queued notices.
+pub fn take_notices() -> Vec<(String, String)> {
+    NOTICES
+        .try_lock()
+        .map(|mut n| std::mem::take(&mut *n))
+        .unwrap_or_default()
+}
+
 /// Events that could not be queued.
 pub fn dropped_events() -> u64 {
     DROPPED.load(Relaxed)
@@ -105,6 +124,7 @@ pub fn init() {
         DISABLED.store(cfg.disabled, Relaxed);
         let _ = CONFIG.set(cfg);
         platform::register_process_handlers(on_fork_child, on_exit);
+        platform::resolve_early();
         INITED.store(true, Release);
         if REGISTRY.records.high_water() > 1 {
             ensure_started();
