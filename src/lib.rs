@@ -10,6 +10,7 @@ pub mod account;
 pub mod addr;
 pub mod collect;
 pub mod config;
+pub mod embed;
 pub mod glob;
 pub mod model;
 pub mod registry;
