@@ -5,11 +5,21 @@
 //! signal N; 127 if it is not found, 126 if it cannot be executed), 2 for usage errors and for
 //! problems found before anything ran (no shim, an unwritable `--json` path).
 
+/// Prints a line on stderr, ignoring errors: a closed stderr must not cost the JSON report
+/// or the exit status (`eprintln!` would panic).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 mod cli;
 mod collector;
 mod conn;
 mod elf;
 mod private_dir;
+mod reap;
 mod report_out;
 mod run;
 mod shim_path;
@@ -46,7 +56,7 @@ fn main() {
     let code = match outcome {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("sockmeter: error: {e:#}");
+            say!("sockmeter: error: {e:#}");
             EXIT_USAGE
         }
     };

@@ -6,7 +6,8 @@
 //! command (stdin, stdout and stderr inherited) with the shim prepended to `LD_PRELOAD`, and
 //! serve connections until the command exits. Then wait at most [`GRACE`] for descendants
 //! that outlive it (each connection must say `bye` or close; a process that exec'd must
-//! connect again); whoever is still connected then is reported as `running`. Finally print
+//! connect again; a descendant re-parented to the reporter must exit, see [`crate::reap`]);
+//! whoever is still connected then is reported as `running`. Finally print
 //! the summary on stderr, write the JSON, and exit with the command's status (128+N for
 //! signal N).
 
@@ -24,7 +25,7 @@ use sockmeter::config::Config;
 use crate::cli::RunArgs;
 use crate::collector::Collector;
 use crate::private_dir::PrivateDir;
-use crate::{elf, report_out, shim_path, signals, summary};
+use crate::{elf, reap, report_out, shim_path, signals, summary};
 
 /// How long to wait for descendants once the command itself has exited.
 pub const GRACE: Duration = Duration::from_secs(2);
@@ -144,7 +145,7 @@ pub fn run(args: &RunArgs) -> Result<i32> {
     let program = &args.command[0];
     let notes = elf::preflight(program, std::env::var_os("PATH").as_deref(), &shim);
     for n in &notes {
-        eprintln!("sockmeter: {n}");
+        say!("sockmeter: {n}");
     }
 
     let dir = PrivateDir::new()?;
@@ -157,37 +158,39 @@ pub fn run(args: &RunArgs) -> Result<i32> {
         args.attribute_env().as_deref(),
     );
     for w in check_shim_env(&env, |k| std::env::var_os(k))? {
-        eprintln!("sockmeter: warning: {w}");
+        say!("sockmeter: warning: {w}");
     }
-    signals::install_forwarders().context("cannot install signal handlers")?;
+    signals::install().context("cannot install signal handlers")?;
+    reap::become_subreaper();
     let mut cmd = Command::new(program);
     cmd.args(&args.command[1..]).envs(env);
-    let mut child = match cmd.spawn() {
-        Ok(c) => c,
+    // The command is waited for with waitpid(-1) (see reap.rs), not through `Child`.
+    let pid = match cmd.spawn() {
+        Ok(child) => child.id(),
         Err(e) => {
             let (msg, code) = spawn_failure(program, &e);
-            eprintln!("{msg}");
+            say!("{msg}");
             return Ok(code);
         }
     };
-    signals::child_started(child.id()).context("cannot set up signal handling")?;
+    signals::child_started(pid);
 
     let status = loop {
         collector.poll(TICK)?;
         print_warnings(&mut collector);
-        if let Some(st) = child.try_wait().context("cannot wait for the command")? {
+        if let Some(st) = reap::reap(pid)?.command {
             break st;
         }
     };
-    signals::child_reaped().context("cannot set up signal handling")?;
-    wait_for_descendants(&mut collector)?;
+    signals::child_reaped();
+    wait_for_descendants(&mut collector, pid)?;
     let running: Vec<String> = collector
         .conns()
         .filter(|c| c.is_open())
         .map(|c| c.who())
         .collect();
     if !running.is_empty() {
-        eprintln!(
+        say!(
             "sockmeter: still running after the command exited, reported as running: {}",
             running.join(", ")
         );
@@ -198,24 +201,26 @@ pub fn run(args: &RunArgs) -> Result<i32> {
     drop(dir);
     let mut report = report_out::assemble(&args.command, Some(code), args.unix, &conns, "running");
     report.notices.extend(notes);
-    eprint!("{}", summary::render(&report));
+    say!("{}", summary::render(&report).trim_end());
     if let Some(json) = &args.json {
         if let Err(e) = report_out::write_json(json, &report) {
-            eprintln!("sockmeter: error: {e:#}");
+            say!("sockmeter: error: {e:#}");
             return Ok(if code == 0 { 1 } else { code });
         }
     }
     Ok(code)
 }
 
-/// After the command exited: serve until nobody is awaited, [`GRACE`] is over, or the user
-/// sends a signal (SIGINT, SIGTERM or SIGHUP).
-fn wait_for_descendants(collector: &mut Collector) -> Result<()> {
+/// After the command exited: serve until no connection is awaited and no descendant is
+/// alive, until [`GRACE`] is over, or until the user sends a signal (SIGINT, SIGQUIT,
+/// SIGTERM or SIGHUP). Orphaned descendants are reaped on the way.
+fn wait_for_descendants(collector: &mut Collector, command: u32) -> Result<()> {
     let deadline = Instant::now() + GRACE;
     loop {
         collector.poll(Duration::ZERO)?;
         print_warnings(collector);
-        if collector.awaited() == 0 || signals::pending().is_some() {
+        let descendants = reap::reap(command)?.children_left;
+        if (collector.awaited() == 0 && !descendants) || signals::pending().is_some() {
             return Ok(());
         }
         let now = Instant::now();
@@ -228,7 +233,7 @@ fn wait_for_descendants(collector: &mut Collector) -> Result<()> {
 
 fn print_warnings(collector: &mut Collector) {
     for w in collector.take_warnings() {
-        eprintln!("sockmeter: warning: {w}");
+        say!("sockmeter: warning: {w}");
     }
 }
 

@@ -1,0 +1,68 @@
+//! Keeping track of the command's descendants.
+//!
+//! The reporter makes itself a *child subreaper* (Linux `PR_SET_CHILD_SUBREAPER`): a
+//! descendant whose parent exits (a background job, a double-forking daemon) is re-parented
+//! to the reporter instead of to init. So after the command exits, "do I still have
+//! children?" tells whether any descendant is alive — including one that has not connected to
+//! the socket yet — and the reporter reaps them all, the command and the orphans, with one
+//! `waitpid(-1)` loop.
+
+use std::os::unix::process::ExitStatusExt;
+use std::process::ExitStatus;
+
+use anyhow::Result;
+
+/// Asks the kernel to re-parent orphaned descendants to this process. Without it (another
+/// OS, an old kernel) sockmeter only waits for descendants that are connected.
+pub fn become_subreaper() -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: PR_SET_CHILD_SUBREAPER takes one integer argument and touches no memory.
+        unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1 as libc::c_ulong, 0, 0, 0) == 0 }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        false
+    }
+}
+
+/// What a round of reaping found.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Reaped {
+    /// The command's status, if it was reaped in this round.
+    pub command: Option<ExitStatus>,
+    /// Whether children (the command, or re-parented descendants) are still alive.
+    pub children_left: bool,
+}
+
+/// Reaps every child that has exited, without blocking; `command` is the command's pid.
+pub fn reap(command: u32) -> Result<Reaped> {
+    let mut out = Reaped::default();
+    loop {
+        let mut status: libc::c_int = 0;
+        // SAFETY: `status` is a valid out-pointer; WNOHANG makes the call non-blocking.
+        let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+        match pid {
+            0 => {
+                out.children_left = true;
+                return Ok(out);
+            }
+            p if p > 0 => {
+                if u32::try_from(p).ok() == Some(command) {
+                    out.command = Some(ExitStatus::from_raw(status));
+                }
+            }
+            _ => {
+                let e = std::io::Error::last_os_error();
+                match e.raw_os_error() {
+                    Some(libc::ECHILD) => return Ok(out),
+                    Some(libc::EINTR) => continue,
+                    _ => return Err(anyhow::Error::new(e).context("waitpid failed")),
+                }
+            }
+        }
+    }
+}
+
+// No unit test here: waitpid(-1) in the test binary would reap other tests' children.
+// The integration tests (tests/standin_shim.rs) exercise it through the binary.
