@@ -14,8 +14,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::model::{Family, Role};
 use crate::report::{
-    GroupStats, LabelReport, ModuleReport, PeerReport, ProcessReport, ProcessTotals, SocketReport,
-    UnixTotals,
+    GroupStats, LabelReport, ModuleReport, PeerReport, ProcessReport, ProcessTotals, SocketReport, UnixTotals,
 };
 use crate::time::rfc3339;
 use crate::wire::{ByeReason, Hello, Message, SocketInfo};
@@ -87,12 +86,7 @@ fn apply_info(r: &mut SocketReport, s: &SocketInfo) {
 
 fn host_of(peer: &Option<String>) -> String {
     match peer {
-        Some(p) if p.starts_with('[') => p
-            .split(']')
-            .next()
-            .unwrap_or("")
-            .trim_start_matches('[')
-            .to_string(),
+        Some(p) if p.starts_with('[') => p.split(']').next().unwrap_or("").trim_start_matches('[').to_string(),
         Some(p) => p
             .rsplit_once(':')
             .map(|(h, _)| h.to_string())
@@ -161,7 +155,6 @@ impl ProcessAccount {
                 apply_info(&mut e.report, s);
             }
             Message::Delta(d) => {
-                self.dropped_events = self.dropped_events.max(0);
                 let mut unknown = None;
                 for sd in &d.sockets {
                     let (e, known) = self.entry(sd.id);
@@ -175,13 +168,10 @@ impl ProcessAccount {
                     r.rx_calls += sd.rx_calls;
                     r.errors += sd.errors;
                     for pd in &sd.peers {
-                        let p = e
-                            .peers
-                            .entry(pd.peer.clone())
-                            .or_insert_with(|| PeerReport {
-                                peer: pd.peer.clone(),
-                                ..Default::default()
-                            });
+                        let p = e.peers.entry(pd.peer.clone()).or_insert_with(|| PeerReport {
+                            peer: pd.peer.clone(),
+                            ..Default::default()
+                        });
                         p.tx_bytes += pd.tx_bytes;
                         p.rx_bytes += pd.rx_bytes;
                         p.tx_calls += pd.tx_calls;
@@ -227,19 +217,16 @@ impl ProcessAccount {
                 r.label.clone().unwrap_or_default(),
                 host_of(&r.peer),
             );
-            let f = self
-                .folded
-                .entry(key.clone())
-                .or_insert_with(|| SocketReport {
-                    family: r.family.clone(),
-                    proto: r.proto.clone(),
-                    role: r.role.clone(),
-                    module: r.module.clone(),
-                    label: r.label.clone(),
-                    peer: (!key.5.is_empty()).then(|| key.5.clone()),
-                    opened_at: r.opened_at.clone(),
-                    ..Default::default()
-                });
+            let f = self.folded.entry(key.clone()).or_insert_with(|| SocketReport {
+                family: r.family.clone(),
+                proto: r.proto.clone(),
+                role: r.role.clone(),
+                module: r.module.clone(),
+                label: r.label.clone(),
+                peer: (!key.5.is_empty()).then(|| key.5.clone()),
+                opened_at: r.opened_at.clone(),
+                ..Default::default()
+            });
             f.tx_bytes += r.tx_bytes;
             f.rx_bytes += r.rx_bytes;
             f.tx_calls += r.tx_calls;
@@ -426,12 +413,7 @@ mod tests {
         ] {
             a.apply(&m).unwrap();
         }
-        for m in [
-            delta(1, 10, 20),
-            delta(1, 5, 0),
-            delta(2, 1, 2),
-            delta(3, 100, 100),
-        ] {
+        for m in [delta(1, 10, 20), delta(1, 5, 0), delta(2, 1, 2), delta(3, 100, 100)] {
             a.apply(&m).unwrap();
         }
         a.apply(&Message::Bye(Bye {
@@ -455,10 +437,7 @@ mod tests {
     #[test]
     fn unknown_socket_is_reported_but_kept() {
         let mut a = ProcessAccount::new();
-        assert_eq!(
-            a.apply(&delta(7, 1, 1)),
-            Err(AccountError::UnknownSocket(7))
-        );
+        assert_eq!(a.apply(&delta(7, 1, 1)), Err(AccountError::UnknownSocket(7)));
         a.apply(&info(7, Family::Inet, "/m")).unwrap();
         assert_eq!(a.report(false, "running").totals.tx_bytes, 1);
     }
@@ -470,8 +449,7 @@ mod tests {
         for id in 1..=10 {
             a.apply(&info(id, Family::Inet, "/m")).unwrap();
             a.apply(&delta(id, id, 1)).unwrap();
-            a.apply(&Message::Closed(Closed { id, closed_at: 5 }))
-                .unwrap();
+            a.apply(&Message::Closed(Closed { id, closed_at: 5 })).unwrap();
         }
         let r = a.report(false, "running");
         assert_eq!(r.totals.tx_bytes, 55);

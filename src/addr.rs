@@ -61,17 +61,11 @@ impl Addr {
                 let mut o = [0u8; 16];
                 o[..8].copy_from_slice(&w[1].to_be_bytes());
                 o[8..].copy_from_slice(&w[2].to_be_bytes());
-                Some(Addr::V6(
-                    Ipv6Addr::from(o),
-                    (w[0] >> 8) as u16,
-                    (w[0] >> 32) as u32,
-                ))
+                Some(Addr::V6(Ipv6Addr::from(o), (w[0] >> 8) as u16, (w[0] >> 32) as u32))
             }
             tag @ (TAG_UNIX | TAG_ABSTRACT) => {
                 let len = ((w[0] >> 8) as usize & 0xff).min(UNIX_PATH_MAX);
-                let path: Vec<u8> = (0..len)
-                    .map(|i| (w[1 + i / 8] >> ((i % 8) * 8)) as u8)
-                    .collect();
+                let path: Vec<u8> = (0..len).map(|i| (w[1 + i / 8] >> ((i % 8) * 8)) as u8).collect();
                 let trunc = w[0] & TRUNCATED != 0;
                 Some(if tag == TAG_UNIX {
                     Addr::Unix(path, trunc)
@@ -92,13 +86,7 @@ impl Addr {
 
 /// Encodes an IPv4 address (octets in network order) without allocating.
 pub const fn encode_v4(octets: [u8; 4], port: u16) -> [u64; ADDR_WORDS] {
-    [
-        TAG_V4 | (port as u64) << 8,
-        u32::from_be_bytes(octets) as u64,
-        0,
-        0,
-        0,
-    ]
+    [TAG_V4 | (port as u64) << 8, u32::from_be_bytes(octets) as u64, 0, 0, 0]
 }
 
 /// Encodes an IPv6 address without allocating.
@@ -124,11 +112,7 @@ pub fn encode_unix(path: &[u8], abstract_name: bool, truncated: bool) -> [u64; A
         w[0] = TAG_UNNAMED;
         return w;
     }
-    let tag = if abstract_name {
-        TAG_ABSTRACT
-    } else {
-        TAG_UNIX
-    };
+    let tag = if abstract_name { TAG_ABSTRACT } else { TAG_UNIX };
     let len = path.len().min(UNIX_PATH_MAX);
     let trunc = truncated || path.len() > UNIX_PATH_MAX;
     w[0] = tag | if trunc { TRUNCATED } else { 0 } | ((len as u64) << 8);
@@ -144,19 +128,9 @@ impl fmt::Display for Addr {
             Addr::V4(ip, port) => write!(f, "{ip}:{port}"),
             Addr::V6(ip, port, 0) => write!(f, "[{ip}]:{port}"),
             Addr::V6(ip, port, scope) => write!(f, "[{ip}%{scope}]:{port}"),
-            Addr::Unix(p, t) => write!(
-                f,
-                "{}{}",
-                String::from_utf8_lossy(p),
-                if *t { "…" } else { "" }
-            ),
+            Addr::Unix(p, t) => write!(f, "{}{}", String::from_utf8_lossy(p), if *t { "…" } else { "" }),
             Addr::Abstract(p, t) => {
-                write!(
-                    f,
-                    "@{}{}",
-                    String::from_utf8_lossy(p),
-                    if *t { "…" } else { "" }
-                )
+                write!(f, "@{}{}", String::from_utf8_lossy(p), if *t { "…" } else { "" })
             }
             Addr::Unnamed => f.write_str("(unnamed)"),
         }
@@ -193,10 +167,7 @@ mod tests {
 
     #[test]
     fn text_forms() {
-        assert_eq!(
-            Addr::V4(Ipv4Addr::LOCALHOST, 80).to_string(),
-            "127.0.0.1:80"
-        );
+        assert_eq!(Addr::V4(Ipv4Addr::LOCALHOST, 80).to_string(), "127.0.0.1:80");
         assert_eq!(Addr::V6(Ipv6Addr::LOCALHOST, 80, 0).to_string(), "[::1]:80");
         assert_eq!(Addr::Abstract(b"x".to_vec(), false).to_string(), "@x");
     }

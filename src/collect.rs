@@ -8,9 +8,7 @@
 //! next one: nothing is lost at a report boundary.
 
 use crate::addr::Addr;
-use crate::registry::{
-    CounterValues, RecordState, Registry, FLAG_ADOPTED, FLAG_INHERITED, MAX_PEERS,
-};
+use crate::registry::{CounterValues, RecordState, Registry, FLAG_ADOPTED, FLAG_INHERITED, MAX_PEERS};
 use crate::wire::{Closed, Delta, Message, PeerDelta, SocketDelta, SocketInfo};
 
 #[derive(Clone, Default)]
@@ -39,12 +37,7 @@ impl Shipper {
     }
 
     /// One pass over `reg`. `names` turns module and label ids into text.
-    pub fn pass(
-        &mut self,
-        reg: &Registry,
-        names: &dyn Fn(u32) -> Option<String>,
-        now_ms: u64,
-    ) -> Vec<Message> {
+    pub fn pass(&mut self, reg: &Registry, names: &dyn Fn(u32) -> Option<String>, now_ms: u64) -> Vec<Message> {
         let hw = reg.records.high_water() as usize;
         if self.slots.len() < hw {
             self.slots.resize(hw, Shipped::default());
@@ -86,17 +79,9 @@ impl Shipper {
                     role: meta.role,
                     local: addr_text(&meta.local),
                     peer: addr_text(&meta.peer),
-                    module: if meta.module == 0 {
-                        None
-                    } else {
-                        names(meta.module)
-                    },
+                    module: if meta.module == 0 { None } else { names(meta.module) },
                     via: if meta.via == 0 { None } else { names(meta.via) },
-                    label: if meta.label == 0 {
-                        None
-                    } else {
-                        names(meta.label)
-                    },
+                    label: if meta.label == 0 { None } else { names(meta.label) },
                     opened_at: meta.opened_ms,
                     inherited: meta.flags & FLAG_INHERITED != 0,
                     adopted: meta.flags & FLAG_ADOPTED != 0,
@@ -202,15 +187,9 @@ mod tests {
         for m in msgs {
             acct.apply(&m).unwrap();
         }
-        assert!(
-            sh.pass(&REG, &names, 5).is_empty(),
-            "nothing new, nothing sent"
-        );
+        assert!(sh.pass(&REG, &names, 5).is_empty(), "nothing new, nothing sent");
         let r = acct.report(false, "running");
-        assert_eq!(
-            (r.totals.tx_bytes, r.totals.rx_bytes, r.totals.tx_calls),
-            (123, 7, 2)
-        );
+        assert_eq!((r.totals.tx_bytes, r.totals.rx_bytes, r.totals.tx_calls), (123, 7, 2));
         assert_eq!(r.sockets[0].peer.as_deref(), Some("127.0.0.1:80"));
         assert_eq!(r.sockets[0].module.as_deref(), Some("/m2.so"));
         assert!(r.sockets[0].closed_at.is_some());

@@ -120,20 +120,14 @@ impl Config {
             }
         }
         if let Some(s) = text("SOCKMETER_ATTRIBUTE", get("SOCKMETER_ATTRIBUTE"), &mut errs) {
-            c.attribute = s
-                .split(':')
-                .filter(|g| !g.is_empty())
-                .map(str::to_string)
-                .collect();
+            c.attribute = s.split(':').filter(|g| !g.is_empty()).map(str::to_string).collect();
         }
         (c, errs)
     }
 
     /// The report path for process `pid` (`%p` replaced by the pid).
     pub fn report_path(&self, pid: u32) -> Option<String> {
-        self.report
-            .as_ref()
-            .map(|r| r.replace("%p", &pid.to_string()))
+        self.report.as_ref().map(|r| r.replace("%p", &pid.to_string()))
     }
 }
 
@@ -143,10 +137,7 @@ mod tests {
     use std::collections::HashMap;
 
     fn read(pairs: &[(&str, &str)]) -> (Config, Vec<ConfigError>) {
-        let m: HashMap<String, OsString> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), OsString::from(v)))
-            .collect();
+        let m: HashMap<String, OsString> = pairs.iter().map(|(k, v)| (k.to_string(), OsString::from(v))).collect();
         Config::from_lookup(|k| m.get(k).cloned())
     }
 
@@ -166,10 +157,7 @@ mod tests {
 
     #[test]
     fn malformed_values_fall_back_with_a_named_error() {
-        let (c, e) = read(&[
-            ("SOCKMETER_INTERVAL", "soon"),
-            ("SOCKMETER_DISABLE", "maybe"),
-        ]);
+        let (c, e) = read(&[("SOCKMETER_INTERVAL", "soon"), ("SOCKMETER_DISABLE", "maybe")]);
         assert_eq!(c.interval_ms, DEFAULT_INTERVAL_MS);
         assert!(!c.disabled);
         assert_eq!(e.len(), 2);

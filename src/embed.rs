@@ -42,12 +42,12 @@ pub enum EmbedError {
 type EventFn = extern "C" fn(*const c_char, usize, *mut c_void) -> c_int;
 
 struct Api {
-    snapshot: unsafe extern "C" fn() -> *mut c_char,
-    free: unsafe extern "C" fn(*mut c_char),
-    push: unsafe extern "C" fn(*const c_char),
-    pop: unsafe extern "C" fn(),
-    subscribe: unsafe extern "C" fn(Option<EventFn>, *mut c_void) -> u64,
-    flush: unsafe extern "C" fn(),
+    snapshot: SnapshotFn,
+    free: FreeFn,
+    push: PushFn,
+    pop: VoidFn,
+    subscribe: SubscribeFn,
+    flush: VoidFn,
 }
 
 fn sym(name: &CStr) -> Option<*mut c_void> {
@@ -56,6 +56,12 @@ fn sym(name: &CStr) -> Option<*mut c_void> {
     (!p.is_null()).then_some(p)
 }
 
+type SnapshotFn = unsafe extern "C" fn() -> *mut c_char;
+type FreeFn = unsafe extern "C" fn(*mut c_char);
+type PushFn = unsafe extern "C" fn(*const c_char);
+type VoidFn = unsafe extern "C" fn();
+type SubscribeFn = unsafe extern "C" fn(Option<EventFn>, *mut c_void) -> u64;
+
 fn api() -> Option<&'static Api> {
     static API: OnceLock<Option<Api>> = OnceLock::new();
     API.get_or_init(|| {
@@ -63,12 +69,12 @@ fn api() -> Option<&'static Api> {
         // include/sockmeter.h, which these types mirror.
         unsafe {
             Some(Api {
-                snapshot: std::mem::transmute::<*mut c_void, _>(sym(c"sockmeter_snapshot_json")?),
-                free: std::mem::transmute::<*mut c_void, _>(sym(c"sockmeter_string_free")?),
-                push: std::mem::transmute::<*mut c_void, _>(sym(c"sockmeter_label_push")?),
-                pop: std::mem::transmute::<*mut c_void, _>(sym(c"sockmeter_label_pop")?),
-                subscribe: std::mem::transmute::<*mut c_void, _>(sym(c"sockmeter_subscribe")?),
-                flush: std::mem::transmute::<*mut c_void, _>(sym(c"sockmeter_flush")?),
+                snapshot: std::mem::transmute::<*mut c_void, SnapshotFn>(sym(c"sockmeter_snapshot_json")?),
+                free: std::mem::transmute::<*mut c_void, FreeFn>(sym(c"sockmeter_string_free")?),
+                push: std::mem::transmute::<*mut c_void, PushFn>(sym(c"sockmeter_label_push")?),
+                pop: std::mem::transmute::<*mut c_void, VoidFn>(sym(c"sockmeter_label_pop")?),
+                subscribe: std::mem::transmute::<*mut c_void, SubscribeFn>(sym(c"sockmeter_subscribe")?),
+                flush: std::mem::transmute::<*mut c_void, VoidFn>(sym(c"sockmeter_flush")?),
             })
         }
     })

@@ -103,10 +103,7 @@ impl FdTable {
     /// Sets `fd` to `new` only if it still is `old` (a concurrent reuse of the number wins).
     pub fn replace(&self, fd: i32, old: FdState, new: FdState) -> bool {
         self.slot(fd)
-            .map(|s| {
-                s.compare_exchange(old.to_raw(), new.to_raw(), AcqRel, Acquire)
-                    .is_ok()
-            })
+            .map(|s| s.compare_exchange(old.to_raw(), new.to_raw(), AcqRel, Acquire).is_ok())
             .unwrap_or(false)
     }
 
@@ -486,16 +483,15 @@ impl Record {
                     p.counters.count(dir, bytes, failed);
                     return;
                 }
-                PEER_FREE => {
+                PEER_FREE
                     if p.state
                         .compare_exchange(PEER_FREE, PEER_WRITING, Acquire, Relaxed)
-                        .is_ok()
-                    {
-                        store_words(&p.addr, addr);
-                        p.state.store(PEER_READY, Release);
-                        p.counters.count(dir, bytes, failed);
-                        return;
-                    }
+                        .is_ok() =>
+                {
+                    store_words(&p.addr, addr);
+                    p.state.store(PEER_READY, Release);
+                    p.counters.count(dir, bytes, failed);
+                    return;
                 }
                 _ => {}
             }
@@ -553,8 +549,7 @@ impl Record {
     fn fill(&self, id: u64, s: &NewSocket) {
         self.id.store(id, Relaxed);
         self.refs.store(1, Relaxed);
-        self.kind
-            .store(pack_kind(s.family, s.proto, s.role), Relaxed);
+        self.kind.store(pack_kind(s.family, s.proto, s.role), Relaxed);
         self.flags.store(s.flags, Relaxed);
         self.module.store(s.module, Relaxed);
         self.via.store(s.via, Relaxed);
@@ -598,9 +593,7 @@ impl Records {
     /// The record at `idx` (the overflow record for an out-of-range index).
     #[inline]
     pub fn get(&self, idx: u32) -> &Record {
-        self.recs
-            .get(idx as usize)
-            .unwrap_or(&self.recs[OVERFLOW as usize])
+        self.recs.get(idx as usize).unwrap_or(&self.recs[OVERFLOW as usize])
     }
 
     /// One past the highest record index ever used: scans stop here.
@@ -675,9 +668,7 @@ impl Records {
             return;
         }
         let r = self.get(idx);
-        let _ = r
-            .state
-            .compare_exchange(REC_CLOSED, REC_FREE, AcqRel, Relaxed);
+        let _ = r.state.compare_exchange(REC_CLOSED, REC_FREE, AcqRel, Relaxed);
     }
 
     /// In a forked child: every open socket starts again from zero (the child is a new process
@@ -740,10 +731,7 @@ impl Registry {
     /// first (then that record is returned). `None` if the fd changed meanwhile.
     pub fn adopt(&self, s: &NewSocket) -> Option<u32> {
         let idx = self.records.open(s);
-        if self
-            .fds
-            .replace(s.fd, FdState::Unknown, FdState::Record(idx))
-        {
+        if self.fds.replace(s.fd, FdState::Unknown, FdState::Record(idx)) {
             return Some(idx);
         }
         self.records.discard(idx);
@@ -772,9 +760,7 @@ impl Registry {
             return None;
         }
         match was {
-            FdState::Record(idx) if idx != OVERFLOW => {
-                self.records.get(idx).drop_ref(now_ms).then_some(idx)
-            }
+            FdState::Record(idx) if idx != OVERFLOW => self.records.get(idx).drop_ref(now_ms).then_some(idx),
             _ => None,
         }
     }
@@ -825,10 +811,7 @@ mod tests {
         let rec = r.records.get(idx);
         assert_eq!(rec.state(), RecordState::Closed);
         let c = rec.counters.load();
-        assert_eq!(
-            (c.tx_bytes, c.rx_bytes, c.tx_calls, c.rx_calls),
-            (10, 3, 1, 1)
-        );
+        assert_eq!((c.tx_bytes, c.rx_bytes, c.tx_calls, c.rx_calls), (10, 3, 1, 1));
         assert_eq!(rec.meta().closed_ms, 7);
         r.records.free(idx);
         assert_eq!(rec.state(), RecordState::Free);

@@ -298,12 +298,7 @@ mod tests {
         ));
         assert!(decode(b"not json").is_err());
         assert!(decode(b"{\"v\":1,\"type\":\"nope\"}").is_err());
-        assert!(
-            decode(b"{\"v\":1,\"type\":\"delta\",\"at\":1,\"sockets\":[{\"id\":-1}]}").is_err()
-        );
-        assert!(matches!(
-            decode(&vec![b' '; MAX_LINE + 1]),
-            Err(WireError::TooLong)
-        ));
+        assert!(decode(b"{\"v\":1,\"type\":\"delta\",\"at\":1,\"sockets\":[{\"id\":-1}]}").is_err());
+        assert!(matches!(decode(&vec![b' '; MAX_LINE + 1]), Err(WireError::TooLong)));
     }
 }

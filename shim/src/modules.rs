@@ -93,8 +93,7 @@ fn intern(
     let hash = fnv(raw);
     let n = (NAMES.count.load(Acquire) as usize).min(MAX_NAMES);
     for (i, e) in NAMES.entries[..n].iter().enumerate() {
-        if e.ready.load(Acquire) == 1 && e.key.load(Relaxed) == key && e.hash.load(Relaxed) == hash
-        {
+        if e.ready.load(Acquire) == 1 && e.key.load(Relaxed) == key && e.hash.load(Relaxed) == hash {
             return i as u32 + 1;
         }
     }
@@ -140,10 +139,7 @@ pub fn name(id: u32) -> Option<String> {
 }
 
 fn class_of(id: u32) -> (u8, bool) {
-    match (id as usize)
-        .checked_sub(1)
-        .and_then(|i| NAMES.entries.get(i))
-    {
+    match (id as usize).checked_sub(1).and_then(|i| NAMES.entries.get(i)) {
         Some(e) => (e.class.load(Relaxed), e.glob.load(Relaxed) == 1),
         None => (0, false),
     }

@@ -7,10 +7,12 @@
 //! system call (after an fd's first use). `MSG_PEEK` reads count as calls with no bytes;
 //! `EAGAIN`/`EWOULDBLOCK` count as calls, not errors.
 
-use libc::{
-    c_int, c_uint, c_void, iovec, mmsghdr, msghdr, off_t, size_t, sockaddr, socklen_t, ssize_t,
-    timespec,
-};
+// Handlers are called only by the wrappers `hook_table!` generates, with exactly the arguments
+// the host passed to the libc function (which the real call has just accepted), so pointer
+// arguments are as valid as libc required them to be; and they mirror C signatures.
+#![allow(clippy::not_unsafe_ptr_arg_deref, clippy::too_many_arguments)]
+
+use libc::{c_int, c_uint, c_void, iovec, mmsghdr, msghdr, off_t, size_t, sockaddr, socklen_t, ssize_t, timespec};
 use sockmeter::model::{Dir, Proto, Role};
 use sockmeter::registry::{FdState, Record};
 
@@ -47,17 +49,8 @@ fn count(fd: c_int, dir: Dir, ret: isize, e: c_int, peek: bool) -> Option<&'stat
 
 /// Per-peer counting for a datagram socket that names its peer on each call.
 #[inline]
-fn count_peer(
-    rec: &Record,
-    addr: *const sockaddr,
-    len: socklen_t,
-    dir: Dir,
-    ret: isize,
-    e: c_int,
-    peek: bool,
-) {
-    if addr.is_null() || len == 0 || !matches!(rec.proto(), Proto::Udp | Proto::Dgram | Proto::Raw)
-    {
+fn count_peer(rec: &Record, addr: *const sockaddr, len: socklen_t, dir: Dir, ret: isize, e: c_int, peek: bool) {
+    if addr.is_null() || len == 0 || !matches!(rec.proto(), Proto::Udp | Proto::Dgram | Proto::Raw) {
         return;
     }
     let role = rec.role();
@@ -196,15 +189,7 @@ pub fn sendmmsg(ret: c_int, e: c_int, fd: c_int, vec: *mut mmsghdr, _vlen: c_uin
     mmsg(ret, e, fd, vec, Dir::Tx, false);
 }
 
-pub fn recvmmsg(
-    ret: c_int,
-    e: c_int,
-    fd: c_int,
-    vec: *mut mmsghdr,
-    _vlen: c_uint,
-    flags: c_int,
-    _t: *mut timespec,
-) {
+pub fn recvmmsg(ret: c_int, e: c_int, fd: c_int, vec: *mut mmsghdr, _vlen: c_uint, flags: c_int, _t: *mut timespec) {
     mmsg(ret, e, fd, vec, Dir::Rx, peek(flags));
 }
 
@@ -216,8 +201,7 @@ fn mmsg(ret: c_int, e: c_int, fd: c_int, vec: *const mmsghdr, dir: Dir, peekf: b
         0
     };
     let failed = ret < 0 && !would_block(e);
-    rec.counters
-        .count(dir, if peekf { 0 } else { bytes }, failed);
+    rec.counters.count(dir, if peekf { 0 } else { bytes }, failed);
     runtime::ensure_started();
 }
 
@@ -225,26 +209,11 @@ pub fn read(ret: ssize_t, e: c_int, fd: c_int, _buf: *mut c_void, _len: size_t) 
     count(fd, Dir::Rx, ret, e, false);
 }
 
-pub fn read_chk(
-    ret: ssize_t,
-    e: c_int,
-    fd: c_int,
-    _buf: *mut c_void,
-    _len: size_t,
-    _buflen: size_t,
-) {
+pub fn read_chk(ret: ssize_t, e: c_int, fd: c_int, _buf: *mut c_void, _len: size_t, _buflen: size_t) {
     count(fd, Dir::Rx, ret, e, false);
 }
 
-pub fn recv_chk(
-    ret: ssize_t,
-    e: c_int,
-    fd: c_int,
-    _buf: *mut c_void,
-    _len: size_t,
-    _buflen: size_t,
-    flags: c_int,
-) {
+pub fn recv_chk(ret: ssize_t, e: c_int, fd: c_int, _buf: *mut c_void, _len: size_t, _buflen: size_t, flags: c_int) {
     count(fd, Dir::Rx, ret, e, peek(flags));
 }
 
@@ -274,13 +243,6 @@ pub fn writev(ret: ssize_t, e: c_int, fd: c_int, _iov: *const iovec, _n: c_int) 
     count(fd, Dir::Tx, ret, e, false);
 }
 
-pub fn sendfile(
-    ret: ssize_t,
-    e: c_int,
-    out_fd: c_int,
-    _in_fd: c_int,
-    _off: *mut off_t,
-    _count: size_t,
-) {
+pub fn sendfile(ret: ssize_t, e: c_int, out_fd: c_int, _in_fd: c_int, _off: *mut off_t, _count: size_t) {
     count(out_fd, Dir::Tx, ret, e, false);
 }

@@ -6,6 +6,11 @@
 //! a few stack frames (`modules::attribute`). A socket is attributed when it is created,
 //! connected or accepted; the per-byte path never looks at the stack.
 
+// Handlers are called only by the wrappers `hook_table!` generates, with exactly the arguments
+// the host passed to the libc function (which the real call has just accepted), so pointer
+// arguments are as valid as libc required them to be; and they mirror C signatures.
+#![allow(clippy::not_unsafe_ptr_arg_deref, clippy::too_many_arguments)]
+
 use libc::{c_int, c_uint, c_ulong, sockaddr, socklen_t};
 use sockmeter::addr::ADDR_WORDS;
 use sockmeter::model::{Family, Proto, Role};
@@ -31,11 +36,7 @@ pub fn kind_of(domain: c_int, ty: c_int, protocol: c_int) -> Option<(Family, Pro
         (_, libc::SOCK_SEQPACKET) => Proto::Seqpacket,
         (_, libc::SOCK_RAW) => Proto::Raw,
         (_, libc::SOCK_STREAM) => Proto::Tcp,
-        (_, libc::SOCK_DGRAM)
-            if protocol == libc::IPPROTO_ICMP || protocol == libc::IPPROTO_ICMPV6 =>
-        {
-            Proto::Raw
-        }
+        (_, libc::SOCK_DGRAM) if protocol == libc::IPPROTO_ICMP || protocol == libc::IPPROTO_ICMPV6 => Proto::Raw,
         (_, libc::SOCK_DGRAM) => Proto::Udp,
         _ => Proto::Other,
     };
@@ -71,9 +72,7 @@ pub fn adopt(fd: c_int) -> Option<u32> {
     match platform::classify(fd) {
         FdKind::Invalid => None,
         FdKind::NotSocket => {
-            REGISTRY
-                .fds
-                .replace(fd, FdState::Unknown, FdState::NotSocket);
+            REGISTRY.fds.replace(fd, FdState::Unknown, FdState::NotSocket);
             None
         }
         FdKind::Socket {
@@ -119,22 +118,14 @@ pub fn socket(ret: c_int, _e: c_int, domain: c_int, ty: c_int, protocol: c_int) 
     }
 }
 
-pub fn socketpair(
-    ret: c_int,
-    _e: c_int,
-    domain: c_int,
-    ty: c_int,
-    protocol: c_int,
-    sv: *mut c_int,
-) {
+pub fn socketpair(ret: c_int, _e: c_int, domain: c_int, ty: c_int, protocol: c_int, sv: *mut c_int) {
     if ret != 0 || sv.is_null() {
         return;
     }
     // SAFETY: on success the kernel wrote two fds into the caller's `int sv[2]`.
     let fds = unsafe { [*sv, *sv.add(1)] };
     let Some((family, proto)) = kind_of(domain, ty, protocol) else {
-        fds.iter()
-            .for_each(|fd| REGISTRY.fds.set(*fd, FdState::Ignored));
+        fds.iter().for_each(|fd| REGISTRY.fds.set(*fd, FdState::Ignored));
         return;
     };
     let unnamed = sockmeter::addr::encode_unix(&[], false, false);
@@ -197,9 +188,7 @@ fn accepted(ret: c_int, listener: c_int, addr: *mut sockaddr, len: *mut socklen_
         // SAFETY: accept filled `*len` bytes of the caller's `addr` buffer.
         unsafe { platform::sockaddr_words(addr, *len) }
     };
-    s.peer = given
-        .or_else(|| platform::peer_words(ret))
-        .unwrap_or([0; ADDR_WORDS]);
+    s.peer = given.or_else(|| platform::peer_words(ret)).unwrap_or([0; ADDR_WORDS]);
     s.local = platform::local_words(ret).unwrap_or([0; ADDR_WORDS]);
     opened(REGISTRY.open(&s));
 }
@@ -208,14 +197,7 @@ pub fn accept(ret: c_int, _e: c_int, fd: c_int, addr: *mut sockaddr, len: *mut s
     accepted(ret, fd, addr, len);
 }
 
-pub fn accept4(
-    ret: c_int,
-    _e: c_int,
-    fd: c_int,
-    addr: *mut sockaddr,
-    len: *mut socklen_t,
-    _flags: c_int,
-) {
+pub fn accept4(ret: c_int, _e: c_int, fd: c_int, addr: *mut sockaddr, len: *mut socklen_t, _flags: c_int) {
     accepted(ret, fd, addr, len);
 }
 
@@ -275,14 +257,7 @@ pub fn close_range_before(first: c_uint, last: c_uint, flags: c_int) {
     }
 }
 
-pub fn close_range_after(
-    _pre: (),
-    ret: c_int,
-    _e: c_int,
-    first: c_uint,
-    last: c_uint,
-    flags: c_int,
-) {
+pub fn close_range_after(_pre: (), ret: c_int, _e: c_int, first: c_uint, last: c_uint, flags: c_int) {
     if ret != 0 || flags & platform::CLOSE_RANGE_CLOEXEC != 0 {
         return;
     }

@@ -14,8 +14,8 @@ pub mod process;
 pub mod table;
 
 use libc::{
-    c_char, c_int, c_uint, c_ulong, c_void, iovec, mmsghdr, msghdr, off_t, size_t, sockaddr,
-    socklen_t, ssize_t, timespec,
+    c_char, c_int, c_uint, c_ulong, c_void, iovec, mmsghdr, msghdr, off_t, size_t, sockaddr, socklen_t, ssize_t,
+    timespec,
 };
 use sockmeter::registry::FdState;
 

@@ -2,6 +2,11 @@
 //! replaces the image, so both ship what is pending first. (`exit()` and a return from main
 //! are handled by the atexit handler the runtime registers; fork by `pthread_atfork`.)
 
+// Handlers are called only by the wrappers `hook_table!` generates, with exactly the arguments
+// the host passed to the libc function (which the real call has just accepted), so pointer
+// arguments are as valid as libc required them to be; and they mirror C signatures.
+#![allow(clippy::not_unsafe_ptr_arg_deref, clippy::too_many_arguments)]
+
 use libc::c_int;
 use sockmeter::wire::ByeReason;
 

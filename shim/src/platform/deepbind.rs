@@ -116,10 +116,7 @@ fn rebind_new_objects(before: &[usize], file: *const c_char) {
     let mut patched = 0usize;
     let mut failed = Vec::new();
     for obj in elf_got::loaded_objects() {
-        if before.contains(&obj.base)
-            || obj.base == shim
-            || super::is_runtime_library(obj.name.as_bytes())
-        {
+        if before.contains(&obj.base) || obj.base == shim || super::is_runtime_library(obj.name.as_bytes()) {
             continue;
         }
         let lookup = |name: &CStr| crate::hooks::table::replacement(name.to_bytes());
@@ -134,14 +131,17 @@ fn rebind_new_objects(before: &[usize], file: *const c_char) {
         "(main program)".to_string()
     } else {
         // SAFETY: the caller's NUL-terminated file name.
-        unsafe { CStr::from_ptr(file) }
-            .to_string_lossy()
-            .into_owned()
+        unsafe { CStr::from_ptr(file) }.to_string_lossy().into_owned()
     };
     let text = if failed.is_empty() {
-        format!("{name} was opened with RTLD_DEEPBIND; {patched} of its imports were rebound to the shim, so it is metered")
+        format!(
+            "{name} was opened with RTLD_DEEPBIND; {patched} of its imports were rebound to the shim, so it is metered"
+        )
     } else {
-        format!("{name} was opened with RTLD_DEEPBIND and could not be fully rebound ({}); its traffic may be missing", failed.join("; "))
+        format!(
+            "{name} was opened with RTLD_DEEPBIND and could not be fully rebound ({}); its traffic may be missing",
+            failed.join("; ")
+        )
     };
     crate::runtime::add_notice("deepbind", text);
 }

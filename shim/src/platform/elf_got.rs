@@ -178,11 +178,7 @@ type Visitor<'f> = &'f mut dyn FnMut(&Image<'_>) -> bool;
 
 /// Calls `f` for each loaded object (under glibc's loader lock) until it returns true.
 fn for_each_image(mut f: Visitor<'_>) {
-    unsafe extern "C" fn trampoline(
-        info: *mut libc::dl_phdr_info,
-        _size: usize,
-        data: *mut c_void,
-    ) -> c_int {
+    unsafe extern "C" fn trampoline(info: *mut libc::dl_phdr_info, _size: usize, data: *mut c_void) -> c_int {
         // SAFETY: `data` is the `&mut Visitor` passed by `for_each_image`, alive and
         // exclusively borrowed for the whole `dl_iterate_phdr` call.
         let f = unsafe { &mut *data.cast::<Visitor<'_>>() };
@@ -216,11 +212,7 @@ pub fn loaded_objects() -> Vec<LoadedObject> {
     for_each_image(&mut |img| {
         if let (false, Some((dynamic, _))) = (img.is_vdso(), img.dynamic()) {
             let (base, name, dynamic) = (img.base, img.name.to_owned(), dynamic as *const u8);
-            out.push(LoadedObject {
-                base,
-                name,
-                dynamic,
-            });
+            out.push(LoadedObject { base, name, dynamic });
         }
         false
     });
@@ -290,13 +282,9 @@ unsafe fn read<T: Copy>(addr: usize) -> T {
 fn visit_slots(img: &Image<'_>, f: &mut dyn FnMut(usize, &CStr, u32)) -> Result<(), GotError> {
     let bad = GotError::BadDynamic;
     let (dynamic, size) = img.dynamic().ok_or(bad("no PT_DYNAMIC"))?;
-    img.segment(dynamic, size)
-        .ok_or(bad("PT_DYNAMIC outside PT_LOAD"))?;
+    img.segment(dynamic, size).ok_or(bad("PT_DYNAMIC outside PT_LOAD"))?;
     let mut tags = [None::<u64>; 24];
-    for entry in (dynamic..dynamic.saturating_add(size))
-        .step_by(16)
-        .take(size / 16)
-    {
+    for entry in (dynamic..dynamic.saturating_add(size)).step_by(16).take(size / 16) {
         // SAFETY: the entry lies inside PT_DYNAMIC, checked above to be in a mapped segment.
         let [tag, val] = unsafe { read::<[u64; 2]>(entry) };
         if tag == 0 {
@@ -336,9 +324,7 @@ fn visit_slots(img: &Image<'_>, f: &mut dyn FnMut(usize, &CStr, u32)) -> Result<
             if sym == 0 || !SLOT_TYPES.contains(&kind) {
                 continue;
             }
-            let sym = sym
-                .checked_mul(SYM_SIZE)
-                .and_then(|o| symtab.checked_add(o));
+            let sym = sym.checked_mul(SYM_SIZE).and_then(|o| symtab.checked_add(o));
             let sym = sym.filter(|&a| img.segment(a, SYM_SIZE).is_some());
             // SAFETY: the whole Elf64_Sym at `sym` was checked to be in a mapped segment.
             let sym = unsafe { read::<[u8; SYM_SIZE]>(sym.ok_or(bad("bad symbol index"))?) };
@@ -348,15 +334,9 @@ fn visit_slots(img: &Image<'_>, f: &mut dyn FnMut(usize, &CStr, u32)) -> Result<
             }
             let name = strtab.get(u32::from_ne_bytes([n0, n1, n2, n3]) as usize..);
             let name = name.and_then(|b| CStr::from_bytes_until_nul(b).ok());
-            let slot = usize::try_from(offset)
-                .ok()
-                .and_then(|o| img.base.checked_add(o));
+            let slot = usize::try_from(offset).ok().and_then(|o| img.base.checked_add(o));
             let slot = slot.filter(|&s| s % SLOT_SIZE == 0 && img.segment(s, SLOT_SIZE).is_some());
-            f(
-                slot.ok_or(bad("bad GOT slot"))?,
-                name.ok_or(bad("bad name"))?,
-                kind,
-            );
+            f(slot.ok_or(bad("bad GOT slot"))?, name.ok_or(bad("bad name"))?, kind);
         }
     }
     Ok(())
@@ -366,10 +346,7 @@ fn visit_slots(img: &Image<'_>, f: &mut dyn FnMut(usize, &CStr, u32)) -> Result<
 fn write_slots(img: &Image<'_>, writes: &[(usize, usize)]) -> Result<usize, GotError> {
     // SAFETY: sysconf has no preconditions.
     let page_size = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) });
-    let page_size = page_size
-        .ok()
-        .filter(|p| p.is_power_of_two())
-        .unwrap_or(4096);
+    let page_size = page_size.ok().filter(|p| p.is_power_of_two()).unwrap_or(4096);
     let page_of = |w: &(usize, usize)| w.0 & !(page_size - 1);
     let mut pages: Vec<usize> = writes.iter().map(page_of).collect();
     pages.dedup();
@@ -379,10 +356,7 @@ fn write_slots(img: &Image<'_>, writes: &[(usize, usize)]) -> Result<usize, GotE
         let slot = group.peek().map_or(page, |w| w.0);
         let prot = prot.or_else(|| img.expected_prot(page, slot, page_size));
         let prot = prot.ok_or(GotError::BadDynamic("GOT page not mapped"))?;
-        let (unprotect, rw) = (
-            prot & libc::PROT_WRITE == 0,
-            prot | libc::PROT_READ | libc::PROT_WRITE,
-        );
+        let (unprotect, rw) = (prot & libc::PROT_WRITE == 0, prot | libc::PROT_READ | libc::PROT_WRITE);
         // SAFETY: `page` is the aligned page of a slot in a segment that the loader lock
         // keeps mapped; adding write access takes no access away from other threads.
         if unprotect && unsafe { libc::mprotect(page as *mut c_void, page_size, rw) } != 0 {
@@ -463,10 +437,7 @@ fn text_prots(fd: libc::c_long, pages: &[usize], prots: &mut [Option<c_int>]) {
             Err(_) => return,
         }
         let mut used = 0;
-        while let Some(nl) = buf
-            .get(used..)
-            .and_then(|b| b.iter().position(|&c| c == b'\n'))
-        {
+        while let Some(nl) = buf.get(used..).and_then(|b| b.iter().position(|&c| c == b'\n')) {
             let line = buf.get(used..used + nl).unwrap_or_default();
             used += nl + 1;
             let Some((start, end, prot)) = parse_maps_line(line) else {
@@ -537,9 +508,7 @@ mod tests {
         let (src, so) = (dir.join("got.c"), dir.join("libgot.so"));
         std::fs::write(&src, LIB_C).expect("write fixture");
         let mut cc = std::process::Command::new("cc");
-        cc.args(["-shared", "-fPIC", "-O2", "-o"])
-            .args([&so, &src])
-            .args(flags);
+        cc.args(["-shared", "-fPIC", "-O2", "-o"]).args([&so, &src]).args(flags);
         assert!(cc.status().expect("run cc").success(), "cc: {variant}");
         let path = CString::new(so.to_str().expect("utf-8")).expect("path");
         // SAFETY: a trivial test library without constructors.
@@ -554,18 +523,13 @@ mod tests {
             unsafe { std::mem::transmute::<*mut c_void, IntFn>(p) }
         };
         let obj = loaded_objects().into_iter().find(|o| o.name == path);
-        (
-            obj.expect("listed"),
-            sym(b"lib_getpid\0"),
-            sym(b"lib_getppid\0"),
-        )
+        (obj.expect("listed"), sym(b"lib_getpid\0"), sym(b"lib_getppid\0"))
     }
 
     fn slot(obj: &LoadedObject, name: &str) -> (usize, u32) {
         let mut out = None;
         for_each_image(&mut |img| {
-            let mut f =
-                |s, n: &CStr, k| out = out.or((n.to_bytes() == name.as_bytes()).then_some((s, k)));
+            let mut f = |s, n: &CStr, k| out = out.or((n.to_bytes() == name.as_bytes()).then_some((s, k)));
             img.base == obj.base && visit_slots(img, &mut f).is_ok()
         });
         out.expect(name)
@@ -608,12 +572,7 @@ mod tests {
 
     #[test]
     fn no_plt_glob_dat() {
-        exercise(
-            "noplt",
-            &["-fno-plt", "-Wl,-z,relro,-z,now"],
-            GLOB_DAT,
-            true,
-        );
+        exercise("noplt", &["-fno-plt", "-Wl,-z,relro,-z,now"], GLOB_DAT, true);
     }
 
     #[test]
@@ -628,10 +587,7 @@ mod tests {
             dynamic: 8 as *const u8,
         };
         let err = patch(&stale, &|_| Some(1)).unwrap_err();
-        assert_eq!(
-            (err.clone(), err.to_string().is_empty()),
-            (GotError::NotLoaded, false)
-        );
+        assert_eq!((err.clone(), err.to_string().is_empty()), (GotError::NotLoaded, false));
     }
 
     #[test]
@@ -656,10 +612,7 @@ mod tests {
         assert_eq!(img.ptr(Some(0x10100), 8, ""), Ok(0x10100)); // relocated in place
         assert_eq!(img.ptr(Some(0x100), 8, ""), Ok(0x10100)); // not relocated
         assert!(img.ptr(Some(0x2ffc), 8, "").is_err() && img.ptr(None, 8, "").is_err());
-        assert_eq!(
-            img.expected_prot(0x11000, 0x11008, 4096),
-            Some(libc::PROT_READ)
-        );
+        assert_eq!(img.expected_prot(0x11000, 0x11008, 4096), Some(libc::PROT_READ));
         assert_eq!(
             img.expected_prot(0x12000, 0x12008, 4096),
             Some(libc::PROT_READ | libc::PROT_WRITE)
@@ -668,10 +621,7 @@ mod tests {
 
     #[test]
     fn procmap_query_agrees_with_text() {
-        let mut pages: Vec<usize> = loaded_objects()
-            .iter()
-            .map(|o| o.dynamic as usize & !4095)
-            .collect();
+        let mut pages: Vec<usize> = loaded_objects().iter().map(|o| o.dynamic as usize & !4095).collect();
         pages.sort_unstable();
         let file = std::fs::File::open("/proc/self/maps").expect("maps");
         let (mut text, mut query) = (vec![None; pages.len()], vec![None; pages.len()]);
@@ -688,8 +638,8 @@ mod tests {
     fn bench_libcurl() {
         extern "C" fn hook() {}
         let rep = |n: &CStr| match n.to_bytes() {
-            b"send" | b"recv" | b"sendto" | b"recvfrom" | b"sendmsg" | b"recvmsg" | b"connect"
-            | b"close" | b"shutdown" | b"read" | b"write" => Some(hook as extern "C" fn() as usize),
+            b"send" | b"recv" | b"sendto" | b"recvfrom" | b"sendmsg" | b"recvmsg" | b"connect" | b"close"
+            | b"shutdown" | b"read" | b"write" => Some(hook as extern "C" fn() as usize),
             _ => None,
         };
         let (before, t) = (loaded_objects(), std::time::Instant::now());
@@ -698,13 +648,8 @@ mod tests {
         let h = unsafe { libc::dlopen(path.as_ptr().cast(), libc::RTLD_NOW | libc::RTLD_DEEPBIND) };
         let open = t.elapsed();
         assert!(!h.is_null());
-        let mut fresh: Vec<_> = loaded_objects()
-            .into_iter()
-            .filter(|o| !before.contains(o))
-            .collect();
-        let curl = fresh
-            .iter()
-            .position(|o| o.name.to_bytes().ends_with(b"libcurl.so.4"));
+        let mut fresh: Vec<_> = loaded_objects().into_iter().filter(|o| !before.contains(o)).collect();
+        let curl = fresh.iter().position(|o| o.name.to_bytes().ends_with(b"libcurl.so.4"));
         let curl = fresh.swap_remove(curl.expect("libcurl loaded"));
         let t = std::time::Instant::now();
         let n = patch(&curl, &rep).unwrap();
@@ -719,10 +664,7 @@ mod tests {
         let (page, mut prot) = ([curl.dynamic as usize & !4095], [None]);
         let t = std::time::Instant::now();
         text_prots(file.as_raw_fd().into(), &page, &mut prot);
-        println!(
-            "text /proc/self/maps lookup of libcurl's page: {:?}",
-            t.elapsed()
-        );
+        println!("text /proc/self/maps lookup of libcurl's page: {:?}", t.elapsed());
         println!("dlopen {open:?}; libcurl: {n} slots in {first:?}, unchanged re-patch {again:?}");
         println!("its {others} dependencies: {more} slots in {rest:?}");
     }

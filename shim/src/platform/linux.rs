@@ -28,10 +28,7 @@ pub fn set_errno(e: c_int) {
 
 /// Wall-clock ms since the epoch (vDSO, no system call).
 pub fn now_ms() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: `ts` is a valid out-pointer.
     unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
     (ts.tv_sec as u64).saturating_mul(1000) + (ts.tv_nsec as u64) / 1_000_000
@@ -91,15 +88,7 @@ fn sockopt(fd: c_int, opt: c_int) -> Option<c_int> {
     let mut v: c_int = 0;
     let mut len = std::mem::size_of::<c_int>() as socklen_t;
     // SAFETY: valid out-pointers of the right size.
-    let r = unsafe {
-        libc::getsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            opt,
-            &mut v as *mut c_int as *mut c_void,
-            &mut len,
-        )
-    };
+    let r = unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, opt, &mut v as *mut c_int as *mut c_void, &mut len) };
     (r == 0).then_some(v)
 }
 
@@ -118,8 +107,8 @@ pub fn classify(fd: c_int) -> FdKind {
     let protocol = sockopt(fd, libc::SO_PROTOCOL).unwrap_or(0);
     let listening = sockopt(fd, libc::SO_ACCEPTCONN).unwrap_or(0) != 0;
     let connected = peer_words(fd).is_some();
-    let (family, proto) = crate::hooks::lifecycle::kind_of(domain, ty, protocol)
-        .unwrap_or((Family::Other, Proto::Other));
+    let (family, proto) =
+        crate::hooks::lifecycle::kind_of(domain, ty, protocol).unwrap_or((Family::Other, Proto::Other));
     FdKind::Socket {
         family,
         proto,
@@ -145,12 +134,7 @@ fn name_words(fd: c_int, peer: bool) -> Option<[u64; ADDR_WORDS]> {
         return None;
     }
     // SAFETY: the kernel wrote `len` bytes into `ss`.
-    unsafe {
-        sockaddr_words(
-            p,
-            len.min(std::mem::size_of::<libc::sockaddr_storage>() as socklen_t),
-        )
-    }
+    unsafe { sockaddr_words(p, len.min(std::mem::size_of::<libc::sockaddr_storage>() as socklen_t)) }
 }
 
 /// getsockname, encoded.
@@ -268,10 +252,7 @@ struct UnwindContext {
 }
 
 extern "C" {
-    fn _Unwind_Backtrace(
-        trace: extern "C" fn(*mut UnwindContext, *mut c_void) -> c_int,
-        arg: *mut c_void,
-    ) -> c_int;
+    fn _Unwind_Backtrace(trace: extern "C" fn(*mut UnwindContext, *mut c_void) -> c_int, arg: *mut c_void) -> c_int;
     fn _Unwind_GetIP(ctx: *mut UnwindContext) -> usize;
 }
 
@@ -361,13 +342,7 @@ pub fn real_path(raw: &[u8], buf: &mut [u8; 4096]) -> usize {
 /// The executable's absolute path into `buf`; returns the length.
 pub fn exe_path_into(buf: &mut [u8; 4096]) -> usize {
     // SAFETY: readlink writes at most buf.len() bytes.
-    let n = unsafe {
-        libc::readlink(
-            c"/proc/self/exe".as_ptr(),
-            buf.as_mut_ptr() as *mut c_char,
-            buf.len(),
-        )
-    };
+    let n = unsafe { libc::readlink(c"/proc/self/exe".as_ptr(), buf.as_mut_ptr() as *mut c_char, buf.len()) };
     if n <= 0 {
         let s = b"(unknown executable)";
         buf[..s.len()].copy_from_slice(s);

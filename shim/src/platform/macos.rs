@@ -4,4 +4,6 @@
 //! attribution, CFSocket hooks) is its own issue. Building the shim for an Apple target stops
 //! here with a clear message rather than producing a library that silently counts nothing.
 
-compile_error!("sockmeter's shim does not support macOS yet: the macOS platform module is not written (see docs/architecture.md)");
+compile_error!(
+    "sockmeter's shim does not support macOS yet: the macOS platform module is not written (see docs/architecture.md)"
+);

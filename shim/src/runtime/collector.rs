@@ -15,8 +15,7 @@ use crate::{modules, platform};
 /// A C callback receiving each wire message as one NDJSON line (`len` bytes, newline
 /// included, then a NUL) and the user pointer given at registration; a non-zero return
 /// unsubscribes it.
-pub type EventCallback =
-    extern "C" fn(line: *const std::ffi::c_char, len: usize, user: *mut c_void) -> std::ffi::c_int;
+pub type EventCallback = extern "C" fn(line: *const std::ffi::c_char, len: usize, user: *mut c_void) -> std::ffi::c_int;
 
 struct Subscriber {
     id: u64,
@@ -69,9 +68,7 @@ impl Collector {
         if self.finished {
             return;
         }
-        let msgs = self
-            .shipper
-            .pass(&REGISTRY, &modules::name, platform::now_ms());
+        let msgs = self.shipper.pass(&REGISTRY, &modules::name, platform::now_ms());
         self.emit(msgs);
     }
 
@@ -80,8 +77,7 @@ impl Collector {
             return;
         }
         if self.sink.wanted() && !self.hello_sent && self.sink.connect() {
-            self.sink
-                .send(&wire::encode(&Message::Hello(self.hello.clone())));
+            self.sink.send(&wire::encode(&Message::Hello(self.hello.clone())));
             self.hello_sent = true;
         }
         for m in msgs {
@@ -93,13 +89,8 @@ impl Collector {
             if !self.subscribers.is_empty() {
                 let mut z = line.clone();
                 z.push(0);
-                self.subscribers.retain(|s| {
-                    (s.cb)(
-                        z.as_ptr() as *const std::ffi::c_char,
-                        line.len(),
-                        s.user as *mut c_void,
-                    ) == 0
-                });
+                self.subscribers
+                    .retain(|s| (s.cb)(z.as_ptr() as *const std::ffi::c_char, line.len(), s.user as *mut c_void) == 0);
             }
         }
     }
@@ -146,12 +137,7 @@ impl Collector {
             return;
         };
         let per_process = cfg.report.as_deref().is_some_and(|r| r.contains("%p"));
-        let report = sockmeter::Report::new(
-            Vec::new(),
-            None,
-            cfg.unix_in_totals,
-            vec![self.snapshot_report()],
-        );
+        let report = sockmeter::Report::new(Vec::new(), None, cfg.unix_in_totals, vec![self.snapshot_report()]);
         let json = serde_json::to_string(&report).unwrap_or_default();
         if let Err(e) = super::sink::write_report_file(&path, per_process, &json) {
             super::say(&format!("cannot write SOCKMETER_REPORT={path}: {e}"));

@@ -60,9 +60,7 @@ pub fn active() -> bool {
 /// The configuration (defaults before `init`).
 pub fn config() -> &'static Config {
     static DEFAULT: OnceLock<Config> = OnceLock::new();
-    CONFIG
-        .get()
-        .unwrap_or_else(|| DEFAULT.get_or_init(Config::default))
+    CONFIG.get().unwrap_or_else(|| DEFAULT.get_or_init(Config::default))
 }
 
 /// The module globs (`SOCKMETER_ATTRIBUTE`).
@@ -104,9 +102,7 @@ pub fn say(msg: &str) {
 /// Called when a handler panicked: stop metering, keep the host running.
 pub fn disable_after_panic() {
     if !DISABLED.swap(true, AcqRel) {
-        say(
-            "internal error: metering is switched off for this process (the program is unaffected)",
-        );
+        say("internal error: metering is switched off for this process (the program is unaffected)");
     }
 }
 

@@ -37,10 +37,7 @@ fn complain(path: &str, what: &str) {
 impl Sink {
     /// A sink for the socket at `path` (none: messages are only kept in-process).
     pub fn new(path: Option<String>) -> Self {
-        Sink {
-            path,
-            gave_up: false,
-        }
+        Sink { path, gave_up: false }
     }
 
     /// Whether a reporter is configured and reachable so far.
@@ -147,12 +144,7 @@ fn connect_unix(path: &str) -> std::io::Result<c_int> {
             return Err(std::io::Error::last_os_error());
         }
         let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
-        if libc::connect(
-            fd,
-            &sa as *const libc::sockaddr_un as *const libc::sockaddr,
-            len,
-        ) != 0
-        {
+        if libc::connect(fd, &sa as *const libc::sockaddr_un as *const libc::sockaddr, len) != 0 {
             let e = std::io::Error::last_os_error();
             libc::close(fd);
             return Err(e);
