@@ -28,14 +28,22 @@ pub fn target_dir() -> PathBuf {
 /// command builds them first; a missing one is a clear failure, never a skip).
 pub fn sockmeter() -> PathBuf {
     let p = target_dir().join("sockmeter");
-    assert!(p.exists(), "{} is missing: run `cargo build --workspace` before `cargo test` (scripts/test does both)", p.display());
+    assert!(
+        p.exists(),
+        "{} is missing: run `cargo build --workspace` before `cargo test` (scripts/test does both)",
+        p.display()
+    );
     p
 }
 
 /// The shim library.
 pub fn shim() -> PathBuf {
     let p = target_dir().join("libsockmeter_shim.so");
-    assert!(p.exists(), "{} is missing: run `cargo build --workspace` first (scripts/test does)", p.display());
+    assert!(
+        p.exists(),
+        "{} is missing: run `cargo build --workspace` first (scripts/test does)",
+        p.display()
+    );
     p
 }
 
@@ -53,13 +61,24 @@ pub fn scratch() -> &'static Path {
 /// the executable.
 pub fn compile_c(name: &str, flags: &[&str]) -> PathBuf {
     let src = root().join("tests/c").join(format!("{name}.c"));
-    let tag: String = flags.iter().map(|f| f.replace(|c: char| !c.is_ascii_alphanumeric(), "")).collect();
+    let tag: String = flags
+        .iter()
+        .map(|f| f.replace(|c: char| !c.is_ascii_alphanumeric(), ""))
+        .collect();
     let out = scratch().join(format!("{name}{tag}"));
     if out.exists() {
         return out;
     }
     let tmp = out.with_extension("tmp");
-    let st = Command::new("cc").arg("-O2").arg("-Wall").args(flags).arg("-o").arg(&tmp).arg(&src).status().expect("cc");
+    let st = Command::new("cc")
+        .arg("-O2")
+        .arg("-Wall")
+        .args(flags)
+        .arg("-o")
+        .arg(&tmp)
+        .arg(&src)
+        .status()
+        .expect("cc");
     assert!(st.success(), "compiling {} failed", src.display());
     std::fs::rename(&tmp, &out).expect("rename");
     out
@@ -91,7 +110,13 @@ impl Run {
     /// The one process matching `name`.
     pub fn proc(&self, name: &str) -> &ProcessReport {
         let v = self.procs(name);
-        assert_eq!(v.len(), 1, "expected one process named {name}, got {}:\n{}", v.len(), self.stderr);
+        assert_eq!(
+            v.len(),
+            1,
+            "expected one process named {name}, got {}:\n{}",
+            v.len(),
+            self.stderr
+        );
         v[0]
     }
 }
@@ -107,17 +132,29 @@ pub fn run_with(extra: &[&str], cmd: &[&str], env: &[(&str, &str)]) -> Run {
     let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let json_path = scratch().join(format!("report-{n}.json"));
     let mut c = Command::new(sockmeter());
-    c.arg("run").arg("--json").arg(&json_path).args(extra).arg("--").args(cmd);
+    c.arg("run")
+        .arg("--json")
+        .arg(&json_path)
+        .args(extra)
+        .arg("--")
+        .args(cmd);
     c.stdin(Stdio::null());
     for (k, v) in env {
         c.env(k, v);
     }
     let out = c.output().expect("spawn sockmeter");
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let text = std::fs::read_to_string(&json_path).unwrap_or_else(|e| panic!("no report at {}: {e}\nstderr:\n{stderr}", json_path.display()));
+    let text = std::fs::read_to_string(&json_path)
+        .unwrap_or_else(|e| panic!("no report at {}: {e}\nstderr:\n{stderr}", json_path.display()));
     let json: Value = serde_json::from_str(&text).expect("report is JSON");
     let report: Report = serde_json::from_value(json.clone()).expect("report matches the schema types");
-    Run { code: out.status.code().unwrap_or(-1), stdout: String::from_utf8_lossy(&out.stdout).into_owned(), stderr, report, json }
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr,
+        report,
+        json,
+    }
 }
 
 /// An oracle peer: a Python script from tests/peers/, not metered, that prints one line with
@@ -141,15 +178,25 @@ impl Peer {
             .spawn()
             .expect("python3");
         let mut line = String::new();
-        BufReader::new(child.stdout.as_mut().expect("stdout")).read_line(&mut line).expect("port line");
-        let port = line.trim().parse().unwrap_or_else(|_| panic!("peer {script} printed {line:?} instead of a port"));
+        BufReader::new(child.stdout.as_mut().expect("stdout"))
+            .read_line(&mut line)
+            .expect("port line");
+        let port = line
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("peer {script} printed {line:?} instead of a port"));
         Peer { child, port }
     }
 
     /// Waits for the peer to finish and returns its JSON verdict (it must end by itself).
     pub fn finish(mut self) -> Value {
         let mut rest = String::new();
-        self.child.stdout.take().expect("stdout").read_to_string(&mut rest).expect("read peer");
+        self.child
+            .stdout
+            .take()
+            .expect("stdout")
+            .read_to_string(&mut rest)
+            .expect("read peer");
         let st = self.child.wait().expect("wait peer");
         assert!(st.success(), "peer failed: {st}");
         let last = rest.lines().last().unwrap_or_else(|| panic!("peer printed no verdict"));
