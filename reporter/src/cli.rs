@@ -10,6 +10,13 @@ use clap::{Args, Parser, Subcommand};
 
 pub use sockmeter::config::DEFAULT_INTERVAL_MS;
 
+/// What `sockmeter run --help` ends with.
+const RUN_AFTER_HELP: &str = "\
+The summary goes to stderr; the command's stdin, stdout and stderr are its own.
+Exit status: the command's (128+N if signal N killed it); 127 if it was not found, 126 if it
+could not be executed; 2 if sockmeter itself could not start it (bad usage, no shim, an
+unwritable --json path). If the command succeeded but the report could not be written: 1.";
+
 /// Network byte accounting inside a process, without root.
 #[derive(Debug, Parser)]
 #[command(name = "sockmeter", version, about, long_about = None)]
@@ -24,7 +31,8 @@ pub struct Cli {
 pub enum Command {
     /// Run a command with the shim preloaded and report its network traffic.
     #[command(
-        override_usage = "sockmeter run [--json FILE] [--interval MS] [--unix] [--attribute GLOB]... -- CMD [ARGS...]"
+        override_usage = "sockmeter run [--json FILE] [--interval MS] [--unix] [--attribute GLOB]... -- CMD [ARGS...]",
+        after_help = RUN_AFTER_HELP
     )]
     Run(RunArgs),
     /// Print the absolute path of the shim that `run` injects.
@@ -51,7 +59,8 @@ pub struct RunArgs {
     #[arg(long)]
     pub unix: bool,
 
-    /// Objects (shared libraries, executables) that count as modules; repeatable.
+    /// Objects (shared libraries, executables) that count as modules; repeatable. A glob
+    /// without `/` matches file names, one with `/` whole paths (`*`, `?`, `[a-z]`).
     #[arg(long = "attribute", value_name = "GLOB", value_parser = parse_glob)]
     pub attribute: Vec<String>,
 
@@ -73,7 +82,9 @@ fn parse_glob(s: &str) -> Result<String, String> {
         return Err("the glob is empty".into());
     }
     if s.contains(':') {
-        return Err(format!("`{s}` contains `:`, which separates globs in SOCKMETER_ATTRIBUTE; give each glob its own --attribute"));
+        return Err(format!(
+            "`{s}` contains `:`, which separates globs in SOCKMETER_ATTRIBUTE; give each glob its own --attribute"
+        ));
     }
     if s.contains('\0') {
         return Err("the glob contains a NUL byte".into());
@@ -145,45 +156,29 @@ mod tests {
             ErrorKind::UnknownArgument
         );
         assert_eq!(
-            parse(&["run", "--interval", "9", "--", "true"])
-                .unwrap_err()
-                .kind(),
+            parse(&["run", "--interval", "9", "--", "true"]).unwrap_err().kind(),
             ErrorKind::ValueValidation
         );
         assert_eq!(
-            parse(&["run", "--interval", "fast", "--", "true"])
-                .unwrap_err()
-                .kind(),
+            parse(&["run", "--interval", "fast", "--", "true"]).unwrap_err().kind(),
             ErrorKind::ValueValidation
         );
         assert_eq!(
-            parse(&["run", "--attribute", "a:b", "--", "true"])
-                .unwrap_err()
-                .kind(),
+            parse(&["run", "--attribute", "a:b", "--", "true"]).unwrap_err().kind(),
             ErrorKind::ValueValidation
         );
         assert_eq!(
-            parse(&["run", "--attribute", "", "--", "true"])
-                .unwrap_err()
-                .kind(),
+            parse(&["run", "--attribute", "", "--", "true"]).unwrap_err().kind(),
             ErrorKind::ValueValidation
         );
         assert!(parse(&["run"]).is_err());
         assert!(parse(&["run", "--"]).is_err());
         assert!(parse(&["frobnicate"]).is_err());
-        assert_eq!(
-            parse(&["run", "--bogus", "--", "true"])
-                .unwrap_err()
-                .exit_code(),
-            2
-        );
+        assert_eq!(parse(&["run", "--bogus", "--", "true"]).unwrap_err().exit_code(), 2);
     }
 
     #[test]
     fn shim_path_parses() {
-        assert!(matches!(
-            parse(&["shim-path"]).unwrap().command,
-            Command::ShimPath
-        ));
+        assert!(matches!(parse(&["shim-path"]).unwrap().command, Command::ShimPath));
     }
 }

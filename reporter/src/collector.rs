@@ -38,8 +38,7 @@ pub struct Collector {
 impl Collector {
     /// Listens on a new socket at `path` (which must not exist).
     pub fn bind(path: &Path) -> Result<Self> {
-        let listener = UnixListener::bind(path)
-            .with_context(|| format!("cannot listen on {}", path.display()))?;
+        let listener = UnixListener::bind(path).with_context(|| format!("cannot listen on {}", path.display()))?;
         listener
             .set_nonblocking(true)
             .context("cannot make the listening socket non-blocking")?;
@@ -77,9 +76,7 @@ impl Collector {
             .slots
             .iter()
             .enumerate()
-            .filter(|(i, s)| {
-                s.conn.status() == Status::SaidBye(ByeReason::Exec) && !self.reconnected(*i)
-            })
+            .filter(|(i, s)| s.conn.status() == Status::SaidBye(ByeReason::Exec) && !self.reconnected(*i))
             .filter(|(_, s)| s.conn.account().hello().is_some_and(|h| pid_alive(h.pid)))
             .count();
         open + execing
@@ -156,9 +153,7 @@ impl Collector {
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    self.warn_accept(format!(
-                        "cannot accept a connection from a metered process: {e}"
-                    ));
+                    self.warn_accept(format!("cannot accept a connection from a metered process: {e}"));
                     break;
                 }
             }
@@ -302,15 +297,8 @@ mod tests {
         let me = std::process::id();
 
         let mut a = UnixStream::connect(c.socket_path()).unwrap();
-        a.write_all(
-            &[
-                hello(me),
-                traffic(1, Family::Inet, 100),
-                bye(ByeReason::Exit),
-            ]
-            .concat(),
-        )
-        .unwrap();
+        a.write_all(&[hello(me), traffic(1, Family::Inet, 100), bye(ByeReason::Exit)].concat())
+            .unwrap();
         let mut b = UnixStream::connect(c.socket_path()).unwrap();
         b.write_all(
             &[
@@ -324,8 +312,7 @@ mod tests {
         .unwrap();
         let silent = UnixStream::connect(c.socket_path()).unwrap();
         pump(&mut c, |c| {
-            c.conns().count() == 3
-                && c.conns().nth(1).unwrap().report(false, "x").totals.tx_bytes == 15
+            c.conns().count() == 3 && c.conns().nth(1).unwrap().report(false, "x").totals.tx_bytes == 15
         });
 
         assert_eq!(
@@ -335,11 +322,7 @@ mod tests {
         );
         let w = c.take_warnings();
         assert_eq!(w.len(), 1, "{w:?}");
-        assert!(
-            w[0].starts_with(&format!("pid {} (connection 2)", me + 1)),
-            "{}",
-            w[0]
-        );
+        assert!(w[0].starts_with(&format!("pid {} (connection 2)", me + 1)), "{}", w[0]);
         drop(b);
         drop(silent);
         pump(&mut c, |c| c.awaited() == 0);
@@ -358,24 +341,14 @@ mod tests {
         let mut c = Collector::bind(&dir.path().join("s")).unwrap();
         let me = std::process::id();
         let mut old = UnixStream::connect(c.socket_path()).unwrap();
-        old.write_all(&[hello(me), bye(ByeReason::Exec)].concat())
-            .unwrap();
+        old.write_all(&[hello(me), bye(ByeReason::Exec)].concat()).unwrap();
         drop(old);
         pump(&mut c, |c| c.conns().next().is_some_and(|k| !k.is_open()));
-        assert_eq!(
-            c.awaited(),
-            1,
-            "our own pid is alive and has not reconnected"
-        );
+        assert_eq!(c.awaited(), 1, "our own pid is alive and has not reconnected");
         let mut new = UnixStream::connect(c.socket_path()).unwrap();
-        new.write_all(&[hello(me), bye(ByeReason::Exit)].concat())
-            .unwrap();
+        new.write_all(&[hello(me), bye(ByeReason::Exit)].concat()).unwrap();
         pump(&mut c, |c| c.awaited() == 0);
-        let ends: Vec<_> = c
-            .finish()
-            .iter()
-            .map(|k| k.report(false, "running").end)
-            .collect();
+        let ends: Vec<_> = c.finish().iter().map(|k| k.report(false, "running").end).collect();
         assert_eq!(ends, ["exec", "exit"]);
     }
 
@@ -398,15 +371,7 @@ mod tests {
             c.conns().count() == 2 && c.conns().nth(1).unwrap().account().hello().is_some()
         });
         assert_eq!(c.awaited(), 1);
-        let r: Vec<_> = c
-            .finish()
-            .iter()
-            .map(|k| k.report(false, "running").end)
-            .collect();
-        assert_eq!(
-            r,
-            ["exec", "running"],
-            "still connected at the end: running"
-        );
+        let r: Vec<_> = c.finish().iter().map(|k| k.report(false, "running").end).collect();
+        assert_eq!(r, ["exec", "running"], "still connected at the end: running");
     }
 }

@@ -289,9 +289,7 @@ mod tests {
         assert_eq!((r.totals.tx_bytes, r.totals.rx_bytes), (11, 22));
         assert_eq!(r.end, "lost");
         assert!(
-            r.notices
-                .iter()
-                .any(|n| n.contains("skipped 3 bad messages")),
+            r.notices.iter().any(|n| n.contains("skipped 3 bad messages")),
             "{:?}",
             r.notices
         );
@@ -321,10 +319,7 @@ mod tests {
         let w = c.feed(&encode(&delta(9, 100, 0)));
         assert_eq!(w.len(), 1);
         assert!(w[0].contains("never announced"));
-        assert!(
-            c.feed(&encode(&hello(6))).is_empty(),
-            "second warning is only counted"
-        );
+        assert!(c.feed(&encode(&hello(6))).is_empty(), "second warning is only counted");
         let r = c.report(true, "running");
         assert_eq!((r.pid, r.sockets.len(), r.end.as_str()), (5, 1, "running"));
     }

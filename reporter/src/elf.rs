@@ -60,12 +60,7 @@ pub fn parse_elf<R: Read + Seek>(mut r: R) -> std::io::Result<Option<ElfInfo>> {
         }
     };
     let (bits, phoff, phentsize, phnum) = match h[4] {
-        1 => (
-            32,
-            u64::from(u32_at(&h, 0x1c)),
-            u16_at(&h, 0x2a),
-            u16_at(&h, 0x2c),
-        ),
+        1 => (32, u64::from(u32_at(&h, 0x1c)), u16_at(&h, 0x2a), u16_at(&h, 0x2c)),
         2 if n >= 64 => {
             let lo = u64::from(u32_at(&h, 0x20));
             let hi = u64::from(u32_at(&h, 0x24));
@@ -138,14 +133,7 @@ fn shebang_target(head: &[u8], path_env: Option<&OsStr>) -> Option<PathBuf> {
 }
 
 /// Whether the loader runs `meta`'s program in secure-execution mode for this user, and why.
-pub fn privilege(
-    mode: u32,
-    uid: u32,
-    gid: u32,
-    has_caps: bool,
-    euid: u32,
-    egid: u32,
-) -> Option<&'static str> {
+pub fn privilege(mode: u32, uid: u32, gid: u32, has_caps: bool, euid: u32, egid: u32) -> Option<&'static str> {
     if mode & 0o4000 != 0 && uid != euid {
         Some("setuid")
     } else if mode & 0o2010 == 0o2010 && gid != egid {
@@ -163,14 +151,7 @@ fn has_file_caps(p: &Path) -> bool {
     };
     // SAFETY: both strings are NUL-terminated and live across the call; a null buffer of
     // size 0 asks only for the attribute's size.
-    let r = unsafe {
-        libc::getxattr(
-            c.as_ptr(),
-            CAP_XATTR.as_ptr().cast(),
-            std::ptr::null_mut(),
-            0,
-        )
-    };
+    let r = unsafe { libc::getxattr(c.as_ptr(), CAP_XATTR.as_ptr().cast(), std::ptr::null_mut(), 0) };
     r >= 0
 }
 
@@ -243,33 +224,20 @@ fn check(name: &str, target: &Path, elf: ElfInfo, shim: &Path) -> Vec<String> {
     let cannot = "the shim cannot be preloaded, its traffic will not be counted";
     if !elf.has_interp {
         out.push(format!("{name} is statically linked: {cannot}"));
-    } else if let Some(s) = File::open(shim)
-        .ok()
-        .and_then(|f| parse_elf(f).ok().flatten())
-    {
+    } else if let Some(s) = File::open(shim).ok().and_then(|f| parse_elf(f).ok().flatten()) {
         if (s.bits, s.machine) != (elf.bits, elf.machine) {
-            let (p, sh) = (
-                machine_name(elf.bits, elf.machine),
-                machine_name(s.bits, s.machine),
-            );
-            out.push(format!(
-                "{name} is a {p} program and the shim is {sh}: {cannot}"
-            ));
+            let (p, sh) = (machine_name(elf.bits, elf.machine), machine_name(s.bits, s.machine));
+            out.push(format!("{name} is a {p} program and the shim is {sh}: {cannot}"));
         }
     }
     if let Ok(m) = std::fs::metadata(target) {
         // SAFETY: geteuid and getegid cannot fail and have no preconditions.
         let (euid, egid) = unsafe { (libc::geteuid(), libc::getegid()) };
-        if let Some(why) = privilege(
-            m.mode(),
-            m.uid(),
-            m.gid(),
-            has_file_caps(target),
-            euid,
-            egid,
-        ) {
+        if let Some(why) = privilege(m.mode(), m.uid(), m.gid(), has_file_caps(target), euid, egid) {
             if !mounted_nosuid(target) {
-                out.push(format!("{name} is {why}: the dynamic loader ignores LD_PRELOAD for it, its traffic will not be counted"));
+                out.push(format!(
+                    "{name} is {why}: the dynamic loader ignores LD_PRELOAD for it, its traffic will not be counted"
+                ));
             }
         }
     }
@@ -289,13 +257,7 @@ mod tests {
         let src = dir.join("s.c");
         std::fs::write(&src, "int main(void) { return 0; }\n").unwrap();
         let out = dir.join("static-prog");
-        match Command::new("cc")
-            .arg("-static")
-            .arg("-o")
-            .arg(&out)
-            .arg(&src)
-            .output()
-        {
+        match Command::new("cc").arg("-static").arg("-o").arg(&out).arg(&src).output() {
             Ok(o) if o.status.success() => Some(out),
             other => {
                 eprintln!("\n!!!!! SKIPPED: `cc -static` is unavailable ({other:?}); install libc6-dev !!!!!\n");
@@ -324,14 +286,15 @@ mod tests {
         let Some(prog) = static_binary(d.path()) else {
             return;
         };
-        assert!(
-            !parse_elf(File::open(&prog).unwrap())
-                .unwrap()
-                .unwrap()
-                .has_interp
-        );
+        assert!(!parse_elf(File::open(&prog).unwrap()).unwrap().unwrap().has_interp);
         let w = preflight(prog.as_os_str(), None, Path::new("/bin/true"));
-        assert_eq!(w, vec![format!("{} is statically linked: the shim cannot be preloaded, its traffic will not be counted", prog.display())]);
+        assert_eq!(
+            w,
+            vec![format!(
+                "{} is statically linked: the shim cannot be preloaded, its traffic will not be counted",
+                prog.display()
+            )]
+        );
 
         // Through a script and through `#!/usr/bin/env NAME` found in PATH.
         let script = d.path().join("script");
@@ -343,11 +306,7 @@ mod tests {
             "{w:?}"
         );
         std::fs::write(&script, "#!/usr/bin/env -S static-prog --flag\n").unwrap();
-        let w = preflight(
-            script.as_os_str(),
-            Some(d.path().as_os_str()),
-            Path::new("/bin/true"),
-        );
+        let w = preflight(script.as_os_str(), Some(d.path().as_os_str()), Path::new("/bin/true"));
         assert!(w.len() == 1 && w[0].contains("statically linked"), "{w:?}");
     }
 
@@ -357,12 +316,7 @@ mod tests {
         let script = d.path().join("ok.sh");
         std::fs::write(&script, "#!/bin/sh\nexit 0\n").unwrap();
         std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-        assert!(preflight(
-            OsStr::new("ok.sh"),
-            Some(d.path().as_os_str()),
-            Path::new("/bin/true")
-        )
-        .is_empty());
+        assert!(preflight(OsStr::new("ok.sh"), Some(d.path().as_os_str()), Path::new("/bin/true")).is_empty());
     }
 
     #[test]
@@ -375,15 +329,8 @@ mod tests {
         .is_empty());
         assert!(preflight(OsStr::new("/nonexistent/x"), None, Path::new("/bin/true")).is_empty());
         assert!(preflight(OsStr::new(""), None, Path::new("/bin/true")).is_empty());
-        assert_eq!(
-            parse_elf(Cursor::new(b"#!/bin/sh\n".to_vec())).unwrap(),
-            None
-        );
-        assert_eq!(
-            parse_elf(Cursor::new(b"\x7fELF".to_vec())).unwrap(),
-            None,
-            "truncated"
-        );
+        assert_eq!(parse_elf(Cursor::new(b"#!/bin/sh\n".to_vec())).unwrap(), None);
+        assert_eq!(parse_elf(Cursor::new(b"\x7fELF".to_vec())).unwrap(), None, "truncated");
     }
 
     fn elf32(machine: u16, interp: bool) -> Vec<u8> {
@@ -410,25 +357,15 @@ mod tests {
                 has_interp: true
             }
         );
-        assert!(
-            !parse_elf(Cursor::new(elf32(3, false)))
-                .unwrap()
-                .unwrap()
-                .has_interp
-        );
+        assert!(!parse_elf(Cursor::new(elf32(3, false))).unwrap().unwrap().has_interp);
         let d = PrivateDir::new().unwrap();
         let prog = d.path().join("prog32");
         std::fs::write(&prog, elf32(3, true)).unwrap();
         let w = preflight(prog.as_os_str(), None, Path::new("/bin/true"));
-        let host = parse_elf(File::open("/bin/true").unwrap())
-            .unwrap()
-            .unwrap();
+        let host = parse_elf(File::open("/bin/true").unwrap()).unwrap().unwrap();
         if (host.bits, host.machine) != (32, 3) {
             assert_eq!(w.len(), 1, "{w:?}");
-            assert!(
-                w[0].contains("is a 32-bit x86 program and the shim is"),
-                "{w:?}"
-            );
+            assert!(w[0].contains("is a 32-bit x86 program and the shim is"), "{w:?}");
         }
     }
 
@@ -450,11 +387,7 @@ mod tests {
             privilege(0o755, 0, 0, true, 1000, 1000),
             Some("given file capabilities")
         );
-        assert_eq!(
-            privilege(0o755, 0, 0, true, 0, 0),
-            None,
-            "root gains nothing"
-        );
+        assert_eq!(privilege(0o755, 0, 0, true, 0, 0), None, "root gains nothing");
         assert_eq!(privilege(0o755, 0, 0, false, 1000, 1000), None);
     }
 }

@@ -2,8 +2,9 @@
 //!
 //! This file only parses the command line and maps the outcome to an exit status; each
 //! subcommand lives in its own module. Exit statuses: the command's own for `run` (128+N for
-//! signal N; 127 if it is not found, 126 if it cannot be executed), 2 for usage errors and for
-//! problems found before anything ran (no shim, an unwritable `--json` path).
+//! signal N; 127 if it is not found, 126 if it cannot be executed; 1 if it succeeded but the
+//! JSON report could not be written), 2 for usage errors and for problems found before
+//! anything ran (no shim, an unwritable `--json` path, a malformed `SOCKMETER_*` variable).
 
 /// Prints a line on stderr, ignoring errors: a closed stderr must not cost the JSON report
 /// or the exit status (`eprintln!` would panic).

@@ -27,9 +27,7 @@ impl PrivateDir {
         let base = std::env::var_os("TMPDIR")
             .map(PathBuf::from)
             .filter(|p| {
-                p.is_absolute()
-                    && p.as_os_str().len() + "/sockmeter.XXXXXX/sockmeter.sock".len()
-                        <= MAX_SOCKET_PATH
+                p.is_absolute() && p.as_os_str().len() + "/sockmeter.XXXXXX/sockmeter.sock".len() <= MAX_SOCKET_PATH
             })
             .unwrap_or_else(|| PathBuf::from("/tmp"));
         Self::new_in(&base)
@@ -38,17 +36,15 @@ impl PrivateDir {
     /// Creates `sockmeter.XXXXXX` under `base`.
     pub fn new_in(base: &Path) -> Result<Self> {
         let template = base.join("sockmeter.XXXXXX");
-        let c = CString::new(template.as_os_str().as_bytes())
-            .context("temporary directory path contains a NUL byte")?;
+        let c =
+            CString::new(template.as_os_str().as_bytes()).context("temporary directory path contains a NUL byte")?;
         let mut bytes = c.into_bytes_with_nul();
         // SAFETY: `bytes` is a NUL-terminated, writable buffer that mkdtemp fills in place
         // (it only rewrites the trailing XXXXXX); it outlives the call.
         let r = unsafe { libc::mkdtemp(bytes.as_mut_ptr().cast::<libc::c_char>()) };
         if r.is_null() {
             let e = std::io::Error::last_os_error();
-            return Err(e).with_context(|| {
-                format!("cannot create a private directory in {}", base.display())
-            });
+            return Err(e).with_context(|| format!("cannot create a private directory in {}", base.display()));
         }
         bytes.pop();
         let path = PathBuf::from(OsString::from_vec(bytes));
@@ -90,8 +86,7 @@ mod tests {
     fn missing_base_is_a_clear_error() {
         let e = PrivateDir::new_in(Path::new("/nonexistent/sockmeter-base")).unwrap_err();
         assert!(
-            format!("{e:#}")
-                .contains("cannot create a private directory in /nonexistent/sockmeter-base"),
+            format!("{e:#}").contains("cannot create a private directory in /nonexistent/sockmeter-base"),
             "{e:#}"
         );
     }

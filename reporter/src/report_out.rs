@@ -26,11 +26,7 @@ pub fn check_writable(path: &Path) -> Result<()> {
         bail!("{}: it is a directory", what());
     }
     // O_NONBLOCK: opening a FIFO must not wait for a reader here.
-    match OpenOptions::new()
-        .write(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)
-    {
+    match OpenOptions::new().write(true).custom_flags(libc::O_NONBLOCK).open(path) {
         Ok(_) => Ok(()),
         Err(e) if e.raw_os_error() == Some(libc::ENXIO) => Ok(()),
         Err(e) if e.kind() == ErrorKind::NotFound => {
@@ -48,25 +44,11 @@ pub fn check_writable(path: &Path) -> Result<()> {
 
 /// The run report: one process per connection that said anything, in the order they started
 /// (then in the order they connected). Connections still open are `end_hint` (`running`).
-pub fn assemble(
-    command: &[OsString],
-    exit_status: Option<i32>,
-    unix: bool,
-    conns: &[Conn],
-    end_hint: &str,
-) -> Report {
+pub fn assemble(command: &[OsString], exit_status: Option<i32>, unix: bool, conns: &[Conn], end_hint: &str) -> Report {
     let mut order: Vec<&Conn> = conns.iter().collect();
-    order.sort_by_key(|c| {
-        (
-            c.account().hello().map_or(u64::MAX, |h| h.started_at),
-            c.id(),
-        )
-    });
+    order.sort_by_key(|c| (c.account().hello().map_or(u64::MAX, |h| h.started_at), c.id()));
     let processes = order.iter().map(|c| c.report(unix, end_hint)).collect();
-    let command = command
-        .iter()
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect();
+    let command = command.iter().map(|a| a.to_string_lossy().into_owned()).collect();
     Report::new(command, exit_status, unix, processes)
 }
 
@@ -119,10 +101,7 @@ mod tests {
             &conns,
             "running",
         );
-        assert_eq!(
-            r.processes.iter().map(|p| p.pid).collect::<Vec<_>>(),
-            [10, 20, 30]
-        );
+        assert_eq!(r.processes.iter().map(|p| p.pid).collect::<Vec<_>>(), [10, 20, 30]);
         assert_eq!(
             (r.exit_status, r.command.len(), r.schema.as_str()),
             (Some(130), 2, "sockmeter.report.v1")
@@ -144,10 +123,7 @@ mod tests {
             "an existing file is not truncated by the check"
         );
 
-        let e = format!(
-            "{:#}",
-            check_writable(&d.path().join("missing/r.json")).unwrap_err()
-        );
+        let e = format!("{:#}", check_writable(&d.path().join("missing/r.json")).unwrap_err());
         assert!(
             e.contains("cannot write the JSON report to") && e.contains("No such file"),
             "{e}"
@@ -162,19 +138,10 @@ mod tests {
     fn json_round_trips() {
         let d = PrivateDir::new().unwrap();
         let p = d.path().join("r.json");
-        let r = assemble(
-            &[OsString::from("x")],
-            Some(0),
-            true,
-            &[conn(1, 5, 1)],
-            "running",
-        );
+        let r = assemble(&[OsString::from("x")], Some(0), true, &[conn(1, 5, 1)], "running");
         write_json(&p, &r).unwrap();
         let text = std::fs::read_to_string(&p).unwrap();
-        assert!(
-            text.starts_with("{\n  \"schema\"") && text.ends_with("}\n"),
-            "{text}"
-        );
+        assert!(text.starts_with("{\n  \"schema\"") && text.ends_with("}\n"), "{text}");
         let back: Report = serde_json::from_str(&text).unwrap();
         assert_eq!(back, r);
     }

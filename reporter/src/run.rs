@@ -61,10 +61,7 @@ pub fn child_env(
     let mut env = vec![
         ("LD_PRELOAD", preload_value(shim, existing_preload)),
         ("SOCKMETER_SOCKET", socket.as_os_str().to_owned()),
-        (
-            "SOCKMETER_INTERVAL",
-            OsString::from(interval_ms.to_string()),
-        ),
+        ("SOCKMETER_INTERVAL", OsString::from(interval_ms.to_string())),
     ];
     if let Some(a) = attribute {
         env.push(("SOCKMETER_ATTRIBUTE", OsString::from(a)));
@@ -104,10 +101,7 @@ pub fn check_shim_env(
     }
     let mut warnings = Vec::new();
     if config.disabled {
-        warnings.push(
-            "SOCKMETER_DISABLE is set: the shim will pass every call through and count nothing"
-                .to_string(),
-        );
+        warnings.push("SOCKMETER_DISABLE is set: the shim will pass every call through and count nothing".to_string());
     }
     Ok(warnings)
 }
@@ -117,13 +111,8 @@ fn spawn_failure(cmd: &OsStr, e: &std::io::Error) -> (String, i32) {
     let name = cmd.to_string_lossy();
     match e.kind() {
         std::io::ErrorKind::NotFound => (format!("sockmeter: {name}: command not found"), 127),
-        std::io::ErrorKind::PermissionDenied => (
-            format!("sockmeter: {name}: permission denied (not executable)"),
-            126,
-        ),
-        _ if e.raw_os_error() == Some(libc::ENOEXEC) => {
-            (format!("sockmeter: {name}: cannot execute: {e}"), 126)
-        }
+        std::io::ErrorKind::PermissionDenied => (format!("sockmeter: {name}: permission denied (not executable)"), 126),
+        _ if e.raw_os_error() == Some(libc::ENOEXEC) => (format!("sockmeter: {name}: cannot execute: {e}"), 126),
         _ => (format!("sockmeter: {name}: cannot start: {e}"), 126),
     }
 }
@@ -131,12 +120,7 @@ fn spawn_failure(cmd: &OsStr, e: &std::io::Error) -> (String, i32) {
 /// Runs `sockmeter run`; returns the exit status to leave with. An error means nothing ran.
 pub fn run(args: &RunArgs) -> Result<i32> {
     let shim = shim_path::find()?;
-    if shim
-        .as_os_str()
-        .as_bytes()
-        .iter()
-        .any(|b| *b == b':' || *b == b' ')
-    {
+    if shim.as_os_str().as_bytes().iter().any(|b| *b == b':' || *b == b' ') {
         bail!("the shim's path {} contains a colon or a space, which LD_PRELOAD cannot carry; install it elsewhere or set SOCKMETER_SHIM", shim.display());
     }
     if let Some(json) = &args.json {
@@ -184,11 +168,7 @@ pub fn run(args: &RunArgs) -> Result<i32> {
     };
     signals::child_reaped();
     wait_for_descendants(&mut collector, pid)?;
-    let running: Vec<String> = collector
-        .conns()
-        .filter(|c| c.is_open())
-        .map(|c| c.who())
-        .collect();
+    let running: Vec<String> = collector.conns().filter(|c| c.is_open()).map(|c| c.who()).collect();
     if !running.is_empty() {
         say!(
             "sockmeter: still running after the command exited, reported as running: {}",
@@ -257,9 +237,7 @@ mod tests {
         assert_eq!(
             preload_value(
                 shim,
-                Some(OsStr::new(
-                    "liba.so libb.so:/opt/sm/libsockmeter_shim.so::/x/libc.so"
-                ))
+                Some(OsStr::new("liba.so libb.so:/opt/sm/libsockmeter_shim.so::/x/libc.so"))
             ),
             "/opt/sm/libsockmeter_shim.so:liba.so:libb.so:/x/libc.so"
         );
@@ -274,21 +252,14 @@ mod tests {
             250,
             Some("*/libfoo.so:/opt/*"),
         );
-        let get = |k: &str| {
-            env.iter()
-                .find(|(n, _)| *n == k)
-                .map(|(_, v)| PathBuf::from(v))
-        };
+        let get = |k: &str| env.iter().find(|(n, _)| *n == k).map(|(_, v)| PathBuf::from(v));
         assert_eq!(get("LD_PRELOAD").unwrap(), PathBuf::from("/s.so:/u.so"));
         assert_eq!(
             get("SOCKMETER_SOCKET").unwrap(),
             PathBuf::from("/tmp/sockmeter.x/sockmeter.sock")
         );
         assert_eq!(get("SOCKMETER_INTERVAL").unwrap(), PathBuf::from("250"));
-        assert_eq!(
-            get("SOCKMETER_ATTRIBUTE").unwrap(),
-            PathBuf::from("*/libfoo.so:/opt/*")
-        );
+        assert_eq!(get("SOCKMETER_ATTRIBUTE").unwrap(), PathBuf::from("*/libfoo.so:/opt/*"));
         let env = child_env(Path::new("/s.so"), None, Path::new("/k"), 1000, None);
         assert!(
             !env.iter().any(|(k, _)| *k == "SOCKMETER_ATTRIBUTE"),
@@ -300,22 +271,14 @@ mod tests {
     fn malformed_shim_variables_are_caught_before_running() {
         let ours = child_env(Path::new("/s.so"), None, Path::new("/k"), 1000, None);
         let inherit = |pairs: &'static [(&'static str, &'static str)]| {
-            move |k: &str| {
-                pairs
-                    .iter()
-                    .find(|(n, _)| *n == k)
-                    .map(|(_, v)| OsString::from(v))
-            }
+            move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| OsString::from(v))
         };
         assert!(check_shim_env(&ours, inherit(&[("SOCKMETER_UNIX", "1")]))
             .unwrap()
             .is_empty());
         let e = check_shim_env(
             &ours,
-            inherit(&[
-                ("SOCKMETER_DISABLE", "maybe"),
-                ("SOCKMETER_INTERVAL", "soon"),
-            ]),
+            inherit(&[("SOCKMETER_DISABLE", "maybe"), ("SOCKMETER_INTERVAL", "soon")]),
         )
         .unwrap_err()
         .to_string();

@@ -40,10 +40,7 @@ pub fn find_from(env: Option<&OsStr>, exe: &Path) -> Result<PathBuf> {
     }
     let exe = exe.canonicalize().unwrap_or_else(|_| exe.to_path_buf());
     let dir = exe.parent().unwrap_or(Path::new("/"));
-    let candidates = [
-        dir.join(SHIM_NAME),
-        dir.join("..").join("lib").join(SHIM_NAME),
-    ];
+    let candidates = [dir.join(SHIM_NAME), dir.join("..").join("lib").join(SHIM_NAME)];
     for c in &candidates {
         if c.is_file() {
             return c
@@ -74,10 +71,7 @@ mod tests {
         std::fs::write(&exe, b"").unwrap();
 
         let e = find_from(None, &exe).unwrap_err().to_string();
-        assert!(
-            e.contains("cannot find the shim") && e.contains(SHIM_ENV),
-            "{e}"
-        );
+        assert!(e.contains("cannot find the shim") && e.contains(SHIM_ENV), "{e}");
 
         std::fs::write(lib.join(SHIM_NAME), b"").unwrap();
         assert_eq!(

@@ -39,10 +39,7 @@ fn plural(n: u64, word: &str) -> String {
 }
 
 fn basename(p: &str) -> &str {
-    Path::new(p)
-        .file_name()
-        .and_then(|s| s.to_str())
-        .unwrap_or(p)
+    Path::new(p).file_name().and_then(|s| s.to_str()).unwrap_or(p)
 }
 
 /// The process's short name: its argv[0] or executable, without the directory.
@@ -94,21 +91,13 @@ fn peer_list(peers: &[String]) -> String {
     match peers.len() {
         0 => String::new(),
         n if n <= MAX_PEERS => format!(" ({})", peers.join(", ")),
-        n => format!(
-            " ({}, +{} more)",
-            peers[..MAX_PEERS].join(", "),
-            n - MAX_PEERS
-        ),
+        n => format!(" ({}, +{} more)", peers[..MAX_PEERS].join(", "), n - MAX_PEERS),
     }
 }
 
 /// One process line (without the trailing newline).
 pub fn process_line(p: &ProcessReport, unix_in_totals: bool) -> String {
-    let counted: Vec<&SocketReport> = p
-        .sockets
-        .iter()
-        .filter(|s| s.counts(unix_in_totals))
-        .collect();
+    let counted: Vec<&SocketReport> = p.sockets.iter().filter(|s| s.counts(unix_in_totals)).collect();
     format!(
         "sockmeter: pid {} {}: {} in, {} out over {}{}{}",
         p.pid,
@@ -126,8 +115,7 @@ pub fn socket_table(sockets: &[&SocketReport]) -> Vec<String> {
     let mut sorted: Vec<&SocketReport> = sockets.to_vec();
     sorted.sort_by_key(|s| std::cmp::Reverse(s.tx_bytes + s.rx_bytes));
     let dash = || "-".to_string();
-    let mut rows: Vec<[String; 7]> =
-        vec![["proto", "local", "peer", "role", "tx", "rx", "module"].map(String::from)];
+    let mut rows: Vec<[String; 7]> = vec![["proto", "local", "peer", "role", "tx", "rx", "module"].map(String::from)];
     for s in sorted.iter().take(MAX_ROWS) {
         let local = if s.folded > 0 {
             format!("({} closed sockets)", s.folded)
@@ -164,11 +152,7 @@ pub fn socket_table(sockets: &[&SocketReport]) -> Vec<String> {
     let mut out: Vec<String> = rows
         .iter()
         .map(|r| {
-            let cells: Vec<String> = r
-                .iter()
-                .zip(widths)
-                .map(|(c, w)| format!("{c:<w$}"))
-                .collect();
+            let cells: Vec<String> = r.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
             format!("  {}", cells.join("  ").trim_end())
         })
         .collect();
@@ -203,21 +187,11 @@ pub fn render(report: &Report) -> String {
         let with_unix: Vec<(&ProcessReport, Vec<&SocketReport>)> = report
             .processes
             .iter()
-            .map(|p| {
-                (
-                    p,
-                    p.sockets
-                        .iter()
-                        .filter(|s| s.family == "unix")
-                        .collect::<Vec<_>>(),
-                )
-            })
+            .map(|p| (p, p.sockets.iter().filter(|s| s.family == "unix").collect::<Vec<_>>()))
             .filter(|(_, s)| !s.is_empty())
             .collect();
         if !with_unix.is_empty() {
-            out.push(
-                "sockmeter: Unix-domain sockets (not in the totals; --unix counts them):".into(),
-            );
+            out.push("sockmeter: Unix-domain sockets (not in the totals; --unix counts them):".into());
         }
         for (p, socks) in with_unix {
             out.push(format!(
@@ -369,11 +343,7 @@ sockmeter: total: 3.0 MiB in, 84 B out over 1 connection in 2 processes
         let text = render(&Report::new(vec![], Some(0), true, vec![p]));
         assert!(!text.contains("Unix-domain sockets ("), "{text}");
         assert!(
-            text.lines()
-                .nth(3)
-                .unwrap()
-                .trim_start()
-                .starts_with("stream"),
+            text.lines().nth(3).unwrap().trim_start().starts_with("stream"),
             "{text}"
         );
         assert!(text.ends_with("in 1 process\n"), "{text}");
@@ -388,13 +358,8 @@ sockmeter: total: 3.0 MiB in, 84 B out over 1 connection in 2 processes
             ..Default::default()
         };
         for i in 0..25u64 {
-            p.sockets.push(tcp(
-                "10.0.0.1:80",
-                &format!("10.0.0.{}:5000", i + 2),
-                i,
-                0,
-                "/srv",
-            ));
+            p.sockets
+                .push(tcp("10.0.0.1:80", &format!("10.0.0.{}:5000", i + 2), i, 0, "/srv"));
         }
         p.sockets.push(SocketReport {
             family: "inet".into(),
@@ -424,10 +389,7 @@ sockmeter: total: 3.0 MiB in, 84 B out over 1 connection in 2 processes
     #[test]
     fn nothing_reported() {
         let text = render(&Report::new(vec!["static".into()], Some(0), false, vec![]));
-        assert!(
-            text.starts_with("sockmeter: no process connected"),
-            "{text}"
-        );
+        assert!(text.starts_with("sockmeter: no process connected"), "{text}");
         assert!(
             text.ends_with("total: 0 B in, 0 B out over 0 connections in 0 processes\n"),
             "{text}"

@@ -15,9 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use sockmeter::model::{Family, Proto, Role};
-use sockmeter::wire::{
-    encode, Bye, ByeReason, Delta, Hello, Message, Origin, SocketDelta, SocketInfo,
-};
+use sockmeter::wire::{encode, Bye, ByeReason, Delta, Hello, Message, Origin, SocketDelta, SocketInfo};
 
 const BIN: &str = env!("CARGO_BIN_EXE_sockmeter");
 
@@ -133,11 +131,7 @@ fn bye() -> Message {
 
 /// Starts `sockmeter run ARGS -- sh -c SCRIPT` with piped stdio; the script's first line out
 /// must be `$SOCKMETER_SOCKET`.
-fn start(
-    cmd: &mut Command,
-    args: &[&str],
-    script: &str,
-) -> (Child, BufReader<ChildStdout>, PathBuf) {
+fn start(cmd: &mut Command, args: &[&str], script: &str) -> (Child, BufReader<ChildStdout>, PathBuf) {
     cmd.arg("run").args(args).args(["--", "sh", "-c", script]);
     let mut child = cmd
         .stdin(Stdio::piped())
@@ -221,21 +215,20 @@ fn counts_hostile_lines_stdio_env_and_exit_status() {
         "stdout relayed untouched"
     );
 
-    let warnings: Vec<&str> = err
-        .lines()
-        .filter(|l| l.starts_with("sockmeter: warning:"))
-        .collect();
+    let warnings: Vec<&str> = err.lines().filter(|l| l.starts_with("sockmeter: warning:")).collect();
     assert_eq!(
         warnings.len(),
         2,
         "one warning for the first bad line, one summing up the rest\n{err}"
     );
     assert!(
-        warnings[0].contains("pid 4711 (connection 1)")
-            && warnings[0].contains("malformed message"),
+        warnings[0].contains("pid 4711 (connection 1)") && warnings[0].contains("malformed message"),
         "{err}"
     );
-    assert!(err.contains("sockmeter: pid 4711 standin: 3.0 MiB in, 84 B out over 1 connection (127.0.0.1:8080)\n"), "{err}");
+    assert!(
+        err.contains("sockmeter: pid 4711 standin: 3.0 MiB in, 84 B out over 1 connection (127.0.0.1:8080)\n"),
+        "{err}"
+    );
     assert!(
         err.contains("sockmeter: Unix-domain sockets (not in the totals; --unix counts them):"),
         "{err}"
@@ -254,22 +247,13 @@ fn counts_hostile_lines_stdio_env_and_exit_status() {
         serde_json::json!({"tx_bytes": 84, "rx_bytes": 3 << 20, "connections": 1})
     );
     let p = &r["processes"][0];
+    assert_eq!((p["pid"].as_u64(), p["end"].as_str()), (Some(4711), Some("exit")));
     assert_eq!(
-        (p["pid"].as_u64(), p["end"].as_str()),
-        (Some(4711), Some("exit"))
-    );
-    assert_eq!(
-        (
-            p["unix"]["tx_bytes"].as_u64(),
-            p["unix"]["rx_bytes"].as_u64()
-        ),
+        (p["unix"]["tx_bytes"].as_u64(), p["unix"]["rx_bytes"].as_u64()),
         (Some(500), Some(600))
     );
     assert!(
-        p["notices"][0]
-            .as_str()
-            .unwrap()
-            .contains("skipped 2 bad messages"),
+        p["notices"][0].as_str().unwrap().contains("skipped 2 bad messages"),
         "{p}"
     );
 }
@@ -298,17 +282,10 @@ fn with_unix_the_unix_traffic_counts() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let r = read_json(&json);
     assert_eq!(
-        (
-            r["totals"]["tx_bytes"].as_u64(),
-            r["unix_in_totals"].as_bool()
-        ),
+        (r["totals"]["tx_bytes"].as_u64(), r["unix_in_totals"].as_bool()),
         (Some(5), Some(true))
     );
-    assert!(
-        !stderr(&o).contains("Unix-domain sockets ("),
-        "{}",
-        stderr(&o)
-    );
+    assert!(!stderr(&o).contains("Unix-domain sockets ("), "{}", stderr(&o));
 }
 
 #[test]
@@ -348,14 +325,8 @@ fn a_process_that_outlives_the_command_is_reported_running() {
         waited >= Duration::from_millis(1500) && waited < Duration::from_secs(10),
         "waited {waited:?} for the grace period"
     );
-    assert!(
-        err.contains("still running after the command exited"),
-        "{err}"
-    );
-    assert!(
-        err.contains("[still running when sockmeter stopped]"),
-        "{err}"
-    );
+    assert!(err.contains("still running after the command exited"), "{err}");
+    assert!(err.contains("[still running when sockmeter stopped]"), "{err}");
     let r = read_json(&json);
     let ends: Vec<&str> = r["processes"]
         .as_array()
@@ -363,10 +334,7 @@ fn a_process_that_outlives_the_command_is_reported_running() {
         .iter()
         .map(|p| p["end"].as_str().unwrap())
         .collect();
-    assert!(
-        ends.contains(&"running") && ends.contains(&"lost"),
-        "{ends:?}"
-    );
+    assert!(ends.contains(&"running") && ends.contains(&"lost"), "{ends:?}");
     assert_eq!(r["totals"]["tx_bytes"], 2049);
 }
 
@@ -375,20 +343,13 @@ fn a_background_descendant_that_connects_after_the_command_exited_is_counted() {
     let s = Scratch::new();
     let json = s.path().join("r.json");
     let script = r#"echo "$SOCKMETER_SOCKET"; echo $$; (sleep 1; echo bg-done) & exit 0"#;
-    let (child, mut out, sock) = start(
-        &mut sockmeter(s.path()),
-        &["--json", json.to_str().unwrap()],
-        script,
-    );
+    let (child, mut out, sock) = start(&mut sockmeter(s.path()), &["--json", json.to_str().unwrap()], script);
     let mut pid = String::new();
     out.read_line(&mut pid).unwrap();
     let proc_dir = PathBuf::from(format!("/proc/{}", pid.trim()));
     let t0 = Instant::now();
     while proc_dir.exists() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(5),
-            "the command did not exit"
-        );
+        assert!(t0.elapsed() < Duration::from_secs(5), "the command did not exit");
         std::thread::sleep(Duration::from_millis(5));
     }
     // The command is gone (reaped); its background job connects only now.
@@ -520,11 +481,7 @@ fn an_unwritable_json_path_fails_before_running() {
             .output()
             .unwrap();
         assert_eq!(o.status.code(), Some(2));
-        assert!(
-            stderr(&o).contains("cannot write the JSON report to"),
-            "{}",
-            stderr(&o)
-        );
+        assert!(stderr(&o).contains("cannot write the JSON report to"), "{}", stderr(&o));
         assert!(!marker.exists(), "the command must not have run");
     }
 }
@@ -566,11 +523,7 @@ fn usage_errors_and_unstartable_commands() {
         "a malformed variable is an error: {}",
         stderr(&o)
     );
-    assert!(
-        stderr(&o).contains("SOCKMETER_UNIX=\"perhaps\""),
-        "{}",
-        stderr(&o)
-    );
+    assert!(stderr(&o).contains("SOCKMETER_UNIX=\"perhaps\""), "{}", stderr(&o));
 }
 
 #[test]
@@ -586,8 +539,7 @@ fn shim_path_prints_the_shim_or_says_why_not() {
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o)
-        .contains("SOCKMETER_SHIM=/nonexistent/libsockmeter_shim.so does not name a file"));
+    assert!(stderr(&o).contains("SOCKMETER_SHIM=/nonexistent/libsockmeter_shim.so does not name a file"));
     let o = Command::new(BIN)
         .env("SOCKMETER_SHIM", "/nonexistent/x.so")
         .args(["run", "--", "true"])
@@ -627,5 +579,11 @@ fn a_static_program_is_named_before_it_runs() {
     assert_eq!(o.status.code(), Some(5), "it still runs: {err}");
     assert_eq!(o.stdout, b"static ran\n");
     let first = err.lines().next().unwrap();
-    assert_eq!(first, format!("sockmeter: {} is statically linked: the shim cannot be preloaded, its traffic will not be counted", prog.display()));
+    assert_eq!(
+        first,
+        format!(
+            "sockmeter: {} is statically linked: the shim cannot be preloaded, its traffic will not be counted",
+            prog.display()
+        )
+    );
 }
