@@ -113,9 +113,9 @@ impl Collector {
         }
         self.sink.close();
         self.finished = true;
-        if reason == ByeReason::Exit {
-            self.write_report_file();
-        }
+        // The image's report, at exit and before an exec (with `%p`, the next image of the
+        // same pid writes the same file later; without it, both are appended).
+        self.write_report_file();
         true
     }
 

@@ -94,6 +94,12 @@ pub fn dropped_events() -> u64 {
 
 /// One line on stderr, prefixed `sockmeter:`. Only from shim code (guard held).
 pub fn say(msg: &str) {
+    // A host may have closed stderr and reused fd 2 for a socket: never write into that.
+    // SAFETY: fstat with a valid out-pointer.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstat(2, &mut st) } != 0 || st.st_mode & libc::S_IFMT == libc::S_IFSOCK {
+        return;
+    }
     let line = format!("sockmeter: {msg}\n");
     // SAFETY: writing a valid buffer to fd 2; a failure is ignored (nowhere else to report).
     unsafe { libc::write(2, line.as_ptr() as *const c_void, line.len()) };

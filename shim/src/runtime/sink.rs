@@ -78,8 +78,9 @@ impl Sink {
             if fd < 0 {
                 return;
             }
-            // SAFETY: writing from a valid buffer to our own fd.
-            let n = unsafe { libc::write(fd, rest.as_ptr() as *const libc::c_void, rest.len()) };
+            // SAFETY: sending from a valid buffer on our own socket. MSG_NOSIGNAL: a reporter
+            // that went away must not kill the host with SIGPIPE.
+            let n = unsafe { libc::send(fd, rest.as_ptr() as *const libc::c_void, rest.len(), libc::MSG_NOSIGNAL) };
             if n < 0 {
                 if crate::platform::errno() == libc::EINTR {
                     continue;
