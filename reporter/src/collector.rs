@@ -6,6 +6,7 @@
 //! control between calls: `run` waits for its child there, a future `listen` could serve
 //! forever, and a live view or an exporter can read [`Collector::conns`] at any time.
 
+use std::collections::HashMap;
 use std::io::{ErrorKind, Read};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -71,25 +72,23 @@ impl Collector {
     /// said `bye` nor ended, and processes that said `bye` to exec but whose new image has
     /// not connected yet (while that pid is alive).
     pub fn awaited(&self) -> usize {
-        let open = self.slots.iter().filter(|s| s.conn.is_open()).count();
-        let execing = self
-            .slots
-            .iter()
-            .enumerate()
-            .filter(|(i, s)| s.conn.status() == Status::SaidBye(ByeReason::Exec) && !self.reconnected(*i))
-            .filter(|(_, s)| s.conn.account().hello().is_some_and(|h| pid_alive(h.pid)))
-            .count();
-        open + execing
-    }
-
-    /// Whether a connection accepted after slot `i` said hello with the same pid.
-    fn reconnected(&self, i: usize) -> bool {
-        let Some(pid) = self.slots[i].conn.account().hello().map(|h| h.pid) else {
-            return false;
+        // The last connection that said hello for each pid (one pass, not one per slot).
+        let mut last: HashMap<u32, usize> = HashMap::new();
+        for (i, s) in self.slots.iter().enumerate() {
+            if let Some(h) = s.conn.account().hello() {
+                last.insert(h.pid, i);
+            }
+        }
+        let waiting = |(i, s): &(usize, &Slot)| match s.conn.status() {
+            Status::Open => true,
+            Status::SaidBye(ByeReason::Exec) => s
+                .conn
+                .account()
+                .hello()
+                .is_some_and(|h| last.get(&h.pid) == Some(i) && pid_alive(h.pid)),
+            _ => false,
         };
-        self.slots[i + 1..]
-            .iter()
-            .any(|s| s.conn.account().hello().is_some_and(|h| h.pid == pid))
+        self.slots.iter().enumerate().filter(waiting).count()
     }
 
     /// Waits up to `timeout` for activity, then accepts every pending connection and reads
