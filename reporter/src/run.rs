@@ -133,7 +133,7 @@ pub fn run(args: &RunArgs) -> Result<i32> {
     }
 
     let dir = PrivateDir::new()?;
-    let mut collector = Collector::bind(&dir.path().join(SOCKET_NAME))?;
+    let collector = Collector::bind(&dir.path().join(SOCKET_NAME))?;
     let env = child_env(
         &shim,
         std::env::var_os("LD_PRELOAD").as_deref(),
@@ -159,15 +159,19 @@ pub fn run(args: &RunArgs) -> Result<i32> {
     };
     signals::child_started(pid);
 
+    let mut server = Server {
+        collector,
+        broken: false,
+    };
     let status = loop {
-        collector.poll(TICK)?;
-        print_warnings(&mut collector);
+        server.serve(TICK);
         if let Some(st) = reap::reap(pid)?.command {
             break st;
         }
     };
     signals::child_reaped();
-    wait_for_descendants(&mut collector, pid)?;
+    wait_for_descendants(&mut server, pid)?;
+    let collector = server.collector;
     let running: Vec<String> = collector.conns().filter(|c| c.is_open()).map(|c| c.who()).collect();
     if !running.is_empty() {
         say!(
@@ -191,29 +195,49 @@ pub fn run(args: &RunArgs) -> Result<i32> {
     Ok(code)
 }
 
+/// The collector as `run` drives it: a failure of the socket loop (which should not happen)
+/// is reported once and then only costs the counts still to come, never the command's run
+/// or the counts already read.
+struct Server {
+    collector: Collector,
+    broken: bool,
+}
+
+impl Server {
+    /// Serves connections for up to `timeout` (or just sleeps, once the loop has failed).
+    fn serve(&mut self, timeout: Duration) {
+        if self.broken {
+            std::thread::sleep(timeout);
+            return;
+        }
+        let r = self.collector.poll(timeout);
+        for w in self.collector.take_warnings() {
+            say!("sockmeter: warning: {w}");
+        }
+        if let Err(e) = r {
+            say!("sockmeter: warning: {e:#}; counts sent from now on are lost");
+            self.broken = true;
+        }
+    }
+}
+
 /// After the command exited: serve until no connection is awaited and no descendant is
 /// alive, until [`GRACE`] is over, or until the user sends a signal (SIGINT, SIGQUIT,
 /// SIGTERM or SIGHUP). Orphaned descendants are reaped on the way.
-fn wait_for_descendants(collector: &mut Collector, command: u32) -> Result<()> {
+fn wait_for_descendants(server: &mut Server, command: u32) -> Result<()> {
     let deadline = Instant::now() + GRACE;
     loop {
-        collector.poll(Duration::ZERO)?;
-        print_warnings(collector);
+        server.serve(Duration::ZERO);
         let descendants = reap::reap(command)?.children_left;
-        if (collector.awaited() == 0 && !descendants) || signals::pending().is_some() {
+        let awaited = if server.broken { 0 } else { server.collector.awaited() };
+        if (awaited == 0 && !descendants) || signals::pending().is_some() {
             return Ok(());
         }
         let now = Instant::now();
         if now >= deadline {
             return Ok(());
         }
-        collector.poll((deadline - now).min(TICK))?;
-    }
-}
-
-fn print_warnings(collector: &mut Collector) {
-    for w in collector.take_warnings() {
-        say!("sockmeter: warning: {w}");
+        server.serve((deadline - now).min(TICK));
     }
 }
 
