@@ -5,3 +5,4 @@
 //! Needs the workspace built first (`cargo build --workspace`; `scripts/test` does it).
 
 mod harness;
+mod net;

@@ -1,0 +1,70 @@
+"""Metered forking TCP client (runs under the shim), against tcp_peer.py in echo mode.
+
+    fork_clients.py --port P --parent-size N --child-sizes A,B,...
+
+The parent connects to 127.0.0.1:P, sends N bytes of b"P" and reads the echo; then forks one
+child per entry of --child-sizes. Child i opens its OWN connection, sends that many bytes of
+chr(ord("a") + i), reads the echo, closes and leaves with os._exit(0). The parent waits for
+every child, then half-closes and drains its connection.
+Prints its own account: {"pid", "children": [pids], "child_status": [codes], "local"}.
+"""
+
+import argparse
+import os
+import socket
+import sys
+
+from peerlib import TIMEOUT, say
+
+
+def exchange(s, data):
+    s.sendall(data)
+    got = 0
+    while got < len(data):
+        d = s.recv(65536)
+        if not d:
+            raise EOFError("echo cut short")
+        got += len(d)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--parent-size", type=int, required=True)
+    ap.add_argument("--child-sizes", required=True)
+    a = ap.parse_args()
+
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(TIMEOUT)
+    s.connect(("127.0.0.1", a.port))
+    exchange(s, b"P" * a.parent_size)
+    sys.stdout.flush()
+
+    children = []
+    for i, n in enumerate(int(x) for x in a.child_sizes.split(",")):
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                c = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                c.settimeout(TIMEOUT)
+                c.connect(("127.0.0.1", a.port))
+                exchange(c, chr(ord("a") + i).encode() * n)
+                c.shutdown(socket.SHUT_WR)
+                c.recv(1)
+                c.close()
+                code = 0
+            finally:
+                os._exit(code)
+        children.append(pid)
+    status = [os.waitstatus_to_exitcode(os.waitpid(p, 0)[1]) for p in children]
+    local = "%s:%d" % s.getsockname()
+    s.shutdown(socket.SHUT_WR)
+    while s.recv(65536):
+        pass
+    s.close()
+    say({"pid": os.getpid(), "children": children, "child_status": status, "local": local})
+
+
+if __name__ == "__main__":
+    main()
