@@ -4,5 +4,7 @@
 //!
 //! Needs the workspace built first (`cargo build --workspace`; `scripts/test` does it).
 
+mod cprogs;
 mod harness;
 mod net;
+mod overhead;

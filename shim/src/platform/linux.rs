@@ -358,17 +358,12 @@ pub fn exe_path() -> String {
     String::from_utf8_lossy(&buf[..n]).into_owned()
 }
 
-/// The command line, from /proc (the argv the loader passed to the constructor is used when
-/// available; see `runtime`).
+static ARGV: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+
+/// The command line, as the loader passed it to the shim's constructor (no file is opened:
+/// the shim must not take an fd number the host would otherwise get).
 pub fn cmdline() -> Vec<String> {
-    std::fs::read("/proc/self/cmdline")
-        .map(|b| {
-            b.split(|&c| c == 0)
-                .filter(|s| !s.is_empty())
-                .map(|s| String::from_utf8_lossy(s).into_owned())
-                .collect()
-        })
-        .unwrap_or_default()
+    ARGV.get().cloned().unwrap_or_default()
 }
 
 /// This process's id.
@@ -398,11 +393,25 @@ pub fn register_process_handlers(child: extern "C" fn(), at_exit: extern "C" fn(
     }
 }
 
-/// Runs `crate::runtime::init` when the shim is loaded.
+/// Runs `crate::runtime::init` when the shim is loaded. glibc passes `argc`, `argv` and
+/// `envp` to `.init_array` functions; the command line is kept from there.
 #[used]
 #[link_section = ".init_array"]
-static INIT: extern "C" fn() = {
-    extern "C" fn init() {
+static INIT: extern "C" fn(c_int, *const *const c_char, *const *const c_char) = {
+    extern "C" fn init(argc: c_int, argv: *const *const c_char, _envp: *const *const c_char) {
+        crate::guard::with(|| {
+            let mut args = Vec::new();
+            for i in 0..argc.max(0) as usize {
+                // SAFETY: the loader passes `argc` valid NUL-terminated strings in `argv`.
+                let p = unsafe { *argv.add(i) };
+                if p.is_null() {
+                    break;
+                }
+                // SAFETY: as above.
+                args.push(unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned());
+            }
+            let _ = ARGV.set(args);
+        });
         crate::runtime::init();
     }
     init

@@ -72,14 +72,19 @@ impl Collector {
         self.emit(msgs);
     }
 
-    fn emit(&mut self, msgs: Vec<Message>) {
-        if msgs.is_empty() {
-            return;
-        }
+    /// Connects to the reporter and says hello, if one is configured and this was not done.
+    pub fn connect(&mut self) {
         if self.sink.wanted() && !self.hello_sent && self.sink.connect() {
             self.sink.send(&wire::encode(&Message::Hello(self.hello.clone())));
             self.hello_sent = true;
         }
+    }
+
+    fn emit(&mut self, msgs: Vec<Message>) {
+        if msgs.is_empty() {
+            return;
+        }
+        self.connect();
         for m in msgs {
             let _ = self.account.apply(&m);
             let line = wire::encode(&m);

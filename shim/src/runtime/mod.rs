@@ -4,7 +4,8 @@
 //!   a zero-initialised static that works before any constructor runs.
 //! * The configuration, read once by [`init`] (the load-time constructor).
 //! * The collector ([`collector::Collector`]) and its thread, started lazily the first time
-//!   the process touches a socket (so the many processes of a build or a shell pipeline that
+//!   the process touches a socket (the reporter connection is made right then, by that hook,
+//!   so the host's fd numbering is not disturbed by another thread) (so the many processes of a build or a shell pipeline that
 //!   never do cost nothing). The thread wakes every `min(interval, 100 ms)`; when hooks have
 //!   signalled changes (a bounded crossbeam channel: try_send, never blocking; what does not
 //!   fit is counted as dropped, and changes it carried are still found by the next full pass)
@@ -227,7 +228,11 @@ fn start() {
         return;
     }
     let _ = channel();
-    let _ = collector();
+    // Connect now, in the calling thread (a hook, with the guard held): the socket briefly takes
+    // the lowest free fd before moving to a high number, and doing that here, rather than in
+    // the reporting thread, means no host thread can be handed a different fd number meanwhile
+    // (a single-threaded host sees exactly the fd numbers it would without the shim).
+    lock().connect();
     let spawned = std::thread::Builder::new()
         .name("sockmeter".into())
         .stack_size(256 * 1024)
