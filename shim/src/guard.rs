@@ -40,6 +40,17 @@ pub fn enter_forever() {
     let _ = INSIDE.try_with(|c| c.set(true));
 }
 
+/// Runs `f` with the guard held, whether or not this thread already held it (then it stays
+/// held afterwards). For work a guard-less fast path may trigger.
+pub fn hold<R>(f: impl FnOnce() -> R) -> R {
+    let entered = enter();
+    let r = f();
+    if entered {
+        leave();
+    }
+    r
+}
+
 /// Runs `f` with the guard held, unless it already is (then `f` does not run). For the few
 /// shim entry points that are not hooks (constructor, atexit, fork handlers, the C API).
 pub fn with<R>(f: impl FnOnce() -> R) -> Option<R> {

@@ -26,7 +26,7 @@ pub fn would_block(e: c_int) -> bool {
 }
 
 /// The record of `fd`, recognising a socket created behind the shim's back on first use.
-#[inline]
+#[inline(always)]
 pub fn record_of(fd: c_int) -> Option<&'static Record> {
     let idx = match REGISTRY.fds.get(fd) {
         FdState::Record(i) => i,
@@ -37,7 +37,7 @@ pub fn record_of(fd: c_int) -> Option<&'static Record> {
 }
 
 /// Counts one call of `ret` bytes (negative: failed) on `fd`.
-#[inline]
+#[inline(always)]
 fn count(fd: c_int, dir: Dir, ret: isize, e: c_int, peek: bool) -> Option<&'static Record> {
     let rec = record_of(fd)?;
     let failed = ret < 0 && !would_block(e);
@@ -85,10 +85,12 @@ fn read_len(p: *const socklen_t) -> socklen_t {
     }
 }
 
+#[inline]
 pub fn send(ret: ssize_t, e: c_int, fd: c_int, _buf: *const c_void, _len: size_t, _flags: c_int) {
     count(fd, Dir::Tx, ret, e, false);
 }
 
+#[inline]
 pub fn sendto(
     ret: ssize_t,
     e: c_int,
@@ -104,6 +106,7 @@ pub fn sendto(
     }
 }
 
+#[inline]
 pub fn sendmsg(ret: ssize_t, e: c_int, fd: c_int, msg: *const msghdr, _flags: c_int) {
     if let Some(rec) = count(fd, Dir::Tx, ret, e, false) {
         if !msg.is_null() {
@@ -122,10 +125,12 @@ pub fn sendmsg(ret: ssize_t, e: c_int, fd: c_int, msg: *const msghdr, _flags: c_
     }
 }
 
+#[inline]
 pub fn recv(ret: ssize_t, e: c_int, fd: c_int, _buf: *mut c_void, _len: size_t, flags: c_int) {
     count(fd, Dir::Rx, ret, e, peek(flags));
 }
 
+#[inline]
 pub fn recvfrom(
     ret: ssize_t,
     e: c_int,
@@ -143,6 +148,7 @@ pub fn recvfrom(
     }
 }
 
+#[inline]
 pub fn recvmsg(ret: ssize_t, e: c_int, fd: c_int, msg: *mut msghdr, flags: c_int) {
     if let Some(rec) = count(fd, Dir::Rx, ret, e, peek(flags)) {
         if ret >= 0 && !msg.is_null() {
@@ -185,10 +191,12 @@ fn count_mmsg(rec: &Record, vec: *const mmsghdr, n: c_int, dir: Dir, peekf: bool
     total
 }
 
+#[inline]
 pub fn sendmmsg(ret: c_int, e: c_int, fd: c_int, vec: *mut mmsghdr, _vlen: c_uint, _flags: c_int) {
     mmsg(ret, e, fd, vec, Dir::Tx, false);
 }
 
+#[inline]
 pub fn recvmmsg(ret: c_int, e: c_int, fd: c_int, vec: *mut mmsghdr, _vlen: c_uint, flags: c_int, _t: *mut timespec) {
     mmsg(ret, e, fd, vec, Dir::Rx, peek(flags));
 }
@@ -205,18 +213,22 @@ fn mmsg(ret: c_int, e: c_int, fd: c_int, vec: *const mmsghdr, dir: Dir, peekf: b
     runtime::ensure_started();
 }
 
+#[inline]
 pub fn read(ret: ssize_t, e: c_int, fd: c_int, _buf: *mut c_void, _len: size_t) {
     count(fd, Dir::Rx, ret, e, false);
 }
 
+#[inline]
 pub fn read_chk(ret: ssize_t, e: c_int, fd: c_int, _buf: *mut c_void, _len: size_t, _buflen: size_t) {
     count(fd, Dir::Rx, ret, e, false);
 }
 
+#[inline]
 pub fn recv_chk(ret: ssize_t, e: c_int, fd: c_int, _buf: *mut c_void, _len: size_t, _buflen: size_t, flags: c_int) {
     count(fd, Dir::Rx, ret, e, peek(flags));
 }
 
+#[inline]
 pub fn recvfrom_chk(
     ret: ssize_t,
     e: c_int,
@@ -231,18 +243,22 @@ pub fn recvfrom_chk(
     recvfrom(ret, e, fd, buf, len, flags, addr, alen);
 }
 
+#[inline]
 pub fn write(ret: ssize_t, e: c_int, fd: c_int, _buf: *const c_void, _len: size_t) {
     count(fd, Dir::Tx, ret, e, false);
 }
 
+#[inline]
 pub fn readv(ret: ssize_t, e: c_int, fd: c_int, _iov: *const iovec, _n: c_int) {
     count(fd, Dir::Rx, ret, e, false);
 }
 
+#[inline]
 pub fn writev(ret: ssize_t, e: c_int, fd: c_int, _iov: *const iovec, _n: c_int) {
     count(fd, Dir::Tx, ret, e, false);
 }
 
+#[inline]
 pub fn sendfile(ret: ssize_t, e: c_int, out_fd: c_int, _in_fd: c_int, _off: *mut off_t, _count: size_t) {
     count(out_fd, Dir::Tx, ret, e, false);
 }

@@ -6,7 +6,8 @@
 //! because it must tail-call.
 //!
 //! `[fd x]` marks the argument whose fd decides the fast pass-through: an fd known not to be a
-//! socket (a file, a pipe, a tty) costs one table load and goes straight to libc.
+//! socket (a file, a pipe, a tty) costs one table load and goes straight to libc. `[data x]`
+//! (the per-byte path) also counts a known socket's bytes without taking the guard.
 
 pub mod io;
 pub mod lifecycle;
@@ -32,30 +33,30 @@ pub fn passes(fd: c_int) -> bool {
 
 hook_table! {
     // ---- the per-byte path (io.rs) ----
-    fn send(fd: c_int, buf: *const c_void, len: size_t, flags: c_int) -> ssize_t [fd fd] => after io::send;
-    fn sendto(fd: c_int, buf: *const c_void, len: size_t, flags: c_int, addr: *const sockaddr, alen: socklen_t) -> ssize_t [fd fd] => after io::sendto;
-    fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) -> ssize_t [fd fd] => after io::sendmsg;
-    fn recv(fd: c_int, buf: *mut c_void, len: size_t, flags: c_int) -> ssize_t [fd fd] => after io::recv;
-    fn recvfrom(fd: c_int, buf: *mut c_void, len: size_t, flags: c_int, addr: *mut sockaddr, alen: *mut socklen_t) -> ssize_t [fd fd] => after io::recvfrom;
-    fn recvmsg(fd: c_int, msg: *mut msghdr, flags: c_int) -> ssize_t [fd fd] => after io::recvmsg;
-    fn read(fd: c_int, buf: *mut c_void, len: size_t) -> ssize_t [fd fd] => after io::read;
-    fn write(fd: c_int, buf: *const c_void, len: size_t) -> ssize_t [fd fd] => after io::write;
-    fn readv(fd: c_int, iov: *const iovec, n: c_int) -> ssize_t [fd fd] => after io::readv;
-    fn writev(fd: c_int, iov: *const iovec, n: c_int) -> ssize_t [fd fd] => after io::writev;
+    fn send(fd: c_int, buf: *const c_void, len: size_t, flags: c_int) -> ssize_t [data fd] => after io::send;
+    fn sendto(fd: c_int, buf: *const c_void, len: size_t, flags: c_int, addr: *const sockaddr, alen: socklen_t) -> ssize_t [data fd] => after io::sendto;
+    fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) -> ssize_t [data fd] => after io::sendmsg;
+    fn recv(fd: c_int, buf: *mut c_void, len: size_t, flags: c_int) -> ssize_t [data fd] => after io::recv;
+    fn recvfrom(fd: c_int, buf: *mut c_void, len: size_t, flags: c_int, addr: *mut sockaddr, alen: *mut socklen_t) -> ssize_t [data fd] => after io::recvfrom;
+    fn recvmsg(fd: c_int, msg: *mut msghdr, flags: c_int) -> ssize_t [data fd] => after io::recvmsg;
+    fn read(fd: c_int, buf: *mut c_void, len: size_t) -> ssize_t [data fd] => after io::read;
+    fn write(fd: c_int, buf: *const c_void, len: size_t) -> ssize_t [data fd] => after io::write;
+    fn readv(fd: c_int, iov: *const iovec, n: c_int) -> ssize_t [data fd] => after io::readv;
+    fn writev(fd: c_int, iov: *const iovec, n: c_int) -> ssize_t [data fd] => after io::writev;
     #[cfg(target_os = "linux")]
-    fn sendmmsg(fd: c_int, vec: *mut mmsghdr, vlen: c_uint, flags: c_int) -> c_int [fd fd] => after io::sendmmsg;
+    fn sendmmsg(fd: c_int, vec: *mut mmsghdr, vlen: c_uint, flags: c_int) -> c_int [data fd] => after io::sendmmsg;
     #[cfg(target_os = "linux")]
-    fn recvmmsg(fd: c_int, vec: *mut mmsghdr, vlen: c_uint, flags: c_int, timeout: *mut timespec) -> c_int [fd fd] => after io::recvmmsg;
+    fn recvmmsg(fd: c_int, vec: *mut mmsghdr, vlen: c_uint, flags: c_int, timeout: *mut timespec) -> c_int [data fd] => after io::recvmmsg;
     #[cfg(target_os = "linux")]
-    fn sendfile(out_fd: c_int, in_fd: c_int, off: *mut off_t, count: size_t) -> ssize_t [fd out_fd] => after io::sendfile;
+    fn sendfile(out_fd: c_int, in_fd: c_int, off: *mut off_t, count: size_t) -> ssize_t [data out_fd] => after io::sendfile;
     #[cfg(target_os = "linux")]
-    fn sendfile64(out_fd: c_int, in_fd: c_int, off: *mut off_t, count: size_t) -> ssize_t [fd out_fd] => after io::sendfile;
+    fn sendfile64(out_fd: c_int, in_fd: c_int, off: *mut off_t, count: size_t) -> ssize_t [data out_fd] => after io::sendfile;
     #[cfg(target_os = "linux")]
-    fn __read_chk(fd: c_int, buf: *mut c_void, len: size_t, buflen: size_t) -> ssize_t [fd fd] => after io::read_chk;
+    fn __read_chk(fd: c_int, buf: *mut c_void, len: size_t, buflen: size_t) -> ssize_t [data fd] => after io::read_chk;
     #[cfg(target_os = "linux")]
-    fn __recv_chk(fd: c_int, buf: *mut c_void, len: size_t, buflen: size_t, flags: c_int) -> ssize_t [fd fd] => after io::recv_chk;
+    fn __recv_chk(fd: c_int, buf: *mut c_void, len: size_t, buflen: size_t, flags: c_int) -> ssize_t [data fd] => after io::recv_chk;
     #[cfg(target_os = "linux")]
-    fn __recvfrom_chk(fd: c_int, buf: *mut c_void, len: size_t, buflen: size_t, flags: c_int, addr: *mut sockaddr, alen: *mut socklen_t) -> ssize_t [fd fd] => after io::recvfrom_chk;
+    fn __recvfrom_chk(fd: c_int, buf: *mut c_void, len: size_t, buflen: size_t, flags: c_int, addr: *mut sockaddr, alen: *mut socklen_t) -> ssize_t [data fd] => after io::recvfrom_chk;
 
     // ---- sockets appearing, changing, closing (lifecycle.rs) ----
     fn socket(domain: c_int, ty: c_int, protocol: c_int) -> c_int => after lifecycle::socket;

@@ -4,8 +4,11 @@
 //!   relaxed atomic load;
 //! * the exported replacement (`export_name` on Linux; an `__interpose` pair on macOS);
 //! * the wrapper, which always does the same thing:
-//!   1. pass straight through when the shim is disabled, when the call's fd (`[fd x]`) is known
-//!      not to be a socket, or when this thread is already inside the shim (the guard);
+//!   1. pass straight through when the shim is disabled, when the call's fd (`[fd x]` or
+//!      `[data x]`) is known not to be a socket, or when this thread is already inside the shim
+//!      (the guard). A `[data x]` hook on a *known* socket skips the guard: its `after`
+//!      handler only adds to atomics and cannot re-enter (anything that might, such as
+//!      starting the reporting thread, takes the guard itself);
 //!   2. run the `around` handler's *before* part, if any, shielded from panics;
 //!   3. call the real function **exactly once** and read errno right after it;
 //!   4. run the *after* handler with the result, shielded from panics;
@@ -120,7 +123,7 @@ pub fn shield<R>(f: impl FnOnce() -> R) -> Option<R> {
 macro_rules! hook_table {
     ($(
         $(#[$doc:meta])*
-        fn $name:ident($($arg:ident : $ty:ty),* $(,)?) -> $ret:ty $([fd $fd:ident])? => $kind:ident $($h:path),+;
+        fn $name:ident($($arg:ident : $ty:ty),* $(,)?) -> $ret:ty $([$mode:ident $fd:ident])? => $kind:ident $($h:path),+;
     )*) => {
         /// Every hook's exported name and address (for rebinding the imports of objects that
         /// escape interposition, such as RTLD_DEEPBIND plugins).
@@ -157,7 +160,7 @@ macro_rules! hook_table {
             #[cfg_attr(target_os = "linux", export_name = stringify!($name))]
             pub unsafe extern "C" fn hook($($arg: $ty),*) -> $ret {
                 let Some(real) = real() else { return $crate::hooks::table::missing() };
-                hook_table!(@pass real [$($fd)?] ($($arg),*));
+                hook_table!(@pass real [$($mode $fd)?] ($($arg),*) $kind [$($h),+]);
                 if !$crate::runtime::active() || !$crate::guard::enter() {
                     return real($($arg),*);
                 }
@@ -174,10 +177,28 @@ macro_rules! hook_table {
         }
     )*};
 
-    (@pass $real:ident [] ($($arg:ident),*)) => {};
-    (@pass $real:ident [$fd:ident] ($($arg:ident),*)) => {
+    (@pass $real:ident [] ($($arg:ident),*) $($rest:tt)*) => {};
+    (@pass $real:ident [fd $fd:ident] ($($arg:ident),*) $($rest:tt)*) => {
         if $crate::hooks::passes($fd) {
             return $real($($arg),*);
+        }
+    };
+    (@pass $real:ident [data $fd:ident] ($($arg:ident),*) after [$after:path]) => {
+        match $crate::runtime::REGISTRY.fds.get($fd) {
+            sockmeter::registry::FdState::NotSocket | sockmeter::registry::FdState::Ignored => {
+                return $real($($arg),*);
+            }
+            sockmeter::registry::FdState::Record(_) if $crate::runtime::active() => {
+                // A known socket: the handler only adds to atomics, calls nothing that could
+                // re-enter, so no guard (and a send from a signal handler that interrupted
+                // another hook is still counted).
+                let ret = $real($($arg),*);
+                let e = $crate::platform::errno();
+                $crate::hooks::table::shield(|| $after(ret, e, $($arg),*));
+                $crate::platform::set_errno(e);
+                return ret;
+            }
+            _ => {}
         }
     };
 

@@ -227,6 +227,10 @@ fn start() {
     if STARTED.swap(true, AcqRel) {
         return;
     }
+    guard::hold(start_now);
+}
+
+fn start_now() {
     let _ = channel();
     // Connect now, in the calling thread (a hook, with the guard held): the socket briefly takes
     // the lowest free fd before moving to a high number, and doing that here, rather than in
