@@ -37,6 +37,8 @@ pub enum Command {
     Run(RunArgs),
     /// Print the absolute path of the shim that `run` injects.
     ShimPath,
+    /// Show per-plugin metering on the built examples: a host, two plugins, a loopback server.
+    Demo,
 }
 
 /// `sockmeter run [--json FILE] [--interval MS] [--unix] [--attribute GLOB]... -- CMD [ARGS...]`

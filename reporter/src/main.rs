@@ -18,6 +18,7 @@ macro_rules! say {
 mod cli;
 mod collector;
 mod conn;
+mod demo;
 mod elf;
 mod private_dir;
 mod reap;
@@ -53,6 +54,7 @@ fn main() {
     let outcome = match &cli.command {
         Command::Run(args) => run::run(args),
         Command::ShimPath => shim_path(),
+        Command::Demo => demo::demo(),
     };
     let code = match outcome {
         Ok(code) => code,

@@ -8,3 +8,4 @@ mod cprogs;
 mod harness;
 mod net;
 mod overhead;
+mod plugins;
