@@ -1,0 +1,31 @@
+/* Workload "short": many short connections to the unmetered peer: socket(),
+ * connect(), send() one REQ1_SIZE-byte request, recv() the REQ1_SIZE-byte reply,
+ * close().  The per-socket cost of an interposer, attribution included.  The peer
+ * closes first, so this side never holds TIME_WAIT ports.
+ *   usage: w_short PORT CONNS     prints us_per_conn and conns_per_s */
+#include "common.h"
+
+int main(int argc, char **argv) {
+    if (argc < 3) { fprintf(stderr, "usage: w_short PORT CONNS\n"); return 2; }
+    int port = atoi(argv[1]);
+    unsigned long long conns = strtoull(argv[2], NULL, 0);
+    char req[REQ1_SIZE], rep[REQ1_SIZE];
+    memset(req, 'q', sizeof req);
+    struct peer_hdr h = { {'R','E','Q','1'}, REQ1_SIZE, 1 };
+    memcpy(req, &h, sizeof h);
+    struct sockaddr_in a = loopback(port);
+    uint64_t t0 = now_ns();
+    for (unsigned long long i = 0; i < conns; i++) {
+        int s = socket(AF_INET, SOCK_STREAM, 0);
+        if (s < 0) die("socket");
+        if (connect(s, (struct sockaddr *)&a, sizeof a) < 0) die("connect");
+        send_all(s, req, sizeof req);
+        recv_all(s, rep, sizeof rep);
+        close(s);
+    }
+    uint64_t t1 = now_ns();
+    double us = (double)(t1 - t0) / 1e3 / (double)conns;
+    printf("RESULT short us_per_conn=%.3f conns=%llu conns_per_s=%.0f tx=%llu rx=%llu interposer=%s\n",
+           us, conns, 1e6 / us, conns * REQ1_SIZE, conns * REQ1_SIZE, interposer());
+    return 0;
+}
