@@ -68,7 +68,12 @@ impl Collector {
         if self.finished {
             return;
         }
-        let msgs = self.shipper.pass(&REGISTRY, &modules::name, platform::now_ms());
+        let mut msgs = self.shipper.pass(&REGISTRY, &modules::name, platform::now_ms());
+        msgs.extend(
+            super::take_notices()
+                .into_iter()
+                .map(|(kind, message)| Message::Notice(wire::Notice { kind, message })),
+        );
         self.emit(msgs);
     }
 
