@@ -4,6 +4,7 @@
 //!
 //! Needs the workspace built first (`cargo build --workspace`; `scripts/test` does it).
 
+mod attribution;
 mod cprogs;
 mod harness;
 mod net;
