@@ -1,0 +1,151 @@
+/* Small helpers shared by the end-to-end C programs (tests/e2e/cprogs.rs).
+ *
+ * Every program arms alarm() so it ends by itself, talks over loopback only, and listens on
+ * port 0. Helpers here use only the calls named in their comments, so a program's choice of
+ * libc function for its metered traffic stays visible in the program itself. */
+#ifndef SOCKMETER_TEST_COMMON_H
+#define SOCKMETER_TEST_COMMON_H
+
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Seconds any test program may live. */
+#define LIFETIME 90
+
+static inline void die(const char *what) {
+    char line[512];
+    int n = snprintf(line, sizeof line, "%s: %s (errno %d)\n", what, strerror(errno), errno);
+    if (n > 0) {
+        ssize_t w = write(2, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+        (void)w;
+    }
+    exit(2);
+}
+
+static inline void fail(const char *fmt, ...) {
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof line - 1, fmt, ap);
+    va_end(ap);
+    if (n < 0) n = 0;
+    if ((size_t)n > sizeof line - 2) n = sizeof line - 2;
+    line[n++] = '\n';
+    ssize_t w = write(2, line, (size_t)n);
+    (void)w;
+    exit(3);
+}
+
+/* One line on stdout with a single write() (atomic on a pipe, so forked writers never
+ * interleave inside a line). stdout is a pipe, never a socket: the shim does not count it. */
+static inline void say(const char *fmt, ...) {
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof line - 1, fmt, ap);
+    va_end(ap);
+    if (n < 0) n = 0;
+    if ((size_t)n > sizeof line - 2) n = sizeof line - 2;
+    line[n++] = '\n';
+    if (write(1, line, (size_t)n) != n) die("write stdout");
+}
+
+static inline void start_clock(void) {
+    alarm(LIFETIME);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+/* A TCP listener on 127.0.0.1, port 0 (socket, bind, listen). `flags` go to socket()'s type. */
+static inline int listen_v4(int flags, unsigned short *port) {
+    int fd = socket(AF_INET, SOCK_STREAM | flags, 0);
+    if (fd < 0) die("socket");
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(fd, (struct sockaddr *)&a, sizeof a) < 0) die("bind");
+    if (listen(fd, 64) < 0) die("listen");
+    socklen_t len = sizeof a;
+    if (getsockname(fd, (struct sockaddr *)&a, &len) < 0) die("getsockname");
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
+/* A TCP connection to 127.0.0.1:port (socket, connect). */
+static inline int connect_v4(unsigned short port) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) die("socket");
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(port);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) die("connect");
+    return fd;
+}
+
+static inline unsigned short local_port(int fd) {
+    struct sockaddr_storage a;
+    socklen_t len = sizeof a;
+    if (getsockname(fd, (struct sockaddr *)&a, &len) < 0) die("getsockname");
+    if (a.ss_family == AF_INET6) return ntohs(((struct sockaddr_in6 *)&a)->sin6_port);
+    return ntohs(((struct sockaddr_in *)&a)->sin_port);
+}
+
+static inline unsigned short remote_port(int fd) {
+    struct sockaddr_storage a;
+    socklen_t len = sizeof a;
+    if (getpeername(fd, (struct sockaddr *)&a, &len) < 0) die("getpeername");
+    if (a.ss_family == AF_INET6) return ntohs(((struct sockaddr_in6 *)&a)->sin6_port);
+    return ntohs(((struct sockaddr_in *)&a)->sin_port);
+}
+
+/* Writes the port to `path` atomically (a regular file: open, write, close, rename), for an
+ * unmetered peer that polls for it. */
+static inline void publish_port(const char *path, unsigned short port) {
+    char tmp[4096], text[32];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) die("open port file");
+    int n = snprintf(text, sizeof text, "%u\n", port);
+    if (write(fd, text, (size_t)n) != n) die("write port file");
+    if (close(fd) < 0) die("close port file");
+    if (rename(tmp, path) < 0) die("rename port file");
+}
+
+/* Polls (bounded) for a file written by publish_port and returns the port. */
+static inline unsigned short await_port(const char *path) {
+    for (int i = 0; i < LIFETIME * 50; i++) {
+        FILE *f = fopen(path, "r");
+        if (f) {
+            unsigned p = 0;
+            int ok = fscanf(f, "%u", &p);
+            fclose(f);
+            if (ok == 1 && p > 0 && p < 65536) return (unsigned short)p;
+        }
+        usleep(20000);
+    }
+    fail("no port file at %s", path);
+    return 0;
+}
+
+/* Deterministic payload bytes. */
+static inline void fill(char *buf, size_t n, unsigned seed) {
+    for (size_t i = 0; i < n; i++) buf[i] = (char)('a' + (i * 7 + seed) % 26);
+}
+
+#endif

@@ -1,0 +1,76 @@
+/* Metered, two threads: one keeps opening and closing UDP sockets (so the shim's reporting
+ * thread keeps sending), the other repeatedly finds the shim's reporter connection (a Unix
+ * stream socket the program never made) and close()s its fd, the way a daemon's fd sweep
+ * would while other threads work. Then one TCP exchange whose counts must arrive exactly.
+ *
+ *   fdstorm PORT ROUNDS   (the peer serves the connection with "r3000,s2000,e")
+ *
+ * Prints "storm closed <n> churned <sockets>" and "sock B port <p> fd <n>". */
+#include "common.h"
+#include <pthread.h>
+
+#define CHURN_MAX 5000
+
+static volatile int stop;
+static int churned;
+
+static void *churn(void *arg) {
+    (void)arg;
+    while (!stop && churned < CHURN_MAX) {
+        int s = socket(AF_INET, SOCK_DGRAM, 0);
+        if (s < 0) die("socket");
+        if (close(s) < 0) die("close");
+        churned++;
+        usleep(300);
+    }
+    return NULL;
+}
+
+/* The reporter connection: the only Unix stream socket in the process. */
+static int find_reporter(void) {
+    for (int fd = 3; fd < 1100; fd++) {
+        int dom = 0, type = 0;
+        socklen_t l1 = sizeof dom, l2 = sizeof type;
+        if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &dom, &l1) == 0 &&
+            getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &l2) == 0 && dom == AF_UNIX && type == SOCK_STREAM)
+            return fd;
+    }
+    return -1;
+}
+
+int main(int argc, char **argv) {
+    start_clock();
+    if (argc != 3) fail("usage: fdstorm PORT ROUNDS");
+    unsigned short port = (unsigned short)atoi(argv[1]);
+    int rounds = atoi(argv[2]);
+
+    pthread_t t;
+    if (pthread_create(&t, NULL, churn, NULL) != 0) fail("pthread_create");
+    int closed = 0;
+    for (int i = 0; i < rounds; i++) {
+        int fd = find_reporter();
+        if (fd >= 0) {
+            close(fd);
+            closed++;
+        }
+        usleep(200);
+    }
+    stop = 1;
+    if (pthread_join(t, NULL) != 0) fail("pthread_join");
+    say("storm closed %d churned %d", closed, churned);
+
+    static char buf[4096];
+    fill(buf, sizeof buf, 6);
+    int b = connect_v4(port);
+    say("sock B port %u fd %d", local_port(b), b);
+    if (send(b, buf, 3000, 0) != 3000) die("send");
+    for (size_t got = 0; got < 2000;) {
+        ssize_t r = recv(b, buf, 2000 - got, 0);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) die("recv");
+        got += (size_t)r;
+    }
+    if (send(b, buf, 1234, 0) != 1234) die("send");
+    if (close(b) < 0) die("close B");
+    return 0;
+}
