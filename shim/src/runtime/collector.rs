@@ -129,11 +129,6 @@ impl Collector {
         true
     }
 
-    /// The pid this collector speaks for.
-    pub fn pid(&self) -> u32 {
-        self.hello.pid
-    }
-
     /// After a failed exec: carry on, as a new connection.
     pub fn resume(&mut self) {
         self.finished = false;

@@ -38,6 +38,8 @@ static INITED: AtomicBool = AtomicBool::new(false);
 static STARTED: AtomicBool = AtomicBool::new(false);
 static FORKED: AtomicBool = AtomicBool::new(false);
 static DROPPED: AtomicU64 = AtomicU64::new(0);
+/// The process the collector speaks for (set when it starts).
+static OWNER_PID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 static CONFIG: OnceLock<Config> = OnceLock::new();
 static COLLECTOR: AtomicPtr<Mutex<Collector>> = AtomicPtr::new(std::ptr::null_mut());
 static EVENTS: AtomicPtr<(Sender<Event>, Receiver<Event>)> = AtomicPtr::new(std::ptr::null_mut());
@@ -231,6 +233,7 @@ fn start() {
 }
 
 fn start_now() {
+    OWNER_PID.store(platform::pid(), Release);
     let _ = channel();
     // Connect now, in the calling thread (a hook, with the guard held): the socket briefly takes
     // the lowest free fd before moving to a high number, and doing that here, rather than in
@@ -267,8 +270,9 @@ pub fn finish(reason: ByeReason) -> bool {
     if !STARTED.load(Acquire) || COLLECTOR.load(Acquire).is_null() {
         return false;
     }
-    // A vfork child shares our memory: it must not speak for us.
-    if platform::pid() != lock().pid() {
+    // A vfork child shares our memory (and must not take our lock or allocate): it must not
+    // speak for us.
+    if platform::pid() != OWNER_PID.load(Acquire) {
         return false;
     }
     lock().finish(reason)
