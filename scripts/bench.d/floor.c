@@ -7,7 +7,8 @@
  *
  * With FLOOR_REPORT set in the environment it prints its totals to stderr at exit
  * (from a destructor, off the measured path) so the bench can check it was loaded.
- *   build: cc -O2 -shared -fPIC -o libfloor.so floor.c -ldl */
+ *   build: cc -O2 -shared -fPIC -o libfloor.so floor.c -ldl
+ *          cc -O2 -shared -fPIC -DFLOOR_THREAD -o libfloor-thread.so floor.c -ldl -lpthread */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <stdatomic.h>
@@ -33,7 +34,27 @@ static void resolve(void) {
     real_write = (ssize_t (*)(int, const void *, size_t))dlsym(RTLD_NEXT, "write");
 }
 
-__attribute__((constructor)) static void floor_init(void) { resolve(); }
+#ifdef FLOOR_THREAD
+/* The "floor + thread" variant: also starts one thread that only sleeps, as a reporting
+ * thread would.  A process with a second thread pays more per fd system call in the
+ * kernel (fdget() must take a reference on the file when the fd table is shared), so this
+ * variant prices the thread apart from the hooks. */
+#include <pthread.h>
+#include <unistd.h>
+static void *idle_thread(void *arg) {
+    (void)arg;
+    for (;;) sleep(3600);
+    return NULL;
+}
+#endif
+
+__attribute__((constructor)) static void floor_init(void) {
+    resolve();
+#ifdef FLOOR_THREAD
+    pthread_t t;
+    if (pthread_create(&t, NULL, idle_thread, NULL) == 0) pthread_detach(t);
+#endif
+}
 
 static inline void count(_Atomic unsigned long long *arr, int fd, ssize_t r) {
     if (r > 0 && (unsigned)fd < FLOOR_MAXFD)
