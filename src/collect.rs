@@ -136,6 +136,14 @@ impl Shipper {
         out
     }
 
+    /// Announces every socket again at the next pass (a new connection knows none of them);
+    /// counters already shipped are not sent again.
+    pub fn reannounce(&mut self) {
+        for s in &mut self.slots {
+            s.generation = s.generation.wrapping_sub(1);
+        }
+    }
+
     /// Forgets everything shipped (a forked child starts over).
     pub fn reset(&mut self) {
         self.slots.clear();

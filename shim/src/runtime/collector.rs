@@ -79,6 +79,12 @@ impl Collector {
 
     /// Connects to the reporter and says hello, if one is configured and this was not done.
     pub fn connect(&mut self) {
+        if self.sink.taken_by_host() {
+            // The host closed our connection: start a new one, announcing every socket again
+            // (the reporter shows it as a second entry for this pid; totals stay exact).
+            self.hello_sent = false;
+            self.shipper.reannounce();
+        }
         if self.sink.wanted() && !self.hello_sent && self.sink.connect() {
             self.sink.send(&wire::encode(&Message::Hello(self.hello.clone())));
             self.hello_sent = true;

@@ -307,19 +307,18 @@ extern "C" fn on_fork_child() {
 
 /// If the host is about to close or replace the reporter connection's fd, move it first.
 pub fn protect_own_fd(fd: libc::c_int) {
-    sink::protect(fd);
+    sink::protect(fd, 0);
 }
 
-/// As [`protect_own_fd`], for a range of fds.
+/// As [`protect_own_fd`], for a range of fds: the connection moves above the range if it can.
 pub fn protect_own_fd_range(first: libc::c_uint, last: libc::c_uint) {
     let own = sink::OWN_FD.load(Acquire);
     if own >= 0 && (own as libc::c_uint) >= first && (own as libc::c_uint) <= last {
-        // Move it above the range if possible; otherwise it is lost (and re-made on demand).
-        sink::protect(own);
-        let moved = sink::OWN_FD.load(Acquire);
-        if moved >= 0 && (moved as libc::c_uint) <= last {
-            sink::OWN_FD.store(-1, Release);
-        }
+        let above = libc::c_int::try_from(last)
+            .ok()
+            .and_then(|l| l.checked_add(1))
+            .unwrap_or(libc::c_int::MAX);
+        sink::protect(own, above);
     }
 }
 

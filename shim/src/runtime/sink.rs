@@ -1,12 +1,17 @@
 //! Where the messages go: the reporter's Unix socket and, at exit, the report file.
 //!
-//! The connection is made lazily by the reporting thread (never by a hook), with
-//! `SOCK_CLOEXEC`, moved to a high fd number out of the host's way, with a send timeout so a
-//! stuck reporter cannot stall the host's exit for long. The fd is marked *ignored* in the fd
-//! table, so its traffic is never counted. If the host closes or `dup2`s over it, the
-//! close-family hooks first move it elsewhere (`protect`).
+//! The connection is made when the process first touches a socket, with `SOCK_CLOEXEC`,
+//! moved to a high fd number out of the host's way, with a send timeout so a stuck reporter
+//! cannot stall the host for long. The fd is marked *ignored* in the fd table, so its traffic
+//! is never counted. If the host closes or `dup2`s over it (a daemon closing every fd, from any
+//! thread), the close-family hooks first move it elsewhere (`protect`).
+//!
+//! Moving and sending must not interleave: a send that read the old number just before the
+//! host's close released it would fail, or worse, write into whatever the host opens next at
+//! that number. So every use of the fd (connecting, each `send`, moving it) happens under
+//! [`FdLock`], a spin lock the host's close waits on only when it targets our fd.
 
-use std::sync::atomic::{AtomicI32, Ordering::*};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering::*};
 
 use libc::c_int;
 
@@ -15,6 +20,31 @@ use sockmeter::registry::FdState;
 
 /// The reporter connection's fd, -1 when none. Read by the close-family hooks.
 pub static OWN_FD: AtomicI32 = AtomicI32::new(-1);
+
+/// The temporary fd of a connection being made (-1 when none).
+static TEMP_FD: AtomicI32 = AtomicI32::new(-1);
+/// Set when the host took the connection (closed it with no number left to move it to).
+static TAKEN: AtomicBool = AtomicBool::new(false);
+/// Held while the reporter fd is used or moved.
+static FD_LOCK: AtomicBool = AtomicBool::new(false);
+
+/// The lock around every use of the reporter fd (see the module docs). Released on drop.
+struct FdLock;
+
+impl FdLock {
+    fn take() -> FdLock {
+        while FD_LOCK.compare_exchange_weak(false, true, Acquire, Relaxed).is_err() {
+            std::thread::yield_now();
+        }
+        FdLock
+    }
+}
+
+impl Drop for FdLock {
+    fn drop(&mut self) {
+        FD_LOCK.store(false, Release);
+    }
+}
 
 /// The lowest fd number the connection is moved to.
 const HIGH_FD: c_int = 200;
@@ -50,30 +80,45 @@ impl Sink {
         if OWN_FD.load(Acquire) >= 0 {
             return true;
         }
-        let Some(path) = self.path.clone() else {
-            return false;
-        };
+        let Some(path) = self.path.clone() else { return false };
         if self.gave_up {
             return false;
         }
-        match connect_unix(&path) {
-            Ok(fd) => {
-                OWN_FD.store(fd, Release);
-                REGISTRY.fds.set(fd, FdState::Ignored);
-                true
-            }
-            Err(e) => {
-                self.gave_up = true;
-                complain(&path, &e.to_string());
-                false
+        // A host thread sweeping fds may close our temporary fd before we move it: try again.
+        let mut last = None;
+        for _ in 0..3 {
+            let _lock = FdLock::take();
+            match connect_unix(&path) {
+                Ok(fd) => {
+                    OWN_FD.store(fd, Release);
+                    REGISTRY.fds.set(fd, FdState::Ignored);
+                    return true;
+                }
+                Err(e) => {
+                    let retry = matches!(e.raw_os_error(), Some(libc::EBADF) | Some(libc::ENOTSOCK));
+                    last = Some(e);
+                    if !retry {
+                        break;
+                    }
+                }
             }
         }
+        self.gave_up = true;
+        complain(&path, &last.map(|e| e.to_string()).unwrap_or_default());
+        false
+    }
+
+    /// Whether the host took the connection since the last call (then a new connection, with
+    /// a new hello and every socket announced again, is needed).
+    pub fn taken_by_host(&self) -> bool {
+        TAKEN.swap(false, AcqRel)
     }
 
     /// Writes one line; on failure the connection is dropped (and not retried).
     pub fn send(&mut self, line: &[u8]) {
         let mut rest = line;
         while !rest.is_empty() {
+            let _lock = FdLock::take();
             let fd = OWN_FD.load(Acquire);
             if fd < 0 {
                 return;
@@ -99,6 +144,7 @@ impl Sink {
 
     /// Closes the connection (the reporter sees EOF).
     pub fn close(&mut self) {
+        let _lock = FdLock::take();
         let fd = OWN_FD.swap(-1, AcqRel);
         if fd >= 0 {
             REGISTRY.fds.set(fd, FdState::Unknown);
@@ -110,6 +156,9 @@ impl Sink {
     /// Forgets an inherited connection without writing to it (a forked child must not talk
     /// on its parent's stream).
     pub fn abandon_inherited() {
+        // The parent's thread may have held the lock at fork time; in the child it is ours.
+        FD_LOCK.store(false, Release);
+        TEMP_FD.store(-1, Release);
         let fd = OWN_FD.swap(-1, AcqRel);
         if fd >= 0 {
             REGISTRY.fds.set(fd, FdState::Unknown);
@@ -124,6 +173,16 @@ impl Sink {
     }
 }
 
+/// Clears [`TEMP_FD`] when the connection attempt ends, however it ends.
+struct ClearTemp;
+
+impl Drop for ClearTemp {
+    fn drop(&mut self) {
+        TEMP_FD.store(-1, Release);
+    }
+}
+
+/// Makes the connection (the caller holds [`FdLock`]).
 fn connect_unix(path: &str) -> std::io::Result<c_int> {
     let bytes = path.as_bytes();
     // SAFETY: sockaddr_un is plain data.
@@ -144,6 +203,8 @@ fn connect_unix(path: &str) -> std::io::Result<c_int> {
         if fd < 0 {
             return Err(std::io::Error::last_os_error());
         }
+        TEMP_FD.store(fd, Release);
+        let _clear = ClearTemp;
         let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
         if libc::connect(fd, &sa as *const libc::sockaddr_un as *const libc::sockaddr, len) != 0 {
             let e = std::io::Error::last_os_error();
@@ -172,18 +233,26 @@ fn connect_unix(path: &str) -> std::io::Result<c_int> {
     }
 }
 
-/// Moves the reporter connection away from `fd` if the host is about to close or replace it.
-pub fn protect(fd: c_int) {
-    if fd < 0 || OWN_FD.load(Acquire) != fd {
+/// Moves the reporter connection away from `fd` if the host is about to close or replace it
+/// (waiting for a send or a connection in progress to finish first). The connection moves to
+/// an fd number at least `min_fd` (and at least 264).
+pub fn protect(fd: c_int, min_fd: c_int) {
+    if fd < 0 || (OWN_FD.load(Acquire) != fd && TEMP_FD.load(Acquire) != fd) {
+        return;
+    }
+    let _lock = FdLock::take();
+    if OWN_FD.load(Acquire) != fd {
         return;
     }
     // SAFETY: duplicating our own fd to a free number.
-    let moved = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, HIGH_FD + 64) };
+    let moved = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, min_fd.max(HIGH_FD + 64)) };
     if moved >= 0 {
         REGISTRY.fds.set(moved, FdState::Ignored);
         OWN_FD.store(moved, Release);
     } else {
+        // Nowhere to go: the host's call takes the connection. The next report reconnects.
         OWN_FD.store(-1, Release);
+        TAKEN.store(true, Release);
     }
     // The host's close or dup2 will now release `fd` itself.
     REGISTRY.fds.set(fd, FdState::Unknown);
