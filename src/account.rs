@@ -10,14 +10,15 @@
 //! (family, protocol, role, module, label, peer host), whose `folded` field says how many
 //! sockets it stands for. Totals, modules and labels stay exact.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
+use std::sync::Arc;
 
-use crate::model::{Family, Role};
+use crate::model::{Family, Proto, Role};
 use crate::report::{
     GroupStats, LabelReport, ModuleReport, PeerReport, ProcessReport, ProcessTotals, SocketReport, UnixTotals,
 };
 use crate::time::rfc3339;
-use crate::wire::{ByeReason, Hello, Message, SocketInfo};
+use crate::wire::{ByeReason, Hello, Message};
 
 /// Closed sockets kept one by one before folding starts.
 pub const DEFAULT_CLOSED_LIMIT: usize = 20_000;
@@ -33,17 +34,84 @@ pub enum AccountError {
     DuplicateHello,
 }
 
+/// One socket, compactly (an account may hold tens of thousands; the shim keeps one too, so
+/// its size is memory the host pays): enums instead of strings, module names shared.
 #[derive(Clone, Debug)]
 struct Entry {
-    report: SocketReport,
-    peers: BTreeMap<String, PeerReport>,
+    id: u64,
+    fd: i32,
+    family: Family,
+    proto: Proto,
+    role: Role,
+    inherited: bool,
+    adopted: bool,
+    local: Option<Box<str>>,
+    peer: Option<Box<str>>,
+    module: Option<Arc<str>>,
+    via: Option<Arc<str>>,
+    label: Option<Arc<str>>,
+    opened_at: u64,
+    closed_at: Option<u64>,
+    counts: [u64; 5],
+    peers: Vec<PeerReport>,
+}
+
+impl Entry {
+    fn placeholder(id: u64) -> Box<Entry> {
+        Box::new(Entry {
+            id,
+            fd: 0,
+            family: Family::Other,
+            proto: Proto::Other,
+            role: Role::Unconnected,
+            inherited: false,
+            adopted: false,
+            local: None,
+            peer: None,
+            module: None,
+            via: None,
+            label: None,
+            opened_at: 0,
+            closed_at: None,
+            counts: [0; 5],
+            peers: Vec::new(),
+        })
+    }
+
+    fn to_report(&self) -> SocketReport {
+        let [tx_bytes, rx_bytes, tx_calls, rx_calls, errors] = self.counts;
+        SocketReport {
+            id: self.id,
+            fd: self.fd,
+            family: self.family.as_str().into(),
+            proto: self.proto.as_str().into(),
+            role: self.role.as_str().into(),
+            local: self.local.as_deref().map(str::to_string),
+            peer: self.peer.as_deref().map(str::to_string),
+            tx_bytes,
+            rx_bytes,
+            tx_calls,
+            rx_calls,
+            errors,
+            module: self.module.as_deref().map(str::to_string),
+            via: self.via.as_deref().map(str::to_string),
+            label: self.label.as_deref().map(str::to_string),
+            opened_at: rfc3339(self.opened_at),
+            closed_at: self.closed_at.map(rfc3339),
+            inherited: self.inherited,
+            adopted: self.adopted,
+            peers: self.peers.clone(),
+            folded: 0,
+        }
+    }
 }
 
 /// The running account of one process image.
 #[derive(Clone, Debug)]
 pub struct ProcessAccount {
     hello: Option<Hello>,
-    sockets: BTreeMap<u64, Entry>,
+    sockets: BTreeMap<u64, Box<Entry>>,
+    names: HashSet<Arc<str>>,
     closed_order: VecDeque<u64>,
     closed_limit: usize,
     folded: BTreeMap<(String, String, String, String, String, String), SocketReport>,
@@ -56,32 +124,6 @@ impl Default for ProcessAccount {
     fn default() -> Self {
         Self::new()
     }
-}
-
-fn placeholder(id: u64) -> SocketReport {
-    SocketReport {
-        id,
-        family: Family::Other.as_str().into(),
-        proto: "other".into(),
-        role: Role::Unconnected.as_str().into(),
-        ..Default::default()
-    }
-}
-
-fn apply_info(r: &mut SocketReport, s: &SocketInfo) {
-    r.id = s.id;
-    r.fd = s.fd;
-    r.family = s.family.as_str().into();
-    r.proto = s.proto.as_str().into();
-    r.role = s.role.as_str().into();
-    r.local = s.local.clone();
-    r.peer = s.peer.clone();
-    r.module = s.module.clone();
-    r.via = s.via.clone();
-    r.label = s.label.clone();
-    r.opened_at = rfc3339(s.opened_at);
-    r.inherited = s.inherited;
-    r.adopted = s.adopted;
 }
 
 fn host_of(peer: &Option<String>) -> String {
@@ -106,6 +148,7 @@ impl ProcessAccount {
         ProcessAccount {
             hello: None,
             sockets: BTreeMap::new(),
+            names: HashSet::new(),
             closed_order: VecDeque::new(),
             closed_limit: limit,
             folded: BTreeMap::new(),
@@ -134,11 +177,18 @@ impl ProcessAccount {
 
     fn entry(&mut self, id: u64) -> (&mut Entry, bool) {
         let known = self.sockets.contains_key(&id);
-        let e = self.sockets.entry(id).or_insert_with(|| Entry {
-            report: placeholder(id),
-            peers: BTreeMap::new(),
-        });
+        let e = self.sockets.entry(id).or_insert_with(|| Entry::placeholder(id));
         (e, known)
+    }
+
+    fn intern(names: &mut HashSet<Arc<str>>, s: &Option<String>) -> Option<Arc<str>> {
+        let s = s.as_deref()?;
+        if let Some(a) = names.get(s) {
+            return Some(a.clone());
+        }
+        let a: Arc<str> = Arc::from(s);
+        names.insert(a.clone());
+        Some(a)
     }
 
     /// Applies one message. An error describes a protocol slip; nothing counted is dropped.
@@ -151,8 +201,22 @@ impl ProcessAccount {
                 self.hello = Some(h.clone());
             }
             Message::Socket(s) => {
+                let module = Self::intern(&mut self.names, &s.module);
+                let via = Self::intern(&mut self.names, &s.via);
+                let label = Self::intern(&mut self.names, &s.label);
                 let (e, _) = self.entry(s.id);
-                apply_info(&mut e.report, s);
+                e.fd = s.fd;
+                e.family = s.family;
+                e.proto = s.proto;
+                e.role = s.role;
+                e.local = s.local.as_deref().map(Box::from);
+                e.peer = s.peer.as_deref().map(Box::from);
+                e.module = module;
+                e.via = via;
+                e.label = label;
+                e.opened_at = s.opened_at;
+                e.inherited = s.inherited;
+                e.adopted = s.adopted;
             }
             Message::Delta(d) => {
                 let mut unknown = None;
@@ -161,17 +225,25 @@ impl ProcessAccount {
                     if !known {
                         unknown = Some(sd.id);
                     }
-                    let r = &mut e.report;
-                    r.tx_bytes += sd.tx_bytes;
-                    r.rx_bytes += sd.rx_bytes;
-                    r.tx_calls += sd.tx_calls;
-                    r.rx_calls += sd.rx_calls;
-                    r.errors += sd.errors;
+                    for (c, d) in
+                        e.counts
+                            .iter_mut()
+                            .zip([sd.tx_bytes, sd.rx_bytes, sd.tx_calls, sd.rx_calls, sd.errors])
+                    {
+                        *c += d;
+                    }
                     for pd in &sd.peers {
-                        let p = e.peers.entry(pd.peer.clone()).or_insert_with(|| PeerReport {
-                            peer: pd.peer.clone(),
-                            ..Default::default()
-                        });
+                        let i = match e.peers.iter().position(|p| p.peer == pd.peer) {
+                            Some(i) => i,
+                            None => {
+                                e.peers.push(PeerReport {
+                                    peer: pd.peer.clone(),
+                                    ..Default::default()
+                                });
+                                e.peers.len() - 1
+                            }
+                        };
+                        let p = &mut e.peers[i];
                         p.tx_bytes += pd.tx_bytes;
                         p.rx_bytes += pd.rx_bytes;
                         p.tx_calls += pd.tx_calls;
@@ -184,7 +256,7 @@ impl ProcessAccount {
             }
             Message::Closed(c) => {
                 let (e, known) = self.entry(c.id);
-                e.report.closed_at = Some(rfc3339(c.closed_at));
+                e.closed_at = Some(c.closed_at);
                 self.closed_order.push_back(c.id);
                 self.fold_excess();
                 if !known {
@@ -208,7 +280,7 @@ impl ProcessAccount {
             let Some(e) = self.sockets.remove(&id) else {
                 continue;
             };
-            let r = e.report;
+            let r = e.to_report();
             let key = (
                 r.family.clone(),
                 r.proto.clone(),
@@ -240,15 +312,7 @@ impl ProcessAccount {
     /// The process report as of now. `end_hint` names how it ended when no bye came
     /// (`running` or `lost`).
     pub fn report(&self, include_unix: bool, end_hint: &str) -> ProcessReport {
-        let mut sockets: Vec<SocketReport> = self
-            .sockets
-            .values()
-            .map(|e| {
-                let mut r = e.report.clone();
-                r.peers = e.peers.values().cloned().collect();
-                r
-            })
-            .collect();
+        let mut sockets: Vec<SocketReport> = self.sockets.values().map(|e| e.to_report()).collect();
         sockets.extend(self.folded.values().cloned());
 
         let mut totals = ProcessTotals::default();
@@ -351,7 +415,7 @@ impl ProcessAccount {
 mod tests {
     use super::*;
     use crate::model::{Proto, Role};
-    use crate::wire::{Bye, Closed, Delta, Origin, SocketDelta};
+    use crate::wire::{Bye, Closed, Delta, Origin, SocketDelta, SocketInfo};
 
     fn info(id: u64, family: Family, module: &str) -> Message {
         Message::Socket(SocketInfo {

@@ -17,7 +17,31 @@ struct Shipped {
     id: u64,
     generation: u32,
     counters: CounterValues,
-    peers: [CounterValues; MAX_PEERS],
+    /// Only for sockets that have per-peer counters (most never do).
+    peers: Option<Box<[CounterValues; MAX_PEERS]>>,
+}
+
+/// About how many sockets' messages go into one batch.
+pub const BATCH: usize = 256;
+
+fn flush(
+    out: &mut Vec<Message>,
+    deltas: &mut Vec<SocketDelta>,
+    closed: &mut Vec<Closed>,
+    now_ms: u64,
+    emit: &mut dyn FnMut(Vec<Message>),
+) {
+    let mut batch = std::mem::take(out);
+    if !deltas.is_empty() {
+        batch.push(Message::Delta(Delta {
+            at: now_ms,
+            sockets: std::mem::take(deltas),
+        }));
+    }
+    batch.extend(closed.drain(..).map(Message::Closed));
+    if !batch.is_empty() {
+        emit(batch);
+    }
 }
 
 /// The reporting thread's memory of what it has shipped.
@@ -36,8 +60,24 @@ impl Shipper {
         Self::default()
     }
 
-    /// One pass over `reg`. `names` turns module and label ids into text.
+    /// One pass over `reg`, returning every message. `names` turns module and label ids into
+    /// text.
     pub fn pass(&mut self, reg: &Registry, names: &dyn Fn(u32) -> Option<String>, now_ms: u64) -> Vec<Message> {
+        let mut all = Vec::new();
+        self.pass_in_batches(reg, names, now_ms, &mut |batch| all.extend(batch));
+        all
+    }
+
+    /// One pass over `reg`, handing messages to `emit` in batches of about [`BATCH`] sockets
+    /// (so a process with many sockets never holds all their messages at once). Within a
+    /// batch, a socket is announced before its delta, and its delta comes before its close.
+    pub fn pass_in_batches(
+        &mut self,
+        reg: &Registry,
+        names: &dyn Fn(u32) -> Option<String>,
+        now_ms: u64,
+        emit: &mut dyn FnMut(Vec<Message>),
+    ) {
         let hw = reg.records.high_water() as usize;
         if self.slots.len() < hw {
             self.slots.resize(hw, Shipped::default());
@@ -91,11 +131,12 @@ impl Shipper {
             let d = now.since(&sh.counters);
             sh.counters = now;
             let mut peers = Vec::new();
-            for (i, p) in rec.peers.iter().enumerate() {
+            for (i, p) in reg.records.peers(idx as u32).iter().enumerate() {
                 let Some(addr) = p.addr() else { continue };
                 let pv = p.counters.load();
-                let pd = pv.since(&sh.peers[i]);
-                sh.peers[i] = pv;
+                let shipped = sh.peers.get_or_insert_with(Default::default);
+                let pd = pv.since(&shipped[i]);
+                shipped[i] = pv;
                 if !pd.is_zero() {
                     peers.push(PeerDelta {
                         peer: addr_text(&addr).unwrap_or_default(),
@@ -125,15 +166,11 @@ impl Shipper {
                 reg.records.free(idx as u32);
                 *sh = Shipped::default();
             }
+            if out.len() + deltas.len() + closed.len() >= BATCH {
+                flush(&mut out, &mut deltas, &mut closed, now_ms, emit);
+            }
         }
-        if !deltas.is_empty() {
-            out.push(Message::Delta(Delta {
-                at: now_ms,
-                sockets: deltas,
-            }));
-        }
-        out.extend(closed.into_iter().map(Message::Closed));
-        out
+        flush(&mut out, &mut deltas, &mut closed, now_ms, emit);
     }
 
     /// Announces every socket again at the next pass (a new connection knows none of them);

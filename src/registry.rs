@@ -298,8 +298,69 @@ pub struct Record {
     peer: [AtomicU64; ADDR_WORDS],
     /// All of this socket's traffic.
     pub counters: Counters,
-    /// Per-peer traffic of a datagram socket (the first [`MAX_PEERS`] peers).
-    pub peers: [PeerSlot; MAX_PEERS],
+}
+
+/// Per-peer counters of one datagram socket: the first [`MAX_PEERS`] peers it talks to. Kept
+/// beside the records, not in them, so the pages of sockets that never use them (every TCP
+/// socket) are never touched.
+pub struct Peers {
+    slots: [PeerSlot; MAX_PEERS],
+}
+
+impl Peers {
+    const fn new() -> Self {
+        Peers {
+            slots: [const { PeerSlot::new() }; MAX_PEERS],
+        }
+    }
+
+    /// The slots (a free slot has no address).
+    pub fn iter(&self) -> impl Iterator<Item = &PeerSlot> {
+        self.slots.iter()
+    }
+
+    /// Counts traffic to or from one peer. Peers beyond [`MAX_PEERS`] are only in the
+    /// socket's own counters.
+    pub fn count(&self, addr: &[u64; ADDR_WORDS], dir: Dir, bytes: u64, failed: bool) {
+        for p in &self.slots {
+            match p.state.load(Acquire) {
+                PEER_READY if load_words(&p.addr) == *addr => {
+                    p.counters.count(dir, bytes, failed);
+                    return;
+                }
+                PEER_FREE
+                    if p.state
+                        .compare_exchange(PEER_FREE, PEER_WRITING, Acquire, Relaxed)
+                        .is_ok() =>
+                {
+                    store_words(&p.addr, addr);
+                    p.state.store(PEER_READY, Release);
+                    p.counters.count(dir, bytes, failed);
+                    return;
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Empties the slots, writing only to slots that were used (untouched pages stay so).
+    fn reset(&self) {
+        for p in &self.slots {
+            if p.state.load(Relaxed) != PEER_FREE {
+                p.state.store(PEER_FREE, Relaxed);
+                p.counters.reset();
+            }
+        }
+    }
+
+    /// Zeroes the counters of used slots (a forked child starts from zero).
+    fn zero(&self) {
+        for p in &self.slots {
+            if p.state.load(Relaxed) != PEER_FREE {
+                p.counters.reset();
+            }
+        }
+    }
 }
 
 fn load_words(w: &[AtomicU64; ADDR_WORDS]) -> [u64; ADDR_WORDS] {
@@ -392,13 +453,12 @@ impl Record {
             module: AtomicU32::new(0),
             via: AtomicU32::new(0),
             label: AtomicU32::new(0),
-            fd: AtomicI32::new(-1),
+            fd: AtomicI32::new(0),
             opened_ms: AtomicU64::new(0),
             closed_ms: AtomicU64::new(0),
             local: [const { AtomicU64::new(0) }; ADDR_WORDS],
             peer: [const { AtomicU64::new(0) }; ADDR_WORDS],
             counters: Counters::new(),
-            peers: [const { PeerSlot::new() }; MAX_PEERS],
         }
     }
 
@@ -474,30 +534,6 @@ impl Record {
         load_words(&self.peer)
     }
 
-    /// Counts traffic to or from one peer of a datagram socket. Peers beyond [`MAX_PEERS`] are
-    /// only in the socket's own counters.
-    pub fn count_peer(&self, addr: &[u64; ADDR_WORDS], dir: Dir, bytes: u64, failed: bool) {
-        for p in &self.peers {
-            match p.state.load(Acquire) {
-                PEER_READY if load_words(&p.addr) == *addr => {
-                    p.counters.count(dir, bytes, failed);
-                    return;
-                }
-                PEER_FREE
-                    if p.state
-                        .compare_exchange(PEER_FREE, PEER_WRITING, Acquire, Relaxed)
-                        .is_ok() =>
-                {
-                    store_words(&p.addr, addr);
-                    p.state.store(PEER_READY, Release);
-                    p.counters.count(dir, bytes, failed);
-                    return;
-                }
-                _ => {}
-            }
-        }
-    }
-
     /// Adds an fd alias (dup).
     pub fn add_ref(&self) {
         self.refs.fetch_add(1, AcqRel);
@@ -560,10 +596,6 @@ impl Record {
         store_words(&self.local, &s.local);
         store_words(&self.peer, &s.peer);
         self.counters.reset();
-        for p in &self.peers {
-            p.state.store(PEER_FREE, Relaxed);
-            p.counters.reset();
-        }
         self.meta_gen.fetch_add(1, Relaxed);
     }
 }
@@ -571,6 +603,7 @@ impl Record {
 /// The table of socket records.
 pub struct Records {
     recs: [Record; MAX_RECORDS],
+    peers: [Peers; MAX_RECORDS],
     cursor: AtomicU32,
     high_water: AtomicU32,
     next_id: AtomicU64,
@@ -583,9 +616,12 @@ impl Records {
     pub const fn new() -> Self {
         Records {
             recs: [const { Record::new() }; MAX_RECORDS],
-            cursor: AtomicU32::new(1),
-            high_water: AtomicU32::new(1),
-            next_id: AtomicU64::new(1),
+            peers: [const { Peers::new() }; MAX_RECORDS],
+            // All zeros, so a `static Registry` lives in .bss: untouched pages are not part of
+            // the shared object's file and never count in the host's memory.
+            cursor: AtomicU32::new(0),
+            high_water: AtomicU32::new(0),
+            next_id: AtomicU64::new(0),
             overflowed: AtomicU64::new(0),
         }
     }
@@ -594,6 +630,12 @@ impl Records {
     #[inline]
     pub fn get(&self, idx: u32) -> &Record {
         self.recs.get(idx as usize).unwrap_or(&self.recs[OVERFLOW as usize])
+    }
+
+    /// The per-peer counters of record `idx`.
+    #[inline]
+    pub fn peers(&self, idx: u32) -> &Peers {
+        self.peers.get(idx as usize).unwrap_or(&self.peers[OVERFLOW as usize])
     }
 
     /// One past the highest record index ever used: scans stop here.
@@ -605,7 +647,7 @@ impl Records {
     /// table is full (the overflow record is opened on first use).
     pub fn open(&self, s: &NewSocket) -> u32 {
         let n = MAX_RECORDS as u32 - 1;
-        let start = self.cursor.load(Relaxed);
+        let start = self.cursor.load(Relaxed).max(1);
         for k in 0..n {
             let idx = 1 + (start.wrapping_sub(1).wrapping_add(k)) % n;
             let r = &self.recs[idx as usize];
@@ -618,8 +660,9 @@ impl Records {
             {
                 continue;
             }
-            let id = self.next_id.fetch_add(1, Relaxed);
+            let id = self.next_id.fetch_add(1, Relaxed) + 1;
             r.fill(id, s);
+            self.peers[idx as usize].reset();
             r.state.store(REC_OPEN, Release);
             self.cursor.store(idx % n + 1, Relaxed);
             self.high_water.fetch_max(idx + 1, AcqRel);
@@ -652,6 +695,7 @@ impl Records {
             r.fill(0, &s);
             r.refs.store(0, Relaxed);
             r.state.store(REC_OPEN, Release);
+            self.high_water.fetch_max(1, AcqRel);
         }
     }
 
@@ -680,9 +724,7 @@ impl Records {
             match r.state.load(Acquire) {
                 REC_OPEN => {
                     r.counters.reset();
-                    for p in &r.peers {
-                        p.counters.reset();
-                    }
+                    self.peers[idx as usize].zero();
                     r.flags.fetch_or(FLAG_INHERITED, Relaxed);
                     r.bump();
                 }
@@ -830,14 +872,13 @@ mod tests {
     fn peers_are_counted_separately_up_to_the_limit() {
         let r = reg();
         let idx = r.open(&sock(30));
-        let rec = r.records.get(idx);
+        let peers = r.records.peers(idx);
         for p in 0..(MAX_PEERS as u64 + 2) {
             let a = [1, p, 0, 0, 0];
-            rec.count_peer(&a, Dir::Tx, 100 + p, false);
-            rec.count_peer(&a, Dir::Tx, 1, false);
+            peers.count(&a, Dir::Tx, 100 + p, false);
+            peers.count(&a, Dir::Tx, 1, false);
         }
-        let kept: Vec<_> = rec
-            .peers
+        let kept: Vec<_> = peers
             .iter()
             .filter_map(|p| p.addr().map(|a| (a[1], p.counters.load().tx_bytes)))
             .collect();

@@ -27,29 +27,43 @@ pub fn would_block(e: c_int) -> bool {
 
 /// The record of `fd`, recognising a socket created behind the shim's back on first use.
 #[inline(always)]
-pub fn record_of(fd: c_int) -> Option<&'static Record> {
+pub fn record_of(fd: c_int) -> Option<Sock> {
     let idx = match REGISTRY.fds.get(fd) {
         FdState::Record(i) => i,
         FdState::Unknown => super::lifecycle::adopt(fd)?,
         _ => return None,
     };
-    Some(REGISTRY.records.get(idx))
+    Some(Sock {
+        idx,
+        rec: REGISTRY.records.get(idx),
+    })
+}
+
+/// A socket's record and its index (for its per-peer counters).
+#[derive(Clone, Copy)]
+pub struct Sock {
+    /// The record index.
+    pub idx: u32,
+    /// The record.
+    pub rec: &'static Record,
 }
 
 /// Counts one call of `ret` bytes (negative: failed) on `fd`.
 #[inline(always)]
-fn count(fd: c_int, dir: Dir, ret: isize, e: c_int, peek: bool) -> Option<&'static Record> {
-    let rec = record_of(fd)?;
+fn count(fd: c_int, dir: Dir, ret: isize, e: c_int, peek: bool) -> Option<Sock> {
+    let sock = record_of(fd)?;
+    let rec = sock.rec;
     let failed = ret < 0 && !would_block(e);
     let bytes = if ret > 0 && !peek { ret as u64 } else { 0 };
     rec.counters.count(dir, bytes, failed);
     runtime::ensure_started();
-    Some(rec)
+    Some(sock)
 }
 
 /// Per-peer counting for a datagram socket that names its peer on each call.
 #[inline]
-fn count_peer(rec: &Record, addr: *const sockaddr, len: socklen_t, dir: Dir, ret: isize, e: c_int, peek: bool) {
+fn count_peer(sock: Sock, addr: *const sockaddr, len: socklen_t, dir: Dir, ret: isize, e: c_int, peek: bool) {
+    let rec = sock.rec;
     if addr.is_null() || len == 0 || !matches!(rec.proto(), Proto::Udp | Proto::Dgram | Proto::Raw) {
         return;
     }
@@ -67,7 +81,7 @@ fn count_peer(rec: &Record, addr: *const sockaddr, len: socklen_t, dir: Dir, ret
     }
     let failed = ret < 0 && !would_block(e);
     let bytes = if ret > 0 && !peek { ret as u64 } else { 0 };
-    rec.count_peer(&words, dir, bytes, failed);
+    REGISTRY.records.peers(sock.idx).count(&words, dir, bytes, failed);
 }
 
 fn peek(flags: c_int) -> bool {
@@ -168,7 +182,7 @@ pub fn recvmsg(ret: ssize_t, e: c_int, fd: c_int, msg: *mut msghdr, flags: c_int
 }
 
 /// Sums `msg_len` of the first `n` messages and counts each message's peer.
-fn count_mmsg(rec: &Record, vec: *const mmsghdr, n: c_int, dir: Dir, peekf: bool) -> u64 {
+fn count_mmsg(sock: Sock, vec: *const mmsghdr, n: c_int, dir: Dir, peekf: bool) -> u64 {
     let mut total = 0u64;
     if vec.is_null() || n <= 0 {
         return 0;
@@ -179,7 +193,7 @@ fn count_mmsg(rec: &Record, vec: *const mmsghdr, n: c_int, dir: Dir, peekf: bool
         let m = unsafe { &*vec.add(i) };
         total += u64::from(m.msg_len);
         count_peer(
-            rec,
+            sock,
             m.msg_hdr.msg_name as *const sockaddr,
             m.msg_hdr.msg_namelen,
             dir,
@@ -202,9 +216,10 @@ pub fn recvmmsg(ret: c_int, e: c_int, fd: c_int, vec: *mut mmsghdr, _vlen: c_uin
 }
 
 fn mmsg(ret: c_int, e: c_int, fd: c_int, vec: *const mmsghdr, dir: Dir, peekf: bool) {
-    let Some(rec) = record_of(fd) else { return };
+    let Some(sock) = record_of(fd) else { return };
+    let rec = sock.rec;
     let bytes = if ret > 0 {
-        count_mmsg(rec, vec, ret, dir, peekf)
+        count_mmsg(sock, vec, ret, dir, peekf)
     } else {
         0
     };

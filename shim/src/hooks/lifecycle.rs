@@ -138,7 +138,7 @@ pub fn socketpair(ret: c_int, _e: c_int, domain: c_int, ty: c_int, protocol: c_i
 }
 
 fn record(fd: c_int) -> Option<&'static sockmeter::registry::Record> {
-    super::io::record_of(fd)
+    super::io::record_of(fd).map(|s| s.rec)
 }
 
 pub fn connect(ret: c_int, e: c_int, fd: c_int, addr: *const sockaddr, len: socklen_t) {

@@ -68,13 +68,18 @@ impl Collector {
         if self.finished {
             return;
         }
-        let mut msgs = self.shipper.pass(&REGISTRY, &modules::name, platform::now_ms());
-        msgs.extend(
-            super::take_notices()
+        let mut shipper = std::mem::take(&mut self.shipper);
+        shipper.pass_in_batches(&REGISTRY, &modules::name, platform::now_ms(), &mut |batch| {
+            self.emit(batch)
+        });
+        self.shipper = shipper;
+        let notices = super::take_notices();
+        self.emit(
+            notices
                 .into_iter()
-                .map(|(kind, message)| Message::Notice(wire::Notice { kind, message })),
+                .map(|(kind, message)| Message::Notice(wire::Notice { kind, message }))
+                .collect(),
         );
-        self.emit(msgs);
     }
 
     /// Connects to the reporter and says hello, if one is configured and this was not done.
