@@ -171,7 +171,10 @@ pub fn render(report: &Report) -> String {
     let unix = report.unix_in_totals;
     let mut out: Vec<String> = Vec::new();
     if report.processes.is_empty() {
-        out.push("sockmeter: no process connected to sockmeter (the shim was not loaded into the command)".into());
+        out.push(
+            "sockmeter: no network traffic: no metered process used a socket (a process appears once it touches one; a static or setuid program cannot be metered)"
+                .into(),
+        );
     }
     for p in &report.processes {
         out.push(process_line(p, unix));
@@ -389,7 +392,7 @@ sockmeter: total: 3.0 MiB in, 84 B out over 1 connection in 2 processes
     #[test]
     fn nothing_reported() {
         let text = render(&Report::new(vec!["static".into()], Some(0), false, vec![]));
-        assert!(text.starts_with("sockmeter: no process connected"), "{text}");
+        assert!(text.starts_with("sockmeter: no network traffic"), "{text}");
         assert!(
             text.ends_with("total: 0 B in, 0 B out over 0 connections in 0 processes\n"),
             "{text}"
