@@ -3,8 +3,10 @@
 //! Exact network byte accounting inside a process, without root. This crate is the core:
 //! the accounting model the hooks write into ([`registry`]), the wire protocol between a
 //! metered process and a reporter ([`wire`]), the JSON report ([`report`]) and the one place
-//! where wire messages become a report ([`account`]). It has no hooks; the preloadable shim
-//! (`shim/`) and the `sockmeter` command (`reporter/`) are built on it.
+//! where wire messages become a report ([`account`]), and the Rust embedding API ([`embed`]:
+//! `sockmeter::embed::start()`, `Meter::snapshot()`, `Meter::subscribe()`,
+//! `sockmeter::label("weather", || ...)`). It has no hooks; the preloadable shim (`shim/`) and
+//! the `sockmeter` command (`reporter/`) are built on it.
 
 pub mod account;
 pub mod addr;
@@ -19,6 +21,7 @@ pub mod time;
 pub mod wire;
 
 pub use account::ProcessAccount;
+pub use embed::{label, EmbedError, Meter};
 pub use addr::Addr;
 pub use model::{Dir, Family, Proto, Role};
 pub use report::{ProcessReport, Report, SocketReport};
