@@ -15,13 +15,15 @@ pub mod config;
 pub mod embed;
 pub mod glob;
 pub mod model;
+pub mod names;
 pub mod registry;
 pub mod report;
+pub mod shared;
 pub mod time;
 pub mod wire;
 
 pub use account::ProcessAccount;
-pub use embed::{label, EmbedError, Meter};
 pub use addr::Addr;
+pub use embed::{label, EmbedError, Meter};
 pub use model::{Dir, Family, Proto, Role};
 pub use report::{ProcessReport, Report, SocketReport};

@@ -69,6 +69,8 @@ impl FdState {
 /// fd number → [`FdState`].
 pub struct FdTable {
     slots: [AtomicU32; MAX_FDS],
+    /// One past the highest fd ever set to something other than unknown.
+    top: AtomicU32,
 }
 
 impl FdTable {
@@ -76,6 +78,7 @@ impl FdTable {
     pub const fn new() -> Self {
         FdTable {
             slots: [const { AtomicU32::new(0) }; MAX_FDS],
+            top: AtomicU32::new(0),
         }
     }
 
@@ -97,17 +100,42 @@ impl FdTable {
     pub fn set(&self, fd: i32, st: FdState) {
         if let Some(s) = self.slot(fd) {
             s.store(st.to_raw(), Release);
+            self.raise_top(fd);
         }
+    }
+
+    fn raise_top(&self, fd: i32) {
+        let t = fd as u32 + 1;
+        if self.top.load(Relaxed) < t {
+            self.top.fetch_max(t, Relaxed);
+        }
+    }
+
+    /// Copies every entry of `other` (a forked child's fresh table starts with its parent's).
+    pub fn copy_from(&self, other: &FdTable) {
+        let top = (other.top.load(Acquire) as usize).min(MAX_FDS);
+        for (d, s) in self.slots[..top].iter().zip(&other.slots[..top]) {
+            let v = s.load(Relaxed);
+            if v != FD_UNKNOWN || d.load(Relaxed) != FD_UNKNOWN {
+                d.store(v, Relaxed);
+            }
+        }
+        self.top.fetch_max(top as u32, Release);
     }
 
     /// Sets `fd` to `new` only if it still is `old` (a concurrent reuse of the number wins).
     pub fn replace(&self, fd: i32, old: FdState, new: FdState) -> bool {
-        self.slot(fd)
+        let done = self
+            .slot(fd)
             .map(|s| s.compare_exchange(old.to_raw(), new.to_raw(), AcqRel, Acquire).is_ok())
-            .unwrap_or(false)
+            .unwrap_or(false);
+        if done {
+            self.raise_top(fd);
+        }
+        done
     }
 
-    /// Forgets every fd (after exec-like resets and in tests).
+    /// Forgets every fd (in tests).
     pub fn clear(&self) {
         for s in &self.slots {
             if s.load(Relaxed) != FD_UNKNOWN {
@@ -216,6 +244,14 @@ impl Counters {
             rx_calls: self.rx_calls.load(Relaxed),
             errors: self.errors.load(Relaxed),
         }
+    }
+
+    fn copy_from(&self, o: &Counters) {
+        self.tx_bytes.store(o.tx_bytes.load(Relaxed), Relaxed);
+        self.rx_bytes.store(o.rx_bytes.load(Relaxed), Relaxed);
+        self.tx_calls.store(o.tx_calls.load(Relaxed), Relaxed);
+        self.rx_calls.store(o.rx_calls.load(Relaxed), Relaxed);
+        self.errors.store(o.errors.load(Relaxed), Relaxed);
     }
 
     fn reset(&self) {
@@ -340,6 +376,18 @@ impl Peers {
                 }
                 _ => {}
             }
+        }
+    }
+
+    fn copy_from(&self, o: &Peers) {
+        for (d, s) in self.slots.iter().zip(&o.slots) {
+            let st = s.state.load(Acquire);
+            if st == PEER_FREE && d.state.load(Relaxed) == PEER_FREE {
+                continue;
+            }
+            store_words(&d.addr, &load_words(&s.addr));
+            d.counters.copy_from(&s.counters);
+            d.state.store(st, Release);
         }
     }
 
@@ -582,6 +630,24 @@ impl Record {
         self.meta_gen.load(Acquire)
     }
 
+    fn copy_from(&self, o: &Record) {
+        self.refs.store(o.refs.load(Relaxed), Relaxed);
+        self.id.store(o.id.load(Relaxed), Relaxed);
+        self.kind.store(o.kind.load(Relaxed), Relaxed);
+        self.flags.store(o.flags.load(Relaxed), Relaxed);
+        self.meta_gen.store(o.meta_gen.load(Relaxed), Relaxed);
+        self.module.store(o.module.load(Relaxed), Relaxed);
+        self.via.store(o.via.load(Relaxed), Relaxed);
+        self.label.store(o.label.load(Relaxed), Relaxed);
+        self.fd.store(o.fd.load(Relaxed), Relaxed);
+        self.opened_ms.store(o.opened_ms.load(Relaxed), Relaxed);
+        self.closed_ms.store(o.closed_ms.load(Relaxed), Relaxed);
+        store_words(&self.local, &load_words(&o.local));
+        store_words(&self.peer, &load_words(&o.peer));
+        self.counters.copy_from(&o.counters);
+        self.state.store(o.state.load(Acquire), Release);
+    }
+
     fn fill(&self, id: u64, s: &NewSocket) {
         self.id.store(id, Relaxed);
         self.refs.store(1, Relaxed);
@@ -706,6 +772,22 @@ impl Records {
         }
     }
 
+    /// Copies every record of `other` (see [`Registry::copy_from`]).
+    pub fn copy_from(&self, other: &Records) {
+        let hw = other.high_water();
+        for idx in 0..hw as usize {
+            if other.recs[idx].state.load(Acquire) == REC_FREE && self.recs[idx].state.load(Relaxed) == REC_FREE {
+                continue;
+            }
+            self.recs[idx].copy_from(&other.recs[idx]);
+            self.peers[idx].copy_from(&other.peers[idx]);
+        }
+        self.cursor.store(other.cursor.load(Relaxed), Relaxed);
+        self.next_id.fetch_max(other.next_id.load(Relaxed), Relaxed);
+        self.overflowed.store(other.overflowed.load(Relaxed), Relaxed);
+        self.high_water.fetch_max(hw, Release);
+    }
+
     /// Frees a closed record after its final delta was shipped.
     pub fn free(&self, idx: u32) {
         if idx == OVERFLOW {
@@ -756,6 +838,33 @@ impl Registry {
             fds: FdTable::new(),
             records: Records::new(),
         }
+    }
+
+    /// Makes this registry a copy of `other` (moving the process's accounting into a new
+    /// region: at load time, and around fork). Only what was ever used is copied; what this
+    /// registry held before is forgotten first.
+    pub fn copy_from(&self, other: &Registry) {
+        self.clear_used();
+        self.records.copy_from(&other.records);
+        self.fds.copy_from(&other.fds);
+    }
+
+    /// Forgets everything (touching only what was used).
+    fn clear_used(&self) {
+        let top = (self.fds.top.load(Acquire) as usize).min(MAX_FDS);
+        for s in &self.fds.slots[..top] {
+            if s.load(Relaxed) != FD_UNKNOWN {
+                s.store(FD_UNKNOWN, Relaxed);
+            }
+        }
+        self.fds.top.store(0, Release);
+        let hw = (self.records.high_water() as usize).min(MAX_RECORDS);
+        for r in &self.records.recs[..hw] {
+            if r.state.load(Relaxed) != REC_FREE {
+                r.state.store(REC_FREE, Release);
+            }
+        }
+        self.records.high_water.store(0, Release);
     }
 
     /// Registers a new socket on `s.fd` and returns its record index.
@@ -892,5 +1001,44 @@ mod tests {
         assert_eq!(r.fds.get(-1), FdState::Ignored);
         assert_eq!(r.fds.get(MAX_FDS as i32), FdState::Ignored);
         r.fds.set(MAX_FDS as i32, FdState::NotSocket);
+    }
+}
+
+#[cfg(test)]
+mod copy_tests {
+    use super::*;
+
+    static A: Registry = Registry::new();
+    static B: Registry = Registry::new();
+
+    #[test]
+    fn a_copy_has_the_same_sockets_and_fds() {
+        let s = NewSocket {
+            fd: 9,
+            family: Family::Inet,
+            proto: Proto::Tcp,
+            role: Role::Accepted,
+            flags: 0,
+            module: 1,
+            via: 0,
+            label: 0,
+            local: [0; ADDR_WORDS],
+            peer: [0; ADDR_WORDS],
+            now_ms: 1,
+        };
+        let idx = A.open(&s);
+        A.records.get(idx).counters.count(Dir::Tx, 5, false);
+        B.copy_from(&A);
+        assert_eq!(B.fds.get(9), FdState::Record(idx));
+        assert_eq!(B.records.get(idx).role(), Role::Accepted);
+        assert_eq!(B.records.get(idx).counters.load().tx_bytes, 5);
+        B.records.reset_after_fork();
+        assert_eq!(B.records.get(idx).counters.load().tx_bytes, 0);
+        assert_eq!(B.records.get(idx).state(), RecordState::Open);
+        assert_eq!(
+            A.records.get(idx).counters.load().tx_bytes,
+            5,
+            "the original is untouched"
+        );
     }
 }

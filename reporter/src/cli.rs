@@ -39,6 +39,9 @@ pub enum Command {
     ShimPath,
     /// Show per-plugin metering on the built examples: a host, two plugins, a loopback server.
     Demo,
+    /// The shipper the shim starts in a metered process (not for direct use).
+    #[command(name = "__ship", hide = true)]
+    Ship(crate::ship::ShipArgs),
 }
 
 /// `sockmeter run [--json FILE] [--interval MS] [--unix] [--attribute GLOB]... -- CMD [ARGS...]`

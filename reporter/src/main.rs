@@ -25,6 +25,7 @@ mod reap;
 mod report_out;
 mod run;
 mod shim_path;
+mod ship;
 mod signals;
 mod summary;
 
@@ -55,6 +56,7 @@ fn main() {
         Command::Run(args) => run::run(args),
         Command::ShimPath => shim_path(),
         Command::Demo => demo::demo(),
+        Command::Ship(args) => Ok(ship::ship(args)),
     };
     let code = match outcome {
         Ok(code) => code,

@@ -66,6 +66,13 @@ pub fn child_env(
     if let Some(a) = attribute {
         env.push(("SOCKMETER_ATTRIBUTE", OsString::from(a)));
     }
+    // The shim starts this very program as each process's shipper (`sockmeter __ship`), unless
+    // the user chose otherwise (`SOCKMETER_SHIPPER=none`: ship from a thread in the process).
+    if std::env::var_os("SOCKMETER_SHIPPER").is_none() {
+        if let Ok(me) = std::env::current_exe() {
+            env.push(("SOCKMETER_SHIPPER", me.into_os_string()));
+        }
+    }
     env
 }
 

@@ -29,11 +29,9 @@ fn to_c_string(s: &str) -> *mut c_char {
 /// of memory.
 #[no_mangle]
 pub extern "C" fn sockmeter_snapshot_json() -> *mut c_char {
-    guard::with(|| {
-        let report = runtime::snapshot();
-        to_c_string(&serde_json::to_string(&report).unwrap_or_default())
-    })
-    .unwrap_or(std::ptr::null_mut())
+    guard::with(|| runtime::snapshot_json().map(|j| to_c_string(&j)))
+        .flatten()
+        .unwrap_or(std::ptr::null_mut())
 }
 
 /// Frees a string returned by this API.
@@ -92,7 +90,7 @@ pub extern "C" fn sockmeter_unsubscribe(id: u64) -> c_int {
 #[no_mangle]
 pub extern "C" fn sockmeter_flush() {
     guard::with(|| {
-        let _ = runtime::snapshot();
+        let _ = runtime::snapshot_json();
     });
 }
 

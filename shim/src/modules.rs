@@ -12,11 +12,12 @@
 //! A socket opened by one module and used by another stays charged to the module that opened,
 //! connected or accepted it.
 //!
-//! Names (module paths and labels) are interned once into a fixed table of atomics, so the
-//! hooks never allocate; ids start at 1, 0 means unknown.
+//! Names (module paths and labels) are interned once into the name table of the shared region
+//! (`sockmeter::names`), so the hooks never allocate and a shipper process can read them; ids
+//! start at 1, 0 means unknown.
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering::*};
+use std::sync::atomic::{AtomicU32, Ordering::*};
 
 use crate::platform;
 
@@ -31,8 +32,6 @@ pub struct Who {
     pub label: u32,
 }
 
-const MAX_NAMES: usize = 2048;
-const ARENA: usize = 512 * 1024;
 const MAX_FRAMES: usize = 48;
 const MAX_LABEL_DEPTH: usize = 16;
 
@@ -42,107 +41,27 @@ const CLASS_RUNTIME: u8 = 3;
 const CLASS_SHIM: u8 = 4;
 const CLASS_LABEL: u8 = 5;
 
-struct Name {
-    ready: AtomicU8,
-    class: AtomicU8,
-    glob: AtomicU8,
-    key: AtomicUsize,
-    hash: AtomicU64,
-    off: AtomicU32,
-    len: AtomicU32,
+fn names() -> &'static sockmeter::names::Names {
+    &crate::runtime::shared().names
 }
 
-struct Names {
-    entries: [Name; MAX_NAMES],
-    count: AtomicU32,
-    arena: [AtomicU8; ARENA],
-    used: AtomicUsize,
-}
-
-static NAMES: Names = Names {
-    entries: [const {
-        Name {
-            ready: AtomicU8::new(0),
-            class: AtomicU8::new(0),
-            glob: AtomicU8::new(0),
-            key: AtomicUsize::new(0),
-            hash: AtomicU64::new(0),
-            off: AtomicU32::new(0),
-            len: AtomicU32::new(0),
-        }
-    }; MAX_NAMES],
-    count: AtomicU32::new(0),
-    arena: [const { AtomicU8::new(0) }; ARENA],
-    used: AtomicUsize::new(0),
-};
-
-fn fnv(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
-    })
-}
-
-/// Finds or adds a name. `key` distinguishes objects with the same name at different times
-/// (their load address); labels use key 0.
+/// Finds or adds a name (see `sockmeter::names`).
 fn intern(
     key: usize,
     raw: &[u8],
     resolve: impl FnOnce(&mut [u8; 4096]) -> usize,
     class: impl FnOnce(&[u8]) -> (u8, bool),
 ) -> u32 {
-    let hash = fnv(raw);
-    let n = (NAMES.count.load(Acquire) as usize).min(MAX_NAMES);
-    for (i, e) in NAMES.entries[..n].iter().enumerate() {
-        if e.ready.load(Acquire) == 1 && e.key.load(Relaxed) == key && e.hash.load(Relaxed) == hash {
-            return i as u32 + 1;
-        }
-    }
-    let i = NAMES.count.fetch_add(1, AcqRel) as usize;
-    let Some(e) = NAMES.entries.get(i) else {
-        NAMES.count.store(MAX_NAMES as u32, Relaxed);
-        return 0;
-    };
-    let mut buf = [0u8; 4096];
-    let len = resolve(&mut buf).min(buf.len());
-    let text = &buf[..len];
-    let off = NAMES.used.fetch_add(len, AcqRel);
-    if off + len <= ARENA {
-        for (k, b) in text.iter().enumerate() {
-            NAMES.arena[off + k].store(*b, Relaxed);
-        }
-        e.off.store(off as u32, Relaxed);
-        e.len.store(len as u32, Relaxed);
-    }
-    let (c, g) = class(text);
-    e.class.store(c, Relaxed);
-    e.glob.store(u8::from(g), Relaxed);
-    e.key.store(key, Relaxed);
-    e.hash.store(hash, Relaxed);
-    e.ready.store(1, Release);
-    i as u32 + 1
+    names().intern(key, raw, resolve, class)
 }
 
 /// The text of a name id (module path or label), for the reporting thread.
 pub fn name(id: u32) -> Option<String> {
-    let e = NAMES.entries.get((id as usize).checked_sub(1)?)?;
-    if e.ready.load(Acquire) != 1 {
-        return None;
-    }
-    let (off, len) = (e.off.load(Relaxed) as usize, e.len.load(Relaxed) as usize);
-    let bytes: Vec<u8> = NAMES
-        .arena
-        .get(off..off + len)?
-        .iter()
-        .map(|b| b.load(Relaxed))
-        .collect();
-    Some(String::from_utf8_lossy(&bytes).into_owned())
+    names().name(id)
 }
 
 fn class_of(id: u32) -> (u8, bool) {
-    match (id as usize).checked_sub(1).and_then(|i| NAMES.entries.get(i)) {
-        Some(e) => (e.class.load(Relaxed), e.glob.load(Relaxed) == 1),
-        None => (0, false),
-    }
+    names().class(id)
 }
 
 fn classify_path(path: &[u8], is_shim: bool) -> (u8, bool) {

@@ -4,13 +4,14 @@
  *   closeloop PORT close|dup2   (the peer serves each connection with "r3000,s2000,e")
  *
  * A = connect; send 3000 bytes, recv the 2000-byte reply. Wait (bounded) until the shim's
- * own reporter connection (a Unix stream socket the program never made) is open among fds
- * 3..1023 and print "reporter fd <n>". Then, in mode close, close() every fd 3..1023; in mode
+ * own fd (its reporter connection or the link pipe to its shipper, which the program never
+ * made) is open among fds 3..1023 and print "reporter fd <n>". Then, in mode close, close() every fd 3..1023; in mode
  * dup2, open /dev/null and dup2() it over every other fd 3..1023. A is gone with them.
  * B = connect; send 3000, recv 2000, send 1234 more, close.
  * Prints "sock A port <p>" and "sock B port <p> fd <n>". */
 #include "common.h"
 #include <sys/resource.h>
+#include <sys/stat.h>
 
 static char buf[4096];
 
@@ -33,13 +34,17 @@ static void get(int fd, size_t n) {
     }
 }
 
-static int find_unix_stream(void) {
+/* The shim's own fd: its reporter connection (a Unix stream socket) when it reports from a
+ * thread, or the link pipe to its shipper process. This program makes neither. */
+static int find_shim_fd(void) {
     for (int fd = 3; fd < 1024; fd++) {
         int dom = 0, type = 0;
         socklen_t l1 = sizeof dom, l2 = sizeof type;
         if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &dom, &l1) == 0 &&
             getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &l2) == 0 && dom == AF_UNIX && type == SOCK_STREAM)
             return fd;
+        struct stat st;
+        if (fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode)) return fd;
     }
     return -1;
 }
@@ -67,7 +72,7 @@ int main(int argc, char **argv) {
 
     int rep = -1;
     for (int i = 0; i < 2000 && rep < 0; i++) {
-        rep = find_unix_stream();
+        rep = find_shim_fd();
         if (rep < 0) usleep(10000);
     }
     say("reporter fd %d", rep);

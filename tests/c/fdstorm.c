@@ -1,12 +1,13 @@
-/* Metered, two threads: one keeps opening and closing UDP sockets (so the shim's reporting
- * thread keeps sending), the other repeatedly finds the shim's reporter connection (a Unix
- * stream socket the program never made) and close()s its fd, the way a daemon's fd sweep
- * would while other threads work. Then one TCP exchange whose counts must arrive exactly.
+/* Metered, two threads: one keeps opening and closing UDP sockets (so the shim keeps
+ * reporting), the other repeatedly finds the shim's own fd (its reporter connection, a Unix
+ * stream socket, or the link pipe to its shipper process; the program makes neither) and
+ * close()s it, the way a daemon's fd sweep would while other threads work. Then one TCP exchange whose counts must arrive exactly.
  *
  *   fdstorm PORT ROUNDS   (the peer serves the connection with "r3000,s2000,e")
  *
  * Prints "storm closed <n> churned <sockets>" and "sock B port <p> fd <n>". */
 #include "common.h"
+#include <sys/stat.h>
 #include <pthread.h>
 
 #define CHURN_MAX 5000
@@ -26,7 +27,8 @@ static void *churn(void *arg) {
     return NULL;
 }
 
-/* The reporter connection: the only Unix stream socket in the process. */
+/* The shim's own fd: its reporter connection (the only Unix stream socket in the process) when
+ * it reports from a thread, or the link pipe to its shipper process (the only pipe). */
 static int find_reporter(void) {
     for (int fd = 3; fd < 1100; fd++) {
         int dom = 0, type = 0;
@@ -34,6 +36,8 @@ static int find_reporter(void) {
         if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &dom, &l1) == 0 &&
             getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &l2) == 0 && dom == AF_UNIX && type == SOCK_STREAM)
             return fd;
+        struct stat st;
+        if (fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode)) return fd;
     }
     return -1;
 }

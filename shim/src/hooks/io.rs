@@ -17,7 +17,7 @@ use sockmeter::model::{Dir, Proto, Role};
 use sockmeter::registry::{FdState, Record};
 
 use crate::platform;
-use crate::runtime::{self, REGISTRY};
+use crate::runtime::{self, reg};
 
 /// True for the errno values that mean "try again", which are not errors.
 #[inline]
@@ -28,14 +28,14 @@ pub fn would_block(e: c_int) -> bool {
 /// The record of `fd`, recognising a socket created behind the shim's back on first use.
 #[inline(always)]
 pub fn record_of(fd: c_int) -> Option<Sock> {
-    let idx = match REGISTRY.fds.get(fd) {
+    let idx = match reg().fds.get(fd) {
         FdState::Record(i) => i,
         FdState::Unknown => super::lifecycle::adopt(fd)?,
         _ => return None,
     };
     Some(Sock {
         idx,
-        rec: REGISTRY.records.get(idx),
+        rec: reg().records.get(idx),
     })
 }
 
@@ -81,7 +81,7 @@ fn count_peer(sock: Sock, addr: *const sockaddr, len: socklen_t, dir: Dir, ret: 
     }
     let failed = ret < 0 && !would_block(e);
     let bytes = if ret > 0 && !peek { ret as u64 } else { 0 };
-    REGISTRY.records.peers(sock.idx).count(&words, dir, bytes, failed);
+    reg().records.peers(sock.idx).count(&words, dir, bytes, failed);
 }
 
 fn peek(flags: c_int) -> bool {

@@ -18,7 +18,7 @@ use sockmeter::registry::{FdState, NewSocket, FLAG_ADOPTED};
 
 use crate::modules;
 use crate::platform::{self, FdKind};
-use crate::runtime::{self, Event, REGISTRY};
+use crate::runtime::{self, reg, Event};
 
 /// Family and protocol of a `socket(domain, type, protocol)` call; `None` for families not
 /// metered (netlink, packet, ...).
@@ -72,7 +72,7 @@ pub fn adopt(fd: c_int) -> Option<u32> {
     match platform::classify(fd) {
         FdKind::Invalid => None,
         FdKind::NotSocket => {
-            REGISTRY.fds.replace(fd, FdState::Unknown, FdState::NotSocket);
+            reg().fds.replace(fd, FdState::Unknown, FdState::NotSocket);
             None
         }
         FdKind::Socket {
@@ -82,7 +82,7 @@ pub fn adopt(fd: c_int) -> Option<u32> {
             connected,
         } => {
             if family == Family::Other {
-                REGISTRY.fds.replace(fd, FdState::Unknown, FdState::Ignored);
+                reg().fds.replace(fd, FdState::Unknown, FdState::Ignored);
                 return None;
             }
             let role = if listening {
@@ -95,7 +95,7 @@ pub fn adopt(fd: c_int) -> Option<u32> {
             let mut s = new_socket(fd, family, proto, role, FLAG_ADOPTED);
             s.local = platform::local_words(fd).unwrap_or([0; ADDR_WORDS]);
             s.peer = platform::peer_words(fd).unwrap_or([0; ADDR_WORDS]);
-            let idx = REGISTRY.adopt(&s)?;
+            let idx = reg().adopt(&s)?;
             opened(idx);
             Some(idx)
         }
@@ -112,9 +112,9 @@ pub fn socket(ret: c_int, _e: c_int, domain: c_int, ty: c_int, protocol: c_int) 
             if family == Family::Unix {
                 s.local = sockmeter::addr::encode_unix(&[], false, false);
             }
-            opened(REGISTRY.open(&s));
+            opened(reg().open(&s));
         }
-        None => REGISTRY.fds.set(ret, FdState::Ignored),
+        None => reg().fds.set(ret, FdState::Ignored),
     }
 }
 
@@ -125,7 +125,7 @@ pub fn socketpair(ret: c_int, _e: c_int, domain: c_int, ty: c_int, protocol: c_i
     // SAFETY: on success the kernel wrote two fds into the caller's `int sv[2]`.
     let fds = unsafe { [*sv, *sv.add(1)] };
     let Some((family, proto)) = kind_of(domain, ty, protocol) else {
-        fds.iter().for_each(|fd| REGISTRY.fds.set(*fd, FdState::Ignored));
+        fds.iter().for_each(|fd| reg().fds.set(*fd, FdState::Ignored));
         return;
     };
     let unnamed = sockmeter::addr::encode_unix(&[], false, false);
@@ -133,7 +133,7 @@ pub fn socketpair(ret: c_int, _e: c_int, domain: c_int, ty: c_int, protocol: c_i
         let mut s = new_socket(fd, family, proto, Role::Connected, 0);
         s.local = unnamed;
         s.peer = unnamed;
-        opened(REGISTRY.open(&s));
+        opened(reg().open(&s));
     }
 }
 
@@ -176,7 +176,7 @@ fn accepted(ret: c_int, listener: c_int, addr: *mut sockaddr, len: *mut socklen_
         None => match platform::classify(ret) {
             FdKind::Socket { family, proto, .. } if family != Family::Other => (family, proto),
             _ => {
-                REGISTRY.fds.set(ret, FdState::Ignored);
+                reg().fds.set(ret, FdState::Ignored);
                 return;
             }
         },
@@ -190,7 +190,7 @@ fn accepted(ret: c_int, listener: c_int, addr: *mut sockaddr, len: *mut socklen_
     };
     s.peer = given.or_else(|| platform::peer_words(ret)).unwrap_or([0; ADDR_WORDS]);
     s.local = platform::local_words(ret).unwrap_or([0; ADDR_WORDS]);
-    opened(REGISTRY.open(&s));
+    opened(reg().open(&s));
 }
 
 pub fn accept(ret: c_int, _e: c_int, fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) {
@@ -230,7 +230,7 @@ pub fn shutdown(_ret: c_int, _e: c_int, fd: c_int, _how: c_int) {
 }
 
 fn closed(fd: c_int, was: FdState) {
-    if let Some(idx) = REGISTRY.close(fd, was, platform::now_ms()) {
+    if let Some(idx) = reg().close(fd, was, platform::now_ms()) {
         runtime::notify(Event::Changed(idx));
     }
 }
@@ -242,7 +242,7 @@ fn released(ret: c_int, e: c_int) -> bool {
 
 pub fn close_before(fd: c_int) -> FdState {
     runtime::protect_own_fd(fd);
-    REGISTRY.fds.get(fd)
+    reg().fds.get(fd)
 }
 
 pub fn close_after(was: FdState, ret: c_int, e: c_int, fd: c_int) {
@@ -271,7 +271,7 @@ fn close_span(first: c_uint, last: c_uint) {
     loop {
         let mut n = 0;
         let mut next = None;
-        REGISTRY.fds.for_each_record_in(from, last, |fd, idx| {
+        reg().fds.for_each_record_in(from, last, |fd, idx| {
             if n < list.len() {
                 list[n] = (fd, idx);
                 n += 1;
@@ -299,13 +299,13 @@ pub fn closefrom_after(_pre: (), _ret: (), _e: c_int, low: c_int) {
 
 pub fn dup(ret: c_int, _e: c_int, fd: c_int) {
     if ret >= 0 {
-        REGISTRY.dup(fd, ret);
+        reg().dup(fd, ret);
     }
 }
 
 pub fn dup2_before(_old: c_int, new: c_int) -> FdState {
     runtime::protect_own_fd(new);
-    REGISTRY.fds.get(new)
+    reg().fds.get(new)
 }
 
 pub fn dup2_after(was: FdState, ret: c_int, _e: c_int, old: c_int, new: c_int) {
@@ -313,7 +313,7 @@ pub fn dup2_after(was: FdState, ret: c_int, _e: c_int, old: c_int, new: c_int) {
         return;
     }
     closed(new, was);
-    REGISTRY.dup(old, new);
+    reg().dup(old, new);
 }
 
 pub fn dup3_before(old: c_int, new: c_int, _flags: c_int) -> FdState {
@@ -326,6 +326,6 @@ pub fn dup3_after(was: FdState, ret: c_int, e: c_int, old: c_int, new: c_int, _f
 
 pub fn fcntl(ret: c_int, _e: c_int, fd: c_int, cmd: c_int, _arg: c_ulong) {
     if ret >= 0 && (cmd == libc::F_DUPFD || cmd == libc::F_DUPFD_CLOEXEC) {
-        REGISTRY.dup(fd, ret);
+        reg().dup(fd, ret);
     }
 }

@@ -25,10 +25,7 @@ use table::hook_table;
 /// True when a call on `fd` goes straight to libc: the fd is known not to be a metered socket.
 #[inline]
 pub fn passes(fd: c_int) -> bool {
-    matches!(
-        crate::runtime::REGISTRY.fds.get(fd),
-        FdState::NotSocket | FdState::Ignored
-    )
+    matches!(crate::runtime::reg().fds.get(fd), FdState::NotSocket | FdState::Ignored)
 }
 
 hook_table! {

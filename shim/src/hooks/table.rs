@@ -184,7 +184,7 @@ macro_rules! hook_table {
         }
     };
     (@pass $real:ident [data $fd:ident] ($($arg:ident),*) after [$after:path]) => {
-        match $crate::runtime::REGISTRY.fds.get($fd) {
+        match $crate::runtime::reg().fds.get($fd) {
             sockmeter::registry::FdState::NotSocket | sockmeter::registry::FdState::Ignored => {
                 return $real($($arg),*);
             }

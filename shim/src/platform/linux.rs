@@ -384,11 +384,11 @@ pub fn resolve_early() {
     let _ = super::deepbind::resolve();
 }
 
-/// Registers the fork child handler and the exit handler.
-pub fn register_process_handlers(child: extern "C" fn(), at_exit: extern "C" fn()) {
+/// Registers the fork handlers and the exit handler.
+pub fn register_process_handlers(prepare: extern "C" fn(), child: extern "C" fn(), at_exit: extern "C" fn()) {
     // SAFETY: plain registrations of functions that live as long as the process.
     unsafe {
-        libc::pthread_atfork(None, None, Some(child));
+        libc::pthread_atfork(Some(prepare), None, Some(child));
         libc::atexit(at_exit);
     }
 }
@@ -416,3 +416,167 @@ static INIT: extern "C" fn(c_int, *const *const c_char, *const *const c_char) = 
     }
     init
 };
+
+/// Creates the shared region: a memfd of `size` bytes, mapped shared. Returns the memfd (moved
+/// to an fd number of at least `high`, close-on-exec) and the mapping.
+pub fn create_region(size: usize, high: c_int) -> Option<(c_int, *mut c_void)> {
+    // SAFETY: plain system calls on our own fds; every failure path closes what it opened.
+    unsafe {
+        let fd = libc::memfd_create(c"sockmeter".as_ptr(), libc::MFD_CLOEXEC);
+        if fd < 0 {
+            return None;
+        }
+        let moved = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, high);
+        let fd = if moved >= 0 {
+            libc::close(fd);
+            moved
+        } else {
+            fd
+        };
+        if libc::ftruncate(fd, size as libc::off_t) != 0 {
+            libc::close(fd);
+            return None;
+        }
+        let p = libc::mmap(
+            std::ptr::null_mut(),
+            size,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            fd,
+            0,
+        );
+        if p == libc::MAP_FAILED {
+            libc::close(fd);
+            return None;
+        }
+        Some((fd, p))
+    }
+}
+
+/// A pipe whose ends are close-on-exec and non-blocking; the write end is moved to an fd number
+/// of at least `high`. Returns (read end, write end).
+pub fn link_pipe(high: c_int) -> Option<(c_int, c_int)> {
+    let mut fds = [0 as c_int; 2];
+    // SAFETY: plain system calls on our own fds.
+    unsafe {
+        if libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) != 0 {
+            return None;
+        }
+        let w = libc::fcntl(fds[1], libc::F_DUPFD_CLOEXEC, high);
+        if w < 0 {
+            libc::close(fds[0]);
+            libc::close(fds[1]);
+            return None;
+        }
+        libc::close(fds[1]);
+        let r = libc::fcntl(fds[0], libc::F_DUPFD_CLOEXEC, high);
+        libc::close(fds[0]);
+        if r < 0 {
+            libc::close(w);
+            return None;
+        }
+        Some((r, w))
+    }
+}
+
+/// What the shipper's child half needs (it runs on its own stack in our memory, before exec).
+struct SpawnArgs {
+    exe: *const c_char,
+    argv: *const *const c_char,
+    envp: *const *const c_char,
+    keep: [c_int; 2],
+    errno: c_int,
+}
+
+extern "C" fn spawn_child(arg: *mut c_void) -> c_int {
+    // SAFETY: `arg` is the SpawnArgs of `spawn_shipper`, alive while the parent waits (vfork).
+    // Only async-signal-safe system calls happen here; errno is written in our shared memory
+    // but the parent restores its own errno afterwards.
+    unsafe {
+        let a = &mut *(arg as *mut SpawnArgs);
+        for fd in a.keep {
+            libc::fcntl(fd, libc::F_SETFD, 0);
+        }
+        libc::syscall(libc::SYS_execve, a.exe, a.argv, a.envp);
+        a.errno = *libc::__errno_location();
+        libc::syscall(libc::SYS_exit, 127);
+    }
+    127
+}
+
+/// Starts the shipper: `exe` with `args`, keeping fds `keep` open across the exec. It is a
+/// *clone* child with no exit signal: the host gets no SIGCHLD for it and an ordinary `wait()`
+/// never returns it (as with posix_spawn, the host is suspended only until the exec).
+pub fn spawn_shipper(exe: &CStr, args: &[std::ffi::CString], keep: [c_int; 2]) -> Result<(), c_int> {
+    extern "C" {
+        static environ: *const *const c_char;
+    }
+    let mut argv: Vec<*const c_char> = args.iter().map(|a| a.as_ptr()).collect();
+    argv.push(std::ptr::null());
+    // The shipper's environment: the host's, without LD_PRELOAD (the shipper must not load the
+    // shim: it would meter itself and start a shipper of its own), and with SOCKMETER_DISABLE.
+    let disable = c"SOCKMETER_DISABLE=1";
+    let mut envp: Vec<*const c_char> = vec![disable.as_ptr()];
+    // SAFETY: `environ` is the process's NULL-terminated array of NUL-terminated strings.
+    unsafe {
+        let mut p = environ;
+        while !p.is_null() && !(*p).is_null() {
+            let entry = CStr::from_ptr(*p).to_bytes();
+            if !entry.starts_with(b"LD_PRELOAD=") && !entry.starts_with(b"SOCKMETER_DISABLE=") {
+                envp.push(*p);
+            }
+            p = p.add(1);
+        }
+    }
+    envp.push(std::ptr::null());
+    let envp = envp.as_ptr();
+    let mut a = SpawnArgs {
+        exe: exe.as_ptr(),
+        argv: argv.as_ptr(),
+        envp,
+        keep,
+        errno: 0,
+    };
+    const STACK: usize = 64 * 1024;
+    let mut stack = vec![0u8; STACK];
+    // SAFETY: the child runs `spawn_child` on `stack` (top of it; it grows down) with CLONE_VM |
+    // CLONE_VFORK, so we are suspended until it execs or exits and `a`, `argv` and `stack`
+    // outlive it. No exit signal (the low byte of the flags is 0).
+    let pid = unsafe {
+        libc::clone(
+            spawn_child,
+            stack.as_mut_ptr().add(STACK) as *mut c_void,
+            libc::CLONE_VM | libc::CLONE_VFORK,
+            &mut a as *mut SpawnArgs as *mut c_void,
+        )
+    };
+    if pid < 0 {
+        return Err(errno());
+    }
+    if a.errno != 0 {
+        // The exec failed and the child is gone: collect it.
+        // SAFETY: waiting for our own clone child.
+        unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::__WCLONE) };
+        return Err(a.errno);
+    }
+    Ok(())
+}
+
+/// Collects shippers of earlier images of this process that have finished (clone children
+/// only: the host's own children are never touched).
+pub fn reap_shippers() {
+    // SAFETY: waitpid with WNOHANG on clone children only.
+    while unsafe { libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG | libc::__WCLONE) } > 0 {}
+}
+
+/// The directory the shim was loaded from.
+pub fn shim_dir() -> Option<std::path::PathBuf> {
+    // SAFETY: zeroed Dl_info is valid; dladdr fills it for an address inside the shim.
+    let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
+    if unsafe { libc::dladdr(shim_dir as *const () as *const c_void, &mut info) } == 0 || info.dli_fname.is_null() {
+        return None;
+    }
+    // SAFETY: dladdr returned a NUL-terminated file name.
+    let path = unsafe { CStr::from_ptr(info.dli_fname) }.to_string_lossy().into_owned();
+    std::fs::canonicalize(path).ok()?.parent().map(|p| p.to_path_buf())
+}

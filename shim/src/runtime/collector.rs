@@ -8,8 +8,8 @@ use sockmeter::collect::Shipper;
 use sockmeter::wire::{self, Bye, ByeReason, Hello, Message, Origin};
 use sockmeter::{ProcessAccount, ProcessReport};
 
+use super::reg;
 use super::sink::Sink;
-use super::REGISTRY;
 use crate::{modules, platform};
 
 /// A C callback receiving each wire message as one NDJSON line (`len` bytes, newline
@@ -69,9 +69,7 @@ impl Collector {
             return;
         }
         let mut shipper = std::mem::take(&mut self.shipper);
-        shipper.pass_in_batches(&REGISTRY, &modules::name, platform::now_ms(), &mut |batch| {
-            self.emit(batch)
-        });
+        shipper.pass_in_batches(reg(), &modules::name, platform::now_ms(), &mut |batch| self.emit(batch));
         self.shipper = shipper;
         let notices = super::take_notices();
         self.emit(

@@ -1,6 +1,6 @@
 //! The shim's process-wide state and its reporting thread.
 //!
-//! * [`REGISTRY`]: the fd table and socket records the hooks write into (`sockmeter::registry`),
+//! * [`reg()`]: the fd table and socket records the hooks write into (`sockmeter::registry`),
 //!   a zero-initialised static that works before any constructor runs.
 //! * The configuration, read once by [`init`] (the load-time constructor).
 //! * The collector ([`collector::Collector`]) and its thread, started lazily the first time
@@ -15,6 +15,7 @@
 //!   fork on, and a new connection; it must not touch the parent's lock or connection).
 
 pub mod collector;
+pub mod helper;
 pub mod sink;
 
 use std::ffi::c_void;
@@ -25,13 +26,39 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{bounded, Receiver, Sender};
 use sockmeter::config::Config;
 use sockmeter::registry::Registry;
+use sockmeter::shared::Shared;
 use sockmeter::wire::{ByeReason, Origin};
 
 use crate::{guard, platform};
 use collector::Collector;
 
-/// The fd table and socket records.
-pub static REGISTRY: Registry = Registry::new();
+/// The region the hooks count into before a shared one exists, and when there is no shipper.
+static LOCAL: Shared = Shared::new();
+/// The region in use (null: `LOCAL`).
+static REGION: AtomicPtr<Shared> = AtomicPtr::new(std::ptr::null_mut());
+
+/// The static region (before a shared one exists, and as a last resort in a forked child).
+fn local() -> &'static Shared {
+    &LOCAL
+}
+
+/// The region the hooks count into: registry, names, mailboxes.
+#[inline]
+pub fn shared() -> &'static Shared {
+    let p = REGION.load(Acquire);
+    if p.is_null() {
+        &LOCAL
+    } else {
+        // SAFETY: REGION only ever holds a mapping of a whole `Shared` that is never unmapped.
+        unsafe { &*p }
+    }
+}
+
+/// The fd table and socket records in use.
+#[inline]
+pub fn reg() -> &'static Registry {
+    &shared().registry
+}
 
 static DISABLED: AtomicBool = AtomicBool::new(false);
 static INITED: AtomicBool = AtomicBool::new(false);
@@ -75,7 +102,9 @@ static NOTICES: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
 
 /// Queues a notice for the reporter (kind, one sentence). Not for the per-byte path.
 pub fn add_notice(kind: &str, text: String) {
-    if let Ok(mut n) = NOTICES.try_lock() {
+    if helper::on() {
+        shared().notices.push(format!("{kind}\t{text}").as_bytes());
+    } else if let Ok(mut n) = NOTICES.try_lock() {
         n.push((kind.to_string(), text));
     }
     ensure_started();
@@ -128,10 +157,11 @@ pub fn init() {
         }
         DISABLED.store(cfg.disabled, Relaxed);
         let _ = CONFIG.set(cfg);
-        platform::register_process_handlers(on_fork_child, on_exit);
+        helper::setup();
+        platform::register_process_handlers(before_fork, on_fork_child, on_exit);
         platform::resolve_early();
         INITED.store(true, Release);
-        if REGISTRY.records.high_water() > 1 {
+        if reg().records.high_water() > 1 {
             ensure_started();
         }
     });
@@ -178,7 +208,8 @@ fn channel() -> &'static (Sender<Event>, Receiver<Event>) {
 /// channel exists (it is created by the first hook that opens a socket).
 #[inline]
 pub fn notify(ev: Event) {
-    if !STARTED.load(Relaxed) {
+    shared().changes.fetch_add(1, Relaxed);
+    if !STARTED.load(Relaxed) || helper::on() {
         return;
     }
     if channel().0.try_send(ev).is_err() {
@@ -234,6 +265,12 @@ fn start() {
 
 fn start_now() {
     OWNER_PID.store(platform::pid(), Release);
+    if helper::on() {
+        if helper::spawn(FORKED.load(Relaxed)) {
+            return;
+        }
+        helper::disable();
+    }
     let _ = channel();
     // Connect now, in the calling thread (a hook, with the guard held): the socket briefly takes
     // the lowest free fd before moving to a high number, and doing that here, rather than in
@@ -267,6 +304,14 @@ fn reporting_thread() {
 /// Ships everything pending and says goodbye (exit or exec). Returns whether anything was
 /// finished (false when the process never touched a socket).
 pub fn finish(reason: ByeReason) -> bool {
+    if helper::on() {
+        // The shipper sees the exit (pidfd) or the exec (the link closing) itself.
+        if reason == ByeReason::Exec && STARTED.load(Acquire) && platform::pid() == OWNER_PID.load(Acquire) {
+            helper::exec_pending(true);
+            return true;
+        }
+        return false;
+    }
     if !STARTED.load(Acquire) || COLLECTOR.load(Acquire).is_null() {
         return false;
     }
@@ -280,6 +325,10 @@ pub fn finish(reason: ByeReason) -> bool {
 
 /// After an exec that failed: metering goes on, on a new connection.
 pub fn resume_after_failed_exec() {
+    if helper::on() {
+        helper::exec_pending(false);
+        return;
+    }
     if !COLLECTOR.load(Acquire).is_null() {
         lock().resume();
     }
@@ -287,6 +336,14 @@ pub fn resume_after_failed_exec() {
 
 extern "C" fn on_exit() {
     guard::with(|| finish(ByeReason::Exit));
+}
+
+extern "C" fn before_fork() {
+    guard::with(|| {
+        if helper::on() {
+            helper::before_fork();
+        }
+    });
 }
 
 extern "C" fn on_fork_child() {
@@ -298,8 +355,12 @@ extern "C" fn on_fork_child() {
         EVENTS.store(std::ptr::null_mut(), Release);
         DROPPED.store(0, Relaxed);
         sink::Sink::abandon_inherited();
-        REGISTRY.records.reset_after_fork();
-        if REGISTRY.records.high_water() > 1 {
+        if helper::on() {
+            helper::fork_child();
+        } else {
+            reg().records.reset_after_fork();
+        }
+        if reg().records.high_water() > 1 {
             ensure_started();
         }
     });
@@ -322,21 +383,34 @@ pub fn protect_own_fd_range(first: libc::c_uint, last: libc::c_uint) {
     }
 }
 
-/// This process's report, after a fresh pass (the embedding API).
-pub fn snapshot() -> sockmeter::ProcessReport {
+/// This process's report as JSON, after a fresh pass (the embedding API).
+pub fn snapshot_json() -> Option<String> {
+    if helper::on() {
+        ensure_started();
+        if helper::on() {
+            let text = helper::snapshot_json()?;
+            return (!text.is_empty()).then(|| String::from_utf8_lossy(&text).into_owned());
+        }
+    }
     let mut c = lock();
     c.pass();
-    c.snapshot_report()
+    serde_json::to_string(&c.snapshot_report()).ok()
 }
 
 /// Registers an in-process subscriber (the embedding API).
 pub fn subscribe(cb: collector::EventCallback, user: *mut c_void) -> u64 {
     start_if_inited();
+    if helper::on() {
+        return helper::subscribe(cb, user);
+    }
     lock().subscribe(cb, user)
 }
 
 /// Removes an in-process subscriber.
 pub fn unsubscribe(id: u64) -> bool {
+    if helper::on() {
+        return helper::unsubscribe(id);
+    }
     lock().unsubscribe(id)
 }
 

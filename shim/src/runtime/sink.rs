@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicI32, Ordering::*};
 
 use libc::c_int;
 
-use crate::runtime::REGISTRY;
+use crate::runtime::reg;
 use sockmeter::registry::FdState;
 
 /// The reporter connection's fd, -1 when none. Read by the close-family hooks.
@@ -91,7 +91,7 @@ impl Sink {
             match connect_unix(&path) {
                 Ok(fd) => {
                     OWN_FD.store(fd, Release);
-                    REGISTRY.fds.set(fd, FdState::Ignored);
+                    reg().fds.set(fd, FdState::Ignored);
                     return true;
                 }
                 Err(e) => {
@@ -147,7 +147,7 @@ impl Sink {
         let _lock = FdLock::take();
         let fd = OWN_FD.swap(-1, AcqRel);
         if fd >= 0 {
-            REGISTRY.fds.set(fd, FdState::Unknown);
+            reg().fds.set(fd, FdState::Unknown);
             // SAFETY: closing our own fd.
             unsafe { libc::close(fd) };
         }
@@ -161,7 +161,7 @@ impl Sink {
         TEMP_FD.store(-1, Release);
         let fd = OWN_FD.swap(-1, AcqRel);
         if fd >= 0 {
-            REGISTRY.fds.set(fd, FdState::Unknown);
+            reg().fds.set(fd, FdState::Unknown);
             // SAFETY: closing the child's copy of the parent's fd; the parent keeps its own.
             unsafe { libc::close(fd) };
         }
@@ -237,25 +237,39 @@ fn connect_unix(path: &str) -> std::io::Result<c_int> {
 /// (waiting for a send or a connection in progress to finish first). The connection moves to
 /// an fd number at least `min_fd` (and at least 264).
 pub fn protect(fd: c_int, min_fd: c_int) {
-    if fd < 0 || (OWN_FD.load(Acquire) != fd && TEMP_FD.load(Acquire) != fd) {
+    use super::helper::{LINK_FD, MEM_FD};
+    let ours = |f: c_int| OWN_FD.load(Acquire) == f || MEM_FD.load(Acquire) == f || LINK_FD.load(Acquire) == f;
+    if fd < 0 || (!ours(fd) && TEMP_FD.load(Acquire) != fd) {
         return;
     }
     let _lock = FdLock::take();
-    if OWN_FD.load(Acquire) != fd {
-        return;
-    }
-    // SAFETY: duplicating our own fd to a free number.
-    let moved = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, min_fd.max(HIGH_FD + 64)) };
-    if moved >= 0 {
-        REGISTRY.fds.set(moved, FdState::Ignored);
-        OWN_FD.store(moved, Release);
-    } else {
-        // Nowhere to go: the host's call takes the connection. The next report reconnects.
-        OWN_FD.store(-1, Release);
-        TAKEN.store(true, Release);
+    for slot in [&OWN_FD, &MEM_FD, &LINK_FD] {
+        if slot.load(Acquire) != fd {
+            continue;
+        }
+        // SAFETY: duplicating our own fd to a free number.
+        let moved = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, min_fd.max(HIGH_FD + 64)) };
+        if moved >= 0 {
+            reg().fds.set(moved, FdState::Ignored);
+            slot.store(moved, Release);
+        } else {
+            // Nowhere to go: the host's call takes it. A reporter connection is made again at
+            // the next report; a lost link only means the shipper learns of an exec later.
+            slot.store(-1, Release);
+            if std::ptr::eq(slot, &OWN_FD) {
+                TAKEN.store(true, Release);
+            }
+        }
     }
     // The host's close or dup2 will now release `fd` itself.
-    REGISTRY.fds.set(fd, FdState::Unknown);
+    reg().fds.set(fd, FdState::Unknown);
+}
+
+/// Runs `f` with the fd lock held (for a write to one of our fds that a host thread might be
+/// closing at the same moment).
+pub fn with_fd_lock<R>(f: impl FnOnce() -> R) -> R {
+    let _lock = FdLock::take();
+    f()
 }
 
 /// Writes this process's report file: `%p` in the path becomes the pid; without `%p`, each

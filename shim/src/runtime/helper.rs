@@ -1,0 +1,298 @@
+//! Shipper mode: the host keeps counting into a shared region; a separate process ships.
+//!
+//! Under a reporter (`SOCKMETER_SOCKET`), the shim does not start a thread in the host: a
+//! second thread would switch glibc to its multi-threaded paths for the whole process (atomic
+//! cancellation bookkeeping around every system call, locked malloc), which costs a
+//! single-threaded host far more than the hooks do. Instead:
+//!
+//! * at load time the region (`sockmeter::shared::Shared`: registry, names, mailboxes) moves
+//!   into a memfd mapping;
+//! * the first time the process touches a socket, `sockmeter __ship` is started as a clone
+//!   child without an exit signal (invisible to the host's `wait()`, no SIGCHLD), with the
+//!   memfd and the read end of a "link" pipe. The host keeps only the pipe's write end (moved to
+//!   a high fd, protected from the host's close sweeps like the reporter connection);
+//! * the shipper maps the region, reads the counters every tick and talks to the reporter. It
+//!   sees the host exit through a pidfd (so even SIGKILL loses nothing) and an exec through the
+//!   link pipe closing (close-on-exec) while `exec_pending` is set;
+//! * a forked child moves its accounting into a region of its own (copying the parent's open
+//!   sockets, counters zeroed) and starts its own shipper when it touches a socket.
+//!
+//! The embedding API still works: a snapshot is asked of the shipper through the region's
+//! mailbox, and subscribers get the shipper's lines through a ring read by a small thread that
+//! only a process with subscribers has. When the shipper cannot be used (no `sockmeter` binary
+//! found, `SOCKMETER_SHIPPER=none`, no memfd) the shim falls back to its in-process thread.
+
+use std::ffi::{c_void, CString};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering::*};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use sockmeter::shared::Shared;
+
+use super::collector::EventCallback;
+use super::{config, reg, say, shared, REGION};
+use crate::platform;
+
+/// The lowest fd number the region's memfd and the link pipe live at.
+const HIGH_FD: libc::c_int = 230;
+
+static HELPER_MODE: AtomicBool = AtomicBool::new(false);
+/// The region's memfd, until a shipper has it.
+pub static MEM_FD: AtomicI32 = AtomicI32::new(-1);
+/// The write end of the link pipe to the shipper.
+pub static LINK_FD: AtomicI32 = AtomicI32::new(-1);
+
+/// Whether this process ships through a shipper process.
+#[inline]
+pub fn on() -> bool {
+    HELPER_MODE.load(Relaxed)
+}
+
+fn shipper_exe() -> Option<CString> {
+    let path = match std::env::var_os("SOCKMETER_SHIPPER") {
+        Some(p) if p == "none" => return None,
+        Some(p) => std::path::PathBuf::from(p),
+        None => platform::shim_dir()?.join("sockmeter"),
+    };
+    let meta = std::fs::metadata(&path).ok()?;
+    use std::os::unix::fs::PermissionsExt;
+    if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
+        return None;
+    }
+    CString::new(path.into_os_string().into_encoded_bytes()).ok()
+}
+
+static EXE: Mutex<Option<CString>> = Mutex::new(None);
+
+/// Moves the accounting into a fresh region, copying `from`. None if no region can be made.
+fn new_region(from: &Shared) -> Option<(libc::c_int, &'static Shared)> {
+    let (fd, p) = platform::create_region(std::mem::size_of::<Shared>(), HIGH_FD)?;
+    // SAFETY: a fresh, zero-filled, writable shared mapping of exactly one `Shared`; an all-zero
+    // `Shared` is a valid empty one (every field is an atomic or an array of them).
+    let region: &'static Shared = unsafe { &*(p as *const Shared) };
+    region.registry.copy_from(&from.registry);
+    region.names.copy_from(&from.names);
+    region.registry.fds.set(fd, sockmeter::registry::FdState::Ignored);
+    region.seal();
+    Some((fd, region))
+}
+
+fn reg_ignore(fd: libc::c_int) {
+    shared().registry.fds.set(fd, sockmeter::registry::FdState::Ignored);
+}
+
+/// At load time: use a shipper when a reporter is configured and one can be found.
+pub fn setup() {
+    let cfg = config();
+    if cfg.socket.is_none() || cfg.disabled {
+        return;
+    }
+    let Some(exe) = shipper_exe() else { return };
+    let Some((fd, region)) = new_region(shared()) else {
+        return;
+    };
+    if let Ok(mut e) = EXE.lock() {
+        *e = Some(exe);
+    }
+    REGION.store(region as *const Shared as *mut Shared, Release);
+    reg_ignore(fd);
+    MEM_FD.store(fd, Release);
+    HELPER_MODE.store(true, Release);
+    platform::reap_shippers();
+}
+
+/// Starts this process's shipper. False if it could not be started (the caller falls back to
+/// the in-process thread).
+pub fn spawn(origin_fork: bool) -> bool {
+    let mem = MEM_FD.load(Acquire);
+    let exe = EXE.lock().ok().and_then(|e| e.clone());
+    let (Some(exe), true) = (exe, mem >= 0) else {
+        return false;
+    };
+    let Some((r, w)) = platform::link_pipe(HIGH_FD) else {
+        return false;
+    };
+    let arg = |s: String| CString::new(s).unwrap_or_default();
+    // Who we are, from us (the shipper may start after a short-lived host has exited).
+    let mut args = vec![
+        arg("sockmeter".into()),
+        arg("__ship".into()),
+        arg(format!("--mem={mem}")),
+        arg(format!("--link={r}")),
+        arg(format!("--pid={}", platform::pid())),
+        arg(format!("--ppid={}", platform::ppid())),
+        arg(format!("--exe={}", platform::exe_path())),
+        arg(format!("--origin={}", if origin_fork { "fork" } else { "start" })),
+        arg("--".into()),
+    ];
+    args.extend(platform::cmdline().into_iter().map(arg));
+    let spawned = platform::spawn_shipper(&exe, &args, [mem, r]);
+    // SAFETY: closing our own fds: the shipper has its copies.
+    unsafe { libc::close(r) };
+    match spawned {
+        Ok(()) => {
+            // The shipper has the region; the host keeps only the link's write end.
+            MEM_FD.store(-1, Release);
+            // SAFETY: our own fd.
+            unsafe { libc::close(mem) };
+            reg().fds.set(mem, sockmeter::registry::FdState::Unknown);
+            reg_ignore(w);
+            LINK_FD.store(w, Release);
+            true
+        }
+        Err(e) => {
+            // SAFETY: our own fd.
+            unsafe { libc::close(w) };
+            say(&format!(
+                "cannot start the shipper {} ({}); reporting from a thread in the process instead",
+                exe.to_string_lossy(),
+                std::io::Error::from_raw_os_error(e)
+            ));
+            false
+        }
+    }
+}
+
+/// Before an exec: the shipper ships the last counts and says `bye` (reason exec) when the
+/// link closes. After a failed exec: cleared again.
+pub fn exec_pending(pending: bool) {
+    shared().exec_pending.store(u32::from(pending), Release);
+}
+
+/// Before a fork, in the parent: a private snapshot of the region (the child inherits the
+/// shared mapping, which the parent keeps changing; it needs the state as of the fork).
+pub fn before_fork() {
+    let (local, now) = (super::local(), shared());
+    if !std::ptr::eq(local, now) {
+        local.registry.copy_from(&now.registry);
+        local.names.copy_from(&now.names);
+    }
+}
+
+/// In a forked child: a region of its own (from the snapshot), and none of the parent's fds.
+pub fn fork_child() {
+    // The parent's subscribers and event thread are the parent's.
+    EVENT_THREAD.store(false, Release);
+    if let Ok(mut subs) = SUBSCRIBERS.try_lock() {
+        subs.clear();
+    }
+    let local = super::local();
+    // From here on the child counts into its private snapshot, never the parent's region.
+    REGION.store(std::ptr::null_mut(), Release);
+    for fd in [&MEM_FD, &LINK_FD] {
+        let f = fd.swap(-1, AcqRel);
+        if f >= 0 {
+            local.registry.fds.set(f, sockmeter::registry::FdState::Unknown);
+            // SAFETY: the child's copy of the parent's fd.
+            unsafe { libc::close(f) };
+        }
+    }
+    local.registry.records.reset_after_fork();
+    match new_region(local) {
+        Some((fd, region)) => {
+            REGION.store(region as *const Shared as *mut Shared, Release);
+            reg_ignore(fd);
+            MEM_FD.store(fd, Release);
+        }
+        // No region: count privately and report from a thread.
+        None => HELPER_MODE.store(false, Release),
+    }
+}
+
+/// Wakes the shipper (a byte on the link; never blocks).
+fn wake() {
+    super::sink::with_fd_lock(|| {
+        let w = LINK_FD.load(Acquire);
+        if w >= 0 {
+            // SAFETY: writing one byte from a valid buffer to our non-blocking pipe.
+            unsafe { libc::write(w, b"!".as_ptr() as *const c_void, 1) };
+        }
+    });
+}
+
+/// Gives up on the shipper for this process (it could not be started).
+pub fn disable() {
+    HELPER_MODE.store(false, Release);
+}
+
+/// This process's report as JSON, asked of the shipper (None if it does not answer in time).
+/// As in the in-process mode, what the shipper's pass produced has reached the subscribers
+/// when this returns.
+pub fn snapshot_json() -> Option<Vec<u8>> {
+    let answer = ask_snapshot();
+    if EVENT_THREAD.load(Acquire) {
+        deliver_once();
+    }
+    answer
+}
+
+fn ask_snapshot() -> Option<Vec<u8>> {
+    let s = shared();
+    let n = s.snapshot.asked.fetch_add(1, AcqRel) + 1;
+    wake();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while s.snapshot.answered.load(Acquire) < n {
+        if Instant::now() > deadline || LINK_FD.load(Acquire) < 0 {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    Some(s.snapshot.read())
+}
+
+struct Subscriber {
+    id: u64,
+    cb: EventCallback,
+    user: usize,
+}
+
+static SUBSCRIBERS: Mutex<Vec<Subscriber>> = Mutex::new(Vec::new());
+static NEXT_SUB: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+static EVENT_THREAD: AtomicBool = AtomicBool::new(false);
+
+/// Registers a subscriber; the first one starts the thread that delivers the shipper's lines.
+pub fn subscribe(cb: EventCallback, user: *mut c_void) -> u64 {
+    let id = NEXT_SUB.fetch_add(1, Relaxed);
+    if let Ok(mut subs) = SUBSCRIBERS.lock() {
+        subs.push(Subscriber {
+            id,
+            cb,
+            user: user as usize,
+        });
+    }
+    shared().subscribed.store(1, Release);
+    if !EVENT_THREAD.swap(true, AcqRel) {
+        let _ = std::thread::Builder::new()
+            .name("sockmeter-events".into())
+            .spawn(deliver);
+    }
+    id
+}
+
+/// Removes a subscriber; true if it existed. When it returns, its callback is not running.
+pub fn unsubscribe(id: u64) -> bool {
+    let Ok(mut subs) = SUBSCRIBERS.lock() else { return false };
+    let before = subs.len();
+    subs.retain(|s| s.id != id);
+    before != subs.len()
+}
+
+fn deliver() {
+    crate::guard::enter_forever();
+    loop {
+        std::thread::sleep(Duration::from_millis(20));
+        deliver_once();
+    }
+}
+
+/// Hands every line the shipper queued to the subscribers (the subscriber lock makes this the
+/// ring's only reader at a time).
+fn deliver_once() {
+    let Ok(mut subs) = SUBSCRIBERS.lock() else { return };
+    let text = shared().events.take();
+    for line in text.split_inclusive(|&b| b == b'\n') {
+        let mut z = line.to_vec();
+        z.push(0);
+        subs.retain(|s| (s.cb)(z.as_ptr() as *const std::ffi::c_char, line.len(), s.user as *mut c_void) == 0);
+    }
+}

@@ -1,0 +1,185 @@
+//! The name table: module paths and labels, interned once, read by id.
+//!
+//! The hooks must name the module that opened a socket without allocating, so names live in a
+//! fixed table of atomics and a byte arena (all zeros when empty, so a `static` costs nothing
+//! until used). Ids start at 1; 0 means unknown. Each entry also keeps a small class byte and a
+//! flag the shim uses for attribution (whether the object is a system library, matches a glob).
+
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering::*};
+
+/// How many names the table holds.
+pub const MAX_NAMES: usize = 2048;
+/// Bytes of name text the table holds.
+pub const ARENA: usize = 512 * 1024;
+
+struct Name {
+    ready: AtomicU8,
+    class: AtomicU8,
+    flag: AtomicU8,
+    key: AtomicUsize,
+    hash: AtomicU64,
+    off: AtomicU32,
+    len: AtomicU32,
+}
+
+/// The table.
+pub struct Names {
+    entries: [Name; MAX_NAMES],
+    count: AtomicU32,
+    arena: [AtomicU8; ARENA],
+    used: AtomicUsize,
+}
+
+fn fnv(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
+impl Names {
+    /// An empty table (all zeros).
+    pub const fn new() -> Self {
+        Names {
+            entries: [const {
+                Name {
+                    ready: AtomicU8::new(0),
+                    class: AtomicU8::new(0),
+                    flag: AtomicU8::new(0),
+                    key: AtomicUsize::new(0),
+                    hash: AtomicU64::new(0),
+                    off: AtomicU32::new(0),
+                    len: AtomicU32::new(0),
+                }
+            }; MAX_NAMES],
+            count: AtomicU32::new(0),
+            arena: [const { AtomicU8::new(0) }; ARENA],
+            used: AtomicUsize::new(0),
+        }
+    }
+
+    /// Finds or adds a name. `key` tells apart objects with the same name at different times
+    /// (their load address; labels use 0), `raw` identifies it (hashed), `resolve` writes the
+    /// text to keep (once, on insertion) and `class` computes the class byte and flag from it.
+    pub fn intern(
+        &self,
+        key: usize,
+        raw: &[u8],
+        resolve: impl FnOnce(&mut [u8; 4096]) -> usize,
+        class: impl FnOnce(&[u8]) -> (u8, bool),
+    ) -> u32 {
+        let hash = fnv(raw);
+        let n = (self.count.load(Acquire) as usize).min(MAX_NAMES);
+        for (i, e) in self.entries[..n].iter().enumerate() {
+            if e.ready.load(Acquire) == 1 && e.key.load(Relaxed) == key && e.hash.load(Relaxed) == hash {
+                return i as u32 + 1;
+            }
+        }
+        let i = self.count.fetch_add(1, AcqRel) as usize;
+        let Some(e) = self.entries.get(i) else {
+            self.count.store(MAX_NAMES as u32, Relaxed);
+            return 0;
+        };
+        let mut buf = [0u8; 4096];
+        let len = resolve(&mut buf).min(buf.len());
+        let text = &buf[..len];
+        let off = self.used.fetch_add(len, AcqRel);
+        if off + len <= ARENA {
+            for (k, b) in text.iter().enumerate() {
+                self.arena[off + k].store(*b, Relaxed);
+            }
+            e.off.store(off as u32, Relaxed);
+            e.len.store(len as u32, Relaxed);
+        }
+        let (c, f) = class(text);
+        e.class.store(c, Relaxed);
+        e.flag.store(u8::from(f), Relaxed);
+        e.key.store(key, Relaxed);
+        e.hash.store(hash, Relaxed);
+        e.ready.store(1, Release);
+        i as u32 + 1
+    }
+
+    /// The text of name `id`.
+    pub fn name(&self, id: u32) -> Option<String> {
+        let e = self.entries.get((id as usize).checked_sub(1)?)?;
+        if e.ready.load(Acquire) != 1 {
+            return None;
+        }
+        let (off, len) = (e.off.load(Relaxed) as usize, e.len.load(Relaxed) as usize);
+        let bytes: Vec<u8> = self
+            .arena
+            .get(off..off + len)?
+            .iter()
+            .map(|b| b.load(Relaxed))
+            .collect();
+        Some(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    /// The class byte and flag of name `id` (0, false when unknown).
+    pub fn class(&self, id: u32) -> (u8, bool) {
+        match (id as usize).checked_sub(1).and_then(|i| self.entries.get(i)) {
+            Some(e) => (e.class.load(Relaxed), e.flag.load(Relaxed) == 1),
+            None => (0, false),
+        }
+    }
+
+    /// Copies every name of `other` (a forked child's fresh table starts with its parent's).
+    pub fn copy_from(&self, other: &Names) {
+        let n = (other.count.load(Acquire) as usize).min(MAX_NAMES);
+        let used = other.used.load(Acquire).min(ARENA);
+        for (d, s) in self.arena[..used].iter().zip(&other.arena[..used]) {
+            d.store(s.load(Relaxed), Relaxed);
+        }
+        for (d, s) in self.entries[..n].iter().zip(&other.entries[..n]) {
+            d.class.store(s.class.load(Relaxed), Relaxed);
+            d.flag.store(s.flag.load(Relaxed), Relaxed);
+            d.key.store(s.key.load(Relaxed), Relaxed);
+            d.hash.store(s.hash.load(Relaxed), Relaxed);
+            d.off.store(s.off.load(Relaxed), Relaxed);
+            d.len.store(s.len.load(Relaxed), Relaxed);
+            d.ready.store(s.ready.load(Acquire), Release);
+        }
+        self.used.store(used, Release);
+        self.count.store(n as u32, Release);
+    }
+}
+
+impl Default for Names {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    static N: Names = Names::new();
+    static M: Names = Names::new();
+
+    fn put(t: &Names, s: &str) -> u32 {
+        t.intern(
+            0,
+            s.as_bytes(),
+            |b| {
+                b[..s.len()].copy_from_slice(s.as_bytes());
+                s.len()
+            },
+            |_| (7, true),
+        )
+    }
+
+    #[test]
+    fn intern_once_read_back_copy() {
+        let a = put(&N, "/opt/a.so");
+        assert_eq!(put(&N, "/opt/a.so"), a);
+        let b = put(&N, "weather");
+        assert_ne!(a, b);
+        assert_eq!(N.name(a).as_deref(), Some("/opt/a.so"));
+        assert_eq!(N.class(b), (7, true));
+        assert_eq!(N.name(0), None);
+        M.copy_from(&N);
+        assert_eq!(M.name(b).as_deref(), Some("weather"));
+        assert_eq!(put(&M, "weather"), b);
+    }
+}
