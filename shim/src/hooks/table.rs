@@ -76,28 +76,45 @@ pub fn replacement(name: &[u8]) -> Option<usize> {
         .map(|h| h.addr as usize)
 }
 
-/// What a wrapper returns when the real function does not exist (errno is set to ENOSYS).
+/// A hooked function's return type: its failure value (returned, with errno ENOSYS, when the
+/// real function does not exist) and whether a result is a failure (errno is then meaningful).
 pub trait Fallback {
     /// The failure value.
     fn fallback() -> Self;
+    /// Whether this result reports a failure.
+    fn failed(&self) -> bool;
 }
 impl Fallback for i32 {
     fn fallback() -> Self {
         -1
+    }
+    #[inline]
+    fn failed(&self) -> bool {
+        *self < 0
     }
 }
 impl Fallback for isize {
     fn fallback() -> Self {
         -1
     }
+    #[inline]
+    fn failed(&self) -> bool {
+        *self < 0
+    }
 }
 impl Fallback for *mut c_void {
     fn fallback() -> Self {
         std::ptr::null_mut()
     }
+    fn failed(&self) -> bool {
+        self.is_null()
+    }
 }
 impl Fallback for () {
     fn fallback() -> Self {}
+    fn failed(&self) -> bool {
+        false
+    }
 }
 
 /// The failure value of a missing real function.
@@ -192,10 +209,15 @@ macro_rules! hook_table {
                 // A known socket: the handler only adds to atomics, calls nothing that could
                 // re-enter, so no guard (and a send from a signal handler that interrupted
                 // another hook is still counted).
+                // errno matters only after a failure; the handler never changes it.
                 let ret = $real($($arg),*);
-                let e = $crate::platform::errno();
-                $crate::hooks::table::shield(|| $after(ret, e, $($arg),*));
-                $crate::platform::set_errno(e);
+                if $crate::hooks::table::Fallback::failed(&ret) {
+                    let e = $crate::platform::errno();
+                    $crate::hooks::table::shield(|| $after(ret, e, $($arg),*));
+                    $crate::platform::set_errno(e);
+                } else {
+                    $crate::hooks::table::shield(|| $after(ret, 0, $($arg),*));
+                }
                 return ret;
             }
             _ => {}
