@@ -7,6 +7,7 @@
 mod attribution;
 mod cprogs;
 mod harness;
+mod hygiene;
 mod net;
 mod overhead;
 mod plugins;

@@ -494,8 +494,33 @@ extern "C" fn spawn_child(arg: *mut c_void) -> c_int {
     // but the parent restores its own errno afterwards.
     unsafe {
         let a = &mut *(arg as *mut SpawnArgs);
+        // The shipper must hold none of the host's fds: a socket or pipe end it kept open would
+        // outlive the host's close (no FIN for the peer, no EOF for a reader). Everything but
+        // stderr and the two fds it needs is closed at exec; stdin and stdout become /dev/null.
+        let (lo, hi) = (
+            a.keep[0].min(a.keep[1]) as libc::c_uint,
+            a.keep[0].max(a.keep[1]) as libc::c_uint,
+        );
+        let cloexec = CLOSE_RANGE_CLOEXEC as libc::c_uint;
+        for (first, last) in [
+            (3, lo.wrapping_sub(1)),
+            (lo + 1, hi.wrapping_sub(1)),
+            (hi + 1, libc::c_uint::MAX),
+        ] {
+            if first <= last {
+                libc::syscall(libc::SYS_close_range, first, last, cloexec);
+            }
+        }
         for fd in a.keep {
-            libc::fcntl(fd, libc::F_SETFD, 0);
+            libc::syscall(libc::SYS_fcntl, fd, libc::F_SETFD, 0);
+        }
+        let null = libc::syscall(libc::SYS_openat, libc::AT_FDCWD, c"/dev/null".as_ptr(), libc::O_RDWR) as c_int;
+        if null >= 0 {
+            libc::syscall(libc::SYS_dup3, null, 0, 0);
+            libc::syscall(libc::SYS_dup3, null, 1, 0);
+            if null > 2 {
+                libc::syscall(libc::SYS_close, null);
+            }
         }
         libc::syscall(libc::SYS_execve, a.exe, a.argv, a.envp);
         a.errno = *libc::__errno_location();
