@@ -41,7 +41,9 @@ pub fn reap(command: u32) -> Result<Reaped> {
     loop {
         let mut status: libc::c_int = 0;
         // SAFETY: `status` is a valid out-pointer; WNOHANG makes the call non-blocking.
-        let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+        // __WALL: the shim's shipper processes are clone children without an exit signal; once
+        // their host dies they are re-parented here, and they are descendants to wait for too.
+        let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG | libc::__WALL) };
         match pid {
             0 => {
                 out.children_left = true;
