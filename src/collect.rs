@@ -1,14 +1,14 @@
 //! From the live registry to wire messages: the reporting thread's one pass.
 //!
-//! [`Shipper`] remembers, per record, the socket id it last announced, the metadata generation
-//! it announced, and the counter values it has already shipped. A pass announces new or changed
-//! sockets (`socket`), ships what every counter grew by since (`delta`), and for a record whose
-//! last fd was closed ships its final delta, a `closed`, and frees the record for reuse. The
-//! counters themselves are never reset, so bytes added while a pass runs are simply part of the
-//! next one: nothing is lost at a report boundary.
+//! [`Shipper`] remembers, per record, the socket id it last announced and the metadata
+//! generation it announced. A pass announces new or changed sockets (`socket`), takes what the
+//! counters counted since the last pass (an atomic swap per direction, see
+//! `registry::Counters`) and ships it (`delta`), and for a record whose last fd was closed ships
+//! its final delta, a `closed`, and frees the record for reuse. Bytes added while a pass runs
+//! are simply part of the next take: nothing is lost at a report boundary.
 
 use crate::addr::Addr;
-use crate::registry::{CounterValues, RecordState, Registry, FLAG_ADOPTED, FLAG_INHERITED, MAX_PEERS};
+use crate::registry::{RecordState, Registry, FLAG_ADOPTED, FLAG_INHERITED};
 use crate::wire::{Closed, Delta, Message, PeerDelta, SocketDelta, SocketInfo};
 
 #[derive(Clone, Default)]
@@ -16,9 +16,6 @@ struct Shipped {
     announced: bool,
     id: u64,
     generation: u32,
-    counters: CounterValues,
-    /// Only for sockets that have per-peer counters (most never do).
-    peers: Option<Box<[CounterValues; MAX_PEERS]>>,
 }
 
 /// About how many sockets' messages go into one batch.
@@ -127,16 +124,11 @@ impl Shipper {
                     adopted: meta.flags & FLAG_ADOPTED != 0,
                 }));
             }
-            let now = rec.counters.load();
-            let d = now.since(&sh.counters);
-            sh.counters = now;
+            let d = rec.counters.take();
             let mut peers = Vec::new();
-            for (i, p) in reg.records.peers(idx as u32).iter().enumerate() {
+            for p in reg.records.peers(idx as u32).iter() {
                 let Some(addr) = p.addr() else { continue };
-                let pv = p.counters.load();
-                let shipped = sh.peers.get_or_insert_with(Default::default);
-                let pd = pv.since(&shipped[i]);
-                shipped[i] = pv;
+                let pd = p.counters.take();
                 if !pd.is_zero() {
                     peers.push(PeerDelta {
                         peer: addr_text(&addr).unwrap_or_default(),

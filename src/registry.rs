@@ -9,8 +9,9 @@
 //!   (ours, or a family we do not meter), or the index of its [`Record`]. `dup` makes several
 //!   fds share one record (its `refs`).
 //! * [`Record`] holds one socket's metadata (family, protocol, role, addresses, module, label,
-//!   times) and its monotonic counters. Counters only ever grow: the reporting thread keeps
-//!   what it has shipped and sends differences (never read-then-zero, which loses bytes).
+//!   times) and its counters: one packed word per direction (calls and bytes), so the per-byte
+//!   path is one atomic add. The one reader takes them with an atomic swap (never a read and
+//!   a later store of zero, which loses what was added in between) and ships what it took.
 //! * A record's life: `FREE` → claimed (`OPENING`) → `OPEN` → all fds closed (`CLOSED`) → the
 //!   reporting thread ships its last delta and frees it ([`Records::free`]). Record 0 is the
 //!   overflow pseudo-socket that absorbs traffic when every record is in use, so totals stay
@@ -161,20 +162,26 @@ impl Default for FdTable {
     }
 }
 
-/// Monotonic traffic counters.
+/// Traffic counters: one word per direction, so counting a call is one atomic add.
+///
+/// Each direction's word packs the calls (high [`CALL_BITS`] bits) and the bytes (low
+/// [`BYTE_BITS`] bits). The one reader (the shipper, or the reporting thread) takes the words
+/// with an atomic swap every tick: what it takes it ships, and an add that lands after the
+/// swap is part of the next take, so nothing is lost at a boundary. Between two takes (at most
+/// 100 ms apart while a reader runs) a direction can hold 2^40 bytes (1 TiB) and 2^24 calls.
 #[derive(Default)]
 pub struct Counters {
-    /// Bytes sent.
-    pub tx_bytes: AtomicU64,
-    /// Bytes received.
-    pub rx_bytes: AtomicU64,
-    /// Send-side calls, successful or not.
-    pub tx_calls: AtomicU64,
-    /// Receive-side calls, successful or not (MSG_PEEK included).
-    pub rx_calls: AtomicU64,
-    /// Calls that failed with an error other than EAGAIN/EWOULDBLOCK.
-    pub errors: AtomicU64,
+    tx: AtomicU64,
+    rx: AtomicU64,
+    errors: AtomicU64,
 }
+
+/// Bits of a direction word that count bytes.
+pub const BYTE_BITS: u32 = 40;
+/// Bits of a direction word that count calls.
+pub const CALL_BITS: u32 = 64 - BYTE_BITS;
+const ONE_CALL: u64 = 1 << BYTE_BITS;
+const BYTE_MASK: u64 = ONE_CALL - 1;
 
 /// A plain copy of [`Counters`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -192,29 +199,27 @@ pub struct CounterValues {
 }
 
 impl CounterValues {
-    /// `self - earlier`, field by field (counters are monotonic, so never negative).
-    pub fn since(&self, earlier: &CounterValues) -> CounterValues {
-        CounterValues {
-            tx_bytes: self.tx_bytes.wrapping_sub(earlier.tx_bytes),
-            rx_bytes: self.rx_bytes.wrapping_sub(earlier.rx_bytes),
-            tx_calls: self.tx_calls.wrapping_sub(earlier.tx_calls),
-            rx_calls: self.rx_calls.wrapping_sub(earlier.rx_calls),
-            errors: self.errors.wrapping_sub(earlier.errors),
-        }
-    }
     /// True when nothing happened.
     pub fn is_zero(&self) -> bool {
         *self == CounterValues::default()
+    }
+
+    fn from_words(tx: u64, rx: u64, errors: u64) -> Self {
+        CounterValues {
+            tx_bytes: tx & BYTE_MASK,
+            rx_bytes: rx & BYTE_MASK,
+            tx_calls: tx >> BYTE_BITS,
+            rx_calls: rx >> BYTE_BITS,
+            errors,
+        }
     }
 }
 
 impl Counters {
     const fn new() -> Self {
         Counters {
-            tx_bytes: AtomicU64::new(0),
-            rx_bytes: AtomicU64::new(0),
-            tx_calls: AtomicU64::new(0),
-            rx_calls: AtomicU64::new(0),
+            tx: AtomicU64::new(0),
+            rx: AtomicU64::new(0),
             errors: AtomicU64::new(0),
         }
     }
@@ -222,46 +227,36 @@ impl Counters {
     /// Counts one call: `bytes` moved (0 for a failure or a peek), `failed` for a real error.
     #[inline]
     pub fn count(&self, dir: Dir, bytes: u64, failed: bool) {
-        let (b, c) = match dir {
-            Dir::Tx => (&self.tx_bytes, &self.tx_calls),
-            Dir::Rx => (&self.rx_bytes, &self.rx_calls),
+        let w = match dir {
+            Dir::Tx => &self.tx,
+            Dir::Rx => &self.rx,
         };
-        c.fetch_add(1, Relaxed);
-        if bytes != 0 {
-            b.fetch_add(bytes, Relaxed);
-        }
+        w.fetch_add(ONE_CALL | (bytes & BYTE_MASK), Relaxed);
         if failed {
             self.errors.fetch_add(1, Relaxed);
         }
     }
 
-    /// A copy of the current values.
-    pub fn load(&self) -> CounterValues {
-        CounterValues {
-            tx_bytes: self.tx_bytes.load(Relaxed),
-            rx_bytes: self.rx_bytes.load(Relaxed),
-            tx_calls: self.tx_calls.load(Relaxed),
-            rx_calls: self.rx_calls.load(Relaxed),
-            errors: self.errors.load(Relaxed),
-        }
+    /// Takes what was counted since the last take (see the type's docs). Only the one reader
+    /// calls this.
+    pub fn take(&self) -> CounterValues {
+        let take = |w: &AtomicU64| if w.load(Relaxed) == 0 { 0 } else { w.swap(0, Relaxed) };
+        CounterValues::from_words(take(&self.tx), take(&self.rx), take(&self.errors))
+    }
+
+    /// What was counted since the last take, without taking it (tests, diagnostics).
+    pub fn peek(&self) -> CounterValues {
+        CounterValues::from_words(self.tx.load(Relaxed), self.rx.load(Relaxed), self.errors.load(Relaxed))
     }
 
     fn copy_from(&self, o: &Counters) {
-        self.tx_bytes.store(o.tx_bytes.load(Relaxed), Relaxed);
-        self.rx_bytes.store(o.rx_bytes.load(Relaxed), Relaxed);
-        self.tx_calls.store(o.tx_calls.load(Relaxed), Relaxed);
-        self.rx_calls.store(o.rx_calls.load(Relaxed), Relaxed);
+        self.tx.store(o.tx.load(Relaxed), Relaxed);
+        self.rx.store(o.rx.load(Relaxed), Relaxed);
         self.errors.store(o.errors.load(Relaxed), Relaxed);
     }
 
     fn reset(&self) {
-        for c in [
-            &self.tx_bytes,
-            &self.rx_bytes,
-            &self.tx_calls,
-            &self.rx_calls,
-            &self.errors,
-        ] {
+        for c in [&self.tx, &self.rx, &self.errors] {
             c.store(0, Relaxed);
         }
     }
@@ -961,7 +956,7 @@ mod tests {
         assert_eq!(r.close(9, FdState::Record(idx), 7), Some(idx));
         let rec = r.records.get(idx);
         assert_eq!(rec.state(), RecordState::Closed);
-        let c = rec.counters.load();
+        let c = rec.counters.peek();
         assert_eq!((c.tx_bytes, c.rx_bytes, c.tx_calls, c.rx_calls), (10, 3, 1, 1));
         assert_eq!(rec.meta().closed_ms, 7);
         r.records.free(idx);
@@ -989,7 +984,7 @@ mod tests {
         }
         let kept: Vec<_> = peers
             .iter()
-            .filter_map(|p| p.addr().map(|a| (a[1], p.counters.load().tx_bytes)))
+            .filter_map(|p| p.addr().map(|a| (a[1], p.counters.peek().tx_bytes)))
             .collect();
         assert_eq!(kept.len(), MAX_PEERS);
         assert_eq!(kept[0], (0, 101));
@@ -1031,14 +1026,55 @@ mod copy_tests {
         B.copy_from(&A);
         assert_eq!(B.fds.get(9), FdState::Record(idx));
         assert_eq!(B.records.get(idx).role(), Role::Accepted);
-        assert_eq!(B.records.get(idx).counters.load().tx_bytes, 5);
+        assert_eq!(B.records.get(idx).counters.peek().tx_bytes, 5);
         B.records.reset_after_fork();
-        assert_eq!(B.records.get(idx).counters.load().tx_bytes, 0);
+        assert_eq!(B.records.get(idx).counters.peek().tx_bytes, 0);
         assert_eq!(B.records.get(idx).state(), RecordState::Open);
         assert_eq!(
-            A.records.get(idx).counters.load().tx_bytes,
+            A.records.get(idx).counters.peek().tx_bytes,
             5,
             "the original is untouched"
         );
+    }
+}
+
+#[cfg(test)]
+mod counter_tests {
+    use super::*;
+
+    #[test]
+    fn takes_while_counting_lose_nothing() {
+        let c = std::sync::Arc::new(Counters::new());
+        let writers: Vec<_> = (0..4)
+            .map(|_| {
+                let c = c.clone();
+                std::thread::spawn(move || {
+                    for i in 0..100_000u64 {
+                        c.count(Dir::Tx, i % 7, false);
+                        c.count(Dir::Rx, 3, i % 1000 == 0);
+                    }
+                })
+            })
+            .collect();
+        let mut total = CounterValues::default();
+        let add = |t: &mut CounterValues, d: CounterValues| {
+            t.tx_bytes += d.tx_bytes;
+            t.rx_bytes += d.rx_bytes;
+            t.tx_calls += d.tx_calls;
+            t.rx_calls += d.rx_calls;
+            t.errors += d.errors;
+        };
+        while !writers.iter().all(|w| w.is_finished()) {
+            add(&mut total, c.take());
+        }
+        for w in writers {
+            w.join().unwrap();
+        }
+        add(&mut total, c.take());
+        let per_thread_tx: u64 = (0..100_000u64).map(|i| i % 7).sum();
+        assert_eq!(total.tx_bytes, 4 * per_thread_tx);
+        assert_eq!(total.rx_bytes, 4 * 300_000);
+        assert_eq!((total.tx_calls, total.rx_calls, total.errors), (400_000, 400_000, 400));
+        assert!(c.take().is_zero());
     }
 }

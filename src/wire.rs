@@ -8,8 +8,8 @@
 //! reason `exec`, and its new image connects again with a new `hello`. docs/wire.md is the
 //! reference; [`Message`] is the source of truth.
 //!
-//! Counters on the wire are *differences*: a reporter adds them up. The hooks keep monotonic
-//! counters and the sender remembers what it has shipped, so nothing is lost at a boundary.
+//! Counters on the wire are *differences*: a reporter adds them up. The sender takes what the
+//! hooks counted with an atomic swap and ships exactly that, so nothing is lost at a boundary.
 
 use serde::{Deserialize, Serialize};
 

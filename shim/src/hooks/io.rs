@@ -2,7 +2,8 @@
 //!
 //! Each runs after the real call with its return value and errno, and does only this: find
 //! the fd's record (one atomic load; a socket the shim never saw created is recognised here,
-//! once), add the bytes the kernel accepted or delivered to monotonic counters, and, for a
+//! once), add the call and the bytes the kernel accepted or delivered to the socket's counter
+//! word for that direction (one atomic add), and, for a
 //! datagram socket given an address, to that peer's counters. No allocation, no lock, no
 //! system call (after an fd's first use). `MSG_PEEK` reads count as calls with no bytes;
 //! `EAGAIN`/`EWOULDBLOCK` count as calls, not errors.
