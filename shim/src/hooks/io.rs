@@ -51,8 +51,14 @@ pub struct Sock {
 
 /// Counts one call of `ret` bytes (negative: failed) on `fd`.
 #[inline(always)]
-fn count(fd: c_int, dir: Dir, ret: isize, e: c_int, peek: bool) -> Option<Sock> {
-    let sock = record_of(fd)?;
+fn count(known: Option<u32>, fd: c_int, dir: Dir, ret: isize, e: c_int, peek: bool) -> Option<Sock> {
+    let sock = match known {
+        Some(idx) => Sock {
+            idx,
+            rec: reg().records.get(idx),
+        },
+        None => record_of(fd)?,
+    };
     let rec = sock.rec;
     let failed = ret < 0 && !would_block(e);
     let bytes = if ret > 0 && !peek { ret as u64 } else { 0 };
@@ -101,12 +107,13 @@ fn read_len(p: *const socklen_t) -> socklen_t {
 }
 
 #[inline]
-pub fn send(ret: ssize_t, e: c_int, fd: c_int, _buf: *const c_void, _len: size_t, _flags: c_int) {
-    count(fd, Dir::Tx, ret, e, false);
+pub fn send(known: Option<u32>, ret: ssize_t, e: c_int, fd: c_int, _buf: *const c_void, _len: size_t, _flags: c_int) {
+    count(known, fd, Dir::Tx, ret, e, false);
 }
 
 #[inline]
 pub fn sendto(
+    known: Option<u32>,
     ret: ssize_t,
     e: c_int,
     fd: c_int,
@@ -116,14 +123,14 @@ pub fn sendto(
     addr: *const sockaddr,
     alen: socklen_t,
 ) {
-    if let Some(rec) = count(fd, Dir::Tx, ret, e, false) {
+    if let Some(rec) = count(known, fd, Dir::Tx, ret, e, false) {
         count_peer(rec, addr, alen, Dir::Tx, ret, e, false);
     }
 }
 
 #[inline]
-pub fn sendmsg(ret: ssize_t, e: c_int, fd: c_int, msg: *const msghdr, _flags: c_int) {
-    if let Some(rec) = count(fd, Dir::Tx, ret, e, false) {
+pub fn sendmsg(known: Option<u32>, ret: ssize_t, e: c_int, fd: c_int, msg: *const msghdr, _flags: c_int) {
+    if let Some(rec) = count(known, fd, Dir::Tx, ret, e, false) {
         if !msg.is_null() {
             // SAFETY: the caller's msghdr, valid for the duration of the call we just made.
             let m = unsafe { &*msg };
@@ -141,12 +148,13 @@ pub fn sendmsg(ret: ssize_t, e: c_int, fd: c_int, msg: *const msghdr, _flags: c_
 }
 
 #[inline]
-pub fn recv(ret: ssize_t, e: c_int, fd: c_int, _buf: *mut c_void, _len: size_t, flags: c_int) {
-    count(fd, Dir::Rx, ret, e, peek(flags));
+pub fn recv(known: Option<u32>, ret: ssize_t, e: c_int, fd: c_int, _buf: *mut c_void, _len: size_t, flags: c_int) {
+    count(known, fd, Dir::Rx, ret, e, peek(flags));
 }
 
 #[inline]
 pub fn recvfrom(
+    known: Option<u32>,
     ret: ssize_t,
     e: c_int,
     fd: c_int,
@@ -156,7 +164,7 @@ pub fn recvfrom(
     addr: *mut sockaddr,
     alen: *mut socklen_t,
 ) {
-    if let Some(rec) = count(fd, Dir::Rx, ret, e, peek(flags)) {
+    if let Some(rec) = count(known, fd, Dir::Rx, ret, e, peek(flags)) {
         if ret >= 0 {
             count_peer(rec, addr, read_len(alen), Dir::Rx, ret, e, peek(flags));
         }
@@ -164,8 +172,8 @@ pub fn recvfrom(
 }
 
 #[inline]
-pub fn recvmsg(ret: ssize_t, e: c_int, fd: c_int, msg: *mut msghdr, flags: c_int) {
-    if let Some(rec) = count(fd, Dir::Rx, ret, e, peek(flags)) {
+pub fn recvmsg(known: Option<u32>, ret: ssize_t, e: c_int, fd: c_int, msg: *mut msghdr, flags: c_int) {
+    if let Some(rec) = count(known, fd, Dir::Rx, ret, e, peek(flags)) {
         if ret >= 0 && !msg.is_null() {
             // SAFETY: the caller's msghdr, just filled in by the kernel.
             let m = unsafe { &*msg };
@@ -207,17 +215,35 @@ fn count_mmsg(sock: Sock, vec: *const mmsghdr, n: c_int, dir: Dir, peekf: bool) 
 }
 
 #[inline]
-pub fn sendmmsg(ret: c_int, e: c_int, fd: c_int, vec: *mut mmsghdr, _vlen: c_uint, _flags: c_int) {
-    mmsg(ret, e, fd, vec, Dir::Tx, false);
+pub fn sendmmsg(known: Option<u32>, ret: c_int, e: c_int, fd: c_int, vec: *mut mmsghdr, _vlen: c_uint, _flags: c_int) {
+    mmsg(known, ret, e, fd, vec, Dir::Tx, false);
 }
 
 #[inline]
-pub fn recvmmsg(ret: c_int, e: c_int, fd: c_int, vec: *mut mmsghdr, _vlen: c_uint, flags: c_int, _t: *mut timespec) {
-    mmsg(ret, e, fd, vec, Dir::Rx, peek(flags));
+pub fn recvmmsg(
+    known: Option<u32>,
+    ret: c_int,
+    e: c_int,
+    fd: c_int,
+    vec: *mut mmsghdr,
+    _vlen: c_uint,
+    flags: c_int,
+    _t: *mut timespec,
+) {
+    mmsg(known, ret, e, fd, vec, Dir::Rx, peek(flags));
 }
 
-fn mmsg(ret: c_int, e: c_int, fd: c_int, vec: *const mmsghdr, dir: Dir, peekf: bool) {
-    let Some(sock) = record_of(fd) else { return };
+fn mmsg(known: Option<u32>, ret: c_int, e: c_int, fd: c_int, vec: *const mmsghdr, dir: Dir, peekf: bool) {
+    let sock = match known {
+        Some(idx) => Sock {
+            idx,
+            rec: reg().records.get(idx),
+        },
+        None => match record_of(fd) {
+            Some(s) => s,
+            None => return,
+        },
+    };
     let rec = sock.rec;
     let bytes = if ret > 0 {
         count_mmsg(sock, vec, ret, dir, peekf)
@@ -230,22 +256,40 @@ fn mmsg(ret: c_int, e: c_int, fd: c_int, vec: *const mmsghdr, dir: Dir, peekf: b
 }
 
 #[inline]
-pub fn read(ret: ssize_t, e: c_int, fd: c_int, _buf: *mut c_void, _len: size_t) {
-    count(fd, Dir::Rx, ret, e, false);
+pub fn read(known: Option<u32>, ret: ssize_t, e: c_int, fd: c_int, _buf: *mut c_void, _len: size_t) {
+    count(known, fd, Dir::Rx, ret, e, false);
 }
 
 #[inline]
-pub fn read_chk(ret: ssize_t, e: c_int, fd: c_int, _buf: *mut c_void, _len: size_t, _buflen: size_t) {
-    count(fd, Dir::Rx, ret, e, false);
+pub fn read_chk(
+    known: Option<u32>,
+    ret: ssize_t,
+    e: c_int,
+    fd: c_int,
+    _buf: *mut c_void,
+    _len: size_t,
+    _buflen: size_t,
+) {
+    count(known, fd, Dir::Rx, ret, e, false);
 }
 
 #[inline]
-pub fn recv_chk(ret: ssize_t, e: c_int, fd: c_int, _buf: *mut c_void, _len: size_t, _buflen: size_t, flags: c_int) {
-    count(fd, Dir::Rx, ret, e, peek(flags));
+pub fn recv_chk(
+    known: Option<u32>,
+    ret: ssize_t,
+    e: c_int,
+    fd: c_int,
+    _buf: *mut c_void,
+    _len: size_t,
+    _buflen: size_t,
+    flags: c_int,
+) {
+    count(known, fd, Dir::Rx, ret, e, peek(flags));
 }
 
 #[inline]
 pub fn recvfrom_chk(
+    known: Option<u32>,
     ret: ssize_t,
     e: c_int,
     fd: c_int,
@@ -256,25 +300,33 @@ pub fn recvfrom_chk(
     addr: *mut sockaddr,
     alen: *mut socklen_t,
 ) {
-    recvfrom(ret, e, fd, buf, len, flags, addr, alen);
+    recvfrom(known, ret, e, fd, buf, len, flags, addr, alen);
 }
 
 #[inline]
-pub fn write(ret: ssize_t, e: c_int, fd: c_int, _buf: *const c_void, _len: size_t) {
-    count(fd, Dir::Tx, ret, e, false);
+pub fn write(known: Option<u32>, ret: ssize_t, e: c_int, fd: c_int, _buf: *const c_void, _len: size_t) {
+    count(known, fd, Dir::Tx, ret, e, false);
 }
 
 #[inline]
-pub fn readv(ret: ssize_t, e: c_int, fd: c_int, _iov: *const iovec, _n: c_int) {
-    count(fd, Dir::Rx, ret, e, false);
+pub fn readv(known: Option<u32>, ret: ssize_t, e: c_int, fd: c_int, _iov: *const iovec, _n: c_int) {
+    count(known, fd, Dir::Rx, ret, e, false);
 }
 
 #[inline]
-pub fn writev(ret: ssize_t, e: c_int, fd: c_int, _iov: *const iovec, _n: c_int) {
-    count(fd, Dir::Tx, ret, e, false);
+pub fn writev(known: Option<u32>, ret: ssize_t, e: c_int, fd: c_int, _iov: *const iovec, _n: c_int) {
+    count(known, fd, Dir::Tx, ret, e, false);
 }
 
 #[inline]
-pub fn sendfile(ret: ssize_t, e: c_int, out_fd: c_int, _in_fd: c_int, _off: *mut off_t, _count: size_t) {
-    count(out_fd, Dir::Tx, ret, e, false);
+pub fn sendfile(
+    known: Option<u32>,
+    ret: ssize_t,
+    e: c_int,
+    out_fd: c_int,
+    _in_fd: c_int,
+    _off: *mut off_t,
+    _count: size_t,
+) {
+    count(known, out_fd, Dir::Tx, ret, e, false);
 }

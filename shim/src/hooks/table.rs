@@ -181,7 +181,7 @@ macro_rules! hook_table {
                 if !$crate::runtime::active() || !$crate::guard::enter() {
                     return real($($arg),*);
                 }
-                hook_table!(@body $kind [$($h),+] real ($($arg),*))
+                hook_table!(@body $kind [$($mode)?] [$($h),+] real ($($arg),*))
             }
 
             #[cfg(target_os = "macos")]
@@ -205,18 +205,20 @@ macro_rules! hook_table {
             sockmeter::registry::FdState::NotSocket | sockmeter::registry::FdState::Ignored => {
                 return $real($($arg),*);
             }
-            sockmeter::registry::FdState::Record(_) if $crate::runtime::active() => {
+            sockmeter::registry::FdState::Record(idx) if $crate::runtime::active() => {
                 // A known socket: the handler only adds to atomics, calls nothing that could
                 // re-enter, so no guard (and a send from a signal handler that interrupted
                 // another hook is still counted).
                 // errno matters only after a failure; the handler never changes it.
+                // The handler gets the record the check found (no second lookup).
                 let ret = $real($($arg),*);
+                let known = Some(idx);
                 if $crate::hooks::table::Fallback::failed(&ret) {
                     let e = $crate::platform::errno();
-                    $crate::hooks::table::shield(|| $after(ret, e, $($arg),*));
+                    $crate::hooks::table::shield(|| $after(known, ret, e, $($arg),*));
                     $crate::platform::set_errno(e);
                 } else {
-                    $crate::hooks::table::shield(|| $after(ret, 0, $($arg),*));
+                    $crate::hooks::table::shield(|| $after(known, ret, 0, $($arg),*));
                 }
                 return ret;
             }
@@ -224,7 +226,16 @@ macro_rules! hook_table {
         }
     };
 
-    (@body after [$after:path] $real:ident ($($arg:ident),*)) => {{
+    (@body after [data] [$after:path] $real:ident ($($arg:ident),*)) => {{
+        let ret = $real($($arg),*);
+        let e = $crate::platform::errno();
+        $crate::hooks::table::shield(|| $after(None, ret, e, $($arg),*));
+        $crate::guard::leave();
+        $crate::platform::set_errno(e);
+        ret
+    }};
+
+    (@body after [$($mode:ident)?] [$after:path] $real:ident ($($arg:ident),*)) => {{
         let ret = $real($($arg),*);
         let e = $crate::platform::errno();
         $crate::hooks::table::shield(|| $after(ret, e, $($arg),*));
@@ -233,7 +244,7 @@ macro_rules! hook_table {
         ret
     }};
 
-    (@body around [$before:path, $after:path] $real:ident ($($arg:ident),*)) => {{
+    (@body around [$($mode:ident)?] [$before:path, $after:path] $real:ident ($($arg:ident),*)) => {{
         let pre = $crate::hooks::table::shield(|| $before($($arg),*));
         let ret = $real($($arg),*);
         let e = $crate::platform::errno();
