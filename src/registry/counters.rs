@@ -1,0 +1,264 @@
+//! Counters: a socket's traffic in one packed word per direction, and per-peer counters of
+//! datagram sockets.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
+
+use super::MAX_PEERS;
+use crate::addr::ADDR_WORDS;
+use crate::model::Dir;
+
+/// Traffic counters: one word per direction, so counting a call is one atomic add.
+///
+/// Each direction's word packs the calls (high [`CALL_BITS`] bits) and the bytes (low
+/// [`BYTE_BITS`] bits). The one reader (the shipper, or the reporting thread) takes the words
+/// with an atomic swap every tick: what it takes it ships, and an add that lands after the
+/// swap is part of the next take, so nothing is lost at a boundary. Between two takes (at most
+/// 100 ms apart while a reader runs) a direction can hold 2^40 bytes (1 TiB) and 2^24 calls.
+#[derive(Default)]
+pub struct Counters {
+    pub(super) tx: AtomicU64,
+    pub(super) rx: AtomicU64,
+    pub(super) errors: AtomicU64,
+}
+
+/// Bits of a direction word that count bytes.
+pub const BYTE_BITS: u32 = 40;
+/// Bits of a direction word that count calls.
+pub const CALL_BITS: u32 = 64 - BYTE_BITS;
+pub(super) const ONE_CALL: u64 = 1 << BYTE_BITS;
+pub(super) const BYTE_MASK: u64 = ONE_CALL - 1;
+
+/// A plain copy of [`Counters`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CounterValues {
+    /// Bytes sent.
+    pub tx_bytes: u64,
+    /// Bytes received.
+    pub rx_bytes: u64,
+    /// Send-side calls.
+    pub tx_calls: u64,
+    /// Receive-side calls.
+    pub rx_calls: u64,
+    /// Failed calls.
+    pub errors: u64,
+}
+
+impl CounterValues {
+    /// True when nothing happened.
+    pub fn is_zero(&self) -> bool {
+        *self == CounterValues::default()
+    }
+
+    pub(super) fn from_words(tx: u64, rx: u64, errors: u64) -> Self {
+        CounterValues {
+            tx_bytes: tx & BYTE_MASK,
+            rx_bytes: rx & BYTE_MASK,
+            tx_calls: tx >> BYTE_BITS,
+            rx_calls: rx >> BYTE_BITS,
+            errors,
+        }
+    }
+}
+
+impl Counters {
+    pub(super) const fn new() -> Self {
+        Counters {
+            tx: AtomicU64::new(0),
+            rx: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+        }
+    }
+
+    /// Counts one call: `bytes` moved (0 for a failure or a peek), `failed` for a real error.
+    #[inline]
+    pub fn count(&self, dir: Dir, bytes: u64, failed: bool) {
+        let w = match dir {
+            Dir::Tx => &self.tx,
+            Dir::Rx => &self.rx,
+        };
+        w.fetch_add(ONE_CALL | (bytes & BYTE_MASK), Relaxed);
+        if failed {
+            self.errors.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Takes what was counted since the last take (see the type's docs). Only the one reader
+    /// calls this.
+    pub fn take(&self) -> CounterValues {
+        let take = |w: &AtomicU64| if w.load(Relaxed) == 0 { 0 } else { w.swap(0, Relaxed) };
+        CounterValues::from_words(take(&self.tx), take(&self.rx), take(&self.errors))
+    }
+
+    /// What was counted since the last take, without taking it (tests, diagnostics).
+    pub fn peek(&self) -> CounterValues {
+        CounterValues::from_words(self.tx.load(Relaxed), self.rx.load(Relaxed), self.errors.load(Relaxed))
+    }
+
+    pub(super) fn copy_from(&self, o: &Counters) {
+        self.tx.store(o.tx.load(Relaxed), Relaxed);
+        self.rx.store(o.rx.load(Relaxed), Relaxed);
+        self.errors.store(o.errors.load(Relaxed), Relaxed);
+    }
+
+    pub(super) fn reset(&self) {
+        for c in [&self.tx, &self.rx, &self.errors] {
+            c.store(0, Relaxed);
+        }
+    }
+}
+
+/// Counters for one peer of a datagram socket.
+pub struct PeerSlot {
+    pub(super) state: AtomicU32,
+    pub(super) addr: [AtomicU64; ADDR_WORDS],
+    /// This peer's traffic.
+    pub counters: Counters,
+}
+
+pub(super) const PEER_FREE: u32 = 0;
+pub(super) const PEER_WRITING: u32 = 1;
+pub(super) const PEER_READY: u32 = 2;
+
+impl PeerSlot {
+    pub(super) const fn new() -> Self {
+        PeerSlot {
+            state: AtomicU32::new(PEER_FREE),
+            addr: [const { AtomicU64::new(0) }; ADDR_WORDS],
+            counters: Counters::new(),
+        }
+    }
+    /// The peer's encoded address, once the slot is in use.
+    pub fn addr(&self) -> Option<[u64; ADDR_WORDS]> {
+        (self.state.load(Acquire) == PEER_READY).then(|| load_words(&self.addr))
+    }
+}
+
+/// Per-peer counters of one datagram socket: the first [`MAX_PEERS`] peers it talks to. Kept
+/// beside the records, not in them, so the pages of sockets that never use them (every TCP
+/// socket) are never touched.
+pub struct Peers {
+    pub(super) slots: [PeerSlot; MAX_PEERS],
+}
+
+impl Peers {
+    pub(super) const fn new() -> Self {
+        Peers {
+            slots: [const { PeerSlot::new() }; MAX_PEERS],
+        }
+    }
+
+    /// The slots (a free slot has no address).
+    pub fn iter(&self) -> impl Iterator<Item = &PeerSlot> {
+        self.slots.iter()
+    }
+
+    /// Counts traffic to or from one peer. Peers beyond [`MAX_PEERS`] are only in the
+    /// socket's own counters.
+    pub fn count(&self, addr: &[u64; ADDR_WORDS], dir: Dir, bytes: u64, failed: bool) {
+        for p in &self.slots {
+            match p.state.load(Acquire) {
+                PEER_READY if load_words(&p.addr) == *addr => {
+                    p.counters.count(dir, bytes, failed);
+                    return;
+                }
+                PEER_FREE
+                    if p.state
+                        .compare_exchange(PEER_FREE, PEER_WRITING, Acquire, Relaxed)
+                        .is_ok() =>
+                {
+                    store_words(&p.addr, addr);
+                    p.state.store(PEER_READY, Release);
+                    p.counters.count(dir, bytes, failed);
+                    return;
+                }
+                _ => {}
+            }
+        }
+    }
+
+    pub(super) fn copy_from(&self, o: &Peers) {
+        for (d, s) in self.slots.iter().zip(&o.slots) {
+            let st = s.state.load(Acquire);
+            if st == PEER_FREE && d.state.load(Relaxed) == PEER_FREE {
+                continue;
+            }
+            store_words(&d.addr, &load_words(&s.addr));
+            d.counters.copy_from(&s.counters);
+            d.state.store(st, Release);
+        }
+    }
+
+    /// Empties the slots, writing only to slots that were used (untouched pages stay so).
+    pub(super) fn reset(&self) {
+        for p in &self.slots {
+            if p.state.load(Relaxed) != PEER_FREE {
+                p.state.store(PEER_FREE, Relaxed);
+                p.counters.reset();
+            }
+        }
+    }
+
+    /// Zeroes the counters of used slots (a forked child starts from zero).
+    pub(super) fn zero(&self) {
+        for p in &self.slots {
+            if p.state.load(Relaxed) != PEER_FREE {
+                p.counters.reset();
+            }
+        }
+    }
+}
+
+pub(super) fn load_words(w: &[AtomicU64; ADDR_WORDS]) -> [u64; ADDR_WORDS] {
+    let mut out = [0u64; ADDR_WORDS];
+    for (o, a) in out.iter_mut().zip(w) {
+        *o = a.load(Relaxed);
+    }
+    out
+}
+
+pub(super) fn store_words(w: &[AtomicU64; ADDR_WORDS], v: &[u64; ADDR_WORDS]) {
+    for (a, x) in w.iter().zip(v) {
+        a.store(*x, Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod counter_tests {
+    use super::*;
+
+    #[test]
+    fn takes_while_counting_lose_nothing() {
+        let c = std::sync::Arc::new(Counters::new());
+        let writers: Vec<_> = (0..4)
+            .map(|_| {
+                let c = c.clone();
+                std::thread::spawn(move || {
+                    for i in 0..100_000u64 {
+                        c.count(Dir::Tx, i % 7, false);
+                        c.count(Dir::Rx, 3, i % 1000 == 0);
+                    }
+                })
+            })
+            .collect();
+        let mut total = CounterValues::default();
+        let add = |t: &mut CounterValues, d: CounterValues| {
+            t.tx_bytes += d.tx_bytes;
+            t.rx_bytes += d.rx_bytes;
+            t.tx_calls += d.tx_calls;
+            t.rx_calls += d.rx_calls;
+            t.errors += d.errors;
+        };
+        while !writers.iter().all(|w| w.is_finished()) {
+            add(&mut total, c.take());
+        }
+        for w in writers {
+            w.join().unwrap();
+        }
+        add(&mut total, c.take());
+        let per_thread_tx: u64 = (0..100_000u64).map(|i| i % 7).sum();
+        assert_eq!(total.tx_bytes, 4 * per_thread_tx);
+        assert_eq!(total.rx_bytes, 4 * 300_000);
+        assert_eq!((total.tx_calls, total.rx_calls, total.errors), (400_000, 400_000, 400));
+        assert!(c.take().is_zero());
+    }
+}

@@ -1,0 +1,137 @@
+//! The fd table: fd number → what is known about it ([`FdState`]).
+
+use std::sync::atomic::{AtomicU32, Ordering::*};
+
+use super::MAX_FDS;
+
+pub(super) const FD_UNKNOWN: u32 = 0;
+pub(super) const FD_NOT_SOCKET: u32 = 1;
+pub(super) const FD_IGNORED: u32 = 2;
+pub(super) const FD_RECORD_BASE: u32 = 3;
+
+/// What the fd table knows about one fd.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FdState {
+    /// Never seen, or closed since: classify on first use.
+    Unknown,
+    /// A file, pipe, tty, ...: never counted.
+    NotSocket,
+    /// A socket we do not count (sockmeter's own, or an unmetered family), or an fd out of range.
+    Ignored,
+    /// A metered socket: the index of its record.
+    Record(u32),
+}
+
+impl FdState {
+    pub(super) const fn to_raw(self) -> u32 {
+        match self {
+            FdState::Unknown => FD_UNKNOWN,
+            FdState::NotSocket => FD_NOT_SOCKET,
+            FdState::Ignored => FD_IGNORED,
+            FdState::Record(i) => FD_RECORD_BASE + i,
+        }
+    }
+    pub(super) const fn from_raw(v: u32) -> Self {
+        match v {
+            FD_UNKNOWN => FdState::Unknown,
+            FD_NOT_SOCKET => FdState::NotSocket,
+            FD_IGNORED => FdState::Ignored,
+            n => FdState::Record(n - FD_RECORD_BASE),
+        }
+    }
+}
+
+/// fd number → [`FdState`].
+pub struct FdTable {
+    pub(super) slots: [AtomicU32; MAX_FDS],
+    /// One past the highest fd ever set to something other than unknown.
+    pub(super) top: AtomicU32,
+}
+
+impl FdTable {
+    /// An empty table (everything unknown).
+    pub const fn new() -> Self {
+        FdTable {
+            slots: [const { AtomicU32::new(0) }; MAX_FDS],
+            top: AtomicU32::new(0),
+        }
+    }
+
+    pub(super) fn slot(&self, fd: i32) -> Option<&AtomicU32> {
+        usize::try_from(fd).ok().and_then(|i| self.slots.get(i))
+    }
+
+    /// What is known about `fd`; out-of-range fds are [`FdState::Ignored`].
+    #[inline]
+    pub fn get(&self, fd: i32) -> FdState {
+        match self.slot(fd) {
+            Some(s) => FdState::from_raw(s.load(Acquire)),
+            None => FdState::Ignored,
+        }
+    }
+
+    /// Records what `fd` is.
+    #[inline]
+    pub fn set(&self, fd: i32, st: FdState) {
+        if let Some(s) = self.slot(fd) {
+            s.store(st.to_raw(), Release);
+            self.raise_top(fd);
+        }
+    }
+
+    pub(super) fn raise_top(&self, fd: i32) {
+        let t = fd as u32 + 1;
+        if self.top.load(Relaxed) < t {
+            self.top.fetch_max(t, Relaxed);
+        }
+    }
+
+    /// Copies every entry of `other` (a forked child's fresh table starts with its parent's).
+    pub fn copy_from(&self, other: &FdTable) {
+        let top = (other.top.load(Acquire) as usize).min(MAX_FDS);
+        for (d, s) in self.slots[..top].iter().zip(&other.slots[..top]) {
+            let v = s.load(Relaxed);
+            if v != FD_UNKNOWN || d.load(Relaxed) != FD_UNKNOWN {
+                d.store(v, Relaxed);
+            }
+        }
+        self.top.fetch_max(top as u32, Release);
+    }
+
+    /// Sets `fd` to `new` only if it still is `old` (a concurrent reuse of the number wins).
+    pub fn replace(&self, fd: i32, old: FdState, new: FdState) -> bool {
+        let done = self
+            .slot(fd)
+            .map(|s| s.compare_exchange(old.to_raw(), new.to_raw(), AcqRel, Acquire).is_ok())
+            .unwrap_or(false);
+        if done {
+            self.raise_top(fd);
+        }
+        done
+    }
+
+    /// Forgets every fd (in tests).
+    pub fn clear(&self) {
+        for s in &self.slots {
+            if s.load(Relaxed) != FD_UNKNOWN {
+                s.store(FD_UNKNOWN, Relaxed);
+            }
+        }
+    }
+
+    /// Calls `f` for every fd in `first..=last` that maps to a record (bounded by the table).
+    pub fn for_each_record_in(&self, first: u32, last: u32, mut f: impl FnMut(i32, u32)) {
+        let end = (last as usize).min(MAX_FDS - 1);
+        for fd in first as usize..=end {
+            if let FdState::Record(i) = FdState::from_raw(self.slots[fd].load(Acquire)) {
+                f(fd as i32, i);
+            }
+        }
+    }
+}
+
+impl Default for FdTable {
+    fn default() -> Self {
+        Self::new()
+    }
+}

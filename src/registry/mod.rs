@@ -1,0 +1,267 @@
+//! The live accounting state of one process: an fd table and a table of socket records, all
+//! atomics in fixed-size, statically allocated arrays.
+//!
+//! This is what the hooks touch, so it obeys their rules: no allocation, no lock, no system
+//! call, and it works before any constructor has run (a `static Registry` is all zeros, which
+//! is a valid empty registry). Untouched pages of the arrays cost no memory.
+//!
+//! * [`FdTable`] maps an fd number to what we know about it: unknown, not a socket, ignored
+//!   (ours, or a family we do not meter), or the index of its [`Record`]. `dup` makes several
+//!   fds share one record (its `refs`).
+//! * [`Record`] holds one socket's metadata (family, protocol, role, addresses, module, label,
+//!   times) and its counters: one packed word per direction (calls and bytes), so the per-byte
+//!   path is one atomic add. The one reader takes them with an atomic swap (never a read and
+//!   a later store of zero, which loses what was added in between) and ships what it took.
+//! * A record's life: `FREE` → claimed (`OPENING`) → `OPEN` → all fds closed (`CLOSED`) → the
+//!   reporting thread ships its last delta and frees it ([`Records::free`]). Record 0 is the
+//!   overflow pseudo-socket that absorbs traffic when every record is in use, so totals stay
+//!   exact even then.
+//!
+//! The parts: [`fds`] (the fd table), [`counters`] (per-socket and per-peer counters),
+//! [`records`] (socket records and their table); this file ties them into a [`Registry`].
+
+mod counters;
+mod fds;
+mod records;
+
+pub use counters::{CounterValues, Counters, PeerSlot, Peers, BYTE_BITS, CALL_BITS};
+pub use fds::{FdState, FdTable};
+pub use records::{NewSocket, Record, RecordMeta, RecordState, Records, FLAG_ADOPTED, FLAG_INHERITED};
+
+use std::sync::atomic::Ordering::*;
+
+use fds::FD_UNKNOWN;
+use records::REC_FREE;
+
+/// fds at or above this number are not metered (the fd table would grow too large).
+pub const MAX_FDS: usize = 1 << 20;
+/// How many sockets can be open (or closed but not yet reported) at once.
+pub const MAX_RECORDS: usize = 1 << 15;
+/// Per-peer counters kept for an unconnected datagram socket; more peers share "other".
+pub const MAX_PEERS: usize = 4;
+/// The overflow pseudo-socket's record index.
+pub const OVERFLOW: u32 = 0;
+
+/// The fd table and the records of one process.
+pub struct Registry {
+    /// fd → record.
+    pub fds: FdTable,
+    /// Socket records.
+    pub records: Records,
+}
+
+impl Registry {
+    /// An empty registry, usable as a `static`.
+    pub const fn new() -> Self {
+        Registry {
+            fds: FdTable::new(),
+            records: Records::new(),
+        }
+    }
+
+    /// Makes this registry a copy of `other` (moving the process's accounting into a new
+    /// region: at load time, and around fork). Only what was ever used is copied; what this
+    /// registry held before is forgotten first.
+    pub fn copy_from(&self, other: &Registry) {
+        self.clear_used();
+        self.records.copy_from(&other.records);
+        self.fds.copy_from(&other.fds);
+    }
+
+    /// Forgets everything (touching only what was used).
+    fn clear_used(&self) {
+        let top = (self.fds.top.load(Acquire) as usize).min(MAX_FDS);
+        for s in &self.fds.slots[..top] {
+            if s.load(Relaxed) != FD_UNKNOWN {
+                s.store(FD_UNKNOWN, Relaxed);
+            }
+        }
+        self.fds.top.store(0, Release);
+        let hw = (self.records.high_water() as usize).min(MAX_RECORDS);
+        for r in &self.records.recs[..hw] {
+            if r.state.load(Relaxed) != REC_FREE {
+                r.state.store(REC_FREE, Release);
+            }
+        }
+        self.records.high_water.store(0, Release);
+    }
+
+    /// Registers a new socket on `s.fd` and returns its record index.
+    pub fn open(&self, s: &NewSocket) -> u32 {
+        let idx = self.records.open(s);
+        if idx != OVERFLOW {
+            self.fds.set(s.fd, FdState::Record(idx));
+        } else {
+            self.fds.set(s.fd, FdState::Record(OVERFLOW));
+        }
+        idx
+    }
+
+    /// Registers a socket found on `s.fd` on first use, unless another thread registered it
+    /// first (then that record is returned). `None` if the fd changed meanwhile.
+    pub fn adopt(&self, s: &NewSocket) -> Option<u32> {
+        let idx = self.records.open(s);
+        if self.fds.replace(s.fd, FdState::Unknown, FdState::Record(idx)) {
+            return Some(idx);
+        }
+        self.records.discard(idx);
+        match self.fds.get(s.fd) {
+            FdState::Record(i) => Some(i),
+            _ => None,
+        }
+    }
+
+    /// `newfd` now refers to the same socket as `oldfd` (dup family). Whatever `newfd` was
+    /// before must have been closed by the caller already (see [`Registry::close`]).
+    pub fn dup(&self, oldfd: i32, newfd: i32) {
+        match self.fds.get(oldfd) {
+            FdState::Record(idx) => {
+                self.records.get(idx).add_ref();
+                self.fds.set(newfd, FdState::Record(idx));
+            }
+            other => self.fds.set(newfd, other),
+        }
+    }
+
+    /// `fd` was closed, having been `was` before the close. Returns the record index when that
+    /// was the socket's last fd.
+    pub fn close(&self, fd: i32, was: FdState, now_ms: u64) -> Option<u32> {
+        if !self.fds.replace(fd, was, FdState::Unknown) {
+            return None;
+        }
+        match was {
+            FdState::Record(idx) if idx != OVERFLOW => self.records.get(idx).drop_ref(now_ms).then_some(idx),
+            _ => None,
+        }
+    }
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::addr::ADDR_WORDS;
+    use crate::model::{Dir, Family, Proto, Role};
+
+    fn reg() -> &'static Registry {
+        // Large: a static, as in the shim (never on the stack).
+        static R: Registry = Registry::new();
+        &R
+    }
+
+    fn sock(fd: i32) -> NewSocket {
+        NewSocket {
+            fd,
+            family: Family::Inet,
+            proto: Proto::Tcp,
+            role: Role::Unconnected,
+            flags: 0,
+            module: 1,
+            via: 1,
+            label: 0,
+            local: [0; ADDR_WORDS],
+            peer: [0; ADDR_WORDS],
+            now_ms: 5,
+        }
+    }
+
+    #[test]
+    fn open_count_dup_close() {
+        let r = reg();
+        let idx = r.open(&sock(7));
+        assert_eq!(r.fds.get(7), FdState::Record(idx));
+        r.records.get(idx).counters.count(Dir::Tx, 10, false);
+        r.dup(7, 9);
+        r.records.get(idx).counters.count(Dir::Rx, 3, false);
+        assert_eq!(r.close(7, FdState::Record(idx), 6), None, "one alias left");
+        assert_eq!(r.close(9, FdState::Record(idx), 7), Some(idx));
+        let rec = r.records.get(idx);
+        assert_eq!(rec.state(), RecordState::Closed);
+        let c = rec.counters.peek();
+        assert_eq!((c.tx_bytes, c.rx_bytes, c.tx_calls, c.rx_calls), (10, 3, 1, 1));
+        assert_eq!(rec.meta().closed_ms, 7);
+        r.records.free(idx);
+        assert_eq!(rec.state(), RecordState::Free);
+    }
+
+    #[test]
+    fn close_loses_to_a_concurrent_reuse() {
+        let r = reg();
+        let a = r.open(&sock(20));
+        let b = r.open(&sock(20)); // the number was reused behind our back
+        assert_eq!(r.close(20, FdState::Record(a), 1), None);
+        assert_eq!(r.fds.get(20), FdState::Record(b));
+    }
+
+    #[test]
+    fn peers_are_counted_separately_up_to_the_limit() {
+        let r = reg();
+        let idx = r.open(&sock(30));
+        let peers = r.records.peers(idx);
+        for p in 0..(MAX_PEERS as u64 + 2) {
+            let a = [1, p, 0, 0, 0];
+            peers.count(&a, Dir::Tx, 100 + p, false);
+            peers.count(&a, Dir::Tx, 1, false);
+        }
+        let kept: Vec<_> = peers
+            .iter()
+            .filter_map(|p| p.addr().map(|a| (a[1], p.counters.peek().tx_bytes)))
+            .collect();
+        assert_eq!(kept.len(), MAX_PEERS);
+        assert_eq!(kept[0], (0, 101));
+    }
+
+    #[test]
+    fn out_of_range_fds_are_ignored() {
+        let r = reg();
+        assert_eq!(r.fds.get(-1), FdState::Ignored);
+        assert_eq!(r.fds.get(MAX_FDS as i32), FdState::Ignored);
+        r.fds.set(MAX_FDS as i32, FdState::NotSocket);
+    }
+}
+
+#[cfg(test)]
+mod copy_tests {
+    use super::*;
+    use crate::addr::ADDR_WORDS;
+    use crate::model::{Dir, Family, Proto, Role};
+
+    static A: Registry = Registry::new();
+    static B: Registry = Registry::new();
+
+    #[test]
+    fn a_copy_has_the_same_sockets_and_fds() {
+        let s = NewSocket {
+            fd: 9,
+            family: Family::Inet,
+            proto: Proto::Tcp,
+            role: Role::Accepted,
+            flags: 0,
+            module: 1,
+            via: 0,
+            label: 0,
+            local: [0; ADDR_WORDS],
+            peer: [0; ADDR_WORDS],
+            now_ms: 1,
+        };
+        let idx = A.open(&s);
+        A.records.get(idx).counters.count(Dir::Tx, 5, false);
+        B.copy_from(&A);
+        assert_eq!(B.fds.get(9), FdState::Record(idx));
+        assert_eq!(B.records.get(idx).role(), Role::Accepted);
+        assert_eq!(B.records.get(idx).counters.peek().tx_bytes, 5);
+        B.records.reset_after_fork();
+        assert_eq!(B.records.get(idx).counters.peek().tx_bytes, 0);
+        assert_eq!(B.records.get(idx).state(), RecordState::Open);
+        assert_eq!(
+            A.records.get(idx).counters.peek().tx_bytes,
+            5,
+            "the original is untouched"
+        );
+    }
+}

@@ -1,0 +1,450 @@
+//! Socket records: one socket's metadata and counters, and the fixed table of them with its
+//! claim / close / free life cycle.
+
+use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering::*};
+
+use super::counters::{load_words, store_words, Counters, Peers};
+use super::{MAX_RECORDS, OVERFLOW};
+use crate::addr::ADDR_WORDS;
+use crate::model::{Family, Proto, Role};
+
+pub(super) const REC_FREE: u32 = 0;
+pub(super) const REC_OPENING: u32 = 1;
+pub(super) const REC_OPEN: u32 = 2;
+pub(super) const REC_CLOSED: u32 = 3;
+
+/// Where a record is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecordState {
+    /// Unused.
+    Free,
+    /// Being filled in by the hook that claimed it.
+    Opening,
+    /// In use by at least one fd.
+    Open,
+    /// Every fd closed; waiting for the reporting thread.
+    Closed,
+}
+
+/// Flag bit: the socket existed before this process image (inherited, or from before fork).
+pub const FLAG_INHERITED: u32 = 1;
+/// Flag bit: the socket was recognised on first use, not seen being created.
+pub const FLAG_ADOPTED: u32 = 2;
+
+/// One socket's accounting.
+pub struct Record {
+    pub(super) state: AtomicU32,
+    pub(super) refs: AtomicU32,
+    pub(super) id: AtomicU64,
+    pub(super) kind: AtomicU32,
+    pub(super) flags: AtomicU32,
+    pub(super) meta_gen: AtomicU32,
+    pub(super) module: AtomicU32,
+    pub(super) via: AtomicU32,
+    pub(super) label: AtomicU32,
+    pub(super) fd: AtomicI32,
+    pub(super) opened_ms: AtomicU64,
+    pub(super) closed_ms: AtomicU64,
+    pub(super) local: [AtomicU64; ADDR_WORDS],
+    pub(super) peer: [AtomicU64; ADDR_WORDS],
+    /// All of this socket's traffic.
+    pub counters: Counters,
+}
+
+/// A consistent-enough copy of a record's metadata, for the reporting thread.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordMeta {
+    /// Process-unique socket id.
+    pub id: u64,
+    /// First fd it was seen on.
+    pub fd: i32,
+    /// Address family.
+    pub family: Family,
+    /// Protocol.
+    pub proto: Proto,
+    /// Role.
+    pub role: Role,
+    /// `FLAG_*` bits.
+    pub flags: u32,
+    /// Module id (see the shim's module table); 0 = unknown.
+    pub module: u32,
+    /// Immediate caller's object id; 0 = unknown.
+    pub via: u32,
+    /// Label id; 0 = none.
+    pub label: u32,
+    /// Encoded local address.
+    pub local: [u64; ADDR_WORDS],
+    /// Encoded peer address.
+    pub peer: [u64; ADDR_WORDS],
+    /// Open time, ms since the epoch.
+    pub opened_ms: u64,
+    /// Close time, ms since the epoch; 0 while open.
+    pub closed_ms: u64,
+    /// Bumped on every metadata change.
+    pub generation: u32,
+}
+
+/// What a hook knows about a socket it is about to register.
+#[derive(Clone, Copy, Debug)]
+pub struct NewSocket {
+    /// The fd.
+    pub fd: i32,
+    /// Family.
+    pub family: Family,
+    /// Protocol.
+    pub proto: Proto,
+    /// Initial role.
+    pub role: Role,
+    /// `FLAG_*` bits.
+    pub flags: u32,
+    /// Module id.
+    pub module: u32,
+    /// Immediate caller id.
+    pub via: u32,
+    /// Label id.
+    pub label: u32,
+    /// Encoded local address (zeros if unknown).
+    pub local: [u64; ADDR_WORDS],
+    /// Encoded peer address (zeros if unknown).
+    pub peer: [u64; ADDR_WORDS],
+    /// Open time, ms since the epoch.
+    pub now_ms: u64,
+}
+
+pub(super) fn pack_kind(f: Family, p: Proto, r: Role) -> u32 {
+    u32::from(f.code()) | u32::from(p.code()) << 8 | u32::from(r.code()) << 16
+}
+
+impl Record {
+    pub(super) const fn new() -> Self {
+        Record {
+            state: AtomicU32::new(REC_FREE),
+            refs: AtomicU32::new(0),
+            id: AtomicU64::new(0),
+            kind: AtomicU32::new(0),
+            flags: AtomicU32::new(0),
+            meta_gen: AtomicU32::new(0),
+            module: AtomicU32::new(0),
+            via: AtomicU32::new(0),
+            label: AtomicU32::new(0),
+            fd: AtomicI32::new(0),
+            opened_ms: AtomicU64::new(0),
+            closed_ms: AtomicU64::new(0),
+            local: [const { AtomicU64::new(0) }; ADDR_WORDS],
+            peer: [const { AtomicU64::new(0) }; ADDR_WORDS],
+            counters: Counters::new(),
+        }
+    }
+
+    /// Where the record is in its life.
+    pub fn state(&self) -> RecordState {
+        match self.state.load(Acquire) {
+            REC_OPENING => RecordState::Opening,
+            REC_OPEN => RecordState::Open,
+            REC_CLOSED => RecordState::Closed,
+            _ => RecordState::Free,
+        }
+    }
+
+    /// The process-unique id of the socket in this record.
+    pub fn id(&self) -> u64 {
+        self.id.load(Acquire)
+    }
+
+    /// The role.
+    pub fn role(&self) -> Role {
+        Role::from_code((self.kind.load(Relaxed) >> 16) as u8)
+    }
+
+    /// The family.
+    pub fn family(&self) -> Family {
+        Family::from_code(self.kind.load(Relaxed) as u8)
+    }
+
+    /// The protocol.
+    pub fn proto(&self) -> Proto {
+        Proto::from_code((self.kind.load(Relaxed) >> 8) as u8)
+    }
+
+    pub(super) fn bump(&self) {
+        self.meta_gen.fetch_add(1, Release);
+    }
+
+    /// Sets the role.
+    pub fn set_role(&self, role: Role) {
+        let k = self.kind.load(Relaxed);
+        self.kind
+            .store((k & !0xff_0000) | u32::from(role.code()) << 16, Relaxed);
+        self.bump();
+    }
+
+    /// Sets the local address.
+    pub fn set_local(&self, w: &[u64; ADDR_WORDS]) {
+        store_words(&self.local, w);
+        self.bump();
+    }
+
+    /// Sets the peer address.
+    pub fn set_peer(&self, w: &[u64; ADDR_WORDS]) {
+        store_words(&self.peer, w);
+        self.bump();
+    }
+
+    /// Re-attributes the socket (connect and accept attribute again).
+    pub fn set_module(&self, module: u32, via: u32, label: u32) {
+        self.module.store(module, Relaxed);
+        self.via.store(via, Relaxed);
+        self.label.store(label, Relaxed);
+        self.bump();
+    }
+
+    /// The module id the socket is charged to.
+    pub fn module(&self) -> u32 {
+        self.module.load(Relaxed)
+    }
+
+    /// The encoded peer address.
+    pub fn peer(&self) -> [u64; ADDR_WORDS] {
+        load_words(&self.peer)
+    }
+
+    /// Adds an fd alias (dup).
+    pub fn add_ref(&self) {
+        self.refs.fetch_add(1, AcqRel);
+    }
+
+    /// Drops one fd alias; when it was the last, marks the record closed at `now_ms` and
+    /// returns true.
+    pub fn drop_ref(&self, now_ms: u64) -> bool {
+        let prev = self.refs.fetch_sub(1, AcqRel);
+        if prev == 1 {
+            self.closed_ms.store(now_ms, Relaxed);
+            self.state.store(REC_CLOSED, Release);
+            true
+        } else {
+            if prev == 0 {
+                // Not ours to close (overflow, or a race with a reset): undo.
+                self.refs.fetch_add(1, AcqRel);
+            }
+            false
+        }
+    }
+
+    /// A copy of the metadata.
+    pub fn meta(&self) -> RecordMeta {
+        let kind = self.kind.load(Relaxed);
+        RecordMeta {
+            id: self.id.load(Acquire),
+            fd: self.fd.load(Relaxed),
+            family: Family::from_code(kind as u8),
+            proto: Proto::from_code((kind >> 8) as u8),
+            role: Role::from_code((kind >> 16) as u8),
+            flags: self.flags.load(Relaxed),
+            module: self.module.load(Relaxed),
+            via: self.via.load(Relaxed),
+            label: self.label.load(Relaxed),
+            local: load_words(&self.local),
+            peer: load_words(&self.peer),
+            opened_ms: self.opened_ms.load(Relaxed),
+            closed_ms: self.closed_ms.load(Relaxed),
+            generation: self.meta_gen.load(Acquire),
+        }
+    }
+
+    /// The metadata generation (bumped by every `set_*`).
+    pub fn generation(&self) -> u32 {
+        self.meta_gen.load(Acquire)
+    }
+
+    pub(super) fn copy_from(&self, o: &Record) {
+        self.refs.store(o.refs.load(Relaxed), Relaxed);
+        self.id.store(o.id.load(Relaxed), Relaxed);
+        self.kind.store(o.kind.load(Relaxed), Relaxed);
+        self.flags.store(o.flags.load(Relaxed), Relaxed);
+        self.meta_gen.store(o.meta_gen.load(Relaxed), Relaxed);
+        self.module.store(o.module.load(Relaxed), Relaxed);
+        self.via.store(o.via.load(Relaxed), Relaxed);
+        self.label.store(o.label.load(Relaxed), Relaxed);
+        self.fd.store(o.fd.load(Relaxed), Relaxed);
+        self.opened_ms.store(o.opened_ms.load(Relaxed), Relaxed);
+        self.closed_ms.store(o.closed_ms.load(Relaxed), Relaxed);
+        store_words(&self.local, &load_words(&o.local));
+        store_words(&self.peer, &load_words(&o.peer));
+        self.counters.copy_from(&o.counters);
+        self.state.store(o.state.load(Acquire), Release);
+    }
+
+    pub(super) fn fill(&self, id: u64, s: &NewSocket) {
+        self.id.store(id, Relaxed);
+        self.refs.store(1, Relaxed);
+        self.kind.store(pack_kind(s.family, s.proto, s.role), Relaxed);
+        self.flags.store(s.flags, Relaxed);
+        self.module.store(s.module, Relaxed);
+        self.via.store(s.via, Relaxed);
+        self.label.store(s.label, Relaxed);
+        self.fd.store(s.fd, Relaxed);
+        self.opened_ms.store(s.now_ms, Relaxed);
+        self.closed_ms.store(0, Relaxed);
+        store_words(&self.local, &s.local);
+        store_words(&self.peer, &s.peer);
+        self.counters.reset();
+        self.meta_gen.fetch_add(1, Relaxed);
+    }
+}
+
+/// The table of socket records.
+pub struct Records {
+    pub(super) recs: [Record; MAX_RECORDS],
+    pub(super) peers: [Peers; MAX_RECORDS],
+    pub(super) cursor: AtomicU32,
+    pub(super) high_water: AtomicU32,
+    pub(super) next_id: AtomicU64,
+    /// Times a socket could not get a record and was counted under the overflow record.
+    pub overflowed: AtomicU64,
+}
+
+impl Records {
+    /// An empty table.
+    pub const fn new() -> Self {
+        Records {
+            recs: [const { Record::new() }; MAX_RECORDS],
+            peers: [const { Peers::new() }; MAX_RECORDS],
+            // All zeros, so a `static Registry` lives in .bss: untouched pages are not part of
+            // the shared object's file and never count in the host's memory.
+            cursor: AtomicU32::new(0),
+            high_water: AtomicU32::new(0),
+            next_id: AtomicU64::new(0),
+            overflowed: AtomicU64::new(0),
+        }
+    }
+
+    /// The record at `idx` (the overflow record for an out-of-range index).
+    #[inline]
+    pub fn get(&self, idx: u32) -> &Record {
+        self.recs.get(idx as usize).unwrap_or(&self.recs[OVERFLOW as usize])
+    }
+
+    /// The per-peer counters of record `idx`.
+    #[inline]
+    pub fn peers(&self, idx: u32) -> &Peers {
+        self.peers.get(idx as usize).unwrap_or(&self.peers[OVERFLOW as usize])
+    }
+
+    /// One past the highest record index ever used: scans stop here.
+    pub fn high_water(&self) -> u32 {
+        self.high_water.load(Acquire)
+    }
+
+    /// Claims a free record for a new socket and returns its index, or [`OVERFLOW`] when the
+    /// table is full (the overflow record is opened on first use).
+    pub fn open(&self, s: &NewSocket) -> u32 {
+        let n = MAX_RECORDS as u32 - 1;
+        let start = self.cursor.load(Relaxed).max(1);
+        for k in 0..n {
+            let idx = 1 + (start.wrapping_sub(1).wrapping_add(k)) % n;
+            let r = &self.recs[idx as usize];
+            if r.state.load(Relaxed) != REC_FREE {
+                continue;
+            }
+            if r.state
+                .compare_exchange(REC_FREE, REC_OPENING, Acquire, Relaxed)
+                .is_err()
+            {
+                continue;
+            }
+            let id = self.next_id.fetch_add(1, Relaxed) + 1;
+            r.fill(id, s);
+            self.peers[idx as usize].reset();
+            r.state.store(REC_OPEN, Release);
+            self.cursor.store(idx % n + 1, Relaxed);
+            self.high_water.fetch_max(idx + 1, AcqRel);
+            return idx;
+        }
+        self.overflowed.fetch_add(1, Relaxed);
+        self.open_overflow(s.now_ms);
+        OVERFLOW
+    }
+
+    pub(super) fn open_overflow(&self, now_ms: u64) {
+        let r = &self.recs[OVERFLOW as usize];
+        if r.state
+            .compare_exchange(REC_FREE, REC_OPENING, Acquire, Relaxed)
+            .is_ok()
+        {
+            let s = NewSocket {
+                fd: -1,
+                family: Family::Other,
+                proto: Proto::Other,
+                role: Role::Overflow,
+                flags: 0,
+                module: 0,
+                via: 0,
+                label: 0,
+                local: [0; ADDR_WORDS],
+                peer: [0; ADDR_WORDS],
+                now_ms,
+            };
+            r.fill(0, &s);
+            r.refs.store(0, Relaxed);
+            r.state.store(REC_OPEN, Release);
+            self.high_water.fetch_max(1, AcqRel);
+        }
+    }
+
+    /// Returns a record that was opened but never published (a lost race to adopt an fd).
+    pub fn discard(&self, idx: u32) {
+        if idx != OVERFLOW {
+            self.get(idx).state.store(REC_FREE, Release);
+        }
+    }
+
+    /// Copies every record of `other` (see [`Registry::copy_from`]).
+    pub fn copy_from(&self, other: &Records) {
+        let hw = other.high_water();
+        for idx in 0..hw as usize {
+            if other.recs[idx].state.load(Acquire) == REC_FREE && self.recs[idx].state.load(Relaxed) == REC_FREE {
+                continue;
+            }
+            self.recs[idx].copy_from(&other.recs[idx]);
+            self.peers[idx].copy_from(&other.peers[idx]);
+        }
+        self.cursor.store(other.cursor.load(Relaxed), Relaxed);
+        self.next_id.fetch_max(other.next_id.load(Relaxed), Relaxed);
+        self.overflowed.store(other.overflowed.load(Relaxed), Relaxed);
+        self.high_water.fetch_max(hw, Release);
+    }
+
+    /// Frees a closed record after its final delta was shipped.
+    pub fn free(&self, idx: u32) {
+        if idx == OVERFLOW {
+            return;
+        }
+        let r = self.get(idx);
+        let _ = r.state.compare_exchange(REC_CLOSED, REC_FREE, AcqRel, Relaxed);
+    }
+
+    /// In a forked child: every open socket starts again from zero (the child is a new process
+    /// with its own counters) and is marked inherited; closed records the parent had not yet
+    /// reported are dropped (they are the parent's to report).
+    pub fn reset_after_fork(&self) {
+        for idx in 0..self.high_water() {
+            let r = &self.recs[idx as usize];
+            match r.state.load(Acquire) {
+                REC_OPEN => {
+                    r.counters.reset();
+                    self.peers[idx as usize].zero();
+                    r.flags.fetch_or(FLAG_INHERITED, Relaxed);
+                    r.bump();
+                }
+                REC_CLOSED | REC_OPENING => r.state.store(REC_FREE, Release),
+                _ => {}
+            }
+        }
+    }
+}
+
+impl Default for Records {
+    fn default() -> Self {
+        Self::new()
+    }
+}
