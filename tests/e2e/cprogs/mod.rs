@@ -1,0 +1,291 @@
+//! End-to-end tests with C programs (`tests/c/*.c`) run under `sockmeter run`.
+//!
+//! The oracle is always the other end of the traffic, run as a separate process that is NOT
+//! metered (`tests/c/peer.c`, started here with a plain `Command` without `LD_PRELOAD`): it
+//! prints what it really received and sent on each connection, identified by the client's
+//! port. When the metered program is the server, it publishes its port (it listens on port 0)
+//! in a file the unmetered client polls for. Call counts are compared with the metered
+//! program's own count of the calls it made. No number here mirrors the shim's output.
+
+pub(super) use std::collections::HashMap;
+pub(super) use std::io::{BufRead, BufReader, Read};
+pub(super) use std::path::{Path, PathBuf};
+pub(super) use std::process::{Child, ChildStdout, Command, Stdio};
+pub(super) use std::sync::Mutex;
+
+pub(super) use sockmeter::report::{ProcessReport, SocketReport};
+
+pub(super) use crate::harness::{self, Run};
+
+mod data;
+mod host;
+
+/// Compiles `tests/c/<name>.c` (serialised: the harness's temporary output name is per
+/// program, and tests run in parallel threads).
+pub(super) fn prog(name: &str, flags: &[&str]) -> String {
+    static LOCK: Mutex<()> = Mutex::new(());
+    let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    path_str(&harness::compile_c(name, flags))
+}
+
+pub(super) fn path_str(p: &Path) -> String {
+    p.to_str().expect("utf-8 path").to_string()
+}
+
+/// A fresh scratch directory for one test.
+pub(super) fn fresh_dir(tag: &str) -> PathBuf {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let d = harness::scratch().join(format!("c-{tag}-{n}"));
+    std::fs::create_dir_all(&d).expect("scratch dir");
+    d
+}
+
+/// One TCP connection as the unmetered peer saw it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Seen {
+    /// The client's port (the metered socket's local port, or its peer port when the metered
+    /// program is the server).
+    pub(super) port: u16,
+    /// Bytes the peer received.
+    pub(super) rx: u64,
+    /// Bytes the peer sent.
+    pub(super) tx: u64,
+}
+
+/// What the UDP peer saw.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct SeenUdp {
+    pub(super) sender: u16,
+    pub(super) rx: u64,
+    pub(super) rxd: u64,
+    pub(super) tx: u64,
+    pub(super) txd: u64,
+}
+
+/// The unmetered peer (`tests/c/peer.c`).
+pub(super) struct Oracle {
+    pub(super) child: Child,
+    pub(super) out: BufReader<ChildStdout>,
+    /// Its listening port (server and udp modes).
+    pub(super) port: u16,
+}
+
+impl Oracle {
+    pub(super) fn spawn(args: &[&str], env: &[(&str, &str)], listens: bool) -> Oracle {
+        let mut c = Command::new(prog("peer", &[]));
+        c.args(args)
+            .env_remove("LD_PRELOAD")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let mut child = c.spawn().expect("spawn peer");
+        let mut out = BufReader::new(child.stdout.take().expect("peer stdout"));
+        let mut port = 0;
+        if listens {
+            let mut line = String::new();
+            out.read_line(&mut line).expect("peer port line");
+            port = line
+                .trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("peer printed {line:?} instead of its port"));
+        }
+        Oracle { child, out, port }
+    }
+
+    /// `peer server NCONN SCRIPT`.
+    pub(super) fn server(nconn: usize, script: &str) -> Oracle {
+        Oracle::spawn(&["server", &nconn.to_string(), script], &[], true)
+    }
+
+    /// `peer client PORTFILE SCRIPT...`: one concurrent connection per script.
+    pub(super) fn clients(portfile: &Path, scripts: &[String], env: &[(&str, &str)]) -> Oracle {
+        let mut args = vec!["client".to_string(), path_str(portfile)];
+        args.extend(scripts.iter().cloned());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        Oracle::spawn(&args, env, false)
+    }
+
+    /// `peer udp NEXPECT SIZES`.
+    pub(super) fn udp(nexpect: usize, sizes: &str) -> Oracle {
+        Oracle::spawn(&["udp", &nexpect.to_string(), sizes], &[], true)
+    }
+
+    /// Waits for the peer (it ends by itself) and returns the rest of its output.
+    pub(super) fn finish(mut self) -> String {
+        let mut rest = String::new();
+        self.out.read_to_string(&mut rest).expect("read peer");
+        let st = self.child.wait().expect("wait peer");
+        assert!(st.success(), "the unmetered peer failed ({st}); it printed:\n{rest}");
+        rest
+    }
+
+    /// The connections it reports.
+    pub(super) fn conns(self) -> Vec<Seen> {
+        let text = self.finish();
+        let v: Vec<Seen> = text
+            .lines()
+            .filter(|l| l.starts_with("conn "))
+            .map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                assert!(f.len() == 6 && f[2] == "rx" && f[4] == "tx", "bad peer line {l:?}");
+                Seen {
+                    port: num(f[1]) as u16,
+                    rx: num(f[3]),
+                    tx: num(f[5]),
+                }
+            })
+            .collect();
+        v
+    }
+
+    /// The UDP verdict.
+    pub(super) fn udp_verdict(self) -> SeenUdp {
+        let text = self.finish();
+        let l = text
+            .lines()
+            .find(|l| l.starts_with("udp "))
+            .unwrap_or_else(|| panic!("no udp verdict in {text:?}"));
+        let f: Vec<&str> = l.split_whitespace().collect();
+        assert!(f.len() == 10, "bad udp line {l:?}");
+        SeenUdp {
+            sender: num(f[1]) as u16,
+            rx: num(f[3]),
+            rxd: num(f[5]),
+            tx: num(f[7]),
+            txd: num(f[9]),
+        }
+    }
+}
+
+impl Drop for Oracle {
+    fn drop(&mut self) {
+        // Only matters when a test panics before `finish`: the peer is our own child.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub(super) fn num(s: &str) -> u64 {
+    s.parse().unwrap_or_else(|_| panic!("not a number: {s:?}"))
+}
+
+/// `key value` pairs of the first stdout line starting with `tag` (after the tag's words).
+pub(super) fn fields(text: &str, tag: &str) -> HashMap<String, String> {
+    let l = text
+        .lines()
+        .find(|l| l.starts_with(tag))
+        .unwrap_or_else(|| panic!("no line {tag:?} in:\n{text}"));
+    kv(&l[tag.len()..])
+}
+
+pub(super) fn kv(s: &str) -> HashMap<String, String> {
+    let w: Vec<&str> = s.split_whitespace().collect();
+    w.chunks(2)
+        .filter(|c| c.len() == 2)
+        .map(|c| (c[0].to_string(), c[1].to_string()))
+        .collect()
+}
+
+pub(super) fn get(m: &HashMap<String, String>, k: &str) -> u64 {
+    num(m.get(k).unwrap_or_else(|| panic!("no {k} in {m:?}")))
+}
+
+/// Runs a metered command and checks it succeeded.
+pub(super) fn metered(cmd: &[&str]) -> Run {
+    let r = harness::run(&[], cmd);
+    assert_eq!(
+        r.code, 0,
+        "{cmd:?} failed under sockmeter:\nstdout:\n{}\nstderr:\n{}",
+        r.stdout, r.stderr
+    );
+    r
+}
+
+/// Context for a failed assertion: the output, the summary and the JSON report (its start,
+/// when it is long).
+pub(super) fn ctx(r: &Run) -> String {
+    let mut json = serde_json::to_string_pretty(&r.json).unwrap_or_default();
+    if json.len() > 20_000 {
+        let mut cut = 20_000;
+        while !json.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        json.truncate(cut);
+        json.push_str("\n... (report truncated)");
+    }
+    let stderr: String = r
+        .stderr
+        .lines()
+        .filter(|l| !l.starts_with("  udp "))
+        .collect::<Vec<_>>()
+        .join("\n");
+    format!("\nstdout:\n{}\nstderr:\n{stderr}\nreport:\n{json}", r.stdout)
+}
+
+/// The only process of the run.
+pub(super) fn only_process(r: &Run) -> &ProcessReport {
+    assert_eq!(r.report.processes.len(), 1, "expected exactly one process{}", ctx(r));
+    &r.report.processes[0]
+}
+
+pub(super) fn v4(port: u16) -> Option<String> {
+    Some(format!("127.0.0.1:{port}"))
+}
+
+/// The one socket of `p` whose local address is 127.0.0.1:`port`.
+pub(super) fn by_local<'a>(r: &Run, p: &'a ProcessReport, port: u16) -> &'a SocketReport {
+    let v: Vec<&SocketReport> = p.sockets.iter().filter(|s| s.local == v4(port)).collect();
+    assert_eq!(
+        v.len(),
+        1,
+        "expected one socket with local 127.0.0.1:{port} in pid {}{}",
+        p.pid,
+        ctx(r)
+    );
+    v[0]
+}
+
+/// The one socket of `p` whose peer is 127.0.0.1:`port`.
+pub(super) fn by_peer<'a>(r: &Run, p: &'a ProcessReport, port: u16) -> &'a SocketReport {
+    let v: Vec<&SocketReport> = p.sockets.iter().filter(|s| s.peer == v4(port)).collect();
+    assert_eq!(
+        v.len(),
+        1,
+        "expected one socket with peer 127.0.0.1:{port} in pid {}{}",
+        p.pid,
+        ctx(r)
+    );
+    v[0]
+}
+
+/// The metered socket's counts are the mirror image of what the unmetered peer saw.
+pub(super) fn assert_mirror(r: &Run, s: &SocketReport, seen: &Seen) {
+    assert_eq!(
+        (s.tx_bytes, s.rx_bytes),
+        (seen.rx, seen.tx),
+        "socket {:?}->{:?} (tx, rx) must equal what the peer received and sent{}",
+        s.local,
+        s.peer,
+        ctx(r)
+    );
+    assert_eq!(s.errors, 0, "socket {:?} errors{}", s.local, ctx(r));
+    assert_eq!((s.family.as_str(), s.proto.as_str()), ("inet", "tcp"), "{}", ctx(r));
+}
+
+/// The dynamic symbols `bin` imports.
+pub(super) fn imports(bin: &str) -> Vec<String> {
+    let out = Command::new("nm")
+        .args(["-D", "--undefined-only", bin])
+        .output()
+        .expect("nm (binutils)");
+    assert!(out.status.success(), "nm -D {bin} failed");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().last())
+        .map(|s| s.split('@').next().unwrap_or(s).to_string())
+        .collect()
+}
