@@ -360,9 +360,8 @@ extern "C" fn on_fork_child() {
         } else {
             reg().records.reset_after_fork();
         }
-        if reg().records.high_water() > 1 {
-            ensure_started();
-        }
+        // The child starts reporting when it touches a socket itself (a child that only execs
+        // or exits costs nothing more).
     });
 }
 
