@@ -1,12 +1,13 @@
 /* Metered client that wipes every fd from 3 to 1023 in the middle of its work, the way some
  * daemons do, and then carries on with a new connection.
  *
- *   closeloop PORT close|dup2   (the peer serves each connection with "r3000,s2000,e")
+ *   closeloop PORT close|dup2|range   (the peer serves each connection with "r3000,s2000,e")
  *
  * A = connect; send 3000 bytes, recv the 2000-byte reply. Wait (bounded) until the shim's
  * own fd (its reporter connection or the link pipe to its shipper, which the program never
  * made) is open among fds 3..1023 and print "reporter fd <n>". Then, in mode close, close() every fd 3..1023; in mode
- * dup2, open /dev/null and dup2() it over every other fd 3..1023. A is gone with them.
+ * dup2, open /dev/null and dup2() it over every other fd 3..1023; in mode range, one
+ * close_range(3, ~0U, 0). A is gone with them.
  * B = connect; send 3000, recv 2000, send 1234 more, close.
  * Prints "sock A port <p>" and "sock B port <p> fd <n>". */
 #include "common.h"
@@ -54,7 +55,8 @@ int main(int argc, char **argv) {
     if (argc != 3) fail("usage: closeloop PORT close|dup2");
     unsigned short port = (unsigned short)atoi(argv[1]);
     int use_dup2 = strcmp(argv[2], "dup2") == 0;
-    if (!use_dup2 && strcmp(argv[2], "close") != 0) fail("mode is close or dup2");
+    int use_range = strcmp(argv[2], "range") == 0;
+    if (!use_dup2 && !use_range && strcmp(argv[2], "close") != 0) fail("mode is close, dup2 or range");
     fill(buf, sizeof buf, 4);
     /* Mode dup2 fills 3..1023; B (and the shim's moved connection) need numbers above. */
     struct rlimit rl;
@@ -83,6 +85,9 @@ int main(int argc, char **argv) {
         for (int fd = 3; fd < 1024; fd++) {
             if (fd != null && dup2(null, fd) != fd) die("dup2");
         }
+    } else if (use_range) {
+        /* Everything from 3 up, in one call: nowhere above to move the shim's fd to. */
+        if (close_range(3, ~0U, 0) < 0) die("close_range");
     } else {
         for (int fd = 3; fd < 1024; fd++) close(fd);
     }

@@ -370,15 +370,18 @@ pub fn protect_own_fd(fd: libc::c_int) {
     sink::protect(fd, 0);
 }
 
-/// As [`protect_own_fd`], for a range of fds: the connection moves above the range if it can.
+/// As [`protect_own_fd`], for a range of fds: each of the shim's own fds (the reporter
+/// connection, the shipper's link and region) moves above the range if it can.
 pub fn protect_own_fd_range(first: libc::c_uint, last: libc::c_uint) {
-    let own = sink::OWN_FD.load(Acquire);
-    if own >= 0 && (own as libc::c_uint) >= first && (own as libc::c_uint) <= last {
-        let above = libc::c_int::try_from(last)
-            .ok()
-            .and_then(|l| l.checked_add(1))
-            .unwrap_or(libc::c_int::MAX);
-        sink::protect(own, above);
+    let above = libc::c_int::try_from(last)
+        .ok()
+        .and_then(|l| l.checked_add(1))
+        .unwrap_or(libc::c_int::MAX);
+    for own in [&sink::OWN_FD, &helper::LINK_FD, &helper::MEM_FD] {
+        let fd = own.load(Acquire);
+        if fd >= 0 && (fd as libc::c_uint) >= first && (fd as libc::c_uint) <= last {
+            sink::protect(fd, above);
+        }
     }
 }
 

@@ -139,6 +139,11 @@ fn closing_every_fd_keeps_the_report_and_later_counts_exact() {
 }
 
 #[test]
+fn close_range_over_every_fd_keeps_the_report_and_later_counts_exact() {
+    wipe_fds("range");
+}
+
+#[test]
 fn dup2_over_every_fd_keeps_the_report_and_later_counts_exact() {
     wipe_fds("dup2");
 }
