@@ -152,6 +152,25 @@ pub fn label_pop() {
 
 /// Attributes a socket being opened now by this thread (see the module docs).
 pub fn attribute() -> Who {
+    // Most sockets are opened by code that calls libc directly: its return address, found by
+    // following the shim's own frame chain, settles it. Only when that caller is a system
+    // library (a plugin going through libcurl) or the runtime does the unwinder walk further.
+    let use_globs = !crate::runtime::attribute_globs().is_empty();
+    if let Some(obj) = platform::caller_ip().and_then(|ip| platform::object_at(ip.saturating_sub(1))) {
+        let id = object_id(obj);
+        let (class, glob) = class_of(id);
+        if (use_globs && glob) || (!use_globs && class == CLASS_CANDIDATE) {
+            return Who {
+                module: id,
+                via: 0,
+                label: current_label(),
+            };
+        }
+    }
+    attribute_by_unwinding()
+}
+
+fn attribute_by_unwinding() -> Who {
     let mut frames = [0usize; MAX_FRAMES];
     let n = platform::return_addresses(&mut frames);
     let use_globs = !crate::runtime::attribute_globs().is_empty();

@@ -282,6 +282,61 @@ pub fn return_addresses(out: &mut [usize]) -> usize {
     w.n
 }
 
+/// The return address into the code that called the shim: found by following the shim's own
+/// frame-pointer chain (the workspace builds with frame pointers) up to the first return
+/// address outside the shim. `None` when the chain looks wrong (then the caller is found by the
+/// unwinder instead).
+#[inline(never)]
+pub fn caller_ip() -> Option<usize> {
+    let (lo, hi) = shim_range();
+    let mut fp: usize;
+    // SAFETY: reading the frame-pointer register.
+    #[cfg(target_arch = "x86_64")]
+    unsafe {
+        core::arch::asm!("mov {}, rbp", out(reg) fp, options(nomem, nostack, preserves_flags))
+    };
+    // SAFETY: as above (x29 is the frame pointer on aarch64).
+    #[cfg(target_arch = "aarch64")]
+    unsafe {
+        core::arch::asm!("mov {}, x29", out(reg) fp, options(nomem, nostack, preserves_flags))
+    };
+    let start = fp;
+    for _ in 0..32 {
+        // A frame record lives above the current one on this thread's stack.
+        if fp == 0 || fp % std::mem::align_of::<usize>() != 0 || fp < start || fp - start > (1 << 20) {
+            return None;
+        }
+        // SAFETY: `fp` points at a frame record of the shim's own code (checked to be on this
+        // stack, above our frame, aligned): [fp] is the caller's frame pointer, [fp + 8] the
+        // return address.
+        let (next, ret) = unsafe { (*(fp as *const usize), *((fp + 8) as *const usize)) };
+        if ret < lo || ret >= hi {
+            return (ret != 0).then_some(ret);
+        }
+        if next <= fp {
+            return None;
+        }
+        fp = next;
+    }
+    None
+}
+
+/// The shim's code range (start, end) from the loader.
+fn shim_range() -> (usize, usize) {
+    static RANGE: std::sync::OnceLock<(usize, usize)> = std::sync::OnceLock::new();
+    *RANGE.get_or_init(|| {
+        // SAFETY: zeroed DlFindObject is valid; _dl_find_object fills it for an address in us.
+        let mut r: DlFindObject = unsafe { std::mem::zeroed() };
+        match find_object_fn() {
+            // SAFETY: as in `object_at`.
+            Some(f) if unsafe { f(shim_range as *const () as *mut c_void, &mut r) } == 0 => {
+                (r.map_start as usize, r.map_end as usize)
+            }
+            _ => (0, 0),
+        }
+    })
+}
+
 fn file_name(path: &[u8]) -> &[u8] {
     path.rsplit(|&b| b == b'/').next().unwrap_or(path)
 }
