@@ -303,7 +303,7 @@ pub fn caller_ip() -> Option<usize> {
     let start = fp;
     for _ in 0..32 {
         // A frame record lives above the current one on this thread's stack.
-        if fp == 0 || fp % std::mem::align_of::<usize>() != 0 || fp < start || fp - start > (1 << 20) {
+        if fp == 0 || !fp.is_multiple_of(std::mem::align_of::<usize>()) || fp < start || fp - start > (1 << 20) {
             return None;
         }
         // SAFETY: `fp` points at a frame record of the shim's own code (checked to be on this
