@@ -272,6 +272,63 @@ impl ProcessAccount {
         Ok(())
     }
 
+    /// Takes in what a later connection of the same process image reported (the shim
+    /// reconnects, announcing its sockets again, when a host took its connection): counts add
+    /// up, metadata and the ending come from the later one.
+    pub fn absorb(&mut self, later: &ProcessAccount) {
+        for (id, e) in &later.sockets {
+            match self.sockets.get_mut(id) {
+                Some(mine) => {
+                    for (c, d) in mine.counts.iter_mut().zip(e.counts) {
+                        *c += d;
+                    }
+                    if e.family != Family::Other || e.opened_at != 0 {
+                        let (counts, peers) = (mine.counts, std::mem::take(&mut mine.peers));
+                        **mine = (**e).clone();
+                        mine.counts = counts;
+                        mine.peers = peers;
+                    }
+                    mine.closed_at = e.closed_at.or(mine.closed_at);
+                    for p in &e.peers {
+                        match mine.peers.iter_mut().find(|q| q.peer == p.peer) {
+                            Some(q) => {
+                                q.tx_bytes += p.tx_bytes;
+                                q.rx_bytes += p.rx_bytes;
+                                q.tx_calls += p.tx_calls;
+                                q.rx_calls += p.rx_calls;
+                            }
+                            None => mine.peers.push(p.clone()),
+                        }
+                    }
+                }
+                None => {
+                    self.sockets.insert(*id, e.clone());
+                }
+            }
+        }
+        for (k, f) in &later.folded {
+            let mine = self
+                .folded
+                .entry(k.clone())
+                .or_insert_with(|| SocketReport { folded: 0, ..f.clone() });
+            if mine.folded != 0 {
+                mine.tx_bytes += f.tx_bytes;
+                mine.rx_bytes += f.rx_bytes;
+                mine.tx_calls += f.tx_calls;
+                mine.rx_calls += f.rx_calls;
+                mine.errors += f.errors;
+            }
+            mine.folded += f.folded;
+            mine.closed_at = f.closed_at.clone();
+        }
+        self.closed_order.extend(later.closed_order.iter().copied());
+        self.end = later.end.or(self.end);
+        self.dropped_events = self.dropped_events.max(later.dropped_events);
+        for n in &later.notices {
+            self.add_notice(n.clone());
+        }
+    }
+
     fn fold_excess(&mut self) {
         while self.closed_order.len() > self.closed_limit {
             let Some(id) = self.closed_order.pop_front() else {
@@ -504,6 +561,36 @@ mod tests {
         assert_eq!(a.apply(&delta(7, 1, 1)), Err(AccountError::UnknownSocket(7)));
         a.apply(&info(7, Family::Inet, "/m")).unwrap();
         assert_eq!(a.report(false, "running").totals.tx_bytes, 1);
+    }
+
+    #[test]
+    fn a_later_connection_of_the_same_image_adds_up() {
+        let mut first = ProcessAccount::new();
+        for m in [hello(), info(1, Family::Inet, "/m"), delta(1, 10, 1)] {
+            first.apply(&m).unwrap();
+        }
+        let mut later = ProcessAccount::new();
+        for m in [
+            hello(),
+            info(1, Family::Inet, "/m"),
+            delta(1, 5, 2),
+            info(2, Family::Inet, "/m"),
+            delta(2, 7, 0),
+        ] {
+            later.apply(&m).unwrap();
+        }
+        later
+            .apply(&Message::Bye(Bye {
+                at: 3,
+                reason: ByeReason::Exit,
+                dropped_events: 0,
+            }))
+            .unwrap();
+        first.absorb(&later);
+        let r = first.report(false, "lost");
+        assert_eq!((r.totals.tx_bytes, r.totals.rx_bytes, r.totals.connections), (22, 3, 2));
+        assert_eq!(r.end, "exit");
+        assert_eq!(r.sockets.len(), 2);
     }
 
     #[test]

@@ -174,8 +174,14 @@ impl Conn {
     /// The process report. `end_hint` names an open connection's end (`running`); a stream
     /// that ended without a `bye` is `lost` whatever the hint.
     pub fn report(&self, include_unix: bool, end_hint: &str) -> ProcessReport {
+        self.report_with(&self.account, include_unix, end_hint)
+    }
+
+    /// As [`Conn::report`], for `account` (this connection's, or the merge of several
+    /// connections of one process image, this one the last).
+    pub fn report_with(&self, account: &ProcessAccount, include_unix: bool, end_hint: &str) -> ProcessReport {
         let hint = if self.eof { "lost" } else { end_hint };
-        let mut r = self.account.report(include_unix, hint);
+        let mut r = account.report(include_unix, hint);
         if let Some(first) = &self.first_error {
             let n = self.bad_lines;
             r.notices.push(format!(

@@ -47,7 +47,27 @@ pub fn check_writable(path: &Path) -> Result<()> {
 pub fn assemble(command: &[OsString], exit_status: Option<i32>, unix: bool, conns: &[Conn], end_hint: &str) -> Report {
     let mut order: Vec<&Conn> = conns.iter().collect();
     order.sort_by_key(|c| (c.account().hello().map_or(u64::MAX, |h| h.started_at), c.id()));
-    let processes = order.iter().map(|c| c.report(unix, end_hint)).collect();
+    // A process image whose connection was taken by the host (a close sweep) reconnects with
+    // the same hello: its connections make one process.
+    let mut processes: Vec<sockmeter::ProcessReport> = Vec::new();
+    let mut merged: Vec<(u32, u64, sockmeter::ProcessAccount, &Conn)> = Vec::new();
+    for c in &order {
+        let key = c.account().hello().map(|h| (h.pid, h.started_at));
+        match key.and_then(|k| merged.iter_mut().find(|m| (m.0, m.1) == k)) {
+            Some(m) => {
+                m.2.absorb(c.account());
+                m.3 = c;
+            }
+            None => match key {
+                Some((pid, at)) => merged.push((pid, at, c.account().clone(), c)),
+                None => processes.push(c.report(unix, end_hint)),
+            },
+        }
+    }
+    for (_, _, account, last) in &merged {
+        processes.push(last.report_with(account, unix, end_hint));
+    }
+    processes.sort_by_key(|p| (p.pid == 0, p.started_at.clone()));
     let command = command.iter().map(|a| a.to_string_lossy().into_owned()).collect();
     Report::new(command, exit_status, unix, processes)
 }
