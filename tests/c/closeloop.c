@@ -35,21 +35,6 @@ static void get(int fd, size_t n) {
     }
 }
 
-/* The shim's own fd: its reporter connection (a Unix stream socket) when it reports from a
- * thread, or the link pipe to its shipper process. This program makes neither. */
-static int find_shim_fd(void) {
-    for (int fd = 3; fd < 1024; fd++) {
-        int dom = 0, type = 0;
-        socklen_t l1 = sizeof dom, l2 = sizeof type;
-        if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &dom, &l1) == 0 &&
-            getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &l2) == 0 && dom == AF_UNIX && type == SOCK_STREAM)
-            return fd;
-        struct stat st;
-        if (fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode)) return fd;
-    }
-    return -1;
-}
-
 int main(int argc, char **argv) {
     start_clock();
     if (argc != 3) fail("usage: closeloop PORT close|dup2");
@@ -74,7 +59,7 @@ int main(int argc, char **argv) {
 
     int rep = -1;
     for (int i = 0; i < 2000 && rep < 0; i++) {
-        rep = find_shim_fd();
+        rep = find_shim_fd(1024);
         if (rep < 0) usleep(10000);
     }
     say("reporter fd %d", rep);

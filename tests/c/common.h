@@ -64,6 +64,22 @@ static inline void say(const char *fmt, ...) {
     if (write(1, line, (size_t)n) != n) die("write stdout");
 }
 
+/* The shim's own fd below `limit`: its reporter connection (a Unix stream socket) when it
+ * reports from a thread, or the link pipe to its shipper process. The test programs make
+ * neither. -1 if there is none. */
+static inline int find_shim_fd(int limit) {
+    for (int fd = 3; fd < limit; fd++) {
+        int dom = 0, type = 0;
+        socklen_t l1 = sizeof dom, l2 = sizeof type;
+        if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &dom, &l1) == 0 &&
+            getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &l2) == 0 && dom == AF_UNIX && type == SOCK_STREAM)
+            return fd;
+        struct stat st;
+        if (fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode)) return fd;
+    }
+    return -1;
+}
+
 static inline void start_clock(void) {
     alarm(LIFETIME);
     signal(SIGPIPE, SIG_IGN);

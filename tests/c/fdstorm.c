@@ -27,21 +27,6 @@ static void *churn(void *arg) {
     return NULL;
 }
 
-/* The shim's own fd: its reporter connection (the only Unix stream socket in the process) when
- * it reports from a thread, or the link pipe to its shipper process (the only pipe). */
-static int find_reporter(void) {
-    for (int fd = 3; fd < 1100; fd++) {
-        int dom = 0, type = 0;
-        socklen_t l1 = sizeof dom, l2 = sizeof type;
-        if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &dom, &l1) == 0 &&
-            getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &l2) == 0 && dom == AF_UNIX && type == SOCK_STREAM)
-            return fd;
-        struct stat st;
-        if (fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode)) return fd;
-    }
-    return -1;
-}
-
 int main(int argc, char **argv) {
     start_clock();
     if (argc != 3) fail("usage: fdstorm PORT ROUNDS");
@@ -52,7 +37,7 @@ int main(int argc, char **argv) {
     if (pthread_create(&t, NULL, churn, NULL) != 0) fail("pthread_create");
     int closed = 0;
     for (int i = 0; i < rounds; i++) {
-        int fd = find_reporter();
+        int fd = find_shim_fd(1100);
         if (fd >= 0) {
             close(fd);
             closed++;
