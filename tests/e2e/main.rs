@@ -5,6 +5,7 @@
 //! Needs the workspace built first (`cargo build --workspace`; `scripts/test` does it).
 
 mod attribution;
+mod badconfig;
 mod cprogs;
 mod harness;
 mod hygiene;

@@ -154,7 +154,9 @@ impl Collector {
         let report = sockmeter::Report::new(Vec::new(), None, cfg.unix_in_totals, vec![self.snapshot_report()]);
         let json = serde_json::to_string(&report).unwrap_or_default();
         if let Err(e) = super::sink::write_report_file(&path, per_process, &json) {
-            super::say(&format!("cannot write SOCKMETER_REPORT={path}: {e}"));
+            if super::report_path_was_fine() {
+                super::say(&format!("cannot write SOCKMETER_REPORT={path}: {e}"));
+            }
         }
     }
 

@@ -149,12 +149,14 @@ pub fn init() {
     guard::with(|| {
         std::panic::set_hook(Box::new(|_| {}));
         let (cfg, errs) = Config::from_lookup(|k| std::env::var_os(k));
-        for e in &errs {
-            say(&e.to_string());
+        // Said when the process first touches a socket (`complain_once`), not here: under a
+        // plain LD_PRELOAD every process of a script loads the shim, and only those with
+        // something to meter should speak.
+        let mut problems: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        if cfg.disabled && !problems.is_empty() {
+            problems.clear();
         }
-        if let Some(r) = &cfg.report {
-            check_report_path(r);
-        }
+        let _ = PROBLEMS.set(problems);
         DISABLED.store(cfg.disabled, Relaxed);
         let _ = CONFIG.set(cfg);
         helper::setup();
@@ -167,6 +169,25 @@ pub fn init() {
     });
 }
 
+static PROBLEMS: OnceLock<Vec<String>> = OnceLock::new();
+static REPORT_PATH_BAD: AtomicBool = AtomicBool::new(false);
+
+/// False when the report path was already found unwritable (and said so).
+pub fn report_path_was_fine() -> bool {
+    !REPORT_PATH_BAD.load(Relaxed)
+}
+
+/// Says, once per process, what is wrong with the configuration (the first time the process
+/// touches a socket).
+fn complain_once() {
+    for p in PROBLEMS.get().map(Vec::as_slice).unwrap_or(&[]) {
+        say(p);
+    }
+    if let Some(r) = &config().report {
+        check_report_path(r);
+    }
+}
+
 fn check_report_path(pattern: &str) {
     let path = pattern.replace("%p", "0");
     let dir = match std::path::Path::new(&path).parent() {
@@ -176,6 +197,7 @@ fn check_report_path(pattern: &str) {
     let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).unwrap_or_default();
     // SAFETY: access with a valid C string.
     if unsafe { libc::access(c.as_ptr(), libc::W_OK) } != 0 {
+        REPORT_PATH_BAD.store(true, Relaxed);
         say(&format!(
             "SOCKMETER_REPORT={pattern}: cannot write in {}: {}; the report will be lost unless that changes before exit",
             dir.display(),
@@ -265,6 +287,9 @@ fn start() {
 
 fn start_now() {
     OWNER_PID.store(platform::pid(), Release);
+    if !FORKED.load(Relaxed) {
+        complain_once();
+    }
     if helper::on() {
         if helper::spawn(FORKED.load(Relaxed)) {
             return;

@@ -236,7 +236,7 @@ fn report_file_mode_without_reporter_writes_one_exact_report_per_process() {
 }
 
 #[test]
-fn malformed_sockmeter_interval_gives_one_stderr_line_and_changes_nothing_else() {
+fn malformed_sockmeter_interval_gives_one_stderr_line_where_there_is_traffic_and_changes_nothing_else() {
     let shim = harness::shim().to_string_lossy().into_owned();
     let prog = script("exit_with.py");
     let plain = direct(&[python(), &prog, "3"], &[]);
@@ -249,14 +249,9 @@ fn malformed_sockmeter_interval_gives_one_stderr_line_and_changes_nothing_else()
     assert_eq!(metered.stdout, plain.stdout, "stdout unchanged");
     let plain_err = String::from_utf8_lossy(&plain.stderr);
     let err = String::from_utf8_lossy(&metered.stderr);
-    let (ours, rest): (Vec<&str>, Vec<&str>) = err.lines().partition(|l| l.contains("SOCKMETER_INTERVAL"));
-    assert_eq!(ours.len(), 1, "exactly one line names SOCKMETER_INTERVAL:\n{err}");
-    assert!(ours[0].contains("soon"), "the line shows the bad value: {}", ours[0]);
-    assert_eq!(
-        rest,
-        plain_err.lines().collect::<Vec<_>>(),
-        "nothing else on stderr but the program's own"
-    );
+    // This program never touches a socket: it has nothing to meter, so the shim says nothing
+    // (under a plain LD_PRELOAD every process of a script loads it; only those that meter speak).
+    assert_eq!(err, plain_err, "stderr is the program's own, nothing added");
 
     // The bad value falls back to the default and metering still works: with a network
     // exchange and a report file, the counts are still exact.
@@ -277,7 +272,10 @@ fn malformed_sockmeter_interval_gives_one_stderr_line_and_changes_nothing_else()
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "client failed: {err}");
     assert_eq!(err.lines().count(), 1, "one line for the bad variable:\n{err}");
-    assert!(err.contains("SOCKMETER_INTERVAL"));
+    assert!(
+        err.contains("SOCKMETER_INTERVAL") && err.contains("soon"),
+        "names it and shows the value: {err}"
+    );
     assert_peer_complete(&v, 1);
     let me = own_lines(&String::from_utf8_lossy(&out.stdout))
         .pop()
