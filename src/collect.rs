@@ -97,6 +97,8 @@ impl Shipper {
                 continue;
             }
             let meta = rec.meta();
+            let s = &meta.socket;
+            let name = |id: u32| if id == 0 { None } else { names(id) };
             if sh.announced && sh.id != meta.id {
                 closed.push(Closed {
                     id: sh.id,
@@ -110,18 +112,18 @@ impl Shipper {
                 sh.generation = meta.generation;
                 out.push(Message::Socket(SocketInfo {
                     id: meta.id,
-                    fd: meta.fd,
-                    family: meta.family,
-                    proto: meta.proto,
-                    role: meta.role,
-                    local: addr_text(&meta.local),
-                    peer: addr_text(&meta.peer),
-                    module: if meta.module == 0 { None } else { names(meta.module) },
-                    via: if meta.via == 0 { None } else { names(meta.via) },
-                    label: if meta.label == 0 { None } else { names(meta.label) },
-                    opened_at: meta.opened_ms,
-                    inherited: meta.flags & FLAG_INHERITED != 0,
-                    adopted: meta.flags & FLAG_ADOPTED != 0,
+                    fd: s.fd,
+                    family: s.family,
+                    proto: s.proto,
+                    role: s.role,
+                    local: addr_text(&s.local),
+                    peer: addr_text(&s.peer),
+                    module: name(s.module),
+                    via: name(s.via),
+                    label: name(s.label),
+                    opened_at: s.opened_ms,
+                    inherited: s.flags & FLAG_INHERITED != 0,
+                    adopted: s.flags & FLAG_ADOPTED != 0,
                 }));
             }
             let d = rec.counters.take();
@@ -172,11 +174,6 @@ impl Shipper {
             s.generation = s.generation.wrapping_sub(1);
         }
     }
-
-    /// Forgets everything shipped (a forked child starts over).
-    pub fn reset(&mut self) {
-        self.slots.clear();
-    }
 }
 
 #[cfg(test)]
@@ -206,7 +203,7 @@ mod tests {
             label: 0,
             local: [0; ADDR_WORDS],
             peer: encode_v4([127, 0, 0, 1], 80),
-            now_ms: 1,
+            opened_ms: 1,
         };
         let idx = REG.open(&s);
         let rec = REG.records.get(idx);

@@ -110,15 +110,6 @@ impl FdTable {
         done
     }
 
-    /// Forgets every fd (in tests).
-    pub fn clear(&self) {
-        for s in &self.slots {
-            if s.load(Relaxed) != FD_UNKNOWN {
-                s.store(FD_UNKNOWN, Relaxed);
-            }
-        }
-    }
-
     /// Calls `f` for every fd in `first..=last` that maps to a record (bounded by the table).
     pub fn for_each_record_in(&self, first: u32, last: u32, mut f: impl FnMut(i32, u32)) {
         let end = (last as usize).min(MAX_FDS - 1);

@@ -166,7 +166,7 @@ mod tests {
             label: 0,
             local: [0; ADDR_WORDS],
             peer: [0; ADDR_WORDS],
-            now_ms: 5,
+            opened_ms: 5,
         }
     }
 
@@ -247,7 +247,7 @@ mod copy_tests {
             label: 0,
             local: [0; ADDR_WORDS],
             peer: [0; ADDR_WORDS],
-            now_ms: 1,
+            opened_ms: 1,
         };
         let idx = A.open(&s);
         A.records.get(idx).counters.count(Dir::Tx, 5, false);

@@ -51,33 +51,15 @@ pub struct Record {
     pub counters: Counters,
 }
 
-/// A consistent-enough copy of a record's metadata, for the reporting thread.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A consistent-enough copy of a record's metadata, for the reporting thread: the socket as it
+/// is now (role, addresses and attribution may have changed since it was opened), its id, its
+/// close time and the metadata generation.
+#[derive(Clone, Copy, Debug)]
 pub struct RecordMeta {
     /// Process-unique socket id.
     pub id: u64,
-    /// First fd it was seen on.
-    pub fd: i32,
-    /// Address family.
-    pub family: Family,
-    /// Protocol.
-    pub proto: Proto,
-    /// Role.
-    pub role: Role,
-    /// `FLAG_*` bits.
-    pub flags: u32,
-    /// Module id (see the shim's module table); 0 = unknown.
-    pub module: u32,
-    /// Immediate caller's object id; 0 = unknown.
-    pub via: u32,
-    /// Label id; 0 = none.
-    pub label: u32,
-    /// Encoded local address.
-    pub local: [u64; ADDR_WORDS],
-    /// Encoded peer address.
-    pub peer: [u64; ADDR_WORDS],
-    /// Open time, ms since the epoch.
-    pub opened_ms: u64,
+    /// The socket's description (`opened_ms` is its open time).
+    pub socket: NewSocket,
     /// Close time, ms since the epoch; 0 while open.
     pub closed_ms: u64,
     /// Bumped on every metadata change.
@@ -108,7 +90,7 @@ pub struct NewSocket {
     /// Encoded peer address (zeros if unknown).
     pub peer: [u64; ADDR_WORDS],
     /// Open time, ms since the epoch.
-    pub now_ms: u64,
+    pub opened_ms: u64,
 }
 
 pub(super) fn pack_kind(f: Family, p: Proto, r: Role) -> u32 {
@@ -198,16 +180,6 @@ impl Record {
         self.bump();
     }
 
-    /// The module id the socket is charged to.
-    pub fn module(&self) -> u32 {
-        self.module.load(Relaxed)
-    }
-
-    /// The encoded peer address.
-    pub fn peer(&self) -> [u64; ADDR_WORDS] {
-        load_words(&self.peer)
-    }
-
     /// Adds an fd alias (dup).
     pub fn add_ref(&self) {
         self.refs.fetch_add(1, AcqRel);
@@ -235,25 +207,22 @@ impl Record {
         let kind = self.kind.load(Relaxed);
         RecordMeta {
             id: self.id.load(Acquire),
-            fd: self.fd.load(Relaxed),
-            family: Family::from_code(kind as u8),
-            proto: Proto::from_code((kind >> 8) as u8),
-            role: Role::from_code((kind >> 16) as u8),
-            flags: self.flags.load(Relaxed),
-            module: self.module.load(Relaxed),
-            via: self.via.load(Relaxed),
-            label: self.label.load(Relaxed),
-            local: load_words(&self.local),
-            peer: load_words(&self.peer),
-            opened_ms: self.opened_ms.load(Relaxed),
+            socket: NewSocket {
+                fd: self.fd.load(Relaxed),
+                family: Family::from_code(kind as u8),
+                proto: Proto::from_code((kind >> 8) as u8),
+                role: Role::from_code((kind >> 16) as u8),
+                flags: self.flags.load(Relaxed),
+                module: self.module.load(Relaxed),
+                via: self.via.load(Relaxed),
+                label: self.label.load(Relaxed),
+                local: load_words(&self.local),
+                peer: load_words(&self.peer),
+                opened_ms: self.opened_ms.load(Relaxed),
+            },
             closed_ms: self.closed_ms.load(Relaxed),
             generation: self.meta_gen.load(Acquire),
         }
-    }
-
-    /// The metadata generation (bumped by every `set_*`).
-    pub fn generation(&self) -> u32 {
-        self.meta_gen.load(Acquire)
     }
 
     pub(super) fn copy_from(&self, o: &Record) {
@@ -283,7 +252,7 @@ impl Record {
         self.via.store(s.via, Relaxed);
         self.label.store(s.label, Relaxed);
         self.fd.store(s.fd, Relaxed);
-        self.opened_ms.store(s.now_ms, Relaxed);
+        self.opened_ms.store(s.opened_ms, Relaxed);
         self.closed_ms.store(0, Relaxed);
         store_words(&self.local, &s.local);
         store_words(&self.peer, &s.peer);
@@ -299,8 +268,6 @@ pub struct Records {
     pub(super) cursor: AtomicU32,
     pub(super) high_water: AtomicU32,
     pub(super) next_id: AtomicU64,
-    /// Times a socket could not get a record and was counted under the overflow record.
-    pub overflowed: AtomicU64,
 }
 
 impl Records {
@@ -314,7 +281,6 @@ impl Records {
             cursor: AtomicU32::new(0),
             high_water: AtomicU32::new(0),
             next_id: AtomicU64::new(0),
-            overflowed: AtomicU64::new(0),
         }
     }
 
@@ -360,8 +326,7 @@ impl Records {
             self.high_water.fetch_max(idx + 1, AcqRel);
             return idx;
         }
-        self.overflowed.fetch_add(1, Relaxed);
-        self.open_overflow(s.now_ms);
+        self.open_overflow(s.opened_ms);
         OVERFLOW
     }
 
@@ -382,7 +347,7 @@ impl Records {
                 label: 0,
                 local: [0; ADDR_WORDS],
                 peer: [0; ADDR_WORDS],
-                now_ms,
+                opened_ms: now_ms,
             };
             r.fill(0, &s);
             r.refs.store(0, Relaxed);
@@ -410,7 +375,6 @@ impl Records {
         }
         self.cursor.store(other.cursor.load(Relaxed), Relaxed);
         self.next_id.fetch_max(other.next_id.load(Relaxed), Relaxed);
-        self.overflowed.store(other.overflowed.load(Relaxed), Relaxed);
         self.high_water.fetch_max(hw, Release);
     }
 

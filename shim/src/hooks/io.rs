@@ -261,16 +261,8 @@ pub fn read(known: Option<u32>, ret: ssize_t, e: c_int, fd: c_int, _buf: *mut c_
 }
 
 #[inline]
-pub fn read_chk(
-    known: Option<u32>,
-    ret: ssize_t,
-    e: c_int,
-    fd: c_int,
-    _buf: *mut c_void,
-    _len: size_t,
-    _buflen: size_t,
-) {
-    count(known, fd, Dir::Rx, ret, e, false);
+pub fn read_chk(known: Option<u32>, ret: ssize_t, e: c_int, fd: c_int, buf: *mut c_void, len: size_t, _buflen: size_t) {
+    read(known, ret, e, fd, buf, len);
 }
 
 #[inline]
@@ -279,12 +271,12 @@ pub fn recv_chk(
     ret: ssize_t,
     e: c_int,
     fd: c_int,
-    _buf: *mut c_void,
-    _len: size_t,
+    buf: *mut c_void,
+    len: size_t,
     _buflen: size_t,
     flags: c_int,
 ) {
-    count(known, fd, Dir::Rx, ret, e, peek(flags));
+    recv(known, ret, e, fd, buf, len, flags);
 }
 
 #[inline]

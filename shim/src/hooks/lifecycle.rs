@@ -18,7 +18,7 @@ use sockmeter::registry::{FdState, NewSocket, FLAG_ADOPTED};
 
 use crate::modules;
 use crate::platform::{self, FdKind};
-use crate::runtime::{self, reg, Event};
+use crate::runtime::{self, reg};
 
 /// Family and protocol of a `socket(domain, type, protocol)` call; `None` for families not
 /// metered (netlink, packet, ...).
@@ -56,12 +56,13 @@ fn new_socket(fd: c_int, family: Family, proto: Proto, role: Role, flags: u32) -
         label: who.label,
         local: [0; ADDR_WORDS],
         peer: [0; ADDR_WORDS],
-        now_ms: platform::now_ms(),
+        opened_ms: platform::now_ms(),
     }
 }
 
-fn opened(idx: u32) {
-    runtime::notify(Event::Changed(idx));
+/// A socket was registered: tell the reporting side, and start it if this is the first.
+fn opened() {
+    runtime::notify();
     runtime::ensure_started();
 }
 
@@ -96,7 +97,7 @@ pub fn adopt(fd: c_int) -> Option<u32> {
             s.local = platform::local_words(fd).unwrap_or([0; ADDR_WORDS]);
             s.peer = platform::peer_words(fd).unwrap_or([0; ADDR_WORDS]);
             let idx = reg().adopt(&s)?;
-            opened(idx);
+            opened();
             Some(idx)
         }
     }
@@ -112,7 +113,8 @@ pub fn socket(ret: c_int, _e: c_int, domain: c_int, ty: c_int, protocol: c_int) 
             if family == Family::Unix {
                 s.local = sockmeter::addr::encode_unix(&[], false, false);
             }
-            opened(reg().open(&s));
+            reg().open(&s);
+            opened();
         }
         None => reg().fds.set(ret, FdState::Ignored),
     }
@@ -133,7 +135,8 @@ pub fn socketpair(ret: c_int, _e: c_int, domain: c_int, ty: c_int, protocol: c_i
         let mut s = new_socket(fd, family, proto, Role::Connected, 0);
         s.local = unnamed;
         s.peer = unnamed;
-        opened(reg().open(&s));
+        reg().open(&s);
+        opened();
     }
 }
 
@@ -164,7 +167,7 @@ pub fn connect(ret: c_int, e: c_int, fd: c_int, addr: *const sockaddr, len: sock
     }
     let who = modules::attribute();
     rec.set_module(who.module, who.via, who.label);
-    runtime::notify(Event::Changed(0));
+    runtime::notify();
 }
 
 fn accepted(ret: c_int, listener: c_int, addr: *mut sockaddr, len: *mut socklen_t) {
@@ -190,7 +193,8 @@ fn accepted(ret: c_int, listener: c_int, addr: *mut sockaddr, len: *mut socklen_
     };
     s.peer = given.or_else(|| platform::peer_words(ret)).unwrap_or([0; ADDR_WORDS]);
     s.local = platform::local_words(ret).unwrap_or([0; ADDR_WORDS]);
-    opened(reg().open(&s));
+    reg().open(&s);
+    opened();
 }
 
 pub fn accept(ret: c_int, _e: c_int, fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) {
@@ -207,7 +211,7 @@ pub fn bind(ret: c_int, _e: c_int, fd: c_int, _addr: *const sockaddr, _len: sock
     }
     if let (Some(rec), Some(l)) = (record(fd), platform::local_words(fd)) {
         rec.set_local(&l);
-        runtime::notify(Event::Changed(0));
+        runtime::notify();
     }
 }
 
@@ -220,7 +224,7 @@ pub fn listen(ret: c_int, _e: c_int, fd: c_int, _backlog: c_int) {
         if let Some(l) = platform::local_words(fd) {
             rec.set_local(&l);
         }
-        runtime::notify(Event::Changed(0));
+        runtime::notify();
     }
 }
 
@@ -230,8 +234,8 @@ pub fn shutdown(_ret: c_int, _e: c_int, fd: c_int, _how: c_int) {
 }
 
 fn closed(fd: c_int, was: FdState) {
-    if let Some(idx) = reg().close(fd, was, platform::now_ms()) {
-        runtime::notify(Event::Changed(idx));
+    if reg().close(fd, was, platform::now_ms()).is_some() {
+        runtime::notify();
     }
 }
 

@@ -15,7 +15,7 @@
 //! library name that relies on the caller's RUNPATH (stated in docs/architecture.md).
 
 use std::ffi::{c_void, CStr};
-use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering::*};
+use std::sync::atomic::{AtomicPtr, Ordering::*};
 
 use libc::{c_char, c_int};
 
@@ -23,8 +23,6 @@ use super::elf_got;
 
 /// The real dlopen, resolved by `resolve` (at load time) or by the slow path.
 static REAL_DLOPEN: AtomicPtr<c_void> = AtomicPtr::new(std::ptr::null_mut());
-/// GOT slots rewritten so far (for the report).
-pub static PATCHED_SLOTS: AtomicU64 = AtomicU64::new(0);
 
 type DlopenFn = unsafe extern "C" fn(*const c_char, c_int) -> *mut c_void;
 
@@ -126,7 +124,6 @@ fn rebind_new_objects(before: &[usize], file: *const c_char) {
             Err(e) => failed.push(format!("{}: {e}", obj.name.to_string_lossy())),
         }
     }
-    PATCHED_SLOTS.fetch_add(patched as u64, Relaxed);
     let name = if file.is_null() {
         "(main program)".to_string()
     } else {

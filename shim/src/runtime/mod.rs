@@ -69,17 +69,15 @@ static DROPPED: AtomicU64 = AtomicU64::new(0);
 static OWNER_PID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 static CONFIG: OnceLock<Config> = OnceLock::new();
 static COLLECTOR: AtomicPtr<Mutex<Collector>> = AtomicPtr::new(std::ptr::null_mut());
-static EVENTS: AtomicPtr<(Sender<Event>, Receiver<Event>)> = AtomicPtr::new(std::ptr::null_mut());
+static EVENTS: AtomicPtr<(Sender<Changed>, Receiver<Changed>)> = AtomicPtr::new(std::ptr::null_mut());
 
 const EVENT_CAPACITY: usize = 4096;
 const MAX_TICK_MS: u64 = 100;
 
-/// What a hook tells the reporting thread.
+/// What a hook tells the reporting thread: some socket appeared, changed or closed (the next
+/// pass finds which in the registry).
 #[derive(Clone, Copy, Debug)]
-pub enum Event {
-    /// A socket appeared, changed or closed (its record index; 0 = some socket).
-    Changed(u32),
-}
+pub struct Changed;
 
 /// False once the shim is disabled (by configuration, or after an internal panic).
 #[inline]
@@ -108,7 +106,7 @@ pub fn add_notice(kind: &str, text: String) {
         n.push((kind.to_string(), text));
     }
     ensure_started();
-    notify(Event::Changed(0));
+    notify();
 }
 
 /// Takes the queued notices.
@@ -206,7 +204,7 @@ fn check_report_path(pattern: &str) {
     }
 }
 
-fn channel() -> &'static (Sender<Event>, Receiver<Event>) {
+fn channel() -> &'static (Sender<Changed>, Receiver<Changed>) {
     let p = EVENTS.load(Acquire);
     if !p.is_null() {
         // SAFETY: set once per process image to a leaked Box, never freed.
@@ -229,12 +227,12 @@ fn channel() -> &'static (Sender<Event>, Receiver<Event>) {
 /// Tells the reporting thread something changed. Never blocks; never allocates once the
 /// channel exists (it is created by the first hook that opens a socket).
 #[inline]
-pub fn notify(ev: Event) {
+pub fn notify() {
     shared().changes.fetch_add(1, Relaxed);
     if !STARTED.load(Relaxed) || helper::on() {
         return;
     }
-    if channel().0.try_send(ev).is_err() {
+    if channel().0.try_send(Changed).is_err() {
         DROPPED.fetch_add(1, Relaxed);
     }
 }
