@@ -61,7 +61,9 @@ fn the_shim_adds_no_system_call_to_the_data_path() {
         let out = scratch().join(format!("strace-{metered}.txt"));
         let mut cmd = if metered {
             let mut c = Command::new(sockmeter());
-            c.args(["run", "--unix", "--"]);
+            c.args(["run", "--unix", "--json"])
+                .arg(scratch().join("strace-metered.json"))
+                .arg("--");
             c.arg("strace");
             c
         } else {
@@ -91,4 +93,20 @@ fn the_shim_adds_no_system_call_to_the_data_path() {
     let total: usize = plain.values().sum();
     assert!(total >= 200 * 12, "the trace shows the workload's calls ({total})");
     assert_eq!(plain, metered, "the shim changed the workload's data-path system calls");
+
+    // And the shim really was there, counting: identical traces would prove nothing otherwise.
+    // Each of the 200 rounds moves 64 bytes on the socketpair and 100+10+12+12 bytes over TCP,
+    // both ends in this one process, so every byte is counted once sent and once received.
+    let text = std::fs::read_to_string(scratch().join("strace-metered.json")).expect("report");
+    let report: sockmeter::Report = serde_json::from_str(&text).expect("report JSON");
+    let (tx, rx): (u64, u64) = report
+        .processes
+        .iter()
+        .map(|p| (p.totals.tx_bytes, p.totals.rx_bytes))
+        .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+    assert_eq!(
+        (tx, rx),
+        (200 * 198, 200 * 198),
+        "the metered run counted every socket byte"
+    );
 }
