@@ -117,17 +117,23 @@ struct Out {
 
 impl Out {
     fn emit(&mut self, msgs: Vec<Message>) {
+        // One write for the whole batch (a pass over many short-lived sockets would otherwise
+        // cost the shipper and the reporter a system call per line).
+        let subscribed = self.region.subscribed.load(std::sync::atomic::Ordering::Acquire) != 0;
+        let mut lines = Vec::with_capacity(msgs.len() * 96);
         for m in msgs {
             let _ = self.account.apply(&m);
-            let line = wire::encode(&m);
-            if let Some(s) = &mut self.stream {
-                if let Err(e) = s.write_all(&line) {
-                    say!("sockmeter: the connection to the reporter at SOCKMETER_SOCKET={} failed ({e}); counts are no longer sent", self.path);
-                    self.stream = None;
-                }
+            let start = lines.len();
+            wire::encode_into(&m, &mut lines);
+            if subscribed {
+                let line = &lines[start..];
+                self.region.events.push(line.strip_suffix(b"\n").unwrap_or(line));
             }
-            if self.region.subscribed.load(std::sync::atomic::Ordering::Acquire) != 0 {
-                self.region.events.push(line.strip_suffix(b"\n").unwrap_or(&line));
+        }
+        if let Some(s) = &mut self.stream {
+            if let Err(e) = s.write_all(&lines) {
+                say!("sockmeter: the connection to the reporter at SOCKMETER_SOCKET={} failed ({e}); counts are no longer sent", self.path);
+                self.stream = None;
             }
         }
     }

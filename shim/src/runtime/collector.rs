@@ -99,18 +99,23 @@ impl Collector {
             return;
         }
         self.connect();
+        // One write for the whole batch: a pass over many short-lived sockets would otherwise
+        // cost a system call per line.
+        let mut lines = Vec::with_capacity(msgs.len() * 96);
         for m in msgs {
             let _ = self.account.apply(&m);
-            let line = wire::encode(&m);
-            if self.hello_sent {
-                self.sink.send(&line);
-            }
+            let start = lines.len();
+            wire::encode_into(&m, &mut lines);
             if !self.subscribers.is_empty() {
-                let mut z = line.clone();
+                let line = &lines[start..];
+                let mut z = line.to_vec();
                 z.push(0);
                 self.subscribers
                     .retain(|s| (s.cb)(z.as_ptr() as *const std::ffi::c_char, line.len(), s.user as *mut c_void) == 0);
             }
+        }
+        if self.hello_sent {
+            self.sink.send(&lines);
         }
     }
 
