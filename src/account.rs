@@ -18,7 +18,7 @@ use crate::report::{
     GroupStats, LabelReport, ModuleReport, PeerReport, ProcessReport, ProcessTotals, SocketReport, UnixTotals,
 };
 use crate::time::rfc3339;
-use crate::wire::{ByeReason, Hello, Message};
+use crate::wire::{ByeReason, Hello, Message, SocketDelta};
 
 /// Closed sockets kept one by one before folding starts.
 pub const DEFAULT_CLOSED_LIMIT: usize = 20_000;
@@ -191,6 +191,46 @@ impl ProcessAccount {
         Some(a)
     }
 
+    /// Adds one socket's counter differences; false when the socket was never announced (the
+    /// counts are kept under a placeholder).
+    fn add(&mut self, id: u64, sd: &SocketDelta) -> bool {
+        let (e, known) = self.entry(id);
+        for (c, d) in e
+            .counts
+            .iter_mut()
+            .zip([sd.tx_bytes, sd.rx_bytes, sd.tx_calls, sd.rx_calls, sd.errors])
+        {
+            *c += d;
+        }
+        for pd in &sd.peers {
+            let i = match e.peers.iter().position(|p| p.peer == pd.peer) {
+                Some(i) => i,
+                None => {
+                    e.peers.push(PeerReport {
+                        peer: pd.peer.clone(),
+                        ..Default::default()
+                    });
+                    e.peers.len() - 1
+                }
+            };
+            let p = &mut e.peers[i];
+            p.tx_bytes += pd.tx_bytes;
+            p.rx_bytes += pd.rx_bytes;
+            p.tx_calls += pd.tx_calls;
+            p.rx_calls += pd.rx_calls;
+        }
+        known
+    }
+
+    /// Marks a socket closed; false when it was never announced.
+    fn close(&mut self, id: u64, at: u64) -> bool {
+        let (e, known) = self.entry(id);
+        e.closed_at = Some(at);
+        self.closed_order.push_back(id);
+        self.fold_excess();
+        known
+    }
+
     /// Applies one message. An error describes a protocol slip; nothing counted is dropped.
     pub fn apply(&mut self, msg: &Message) -> Result<(), AccountError> {
         match msg {
@@ -217,37 +257,19 @@ impl ProcessAccount {
                 e.opened_at = s.opened_at;
                 e.inherited = s.inherited;
                 e.adopted = s.adopted;
+                // A socket whose whole life fits in one line.
+                if let Some(c) = &s.counts {
+                    self.add(s.id, c);
+                }
+                if let Some(at) = s.closed_at {
+                    self.close(s.id, at);
+                }
             }
             Message::Delta(d) => {
                 let mut unknown = None;
                 for sd in &d.sockets {
-                    let (e, known) = self.entry(sd.id);
-                    if !known {
+                    if !self.add(sd.id, sd) {
                         unknown = Some(sd.id);
-                    }
-                    for (c, d) in
-                        e.counts
-                            .iter_mut()
-                            .zip([sd.tx_bytes, sd.rx_bytes, sd.tx_calls, sd.rx_calls, sd.errors])
-                    {
-                        *c += d;
-                    }
-                    for pd in &sd.peers {
-                        let i = match e.peers.iter().position(|p| p.peer == pd.peer) {
-                            Some(i) => i,
-                            None => {
-                                e.peers.push(PeerReport {
-                                    peer: pd.peer.clone(),
-                                    ..Default::default()
-                                });
-                                e.peers.len() - 1
-                            }
-                        };
-                        let p = &mut e.peers[i];
-                        p.tx_bytes += pd.tx_bytes;
-                        p.rx_bytes += pd.rx_bytes;
-                        p.tx_calls += pd.tx_calls;
-                        p.rx_calls += pd.rx_calls;
                     }
                 }
                 if let Some(id) = unknown {
@@ -255,11 +277,7 @@ impl ProcessAccount {
                 }
             }
             Message::Closed(c) => {
-                let (e, known) = self.entry(c.id);
-                e.closed_at = Some(c.closed_at);
-                self.closed_order.push_back(c.id);
-                self.fold_excess();
-                if !known {
+                if !self.close(c.id, c.closed_at) {
                     return Err(AccountError::UnknownSocket(c.id));
                 }
             }
@@ -493,6 +511,8 @@ mod tests {
             opened_at: 1,
             inherited: false,
             adopted: false,
+            closed_at: None,
+            counts: None,
         })
     }
 

@@ -106,6 +106,35 @@ impl Shipper {
                 });
                 *sh = Shipped::default();
             }
+            let d = rec.counters.take();
+            let mut peers = Vec::new();
+            for p in reg.records.peers(idx as u32).iter() {
+                let Some(addr) = p.addr() else { continue };
+                let pd = p.counters.take();
+                if !pd.is_zero() {
+                    peers.push(PeerDelta {
+                        peer: addr_text(&addr).unwrap_or_default(),
+                        tx_bytes: pd.tx_bytes,
+                        rx_bytes: pd.rx_bytes,
+                        tx_calls: pd.tx_calls,
+                        rx_calls: pd.rx_calls,
+                    });
+                }
+            }
+            let counts = (!d.is_zero() || !peers.is_empty()).then(|| SocketDelta {
+                id: meta.id,
+                tx_bytes: d.tx_bytes,
+                rx_bytes: d.rx_bytes,
+                tx_calls: d.tx_calls,
+                rx_calls: d.rx_calls,
+                errors: d.errors,
+                peers,
+            });
+            let is_closed = state == RecordState::Closed;
+            // A socket that opened and closed since the last pass (most short connections) is
+            // shipped as one line: metadata, counts and close together.
+            let whole_life = !sh.announced && is_closed;
+            let (mut in_line, in_delta) = if whole_life { (counts, None) } else { (None, counts) };
             if !sh.announced || sh.generation != meta.generation {
                 sh.announced = true;
                 sh.id = meta.id;
@@ -124,39 +153,18 @@ impl Shipper {
                     opened_at: s.opened_ms,
                     inherited: s.flags & FLAG_INHERITED != 0,
                     adopted: s.flags & FLAG_ADOPTED != 0,
+                    closed_at: whole_life.then_some(meta.closed_ms),
+                    counts: in_line.take(),
                 }));
             }
-            let d = rec.counters.take();
-            let mut peers = Vec::new();
-            for p in reg.records.peers(idx as u32).iter() {
-                let Some(addr) = p.addr() else { continue };
-                let pd = p.counters.take();
-                if !pd.is_zero() {
-                    peers.push(PeerDelta {
-                        peer: addr_text(&addr).unwrap_or_default(),
-                        tx_bytes: pd.tx_bytes,
-                        rx_bytes: pd.rx_bytes,
-                        tx_calls: pd.tx_calls,
-                        rx_calls: pd.rx_calls,
+            deltas.extend(in_delta);
+            if is_closed {
+                if !whole_life {
+                    closed.push(Closed {
+                        id: meta.id,
+                        closed_at: meta.closed_ms,
                     });
                 }
-            }
-            if !d.is_zero() || !peers.is_empty() {
-                deltas.push(SocketDelta {
-                    id: meta.id,
-                    tx_bytes: d.tx_bytes,
-                    rx_bytes: d.rx_bytes,
-                    tx_calls: d.tx_calls,
-                    rx_calls: d.rx_calls,
-                    errors: d.errors,
-                    peers,
-                });
-            }
-            if state == RecordState::Closed {
-                closed.push(Closed {
-                    id: meta.id,
-                    closed_at: meta.closed_ms,
-                });
                 reg.records.free(idx as u32);
                 *sh = Shipped::default();
             }
@@ -228,5 +236,52 @@ mod tests {
         assert_eq!(r.sockets[0].module.as_deref(), Some("/m2.so"));
         assert!(r.sockets[0].closed_at.is_some());
         assert_eq!(REG.records.get(idx).state(), RecordState::Free);
+    }
+
+    #[test]
+    fn a_socket_born_and_closed_between_passes_is_one_line() {
+        static REG2: Registry = Registry::new();
+        let s = NewSocket {
+            fd: 6,
+            family: Family::Inet,
+            proto: Proto::Tcp,
+            role: Role::Connected,
+            flags: 0,
+            module: 2,
+            via: 0,
+            label: 0,
+            local: [0; ADDR_WORDS],
+            peer: encode_v4([127, 0, 0, 1], 81),
+            opened_ms: 1,
+        };
+        let mut sh = Shipper::new();
+        let mut acct = ProcessAccount::new();
+        for (tx, rx) in [(64, 64), (0, 0)] {
+            let idx = REG2.open(&s);
+            let rec = REG2.records.get(idx);
+            if tx > 0 {
+                rec.counters.count(Dir::Tx, tx, false);
+                rec.counters.count(Dir::Rx, rx, false);
+            }
+            assert_eq!(REG2.close(6, FdState::Record(idx), 3), Some(idx));
+            let msgs = sh.pass(&REG2, &names, 4);
+            assert_eq!(msgs.len(), 1, "{msgs:?}");
+            let Message::Socket(info) = &msgs[0] else {
+                panic!("{msgs:?}")
+            };
+            assert_eq!(info.closed_at, Some(3));
+            assert_eq!(
+                info.counts.as_ref().map(|c| (c.tx_bytes, c.rx_bytes)),
+                (tx > 0).then_some((tx, rx))
+            );
+            acct.apply(&msgs[0]).unwrap();
+            assert_eq!(REG2.records.get(idx).state(), RecordState::Free);
+        }
+        let r = acct.report(false, "running");
+        assert_eq!(
+            (r.totals.tx_bytes, r.totals.rx_bytes, r.totals.connections),
+            (64, 64, 2)
+        );
+        assert!(r.sockets.iter().all(|s| s.closed_at.is_some()));
     }
 }

@@ -115,6 +115,14 @@ pub struct SocketInfo {
     /// Recognised on first use rather than seen being created.
     #[serde(default)]
     pub adopted: bool,
+    /// Set when the socket had already closed when it was first announced (it opened and
+    /// closed between two passes, as most short connections do): this one line is its whole
+    /// life, `counts` holds everything it counted, and no `delta` or `closed` follows for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closed_at: Option<u64>,
+    /// With `closed_at`: the socket's counts, as a `delta` would carry them (absent when zero).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counts: Option<SocketDelta>,
 }
 
 /// Counter differences of one socket.

@@ -79,9 +79,12 @@ static int on_event(const char *line, size_t len, void *user)
     struct event_counts *c = user;
     (void)len;
     atomic_fetch_add(&c->all, 1);
-    if (strstr(line, "\"type\":\"socket\""))
+    if (strstr(line, "\"type\":\"socket\"")) {
         atomic_fetch_add(&c->socket, 1);
-    else if (strstr(line, "\"type\":\"delta\""))
+        /* a socket that opened and closed between two passes comes as one line */
+        if (strstr(line, "\"closed_at\":"))
+            atomic_fetch_add(&c->closed, 1);
+    } else if (strstr(line, "\"type\":\"delta\""))
         atomic_fetch_add(&c->delta, 1);
     else if (strstr(line, "\"type\":\"closed\""))
         atomic_fetch_add(&c->closed, 1);

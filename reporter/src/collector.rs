@@ -259,6 +259,8 @@ mod tests {
             opened_at: 6,
             inherited: false,
             adopted: false,
+            closed_at: None,
+            counts: None,
         }));
         v.extend(encode(&Message::Delta(Delta {
             at: 7,

@@ -106,6 +106,11 @@ impl Conn {
                 self.bad_line(&wire::WireError::TooLong.to_string(), &mut warnings);
                 continue;
             }
+            if complete && self.buf.is_empty() {
+                // The common case: a whole line inside this read, decoded where it lies.
+                self.line(chunk, &mut warnings);
+                continue;
+            }
             self.buf.extend_from_slice(chunk);
             if complete {
                 let line = std::mem::take(&mut self.buf);
@@ -227,6 +232,8 @@ mod tests {
             opened_at: 1_001,
             inherited: false,
             adopted: false,
+            closed_at: None,
+            counts: None,
         })
     }
 

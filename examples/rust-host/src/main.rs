@@ -235,7 +235,11 @@ fn run(a: &Args) -> Result<bool, String> {
     for m in events.try_iter() {
         all += 1;
         match m {
-            Message::Socket(_) => sockets += 1,
+            Message::Socket(s) => {
+                sockets += 1;
+                // A socket that opened and closed between two passes comes as one line.
+                closed += usize::from(s.closed_at.is_some());
+            }
             Message::Delta(_) => deltas += 1,
             Message::Closed(_) => closed += 1,
             Message::Notice(_) => notices += 1,

@@ -105,6 +105,8 @@ pub fn socket(id: u64, family: Family, peer: &str) -> Message {
         opened_at: 1_700_000_000_001,
         inherited: false,
         adopted: false,
+        closed_at: None,
+        counts: None,
     })
 }
 
