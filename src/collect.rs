@@ -121,7 +121,7 @@ impl Shipper {
                     });
                 }
             }
-            let counts = (!d.is_zero() || !peers.is_empty()).then(|| SocketDelta {
+            let counts = (!d.is_zero() || !peers.is_empty()).then_some(SocketDelta {
                 id: meta.id,
                 tx_bytes: d.tx_bytes,
                 rx_bytes: d.rx_bytes,
