@@ -51,12 +51,9 @@ pub struct Sock {
 
 /// Counts one call of `ret` bytes (negative: failed) on `fd`.
 #[inline(always)]
-fn count(known: Option<u32>, fd: c_int, dir: Dir, ret: isize, e: c_int, peek: bool) -> Option<Sock> {
+fn count(known: Option<Sock>, fd: c_int, dir: Dir, ret: isize, e: c_int, peek: bool) -> Option<Sock> {
     let sock = match known {
-        Some(idx) => Sock {
-            idx,
-            rec: reg().records.get(idx),
-        },
+        Some(s) => s,
         None => record_of(fd)?,
     };
     let rec = sock.rec;
@@ -107,13 +104,13 @@ fn read_len(p: *const socklen_t) -> socklen_t {
 }
 
 #[inline]
-pub fn send(known: Option<u32>, ret: ssize_t, e: c_int, fd: c_int, _buf: *const c_void, _len: size_t, _flags: c_int) {
+pub fn send(known: Option<Sock>, ret: ssize_t, e: c_int, fd: c_int, _buf: *const c_void, _len: size_t, _flags: c_int) {
     count(known, fd, Dir::Tx, ret, e, false);
 }
 
 #[inline]
 pub fn sendto(
-    known: Option<u32>,
+    known: Option<Sock>,
     ret: ssize_t,
     e: c_int,
     fd: c_int,
@@ -129,7 +126,7 @@ pub fn sendto(
 }
 
 #[inline]
-pub fn sendmsg(known: Option<u32>, ret: ssize_t, e: c_int, fd: c_int, msg: *const msghdr, _flags: c_int) {
+pub fn sendmsg(known: Option<Sock>, ret: ssize_t, e: c_int, fd: c_int, msg: *const msghdr, _flags: c_int) {
     if let Some(rec) = count(known, fd, Dir::Tx, ret, e, false) {
         if !msg.is_null() {
             // SAFETY: the caller's msghdr, valid for the duration of the call we just made.
@@ -148,13 +145,13 @@ pub fn sendmsg(known: Option<u32>, ret: ssize_t, e: c_int, fd: c_int, msg: *cons
 }
 
 #[inline]
-pub fn recv(known: Option<u32>, ret: ssize_t, e: c_int, fd: c_int, _buf: *mut c_void, _len: size_t, flags: c_int) {
+pub fn recv(known: Option<Sock>, ret: ssize_t, e: c_int, fd: c_int, _buf: *mut c_void, _len: size_t, flags: c_int) {
     count(known, fd, Dir::Rx, ret, e, peek(flags));
 }
 
 #[inline]
 pub fn recvfrom(
-    known: Option<u32>,
+    known: Option<Sock>,
     ret: ssize_t,
     e: c_int,
     fd: c_int,
@@ -172,7 +169,7 @@ pub fn recvfrom(
 }
 
 #[inline]
-pub fn recvmsg(known: Option<u32>, ret: ssize_t, e: c_int, fd: c_int, msg: *mut msghdr, flags: c_int) {
+pub fn recvmsg(known: Option<Sock>, ret: ssize_t, e: c_int, fd: c_int, msg: *mut msghdr, flags: c_int) {
     if let Some(rec) = count(known, fd, Dir::Rx, ret, e, peek(flags)) {
         if ret >= 0 && !msg.is_null() {
             // SAFETY: the caller's msghdr, just filled in by the kernel.
@@ -215,13 +212,13 @@ fn count_mmsg(sock: Sock, vec: *const mmsghdr, n: c_int, dir: Dir, peekf: bool) 
 }
 
 #[inline]
-pub fn sendmmsg(known: Option<u32>, ret: c_int, e: c_int, fd: c_int, vec: *mut mmsghdr, _vlen: c_uint, _flags: c_int) {
+pub fn sendmmsg(known: Option<Sock>, ret: c_int, e: c_int, fd: c_int, vec: *mut mmsghdr, _vlen: c_uint, _flags: c_int) {
     mmsg(known, ret, e, fd, vec, Dir::Tx, false);
 }
 
 #[inline]
 pub fn recvmmsg(
-    known: Option<u32>,
+    known: Option<Sock>,
     ret: c_int,
     e: c_int,
     fd: c_int,
@@ -233,12 +230,9 @@ pub fn recvmmsg(
     mmsg(known, ret, e, fd, vec, Dir::Rx, peek(flags));
 }
 
-fn mmsg(known: Option<u32>, ret: c_int, e: c_int, fd: c_int, vec: *const mmsghdr, dir: Dir, peekf: bool) {
+fn mmsg(known: Option<Sock>, ret: c_int, e: c_int, fd: c_int, vec: *const mmsghdr, dir: Dir, peekf: bool) {
     let sock = match known {
-        Some(idx) => Sock {
-            idx,
-            rec: reg().records.get(idx),
-        },
+        Some(s) => s,
         None => match record_of(fd) {
             Some(s) => s,
             None => return,
@@ -256,18 +250,26 @@ fn mmsg(known: Option<u32>, ret: c_int, e: c_int, fd: c_int, vec: *const mmsghdr
 }
 
 #[inline]
-pub fn read(known: Option<u32>, ret: ssize_t, e: c_int, fd: c_int, _buf: *mut c_void, _len: size_t) {
+pub fn read(known: Option<Sock>, ret: ssize_t, e: c_int, fd: c_int, _buf: *mut c_void, _len: size_t) {
     count(known, fd, Dir::Rx, ret, e, false);
 }
 
 #[inline]
-pub fn read_chk(known: Option<u32>, ret: ssize_t, e: c_int, fd: c_int, buf: *mut c_void, len: size_t, _buflen: size_t) {
+pub fn read_chk(
+    known: Option<Sock>,
+    ret: ssize_t,
+    e: c_int,
+    fd: c_int,
+    buf: *mut c_void,
+    len: size_t,
+    _buflen: size_t,
+) {
     read(known, ret, e, fd, buf, len);
 }
 
 #[inline]
 pub fn recv_chk(
-    known: Option<u32>,
+    known: Option<Sock>,
     ret: ssize_t,
     e: c_int,
     fd: c_int,
@@ -281,7 +283,7 @@ pub fn recv_chk(
 
 #[inline]
 pub fn recvfrom_chk(
-    known: Option<u32>,
+    known: Option<Sock>,
     ret: ssize_t,
     e: c_int,
     fd: c_int,
@@ -296,23 +298,23 @@ pub fn recvfrom_chk(
 }
 
 #[inline]
-pub fn write(known: Option<u32>, ret: ssize_t, e: c_int, fd: c_int, _buf: *const c_void, _len: size_t) {
+pub fn write(known: Option<Sock>, ret: ssize_t, e: c_int, fd: c_int, _buf: *const c_void, _len: size_t) {
     count(known, fd, Dir::Tx, ret, e, false);
 }
 
 #[inline]
-pub fn readv(known: Option<u32>, ret: ssize_t, e: c_int, fd: c_int, _iov: *const iovec, _n: c_int) {
+pub fn readv(known: Option<Sock>, ret: ssize_t, e: c_int, fd: c_int, _iov: *const iovec, _n: c_int) {
     count(known, fd, Dir::Rx, ret, e, false);
 }
 
 #[inline]
-pub fn writev(known: Option<u32>, ret: ssize_t, e: c_int, fd: c_int, _iov: *const iovec, _n: c_int) {
+pub fn writev(known: Option<Sock>, ret: ssize_t, e: c_int, fd: c_int, _iov: *const iovec, _n: c_int) {
     count(known, fd, Dir::Tx, ret, e, false);
 }
 
 #[inline]
 pub fn sendfile(
-    known: Option<u32>,
+    known: Option<Sock>,
     ret: ssize_t,
     e: c_int,
     out_fd: c_int,

@@ -12,7 +12,8 @@
 //!   2. run the `around` handler's *before* part, if any, shielded from panics;
 //!   3. call the real function **exactly once** and read errno right after it;
 //!   4. run the *after* handler with the result, shielded from panics;
-//!   5. restore errno and return the real result, untouched.
+//!   5. restore errno and return the real result, untouched (the per-byte path on a known
+//!      socket reads errno only after a failure and never changes it, so it skips the restore).
 //!
 //! A panic in a handler is caught, switches the shim off for the rest of the process (the
 //! host keeps working, uncounted) and never repeats the real call. Handlers live in modules by
@@ -44,6 +45,12 @@ impl Slot {
             return p;
         }
         self.resolve()
+    }
+
+    /// The real function if it was already resolved, else null (never resolves).
+    #[inline(always)]
+    pub fn loaded(&self) -> *mut c_void {
+        self.ptr.load(Ordering::Relaxed)
     }
 
     #[cold]
@@ -130,7 +137,9 @@ pub fn shield<R>(f: impl FnOnce() -> R) -> Option<R> {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
         Ok(r) => Some(r),
         Err(_) => {
+            let e = crate::platform::errno();
             crate::runtime::disable_after_panic();
+            crate::platform::set_errno(e);
             None
         }
     }
@@ -176,8 +185,30 @@ macro_rules! hook_table {
             /// The replacement the host calls instead of the libc function.
             #[cfg_attr(target_os = "linux", export_name = stringify!($name))]
             pub unsafe extern "C" fn hook($($arg: $ty),*) -> $ret {
-                let Some(real) = real() else { return $crate::hooks::table::missing() };
+                // SAFETY: as in `real`: null or this exact C signature.
+                let loaded = unsafe { std::mem::transmute::<*mut std::ffi::c_void, Option<Real>>(REAL.loaded()) };
+                let Some(real) = loaded else { return unresolved($($arg),*) };
                 hook_table!(@pass real [$($mode $fd)?] ($($arg),*) $kind [$($h),+]);
+                slow(real, $($arg),*)
+            }
+
+            /// The first call: resolve the real function, then go round again (out of line,
+            /// so the wrapper's own path stays a few checks and a jump).
+            #[cold]
+            #[inline(never)]
+            unsafe extern "C" fn unresolved($($arg: $ty),*) -> $ret {
+                if real().is_none() {
+                    return $crate::hooks::table::missing();
+                }
+                hook($($arg),*)
+            }
+
+            hook_table!(@counted [$($mode)?] [$($h),+] ($($arg: $ty),*) -> $ret);
+
+            /// Everything but the fast pass: out of line, so the fast path saves and restores
+            /// only the few registers it needs itself.
+            #[inline(never)]
+            unsafe extern "C" fn slow(real: Real, $($arg: $ty),*) -> $ret {
                 if !$crate::runtime::active() || !$crate::guard::enter() {
                     return real($($arg),*);
                 }
@@ -201,30 +232,42 @@ macro_rules! hook_table {
         }
     };
     (@pass $real:ident [data $fd:ident] ($($arg:ident),*) after [$after:path]) => {
-        match $crate::runtime::reg().fds.get($fd) {
+        let reg = $crate::runtime::reg();
+        match reg.fds.get($fd) {
             sockmeter::registry::FdState::NotSocket | sockmeter::registry::FdState::Ignored => {
                 return $real($($arg),*);
             }
             sockmeter::registry::FdState::Record(idx) if $crate::runtime::active() => {
-                // A known socket: the handler only adds to atomics, calls nothing that could
-                // re-enter, so no guard (and a send from a signal handler that interrupted
-                // another hook is still counted).
-                // errno matters only after a failure; the handler never changes it.
-                // The handler gets the record the check found (no second lookup).
-                let ret = $real($($arg),*);
-                let known = Some(idx);
-                if $crate::hooks::table::Fallback::failed(&ret) {
-                    let e = $crate::platform::errno();
-                    $crate::hooks::table::shield(|| $after(known, ret, e, $($arg),*));
-                    $crate::platform::set_errno(e);
-                } else {
-                    $crate::hooks::table::shield(|| $after(known, ret, 0, $($arg),*));
-                }
-                return ret;
+                return counted($real, idx, reg.records.get(idx), $($arg),*);
             }
             _ => {}
         }
     };
+
+    (@counted [data] [$after:path] ($($arg:ident : $ty:ty),*) -> $ret:ty) => {
+        /// The per-byte path on a known socket, out of line so that the wrapper itself only
+        /// checks and jumps (no registers to save on the way to libc).
+        ///
+        /// The handler only adds to atomics and calls nothing that could re-enter, so no guard
+        /// (and a send from a signal handler that interrupted another hook is still counted).
+        /// errno matters only after a failure; the handler never changes it. The handler gets
+        /// the record the check found, located before the call (the region only changes in a
+        /// single-threaded moment: at load, in a fork child).
+        #[inline(never)]
+        #[allow(improper_ctypes_definitions)]
+        unsafe extern "C" fn counted(real: Real, idx: u32, rec: &'static sockmeter::registry::Record, $($arg: $ty),*) -> $ret {
+            let known = Some($crate::hooks::io::Sock { idx, rec });
+            let ret = real($($arg),*);
+            // errno is read only after a failure, and not restored: nothing on this path can
+            // change it (the handler adds to atomics; starting the shipper, the one call it may
+            // make, and the panic path each preserve errno themselves), and one call to
+            // `__errno_location` is a measurable part of a failing recv's cost.
+            let e = if $crate::hooks::table::Fallback::failed(&ret) { $crate::platform::errno() } else { 0 };
+            $crate::hooks::table::shield(|| $after(known, ret, e, $($arg),*));
+            ret
+        }
+    };
+    (@counted [$($mode:ident)?] $($rest:tt)*) => {};
 
     (@body after [data] [$after:path] $real:ident ($($arg:ident),*)) => {{
         let ret = $real($($arg),*);

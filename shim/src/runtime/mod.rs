@@ -280,7 +280,10 @@ fn start() {
     if STARTED.swap(true, AcqRel) {
         return;
     }
+    // Called from the per-byte path, which does not restore errno itself.
+    let e = platform::errno();
     guard::hold(start_now);
+    platform::set_errno(e);
 }
 
 fn start_now() {
