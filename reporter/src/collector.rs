@@ -34,6 +34,8 @@ pub struct Collector {
     next_id: u64,
     warnings: Vec<String>,
     accept_error: Option<String>,
+    /// An fd whose readiness ends a wait early (`run`: a pidfd of the command).
+    wake: Option<std::os::fd::RawFd>,
 }
 
 impl Collector {
@@ -50,6 +52,7 @@ impl Collector {
             next_id: 1,
             warnings: Vec::new(),
             accept_error: None,
+            wake: None,
         })
     }
 
@@ -91,6 +94,12 @@ impl Collector {
         self.slots.iter().enumerate().filter(waiting).count()
     }
 
+    /// Makes [`Collector::poll`] return as soon as `fd` is readable (a pidfd: the process
+    /// ended), so its caller needs no short timeout to notice; `None` stops that.
+    pub fn wake_on(&mut self, fd: Option<std::os::fd::RawFd>) {
+        self.wake = fd;
+    }
+
     /// Waits up to `timeout` for activity, then accepts every pending connection and reads
     /// what every ready connection has sent. A signal cuts the wait short.
     pub fn poll(&mut self, timeout: Duration) -> Result<()> {
@@ -111,6 +120,13 @@ impl Collector {
                 which.push(i);
             }
         }
+        if let Some(w) = self.wake {
+            fds.push(libc::pollfd {
+                fd: w,
+                events: libc::POLLIN,
+                revents: 0,
+            });
+        }
         let ms = timeout.as_millis().min(i32::MAX as u128) as libc::c_int;
         // SAFETY: `fds` is a live, properly initialised array of `fds.len()` pollfd structs
         // that poll only writes `revents` into.
@@ -122,7 +138,7 @@ impl Collector {
             }
             return Err(e).context("poll on the reporter socket failed");
         }
-        for (fd, &i) in fds[1..].iter().zip(&which) {
+        for (fd, &i) in fds[1..=which.len()].iter().zip(&which) {
             if fd.revents != 0 {
                 self.read_slot(i);
             }

@@ -178,7 +178,7 @@ pub fn fork_child() {
     }
     let local = super::local();
     // From here on the child counts into its private snapshot, never the parent's region.
-    REGION.store(std::ptr::null_mut(), Release);
+    REGION.store(local as *const Shared as *mut Shared, Release);
     for fd in [&MEM_FD, &LINK_FD] {
         let f = fd.swap(-1, AcqRel);
         if f >= 0 {

@@ -34,8 +34,9 @@ use collector::Collector;
 
 /// The region the hooks count into before a shared one exists, and when there is no shipper.
 static LOCAL: Shared = Shared::new();
-/// The region in use (null: `LOCAL`).
-static REGION: AtomicPtr<Shared> = AtomicPtr::new(std::ptr::null_mut());
+/// The region in use: `LOCAL` until a shared one exists (never null, so the per-byte path
+/// reads it with one load and no test).
+static REGION: AtomicPtr<Shared> = AtomicPtr::new(&LOCAL as *const Shared as *mut Shared);
 
 /// The static region (before a shared one exists, and as a last resort in a forked child).
 fn local() -> &'static Shared {
@@ -45,13 +46,9 @@ fn local() -> &'static Shared {
 /// The region the hooks count into: registry, names, mailboxes.
 #[inline]
 pub fn shared() -> &'static Shared {
-    let p = REGION.load(Acquire);
-    if p.is_null() {
-        &LOCAL
-    } else {
-        // SAFETY: REGION only ever holds a mapping of a whole `Shared` that is never unmapped.
-        unsafe { &*p }
-    }
+    // SAFETY: REGION only ever holds `LOCAL` or a mapping of a whole `Shared` that is never
+    // unmapped.
+    unsafe { &*REGION.load(Acquire) }
 }
 
 /// The fd table and socket records in use.
