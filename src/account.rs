@@ -114,7 +114,9 @@ pub struct ProcessAccount {
     names: HashSet<Arc<str>>,
     closed_order: VecDeque<u64>,
     closed_limit: usize,
-    folded: BTreeMap<(String, String, String, String, String, String), SocketReport>,
+    /// Folded groups by key: family, protocol, role, module, label, peer host, joined by
+    /// `\u{1f}` (one allocation per fold, and sorted as the tuple would be).
+    folded: BTreeMap<String, Folded>,
     end: Option<(u64, ByeReason)>,
     dropped_events: u64,
     notices: Vec<String>,
@@ -126,14 +128,28 @@ impl Default for ProcessAccount {
     }
 }
 
-fn host_of(peer: &Option<String>) -> String {
+/// A group of folded sockets: the report line (without its close time) and the last close,
+/// formatted only when a report is made.
+#[derive(Clone, Debug)]
+struct Folded {
+    report: SocketReport,
+    closed_ms: Option<u64>,
+}
+
+impl Folded {
+    fn to_report(&self) -> SocketReport {
+        SocketReport {
+            closed_at: self.closed_ms.map(rfc3339),
+            ..self.report.clone()
+        }
+    }
+}
+
+fn host_of(peer: Option<&str>) -> &str {
     match peer {
-        Some(p) if p.starts_with('[') => p.split(']').next().unwrap_or("").trim_start_matches('[').to_string(),
-        Some(p) => p
-            .rsplit_once(':')
-            .map(|(h, _)| h.to_string())
-            .unwrap_or_else(|| p.clone()),
-        None => String::new(),
+        Some(p) if p.starts_with('[') => p.split(']').next().unwrap_or("").trim_start_matches('['),
+        Some(p) => p.rsplit_once(':').map(|(h, _)| h).unwrap_or(p),
+        None => "",
     }
 }
 
@@ -325,19 +341,23 @@ impl ProcessAccount {
             }
         }
         for (k, f) in &later.folded {
-            let mine = self
-                .folded
-                .entry(k.clone())
-                .or_insert_with(|| SocketReport { folded: 0, ..f.clone() });
-            if mine.folded != 0 {
-                mine.tx_bytes += f.tx_bytes;
-                mine.rx_bytes += f.rx_bytes;
-                mine.tx_calls += f.tx_calls;
-                mine.rx_calls += f.rx_calls;
-                mine.errors += f.errors;
+            let mine = self.folded.entry(k.clone()).or_insert_with(|| Folded {
+                report: SocketReport {
+                    folded: 0,
+                    ..f.report.clone()
+                },
+                closed_ms: None,
+            });
+            if mine.report.folded != 0 {
+                let (m, l) = (&mut mine.report, &f.report);
+                m.tx_bytes += l.tx_bytes;
+                m.rx_bytes += l.rx_bytes;
+                m.tx_calls += l.tx_calls;
+                m.rx_calls += l.rx_calls;
+                m.errors += l.errors;
             }
-            mine.folded += f.folded;
-            mine.closed_at = f.closed_at.clone();
+            mine.report.folded += f.report.folded;
+            mine.closed_ms = f.closed_ms;
         }
         self.closed_order.extend(later.closed_order.iter().copied());
         self.end = later.end.or(self.end);
@@ -355,31 +375,37 @@ impl ProcessAccount {
             let Some(e) = self.sockets.remove(&id) else {
                 continue;
             };
-            let r = e.to_report();
-            let key = (
-                r.family.clone(),
-                r.proto.clone(),
-                r.role.clone(),
-                r.module.clone().unwrap_or_default(),
-                r.label.clone().unwrap_or_default(),
-                host_of(&r.peer),
+            let host = host_of(e.peer.as_deref());
+            let sep = '\u{1f}';
+            let key = format!(
+                "{}{sep}{}{sep}{}{sep}{}{sep}{}{sep}{host}",
+                e.family.as_str(),
+                e.proto.as_str(),
+                e.role.as_str(),
+                e.module.as_deref().unwrap_or(""),
+                e.label.as_deref().unwrap_or(""),
             );
-            let f = self.folded.entry(key.clone()).or_insert_with(|| SocketReport {
-                family: r.family.clone(),
-                proto: r.proto.clone(),
-                role: r.role.clone(),
-                module: r.module.clone(),
-                label: r.label.clone(),
-                peer: (!key.5.is_empty()).then(|| key.5.clone()),
-                opened_at: r.opened_at.clone(),
-                ..Default::default()
+            let g = self.folded.entry(key).or_insert_with(|| Folded {
+                report: SocketReport {
+                    family: e.family.as_str().into(),
+                    proto: e.proto.as_str().into(),
+                    role: e.role.as_str().into(),
+                    module: e.module.as_deref().map(str::to_string),
+                    label: e.label.as_deref().map(str::to_string),
+                    peer: (!host.is_empty()).then(|| host.to_string()),
+                    opened_at: rfc3339(e.opened_at),
+                    ..Default::default()
+                },
+                closed_ms: None,
             });
-            f.tx_bytes += r.tx_bytes;
-            f.rx_bytes += r.rx_bytes;
-            f.tx_calls += r.tx_calls;
-            f.rx_calls += r.rx_calls;
-            f.errors += r.errors;
-            f.closed_at = r.closed_at;
+            let f = &mut g.report;
+            let [tx_bytes, rx_bytes, tx_calls, rx_calls, errors] = e.counts;
+            f.tx_bytes += tx_bytes;
+            f.rx_bytes += rx_bytes;
+            f.tx_calls += tx_calls;
+            f.rx_calls += rx_calls;
+            f.errors += errors;
+            g.closed_ms = e.closed_at;
             f.folded += 1;
         }
     }
@@ -388,7 +414,7 @@ impl ProcessAccount {
     /// (`running` or `lost`).
     pub fn report(&self, include_unix: bool, end_hint: &str) -> ProcessReport {
         let mut sockets: Vec<SocketReport> = self.sockets.values().map(|e| e.to_report()).collect();
-        sockets.extend(self.folded.values().cloned());
+        sockets.extend(self.folded.values().map(Folded::to_report));
 
         let mut totals = ProcessTotals::default();
         let mut unix = UnixTotals::default();
@@ -627,5 +653,8 @@ mod tests {
         assert_eq!(r.totals.connections, 10);
         assert!(r.sockets.len() < 10);
         assert_eq!(r.sockets.iter().map(|s| s.folded.max(1)).sum::<u64>(), 10);
+        let g = r.sockets.iter().find(|s| s.folded > 0).expect("a folded group");
+        assert_eq!(g.closed_at.as_deref(), Some(rfc3339(5).as_str()), "{g:?}");
+        assert_eq!((g.peer.as_deref(), g.module.as_deref()), (Some("127.0.0.1"), Some("/m")));
     }
 }

@@ -190,6 +190,21 @@ mod tests {
     }
 
     #[test]
+    fn freed_records_are_reused_lowest_first() {
+        static OWN: Registry = Registry::new();
+        let opened: Vec<u32> = (0..50).map(|fd| OWN.open(&sock(100 + fd))).collect();
+        // Close and free two in the middle, as the shipper does after its pass.
+        for &i in &[opened[10], opened[20]] {
+            let fd = OWN.records.get(i).meta().socket.fd;
+            assert_eq!(OWN.close(fd, FdState::Record(i), 1), Some(i));
+            OWN.records.free(i);
+        }
+        assert_eq!(OWN.open(&sock(200)), opened[10], "the lowest free record first");
+        assert_eq!(OWN.open(&sock(201)), opened[20]);
+        assert_eq!(OWN.records.high_water(), opened[49] + 1, "no new records touched");
+    }
+
+    #[test]
     fn close_loses_to_a_concurrent_reuse() {
         let r = reg();
         let a = r.open(&sock(20));

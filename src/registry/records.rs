@@ -384,7 +384,12 @@ impl Records {
             return;
         }
         let r = self.get(idx);
-        let _ = r.state.compare_exchange(REC_CLOSED, REC_FREE, AcqRel, Relaxed);
+        if r.state.compare_exchange(REC_CLOSED, REC_FREE, AcqRel, Relaxed).is_ok() {
+            // The next open starts looking here: records are reused lowest first, so a process
+            // that churns through short connections keeps a few hot records (and the shipper
+            // scans up to a low high-water mark) instead of walking all of them round-robin.
+            self.cursor.fetch_min(idx.max(1), Relaxed);
+        }
     }
 
     /// In a forked child: every open socket starts again from zero (the child is a new process
