@@ -655,6 +655,9 @@ mod tests {
         assert_eq!(r.sockets.iter().map(|s| s.folded.max(1)).sum::<u64>(), 10);
         let g = r.sockets.iter().find(|s| s.folded > 0).expect("a folded group");
         assert_eq!(g.closed_at.as_deref(), Some(rfc3339(5).as_str()), "{g:?}");
-        assert_eq!((g.peer.as_deref(), g.module.as_deref()), (Some("127.0.0.1"), Some("/m")));
+        assert_eq!(
+            (g.peer.as_deref(), g.module.as_deref()),
+            (Some("127.0.0.1"), Some("/m"))
+        );
     }
 }

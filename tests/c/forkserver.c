@@ -5,9 +5,36 @@
  *
  * The parent listens on 127.0.0.1:0, publishes the port, accepts NCONN connections, forks a
  * worker for each and closes its copy; then waits for every worker. A worker recv()s until
- * EOF, send()s 2*received+100 bytes, closes, prints "worker <pid> client <port>" and calls
- * _exit(0). */
+ * EOF, send()s 2*received+100 bytes, closes, prints "worker <pid> client <port> children <k>"
+ * (k: processes whose parent it is; under sockmeter run a worker hands its counts to the
+ * parent's shipper instead of starting one, so 0) and calls _exit(0). */
 #include "common.h"
+#include <dirent.h>
+
+/* How many processes have this one as their parent (from /proc/<pid>/stat). */
+static int own_children(void) {
+    DIR *d = opendir("/proc");
+    if (!d) die("opendir /proc");
+    int n = 0;
+    pid_t me = getpid();
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+        char path[300], line[512];
+        snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f) continue;
+        if (fgets(line, sizeof line, f)) {
+            char *p = strrchr(line, ')'); /* the command name may hold spaces and parentheses */
+            char state;
+            int ppid;
+            if (p && sscanf(p + 1, " %c %d", &state, &ppid) == 2 && ppid == (int)me) n++;
+        }
+        fclose(f);
+    }
+    closedir(d);
+    return n;
+}
 
 static char buf[1 << 16];
 
@@ -31,7 +58,7 @@ static void serve(int c) {
     }
     unsigned short port = remote_port(c);
     if (close(c) < 0) die("close");
-    say("worker %d client %u", (int)getpid(), port);
+    say("worker %d client %u children %d", (int)getpid(), port, own_children());
 }
 
 int main(int argc, char **argv) {

@@ -21,6 +21,10 @@
 //! * `is_system_library(path)`, `is_runtime_library(path)`: objects attribution skips (the
 //!   system library directories; libc, the loader, threads, the shim itself).
 //! * `exe_path()`, `cmdline()`, `pid()`, `ppid()`.
+//! * shipper mode (`shipper.rs` on Linux): `create_region` (a shared mapping others can map),
+//!   `link_pipe`, `spawn_shipper` (a child that is not the host's to wait for),
+//!   `reap_shippers`, and for forked children `adoption_pair`, `pidfd_self` and
+//!   `send_with_fds` (handing a region to the shipper that already exists).
 //! * `constructor!` / hook export: how a function runs at load time and how a hook replaces
 //!   the libc function (a `#[no_mangle]` export on Linux, an `__interpose` entry on macOS).
 //! * the flag constants the handlers test (`MSG_PEEK`, `EAGAIN`, ...) come from `libc`, which
@@ -35,6 +39,11 @@ pub use linux::*;
 mod macos;
 #[cfg(target_os = "macos")]
 pub use macos::*;
+
+#[cfg(target_os = "linux")]
+mod shipper;
+#[cfg(target_os = "linux")]
+pub use shipper::*;
 
 #[cfg(target_os = "linux")]
 pub mod deepbind;

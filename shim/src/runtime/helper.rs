@@ -15,7 +15,12 @@
 //!   sees the host exit through a pidfd (so even SIGKILL loses nothing) and an exec through the
 //!   link pipe closing (close-on-exec) while `exec_pending` is set;
 //! * a forked child moves its accounting into a region of its own (copying the parent's open
-//!   sockets, counters zeroed) and starts its own shipper when it touches a socket.
+//!   sockets, counters zeroed). When it first touches a socket it hands that region to the
+//!   shipper its parent already has, over the inherited *adoption channel* (a socketpair:
+//!   the memfd, a link pipe of its own and a pidfd of itself, passed with `SCM_RIGHTS`); only
+//!   if that fails (no channel, the shipper gone, its queue full) does it start its own.
+//!   Starting a shipper is a clone and an exec, ~1 ms of CPU mostly while the child waits; a
+//!   hand-over is one message.
 //!
 //! The embedding API still works: a snapshot is asked of the shipper through the region's
 //! mailbox, and subscribers get the shipper's lines through a ring read by a small thread that
@@ -41,6 +46,9 @@ static HELPER_MODE: AtomicBool = AtomicBool::new(false);
 pub static MEM_FD: AtomicI32 = AtomicI32::new(-1);
 /// The write end of the link pipe to the shipper.
 pub static LINK_FD: AtomicI32 = AtomicI32::new(-1);
+/// The host's end of the adoption channel to the shipper (inherited by forked children, which
+/// hand their regions to that shipper instead of starting one each).
+pub static ADOPT_FD: AtomicI32 = AtomicI32::new(-1);
 
 /// Whether this process ships through a shipper process.
 #[inline]
@@ -104,6 +112,9 @@ pub fn setup() {
 /// Starts this process's shipper. False if it could not be started (the caller falls back to
 /// the in-process thread).
 pub fn spawn(origin_fork: bool) -> bool {
+    if origin_fork && adopt() {
+        return true;
+    }
     let mem = MEM_FD.load(Acquire);
     let exe = EXE.lock().ok().and_then(|e| e.clone());
     let (Some(exe), true) = (exe, mem >= 0) else {
@@ -112,6 +123,9 @@ pub fn spawn(origin_fork: bool) -> bool {
     let Some((r, w)) = platform::link_pipe(HIGH_FD) else {
         return false;
     };
+    // A new adoption channel for this process's future children (an inherited one, whose
+    // shipper did not take us, is dropped).
+    let (adopt_host, adopt_shipper) = platform::adoption_pair(HIGH_FD).unwrap_or((-1, -1));
     let arg = |s: String| CString::new(s).unwrap_or_default();
     // Who we are, from us (the shipper may start after a short-lived host has exited).
     let mut args = vec![
@@ -119,6 +133,7 @@ pub fn spawn(origin_fork: bool) -> bool {
         arg("__ship".into()),
         arg(format!("--mem={mem}")),
         arg(format!("--link={r}")),
+        arg(format!("--adopt={adopt_shipper}")),
         arg(format!("--pid={}", platform::pid())),
         arg(format!("--ppid={}", platform::ppid())),
         arg(format!("--exe={}", platform::exe_path())),
@@ -126,23 +141,28 @@ pub fn spawn(origin_fork: bool) -> bool {
         arg("--".into()),
     ];
     args.extend(platform::cmdline().into_iter().map(arg));
-    let spawned = platform::spawn_shipper(&exe, &args, [mem, r]);
+    let spawned = platform::spawn_shipper(&exe, &args, [mem, r, adopt_shipper]);
     // SAFETY: closing our own fds: the shipper has its copies.
-    unsafe { libc::close(r) };
+    unsafe {
+        libc::close(r);
+        if adopt_shipper >= 0 {
+            libc::close(adopt_shipper);
+        }
+    }
     match spawned {
         Ok(()) => {
-            // The shipper has the region; the host keeps only the link's write end.
-            MEM_FD.store(-1, Release);
-            // SAFETY: our own fd.
-            unsafe { libc::close(mem) };
-            reg().fds.set(mem, sockmeter::registry::FdState::Unknown);
-            reg_ignore(w);
-            LINK_FD.store(w, Release);
+            handed_over(w);
+            replace_adopt_fd(adopt_host);
             true
         }
         Err(e) => {
-            // SAFETY: our own fd.
-            unsafe { libc::close(w) };
+            // SAFETY: our own fds.
+            unsafe {
+                libc::close(w);
+                if adopt_host >= 0 {
+                    libc::close(adopt_host);
+                }
+            }
             say(&format!(
                 "cannot start the shipper {} ({}); reporting from a thread in the process instead",
                 exe.to_string_lossy(),
@@ -151,6 +171,73 @@ pub fn spawn(origin_fork: bool) -> bool {
             false
         }
     }
+}
+
+/// The shipper has the region: the host keeps only the link's write end `w`.
+fn handed_over(w: libc::c_int) {
+    let mem = MEM_FD.swap(-1, AcqRel);
+    if mem >= 0 {
+        // SAFETY: our own fd.
+        unsafe { libc::close(mem) };
+        reg().fds.set(mem, sockmeter::registry::FdState::Unknown);
+    }
+    reg_ignore(w);
+    LINK_FD.store(w, Release);
+}
+
+fn replace_adopt_fd(new: libc::c_int) {
+    let old = ADOPT_FD.swap(new, AcqRel);
+    if old >= 0 && old != new {
+        // SAFETY: our own fd, replaced.
+        unsafe { libc::close(old) };
+        reg().fds.set(old, sockmeter::registry::FdState::Unknown);
+    }
+    if new >= 0 {
+        reg_ignore(new);
+    }
+}
+
+/// A forked child hands its region to the shipper its parent already has: one message on the
+/// inherited adoption channel carrying the region's memfd, the read end of a new link pipe of
+/// its own (exec and wake-ups, as for any host) and a pidfd of itself (its exit), and its pid,
+/// parent and command line. Sending does not wait for the shipper: a message that was queued
+/// is read before the shipper can see the channel end, and the shipper holds the region (so a
+/// child that exits first still has its last counts shipped). False when there is no channel
+/// or the message could not be queued (the shipper is gone, or its queue is full): then the
+/// child starts a shipper of its own.
+fn adopt() -> bool {
+    let chan = ADOPT_FD.load(Acquire);
+    let mem = MEM_FD.load(Acquire);
+    if chan < 0 || mem < 0 {
+        return false;
+    }
+    let pidfd = platform::pidfd_self();
+    if pidfd < 0 {
+        return false;
+    }
+    let Some((r, w)) = platform::link_pipe(HIGH_FD) else {
+        // SAFETY: our own fd.
+        unsafe { libc::close(pidfd) };
+        return false;
+    };
+    let mut msg = format!("{}\0{}\0{}\0", platform::pid(), platform::ppid(), platform::exe_path()).into_bytes();
+    for a in platform::cmdline() {
+        msg.extend_from_slice(a.as_bytes());
+        msg.push(0);
+    }
+    let sent = platform::send_with_fds(chan, &msg, &[mem, r, pidfd]);
+    // SAFETY: our copies; the message holds its own.
+    unsafe {
+        libc::close(r);
+        libc::close(pidfd);
+    }
+    if !sent {
+        // SAFETY: our own fd.
+        unsafe { libc::close(w) };
+        return false;
+    }
+    handed_over(w);
+    true
 }
 
 /// Before an exec: the shipper ships the last counts and says `bye` (reason exec) when the
@@ -179,6 +266,7 @@ pub fn fork_child() {
     let local = super::local();
     // From here on the child counts into its private snapshot, never the parent's region.
     REGION.store(local as *const Shared as *mut Shared, Release);
+    // The adoption channel stays: it is how this child reaches the parent's shipper.
     for fd in [&MEM_FD, &LINK_FD] {
         let f = fd.swap(-1, AcqRel);
         if f >= 0 {

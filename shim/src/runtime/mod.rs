@@ -400,7 +400,7 @@ pub fn protect_own_fd_range(first: libc::c_uint, last: libc::c_uint) {
         .ok()
         .and_then(|l| l.checked_add(1))
         .unwrap_or(libc::c_int::MAX);
-    for own in [&sink::OWN_FD, &helper::LINK_FD, &helper::MEM_FD] {
+    for own in sink::own_fds() {
         let fd = own.load(Acquire);
         if fd >= 0 && (fd as libc::c_uint) >= first && (fd as libc::c_uint) <= last {
             sink::protect(fd, above);

@@ -233,17 +233,24 @@ fn connect_unix(path: &str) -> std::io::Result<c_int> {
     }
 }
 
+/// Every fd the shim keeps open in the host (the slots hold -1 when unused): the reporter
+/// connection (thread mode), and in shipper mode the region's memfd, the link to the shipper
+/// and the adoption channel.
+pub fn own_fds() -> [&'static std::sync::atomic::AtomicI32; 4] {
+    use super::helper::{ADOPT_FD, LINK_FD, MEM_FD};
+    [&OWN_FD, &MEM_FD, &LINK_FD, &ADOPT_FD]
+}
+
 /// Moves the reporter connection away from `fd` if the host is about to close or replace it
 /// (waiting for a send or a connection in progress to finish first). The connection moves to
 /// an fd number at least `min_fd` (and at least 264).
 pub fn protect(fd: c_int, min_fd: c_int) {
-    use super::helper::{LINK_FD, MEM_FD};
-    let ours = |f: c_int| OWN_FD.load(Acquire) == f || MEM_FD.load(Acquire) == f || LINK_FD.load(Acquire) == f;
+    let ours = |f: c_int| own_fds().iter().any(|s| s.load(Acquire) == f);
     if fd < 0 || (!ours(fd) && TEMP_FD.load(Acquire) != fd) {
         return;
     }
     let _lock = FdLock::take();
-    for slot in [&OWN_FD, &MEM_FD, &LINK_FD] {
+    for slot in own_fds() {
         if slot.load(Acquire) != fd {
             continue;
         }

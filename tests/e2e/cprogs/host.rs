@@ -6,7 +6,7 @@ use super::*;
 // ---- 8. forking server, workers end with _exit ----
 
 #[test]
-fn forked_workers_that_exit_with_underscore_exit_are_reported() {
+fn forked_workers_that_exit_with_underscore_exit_are_reported_through_the_parents_shipper() {
     let bin = prog("forkserver", &[]);
     let dir = fresh_dir("fork");
     let portfile = dir.join("port");
@@ -21,15 +21,18 @@ fn forked_workers_that_exit_with_underscore_exit_are_reported() {
     let parent = parents[0];
     let workers: Vec<&ProcessReport> = r.report.processes.iter().filter(|p| p.origin == "fork").collect();
     assert_eq!(workers.len(), 3, "one forked worker per client{}", ctx(&r));
-    let pid_of: HashMap<u16, u32> = r
+    let lines: Vec<Vec<&str>> = r
         .stdout
         .lines()
         .filter_map(|l| l.strip_prefix("worker "))
-        .map(|l| {
-            let w: Vec<&str> = l.split_whitespace().collect();
-            (num(w[2]) as u16, num(w[0]) as u32)
-        })
+        .map(|l| l.split_whitespace().collect())
         .collect();
+    let pid_of: HashMap<u16, u32> = lines.iter().map(|w| (num(w[2]) as u16, num(w[0]) as u32)).collect();
+    // Each worker handed its region to the parent's shipper: none started a shipper (a
+    // process of its own) when it first touched its socket.
+    for w in &lines {
+        assert_eq!(w.get(3..5), Some(&["children", "0"][..]), "worker {:?}{}", w, ctx(&r));
+    }
     for c in &seen {
         assert_eq!((c.rx, c.tx), (2 * c.tx + 100, c.tx), "the worker's reply");
         let pid = *pid_of

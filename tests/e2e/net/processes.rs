@@ -95,6 +95,65 @@ fn forked_python_children_each_report_exactly_their_own_connection() {
     assert_totals_consistent(&r);
 }
 
+/// Twelve children forked at once, each forking a grandchild: every process is reported with
+/// exactly its own connection's bytes (most hand their regions to the first shipper, some may
+/// start their own when the hand-over queue is full; either way nothing is lost).
+#[test]
+fn a_burst_of_forked_children_and_grandchildren_is_exact_per_process() {
+    let child_sizes: Vec<u64> = (0..12).map(|i| 2_000 + 1_000 * i).collect();
+    let cs = child_sizes.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
+    let peer = Peer::start("tcp_peer.py", &["--mode", "echo", "--conns", "25"]);
+    let port = peer.port.to_string();
+    let r = run(
+        &[],
+        &[
+            python(),
+            &script("fork_clients.py"),
+            "--port",
+            &port,
+            "--parent-size",
+            "500",
+            "--child-sizes",
+            &cs,
+            "--grandchildren",
+        ],
+    );
+    let v = peer.finish();
+    assert_ok(&r);
+    assert_peer_complete(&v, 25);
+    let me = own(&r);
+    assert!(
+        me["child_status"].as_array().unwrap().iter().all(|c| c == 0),
+        "children failed: {me}"
+    );
+    assert_eq!(r.report.processes.len(), 25, "parent, 12 children, 12 grandchildren");
+    for p in &r.report.processes {
+        assert_eq!(p.end, "exit", "process {}", p.pid);
+        let own_conns: Vec<_> = inet_connections(p).into_iter().filter(|s| !s.inherited).collect();
+        assert_eq!(
+            own_conns.len(),
+            1,
+            "process {} made one connection: {:#?}",
+            p.pid,
+            p.sockets
+        );
+        let sock = own_conns[0];
+        let c = conn_by_peer(&v, sock.local.as_deref().expect("local address"));
+        assert_eq!(
+            (sock.tx_bytes, sock.rx_bytes),
+            (n(c, "rx"), n(c, "tx")),
+            "process {}: its connection as the peer saw it: {c}",
+            p.pid
+        );
+        assert_eq!((p.totals.tx_bytes, p.totals.rx_bytes), (n(c, "rx"), n(c, "tx")));
+    }
+    assert_eq!(
+        (r.report.totals.tx_bytes, r.report.totals.rx_bytes),
+        (n(&v, "rx"), n(&v, "tx"))
+    );
+    assert_totals_consistent(&r);
+}
+
 #[test]
 fn forked_child_using_inherited_socket_is_charged_its_bytes_and_the_parent_its_own() {
     let (before, child, after) = (5_000u64, 7_000u64, 3_000u64);

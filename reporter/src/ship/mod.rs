@@ -1,0 +1,158 @@
+//! `sockmeter __ship`: the shipper process the shim starts in a metered process.
+//!
+//! The host counts into a shared memory region (`sockmeter::shared::Shared`) and starts this
+//! program, once, when it first touches a socket (see the shim's `runtime/helper.rs` for why
+//! a process and not a thread). The shipper maps the region and, every tick, ships what changed
+//! to the reporter (`SOCKMETER_SOCKET`), exactly as the shim's in-process thread would: the same
+//! `Shipper` pass, the same wire messages. It watches the host with a pidfd: when the host has
+//! exited, however it exited (even SIGKILL), the counters are still in the region, so the last
+//! pass is exact; then `bye`. When the link pipe closes while the host announced an exec, the
+//! old image is gone: last pass, `bye` with reason exec. It also answers the embedding API's
+//! snapshot requests and copies its lines to in-process subscribers.
+//!
+//! Forked children of the host do not start shippers of their own: they hand their regions
+//! over the adoption channel (`adopt.rs`), and this shipper serves each as one more [`Host`],
+//! with its own reporter connection. It runs until every host has ended and the channel has
+//! ended too (no process left that could still hand one over).
+
+mod adopt;
+mod host;
+
+use sockmeter::config::Config;
+use sockmeter::wire::Origin;
+
+use host::{Host, Who};
+
+/// The arguments the shim passes.
+#[derive(Debug, clap::Args)]
+pub struct ShipArgs {
+    /// The region's memfd.
+    #[arg(long)]
+    pub mem: i32,
+    /// The read end of the link pipe.
+    #[arg(long)]
+    pub link: i32,
+    /// The shipper's end of the adoption channel (-1: none).
+    #[arg(long, default_value_t = -1, allow_hyphen_values = true)]
+    pub adopt: i32,
+    /// The host's pid.
+    #[arg(long)]
+    pub pid: u32,
+    /// The host's parent.
+    #[arg(long)]
+    pub ppid: u32,
+    /// The host's executable.
+    #[arg(long)]
+    pub exe: String,
+    /// `start` or `fork`.
+    #[arg(long)]
+    pub origin: String,
+    /// The host's command line.
+    #[arg(last = true)]
+    pub argv: Vec<String>,
+}
+
+const MAX_TICK_MS: u64 = 100;
+
+/// Runs the shipper until its hosts have ended. Exit status 0, or 2 when the first host's
+/// region cannot be used.
+pub fn ship(a: &ShipArgs) -> i32 {
+    let (cfg, _) = Config::from_lookup(|k| std::env::var_os(k));
+    raise_open_files();
+    let who = Who {
+        pid: a.pid,
+        ppid: a.ppid,
+        exe: a.exe.clone(),
+        argv: a.argv.clone(),
+        origin: if a.origin == "fork" {
+            Origin::Fork
+        } else {
+            Origin::Start
+        },
+    };
+    let Some(first) = Host::start(who, a.mem, a.link, host::pidfd_open(a.pid), &cfg) else {
+        say!("sockmeter: the shipper for pid {} cannot map the shim's region", a.pid);
+        return 2;
+    };
+    let mut hosts = vec![first];
+    let mut chan = a.adopt;
+    let tick = cfg.interval_ms.min(MAX_TICK_MS) as i32;
+    while !hosts.is_empty() || chan >= 0 {
+        let mut fds = Vec::with_capacity(1 + 2 * hosts.len());
+        fds.push(libc::pollfd {
+            fd: chan,
+            events: libc::POLLIN,
+            revents: 0,
+        });
+        for h in &hosts {
+            fds.extend(h.poll_fds());
+        }
+        // SAFETY: polling our own fds (negative ones are ignored by poll).
+        unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, tick) };
+        if chan >= 0 && fds[0].revents != 0 && !take_adoptees(chan, &mut hosts, &cfg) {
+            // SAFETY: our own fd.
+            unsafe { libc::close(chan) };
+            chan = -1;
+        }
+        // Hosts that ended get their last pass and bye; the others a tick. (Adoptees pushed
+        // just now have no poll entries yet: they start with the next round.)
+        let polled = &fds[1..];
+        let mut i = 0;
+        let mut k = 0;
+        while i < hosts.len() {
+            let ended = polled.get(2 * k..2 * k + 2).and_then(|p| hosts[i].ended(p));
+            k += 1;
+            match ended {
+                Some(reason) => hosts.remove(i).finish(reason, &cfg),
+                None => {
+                    hosts[i].tick(&cfg);
+                    i += 1;
+                }
+            }
+        }
+    }
+    0
+}
+
+/// Each adopted child costs three fds here (its pidfd, its link, its reporter connection), and
+/// fds that cannot be received are dropped by the kernel with the message: take the hard limit.
+fn raise_open_files() {
+    // SAFETY: getrlimit/setrlimit with a valid struct.
+    unsafe {
+        let mut rl: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) == 0 && rl.rlim_cur < rl.rlim_max {
+            rl.rlim_cur = rl.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &rl);
+        }
+    }
+}
+
+/// Reads every queued adoption message and starts a host for each. False when the channel
+/// has ended.
+fn take_adoptees(chan: i32, hosts: &mut Vec<Host>, cfg: &Config) -> bool {
+    loop {
+        match adopt::receive(chan) {
+            adopt::Received::Adoptee(c) => {
+                let who = Who {
+                    pid: c.pid,
+                    ppid: c.ppid,
+                    exe: c.exe,
+                    argv: c.argv,
+                    origin: Origin::Fork,
+                };
+                let pid = who.pid;
+                match Host::start(who, c.mem, c.link, c.pidfd, cfg) {
+                    Some(h) => hosts.push(h),
+                    None => {
+                        say!("sockmeter: the shipper cannot map the region of forked pid {pid}; its counts are lost")
+                    }
+                }
+            }
+            adopt::Received::Malformed => {
+                say!("sockmeter: the shipper could not read a forked child's hand-over (out of fds?); that child's counts are lost")
+            }
+            adopt::Received::Nothing => return true,
+            adopt::Received::Ended => return false,
+        }
+    }
+}

@@ -1,0 +1,266 @@
+//! Linux mechanisms of shipper mode (see `runtime/helper.rs`): the shared region (a memfd),
+//! the link pipe, starting the shipper as a clone child, and handing a forked child's region to
+//! the shipper that already exists (a socketpair carrying fds with `SCM_RIGHTS`, and a pidfd).
+
+use std::ffi::{c_void, CStr};
+
+use libc::{c_char, c_int};
+
+use super::linux::{errno, CLOSE_RANGE_CLOEXEC};
+
+/// Creates the shared region: a memfd of `size` bytes, mapped shared. Returns the memfd (moved
+/// to an fd number of at least `high`, close-on-exec) and the mapping.
+pub fn create_region(size: usize, high: c_int) -> Option<(c_int, *mut c_void)> {
+    // SAFETY: plain system calls on our own fds; every failure path closes what it opened.
+    unsafe {
+        let fd = libc::memfd_create(c"sockmeter".as_ptr(), libc::MFD_CLOEXEC);
+        if fd < 0 {
+            return None;
+        }
+        let moved = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, high);
+        let fd = if moved >= 0 {
+            libc::close(fd);
+            moved
+        } else {
+            fd
+        };
+        if libc::ftruncate(fd, size as libc::off_t) != 0 {
+            libc::close(fd);
+            return None;
+        }
+        let p = libc::mmap(
+            std::ptr::null_mut(),
+            size,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            fd,
+            0,
+        );
+        if p == libc::MAP_FAILED {
+            libc::close(fd);
+            return None;
+        }
+        Some((fd, p))
+    }
+}
+
+/// A pipe whose ends are close-on-exec and non-blocking; the write end is moved to an fd number
+/// of at least `high`. Returns (read end, write end).
+pub fn link_pipe(high: c_int) -> Option<(c_int, c_int)> {
+    let mut fds = [0 as c_int; 2];
+    // SAFETY: plain system calls on our own fds.
+    unsafe {
+        if libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) != 0 {
+            return None;
+        }
+        let w = libc::fcntl(fds[1], libc::F_DUPFD_CLOEXEC, high);
+        if w < 0 {
+            libc::close(fds[0]);
+            libc::close(fds[1]);
+            return None;
+        }
+        libc::close(fds[1]);
+        let r = libc::fcntl(fds[0], libc::F_DUPFD_CLOEXEC, high);
+        libc::close(fds[0]);
+        if r < 0 {
+            libc::close(w);
+            return None;
+        }
+        Some((r, w))
+    }
+}
+
+/// What the shipper's child half needs (it runs on its own stack in our memory, before exec).
+struct SpawnArgs {
+    exe: *const c_char,
+    argv: *const *const c_char,
+    envp: *const *const c_char,
+    keep: [c_int; 3],
+    errno: c_int,
+}
+
+extern "C" fn spawn_child(arg: *mut c_void) -> c_int {
+    // SAFETY: `arg` is the SpawnArgs of `spawn_shipper`, alive while the parent waits (vfork).
+    // Only async-signal-safe system calls happen here; errno is written in our shared memory
+    // but the parent restores its own errno afterwards.
+    unsafe {
+        let a = &mut *(arg as *mut SpawnArgs);
+        // The shipper must hold none of the host's fds: a socket or pipe end it kept open would
+        // outlive the host's close (no FIN for the peer, no EOF for a reader). Everything but
+        // stderr and the fds it needs is closed at exec; stdin and stdout become /dev/null.
+        // The kept fds, sorted (an unused slot is -1 and keeps nothing).
+        let mut keep = a.keep;
+        keep.sort_unstable();
+        let cloexec = CLOSE_RANGE_CLOEXEC as libc::c_uint;
+        let mut first: libc::c_uint = 3;
+        for k in keep {
+            if k < 0 {
+                continue;
+            }
+            let k = k as libc::c_uint;
+            if first < k {
+                libc::syscall(libc::SYS_close_range, first, k - 1, cloexec);
+            }
+            first = first.max(k + 1);
+        }
+        libc::syscall(libc::SYS_close_range, first, libc::c_uint::MAX, cloexec);
+        for fd in a.keep {
+            if fd >= 0 {
+                libc::syscall(libc::SYS_fcntl, fd, libc::F_SETFD, 0);
+            }
+        }
+        let null = libc::syscall(libc::SYS_openat, libc::AT_FDCWD, c"/dev/null".as_ptr(), libc::O_RDWR) as c_int;
+        if null >= 0 {
+            libc::syscall(libc::SYS_dup3, null, 0, 0);
+            libc::syscall(libc::SYS_dup3, null, 1, 0);
+            if null > 2 {
+                libc::syscall(libc::SYS_close, null);
+            }
+        }
+        libc::syscall(libc::SYS_execve, a.exe, a.argv, a.envp);
+        a.errno = *libc::__errno_location();
+        libc::syscall(libc::SYS_exit, 127);
+    }
+    127
+}
+
+/// Starts the shipper: `exe` with `args`, keeping fds `keep` open across the exec. It is a
+/// *clone* child with no exit signal: the host gets no SIGCHLD for it and an ordinary `wait()`
+/// never returns it (as with posix_spawn, the host is suspended only until the exec).
+pub fn spawn_shipper(exe: &CStr, args: &[std::ffi::CString], keep: [c_int; 3]) -> Result<(), c_int> {
+    extern "C" {
+        static environ: *const *const c_char;
+    }
+    let mut argv: Vec<*const c_char> = args.iter().map(|a| a.as_ptr()).collect();
+    argv.push(std::ptr::null());
+    // The shipper's environment: the host's, without LD_PRELOAD (the shipper must not load the
+    // shim: it would meter itself and start a shipper of its own), and with SOCKMETER_DISABLE.
+    let disable = c"SOCKMETER_DISABLE=1";
+    let mut envp: Vec<*const c_char> = vec![disable.as_ptr()];
+    // SAFETY: `environ` is the process's NULL-terminated array of NUL-terminated strings.
+    unsafe {
+        let mut p = environ;
+        while !p.is_null() && !(*p).is_null() {
+            let entry = CStr::from_ptr(*p).to_bytes();
+            if !entry.starts_with(b"LD_PRELOAD=") && !entry.starts_with(b"SOCKMETER_DISABLE=") {
+                envp.push(*p);
+            }
+            p = p.add(1);
+        }
+    }
+    envp.push(std::ptr::null());
+    let envp = envp.as_ptr();
+    let mut a = SpawnArgs {
+        exe: exe.as_ptr(),
+        argv: argv.as_ptr(),
+        envp,
+        keep,
+        errno: 0,
+    };
+    const STACK: usize = 64 * 1024;
+    let mut stack = vec![0u8; STACK];
+    // SAFETY: the child runs `spawn_child` on `stack` (top of it; it grows down) with CLONE_VM |
+    // CLONE_VFORK, so we are suspended until it execs or exits and `a`, `argv` and `stack`
+    // outlive it. No exit signal (the low byte of the flags is 0).
+    let pid = unsafe {
+        libc::clone(
+            spawn_child,
+            stack.as_mut_ptr().add(STACK) as *mut c_void,
+            libc::CLONE_VM | libc::CLONE_VFORK,
+            &mut a as *mut SpawnArgs as *mut c_void,
+        )
+    };
+    if pid < 0 {
+        return Err(errno());
+    }
+    if a.errno != 0 {
+        // The exec failed and the child is gone: collect it.
+        // SAFETY: waiting for our own clone child.
+        unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::__WCLONE) };
+        return Err(a.errno);
+    }
+    Ok(())
+}
+
+/// Collects shippers of earlier images of this process that have finished (clone children
+/// only: the host's own children are never touched).
+pub fn reap_shippers() {
+    // SAFETY: waitpid with WNOHANG on clone children only.
+    while unsafe { libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG | libc::__WCLONE) } > 0 {}
+}
+
+/// Moves `fd` to a close-on-exec fd number of at least `high` (keeps it where it is if that
+/// fails). Returns the fd to use.
+fn move_high(fd: c_int, high: c_int) -> c_int {
+    // SAFETY: duplicating and closing our own fd.
+    unsafe {
+        let moved = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, high);
+        if moved < 0 {
+            return fd;
+        }
+        libc::close(fd);
+        moved
+    }
+}
+
+/// The adoption channel: a Unix `SOCK_SEQPACKET` socketpair, both ends close-on-exec and at fd
+/// numbers of at least `high`. Returns (the host's end, the shipper's end). Forked children
+/// inherit the host's end and hand their regions to the shipper through it.
+pub fn adoption_pair(high: c_int) -> Option<(c_int, c_int)> {
+    let mut fds = [0 as c_int; 2];
+    // SAFETY: socketpair into a valid array.
+    if unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    } != 0
+    {
+        return None;
+    }
+    Some((move_high(fds[0], high), move_high(fds[1], high)))
+}
+
+/// A pidfd of the calling process (close-on-exec), or -1.
+pub fn pidfd_self() -> c_int {
+    // SAFETY: pidfd_open of our own pid; -1 when the kernel does not have it.
+    unsafe { libc::syscall(libc::SYS_pidfd_open, libc::getpid(), 0) as c_int }
+}
+
+/// Sends one message of `bytes` with `fds` attached (`SCM_RIGHTS`) on `sock`, without
+/// blocking and without SIGPIPE. True when the whole message was queued: the receiver then
+/// owns copies of the fds.
+pub fn send_with_fds(sock: c_int, bytes: &[u8], fds: &[c_int]) -> bool {
+    const MAX_FDS: usize = 4;
+    if fds.len() > MAX_FDS {
+        return false;
+    }
+    // Room for the control message, aligned as cmsghdr needs.
+    let mut control = [0u64; 8];
+    let fd_bytes = std::mem::size_of_val(fds) as u32;
+    // SAFETY: building a msghdr over our own buffers; CMSG_* compute offsets inside `control`,
+    // which is large enough for MAX_FDS ints (CMSG_SPACE(16) = 32 bytes < 64).
+    unsafe {
+        let mut iov = libc::iovec {
+            iov_base: bytes.as_ptr() as *mut c_void,
+            iov_len: bytes.len(),
+        };
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr() as *mut c_void;
+        msg.msg_controllen = libc::CMSG_SPACE(fd_bytes) as usize;
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        if cmsg.is_null() {
+            return false;
+        }
+        (*cmsg).cmsg_level = libc::SOL_SOCKET;
+        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(fd_bytes) as usize;
+        std::ptr::copy_nonoverlapping(fds.as_ptr(), libc::CMSG_DATA(cmsg) as *mut c_int, fds.len());
+        let n = libc::sendmsg(sock, &msg, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL);
+        n == bytes.len() as isize
+    }
+}
