@@ -198,10 +198,10 @@ mod tests {
         Some(format!("/m{id}.so"))
     }
 
-    #[test]
-    fn passes_ship_differences_and_close_frees() {
-        let s = NewSocket {
-            fd: 5,
+    /// A connected TCP socket on `fd` to 127.0.0.1:`port`, opened by module 2.
+    fn connected(fd: i32, port: u16) -> NewSocket {
+        NewSocket {
+            fd,
             family: Family::Inet,
             proto: Proto::Tcp,
             role: Role::Connected,
@@ -210,9 +210,14 @@ mod tests {
             via: 0,
             label: 0,
             local: [0; ADDR_WORDS],
-            peer: encode_v4([127, 0, 0, 1], 80),
+            peer: encode_v4([127, 0, 0, 1], port),
             opened_ms: 1,
-        };
+        }
+    }
+
+    #[test]
+    fn passes_ship_differences_and_close_frees() {
+        let s = connected(5, 80);
         let idx = REG.open(&s);
         let rec = REG.records.get(idx);
         let mut sh = Shipper::new();
@@ -241,19 +246,7 @@ mod tests {
     #[test]
     fn a_socket_born_and_closed_between_passes_is_one_line() {
         static REG2: Registry = Registry::new();
-        let s = NewSocket {
-            fd: 6,
-            family: Family::Inet,
-            proto: Proto::Tcp,
-            role: Role::Connected,
-            flags: 0,
-            module: 2,
-            via: 0,
-            label: 0,
-            local: [0; ADDR_WORDS],
-            peer: encode_v4([127, 0, 0, 1], 81),
-            opened_ms: 1,
-        };
+        let s = connected(6, 81);
         let mut sh = Shipper::new();
         let mut acct = ProcessAccount::new();
         for (tx, rx) in [(64, 64), (0, 0)] {

@@ -15,6 +15,12 @@
 //!   5. restore errno and return the real result, untouched (the per-byte path on a known
 //!      socket reads errno only after a failure and never changes it, so it skips the restore).
 //!
+//! The exported function itself only checks and jumps: to libc (not a socket), to `counted`
+//! (a `[data x]` call on a known socket), to `slow` (steps 1-5 with the guard), or, on the
+//! first call, to `unresolved` (which looks the real function up). Those are out of line so the
+//! exported function saves no registers on its way to libc; that is measurable on a 64-byte
+//! stream (docs/benchmarks.md, the `:paired` rows).
+//!
 //! A panic in a handler is caught, switches the shim off for the rest of the process (the
 //! host keeps working, uncounted) and never repeats the real call. Handlers live in modules by
 //! family (`io`, `lifecycle`, `process`); the table is in `hooks/mod.rs`.
