@@ -46,6 +46,9 @@ static HELPER_MODE: AtomicBool = AtomicBool::new(false);
 pub static MEM_FD: AtomicI32 = AtomicI32::new(-1);
 /// The write end of the link pipe to the shipper.
 pub static LINK_FD: AtomicI32 = AtomicI32::new(-1);
+/// The longest hand-over message a child sends (the shipper reads up to 64 KiB).
+const MAX_ADOPTION_MESSAGE: usize = 60 * 1024;
+
 /// The host's end of the adoption channel to the shipper (inherited by forked children, which
 /// hand their regions to that shipper instead of starting one each).
 pub static ADOPT_FD: AtomicI32 = AtomicI32::new(-1);
@@ -222,6 +225,12 @@ fn adopt() -> bool {
     };
     let mut msg = format!("{}\0{}\0{}\0", platform::pid(), platform::ppid(), platform::exe_path()).into_bytes();
     for a in platform::cmdline() {
+        // The shipper reads messages of up to 64 KiB (a longer one would be cut, and with it
+        // the fds): a very long command line is shortened instead.
+        if msg.len() + a.len() + 1 > MAX_ADOPTION_MESSAGE {
+            msg.extend_from_slice("…\0".as_bytes());
+            break;
+        }
         msg.extend_from_slice(a.as_bytes());
         msg.push(0);
     }
