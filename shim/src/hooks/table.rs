@@ -70,12 +70,14 @@ impl Slot {
     }
 }
 
-/// A hook's name and the address of its replacement function.
+/// A hook's name, the address of its replacement function and its real-function slot.
 pub struct HookAddr {
     /// The libc symbol name.
     pub name: &'static str,
     /// The replacement's address.
     pub addr: *const (),
+    /// The real function's slot.
+    pub slot: &'static Slot,
 }
 
 // SAFETY: the addresses are of functions, immutable and valid for the process's life.
@@ -87,6 +89,15 @@ pub fn replacement(name: &[u8]) -> Option<usize> {
         .iter()
         .find(|h| h.name.as_bytes() == name)
         .map(|h| h.addr as usize)
+}
+
+/// Resolves every real function not resolved yet. Called before the first fork: a forked
+/// child inherits the slots, and one that calls, say, `_exit` would otherwise look it up itself
+/// with `dlsym` (tens of microseconds, in every child).
+pub fn resolve_all() {
+    for h in super::HOOKS {
+        h.slot.get();
+    }
 }
 
 /// A hooked function's return type: its failure value (returned, with errno ENOSYS, when the
@@ -162,7 +173,7 @@ macro_rules! hook_table {
         #[allow(unused_doc_comments)]
         pub static HOOKS: &[$crate::hooks::table::HookAddr] = &[$(
             $(#[$doc])*
-            $crate::hooks::table::HookAddr { name: stringify!($name), addr: $name::hook as *const () },
+            $crate::hooks::table::HookAddr { name: stringify!($name), addr: $name::hook as *const (), slot: &$name::REAL },
         )*];
 
         $(

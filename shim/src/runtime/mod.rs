@@ -363,6 +363,10 @@ extern "C" fn on_exit() {
 
 extern "C" fn before_fork() {
     guard::with(|| {
+        static RESOLVED: AtomicBool = AtomicBool::new(false);
+        if !RESOLVED.swap(true, Relaxed) {
+            crate::hooks::table::resolve_all();
+        }
         if helper::on() {
             helper::before_fork();
         }
