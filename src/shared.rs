@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering::*}
 
 use crate::names::Names;
 use crate::registry::Registry;
+use crate::wire::{Message, Notice};
 
 /// `Shared::magic` once initialised.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"SOCKMTR1");
@@ -144,6 +145,26 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// Queues a notice (a stable `kind` and one sentence) for whoever ships this region. False
+    /// when the ring is full (the notice is dropped and counted there).
+    pub fn push_notice(&self, kind: &str, message: &str) -> bool {
+        self.notices.push(format!("{kind}\t{message}").as_bytes())
+    }
+
+    /// Takes the queued notices, as wire messages.
+    pub fn take_notices(&self) -> Vec<Message> {
+        let text = self.notices.take();
+        String::from_utf8_lossy(&text)
+            .lines()
+            .filter_map(|l| l.split_once('\t'))
+            .map(|(kind, message)| {
+                Message::Notice(Notice {
+                    kind: kind.to_string(),
+                    message: message.to_string(),
+                })
+            })
+            .collect()
+    }
     /// An empty region.
     pub const fn new() -> Self {
         Shared {

@@ -213,7 +213,8 @@ pub struct Bye {
     pub at: u64,
     /// Exit or exec.
     pub reason: ByeReason,
-    /// Events the hooks could not queue (the counts are unaffected: they live in counters).
+    /// Change hints the hooks could not queue. Always 0 from this shim (hooks signal changes
+    /// through a counter, which cannot overflow); kept so that readers of older streams parse.
     #[serde(default)]
     pub dropped_events: u64,
 }

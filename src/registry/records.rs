@@ -134,16 +134,19 @@ impl Record {
     }
 
     /// The role.
+    #[inline]
     pub fn role(&self) -> Role {
         Role::from_code((self.kind.load(Relaxed) >> 16) as u8)
     }
 
     /// The family.
+    #[inline]
     pub fn family(&self) -> Family {
         Family::from_code(self.kind.load(Relaxed) as u8)
     }
 
     /// The protocol.
+    #[inline]
     pub fn proto(&self) -> Proto {
         Proto::from_code((self.kind.load(Relaxed) >> 8) as u8)
     }

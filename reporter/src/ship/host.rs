@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use sockmeter::collect::Shipper;
 use sockmeter::config::Config;
 use sockmeter::shared::Shared;
-use sockmeter::wire::{self, Bye, ByeReason, Hello, Message, Notice, Origin};
+use sockmeter::wire::{self, Bye, ByeReason, Hello, Message, Origin};
 use sockmeter::{ProcessAccount, Report};
 
 fn now_ms() -> u64 {
@@ -273,17 +273,7 @@ impl Host {
             .pass_in_batches(&region.registry, &|id| region.names.name(id), now_ms(), &mut |batch| {
                 out.emit(batch)
             });
-        let text = region.notices.take();
-        let notices: Vec<Message> = String::from_utf8_lossy(&text)
-            .lines()
-            .filter_map(|l| l.split_once('\t'))
-            .map(|(kind, message)| {
-                Message::Notice(Notice {
-                    kind: kind.to_string(),
-                    message: message.to_string(),
-                })
-            })
-            .collect();
+        let notices = region.take_notices();
         if !notices.is_empty() {
             self.out.emit(notices);
         }

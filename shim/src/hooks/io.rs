@@ -49,30 +49,48 @@ pub struct Sock {
     pub rec: &'static Record,
 }
 
-/// Counts one call of `ret` bytes (negative: failed) on `fd`.
+/// What one call did, as the counters see it.
+#[derive(Clone, Copy)]
+struct Outcome {
+    /// Bytes moved (0 for a failure or a `MSG_PEEK` read).
+    bytes: u64,
+    /// A failure that counts as an error (not a would-block).
+    failed: bool,
+}
+
 #[inline(always)]
-fn count(known: Option<Sock>, fd: c_int, dir: Dir, ret: isize, e: c_int, peek: bool) -> Option<Sock> {
+fn outcome(ret: isize, e: c_int, peek: bool) -> Outcome {
+    Outcome {
+        bytes: if ret > 0 && !peek { ret as u64 } else { 0 },
+        failed: ret < 0 && !would_block(e),
+    }
+}
+
+/// Counts one call of `ret` bytes (negative: failed) on `fd`; returns the socket and what was
+/// counted, for the per-peer counters.
+#[inline(always)]
+fn count(known: Option<Sock>, fd: c_int, dir: Dir, ret: isize, e: c_int, peek: bool) -> Option<(Sock, Outcome)> {
     let sock = match known {
         Some(s) => s,
         None => record_of(fd)?,
     };
-    let rec = sock.rec;
-    let failed = ret < 0 && !would_block(e);
-    let bytes = if ret > 0 && !peek { ret as u64 } else { 0 };
-    rec.counters.count(dir, bytes, failed);
+    let out = outcome(ret, e, peek);
+    sock.rec.counters.count(dir, out.bytes, out.failed);
     runtime::ensure_started();
-    Some(sock)
+    Some((sock, out))
 }
 
-/// Per-peer counting for a datagram socket that names its peer on each call.
+/// Whether a socket keeps per-peer counts: a datagram socket that names its peer on each call.
 #[inline]
-fn count_peer(sock: Sock, addr: *const sockaddr, len: socklen_t, dir: Dir, ret: isize, e: c_int, peek: bool) {
-    let rec = sock.rec;
-    if addr.is_null() || len == 0 || !matches!(rec.proto(), Proto::Udp | Proto::Dgram | Proto::Raw) {
-        return;
-    }
-    let role = rec.role();
-    if !matches!(role, Role::Unconnected | Role::Datagram) {
+fn counts_peers(rec: &Record) -> bool {
+    matches!(rec.proto(), Proto::Udp | Proto::Dgram | Proto::Raw) && matches!(rec.role(), Role::Unconnected | Role::Datagram)
+}
+
+/// Per-peer counting of one call (or one message of a batch) on a socket that
+/// [`counts_peers`].
+#[inline]
+fn count_peer(sock: Sock, addr: *const sockaddr, len: socklen_t, dir: Dir, out: Outcome) {
+    if addr.is_null() || len == 0 {
         return;
     }
     // SAFETY: `addr` and `len` describe a sockaddr the caller passed to (or received from)
@@ -80,12 +98,19 @@ fn count_peer(sock: Sock, addr: *const sockaddr, len: socklen_t, dir: Dir, ret: 
     let Some(words) = (unsafe { platform::sockaddr_words(addr, len) }) else {
         return;
     };
-    if role == Role::Unconnected {
-        rec.set_role(Role::Datagram);
+    if sock.rec.role() == Role::Unconnected {
+        sock.rec.set_role(Role::Datagram);
     }
-    let failed = ret < 0 && !would_block(e);
-    let bytes = if ret > 0 && !peek { ret as u64 } else { 0 };
-    reg().records.peers(sock.idx).count(&words, dir, bytes, failed);
+    reg().records.peers(sock.idx).count(&words, dir, out.bytes, out.failed);
+}
+
+/// [`count_peer`] for the single-message calls.
+#[inline]
+fn count_one_peer(counted: (Sock, Outcome), addr: *const sockaddr, len: socklen_t, dir: Dir) {
+    let (sock, out) = counted;
+    if counts_peers(sock.rec) {
+        count_peer(sock, addr, len, dir, out);
+    }
 }
 
 fn peek(flags: c_int) -> bool {
@@ -120,26 +145,18 @@ pub fn sendto(
     addr: *const sockaddr,
     alen: socklen_t,
 ) {
-    if let Some(rec) = count(known, fd, Dir::Tx, ret, e, false) {
-        count_peer(rec, addr, alen, Dir::Tx, ret, e, false);
+    if let Some(c) = count(known, fd, Dir::Tx, ret, e, false) {
+        count_one_peer(c, addr, alen, Dir::Tx);
     }
 }
 
 #[inline]
 pub fn sendmsg(known: Option<Sock>, ret: ssize_t, e: c_int, fd: c_int, msg: *const msghdr, _flags: c_int) {
-    if let Some(rec) = count(known, fd, Dir::Tx, ret, e, false) {
+    if let Some(c) = count(known, fd, Dir::Tx, ret, e, false) {
         if !msg.is_null() {
             // SAFETY: the caller's msghdr, valid for the duration of the call we just made.
             let m = unsafe { &*msg };
-            count_peer(
-                rec,
-                m.msg_name as *const sockaddr,
-                m.msg_namelen,
-                Dir::Tx,
-                ret,
-                e,
-                false,
-            );
+            count_one_peer(c, m.msg_name as *const sockaddr, m.msg_namelen, Dir::Tx);
         }
     }
 }
@@ -161,52 +178,41 @@ pub fn recvfrom(
     addr: *mut sockaddr,
     alen: *mut socklen_t,
 ) {
-    if let Some(rec) = count(known, fd, Dir::Rx, ret, e, peek(flags)) {
+    if let Some(c) = count(known, fd, Dir::Rx, ret, e, peek(flags)) {
         if ret >= 0 {
-            count_peer(rec, addr, read_len(alen), Dir::Rx, ret, e, peek(flags));
+            count_one_peer(c, addr, read_len(alen), Dir::Rx);
         }
     }
 }
 
 #[inline]
 pub fn recvmsg(known: Option<Sock>, ret: ssize_t, e: c_int, fd: c_int, msg: *mut msghdr, flags: c_int) {
-    if let Some(rec) = count(known, fd, Dir::Rx, ret, e, peek(flags)) {
+    if let Some(c) = count(known, fd, Dir::Rx, ret, e, peek(flags)) {
         if ret >= 0 && !msg.is_null() {
             // SAFETY: the caller's msghdr, just filled in by the kernel.
             let m = unsafe { &*msg };
-            count_peer(
-                rec,
-                m.msg_name as *const sockaddr,
-                m.msg_namelen,
-                Dir::Rx,
-                ret,
-                e,
-                peek(flags),
-            );
+            count_one_peer(c, m.msg_name as *const sockaddr, m.msg_namelen, Dir::Rx);
         }
     }
 }
 
-/// Sums `msg_len` of the first `n` messages and counts each message's peer.
+/// Sums `msg_len` of the first `n` messages and, on a socket that [`counts_peers`], counts
+/// each message's peer.
 fn count_mmsg(sock: Sock, vec: *const mmsghdr, n: c_int, dir: Dir, peekf: bool) -> u64 {
-    let mut total = 0u64;
     if vec.is_null() || n <= 0 {
         return 0;
     }
+    let peers = counts_peers(sock.rec);
+    let mut total = 0u64;
     for i in 0..n as usize {
         // SAFETY: the kernel filled the first `n` (the return value) entries of the caller's
         // array of at least `vlen >= n` entries.
         let m = unsafe { &*vec.add(i) };
         total += u64::from(m.msg_len);
-        count_peer(
-            sock,
-            m.msg_hdr.msg_name as *const sockaddr,
-            m.msg_hdr.msg_namelen,
-            dir,
-            m.msg_len as isize,
-            0,
-            peekf,
-        );
+        if peers {
+            let out = outcome(m.msg_len as isize, 0, peekf);
+            count_peer(sock, m.msg_hdr.msg_name as *const sockaddr, m.msg_hdr.msg_namelen, dir, out);
+        }
     }
     total
 }
@@ -238,14 +244,13 @@ fn mmsg(known: Option<Sock>, ret: c_int, e: c_int, fd: c_int, vec: *const mmsghd
             None => return,
         },
     };
-    let rec = sock.rec;
     let bytes = if ret > 0 {
         count_mmsg(sock, vec, ret, dir, peekf)
     } else {
         0
     };
-    let failed = ret < 0 && !would_block(e);
-    rec.counters.count(dir, if peekf { 0 } else { bytes }, failed);
+    let out = outcome(ret as isize, e, peekf);
+    sock.rec.counters.count(dir, if peekf { 0 } else { bytes }, out.failed);
     runtime::ensure_started();
 }
 

@@ -126,14 +126,6 @@ impl Fallback for isize {
         *self < 0
     }
 }
-impl Fallback for *mut c_void {
-    fn fallback() -> Self {
-        std::ptr::null_mut()
-    }
-    fn failed(&self) -> bool {
-        self.is_null()
-    }
-}
 impl Fallback for () {
     fn fallback() -> Self {}
     fn failed(&self) -> bool {

@@ -362,7 +362,7 @@ fn write_slots(img: &Image<'_>, writes: &[(usize, usize)]) -> Result<usize, GotE
         if unprotect && unsafe { libc::mprotect(page as *mut c_void, page_size, rw) } != 0 {
             return Err(GotError::Protect {
                 addr: page,
-                errno: errno(),
+                errno: super::errno(),
             });
         }
         for &(slot, value) in group {
@@ -375,15 +375,11 @@ fn write_slots(img: &Image<'_>, writes: &[(usize, usize)]) -> Result<usize, GotE
         if unprotect && unsafe { libc::mprotect(page as *mut c_void, page_size, prot) } != 0 {
             return Err(GotError::Restore {
                 addr: page,
-                errno: errno(),
+                errno: super::errno(),
             });
         }
     }
     Ok(done)
-}
-
-fn errno() -> i32 {
-    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
 }
 
 /// Protections of `pages` (ascending) per /proc/self/maps, opened with raw syscalls.
@@ -413,7 +409,7 @@ fn query_prots(fd: libc::c_long, pages: &[usize], prots: &mut [Option<c_int>]) -
         (q[0], q[2]) = (std::mem::size_of_val(&q) as u64, page as u64);
         // SAFETY: `q` is a correctly sized, writable procmap_query for the call.
         let r = unsafe { libc::syscall(libc::SYS_ioctl, fd, PROCMAP_QUERY, q.as_mut_ptr()) };
-        match (r, errno()) {
+        match (r, super::errno()) {
             (0, _) => *prot = Some((q[5] & 7) as c_int), // VMA_READABLE.. = PROT_READ..
             (_, libc::ENOENT) => {}
             _ => return false,
@@ -433,7 +429,7 @@ fn text_prots(fd: libc::c_long, pages: &[usize], prots: &mut [Option<c_int>]) {
         match usize::try_from(n) {
             Ok(0) => return,
             Ok(n) => buf.extend_from_slice(chunk.get(..n).unwrap_or_default()),
-            Err(_) if errno() == libc::EINTR => continue,
+            Err(_) if super::errno() == libc::EINTR => continue,
             Err(_) => return,
         }
         let mut used = 0;

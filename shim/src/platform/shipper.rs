@@ -17,13 +17,7 @@ pub fn create_region(size: usize, high: c_int) -> Option<(c_int, *mut c_void)> {
         if fd < 0 {
             return None;
         }
-        let moved = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, high);
-        let fd = if moved >= 0 {
-            libc::close(fd);
-            moved
-        } else {
-            fd
-        };
+        let fd = move_high(fd, high);
         if libc::ftruncate(fd, size as libc::off_t) != 0 {
             libc::close(fd);
             return None;
@@ -191,7 +185,7 @@ pub fn reap_shippers() {
 
 /// Moves `fd` to a close-on-exec fd number of at least `high` (keeps it where it is if that
 /// fails). Returns the fd to use.
-fn move_high(fd: c_int, high: c_int) -> c_int {
+pub fn move_high(fd: c_int, high: c_int) -> c_int {
     // SAFETY: duplicating and closing our own fd.
     unsafe {
         let moved = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, high);

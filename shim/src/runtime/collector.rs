@@ -71,13 +71,8 @@ impl Collector {
         let mut shipper = std::mem::take(&mut self.shipper);
         shipper.pass_in_batches(reg(), &modules::name, platform::now_ms(), &mut |batch| self.emit(batch));
         self.shipper = shipper;
-        let notices = super::take_notices();
-        self.emit(
-            notices
-                .into_iter()
-                .map(|(kind, message)| Message::Notice(wire::Notice { kind, message }))
-                .collect(),
-        );
+        let notices = super::shared().take_notices();
+        self.emit(notices);
     }
 
     /// Connects to the reporter and says hello, if one is configured and this was not done.
@@ -128,7 +123,7 @@ impl Collector {
         let bye = Bye {
             at: platform::now_ms(),
             reason,
-            dropped_events: super::dropped_events(),
+            dropped_events: 0,
         };
         if self.hello_sent || !self.subscribers.is_empty() {
             self.emit(vec![Message::Bye(bye)]);

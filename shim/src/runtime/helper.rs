@@ -106,7 +106,6 @@ pub fn setup() {
         *e = Some(exe);
     }
     REGION.store(region as *const Shared as *mut Shared, Release);
-    reg_ignore(fd);
     MEM_FD.store(fd, Release);
     HELPER_MODE.store(true, Release);
     platform::reap_shippers();
@@ -288,7 +287,6 @@ pub fn fork_child() {
     match new_region(local) {
         Some((fd, region)) => {
             REGION.store(region as *const Shared as *mut Shared, Release);
-            reg_ignore(fd);
             MEM_FD.store(fd, Release);
         }
         // No region: count privately and report from a thread.

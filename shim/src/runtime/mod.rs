@@ -3,13 +3,12 @@
 //! * [`reg()`]: the fd table and socket records the hooks write into (`sockmeter::registry`),
 //!   a zero-initialised static that works before any constructor runs.
 //! * The configuration, read once by [`init`] (the load-time constructor).
-//! * The collector ([`collector::Collector`]) and its thread, started lazily the first time
-//!   the process touches a socket (the reporter connection is made right then, by that hook,
-//!   so the host's fd numbering is not disturbed by another thread) (so the many processes of a build or a shell pipeline that
-//!   never do cost nothing). The thread wakes every `min(interval, 100 ms)`; when hooks have
-//!   signalled changes (a bounded crossbeam channel: try_send, never blocking; what does not
-//!   fit is counted as dropped, and changes it carried are still found by the next full pass)
-//!   or the interval has passed, it runs a pass.
+//! * Who ships: a shipper process (`helper`, under a reporter), or else the collector
+//!   ([`collector::Collector`]) and its thread, started lazily the first time the process
+//!   touches a socket (the reporter connection is made right then, by that hook, so the host's
+//!   fd numbering is not disturbed by another thread). Either wakes every
+//!   `min(interval, 100 ms)` and runs a pass when the region's change counter moved (hooks bump
+//!   it when sockets appear, change or close) or the interval has passed.
 //! * Process events: `exit` (an atexit handler), `_exit` and exec (hooks), fork (a
 //!   `pthread_atfork` child handler: the child is a new process with its own counters from the
 //!   fork on, and a new connection; it must not touch the parent's lock or connection).
@@ -19,11 +18,10 @@ pub mod helper;
 pub mod sink;
 
 use std::ffi::c_void;
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering::*};
+use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering::*};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, Receiver, Sender};
 use sockmeter::config::Config;
 use sockmeter::registry::Registry;
 use sockmeter::shared::Shared;
@@ -61,20 +59,12 @@ static DISABLED: AtomicBool = AtomicBool::new(false);
 static INITED: AtomicBool = AtomicBool::new(false);
 static STARTED: AtomicBool = AtomicBool::new(false);
 static FORKED: AtomicBool = AtomicBool::new(false);
-static DROPPED: AtomicU64 = AtomicU64::new(0);
 /// The process the collector speaks for (set when it starts).
 static OWNER_PID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 static CONFIG: OnceLock<Config> = OnceLock::new();
 static COLLECTOR: AtomicPtr<Mutex<Collector>> = AtomicPtr::new(std::ptr::null_mut());
-static EVENTS: AtomicPtr<(Sender<Changed>, Receiver<Changed>)> = AtomicPtr::new(std::ptr::null_mut());
 
-const EVENT_CAPACITY: usize = 4096;
 const MAX_TICK_MS: u64 = 100;
-
-/// What a hook tells the reporting thread: some socket appeared, changed or closed (the next
-/// pass finds which in the registry).
-#[derive(Clone, Copy, Debug)]
-pub struct Changed;
 
 /// False once the shim is disabled (by configuration, or after an internal panic).
 #[inline]
@@ -93,30 +83,13 @@ pub fn attribute_globs() -> &'static [String] {
     CONFIG.get().map(|c| c.attribute.as_slice()).unwrap_or(&[])
 }
 
-static NOTICES: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
-
-/// Queues a notice for the reporter (kind, one sentence). Not for the per-byte path.
+/// Queues a notice for the reporter (kind, one sentence). Not for the per-byte path. Both
+/// modes read it from the region's notice ring (the shipper, or the reporting thread): a
+/// notice queued before the mode is settled is found either way.
 pub fn add_notice(kind: &str, text: String) {
-    if helper::on() {
-        shared().notices.push(format!("{kind}\t{text}").as_bytes());
-    } else if let Ok(mut n) = NOTICES.try_lock() {
-        n.push((kind.to_string(), text));
-    }
+    shared().push_notice(kind, &text);
     ensure_started();
     notify();
-}
-
-/// Takes the queued notices.
-pub fn take_notices() -> Vec<(String, String)> {
-    NOTICES
-        .try_lock()
-        .map(|mut n| std::mem::take(&mut *n))
-        .unwrap_or_default()
-}
-
-/// Events that could not be queued.
-pub fn dropped_events() -> u64 {
-    DROPPED.load(Relaxed)
 }
 
 /// One line on stderr, prefixed `sockmeter:`. Only from shim code (guard held).
@@ -201,37 +174,11 @@ fn check_report_path(pattern: &str) {
     }
 }
 
-fn channel() -> &'static (Sender<Changed>, Receiver<Changed>) {
-    let p = EVENTS.load(Acquire);
-    if !p.is_null() {
-        // SAFETY: set once per process image to a leaked Box, never freed.
-        return unsafe { &*p };
-    }
-    let fresh = Box::into_raw(Box::new(bounded(EVENT_CAPACITY)));
-    match EVENTS.compare_exchange(std::ptr::null_mut(), fresh, AcqRel, Acquire) {
-        // SAFETY: we just published `fresh`, a leaked Box.
-        Ok(_) => unsafe { &*fresh },
-        Err(existing) => {
-            // SAFETY: `fresh` was never shared; `existing` is a leaked Box as above.
-            unsafe {
-                drop(Box::from_raw(fresh));
-                &*existing
-            }
-        }
-    }
-}
-
-/// Tells the reporting thread something changed. Never blocks; never allocates once the
-/// channel exists (it is created by the first hook that opens a socket).
+/// Tells the reporting side something changed: the shipper or the reporting thread runs a
+/// pass soon after the region's change counter moves. Never blocks, never allocates.
 #[inline]
 pub fn notify() {
     shared().changes.fetch_add(1, Relaxed);
-    if !STARTED.load(Relaxed) || helper::on() {
-        return;
-    }
-    if channel().0.try_send(Changed).is_err() {
-        DROPPED.fetch_add(1, Relaxed);
-    }
 }
 
 fn collector() -> &'static Mutex<Collector> {
@@ -294,7 +241,6 @@ fn start_now() {
         }
         helper::disable();
     }
-    let _ = channel();
     // Connect now, in the calling thread (a hook, with the guard held): the socket briefly takes
     // the lowest free fd before moving to a high number, and doing that here, rather than in
     // the reporting thread, means no host thread can be handed a different fd number meanwhile
@@ -314,9 +260,11 @@ fn reporting_thread() {
     let interval = Duration::from_millis(config().interval_ms);
     let tick = Duration::from_millis(config().interval_ms.min(MAX_TICK_MS));
     let mut last = Instant::now();
+    let mut seen = u64::MAX;
     loop {
-        let events = channel().1.try_iter().count();
-        if events > 0 || last.elapsed() >= interval {
+        let changes = shared().changes.load(Acquire);
+        if changes != seen || last.elapsed() >= interval {
+            seen = changes;
             last = Instant::now();
             lock().pass();
         }
@@ -379,8 +327,6 @@ extern "C" fn on_fork_child() {
         STARTED.store(false, Relaxed);
         FORKED.store(true, Relaxed);
         COLLECTOR.store(std::ptr::null_mut(), Release);
-        EVENTS.store(std::ptr::null_mut(), Release);
-        DROPPED.store(0, Relaxed);
         sink::Sink::abandon_inherited();
         if helper::on() {
             helper::fork_child();
@@ -428,7 +374,7 @@ pub fn snapshot_json() -> Option<String> {
 
 /// Registers an in-process subscriber (the embedding API).
 pub fn subscribe(cb: collector::EventCallback, user: *mut c_void) -> u64 {
-    start_if_inited();
+    ensure_started();
     if helper::on() {
         return helper::subscribe(cb, user);
     }
@@ -441,10 +387,4 @@ pub fn unsubscribe(id: u64) -> bool {
         return helper::unsubscribe(id);
     }
     lock().unsubscribe(id)
-}
-
-fn start_if_inited() {
-    if INITED.load(Acquire) {
-        start();
-    }
 }

@@ -211,13 +211,7 @@ fn connect_unix(path: &str) -> std::io::Result<c_int> {
             libc::close(fd);
             return Err(e);
         }
-        let high = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, HIGH_FD);
-        let fd = if high >= 0 {
-            libc::close(fd);
-            high
-        } else {
-            fd
-        };
+        let fd = crate::platform::move_high(fd, HIGH_FD);
         let tv = libc::timeval {
             tv_sec: SEND_TIMEOUT_S,
             tv_usec: 0,
