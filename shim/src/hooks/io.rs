@@ -83,7 +83,8 @@ fn count(known: Option<Sock>, fd: c_int, dir: Dir, ret: isize, e: c_int, peek: b
 /// Whether a socket keeps per-peer counts: a datagram socket that names its peer on each call.
 #[inline]
 fn counts_peers(rec: &Record) -> bool {
-    matches!(rec.proto(), Proto::Udp | Proto::Dgram | Proto::Raw) && matches!(rec.role(), Role::Unconnected | Role::Datagram)
+    matches!(rec.proto(), Proto::Udp | Proto::Dgram | Proto::Raw)
+        && matches!(rec.role(), Role::Unconnected | Role::Datagram)
 }
 
 /// Per-peer counting of one call (or one message of a batch) on a socket that
@@ -211,7 +212,13 @@ fn count_mmsg(sock: Sock, vec: *const mmsghdr, n: c_int, dir: Dir, peekf: bool) 
         total += u64::from(m.msg_len);
         if peers {
             let out = outcome(m.msg_len as isize, 0, peekf);
-            count_peer(sock, m.msg_hdr.msg_name as *const sockaddr, m.msg_hdr.msg_namelen, dir, out);
+            count_peer(
+                sock,
+                m.msg_hdr.msg_name as *const sockaddr,
+                m.msg_hdr.msg_namelen,
+                dir,
+                out,
+            );
         }
     }
     total
