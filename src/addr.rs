@@ -77,11 +77,6 @@ impl Addr {
             _ => None,
         }
     }
-
-    /// True for IPv4 and IPv6 addresses.
-    pub fn is_inet(&self) -> bool {
-        matches!(self, Addr::V4(..) | Addr::V6(..))
-    }
 }
 
 /// Encodes an IPv4 address (octets in network order) without allocating.

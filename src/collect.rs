@@ -239,7 +239,7 @@ mod tests {
         assert_eq!((r.totals.tx_bytes, r.totals.rx_bytes, r.totals.tx_calls), (123, 7, 2));
         assert_eq!(r.sockets[0].peer.as_deref(), Some("127.0.0.1:80"));
         assert_eq!(r.sockets[0].module.as_deref(), Some("/m2.so"));
-        assert!(r.sockets[0].closed_at.is_some());
+        assert_eq!(r.sockets[0].closed_at, Some(crate::time::rfc3339(3)));
         assert_eq!(REG.records.get(idx).state(), RecordState::Free);
     }
 
@@ -275,6 +275,6 @@ mod tests {
             (r.totals.tx_bytes, r.totals.rx_bytes, r.totals.connections),
             (64, 64, 2)
         );
-        assert!(r.sockets.iter().all(|s| s.closed_at.is_some()));
+        assert!(r.sockets.iter().all(|s| s.closed_at == Some(crate::time::rfc3339(3))));
     }
 }

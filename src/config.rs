@@ -129,6 +129,26 @@ impl Config {
     pub fn report_path(&self, pid: u32) -> Option<String> {
         self.report.as_ref().map(|r| r.replace("%p", &pid.to_string()))
     }
+
+    /// Writes process `pid`'s report to `SOCKMETER_REPORT`, if that is set, as one JSON line:
+    /// replacing the file when the pattern gives each process a file of its own (`%p`),
+    /// appending otherwise. Returns the path and how the write went (None: no report wanted).
+    pub fn write_report(&self, pid: u32, process: crate::ProcessReport) -> Option<(String, std::io::Result<()>)> {
+        use std::io::Write;
+        let path = self.report_path(pid)?;
+        let per_process = self.report.as_deref().is_some_and(|r| r.contains("%p"));
+        let report = crate::Report::new(Vec::new(), None, self.unix_in_totals, vec![process]);
+        let mut line = serde_json::to_vec(&report).unwrap_or_default();
+        line.push(b'\n');
+        let mut opts = std::fs::OpenOptions::new();
+        if per_process {
+            opts.write(true).create(true).truncate(true);
+        } else {
+            opts.append(true).create(true);
+        }
+        let result = opts.open(&path).and_then(|mut f| f.write_all(&line));
+        Some((path, result))
+    }
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Family, Proto, Role};
+use crate::model::{Family, Role};
 
 /// The schema name in every report.
 pub const REPORT_SCHEMA: &str = "sockmeter.report.v1";
@@ -242,10 +242,6 @@ impl SocketReport {
             "unix" => Family::Unix,
             _ => Family::Other,
         }
-    }
-    /// Whether the protocol is `p`.
-    pub fn is_proto(&self, p: Proto) -> bool {
-        self.proto == p.as_str()
     }
 }
 

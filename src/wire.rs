@@ -17,6 +17,8 @@ use crate::model::{Family, Proto, Role};
 
 /// The protocol version this crate speaks.
 pub const WIRE_VERSION: u32 = 1;
+/// How every line starts: the version field (a test ties it to [`WIRE_VERSION`]).
+const LINE_HEAD: &[u8] = b"{\"v\":1,";
 /// The longest line a reader accepts.
 pub const MAX_LINE: usize = 4 << 20;
 
@@ -249,8 +251,7 @@ pub fn encode_into(msg: &Message, out: &mut Vec<u8>) {
         out.truncate(start);
         return;
     }
-    let head = format!("{{\"v\":{WIRE_VERSION},");
-    out.splice(start..start + 1, head.bytes());
+    out.splice(start..start + 1, LINE_HEAD.iter().copied());
     out.push(b'\n');
 }
 
@@ -337,6 +338,7 @@ mod tests {
 
     #[test]
     fn encoding_is_the_envelope_and_any_field_order_decodes() {
+        assert_eq!(LINE_HEAD, format!("{{\"v\":{WIRE_VERSION},").as_bytes());
         let m = Message::Closed(Closed { id: 7, closed_at: 8 });
         let env = Envelope {
             v: WIRE_VERSION,

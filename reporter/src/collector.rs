@@ -88,7 +88,7 @@ impl Collector {
                 .conn
                 .account()
                 .hello()
-                .is_some_and(|h| last.get(&h.pid) == Some(i) && pid_alive(h.pid)),
+                .is_some_and(|h| last.get(&h.pid) == Some(i) && crate::reap::pid_alive(h.pid)),
             _ => false,
         };
         self.slots.iter().enumerate().filter(waiting).count()
@@ -224,19 +224,6 @@ impl Collector {
             .filter(|c| !c.is_empty())
             .collect()
     }
-}
-
-/// Whether a process exists (`kill(pid, 0)` succeeds or is refused for permissions).
-fn pid_alive(pid: u32) -> bool {
-    let Ok(pid) = libc::pid_t::try_from(pid) else {
-        return false;
-    };
-    if pid <= 0 {
-        return false;
-    }
-    // SAFETY: signal 0 sends nothing; kill only checks that the process exists.
-    let r = unsafe { libc::kill(pid, 0) };
-    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
 #[cfg(test)]

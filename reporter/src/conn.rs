@@ -335,6 +335,7 @@ mod tests {
         assert!(c.feed(&encode(&hello(6))).is_empty(), "second warning is only counted");
         let r = c.report(true, "running");
         assert_eq!((r.pid, r.sockets.len(), r.end.as_str()), (5, 1, "running"));
+        assert_eq!(r.sockets[0].tx_bytes, 100, "the unannounced socket's bytes are kept");
     }
 
     #[test]

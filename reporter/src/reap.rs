@@ -68,3 +68,22 @@ pub fn reap(command: u32) -> Result<Reaped> {
 
 // No unit test here: waitpid(-1) in the test binary would reap other tests' children.
 // The integration tests (tests/standin_shim.rs) exercise it through the binary.
+
+/// A pidfd of `pid` (close-on-exec), or -1 where the kernel has none (before 5.3).
+pub fn pidfd_open(pid: u32) -> i32 {
+    // SAFETY: the pidfd_open system call; -1 when unsupported.
+    unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) as i32 }
+}
+
+/// Whether process `pid` exists (one we may not signal counts).
+pub fn pid_alive(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    if pid <= 0 {
+        return false;
+    }
+    // SAFETY: signal 0 sends nothing; kill only checks that the process exists.
+    let r = unsafe { libc::kill(pid, 0) };
+    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}

@@ -175,8 +175,8 @@ pub fn run(args: &RunArgs) -> Result<i32> {
         collector,
         broken: false,
     };
-    // SAFETY: pidfd_open on our own, not yet reaped child; -1 when unsupported.
-    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) } as libc::c_int;
+    // Our own child, not yet reaped: the pidfd is for it.
+    let pidfd = reap::pidfd_open(pid);
     let tick = if pidfd >= 0 {
         server.collector.wake_on(Some(pidfd));
         TICK_WITH_PIDFD

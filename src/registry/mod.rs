@@ -89,11 +89,7 @@ impl Registry {
     /// Registers a new socket on `s.fd` and returns its record index.
     pub fn open(&self, s: &NewSocket) -> u32 {
         let idx = self.records.open(s);
-        if idx != OVERFLOW {
-            self.fds.set(s.fd, FdState::Record(idx));
-        } else {
-            self.fds.set(s.fd, FdState::Record(OVERFLOW));
-        }
+        self.fds.set(s.fd, FdState::Record(idx));
         idx
     }
 
@@ -237,6 +233,11 @@ mod tests {
         assert_eq!(r.fds.get(-1), FdState::Ignored);
         assert_eq!(r.fds.get(MAX_FDS as i32), FdState::Ignored);
         r.fds.set(MAX_FDS as i32, FdState::NotSocket);
+        assert_eq!(
+            r.fds.get(MAX_FDS as i32),
+            FdState::Ignored,
+            "an out-of-range set is dropped"
+        );
     }
 }
 

@@ -128,11 +128,6 @@ impl Record {
         }
     }
 
-    /// The process-unique id of the socket in this record.
-    pub fn id(&self) -> u64 {
-        self.id.load(Acquire)
-    }
-
     /// The role.
     #[inline]
     pub fn role(&self) -> Role {

@@ -12,12 +12,9 @@ use std::time::{Duration, Instant};
 use sockmeter::collect::Shipper;
 use sockmeter::config::Config;
 use sockmeter::shared::Shared;
+use sockmeter::time::now_ms;
 use sockmeter::wire::{self, Bye, ByeReason, Hello, Message, Origin};
-use sockmeter::{ProcessAccount, Report};
-
-fn now_ms() -> u64 {
-    sockmeter::time::now_ms()
-}
+use sockmeter::ProcessAccount;
 
 fn map(fd: i32) -> Option<&'static Shared> {
     let size = std::mem::size_of::<Shared>();
@@ -46,17 +43,6 @@ fn map(fd: i32) -> Option<&'static Shared> {
     // is atomics, so sharing it with the host is sound.
     let s: &'static Shared = unsafe { &*(p as *const Shared) };
     s.is_valid().then_some(s)
-}
-
-/// A pidfd of `pid`, or -1.
-pub fn pidfd_open(pid: u32) -> i32 {
-    // SAFETY: the pidfd_open system call; -1 when unsupported.
-    unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) as i32 }
-}
-
-fn host_alive(pid: u32) -> bool {
-    // SAFETY: kill with signal 0 only checks.
-    unsafe { libc::kill(pid as libc::pid_t, 0) == 0 || *libc::__errno_location() != libc::ESRCH }
 }
 
 /// Who a host is (from the shim's arguments, or from an adoption message).
@@ -120,7 +106,6 @@ impl Out {
 /// A host being shipped.
 pub struct Host {
     pid: u32,
-    region: &'static Shared,
     out: Out,
     pidfd: i32,
     link: i32,
@@ -162,7 +147,6 @@ impl Host {
         out.emit(vec![Message::Hello(hello(&who, cfg.interval_ms))]);
         Some(Host {
             pid: who.pid,
-            region,
             out,
             pidfd,
             link,
@@ -187,7 +171,7 @@ impl Host {
         let exited = if self.pidfd >= 0 {
             polled[0].revents != 0
         } else {
-            !host_alive(self.pid)
+            !crate::reap::pid_alive(self.pid)
         };
         if exited {
             return Some(ByeReason::Exit);
@@ -197,7 +181,7 @@ impl Host {
             // SAFETY: reading into a valid buffer from our non-blocking pipe end.
             let n = unsafe { libc::read(self.link, buf.as_mut_ptr() as *mut libc::c_void, buf.len()) };
             if n == 0 || (n < 0 && polled[1].revents & (libc::POLLHUP | libc::POLLERR) != 0) {
-                if self.region.exec_pending.load(Ordering::Acquire) != 0 {
+                if self.out.region.exec_pending.load(Ordering::Acquire) != 0 {
                     return Some(ByeReason::Exec);
                 }
                 // The host closed the link itself: only the pidfd tells the end now.
@@ -212,7 +196,7 @@ impl Host {
     /// A pass when something changed, the interval passed or a snapshot was asked for; then
     /// the snapshot's answer.
     pub fn tick(&mut self, cfg: &Config) {
-        let region = self.region;
+        let region = self.out.region;
         let changes = region.changes.load(Ordering::Acquire);
         let asked = region.snapshot.asked.load(Ordering::Acquire);
         let answered = region.snapshot.answered.load(Ordering::Acquire);
@@ -242,32 +226,13 @@ impl Host {
                 unsafe { libc::close(fd) };
             }
         }
-        if let Some(path) = cfg.report_path(self.pid) {
-            let per_process = cfg.report.as_deref().is_some_and(|r| r.contains("%p"));
-            let report = Report::new(
-                Vec::new(),
-                None,
-                cfg.unix_in_totals,
-                vec![self.out.account.report(cfg.unix_in_totals, "exit")],
-            );
-            let json = serde_json::to_string(&report).unwrap_or_default();
-            let mut opts = std::fs::OpenOptions::new();
-            if per_process {
-                opts.write(true).create(true).truncate(true);
-            } else {
-                opts.append(true).create(true);
-            }
-            if let Err(e) = opts
-                .open(&path)
-                .and_then(|mut f| f.write_all(format!("{json}\n").as_bytes()))
-            {
-                say!("sockmeter: cannot write SOCKMETER_REPORT={path}: {e}");
-            }
+        if let Some((path, Err(e))) = cfg.write_report(self.pid, self.out.account.report(cfg.unix_in_totals, "exit")) {
+            say!("sockmeter: cannot write SOCKMETER_REPORT={path}: {e}");
         }
     }
 
     fn pass(&mut self) {
-        let region = self.region;
+        let region = self.out.region;
         let out = &mut self.out;
         self.shipper
             .pass_in_batches(&region.registry, &|id| region.names.name(id), now_ms(), &mut |batch| {

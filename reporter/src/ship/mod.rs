@@ -70,7 +70,7 @@ pub fn ship(a: &ShipArgs) -> i32 {
             Origin::Start
         },
     };
-    let Some(first) = Host::start(who, a.mem, a.link, host::pidfd_open(a.pid), &cfg) else {
+    let Some(first) = Host::start(who, a.mem, a.link, crate::reap::pidfd_open(a.pid), &cfg) else {
         say!("sockmeter: the shipper for pid {} cannot map the shim's region", a.pid);
         return 2;
     };

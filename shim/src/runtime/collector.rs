@@ -146,14 +146,7 @@ impl Collector {
     }
 
     fn write_report_file(&self) {
-        let cfg = super::config();
-        let Some(path) = cfg.report_path(self.hello.pid) else {
-            return;
-        };
-        let per_process = cfg.report.as_deref().is_some_and(|r| r.contains("%p"));
-        let report = sockmeter::Report::new(Vec::new(), None, cfg.unix_in_totals, vec![self.snapshot_report()]);
-        let json = serde_json::to_string(&report).unwrap_or_default();
-        if let Err(e) = super::sink::write_report_file(&path, per_process, &json) {
+        if let Some((path, Err(e))) = super::config().write_report(self.hello.pid, self.snapshot_report()) {
             if super::report_path_was_fine() {
                 super::say(&format!("cannot write SOCKMETER_REPORT={path}: {e}"));
             }

@@ -152,12 +152,11 @@ fn complain_once() {
         say(p);
     }
     if let Some(r) = &config().report {
-        check_report_path(r);
+        check_report_path(r, &config().report_path(0).unwrap_or_default());
     }
 }
 
-fn check_report_path(pattern: &str) {
-    let path = pattern.replace("%p", "0");
+fn check_report_path(pattern: &str, path: &str) {
     let dir = match std::path::Path::new(&path).parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => std::path::PathBuf::from("."),

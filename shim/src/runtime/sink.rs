@@ -272,19 +272,3 @@ pub fn with_fd_lock<R>(f: impl FnOnce() -> R) -> R {
     let _lock = FdLock::take();
     f()
 }
-
-/// Writes this process's report file: `%p` in the path becomes the pid; without `%p`, each
-/// process appends its report as one JSON line.
-pub fn write_report_file(path: &str, per_process: bool, json: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut opts = std::fs::OpenOptions::new();
-    if per_process {
-        opts.write(true).create(true).truncate(true);
-    } else {
-        opts.append(true).create(true);
-    }
-    let mut f = opts.open(path)?;
-    let mut line = json.as_bytes().to_vec();
-    line.push(b'\n');
-    f.write_all(&line)
-}
