@@ -7,6 +7,7 @@
 //! its final delta, a `closed`, and frees the record for reuse. Bytes added while a pass runs
 //! are simply part of the next take: nothing is lost at a report boundary.
 
+use crate::account::ProcessAccount;
 use crate::addr::Addr;
 use crate::registry::{RecordState, Registry, FLAG_ADOPTED, FLAG_INHERITED};
 use crate::wire::{Closed, Delta, Message, PeerDelta, SocketDelta, SocketInfo};
@@ -38,6 +39,25 @@ fn flush(
     batch.extend(closed.drain(..).map(Message::Closed));
     if !batch.is_empty() {
         emit(batch);
+    }
+}
+
+/// Applies a batch of messages to the process's `account` and appends them to `lines` as wire
+/// lines, for one write of the whole batch (a pass over many short-lived sockets would
+/// otherwise cost a system call per line); `each` sees every line (newline included), for
+/// in-process subscribers.
+pub fn encode_batch(
+    account: &mut ProcessAccount,
+    msgs: Vec<Message>,
+    lines: &mut Vec<u8>,
+    mut each: impl FnMut(&[u8]),
+) {
+    lines.reserve(msgs.len() * 96);
+    for m in msgs {
+        let _ = account.apply(&m);
+        let start = lines.len();
+        crate::wire::encode_into(&m, lines);
+        each(&lines[start..]);
     }
 }
 

@@ -9,11 +9,11 @@ use std::os::unix::net::UnixStream;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use sockmeter::collect::Shipper;
+use sockmeter::collect::{encode_batch, Shipper};
 use sockmeter::config::Config;
 use sockmeter::shared::Shared;
 use sockmeter::time::now_ms;
-use sockmeter::wire::{self, Bye, ByeReason, Hello, Message, Origin};
+use sockmeter::wire::{Bye, ByeReason, Hello, Message, Origin};
 use sockmeter::ProcessAccount;
 
 fn map(fd: i32) -> Option<&'static Shared> {
@@ -81,19 +81,14 @@ struct Out {
 
 impl Out {
     fn emit(&mut self, msgs: Vec<Message>) {
-        // One write for the whole batch (a pass over many short-lived sockets would otherwise
-        // cost the shipper and the reporter a system call per line).
-        let subscribed = self.region.subscribed.load(Ordering::Acquire) != 0;
-        let mut lines = Vec::with_capacity(msgs.len() * 96);
-        for m in msgs {
-            let _ = self.account.apply(&m);
-            let start = lines.len();
-            wire::encode_into(&m, &mut lines);
+        let region = self.region;
+        let subscribed = region.subscribed.load(Ordering::Acquire) != 0;
+        let mut lines = Vec::new();
+        encode_batch(&mut self.account, msgs, &mut lines, |line| {
             if subscribed {
-                let line = &lines[start..];
-                self.region.events.push(line.strip_suffix(b"\n").unwrap_or(line));
+                region.events.push(line.strip_suffix(b"\n").unwrap_or(line));
             }
-        }
+        });
         if let Some(s) = &mut self.stream {
             if let Err(e) = s.write_all(&lines) {
                 say!("sockmeter: the connection to the reporter at SOCKMETER_SOCKET={} failed ({e}); counts are no longer sent", self.path);

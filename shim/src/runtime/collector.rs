@@ -4,7 +4,7 @@
 
 use std::ffi::c_void;
 
-use sockmeter::collect::Shipper;
+use sockmeter::collect::{encode_batch, Shipper};
 use sockmeter::wire::{self, Bye, ByeReason, Hello, Message, Origin};
 use sockmeter::{ProcessAccount, ProcessReport};
 
@@ -23,6 +23,65 @@ struct Subscriber {
     user: usize,
 }
 
+/// In-process subscribers (the embedding API): C callbacks that each get every wire line.
+/// The collector holds one (thread mode); shipper mode keeps one behind a lock.
+pub struct Subscribers {
+    list: Vec<Subscriber>,
+    next: u64,
+}
+
+impl Default for Subscribers {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Subscribers {
+    /// None yet.
+    pub const fn new() -> Self {
+        Subscribers {
+            list: Vec::new(),
+            next: 1,
+        }
+    }
+
+    /// Registers a callback; returns its id (never 0).
+    pub fn add(&mut self, cb: EventCallback, user: *mut c_void) -> u64 {
+        let id = self.next;
+        self.next += 1;
+        self.list.push(Subscriber {
+            id,
+            cb,
+            user: user as usize,
+        });
+        id
+    }
+
+    /// Removes a subscriber; true if it existed.
+    pub fn remove(&mut self, id: u64) -> bool {
+        let before = self.list.len();
+        self.list.retain(|s| s.id != id);
+        before != self.list.len()
+    }
+
+    /// Whether there is none.
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    /// Hands one line (newline included) to every subscriber, NUL-terminated; a callback that
+    /// returns non-zero is dropped.
+    pub fn deliver(&mut self, line: &[u8]) {
+        if self.list.is_empty() {
+            return;
+        }
+        let mut z = line.to_vec();
+        z.push(0);
+        self.list
+            .retain(|s| (s.cb)(z.as_ptr() as *const std::ffi::c_char, line.len(), s.user as *mut c_void) == 0);
+    }
+}
+
 /// One process image's collector.
 pub struct Collector {
     shipper: Shipper,
@@ -30,8 +89,7 @@ pub struct Collector {
     sink: Sink,
     hello: Hello,
     hello_sent: bool,
-    subscribers: Vec<Subscriber>,
-    next_sub: u64,
+    subscribers: Subscribers,
     finished: bool,
 }
 
@@ -57,8 +115,7 @@ impl Collector {
             sink: Sink::new(cfg.socket.clone()),
             hello,
             hello_sent: false,
-            subscribers: Vec::new(),
-            next_sub: 1,
+            subscribers: Subscribers::new(),
             finished: false,
         }
     }
@@ -94,21 +151,9 @@ impl Collector {
             return;
         }
         self.connect();
-        // One write for the whole batch: a pass over many short-lived sockets would otherwise
-        // cost a system call per line.
-        let mut lines = Vec::with_capacity(msgs.len() * 96);
-        for m in msgs {
-            let _ = self.account.apply(&m);
-            let start = lines.len();
-            wire::encode_into(&m, &mut lines);
-            if !self.subscribers.is_empty() {
-                let line = &lines[start..];
-                let mut z = line.to_vec();
-                z.push(0);
-                self.subscribers
-                    .retain(|s| (s.cb)(z.as_ptr() as *const std::ffi::c_char, line.len(), s.user as *mut c_void) == 0);
-            }
-        }
+        let mut lines = Vec::new();
+        let subscribers = &mut self.subscribers;
+        encode_batch(&mut self.account, msgs, &mut lines, |line| subscribers.deliver(line));
         if self.hello_sent {
             self.sink.send(&lines);
         }
@@ -161,20 +206,11 @@ impl Collector {
 
     /// Registers a subscriber; returns its id (never 0).
     pub fn subscribe(&mut self, cb: EventCallback, user: *mut c_void) -> u64 {
-        let id = self.next_sub;
-        self.next_sub += 1;
-        self.subscribers.push(Subscriber {
-            id,
-            cb,
-            user: user as usize,
-        });
-        id
+        self.subscribers.add(cb, user)
     }
 
     /// Removes a subscriber; true if it existed.
     pub fn unsubscribe(&mut self, id: u64) -> bool {
-        let before = self.subscribers.len();
-        self.subscribers.retain(|s| s.id != id);
-        before != self.subscribers.len()
+        self.subscribers.remove(id)
     }
 }

@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 
 use sockmeter::shared::Shared;
 
-use super::collector::EventCallback;
+use super::collector::{EventCallback, Subscribers};
 use super::{config, reg, say, shared, REGION};
 use crate::platform;
 
@@ -269,7 +269,7 @@ pub fn fork_child() {
     // The parent's subscribers and event thread are the parent's.
     EVENT_THREAD.store(false, Release);
     if let Ok(mut subs) = SUBSCRIBERS.try_lock() {
-        subs.clear();
+        *subs = Subscribers::new();
     }
     let local = super::local();
     // From here on the child counts into its private snapshot, never the parent's region.
@@ -335,26 +335,12 @@ fn ask_snapshot() -> Option<Vec<u8>> {
     Some(s.snapshot.read())
 }
 
-struct Subscriber {
-    id: u64,
-    cb: EventCallback,
-    user: usize,
-}
-
-static SUBSCRIBERS: Mutex<Vec<Subscriber>> = Mutex::new(Vec::new());
-static NEXT_SUB: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+static SUBSCRIBERS: Mutex<Subscribers> = Mutex::new(Subscribers::new());
 static EVENT_THREAD: AtomicBool = AtomicBool::new(false);
 
 /// Registers a subscriber; the first one starts the thread that delivers the shipper's lines.
 pub fn subscribe(cb: EventCallback, user: *mut c_void) -> u64 {
-    let id = NEXT_SUB.fetch_add(1, Relaxed);
-    if let Ok(mut subs) = SUBSCRIBERS.lock() {
-        subs.push(Subscriber {
-            id,
-            cb,
-            user: user as usize,
-        });
-    }
+    let id = SUBSCRIBERS.lock().map(|mut subs| subs.add(cb, user)).unwrap_or(0);
     shared().subscribed.store(1, Release);
     if !EVENT_THREAD.swap(true, AcqRel) {
         let _ = std::thread::Builder::new()
@@ -366,10 +352,7 @@ pub fn subscribe(cb: EventCallback, user: *mut c_void) -> u64 {
 
 /// Removes a subscriber; true if it existed. When it returns, its callback is not running.
 pub fn unsubscribe(id: u64) -> bool {
-    let Ok(mut subs) = SUBSCRIBERS.lock() else { return false };
-    let before = subs.len();
-    subs.retain(|s| s.id != id);
-    before != subs.len()
+    SUBSCRIBERS.lock().is_ok_and(|mut subs| subs.remove(id))
 }
 
 fn deliver() {
@@ -386,8 +369,6 @@ fn deliver_once() {
     let Ok(mut subs) = SUBSCRIBERS.lock() else { return };
     let text = shared().events.take();
     for line in text.split_inclusive(|&b| b == b'\n') {
-        let mut z = line.to_vec();
-        z.push(0);
-        subs.retain(|s| (s.cb)(z.as_ptr() as *const std::ffi::c_char, line.len(), s.user as *mut c_void) == 0);
+        subs.deliver(line);
     }
 }
