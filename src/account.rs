@@ -192,9 +192,11 @@ impl ProcessAccount {
     }
 
     fn entry(&mut self, id: u64) -> (&mut Entry, bool) {
-        let known = self.sockets.contains_key(&id);
-        let e = self.sockets.entry(id).or_insert_with(|| Entry::placeholder(id));
-        (e, known)
+        use std::collections::btree_map::Entry as Slot;
+        match self.sockets.entry(id) {
+            Slot::Occupied(o) => (o.into_mut(), true),
+            Slot::Vacant(v) => (v.insert(Entry::placeholder(id)), false),
+        }
     }
 
     fn intern(names: &mut HashSet<Arc<str>>, s: &Option<String>) -> Option<Arc<str>> {

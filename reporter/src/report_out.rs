@@ -50,24 +50,34 @@ pub fn assemble(command: &[OsString], exit_status: Option<i32>, unix: bool, conn
     // A process image whose connection was taken by the host (a close sweep) reconnects with
     // the same hello: its connections make one process.
     let mut processes: Vec<sockmeter::ProcessReport> = Vec::new();
-    let mut merged: Vec<(u32, u64, sockmeter::ProcessAccount, &Conn)> = Vec::new();
+    let mut groups: Vec<Vec<&Conn>> = Vec::new();
+    let mut group_of: std::collections::HashMap<(u32, u64), usize> = std::collections::HashMap::new();
     for c in &order {
-        let key = c.account().hello().map(|h| (h.pid, h.started_at));
-        match key.and_then(|k| merged.iter_mut().find(|m| (m.0, m.1) == k)) {
-            Some(m) => {
-                m.2.absorb(c.account());
-                m.3 = c;
-            }
-            None => match key {
-                Some((pid, at)) => merged.push((pid, at, c.account().clone(), c)),
-                None => processes.push(c.report(unix, end_hint)),
+        match c.account().hello().map(|h| (h.pid, h.started_at)) {
+            Some(key) => match group_of.get(&key) {
+                Some(&i) => groups[i].push(c),
+                None => {
+                    group_of.insert(key, groups.len());
+                    groups.push(vec![c]);
+                }
             },
+            None => processes.push(c.report(unix, end_hint)),
         }
     }
-    for (_, _, account, last) in &merged {
-        processes.push(last.report_with(account, unix, end_hint));
+    for g in &groups {
+        let last = g[g.len() - 1];
+        if g.len() == 1 {
+            processes.push(last.report(unix, end_hint));
+            continue;
+        }
+        // Only a process with several connections needs its accounts merged (a copy).
+        let mut account = g[0].account().clone();
+        for c in &g[1..] {
+            account.absorb(c.account());
+        }
+        processes.push(last.report_with(&account, unix, end_hint));
     }
-    processes.sort_by_key(|p| (p.pid == 0, p.started_at.clone()));
+    processes.sort_by(|a, b| (a.pid == 0, &a.started_at).cmp(&(b.pid == 0, &b.started_at)));
     let command = command.iter().map(|a| a.to_string_lossy().into_owned()).collect();
     Report::new(command, exit_status, unix, processes)
 }
