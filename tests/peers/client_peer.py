@@ -13,7 +13,7 @@ import argparse
 import socket
 import threading
 
-from peerlib import TIMEOUT, addr_str, af, host, say, say_port, wait_for_file
+from peerlib import TIMEOUT, addr_str, af, host, recv_all, say, say_port, wait_for_file
 
 
 def one(family, port, size, rec):
@@ -27,11 +27,7 @@ def one(family, port, size, rec):
         s.sendall(data)
         tx = len(data)
         s.shutdown(socket.SHUT_WR)
-        while True:
-            d = s.recv(65536)
-            if not d:
-                break
-            rx += len(d)
+        rx += recv_all(s)
     except OSError as e:
         rec["error"] = str(e)
     finally:

@@ -13,7 +13,7 @@ import os
 import socket
 import sys
 
-from peerlib import TIMEOUT, say
+from peerlib import TIMEOUT, echo, say
 
 
 def main():
@@ -26,14 +26,7 @@ def main():
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.settimeout(TIMEOUT)
     s.connect(("127.0.0.1", a.port))
-    data = b"A" * before
-    s.sendall(data)
-    got = 0
-    while got < len(data):
-        d = s.recv(65536)
-        if not d:
-            raise EOFError("echo cut short")
-        got += len(d)
+    echo(s, b"A" * before)
     fd = s.fileno()
     os.set_inheritable(fd, True)
     say({"pid": os.getpid(), "fd": fd, "local": "%s:%d" % s.getsockname()})

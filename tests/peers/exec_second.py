@@ -11,7 +11,7 @@ import os
 import socket
 import sys
 
-from peerlib import TIMEOUT, say
+from peerlib import TIMEOUT, echo, recv_all, say
 
 
 def main():
@@ -19,19 +19,9 @@ def main():
     s = socket.socket(fileno=fd)
     s.settimeout(TIMEOUT)
     data = b"B" * size
-    s.sendall(data)
-    rx = 0
-    while rx < len(data):
-        d = s.recv(65536)
-        if not d:
-            raise EOFError("echo cut short")
-        rx += len(d)
+    rx = echo(s, data)
     s.shutdown(socket.SHUT_WR)
-    while True:
-        d = s.recv(65536)
-        if not d:
-            break
-        rx += len(d)
+    rx += recv_all(s)
     s.close()
     say({"pid": os.getpid(), "fd": fd, "tx": len(data), "rx": rx})
 

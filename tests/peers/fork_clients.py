@@ -16,24 +16,14 @@ import os
 import socket
 import sys
 
-from peerlib import TIMEOUT, say
-
-
-def exchange(s, data):
-    s.sendall(data)
-    got = 0
-    while got < len(data):
-        d = s.recv(65536)
-        if not d:
-            raise EOFError("echo cut short")
-        got += len(d)
+from peerlib import TIMEOUT, echo, say
 
 
 def one_connection(port, data):
     c = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     c.settimeout(TIMEOUT)
     c.connect(("127.0.0.1", port))
-    exchange(c, data)
+    echo(c, data)
     c.shutdown(socket.SHUT_WR)
     c.recv(1)
     c.close()
@@ -50,7 +40,7 @@ def main():
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.settimeout(TIMEOUT)
     s.connect(("127.0.0.1", a.port))
-    exchange(s, b"P" * a.parent_size)
+    echo(s, b"P" * a.parent_size)
     sys.stdout.flush()
 
     children = []

@@ -15,17 +15,7 @@ import os
 import socket
 import sys
 
-from peerlib import TIMEOUT, say
-
-
-def exchange(s, data):
-    s.sendall(data)
-    got = 0
-    while got < len(data):
-        d = s.recv(65536)
-        if not d:
-            raise EOFError("echo cut short")
-        got += len(d)
+from peerlib import TIMEOUT, echo, say
 
 
 def main():
@@ -38,18 +28,18 @@ def main():
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.settimeout(TIMEOUT)
     s.connect(("127.0.0.1", a.port))
-    exchange(s, b"P" * before)
+    echo(s, b"P" * before)
     sys.stdout.flush()
     pid = os.fork()
     if pid == 0:
         code = 1
         try:
-            exchange(s, b"C" * child)
+            echo(s, b"C" * child)
             code = 0
         finally:
             os._exit(code)
     status = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
-    exchange(s, b"Q" * after)
+    echo(s, b"Q" * after)
     local = "%s:%d" % s.getsockname()
     s.shutdown(socket.SHUT_WR)
     while s.recv(65536):

@@ -13,7 +13,7 @@ Verdict: {"rx", "tx", "connections", "timed_out",
 import argparse
 import socket
 
-from peerlib import TIMEOUT, addr_str, say, say_port
+from peerlib import TIMEOUT, addr_str, recv_all, say, say_port
 
 
 def serve(conn, size):
@@ -36,11 +36,7 @@ def serve(conn, size):
     conn.sendall(resp)
     tx += len(resp)
     conn.shutdown(socket.SHUT_WR)
-    while True:
-        d = conn.recv(65536)
-        if not d:
-            break
-        rx += len(d)
+    rx += recv_all(conn)
     conn.close()
     line = head.split(b"\r\n", 1)[0].decode("latin-1")
     return rx, tx, line

@@ -7,6 +7,7 @@ one JSON line saying what they really received and sent.
 """
 
 import json
+import os
 import socket
 import sys
 import time
@@ -57,13 +58,28 @@ class Tally:
         return dict(self.by)
 
 
-def recv_all(s, tally, bufsize=65536):
-    """Reads until EOF, counting into `tally`."""
+def recv_all(s, tally=None, bufsize=65536):
+    """Reads until EOF; returns how many bytes came (and counts them into `tally`, if given)."""
+    n = 0
     while True:
         d = s.recv(bufsize)
         if not d:
-            return
-        tally.add(d)
+            return n
+        n += len(d)
+        if tally is not None:
+            tally.add(d)
+
+
+def echo(s, data):
+    """Sends `data` and reads its echo back; returns the bytes read (len(data))."""
+    s.sendall(data)
+    got = 0
+    while got < len(data):
+        d = s.recv(65536)
+        if not d:
+            raise EOFError("echo cut short")
+        got += len(d)
+    return got
 
 
 def wait_for_file(path, timeout=TIMEOUT):
@@ -82,7 +98,6 @@ def wait_for_file(path, timeout=TIMEOUT):
 
 
 def write_file_atomically(path, text):
-    import os
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
         f.write(text)

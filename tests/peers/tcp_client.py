@@ -13,7 +13,7 @@ import os
 import socket
 import sys
 
-from peerlib import TIMEOUT, addr_str, af, host, say
+from peerlib import TIMEOUT, addr_str, af, host, recv_all, say
 
 
 def main():
@@ -42,12 +42,7 @@ def main():
     peeked = []
     for _ in range(2 if a.peek else 0):
         peeked.append(len(s.recv(a.peek, socket.MSG_PEEK)))
-    rx = 0
-    while True:
-        d = s.recv(65536)
-        if not d:
-            break
-        rx += len(d)
+    rx = recv_all(s)
     out = {
         "pid": os.getpid(),
         "local": addr_str(s.getsockname()),

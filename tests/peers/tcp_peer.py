@@ -15,7 +15,7 @@ import argparse
 import socket
 import threading
 
-from peerlib import TIMEOUT, Tally, addr_str, af, host, say, say_port
+from peerlib import TIMEOUT, Tally, addr_str, af, host, recv_all, say, say_port
 
 
 def serve(conn, mode, reply, rec):
@@ -31,11 +31,7 @@ def serve(conn, mode, reply, rec):
                 conn.sendall(d)
                 txt.add(d)
         else:
-            while True:
-                d = conn.recv(65536)
-                if not d:
-                    break
-                rxt.add(d)
+            recv_all(conn, rxt)
             body = b"R" * reply
             conn.sendall(body)
             txt.add(body)

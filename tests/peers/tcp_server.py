@@ -12,7 +12,7 @@ import argparse
 import os
 import socket
 
-from peerlib import TIMEOUT, addr_str, af, host, say, write_file_atomically
+from peerlib import TIMEOUT, addr_str, af, host, recv_all, say, write_file_atomically
 
 
 def main():
@@ -33,12 +33,7 @@ def main():
     for _ in range(a.conns):
         conn, sa = ls.accept()
         conn.settimeout(TIMEOUT)
-        rx = 0
-        while True:
-            d = conn.recv(65536)
-            if not d:
-                break
-            rx += len(d)
+        rx = recv_all(conn)
         reply = b"S" * (rx // 2 + 11)
         conn.sendall(reply)
         conn.shutdown(socket.SHUT_WR)

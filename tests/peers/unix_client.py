@@ -16,19 +16,13 @@ import argparse
 import os
 import socket
 
-from peerlib import TIMEOUT, addr_str, say
+from peerlib import TIMEOUT, addr_str, recv_all, say
 
 
 def talk(s, n):
     s.sendall(b"u" * n)
     s.shutdown(socket.SHUT_WR)
-    rx = 0
-    while True:
-        d = s.recv(65536)
-        if not d:
-            break
-        rx += len(d)
-    return rx
+    return recv_all(s)
 
 
 def read_exactly(s, n):
