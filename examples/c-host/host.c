@@ -214,13 +214,13 @@ static const char *base_name(const char *path)
 
 /* ---- the table -------------------------------------------------------------------------- */
 
-static void print_module(const char *m, void *snap)
+static void print_module(const char *m, void *unused)
 {
     char name[4096];
+    (void)unused;
     string_at(member(m, "module"), name, sizeof name);
     printf("  %-34s %10llu %10llu %6llu\n", base_name(name), number_at(m, "tx_bytes"),
            number_at(m, "rx_bytes"), number_at(m, "connections"));
-    (void)snap;
 }
 
 static void print_label(const char *l, void *unused)
@@ -259,7 +259,7 @@ static void print_report(const char *snap, const struct event_counts *ev)
 {
     const char *totals = member(snap, "totals");
     printf("per module                               sent   received  conns\n");
-    each(snap, "modules", print_module, (void *)snap);
+    each(snap, "modules", print_module, NULL);
     printf("per label\n");
     each(snap, "labels", print_label, NULL);
     if (totals)
