@@ -58,7 +58,10 @@ pub struct ProcessReport {
     pub started_at: String,
     /// When it ended (RFC 3339); null while running or if it vanished without a word.
     pub ended_at: Option<String>,
-    /// `exit`, `exec`, `running`, or `lost` (killed, or the connection broke).
+    /// `exit`, `exec`, `running`, or `lost`: the stream ended without a goodbye (a process
+    /// killed by a signal while reporting from its own thread, or a broken connection). Under a
+    /// reporter a killed process still ends `exit`: its shipper sees it go and ships its last
+    /// counts.
     pub end: String,
     /// This process's totals (inet, plus Unix when the report includes it).
     pub totals: ProcessTotals,

@@ -60,7 +60,9 @@ pub fn process_name(p: &ProcessReport) -> &str {
 fn end_note(end: &str) -> &'static str {
     match end {
         "running" => " [still running when sockmeter stopped]",
-        "lost" => " [ended without a goodbye: killed, or its connection broke]",
+        "lost" => {
+            " [ended without a goodbye: its connection broke, or it was killed while reporting from its own thread]"
+        }
         "exec" => " [replaced itself by exec]",
         _ => "",
     }
@@ -378,7 +380,7 @@ sockmeter: total: 3.0 MiB in, 84 B out over 1 connection in 2 processes
         });
         p.totals.connections = 25;
         let line = process_line(&p, false);
-        assert!(line.ends_with("over 25 connections (9.9.9.9:53, 10.0.0.26:5000, 10.0.0.25:5000, +23 more) [ended without a goodbye: killed, or its connection broke]"), "{line}");
+        assert!(line.ends_with("over 25 connections (9.9.9.9:53, 10.0.0.26:5000, 10.0.0.25:5000, +23 more) [ended without a goodbye: its connection broke, or it was killed while reporting from its own thread]"), "{line}");
         let refs: Vec<&SocketReport> = p.sockets.iter().collect();
         let table = socket_table(&refs);
         assert_eq!(table.len(), 1 + MAX_ROWS + 1);
