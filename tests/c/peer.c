@@ -142,7 +142,27 @@ static int client(const char *portfile, int n, char **scripts) {
     return wait_all(n);
 }
 
+/* One size of SIZES: a whole decimal number that fits the buffer, or fail(). */
+static size_t udp_size(const char *s, const char *sizes) {
+    char *end = NULL;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || s[0] == '-' || s[0] == '+')
+        fail("udp peer: bad size \"%s\" in %s", s, sizes);
+    if (v > sizeof buf) fail("udp peer: size %llu exceeds the %zu-byte buffer", v, sizeof buf);
+    return (size_t)v;
+}
+
 static int udp(int nexpect, const char *sizes) {
+    /* At least one datagram: its sender is the one the answers go to. */
+    if (nexpect < 1) fail("udp peer: NEXPECT must be at least 1, got %d", nexpect);
+    /* Every size checked before anything is sent or received. */
+    if (strcmp(sizes, "-") != 0) {
+        char *copy = strdup(sizes), *save = NULL;
+        if (!copy) die("strdup");
+        for (char *s = strtok_r(copy, ",", &save); s; s = strtok_r(NULL, ",", &save)) udp_size(s, sizes);
+        free(copy);
+    }
     int fd = socket(AF_INET, SOCK_DGRAM, 0);
     if (fd < 0) die("socket");
     struct sockaddr_in a;
@@ -170,7 +190,7 @@ static int udp(int nexpect, const char *sizes) {
     if (strcmp(sizes, "-") != 0) {
         char *copy = strdup(sizes), *save = NULL;
         for (char *s = strtok_r(copy, ",", &save); s; s = strtok_r(NULL, ",", &save)) {
-            size_t n = strtoul(s, NULL, 10);
+            size_t n = udp_size(s, sizes);
             fill(buf, n, (unsigned)txd);
             ssize_t w = sendto(fd, buf, n, 0, (struct sockaddr *)&first, sizeof first);
             if (w < 0) die("sendto");
@@ -190,7 +210,14 @@ int main(int argc, char **argv) {
         fail("peer: the oracle must not run under the shim");
     if (argc == 4 && strcmp(argv[1], "server") == 0) return server(atoi(argv[2]), argv[3]);
     if (argc >= 4 && strcmp(argv[1], "client") == 0) return client(argv[2], argc - 3, argv + 3);
-    if (argc == 4 && strcmp(argv[1], "udp") == 0) return udp(atoi(argv[2]), argv[3]);
+    if (argc == 4 && strcmp(argv[1], "udp") == 0) {
+        char *end = NULL;
+        errno = 0;
+        long nexpect = strtol(argv[2], &end, 10);
+        if (errno != 0 || end == argv[2] || *end != '\0' || nexpect > 1000000)
+            fail("peer udp: bad NEXPECT %s", argv[2]);
+        return udp((int)nexpect, argv[3]);
+    }
     fail("usage: peer server NCONN SCRIPT | client PORTFILE SCRIPT... | udp NEXPECT SIZES");
     return 2;
 }

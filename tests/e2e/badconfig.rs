@@ -4,10 +4,9 @@
 
 use std::io::Read;
 use std::net::TcpListener;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::harness::{scratch, shim};
+use crate::harness::{direct, python, scratch, shim};
 
 /// Runs a python3 client that sends 3000 bytes to a local peer and prints a line; returns
 /// (exit code, stdout, stderr, bytes the peer received).
@@ -24,21 +23,7 @@ fn client(env: &[(&str, &str)]) -> (Option<i32>, String, String, usize) {
     let script = format!(
         "import socket, sys\nc = socket.create_connection(('127.0.0.1', {port}))\nc.sendall(b'z' * 3000)\nc.close()\nprint('sent 3000')\nsys.exit(4)\n"
     );
-    let mut cmd = Command::new("python3");
-    cmd.args(["-c", &script]).stdin(Stdio::null());
-    for k in [
-        "LD_PRELOAD",
-        "SOCKMETER_SOCKET",
-        "SOCKMETER_REPORT",
-        "SOCKMETER_INTERVAL",
-        "SOCKMETER_SHIPPER",
-    ] {
-        cmd.env_remove(k);
-    }
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().expect("python3");
+    let out = direct(&[python(), "-c", &script], env);
     let got = peer.join().expect("peer");
     (
         out.status.code(),
@@ -54,6 +39,7 @@ fn check(var: &str, env: &[(&str, &str)]) {
     assert_eq!(metered.0, plain.0, "exit status unchanged");
     assert_eq!(metered.0, Some(4));
     assert_eq!(metered.1, plain.1, "stdout unchanged");
+    assert_eq!(plain.3, 3000, "the plain exchange");
     assert_eq!(metered.3, 3000, "the exchange is unchanged");
     let lines: Vec<&str> = metered.2.lines().filter(|l| !plain.2.contains(*l)).collect();
     assert_eq!(lines.len(), 1, "exactly one line of ours on stderr:\n{}", metered.2);

@@ -57,9 +57,29 @@ pub fn scratch() -> &'static Path {
     })
 }
 
+/// The real python3 interpreter (not a version-manager wrapper script, which would add
+/// bash/exec images of its own to every report).
+pub fn python() -> &'static str {
+    static PY: OnceLock<String> = OnceLock::new();
+    PY.get_or_init(|| {
+        let out = Command::new("python3")
+            .args(["-c", "import sys; print(sys.executable)"])
+            .without_sockmeter_env()
+            .output()
+            .expect("python3 is needed by the end-to-end tests");
+        assert!(out.status.success(), "python3 -c failed");
+        let p = String::from_utf8(out.stdout).expect("utf-8").trim().to_string();
+        assert!(!p.is_empty(), "python3 did not name its executable");
+        p
+    })
+}
+
 /// Compiles `tests/c/<name>.c` with `cc -O2 -Wall <flags>` (once per name+flags) and returns
-/// the executable.
+/// the executable. Safe to call from parallel tests: each compile writes its own temporary file
+/// (pid and a counter in its name) and renames it into place atomically, so a caller never sees
+/// a half-written executable; two racing compiles of the same program just both succeed.
 pub fn compile_c(name: &str, flags: &[&str]) -> PathBuf {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let src = root().join("tests/c").join(format!("{name}.c"));
     let tag: String = flags
         .iter()
@@ -69,7 +89,8 @@ pub fn compile_c(name: &str, flags: &[&str]) -> PathBuf {
     if out.exists() {
         return out;
     }
-    let tmp = out.with_extension("tmp");
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = scratch().join(format!("{name}{tag}.{}.{n}.tmp", std::process::id()));
     let st = Command::new("cc")
         .arg("-O2")
         .arg("-Wall")
@@ -80,7 +101,7 @@ pub fn compile_c(name: &str, flags: &[&str]) -> PathBuf {
         .status()
         .expect("cc");
     assert!(st.success(), "compiling {} failed", src.display());
-    std::fs::rename(&tmp, &out).expect("rename");
+    std::fs::rename(&tmp, &out).unwrap_or_else(|e| panic!("rename {} to {}: {e}", tmp.display(), out.display()));
     out
 }
 
@@ -126,6 +147,50 @@ pub fn run(extra: &[&str], cmd: &[&str]) -> Run {
     run_with(extra, cmd, &[])
 }
 
+/// Removes from `c` every inherited variable that changes how the shim or the reporter behaves:
+/// `LD_PRELOAD` and each `SOCKMETER_*` (by prefix, so a variable added to the product later is
+/// covered too). A variable already set explicitly on `c` is kept, so the order of this call and
+/// the caller's own `env` calls does not matter.
+pub fn strip_sockmeter_env(c: &mut Command) -> &mut Command {
+    let set: Vec<std::ffi::OsString> = c
+        .get_envs()
+        .filter(|(_, v)| v.is_some())
+        .map(|(k, _)| k.to_os_string())
+        .collect();
+    for (k, _) in std::env::vars_os() {
+        let ours = k == "LD_PRELOAD" || k.as_encoded_bytes().starts_with(b"SOCKMETER_");
+        if ours && !set.contains(&k) {
+            c.env_remove(&k);
+        }
+    }
+    c
+}
+
+/// [`strip_sockmeter_env`] as a builder step: `Command::new(..).without_sockmeter_env()`.
+pub trait WithoutSockmeterEnv {
+    /// Removes every inherited `LD_PRELOAD` and `SOCKMETER_*` not set explicitly.
+    fn without_sockmeter_env(&mut self) -> &mut Self;
+}
+
+impl WithoutSockmeterEnv for Command {
+    fn without_sockmeter_env(&mut self) -> &mut Self {
+        strip_sockmeter_env(self)
+    }
+}
+
+/// Runs a program directly (not under `sockmeter run`; stdin empty) with exactly the
+/// sockmeter environment given in `env`: every inherited `LD_PRELOAD` and `SOCKMETER_*` is
+/// removed first.
+pub fn direct(cmd: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut c = Command::new(cmd[0]);
+    c.args(&cmd[1..]).stdin(Stdio::null());
+    strip_sockmeter_env(&mut c);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().unwrap_or_else(|e| panic!("spawn {}: {e}", cmd[0]))
+}
+
 /// As [`run`], with extra environment variables.
 pub fn run_with(extra: &[&str], cmd: &[&str], env: &[(&str, &str)]) -> Run {
     static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -139,6 +204,10 @@ pub fn run_with(extra: &[&str], cmd: &[&str], env: &[(&str, &str)]) -> Run {
         .arg("--")
         .args(cmd);
     c.stdin(Stdio::null());
+    // The developer's own environment must not switch the mode the tests assume (a
+    // `SOCKMETER_SHIPPER=none` or a `SOCKMETER_UNIX=1` left exported, a shim preloaded into the
+    // reporter itself): only what the caller passes here reaches the run.
+    strip_sockmeter_env(&mut c);
     for (k, v) in env {
         c.env(k, v);
     }
@@ -168,15 +237,15 @@ pub struct Peer {
 impl Peer {
     /// Starts `tests/peers/<script>` with `args`; waits for its port line.
     pub fn start(script: &str, args: &[&str]) -> Peer {
-        let mut child = Command::new("python3")
+        let mut child = Command::new(python())
             .arg(root().join("tests/peers").join(script))
             .args(args)
-            .env_remove("LD_PRELOAD")
+            .without_sockmeter_env()
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .expect("python3");
+            .expect("python3 (an oracle peer)");
         let mut line = String::new();
         BufReader::new(child.stdout.as_mut().expect("stdout"))
             .read_line(&mut line)

@@ -7,7 +7,7 @@ use std::io::Read;
 use std::net::TcpListener;
 use std::time::Duration;
 
-use crate::harness::{compile_c, run, scratch};
+use crate::harness::{self, compile_c, python, run, scratch};
 
 /// A metered C client (its socket made without SOCK_CLOEXEC) connects, sends 5000 bytes,
 /// closes, and then waits (bounded) for the unmetered peer to report, through a file, that it
@@ -44,8 +44,11 @@ fn a_closed_socket_is_closed_while_the_host_still_runs_and_the_host_has_one_thre
         "threads 1",
         "the metered process has no thread but its own"
     );
+    assert_eq!(r.report.processes.len(), 1, "only the client is metered:\n{}", r.stderr);
     let p = r.proc("holdclose");
     assert_eq!(p.totals.tx_bytes, 5000, "exact, as the peer saw it");
+    assert_eq!(p.totals.rx_bytes, 0, "the peer sent nothing");
+    assert_eq!(harness::totals(&r), (5000, 0), "the run's totals are the client's");
 }
 
 /// A metered process killed by SIGKILL right after its last send loses nothing: its counters
@@ -68,11 +71,26 @@ fn a_process_killed_by_sigkill_still_reports_every_byte() {
          for n in (1000, 2000, 777):\n    c.sendall(b'k' * n)\n\
          os.kill(os.getpid(), signal.SIGKILL)\n"
     );
-    let r = run(&[], &["python3", "-c", &script]);
+    let r = run(&[], &[python(), "-c", &script]);
     let received = peer.join().expect("peer");
     assert_eq!(r.code, 137, "killed by SIGKILL (128+9):\n{}", r.stderr);
     assert_eq!(received, 3777);
-    let procs: Vec<_> = r.report.processes.iter().filter(|p| p.totals.tx_bytes > 0).collect();
-    assert_eq!(procs.len(), 1, "{}", r.stderr);
-    assert_eq!(procs[0].totals.tx_bytes, 3777, "every byte, as the peer saw it");
+    assert_eq!(r.report.exit_status, Some(137), "the report's exit status");
+    assert_eq!(
+        r.report.processes.len(),
+        1,
+        "one process, the killed interpreter:\n{}",
+        r.stderr
+    );
+    let p = &r.report.processes[0];
+    assert_eq!(
+        (p.totals.tx_bytes, p.totals.rx_bytes, p.totals.connections),
+        (3777, 0, 1),
+        "every byte, as the peer saw it (it sent nothing), on one connection"
+    );
+    assert_eq!(harness::totals(&r), (3777, 0), "the run's totals, as the peer saw them");
+    // No exit handler ran, but the shipper watches the host through a pidfd: once the process is
+    // gone it ships the final counters and ends the process as an ordinary exit.
+    assert_eq!(p.end, "exit", "how the report ends the killed process:\n{}", r.stderr);
+    assert!(p.ended_at.is_some(), "an ended process has an end time: {p:#?}");
 }

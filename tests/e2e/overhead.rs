@@ -1,44 +1,112 @@
 //! The host never notices: the shim adds no system call to the data path. The same workload
 //! runs under `strace -f` without the shim and under `sockmeter run`; the calls the workload's
 //! own thread makes on its own fds (every read, write, send, receive) must be the same list,
-//! call for call. The shim's reporting thread and its reporter connection (fd >= 200) are left
-//! out: they are the shim's, not the host's.
+//! call for call, and between its first and its last data call the thread makes no other
+//! system call of any kind but the one documented first-use classification of an fd the shim
+//! did not see created. The shim's reporting thread and its reporter connection (fd >= 200)
+//! are left out: they are the shim's, not the host's.
 
 use std::collections::BTreeMap;
 use std::process::Command;
 
-use crate::harness::{compile_c, scratch, shim, sockmeter};
+use crate::harness::{self, compile_c, scratch, shim, sockmeter};
 
 const DATA_CALLS: &[&str] = &[
     "read", "write", "readv", "writev", "sendto", "recvfrom", "sendmsg", "recvmsg", "pread64", "pwrite64",
 ];
 
+/// One round of tests/c/syscall_workload.c, as the kernel sees it (glibc's send/recv are
+/// sendto/recvfrom; pwrite/pread are pwrite64/pread64).
+const ROUND: &[&str] = &[
+    "write", "read", "sendto", "recvfrom", "sendto", "recvfrom", "writev", "readv", "sendmsg", "recvmsg", "pwrite64",
+    "write", "pread64",
+];
+
+/// The workload's rounds.
+const ROUNDS: usize = 200;
+
+/// One system call of a `strace -f` trace: the thread id, the call's name and its first
+/// argument's text (the fd, for the calls that take one). None for the lines that are not the
+/// start of a call: `<... resumed>` halves, signals (`---`), exits (`+++`).
+fn call(line: &str) -> Option<(&str, &str, &str)> {
+    let (pid, rest) = line.split_once(char::is_whitespace)?;
+    let rest = rest.trim_start();
+    if rest.starts_with("<...") || rest.starts_with("---") || rest.starts_with("+++") {
+        return None;
+    }
+    let (name, args) = rest.split_once('(')?;
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return None;
+    }
+    let first = args.split([',', ')']).next().unwrap_or("").trim();
+    Some((pid, name, first))
+}
+
+/// The workload's thread: the one that makes the first `socketpair` (the workload's first call
+/// on a socket; the shim's own machinery comes after it and uses fds >= 200).
+fn main_thread(trace: &str) -> &str {
+    trace
+        .lines()
+        .filter_map(call)
+        .find(|(_, name, _)| *name == "socketpair")
+        .map(|(pid, _, _)| pid)
+        .unwrap_or_else(|| panic!("no socketpair in the trace:\n{trace}"))
+}
+
+fn fd_of(first: &str) -> i64 {
+    first.parse().unwrap_or(-1)
+}
+
 /// (syscall, fd) → calls, for the workload's thread (the one that calls `socketpair`), from
 /// its `socketpair` on (before that, the loader reads the shared objects it maps, the shim's
 /// included: that is loading, not the data path), on fds below 200.
 fn data_calls(trace: &str) -> BTreeMap<(String, i64), usize> {
-    let mut main_pid: Option<String> = None;
+    let main = main_thread(trace);
     let mut out = BTreeMap::new();
-    for line in trace.lines() {
-        let Some((pid, rest)) = line.split_once(char::is_whitespace) else {
-            continue;
-        };
-        let rest = rest.trim_start();
-        let Some((name, args)) = rest.split_once('(') else {
-            continue;
-        };
-        if main_pid.is_none() && name == "socketpair" {
-            main_pid = Some(pid.to_string());
-        }
-        if main_pid.as_deref() != Some(pid) || !DATA_CALLS.contains(&name) {
+    let mut started = false;
+    for (pid, name, first) in trace.lines().filter_map(call) {
+        if pid != main {
             continue;
         }
-        let fd: i64 = args.split(',').next().and_then(|f| f.trim().parse().ok()).unwrap_or(-1);
+        started |= name == "socketpair";
+        if !started || !DATA_CALLS.contains(&name) {
+            continue;
+        }
+        let fd = fd_of(first);
         if (0..200).contains(&fd) {
             *out.entry((name.to_string(), fd)).or_default() += 1;
         }
     }
     out
+}
+
+/// Every system call of any kind (name and first argument) the workload's thread makes from its
+/// first data call on one of its own fds (3..200) to its last one, both included: the data path
+/// with whatever lies between its calls. A call the shim added there, data or not, shows up.
+fn data_path(trace: &str) -> Vec<(String, String)> {
+    let main = main_thread(trace);
+    // From its socketpair on: before that the loader reads the shared objects it maps.
+    let calls: Vec<(&str, &str)> = trace
+        .lines()
+        .filter_map(call)
+        .filter(|(pid, _, _)| *pid == main)
+        .map(|(_, name, first)| (name, first))
+        .skip_while(|(name, _)| *name != "socketpair")
+        .collect();
+    let own_data = |(name, first): &(&str, &str)| DATA_CALLS.contains(name) && (3..200).contains(&fd_of(first));
+    let start = calls.iter().position(own_data).expect("the workload made a data call");
+    let end = calls.iter().rposition(own_data).expect("the workload made a data call");
+    calls[start..=end]
+        .iter()
+        .map(|(name, first)| (name.to_string(), first.to_string()))
+        .collect()
+}
+
+/// The first index where two lists differ (one may be longer), with both entries there.
+fn first_difference<T: PartialEq + Clone>(a: &[T], b: &[T]) -> Option<(usize, Option<T>, Option<T>)> {
+    (0..a.len().max(b.len()))
+        .find(|&i| a.get(i) != b.get(i))
+        .map(|i| (i, a.get(i).cloned(), b.get(i).cloned()))
 }
 
 fn strace_available() -> bool {
@@ -69,11 +137,12 @@ fn the_shim_adds_no_system_call_to_the_data_path() {
         } else {
             Command::new("strace")
         };
+        // Neither run may inherit a developer's LD_PRELOAD or SOCKMETER_* settings.
+        harness::strip_sockmeter_env(&mut cmd);
         cmd.args(["-f", "-qq", "-o"])
             .arg(&out)
             .arg(&prog)
-            .arg("200")
-            .env_remove("LD_PRELOAD");
+            .arg(ROUNDS.to_string());
         let o = cmd.output().expect("run strace");
         assert!(
             o.status.success(),
@@ -88,11 +157,62 @@ fn the_shim_adds_no_system_call_to_the_data_path() {
         );
         std::fs::read_to_string(&out).expect("trace")
     };
-    let plain = data_calls(&trace(false));
-    let metered = data_calls(&trace(true));
+    let (plain_trace, metered_trace) = (trace(false), trace(true));
+    let plain = data_calls(&plain_trace);
+    let metered = data_calls(&metered_trace);
+    // Exactly the workload's calls: 13 per round on its own fds, and the one write of its
+    // result line to stdout.
     let total: usize = plain.values().sum();
-    assert!(total >= 200 * 12, "the trace shows the workload's calls ({total})");
+    assert_eq!(
+        total,
+        ROUNDS * ROUND.len() + 1,
+        "the plain trace shows exactly the workload's data calls: {plain:?}"
+    );
+    assert_eq!(plain.get(&("write".to_string(), 1)), Some(&1), "{plain:?}");
     assert_eq!(plain, metered, "the shim changed the workload's data-path system calls");
+
+    // Between the first and the last data call, nothing but the workload's own calls, of any
+    // kind: the plain run is exactly ROUND, ROUNDS times, and the metered run is the same list,
+    // call for call and fd for fd.
+    let plain_path = data_path(&plain_trace);
+    let metered_path = data_path(&metered_trace);
+    let names: Vec<&str> = plain_path.iter().map(|(name, _)| name.as_str()).collect();
+    let want = ROUND.repeat(ROUNDS);
+    assert_eq!(
+        first_difference(&names, &want),
+        None,
+        "the plain trace's data path must be the workload's {ROUNDS} rounds and nothing else \
+         (index, plain, expected)"
+    );
+    // The one call the shim adds there, by design (docs/architecture.md, "The per-byte path"):
+    // an fd it did not see created (the workload's temporary file, opened by mkstemp, which the
+    // shim does not hook) is classified once, with one fstat right after its first hooked call
+    // (the round's write(); pwrite and pread are not hooked), and cached as not a socket. That
+    // call, at that place, exactly once, and nothing else.
+    let file_fd = plain_path
+        .iter()
+        .find(|(name, _)| name == "pwrite64")
+        .map(|(_, fd)| fd.clone())
+        .expect("the workload's file fd");
+    let first_write = plain_path
+        .iter()
+        .position(|(name, fd)| name == "write" && *fd == file_fd)
+        .expect("the workload writes its file");
+    let classify = metered_path.get(first_write + 1).cloned();
+    assert!(
+        matches!(&classify, Some((name, fd)) if (name == "newfstatat" || name == "fstat") && *fd == file_fd),
+        "expected the shim's one classification of fd {file_fd} (fstat) right after its first write, got {classify:?}"
+    );
+    let mut want = plain_path.clone();
+    want.insert(first_write + 1, classify.expect("checked above"));
+    if let Some((i, p, m)) = first_difference(&want, &metered_path) {
+        panic!(
+            "the shim changed the system calls of the data path at call {i} of {}: expected {p:?}, \
+             metered {m:?}; metered around it: {:?}",
+            want.len(),
+            &metered_path[i.saturating_sub(3)..(i + 4).min(metered_path.len())]
+        );
+    }
 
     // And the shim really was there, counting: identical traces would prove nothing otherwise.
     // Each of the 200 rounds moves 64 bytes on the socketpair and 100+10+12+12 bytes over TCP,
@@ -106,7 +226,7 @@ fn the_shim_adds_no_system_call_to_the_data_path() {
         .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
     assert_eq!(
         (tx, rx),
-        (200 * 198, 200 * 198),
+        (ROUNDS as u64 * 198, ROUNDS as u64 * 198),
         "the metered run counted every socket byte"
     );
 }

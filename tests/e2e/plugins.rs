@@ -20,7 +20,7 @@ use std::sync::OnceLock;
 use serde_json::Value;
 use sockmeter::report::ProcessReport;
 
-use crate::harness;
+use crate::harness::{self, WithoutSockmeterEnv};
 
 // ---------------------------------------------------------------------------------------
 // Building and finding the pieces
@@ -166,7 +166,7 @@ impl Server {
     fn start() -> Server {
         let mut child = Command::new(built("sockmeter-example-server"))
             .args(["--conns", "2", "--timeout-secs", "60"])
-            .env_remove("LD_PRELOAD")
+            .without_sockmeter_env()
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -209,7 +209,7 @@ impl Drop for Server {
 /// Runs a host to completion (every wait in the hosts and plugins is bounded).
 fn run_host(cmd: &mut Command) -> Output {
     let out = cmd
-        .env_remove("LD_PRELOAD")
+        .without_sockmeter_env()
         .stdin(Stdio::null())
         .output()
         .expect("run host");
@@ -549,7 +549,7 @@ fn plain_c_host_under_sockmeter_run_meters_a_deepbind_plugin_exactly_and_says_so
 fn demo_shows_exact_bytes_per_plugin() {
     let out = Command::new(harness::sockmeter())
         .arg("demo")
-        .env_remove("LD_PRELOAD")
+        .without_sockmeter_env()
         .stdin(Stdio::null())
         .output()
         .expect("sockmeter demo");

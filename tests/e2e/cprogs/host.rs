@@ -196,7 +196,7 @@ fn errno_and_return_values_are_untouched() {
     let d = path_str(&dir);
     let plain = Command::new(&bin)
         .arg(&d)
-        .env_remove("LD_PRELOAD")
+        .without_sockmeter_env()
         .stdin(Stdio::null())
         .output()
         .expect("run errnos");

@@ -11,20 +11,16 @@ pub(super) use std::collections::HashMap;
 pub(super) use std::io::{BufRead, BufReader, Read};
 pub(super) use std::path::{Path, PathBuf};
 pub(super) use std::process::{Child, ChildStdout, Command, Stdio};
-pub(super) use std::sync::Mutex;
 
 pub(super) use sockmeter::report::{ProcessReport, SocketReport};
 
-pub(super) use crate::harness::{self, Run};
+pub(super) use crate::harness::{self, Run, WithoutSockmeterEnv};
 
 mod data;
 mod host;
 
-/// Compiles `tests/c/<name>.c` (serialised: the harness's temporary output name is per
-/// program, and tests run in parallel threads).
+/// Compiles `tests/c/<name>.c` (the harness makes parallel compiles safe).
 pub(super) fn prog(name: &str, flags: &[&str]) -> String {
-    static LOCK: Mutex<()> = Mutex::new(());
-    let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
     path_str(&harness::compile_c(name, flags))
 }
 
@@ -75,7 +71,7 @@ impl Oracle {
     pub(super) fn spawn(args: &[&str], env: &[(&str, &str)], listens: bool) -> Oracle {
         let mut c = Command::new(prog("peer", &[]));
         c.args(args)
-            .env_remove("LD_PRELOAD")
+            .without_sockmeter_env()
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());

@@ -239,13 +239,14 @@ fn python_udp_client(family: u8) {
     assert_eq!(dg.len(), 1, "one datagram-role socket: {udp:#?}");
     let dg = dg[0];
     assert_eq!(dg.family, want_family);
-    if let Some(l) = &dg.local {
-        assert!(
-            l.ends_with(&format!(":{}", n(&me["unconnected"], "local_port"))),
-            "datagram socket local {l} vs the client's {}",
-            me["unconnected"]
-        );
-    }
+    assert_eq!(
+        dg.local,
+        None,
+        "an implicitly bound datagram socket (its first sendto() picked the port {}) has no \
+         local address in the report: the shim does not call getsockname() on the per-byte \
+         path, by design; the per-peer entry below identifies the traffic",
+        n(&me["unconnected"], "local_port")
+    );
     assert_eq!(
         dg.tx_bytes,
         n(pu, "rx"),

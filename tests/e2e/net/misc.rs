@@ -47,6 +47,11 @@ fn unix_run(include: bool) {
     let uv = up.finish();
     let tv = tp.finish();
     assert_ok(&r);
+    assert_eq!(
+        uv["timed_out"], false,
+        "unix peer timed out (its counts are partial): {uv}"
+    );
+    assert!(uv.get("error").is_none(), "unix peer's connection failed: {uv}");
     assert_eq!(n(&uv, "connections"), 1, "unix peer: {uv}");
     assert_peer_complete(&tv, 1);
     assert_eq!((n(&uv, "rx"), n(&uv, "tx")), (unix_size, unix_reply), "unix peer: {uv}");
@@ -156,6 +161,7 @@ fn missing_command_gives_127_with_a_clear_message() {
         .arg(&json)
         .arg("--")
         .arg(missing)
+        .without_sockmeter_env()
         .stdin(Stdio::null())
         .output()
         .expect("spawn sockmeter");

@@ -7,12 +7,11 @@
 pub(super) use std::path::PathBuf;
 pub(super) use std::process::{Command, Stdio};
 pub(super) use std::sync::atomic::{AtomicUsize, Ordering};
-pub(super) use std::sync::OnceLock;
 
 pub(super) use serde_json::Value;
 pub(super) use sockmeter::report::{ProcessReport, SocketReport};
 
-pub(super) use crate::harness::{self, run, Peer, Run};
+pub(super) use crate::harness::{self, direct, python, run, Peer, Run, WithoutSockmeterEnv};
 
 mod clients;
 mod misc;
@@ -21,23 +20,6 @@ mod processes;
 // ---------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------
-
-/// The real python3 interpreter (not a version-manager wrapper script, which would add
-/// bash/exec images of its own to every report).
-pub(super) fn python() -> &'static str {
-    static PY: OnceLock<String> = OnceLock::new();
-    PY.get_or_init(|| {
-        let out = Command::new("python3")
-            .args(["-c", "import sys; print(sys.executable)"])
-            .env_remove("LD_PRELOAD")
-            .output()
-            .expect("python3 is needed by the end-to-end tests");
-        assert!(out.status.success(), "python3 -c failed");
-        let p = String::from_utf8(out.stdout).expect("utf-8").trim().to_string();
-        assert!(!p.is_empty(), "python3 did not name its executable");
-        p
-    })
-}
 
 /// A script in tests/peers/.
 pub(super) fn script(name: &str) -> String {
@@ -165,25 +147,4 @@ pub(super) fn assert_peer_complete(v: &Value, conns: u64) {
     for c in v["per_conn"].as_array().expect("per_conn") {
         assert!(c.get("error").is_none(), "peer connection failed: {v}");
     }
-}
-
-/// Runs a program directly (not under `sockmeter run`) with the given environment.
-pub(super) fn direct(cmd: &[&str], env: &[(&str, &str)]) -> std::process::Output {
-    let mut c = Command::new(cmd[0]);
-    c.args(&cmd[1..]).stdin(Stdio::null());
-    for k in [
-        "LD_PRELOAD",
-        "SOCKMETER_SOCKET",
-        "SOCKMETER_REPORT",
-        "SOCKMETER_INTERVAL",
-        "SOCKMETER_UNIX",
-        "SOCKMETER_ATTRIBUTE",
-        "SOCKMETER_DISABLE",
-    ] {
-        c.env_remove(k);
-    }
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    c.output().expect("spawn")
 }
