@@ -227,9 +227,9 @@ pub struct GroupStats {
 impl SocketReport {
     /// Whether this socket counts in totals: inet always, Unix only when asked.
     pub fn counts(&self, include_unix: bool) -> bool {
-        match self.family.as_str() {
-            "inet" | "inet6" => true,
-            "unix" => include_unix,
+        match self.family() {
+            f if f.is_inet() => true,
+            Family::Unix => include_unix,
             _ => self.role == Role::Overflow.as_str(),
         }
     }

@@ -12,6 +12,7 @@
 use std::path::Path;
 
 use sockmeter::report::{ProcessReport, Report, SocketReport};
+use sockmeter::Family;
 
 /// Table rows shown per process; the rest are counted in one line (the JSON has them all).
 pub const MAX_ROWS: usize = 20;
@@ -192,7 +193,7 @@ pub fn render(report: &Report) -> String {
         let with_unix: Vec<(&ProcessReport, Vec<&SocketReport>)> = report
             .processes
             .iter()
-            .map(|p| (p, p.sockets.iter().filter(|s| s.family == "unix").collect::<Vec<_>>()))
+            .map(|p| (p, p.sockets.iter().filter(|s| s.family() == Family::Unix).collect::<Vec<_>>()))
             .filter(|(_, s)| !s.is_empty())
             .collect();
         if !with_unix.is_empty() {

@@ -95,7 +95,7 @@ pub(super) fn image(r: &Run, pid: u64) -> &ProcessReport {
 }
 
 pub(super) fn is_inet(s: &SocketReport) -> bool {
-    s.family == "inet" || s.family == "inet6"
+    s.family().is_inet()
 }
 
 /// The inet sockets of a process that are connections (connected or accepted).
