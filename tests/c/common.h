@@ -36,16 +36,22 @@ static inline void die(const char *what) {
     exit(2);
 }
 
+/* Formats one line (newline added, cut to fit) into `line`; returns its length. */
+static inline size_t vline(char *line, size_t cap, const char *fmt, va_list ap) {
+    int n = vsnprintf(line, cap - 1, fmt, ap);
+    if (n < 0) n = 0;
+    if ((size_t)n > cap - 2) n = (int)cap - 2;
+    line[n++] = '\n';
+    return (size_t)n;
+}
+
 static inline void fail(const char *fmt, ...) {
     char line[512];
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(line, sizeof line - 1, fmt, ap);
+    size_t n = vline(line, sizeof line, fmt, ap);
     va_end(ap);
-    if (n < 0) n = 0;
-    if ((size_t)n > sizeof line - 2) n = sizeof line - 2;
-    line[n++] = '\n';
-    ssize_t w = write(2, line, (size_t)n);
+    ssize_t w = write(2, line, n);
     (void)w;
     exit(3);
 }
@@ -56,12 +62,9 @@ static inline void say(const char *fmt, ...) {
     char line[512];
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(line, sizeof line - 1, fmt, ap);
+    size_t n = vline(line, sizeof line, fmt, ap);
     va_end(ap);
-    if (n < 0) n = 0;
-    if ((size_t)n > sizeof line - 2) n = sizeof line - 2;
-    line[n++] = '\n';
-    if (write(1, line, (size_t)n) != n) die("write stdout");
+    if (write(1, line, n) != (ssize_t)n) die("write stdout");
 }
 
 /* The shim's own fd below `limit`: its reporter connection (a Unix stream socket) when it
@@ -85,14 +88,32 @@ static inline void start_clock(void) {
     signal(SIGPIPE, SIG_IGN);
 }
 
-/* A TCP listener on 127.0.0.1, port 0 (socket, bind, listen). `flags` go to socket()'s type. */
-static inline int listen_v4(int flags, unsigned short *port) {
-    int fd = socket(AF_INET, SOCK_STREAM | flags, 0);
-    if (fd < 0) die("socket");
+/* 127.0.0.1:port. */
+static inline struct sockaddr_in lo4(unsigned short port) {
     struct sockaddr_in a;
     memset(&a, 0, sizeof a);
     a.sin_family = AF_INET;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(port);
+    return a;
+}
+
+/* Waits for `n` children; 1 if any did not exit with status 0. */
+static inline int wait_all(int n) {
+    int bad = 0;
+    for (int i = 0; i < n; i++) {
+        int st;
+        if (wait(&st) < 0) die("wait");
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) bad = 1;
+    }
+    return bad;
+}
+
+/* A TCP listener on 127.0.0.1, port 0 (socket, bind, listen). `flags` go to socket()'s type. */
+static inline int listen_v4(int flags, unsigned short *port) {
+    int fd = socket(AF_INET, SOCK_STREAM | flags, 0);
+    if (fd < 0) die("socket");
+    struct sockaddr_in a = lo4(0);
     if (bind(fd, (struct sockaddr *)&a, sizeof a) < 0) die("bind");
     if (listen(fd, 64) < 0) die("listen");
     socklen_t len = sizeof a;
@@ -105,11 +126,7 @@ static inline int listen_v4(int flags, unsigned short *port) {
 static inline int connect_v4(unsigned short port) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0) die("socket");
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = htons(port);
+    struct sockaddr_in a = lo4(port);
     if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) die("connect");
     return fd;
 }
@@ -145,7 +162,7 @@ static inline void publish_port(const char *path, unsigned short port) {
 
 /* Polls (bounded) for a file written by publish_port and returns the port. */
 static inline unsigned short await_port(const char *path) {
-    for (int i = 0; i < LIFETIME * 50; i++) {
+    for (int i = 0; i < (LIFETIME - 10) * 50; i++) { /* gives up before the alarm, to say why */
         FILE *f = fopen(path, "r");
         if (f) {
             unsigned p = 0;

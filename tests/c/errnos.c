@@ -29,11 +29,7 @@ int main(int argc, char **argv) {
     int lfd = listen_v4(0, &lport);
     int cli;
     KEEP("socket (success keeps errno)", cli = socket(AF_INET, SOCK_STREAM, 0));
-    struct sockaddr_in to;
-    memset(&to, 0, sizeof to);
-    to.sin_family = AF_INET;
-    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    to.sin_port = htons(lport);
+    struct sockaddr_in to = lo4(lport);
     KEEP("connect (success keeps errno)", connect(cli, (struct sockaddr *)&to, sizeof to));
     int srv;
     KEEP("accept (success keeps errno)", srv = accept(lfd, NULL, NULL));
@@ -53,10 +49,7 @@ int main(int argc, char **argv) {
     CALL("recv on empty nonblocking tcp", recv(srv, buf, sizeof buf, 0));
     CALL("read on empty nonblocking tcp", read(srv, buf, sizeof buf));
     int u = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
-    struct sockaddr_in ua;
-    memset(&ua, 0, sizeof ua);
-    ua.sin_family = AF_INET;
-    ua.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    struct sockaddr_in ua = lo4(0);
     CALL("bind udp", bind(u, (struct sockaddr *)&ua, sizeof ua));
     CALL("recv on empty nonblocking udp", recv(u, buf, sizeof buf, 0));
     CALL("recvfrom on empty nonblocking udp", recvfrom(u, buf, sizeof buf, 0, NULL, NULL));
@@ -86,10 +79,7 @@ int main(int argc, char **argv) {
 
     /* ECONNREFUSED: a port bound (so nobody else takes it) but not listening. */
     int held = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in ha;
-    memset(&ha, 0, sizeof ha);
-    ha.sin_family = AF_INET;
-    ha.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    struct sockaddr_in ha = lo4(0);
     CALL("bind unlistened port", bind(held, (struct sockaddr *)&ha, sizeof ha));
     socklen_t hl = sizeof ha;
     getsockname(held, (struct sockaddr *)&ha, &hl);

@@ -82,11 +82,5 @@ int main(int argc, char **argv) {
         if (close(c) < 0) die("close in parent");
     }
     if (close(lfd) < 0) die("close listener");
-    int bad = 0;
-    for (int i = 0; i < n; i++) {
-        int st;
-        if (wait(&st) < 0) die("wait");
-        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) bad = 1;
-    }
-    return bad;
+    return wait_all(n);
 }

@@ -10,11 +10,7 @@
 
 int main(int argc, char **argv) {
     if (argc != 3) fail("usage: holdclose PORT FLAGFILE");
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0) die("socket");
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((unsigned short)atoi(argv[1])),
-                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) die("connect");
+    int fd = connect_v4((unsigned short)atoi(argv[1]));
     static char buf[5000];
     memset(buf, 'x', sizeof buf);
     if (send(fd, buf, sizeof buf, 0) != (ssize_t)sizeof buf) die("send");

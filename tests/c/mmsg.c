@@ -20,21 +20,13 @@ int main(int argc, char **argv) {
     int nreply = atoi(argv[3]);
     int fd = socket(AF_INET, SOCK_DGRAM, 0);
     if (fd < 0) die("socket");
-    struct sockaddr_in me;
-    memset(&me, 0, sizeof me);
-    me.sin_family = AF_INET;
-    me.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    struct sockaddr_in me = lo4(0);
     if (bind(fd, (struct sockaddr *)&me, sizeof me) < 0) die("bind");
     struct timeval tv = {.tv_sec = LIFETIME, .tv_usec = 0};
     if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0) die("SO_RCVTIMEO");
 
     struct sockaddr_in dst[2];
-    for (int i = 0; i < 2; i++) {
-        memset(&dst[i], 0, sizeof dst[i]);
-        dst[i].sin_family = AF_INET;
-        dst[i].sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        dst[i].sin_port = htons((unsigned short)atoi(argv[1 + i]));
-    }
+    for (int i = 0; i < 2; i++) dst[i] = lo4((unsigned short)atoi(argv[1 + i]));
     static const size_t sizes[K] = {100, 2000, 1, 65000, 777, 1472, 4096};
     struct iovec iov[K];
     struct mmsghdr msgs[K];
