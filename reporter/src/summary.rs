@@ -193,7 +193,15 @@ pub fn render(report: &Report) -> String {
         let with_unix: Vec<(&ProcessReport, Vec<&SocketReport>)> = report
             .processes
             .iter()
-            .map(|p| (p, p.sockets.iter().filter(|s| s.family() == Family::Unix).collect::<Vec<_>>()))
+            .map(|p| {
+                (
+                    p,
+                    p.sockets
+                        .iter()
+                        .filter(|s| s.family() == Family::Unix)
+                        .collect::<Vec<_>>(),
+                )
+            })
             .filter(|(_, s)| !s.is_empty())
             .collect();
         if !with_unix.is_empty() {
