@@ -127,4 +127,20 @@ struct peer_hdr {
 };
 #define REQ1_SIZE 64   /* a short connection's request and reply, header included */
 
+/* Connects to the peer and opens a SINK or SRCE stream of `count` messages of `size` bytes;
+ * returns the socket. The header is `sizeof(struct peer_hdr)` bytes the workload sends. */
+static __attribute__((unused)) int peer_open(int port, const char mode[4], size_t size, unsigned long long count) {
+    int s = connect_loopback(port);
+    struct peer_hdr h = { {mode[0], mode[1], mode[2], mode[3]}, (uint32_t)size, count };
+    send_all(s, &h, sizeof h);
+    return s;
+}
+
+/* A REQ1 request (header included) in `req`. */
+static __attribute__((unused)) void req1_init(char req[REQ1_SIZE]) {
+    memset(req, 'q', REQ1_SIZE);
+    struct peer_hdr h = { {'R','E','Q','1'}, REQ1_SIZE, 1 };
+    memcpy(req, &h, sizeof h);
+}
+
 #endif

@@ -11,9 +11,7 @@
 static void one_request(int port) {
     int s = connect_loopback(port);
     char req[REQ1_SIZE], rep[REQ1_SIZE];
-    memset(req, 'q', sizeof req);
-    struct peer_hdr h = { {'R','E','Q','1'}, REQ1_SIZE, 1 };
-    memcpy(req, &h, sizeof h);
+    req1_init(req);
     send_all(s, req, sizeof req);
     recv_all(s, rep, sizeof rep);
     close(s);

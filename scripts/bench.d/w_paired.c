@@ -123,10 +123,8 @@ static int stream(int argc, char **argv) {
     tally_init(&tr, rounds);
 
     /* send phase: every call sends a whole message (blocking socket) */
-    int s = connect_loopback(port);
-    struct peer_hdr h = { {'S','I','N','K'}, (uint32_t)size, count };
-    send_all(s, &h, sizeof h);
-    tx += sizeof h;
+    int s = peer_open(port, "SINK", size, count);
+    tx += sizeof(struct peer_hdr);
     for (unsigned long r = 0; r < rounds; r++) {
         double ns[2];
         for (int k = 0; k < 2; k++) {
@@ -152,10 +150,8 @@ static int stream(int argc, char **argv) {
     close(s);
 
     /* recv phase: recv(SIZE) calls; a call may return less, so time per call */
-    int q = connect_loopback(port);
-    struct peer_hdr h2 = { {'S','R','C','E'}, (uint32_t)size, count };
-    send_all(q, &h2, sizeof h2);
-    tx += sizeof h2;
+    int q = peer_open(port, "SRCE", size, count);
+    tx += sizeof(struct peer_hdr);
     unsigned long long left = (unsigned long long)size * count;
     for (unsigned long r = 0; r < rounds; r++) {
         double ns[2], calls[2];

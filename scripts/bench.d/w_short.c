@@ -10,9 +10,7 @@ int main(int argc, char **argv) {
     int port = atoi(argv[1]);
     unsigned long long conns = strtoull(argv[2], NULL, 0);
     char req[REQ1_SIZE], rep[REQ1_SIZE];
-    memset(req, 'q', sizeof req);
-    struct peer_hdr h = { {'R','E','Q','1'}, REQ1_SIZE, 1 };
-    memcpy(req, &h, sizeof h);
+    req1_init(req);
     struct sockaddr_in a = loopback(port);
     uint64_t t0 = now_ns();
     for (unsigned long long i = 0; i < conns; i++) {

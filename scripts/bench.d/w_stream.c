@@ -16,10 +16,8 @@ int main(int argc, char **argv) {
     unsigned long long tx = 0, rx = 0, recv_calls = 0;
 
     /* phase 1: send */
-    int s = connect_loopback(port);
-    struct peer_hdr h = { {'S','I','N','K'}, (uint32_t)size, count };
-    send_all(s, &h, sizeof h);
-    tx += sizeof h;
+    int s = peer_open(port, "SINK", size, count);
+    tx += sizeof(struct peer_hdr);
     uint64_t t0 = now_ns();
     for (unsigned long long i = 0; i < count; i++) send_all(s, buf, size);
     char ack;
@@ -30,10 +28,8 @@ int main(int argc, char **argv) {
     close(s);
 
     /* phase 2: recv */
-    int r = connect_loopback(port);
-    struct peer_hdr h2 = { {'S','R','C','E'}, (uint32_t)size, count };
-    send_all(r, &h2, sizeof h2);
-    tx += sizeof h2;
+    int r = peer_open(port, "SRCE", size, count);
+    tx += sizeof(struct peer_hdr);
     uint64_t want = (uint64_t)size * count, got = 0;
     uint64_t t2 = now_ns();
     while (got < want) {
