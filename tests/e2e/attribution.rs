@@ -4,7 +4,7 @@
 //! the HTTP peer's own counts either way, and modules always sum to the process totals.
 
 use crate::harness::{self, run, Peer, Run};
-use crate::net::{assert_peer_complete, inet_connections, n};
+use crate::net::{assert_ok, assert_peer_complete, inet_connections, mirror};
 
 fn curl_under(
     extra: &[&str],
@@ -18,7 +18,7 @@ fn curl_under(
     let url = format!("http://127.0.0.1:{}/x", peer.port);
     let r = run(extra, &["curl", "-s", "-o", "/dev/null", &url]);
     let verdict = peer.finish();
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_ok(&r);
     assert_peer_complete(&verdict, 1);
     let p = r.proc("curl").clone();
     let inet: Vec<_> = p.sockets.iter().filter(|s| s.family == "inet").cloned().collect();
@@ -29,7 +29,7 @@ fn curl_under(
 /// Everything ties to the HTTP peer's verdict exactly: curl's one socket, its process, the run,
 /// and the module each connection is charged to.
 fn check_sums(r: &Run, p: &sockmeter::ProcessReport, sock: &sockmeter::SocketReport, verdict: &serde_json::Value) {
-    let (peer_rx, peer_tx) = (n(verdict, "rx"), n(verdict, "tx"));
+    let (peer_rx, peer_tx) = mirror(verdict);
     assert_eq!(sock.tx_bytes, peer_rx, "curl's tx = what the server received");
     assert_eq!(sock.rx_bytes, peer_tx, "curl's rx = what the server sent");
     assert_eq!(

@@ -2,29 +2,18 @@
 //! report path each get one clear line on stderr naming the variable, while the program's own
 //! output, exit status and network exchange are exactly what they are without the shim.
 
-use std::io::Read;
-use std::net::TcpListener;
-use std::time::Duration;
-
-use crate::harness::{direct, python, scratch, shim};
+use crate::harness::{direct, python, scratch, shim, Sink};
 
 /// Runs a python3 client that sends 3000 bytes to a local peer and prints a line; returns
 /// (exit code, stdout, stderr, bytes the peer received).
 fn client(env: &[(&str, &str)]) -> (Option<i32>, String, String, usize) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    let peer = std::thread::spawn(move || {
-        let (mut c, _) = listener.accept().expect("accept");
-        c.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
-        let mut got = Vec::new();
-        c.read_to_end(&mut got).expect("read");
-        got.len()
-    });
+    let sink = Sink::start();
+    let port = sink.port;
     let script = format!(
         "import socket, sys\nc = socket.create_connection(('127.0.0.1', {port}))\nc.sendall(b'z' * 3000)\nc.close()\nprint('sent 3000')\nsys.exit(4)\n"
     );
     let out = direct(&[python(), "-c", &script], env);
-    let got = peer.join().expect("peer");
+    let got = sink.received();
     (
         out.status.code(),
         String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -5,10 +5,15 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
+use std::thread::JoinHandle;
+use std::time::Duration;
 
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 use sockmeter::report::{ProcessReport, Report};
 
@@ -24,10 +29,11 @@ pub fn target_dir() -> PathBuf {
     exe.parent().and_then(Path::parent).expect("target dir").to_path_buf()
 }
 
-/// The `sockmeter` binary and the shim, built by `cargo build --workspace` (the README's test
-/// command builds them first; a missing one is a clear failure, never a skip).
-pub fn sockmeter() -> PathBuf {
-    let p = target_dir().join("sockmeter");
+/// A file `cargo build --workspace` puts in target/<profile>/ (a binary, the shim, a plugin,
+/// the example server). The README's test command builds them first; a missing one is a clear
+/// failure, never a skip.
+pub fn built(name: &str) -> PathBuf {
+    let p = target_dir().join(name);
     assert!(
         p.exists(),
         "{} is missing: run `cargo build --workspace` before `cargo test` (scripts/test does both)",
@@ -36,15 +42,14 @@ pub fn sockmeter() -> PathBuf {
     p
 }
 
+/// The `sockmeter` binary.
+pub fn sockmeter() -> PathBuf {
+    built("sockmeter")
+}
+
 /// The shim library.
 pub fn shim() -> PathBuf {
-    let p = target_dir().join("libsockmeter_shim.so");
-    assert!(
-        p.exists(),
-        "{} is missing: run `cargo build --workspace` first (scripts/test does)",
-        p.display()
-    );
-    p
+    built("libsockmeter_shim.so")
 }
 
 /// A scratch directory for this test run.
@@ -55,6 +60,34 @@ pub fn scratch() -> &'static Path {
         std::fs::create_dir_all(&d).expect("scratch dir");
         d
     })
+}
+
+/// A fresh path in the scratch directory, `<tag>-<n>` (one counter for the whole test binary,
+/// so no two calls ever return the same path). Nothing is created.
+pub fn scratch_path(tag: &str) -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    scratch().join(format!("{tag}-{n}"))
+}
+
+/// A fresh, empty directory in the scratch directory ([`scratch_path`], created).
+pub fn fresh_dir(tag: &str) -> PathBuf {
+    let d = scratch_path(tag);
+    std::fs::create_dir_all(&d).unwrap_or_else(|e| panic!("create {}: {e}", d.display()));
+    d
+}
+
+/// Reads a JSON file something under test wrote (a report, a snapshot) into `T`; a missing
+/// or malformed file fails, showing its text.
+pub fn read_json<T: DeserializeOwned>(path: &Path) -> T {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("no file at {}: {e}", path.display()));
+    serde_json::from_str(text.trim())
+        .unwrap_or_else(|e| panic!("{} does not parse as expected: {e}\n{text}", path.display()))
+}
+
+/// A run report file (`--json FILE`, or `SOCKMETER_REPORT` without the reporter).
+pub fn read_report(path: &Path) -> Report {
+    read_json(path)
 }
 
 /// The real python3 interpreter (not a version-manager wrapper script, which would add
@@ -76,10 +109,9 @@ pub fn python() -> &'static str {
 
 /// Compiles `tests/c/<name>.c` with `cc -O2 -Wall <flags>` (once per name+flags) and returns
 /// the executable. Safe to call from parallel tests: each compile writes its own temporary file
-/// (pid and a counter in its name) and renames it into place atomically, so a caller never sees
+/// (a [`scratch_path`]) and renames it into place atomically, so a caller never sees
 /// a half-written executable; two racing compiles of the same program just both succeed.
 pub fn compile_c(name: &str, flags: &[&str]) -> PathBuf {
-    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let src = root().join("tests/c").join(format!("{name}.c"));
     let tag: String = flags
         .iter()
@@ -89,8 +121,7 @@ pub fn compile_c(name: &str, flags: &[&str]) -> PathBuf {
     if out.exists() {
         return out;
     }
-    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let tmp = scratch().join(format!("{name}{tag}.{}.{n}.tmp", std::process::id()));
+    let tmp = scratch_path(&format!("{name}{tag}.tmp"));
     let st = Command::new("cc")
         .arg("-O2")
         .arg("-Wall")
@@ -193,9 +224,7 @@ pub fn direct(cmd: &[&str], env: &[(&str, &str)]) -> std::process::Output {
 
 /// As [`run`], with extra environment variables.
 pub fn run_with(extra: &[&str], cmd: &[&str], env: &[(&str, &str)]) -> Run {
-    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let json_path = scratch().join(format!("report-{n}.json"));
+    let json_path = scratch_path("report").with_extension("json");
     let mut c = Command::new(sockmeter());
     c.arg("run")
         .arg("--json")
@@ -226,48 +255,64 @@ pub fn run_with(extra: &[&str], cmd: &[&str], env: &[(&str, &str)]) -> Run {
     }
 }
 
-/// An oracle peer: a Python script from tests/peers/, not metered, that prints one line with
-/// its port first and one JSON line with what it saw when it ends.
+/// An oracle peer: a process that is not metered (a Python script from tests/peers/, the
+/// example server, tests/c/peer.c), that prints its port first when it listens and what it saw
+/// when it ends. Killed if dropped before it is finished.
 pub struct Peer {
     child: Child,
-    /// The port it listens on.
+    out: BufReader<ChildStdout>,
+    /// The port it listens on (0 for a peer started with [`Peer::launch`]).
     pub port: u16,
 }
 
 impl Peer {
     /// Starts `tests/peers/<script>` with `args`; waits for its port line.
     pub fn start(script: &str, args: &[&str]) -> Peer {
-        let mut child = Command::new(python())
-            .arg(root().join("tests/peers").join(script))
-            .args(args)
+        let mut c = Command::new(python());
+        c.arg(root().join("tests/peers").join(script)).args(args);
+        Peer::spawn(c)
+    }
+
+    /// Starts `cmd` as an oracle peer ([`Peer::launch`]) and waits for its port line.
+    pub fn spawn(cmd: Command) -> Peer {
+        let what = format!("{cmd:?}");
+        let mut peer = Peer::launch(cmd);
+        let mut line = String::new();
+        peer.out.read_line(&mut line).expect("port line");
+        peer.port = line
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("peer {what} printed {line:?} instead of a port"));
+        peer
+    }
+
+    /// Starts `cmd` unmetered (no inherited `LD_PRELOAD` or `SOCKMETER_*`), stdin empty, stdout
+    /// read by [`Peer::output`], stderr inherited; reads no port line (a peer that connects).
+    pub fn launch(mut cmd: Command) -> Peer {
+        let mut child = cmd
             .without_sockmeter_env()
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .expect("python3 (an oracle peer)");
-        let mut line = String::new();
-        BufReader::new(child.stdout.as_mut().expect("stdout"))
-            .read_line(&mut line)
-            .expect("port line");
-        let port = line
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("peer {script} printed {line:?} instead of a port"));
-        Peer { child, port }
+            .unwrap_or_else(|e| panic!("start the oracle peer {cmd:?}: {e}"));
+        let out = BufReader::new(child.stdout.take().expect("stdout"));
+        Peer { child, out, port: 0 }
     }
 
-    /// Waits for the peer to finish and returns its JSON verdict (it must end by itself).
-    pub fn finish(mut self) -> Value {
+    /// Waits for the peer to finish (it must end by itself, successfully) and returns the rest
+    /// of what it printed.
+    pub fn output(mut self) -> String {
         let mut rest = String::new();
-        self.child
-            .stdout
-            .take()
-            .expect("stdout")
-            .read_to_string(&mut rest)
-            .expect("read peer");
+        self.out.read_to_string(&mut rest).expect("read peer");
         let st = self.child.wait().expect("wait peer");
-        assert!(st.success(), "peer failed: {st}");
+        assert!(st.success(), "peer failed ({st}); it printed:\n{rest}");
+        rest
+    }
+
+    /// [`Peer::output`]'s last line: the peer's JSON verdict.
+    pub fn finish(self) -> Value {
+        let rest = self.output();
         let last = rest.lines().last().unwrap_or_else(|| panic!("peer printed no verdict"));
         serde_json::from_str(last).unwrap_or_else(|e| panic!("peer verdict {last:?}: {e}"))
     }
@@ -275,8 +320,44 @@ impl Peer {
 
 impl Drop for Peer {
     fn drop(&mut self) {
+        // Only matters when a test panics before `finish` or `output`: the peer is our own child.
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// An in-process peer, not metered: accepts one TCP connection on 127.0.0.1 and reads it to
+/// EOF (each read bounded by 20 s), counting the bytes.
+pub struct Sink {
+    /// The port it listens on.
+    pub port: u16,
+    thread: JoinHandle<usize>,
+}
+
+impl Sink {
+    /// Listens (on return the port accepts connections) and reads in a thread.
+    pub fn start() -> Sink {
+        Sink::start_then(|_| {})
+    }
+
+    /// As [`Sink::start`], calling `on_eof` with the byte count as soon as it sees EOF.
+    pub fn start_then(on_eof: impl FnOnce(usize) + Send + 'static) -> Sink {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let thread = std::thread::spawn(move || {
+            let (mut c, _) = listener.accept().expect("accept");
+            c.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+            let mut got = Vec::new();
+            c.read_to_end(&mut got).expect("read to EOF");
+            on_eof(got.len());
+            got.len()
+        });
+        Sink { port, thread }
+    }
+
+    /// Waits for the connection's EOF; the bytes received.
+    pub fn received(self) -> usize {
+        self.thread.join().expect("sink")
     }
 }
 

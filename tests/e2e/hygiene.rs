@@ -3,11 +3,7 @@
 //! socket the host closes really closes, while the host still runs), and the exact counts
 //! arrive all the same.
 
-use std::io::Read;
-use std::net::TcpListener;
-use std::time::Duration;
-
-use crate::harness::{self, compile_c, python, run, scratch};
+use crate::harness::{self, compile_c, python, run, scratch_path, Sink};
 
 /// A metered C client (its socket made without SOCK_CLOEXEC) connects, sends 5000 bytes,
 /// closes, and then waits (bounded) for the unmetered peer to report, through a file, that it
@@ -15,18 +11,10 @@ use crate::harness::{self, compile_c, python, run, scratch};
 /// client lives, and the client would exit 1.
 #[test]
 fn a_closed_socket_is_closed_while_the_host_still_runs_and_the_host_has_one_thread() {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    let flag = scratch().join(format!("eof-{port}"));
+    let flag = scratch_path("eof");
     let flag2 = flag.clone();
-    let peer = std::thread::spawn(move || {
-        let (mut c, _) = listener.accept().expect("accept");
-        c.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
-        let mut got = Vec::new();
-        c.read_to_end(&mut got).expect("read to EOF");
-        std::fs::write(&flag2, got.len().to_string()).expect("flag");
-        got.len()
-    });
+    let peer = Sink::start_then(move |got| std::fs::write(&flag2, got.to_string()).expect("flag"));
+    let port = peer.port;
     let prog = compile_c("holdclose", &[]);
     let r = run(
         &[],
@@ -36,7 +24,7 @@ fn a_closed_socket_is_closed_while_the_host_still_runs_and_the_host_has_one_thre
             &flag.display().to_string(),
         ],
     );
-    let received = peer.join().expect("peer");
+    let received = peer.received();
     assert_eq!(r.code, 0, "the peer saw no EOF while the host was alive:\n{}", r.stderr);
     assert_eq!(received, 5000);
     assert_eq!(
@@ -55,15 +43,8 @@ fn a_closed_socket_is_closed_while_the_host_still_runs_and_the_host_has_one_thre
 /// live in memory its shipper still maps, and the shipper ships them once the process is gone.
 #[test]
 fn a_process_killed_by_sigkill_still_reports_every_byte() {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    let peer = std::thread::spawn(move || {
-        let (mut c, _) = listener.accept().expect("accept");
-        c.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
-        let mut got = Vec::new();
-        c.read_to_end(&mut got).expect("read to EOF");
-        got.len()
-    });
+    let peer = Sink::start();
+    let port = peer.port;
     // 3 sends inside one interval (1 s), then SIGKILL: no exit handler can run.
     let script = format!(
         "import os, signal, socket\n\
@@ -72,7 +53,7 @@ fn a_process_killed_by_sigkill_still_reports_every_byte() {
          os.kill(os.getpid(), signal.SIGKILL)\n"
     );
     let r = run(&[], &[python(), "-c", &script]);
-    let received = peer.join().expect("peer");
+    let received = peer.received();
     assert_eq!(r.code, 137, "killed by SIGKILL (128+9):\n{}", r.stderr);
     assert_eq!(received, 3777);
     assert_eq!(r.report.exit_status, Some(137), "the report's exit status");

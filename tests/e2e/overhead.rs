@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::process::Command;
 
-use crate::harness::{self, compile_c, scratch, shim, sockmeter};
+use crate::harness::{self, compile_c, read_report, scratch, shim, sockmeter};
 
 const DATA_CALLS: &[&str] = &[
     "read", "write", "readv", "writev", "sendto", "recvfrom", "sendmsg", "recvmsg", "pread64", "pwrite64",
@@ -217,8 +217,7 @@ fn the_shim_adds_no_system_call_to_the_data_path() {
     // And the shim really was there, counting: identical traces would prove nothing otherwise.
     // Each of the 200 rounds moves 64 bytes on the socketpair and 100+10+12+12 bytes over TCP,
     // both ends in this one process, so every byte is counted once sent and once received.
-    let text = std::fs::read_to_string(scratch().join("strace-metered.json")).expect("report");
-    let report: sockmeter::Report = serde_json::from_str(&text).expect("report JSON");
+    let report = read_report(&scratch().join("strace-metered.json"));
     let (tx, rx): (u64, u64) = report
         .processes
         .iter()

@@ -11,38 +11,18 @@
 //! Needs `cargo build --workspace` (the hosts, plugins and server) and libcurl's headers
 //! (`libcurl4-openssl-dev`) for the C plugin.
 
-use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 
 use serde_json::Value;
 use sockmeter::report::ProcessReport;
 
-use crate::harness::{self, WithoutSockmeterEnv};
+use crate::harness::{self, Peer, WithoutSockmeterEnv};
 
 // ---------------------------------------------------------------------------------------
 // Building and finding the pieces
 // ---------------------------------------------------------------------------------------
-
-/// A file built by `cargo build --workspace` into target/<profile>/ (a missing one fails).
-fn built(name: &str) -> PathBuf {
-    let p = harness::target_dir().join(name);
-    assert!(
-        p.exists(),
-        "{} is missing: run `cargo build --workspace` before `cargo test` (scripts/test does)",
-        p.display()
-    );
-    p
-}
-
-/// A fresh path in the scratch directory.
-fn scratch_path(tag: &str) -> PathBuf {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let n = N.fetch_add(1, Ordering::Relaxed);
-    harness::scratch().join(format!("plugins-{tag}-{n}"))
-}
 
 /// Runs `cc -O2 -Wall -Wextra -Werror <args> -o out` once (warnings are errors: the examples
 /// must compile cleanly).
@@ -82,7 +62,7 @@ fn weather_so() -> &'static Path {
 
 /// The Rust plugin.
 fn stocks_so() -> PathBuf {
-    built("libstocks_plugin.so").canonicalize().expect("canonical")
+    harness::built("libstocks_plugin.so").canonicalize().expect("canonical")
 }
 
 /// examples/c-host/host.c linked with the shim (`-lsockmeter_shim`, rpath, no LD_PRELOAD).
@@ -155,55 +135,29 @@ fn dynamic(exe: &Path) -> (Vec<String>, String) {
 // The oracle server
 // ---------------------------------------------------------------------------------------
 
-/// `sockmeter-example-server`, expecting one connection per plugin. Killed if dropped early.
-struct Server {
-    child: Child,
-    out: BufReader<std::process::ChildStdout>,
-    port: u16,
+/// `sockmeter-example-server`, expecting one connection per plugin (an oracle [`Peer`]).
+fn start_server() -> Peer {
+    let mut c = Command::new(harness::built("sockmeter-example-server"));
+    c.args(["--conns", "2", "--timeout-secs", "60"]);
+    Peer::spawn(c)
 }
 
-impl Server {
-    fn start() -> Server {
-        let mut child = Command::new(built("sockmeter-example-server"))
-            .args(["--conns", "2", "--timeout-secs", "60"])
-            .without_sockmeter_env()
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start the example server");
-        let mut out = BufReader::new(child.stdout.take().expect("stdout"));
-        let mut line = String::new();
-        out.read_line(&mut line).expect("port line");
-        let port = line
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("the server printed {line:?} instead of its port"));
-        Server { child, out, port }
+/// The server's verdict (it ends by itself after two connections, or its timeout): both
+/// connections served without an error. Its records always carry `error`, null when there was
+/// none, so this is not `net::assert_peer_complete` (which wants the key absent).
+fn verdict(server: Peer) -> Value {
+    let v = server.finish();
+    assert_eq!(v["timed_out"], Value::Bool(false), "server timed out: {v}");
+    assert_eq!(v["connections"], 2, "server: {v}");
+    for c in v["per_conn"].as_array().expect("per_conn") {
+        assert!(c["error"].is_null(), "server connection failed: {c}");
     }
-
-    /// The server's verdict (it ends by itself after two connections, or its timeout).
-    fn finish(mut self) -> Value {
-        let mut rest = String::new();
-        self.out.read_to_string(&mut rest).expect("read server");
-        let st = self.child.wait().expect("wait server");
-        assert!(st.success(), "server failed: {st}");
-        let last = rest.lines().last().expect("the server printed no verdict");
-        let v: Value = serde_json::from_str(last).unwrap_or_else(|e| panic!("verdict {last:?}: {e}"));
-        assert_eq!(v["timed_out"], Value::Bool(false), "server timed out: {v}");
-        assert_eq!(v["connections"], 2, "server: {v}");
-        for c in v["per_conn"].as_array().expect("per_conn") {
-            assert!(c["error"].is_null(), "server connection failed: {c}");
-        }
-        v
-    }
+    v
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The snapshot a host wrote with `--json`: its own process report, through the API.
+fn read_snapshot(path: &Path) -> ProcessReport {
+    harness::read_json(path)
 }
 
 /// Runs a host to completion (every wait in the hosts and plugins is bounded).
@@ -221,11 +175,6 @@ fn run_host(cmd: &mut Command) -> Output {
         String::from_utf8_lossy(&out.stderr)
     );
     out
-}
-
-fn read_snapshot(path: &Path) -> ProcessReport {
-    let text = std::fs::read_to_string(path).expect("the host wrote its snapshot");
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("snapshot: {e}\n{text}"))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -352,8 +301,8 @@ fn check_events(stdout: &str) {
 
 /// Runs the linked C host; returns its snapshot, stdout and the server's verdict.
 fn c_host(extra: &[&str], env: &[(&str, &str)]) -> (ProcessReport, String, Value) {
-    let server = Server::start();
-    let json = scratch_path("c-host.json");
+    let server = start_server();
+    let json = harness::scratch_path("c-host.json");
     let out = run_host(
         Command::new(c_host_linked())
             .args(extra)
@@ -367,7 +316,7 @@ fn c_host(extra: &[&str], env: &[(&str, &str)]) -> (ProcessReport, String, Value
             .arg(&json)
             .envs(env.iter().copied()),
     );
-    let v = server.finish();
+    let v = verdict(server);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     (read_snapshot(&json), stdout, v)
 }
@@ -408,7 +357,7 @@ fn c_host_linked_with_the_shim_meters_each_plugin_exactly() {
 fn c_host_deepbind_plugin_is_still_metered_exactly() {
     // LD_DEBUG shows where the loader bound libcurl's `send`: with RTLD_DEEPBIND it is libc's,
     // past the shim (so this test really exercises the rebinding, not a no-op).
-    let ld_debug = scratch_path("ld-debug");
+    let ld_debug = harness::scratch_path("ld-debug");
     let (me, stdout, v) = c_host(
         &["--deepbind"],
         &[
@@ -454,15 +403,15 @@ fn c_host_deepbind_notice_says_the_plugin_was_rebound() {
 
 #[test]
 fn rust_host_links_the_shim_ahead_of_libc_and_meters_each_plugin_exactly() {
-    let host = built("sockmeter-rust-host");
+    let host = harness::built("sockmeter-rust-host");
     let (needed, runpath) = dynamic(&host);
     let shim = needed.iter().position(|n| n == "libsockmeter_shim.so");
     let libc = needed.iter().position(|n| n == "libc.so.6");
     assert!(shim.is_some() && shim < libc, "shim NEEDED before libc: {needed:?}");
     assert!(runpath.split(':').any(|p| p == "$ORIGIN"), "RUNPATH {runpath:?}");
 
-    let server = Server::start();
-    let json = scratch_path("rust-host.json");
+    let server = start_server();
+    let json = harness::scratch_path("rust-host.json");
     let out = run_host(
         Command::new(&host)
             .arg("--port")
@@ -470,7 +419,7 @@ fn rust_host_links_the_shim_ahead_of_libc_and_meters_each_plugin_exactly() {
             .arg("--json")
             .arg(&json),
     );
-    let v = server.finish();
+    let v = verdict(server);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let me = read_snapshot(&json);
     // The weather plugin is the one the host's build.rs compiled (its path is checked by
@@ -489,8 +438,8 @@ fn rust_host_links_the_shim_ahead_of_libc_and_meters_each_plugin_exactly() {
 /// `sockmeter run -- c-host-plain ...`: the shim is preloaded, the host finds the API with
 /// dlsym; the reporter's own report must carry the same exact numbers.
 fn preloaded(deepbind: bool) {
-    let server = Server::start();
-    let json = scratch_path("plain.json");
+    let server = start_server();
+    let json = harness::scratch_path("plain.json");
     let port = server.port.to_string();
     let host = c_host_plain().to_string_lossy().into_owned();
     let weather = weather_so().to_string_lossy().into_owned();
@@ -511,14 +460,11 @@ fn preloaded(deepbind: bool) {
     ]);
     let r = harness::run(&[], &cmd);
     assert_eq!(r.code, 0, "stdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
-    let v = server.finish();
+    let v = verdict(server);
     let p = r.proc("c-host-plain");
     check_plugins(p, &v, Some(weather_so()), &stocks_so());
     assert_eq!(r.report.processes.len(), 1, "only the host is metered");
-    assert_eq!(
-        (r.report.totals.tx_bytes, r.report.totals.rx_bytes),
-        (p.totals.tx_bytes, p.totals.rx_bytes)
-    );
+    assert_eq!(harness::totals(&r), (p.totals.tx_bytes, p.totals.rx_bytes));
     // The host's own snapshot (through the API found with dlsym) agrees.
     check_plugins(&read_snapshot(&json), &v, Some(weather_so()), &stocks_so());
     check_events(&r.stdout);

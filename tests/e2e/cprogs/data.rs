@@ -29,12 +29,7 @@ fn fortified_checked_reads_are_counted_exactly() {
     let s = by_local(&r, p, seen.port);
     assert_eq!(s.role, "connected");
     assert_mirror(&r, s, &seen);
-    assert_eq!(
-        (p.totals.tx_bytes, p.totals.rx_bytes),
-        (seen.rx, seen.tx),
-        "process totals{}",
-        ctx(&r)
-    );
+    assert_sum_mirror(&r, Some(p), &[seen]);
     // Each checked variant really delivered bytes (the program's own tally), so each one's
     // share is in the count above.
     let via = fields(&r.stdout, "via");
@@ -119,13 +114,7 @@ fn epoll_server_counts_each_connection_and_eagain_is_no_error() {
         (listeners[0].tx_bytes, listeners[0].rx_bytes, listeners[0].errors),
         (0, 0, 0)
     );
-    let (tx, rx) = harness::totals(&r);
-    assert_eq!(
-        (tx, rx),
-        (seen.iter().map(|s| s.rx).sum(), seen.iter().map(|s| s.tx).sum()),
-        "run totals{}",
-        ctx(&r)
-    );
+    assert_sum_mirror(&r, Some(p), &seen);
 }
 
 // ---- 3. sendfile / sendfile64 ----
@@ -345,18 +334,7 @@ fn files_pipes_and_dev_null_are_never_counted() {
     assert_eq!(p.sockets.len(), 1, "the one TCP socket and nothing else{}", ctx(&r));
     let s = by_local(&r, p, seen.port);
     assert_mirror(&r, s, &seen);
-    assert_eq!(
-        (r.report.totals.tx_bytes, r.report.totals.rx_bytes),
-        (seen.rx, seen.tx),
-        "run totals{}",
-        ctx(&r)
-    );
-    assert_eq!(
-        (p.totals.tx_bytes, p.totals.rx_bytes),
-        (seen.rx, seen.tx),
-        "process totals{}",
-        ctx(&r)
-    );
+    assert_sum_mirror(&r, Some(p), &[seen]);
     let calls = fields(&r.stdout, "socket calls");
     assert_eq!(
         (p.totals.tx_calls, p.totals.rx_calls),

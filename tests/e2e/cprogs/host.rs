@@ -59,13 +59,7 @@ fn forked_workers_that_exit_with_underscore_exit_are_reported_through_the_parent
         "the parent moved no bytes{}",
         ctx(&r)
     );
-    let (tx, rx) = harness::totals(&r);
-    assert_eq!(
-        (tx, rx),
-        (seen.iter().map(|s| s.rx).sum(), seen.iter().map(|s| s.tx).sum()),
-        "run totals{}",
-        ctx(&r)
-    );
+    assert_sum_mirror(&r, None, &seen);
 }
 
 // ---- 9. a statically linked program ----
@@ -128,12 +122,7 @@ fn wipe_fds(mode: &str) {
     let bs = by_local(&r, p, b_port);
     assert_mirror(&r, bs, &sb);
     assert_eq!(bs.fd as u64, get(&b, "fd"));
-    assert_eq!(
-        (p.totals.tx_bytes, p.totals.rx_bytes),
-        (sa.rx + sb.rx, sa.tx + sb.tx),
-        "process totals{}",
-        ctx(&r)
-    );
+    assert_sum_mirror(&r, Some(p), &[sa, sb]);
 }
 
 #[test]
@@ -179,12 +168,7 @@ fn closing_the_reporter_fd_while_another_thread_works_keeps_the_report() {
     let b = fields(&r.stdout, "sock B ");
     let s = by_local(&r, p, get(&b, "port") as u16);
     assert_mirror(&r, s, &seen);
-    assert_eq!(
-        (p.totals.tx_bytes, p.totals.rx_bytes),
-        (seen.rx, seen.tx),
-        "process totals{}",
-        ctx(&r)
-    );
+    assert_sum_mirror(&r, Some(p), &[seen]);
 }
 
 // ---- 11. results and errno are the program's own ----

@@ -8,13 +8,12 @@
 //! program's own count of the calls it made. No number here mirrors the shim's output.
 
 pub(super) use std::collections::HashMap;
-pub(super) use std::io::{BufRead, BufReader, Read};
-pub(super) use std::path::{Path, PathBuf};
-pub(super) use std::process::{Child, ChildStdout, Command, Stdio};
+pub(super) use std::path::Path;
+pub(super) use std::process::{Command, Stdio};
 
 pub(super) use sockmeter::report::{ProcessReport, SocketReport};
 
-pub(super) use crate::harness::{self, Run, WithoutSockmeterEnv};
+pub(super) use crate::harness::{self, fresh_dir, Peer, Run, WithoutSockmeterEnv};
 
 mod data;
 mod host;
@@ -26,15 +25,6 @@ pub(super) fn prog(name: &str, flags: &[&str]) -> String {
 
 pub(super) fn path_str(p: &Path) -> String {
     p.to_str().expect("utf-8 path").to_string()
-}
-
-/// A fresh scratch directory for one test.
-pub(super) fn fresh_dir(tag: &str) -> PathBuf {
-    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let d = harness::scratch().join(format!("c-{tag}-{n}"));
-    std::fs::create_dir_all(&d).expect("scratch dir");
-    d
 }
 
 /// One TCP connection as the unmetered peer saw it.
@@ -59,37 +49,23 @@ pub(super) struct SeenUdp {
     pub(super) txd: u64,
 }
 
-/// The unmetered peer (`tests/c/peer.c`).
-pub(super) struct Oracle {
-    pub(super) child: Child,
-    pub(super) out: BufReader<ChildStdout>,
-    /// Its listening port (server and udp modes).
-    pub(super) port: u16,
+/// The unmetered peer (`tests/c/peer.c`), an oracle [`Peer`]: `port` is its listening port
+/// (server and udp modes; 0 in client mode, where it prints none).
+pub(super) struct Oracle(Peer);
+
+impl std::ops::Deref for Oracle {
+    type Target = Peer;
+    fn deref(&self) -> &Peer {
+        &self.0
+    }
 }
 
 impl Oracle {
+    /// `peer ARGS...` with `env` added; `listens`: it prints its port first.
     pub(super) fn spawn(args: &[&str], env: &[(&str, &str)], listens: bool) -> Oracle {
         let mut c = Command::new(prog("peer", &[]));
-        c.args(args)
-            .without_sockmeter_env()
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        for (k, v) in env {
-            c.env(k, v);
-        }
-        let mut child = c.spawn().expect("spawn peer");
-        let mut out = BufReader::new(child.stdout.take().expect("peer stdout"));
-        let mut port = 0;
-        if listens {
-            let mut line = String::new();
-            out.read_line(&mut line).expect("peer port line");
-            port = line
-                .trim()
-                .parse()
-                .unwrap_or_else(|_| panic!("peer printed {line:?} instead of its port"));
-        }
-        Oracle { child, out, port }
+        c.args(args).envs(env.iter().copied());
+        Oracle(if listens { Peer::spawn(c) } else { Peer::launch(c) })
     }
 
     /// `peer server NCONN SCRIPT`.
@@ -110,18 +86,9 @@ impl Oracle {
         Oracle::spawn(&["udp", &nexpect.to_string(), sizes], &[], true)
     }
 
-    /// Waits for the peer (it ends by itself) and returns the rest of its output.
-    pub(super) fn finish(mut self) -> String {
-        let mut rest = String::new();
-        self.out.read_to_string(&mut rest).expect("read peer");
-        let st = self.child.wait().expect("wait peer");
-        assert!(st.success(), "the unmetered peer failed ({st}); it printed:\n{rest}");
-        rest
-    }
-
     /// The connections it reports.
     pub(super) fn conns(self) -> Vec<Seen> {
-        let text = self.finish();
+        let text = self.0.output();
         let v: Vec<Seen> = text
             .lines()
             .filter(|l| l.starts_with("conn "))
@@ -140,7 +107,7 @@ impl Oracle {
 
     /// The UDP verdict.
     pub(super) fn udp_verdict(self) -> SeenUdp {
-        let text = self.finish();
+        let text = self.0.output();
         let l = text
             .lines()
             .find(|l| l.starts_with("udp "))
@@ -154,14 +121,6 @@ impl Oracle {
             tx: num(f[7]),
             txd: num(f[9]),
         }
-    }
-}
-
-impl Drop for Oracle {
-    fn drop(&mut self) {
-        // Only matters when a test panics before `finish`: the peer is our own child.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -270,6 +229,16 @@ pub(super) fn assert_mirror(r: &Run, s: &SocketReport, seen: &Seen) {
     );
     assert_eq!(s.errors, 0, "socket {:?} errors{}", s.local, ctx(r));
     assert_eq!((s.family.as_str(), s.proto.as_str()), ("inet", "tcp"), "{}", ctx(r));
+}
+
+/// The run's (tx, rx) totals, and the process's `p` when given, are the mirror of everything
+/// the unmetered peer saw: the sums of its (rx, tx) over `seen`.
+pub(super) fn assert_sum_mirror(r: &Run, p: Option<&ProcessReport>, seen: &[Seen]) {
+    let want = (seen.iter().map(|s| s.rx).sum(), seen.iter().map(|s| s.tx).sum());
+    if let Some(p) = p {
+        assert_eq!((p.totals.tx_bytes, p.totals.rx_bytes), want, "process totals{}", ctx(r));
+    }
+    assert_eq!(harness::totals(r), want, "run totals{}", ctx(r));
 }
 
 /// The dynamic symbols `bin` imports.

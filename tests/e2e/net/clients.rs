@@ -48,19 +48,8 @@ fn curl_download_from_local_http_server_counts_exactly_what_the_server_saw() {
     );
     assert_eq!(sock.errors, 0);
 
-    assert_eq!(
-        (p.totals.tx_bytes, p.totals.rx_bytes, p.totals.connections),
-        (n(&v, "rx"), n(&v, "tx"), 1)
-    );
-    assert_eq!(
-        (
-            r.report.totals.tx_bytes,
-            r.report.totals.rx_bytes,
-            r.report.totals.connections
-        ),
-        (n(&v, "rx"), n(&v, "tx"), 1)
-    );
-    assert_totals_consistent(&r);
+    assert_mirrors_peer(&r, Some(p), &v);
+    assert_eq!((p.totals.connections, r.report.totals.connections), (1, 1));
 
     let head = format!("sockmeter: pid {} ", p.pid);
     let line = r
@@ -143,15 +132,8 @@ fn python_tcp_client(family: u8) {
         "at least one send call per sendall: {sock:?}"
     );
     assert_eq!(sock.errors, 0);
-    assert_eq!(
-        (p.totals.tx_bytes, p.totals.rx_bytes, p.totals.connections),
-        (n(&v, "rx"), n(&v, "tx"), 1)
-    );
-    assert_eq!(
-        (r.report.totals.tx_bytes, r.report.totals.rx_bytes),
-        (n(&v, "rx"), n(&v, "tx"))
-    );
-    assert_totals_consistent(&r);
+    assert_mirrors_peer(&r, Some(p), &v);
+    assert_eq!(p.totals.connections, 1);
 }
 
 #[test]
@@ -221,14 +203,8 @@ fn python_udp_client(family: u8) {
     };
     let pu = seen_from(n(&me["unconnected"], "local_port"));
     let pc = seen_from(n(&me["connected"], "local_port"));
-    assert_eq!(
-        (n(pu, "rx"), n(pu, "tx")),
-        (n(&me["unconnected"], "tx"), n(&me["unconnected"], "rx"))
-    );
-    assert_eq!(
-        (n(pc, "rx"), n(pc, "tx")),
-        (n(&me["connected"], "tx"), n(&me["connected"], "rx"))
-    );
+    assert_eq!(mirror(pu), (n(&me["unconnected"], "tx"), n(&me["unconnected"], "rx")));
+    assert_eq!(mirror(pc), (n(&me["connected"], "tx"), n(&me["connected"], "rx")));
 
     let p = image(&r, n(&me, "pid"));
     let udp: Vec<&SocketReport> = p.sockets.iter().filter(|s| is_inet(s) && s.proto == "udp").collect();
@@ -285,12 +261,7 @@ fn python_udp_client(family: u8) {
     assert_eq!(cs.tx_calls, n(pc, "rx_datagrams"));
     assert_eq!(cs.rx_calls, n(pc, "tx_datagrams"));
 
-    assert_eq!((p.totals.tx_bytes, p.totals.rx_bytes), (n(&v, "rx"), n(&v, "tx")));
-    assert_eq!(
-        (r.report.totals.tx_bytes, r.report.totals.rx_bytes),
-        (n(&v, "rx"), n(&v, "tx"))
-    );
-    assert_totals_consistent(&r);
+    assert_mirrors_peer(&r, Some(p), &v);
 }
 
 #[test]
@@ -354,17 +325,6 @@ fn python_tcp_server_accepted_sockets_count_what_each_unmetered_client_sent_and_
         assert_eq!(a.tx_bytes, n(c, "rx"), "accepted tx = what client {local} received");
         assert_eq!(a.errors, 0);
     }
-    assert_eq!(
-        (p.totals.rx_bytes, p.totals.tx_bytes, p.totals.connections),
-        (n(&v, "tx"), n(&v, "rx"), 3)
-    );
-    assert_eq!(
-        (
-            r.report.totals.rx_bytes,
-            r.report.totals.tx_bytes,
-            r.report.totals.connections
-        ),
-        (n(&v, "tx"), n(&v, "rx"), 3)
-    );
-    assert_totals_consistent(&r);
+    assert_mirrors_peer(&r, Some(p), &v);
+    assert_eq!((p.totals.connections, r.report.totals.connections), (3, 3));
 }

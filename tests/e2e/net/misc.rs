@@ -76,7 +76,7 @@ fn unix_run(include: bool) {
     assert_eq!((u.proto.as_str(), u.role.as_str()), ("stream", "connected"));
     assert_eq!(
         (u.tx_bytes, u.rx_bytes),
-        (n(&uv, "rx"), n(&uv, "tx")),
+        mirror(&uv),
         "unix socket = what the unix peer saw"
     );
     let pair: Vec<_> = unix.iter().filter(|s| s.peer.as_deref() == Some("(unnamed)")).collect();
@@ -103,12 +103,12 @@ fn unix_run(include: bool) {
 
     let t = inet_connections(p);
     assert_eq!(t.len(), 1);
-    assert_eq!((t[0].tx_bytes, t[0].rx_bytes), (n(&tv, "rx"), n(&tv, "tx")));
+    assert_eq!((t[0].tx_bytes, t[0].rx_bytes), mirror(&tv));
 
     let (want_tx, want_rx) = if include {
         (n(&tv, "rx") + unix_tx, n(&tv, "tx") + unix_rx)
     } else {
-        (n(&tv, "rx"), n(&tv, "tx"))
+        mirror(&tv)
     };
     assert_eq!(
         (p.totals.tx_bytes, p.totals.rx_bytes),
@@ -116,7 +116,7 @@ fn unix_run(include: bool) {
         "process totals with unix_in_totals={include}"
     );
     assert_eq!(
-        (r.report.totals.tx_bytes, r.report.totals.rx_bytes),
+        harness::totals(&r),
         (want_tx, want_rx),
         "run totals with --unix={include}"
     );
@@ -183,8 +183,7 @@ fn missing_command_gives_127_with_a_clear_message() {
 
 #[test]
 fn report_file_mode_without_reporter_writes_one_exact_report_per_process() {
-    let dir = scratch_path("reports");
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = fresh_dir("reports");
     let pattern = dir.join("r-%p.json").to_string_lossy().into_owned();
     let shim = harness::shim().to_string_lossy().into_owned();
     let reply = 65_537u64;
@@ -219,9 +218,7 @@ fn report_file_mode_without_reporter_writes_one_exact_report_per_process() {
         vec![format!("r-{pid}.json")],
         "one report file, named by the pid"
     );
-    let text = std::fs::read_to_string(dir.join(format!("r-{pid}.json"))).unwrap();
-    let report: sockmeter::report::Report =
-        serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("report file {text:?}: {e}"));
+    let report = read_report(&dir.join(format!("r-{pid}.json")));
     assert_eq!(report.processes.len(), 1);
     let p = &report.processes[0];
     assert_eq!(u64::from(p.pid), pid);
@@ -230,15 +227,10 @@ fn report_file_mode_without_reporter_writes_one_exact_report_per_process() {
     assert_eq!(conns.len(), 1, "{:#?}", p.sockets);
     assert_eq!(conns[0].local.as_deref(), Some(s(&me, "local")));
     assert_eq!(conns[0].peer.as_deref(), Some(format!("127.0.0.1:{port}").as_str()));
-    assert_eq!((conns[0].tx_bytes, conns[0].rx_bytes), (n(&v, "rx"), n(&v, "tx")));
-    assert_eq!(
-        (p.totals.tx_bytes, p.totals.rx_bytes, p.totals.connections),
-        (n(&v, "rx"), n(&v, "tx"), 1)
-    );
-    assert_eq!(
-        (report.totals.tx_bytes, report.totals.rx_bytes),
-        (n(&v, "rx"), n(&v, "tx"))
-    );
+    assert_eq!((conns[0].tx_bytes, conns[0].rx_bytes), mirror(&v));
+    assert_eq!((p.totals.tx_bytes, p.totals.rx_bytes), mirror(&v));
+    assert_eq!(p.totals.connections, 1);
+    assert_eq!((report.totals.tx_bytes, report.totals.rx_bytes), mirror(&v));
 }
 
 #[test]
@@ -261,8 +253,7 @@ fn malformed_sockmeter_interval_gives_one_stderr_line_where_there_is_traffic_and
 
     // The bad value falls back to the default and metering still works: with a network
     // exchange and a report file, the counts are still exact.
-    let dir = scratch_path("reports-bad-interval");
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = fresh_dir("reports-bad-interval");
     let pattern = dir.join("r-%p.json").to_string_lossy().into_owned();
     let peer = Peer::start("tcp_peer.py", &["--mode", "reply", "--reply", "999"]);
     let port = peer.port.to_string();
@@ -286,12 +277,8 @@ fn malformed_sockmeter_interval_gives_one_stderr_line_where_there_is_traffic_and
     let me = own_lines(&String::from_utf8_lossy(&out.stdout))
         .pop()
         .expect("client account");
-    let text = std::fs::read_to_string(dir.join(format!("r-{}.json", n(&me, "pid")))).expect("report file");
-    let report: sockmeter::report::Report = serde_json::from_str(text.trim()).expect("report JSON");
-    assert_eq!(
-        (report.totals.tx_bytes, report.totals.rx_bytes),
-        (n(&v, "rx"), n(&v, "tx"))
-    );
+    let report = read_report(&dir.join(format!("r-{}.json", n(&me, "pid"))));
+    assert_eq!((report.totals.tx_bytes, report.totals.rx_bytes), mirror(&v));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -333,5 +320,5 @@ fn msg_peek_is_not_counted_rx_counts_each_byte_once() {
     assert_eq!(conns.len(), 1, "{:#?}", p.sockets);
     assert_eq!(conns[0].rx_bytes, n(&v, "tx"), "peeked bytes are not counted again");
     assert_eq!(conns[0].tx_bytes, n(&v, "rx"));
-    assert_eq!((p.totals.tx_bytes, p.totals.rx_bytes), (n(&v, "rx"), n(&v, "tx")));
+    assert_mirrors_peer(&r, Some(p), &v);
 }

@@ -4,14 +4,14 @@
 //! compared with what the other end really received and sent (the peer's verdict), and where
 //! natural with what the metered program itself knows it did.
 
-pub(super) use std::path::PathBuf;
 pub(super) use std::process::{Command, Stdio};
-pub(super) use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub(super) use serde_json::Value;
 pub(super) use sockmeter::report::{ProcessReport, SocketReport};
 
-pub(super) use crate::harness::{self, direct, python, run, Peer, Run, WithoutSockmeterEnv};
+pub(super) use crate::harness::{
+    self, direct, fresh_dir, python, read_report, run, scratch_path, Peer, Run, WithoutSockmeterEnv,
+};
 
 mod clients;
 mod misc;
@@ -28,13 +28,6 @@ pub(super) fn script(name: &str) -> String {
         .join(name)
         .to_string_lossy()
         .into_owned()
-}
-
-/// A fresh path in the scratch directory.
-pub(super) fn scratch_path(tag: &str) -> PathBuf {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let n = N.fetch_add(1, Ordering::Relaxed);
-    harness::scratch().join(format!("net-{tag}-{n}"))
 }
 
 /// The JSON lines a metered program printed on stdout (its own account).
@@ -59,16 +52,24 @@ pub(super) fn own(r: &Run) -> Value {
     v.into_iter().next().unwrap()
 }
 
+/// The number `key` of a peer's verdict or a program's JSON line.
 pub(super) fn n(v: &Value, key: &str) -> u64 {
     v.get(key)
         .and_then(Value::as_u64)
         .unwrap_or_else(|| panic!("no number {key:?} in {v}"))
 }
 
+/// The string `key` of a peer's verdict or a program's JSON line.
 pub(super) fn s<'a>(v: &'a Value, key: &str) -> &'a str {
     v.get(key)
         .and_then(Value::as_str)
         .unwrap_or_else(|| panic!("no string {key:?} in {v}"))
+}
+
+/// What a peer (or one of its connection records) received and sent, `(rx, tx)`: the
+/// `(tx, rx)` of the metered side that talked to it.
+pub(super) fn mirror(v: &Value) -> (u64, u64) {
+    (n(v, "rx"), n(v, "tx"))
 }
 
 /// How many bytes of letter `c` the peer counted (0 when none).
@@ -94,6 +95,7 @@ pub(super) fn image(r: &Run, pid: u64) -> &ProcessReport {
     v[0]
 }
 
+/// An inet or inet6 socket.
 pub(super) fn is_inet(s: &SocketReport) -> bool {
     s.family().is_inet()
 }
@@ -132,6 +134,26 @@ pub(super) fn assert_totals_consistent(r: &Run) {
     );
 }
 
+/// The run's (tx, rx) totals, and the process's `p` when given, are what the peer's verdict `v`
+/// says it received and sent ([`mirror`]), and the run totals are the sum of the processes.
+pub(super) fn assert_mirrors_peer(r: &Run, p: Option<&ProcessReport>, v: &Value) {
+    if let Some(p) = p {
+        assert_eq!(
+            (p.totals.tx_bytes, p.totals.rx_bytes),
+            mirror(v),
+            "process {} (tx, rx) = what the peer received and sent: {v}",
+            p.pid
+        );
+    }
+    assert_eq!(
+        harness::totals(r),
+        mirror(v),
+        "the run's (tx, rx) = what the peer received and sent: {v}"
+    );
+    assert_totals_consistent(r);
+}
+
+/// The command succeeded: exit code 0, in the report too.
 pub(super) fn assert_ok(r: &Run) {
     assert_eq!(
         r.code, 0,
@@ -141,6 +163,7 @@ pub(super) fn assert_ok(r: &Run) {
     assert_eq!(r.report.exit_status, Some(0));
 }
 
+/// The peer did not time out, saw `conns` connections, and none of them failed.
 pub(super) fn assert_peer_complete(v: &Value, conns: u64) {
     assert_eq!(v["timed_out"], false, "peer timed out: {v}");
     assert_eq!(n(v, "connections"), conns, "peer connections: {v}");

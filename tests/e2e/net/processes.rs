@@ -84,15 +84,11 @@ fn forked_python_children_each_report_exactly_their_own_connection() {
         assert_eq!(sock.rx_bytes, n(c, "tx"), "process {pid} rx");
         assert_eq!(
             (p.totals.tx_bytes, p.totals.rx_bytes),
-            (n(c, "rx"), n(c, "tx")),
+            mirror(c),
             "process {pid} has exactly its own bytes"
         );
     }
-    assert_eq!(
-        (r.report.totals.tx_bytes, r.report.totals.rx_bytes),
-        (n(&v, "rx"), n(&v, "tx"))
-    );
-    assert_totals_consistent(&r);
+    assert_mirrors_peer(&r, None, &v);
 }
 
 /// Twelve children forked at once, each forking a grandchild: every process is reported with
@@ -141,17 +137,13 @@ fn a_burst_of_forked_children_and_grandchildren_is_exact_per_process() {
         let c = conn_by_peer(&v, sock.local.as_deref().expect("local address"));
         assert_eq!(
             (sock.tx_bytes, sock.rx_bytes),
-            (n(c, "rx"), n(c, "tx")),
+            mirror(c),
             "process {}: its connection as the peer saw it: {c}",
             p.pid
         );
-        assert_eq!((p.totals.tx_bytes, p.totals.rx_bytes), (n(c, "rx"), n(c, "tx")));
+        assert_eq!((p.totals.tx_bytes, p.totals.rx_bytes), mirror(c));
     }
-    assert_eq!(
-        (r.report.totals.tx_bytes, r.report.totals.rx_bytes),
-        (n(&v, "rx"), n(&v, "tx"))
-    );
-    assert_totals_consistent(&r);
+    assert_mirrors_peer(&r, None, &v);
 }
 
 #[test]
@@ -208,11 +200,7 @@ fn forked_child_using_inherited_socket_is_charged_its_bytes_and_the_parent_its_o
 
     assert_eq!(parent.totals.tx_bytes + kid.totals.tx_bytes, n(&v, "rx"));
     assert_eq!(parent.totals.rx_bytes + kid.totals.rx_bytes, n(&v, "tx"));
-    assert_eq!(
-        (r.report.totals.tx_bytes, r.report.totals.rx_bytes),
-        (n(&v, "rx"), n(&v, "tx"))
-    );
-    assert_totals_consistent(&r);
+    assert_mirrors_peer(&r, None, &v);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -245,11 +233,8 @@ fn shell_pipeline_curl_into_python_each_process_exact_and_totals_are_the_sum() {
     let cc = inet_connections(curl);
     assert_eq!(cc.len(), 1, "curl: {:#?}", curl.sockets);
     assert_eq!(cc[0].peer.as_deref(), Some(format!("127.0.0.1:{http_port}").as_str()));
-    assert_eq!((cc[0].tx_bytes, cc[0].rx_bytes), (n(&hv, "rx"), n(&hv, "tx")));
-    assert_eq!(
-        (curl.totals.tx_bytes, curl.totals.rx_bytes),
-        (n(&hv, "rx"), n(&hv, "tx"))
-    );
+    assert_eq!((cc[0].tx_bytes, cc[0].rx_bytes), mirror(&hv));
+    assert_eq!((curl.totals.tx_bytes, curl.totals.rx_bytes), mirror(&hv));
 
     let py: Vec<_> = images(&r, n(&me, "pid"))
         .into_iter()
@@ -265,8 +250,8 @@ fn shell_pipeline_curl_into_python_each_process_exact_and_totals_are_the_sum() {
     let pc = inet_connections(py);
     assert_eq!(pc.len(), 1, "python: {:#?}", py.sockets);
     assert_eq!(pc[0].local.as_deref(), Some(s(&sv["per_conn"][0], "peer")));
-    assert_eq!((pc[0].tx_bytes, pc[0].rx_bytes), (n(&sv, "rx"), n(&sv, "tx")));
-    assert_eq!((py.totals.tx_bytes, py.totals.rx_bytes), (n(&sv, "rx"), n(&sv, "tx")));
+    assert_eq!((pc[0].tx_bytes, pc[0].rx_bytes), mirror(&sv));
+    assert_eq!((py.totals.tx_bytes, py.totals.rx_bytes), mirror(&sv));
 
     for p in &r.report.processes {
         if std::ptr::eq(p, curl) || std::ptr::eq(p, py) {
@@ -281,8 +266,10 @@ fn shell_pipeline_curl_into_python_each_process_exact_and_totals_are_the_sum() {
         );
     }
     assert_totals_consistent(&r);
-    assert_eq!(r.report.totals.tx_bytes, n(&hv, "rx") + n(&sv, "rx"));
-    assert_eq!(r.report.totals.rx_bytes, n(&hv, "tx") + n(&sv, "tx"));
+    assert_eq!(
+        harness::totals(&r),
+        (n(&hv, "rx") + n(&sv, "rx"), n(&hv, "tx") + n(&sv, "tx"))
+    );
     assert_eq!(r.report.totals.connections, 2);
 }
 
@@ -365,9 +352,5 @@ fn exec_image_adopts_inherited_socket_and_both_images_sum_to_the_peer() {
 
     assert_eq!(pre.totals.tx_bytes + post.totals.tx_bytes, n(&v, "rx"));
     assert_eq!(pre.totals.rx_bytes + post.totals.rx_bytes, n(&v, "tx"));
-    assert_eq!(
-        (r.report.totals.tx_bytes, r.report.totals.rx_bytes),
-        (n(&v, "rx"), n(&v, "tx"))
-    );
-    assert_totals_consistent(&r);
+    assert_mirrors_peer(&r, None, &v);
 }
