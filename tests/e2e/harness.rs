@@ -365,3 +365,73 @@ impl Sink {
 pub fn totals(r: &Run) -> (u64, u64) {
     (r.report.totals.tx_bytes, r.report.totals.rx_bytes)
 }
+
+/// How the shim ships its counts during a test: through a shipper process (the default under
+/// `sockmeter run`), or from a thread inside the metered process (`SOCKMETER_SHIPPER=none`,
+/// what an embedding host and a run without the `sockmeter` binary get). Tests of the host's
+/// view and of faults run in both ([`both_modes!`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// A `sockmeter __ship` process reads the counters.
+    Shipper,
+    /// A reporting thread in the process reads them.
+    Thread,
+}
+
+impl Mode {
+    /// The environment that selects this mode for `sockmeter run`.
+    pub fn env(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            Mode::Shipper => &[],
+            Mode::Thread => &[("SOCKMETER_SHIPPER", "none")],
+        }
+    }
+
+    /// `env` with this mode's variables added.
+    pub fn with<'a>(self, env: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+        let mut all: Vec<(&'a str, &'a str)> = self.env().to_vec();
+        all.extend_from_slice(env);
+        all
+    }
+}
+
+/// As [`run_with`], in shipping mode `mode`.
+pub fn run_in(mode: Mode, extra: &[&str], cmd: &[&str], env: &[(&str, &str)]) -> Run {
+    run_with(extra, cmd, &mode.with(env))
+}
+
+/// Declares a test that runs once per shipping mode, as `<name>::shipper` and `<name>::thread`:
+///
+/// ```ignore
+/// both_modes! {
+///     /// What it proves.
+///     fn wait_sees_no_extra_child(mode) {
+///         let r = harness::run_in(mode, &[], &[...], &[]);
+///     }
+/// }
+/// ```
+#[allow(unused_macros)]
+macro_rules! both_modes {
+    ($($(#[$meta:meta])* fn $name:ident($mode:ident) $body:block)*) => {$(
+        $(#[$meta])*
+        #[allow(non_snake_case)]
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            fn body($mode: $crate::harness::Mode) $body
+
+            #[test]
+            fn shipper() {
+                body($crate::harness::Mode::Shipper)
+            }
+
+            #[test]
+            fn thread() {
+                body($crate::harness::Mode::Thread)
+            }
+        }
+    )*};
+}
+#[allow(unused_imports)]
+pub(crate) use both_modes;
