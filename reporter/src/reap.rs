@@ -41,8 +41,9 @@ pub fn reap(command: u32) -> Result<Reaped> {
     loop {
         let mut status: libc::c_int = 0;
         // SAFETY: `status` is a valid out-pointer; WNOHANG makes the call non-blocking.
-        // __WALL: the shim's shipper processes are clone children without an exit signal; once
-        // their host dies they are re-parented here, and they are descendants to wait for too.
+        // __WALL: every kind of child. The shim's shipper processes are orphaned at birth (a
+        // double fork) and re-parented here; they are descendants to wait for too (each ends
+        // once it has shipped its hosts' last counts).
         let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG | libc::__WALL) };
         match pid {
             0 => {

@@ -9,6 +9,7 @@ mod badconfig;
 mod cprogs;
 mod harness;
 mod hygiene;
+mod invisible;
 mod net;
 mod overhead;
 mod plugins;

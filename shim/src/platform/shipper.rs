@@ -64,19 +64,51 @@ pub fn link_pipe(high: c_int) -> Option<(c_int, c_int)> {
     }
 }
 
-/// What the shipper's child half needs (it runs on its own stack in our memory, before exec).
+/// What the shipper's two spawning halves need (they run on their own stacks in our memory,
+/// before exec).
 struct SpawnArgs {
     exe: *const c_char,
     argv: *const *const c_char,
     envp: *const *const c_char,
     keep: [c_int; 3],
+    /// The shipper's stack (it grows down from here).
+    stack_top: *mut c_void,
+    /// The exec's errno if it failed (written by the shipper's half before it exits).
     errno: c_int,
+    /// The clone's errno if the middle could not start the shipper.
+    clone_errno: c_int,
+}
+
+/// The middle of the double fork: starts the shipper as its own child and exits at once. The
+/// host waits for this process (a clone child with no exit signal, so the host's own `wait()`
+/// never sees it); its child, orphaned at birth, is re-parented to the nearest child subreaper
+/// (`sockmeter run`) or to init, never to the host.
+extern "C" fn spawn_middle(arg: *mut c_void) -> c_int {
+    // SAFETY: `arg` is the SpawnArgs of `spawn_shipper`, alive while the host waits (vfork);
+    // only the clone wrapper and raw system calls run here.
+    unsafe {
+        let a = &mut *(arg as *mut SpawnArgs);
+        // CLONE_VFORK: this process resumes once the shipper has exec'd (or failed to), so the
+        // exec's errno is in `a` before the host reads it. The shipper's exit signal would go to
+        // this process, which is gone by then: its new parent reaps it.
+        let pid = libc::clone(
+            spawn_child,
+            a.stack_top,
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            arg,
+        );
+        if pid < 0 {
+            a.clone_errno = *libc::__errno_location();
+        }
+        libc::syscall(libc::SYS_exit, 0);
+    }
+    0
 }
 
 extern "C" fn spawn_child(arg: *mut c_void) -> c_int {
     // SAFETY: `arg` is the SpawnArgs of `spawn_shipper`, alive while the parent waits (vfork).
     // Only async-signal-safe system calls happen here; errno is written in our shared memory
-    // but the parent restores its own errno afterwards.
+    // but the host restores its own errno afterwards.
     unsafe {
         let a = &mut *(arg as *mut SpawnArgs);
         // The shipper must hold none of the host's fds: a socket or pipe end it kept open would
@@ -111,6 +143,18 @@ extern "C" fn spawn_child(arg: *mut c_void) -> c_int {
                 libc::syscall(libc::SYS_close, null);
             }
         }
+        // A session of its own: the terminal's Ctrl-C, Ctrl-\ and hang-up go to the host's
+        // process group, not to the shipper, which must live on to ship the host's last counts
+        // (it ends by itself once its hosts have ended). And none of the host's blocked signals.
+        libc::syscall(libc::SYS_setsid);
+        let empty: [u64; 1] = [0];
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_SETMASK,
+            empty.as_ptr(),
+            std::ptr::null_mut::<u64>(),
+            std::mem::size_of_val(&empty),
+        );
         libc::syscall(libc::SYS_execve, a.exe, a.argv, a.envp);
         a.errno = *libc::__errno_location();
         libc::syscall(libc::SYS_exit, 127);
@@ -118,9 +162,15 @@ extern "C" fn spawn_child(arg: *mut c_void) -> c_int {
     127
 }
 
-/// Starts the shipper: `exe` with `args`, keeping fds `keep` open across the exec. It is a
-/// *clone* child with no exit signal: the host gets no SIGCHLD for it and an ordinary `wait()`
-/// never returns it (as with posix_spawn, the host is suspended only until the exec).
+/// Starts the shipper: `exe` with `args`, keeping fds `keep` open across the exec.
+///
+/// The shipper is never the host's child, in this image or any later one: a *double fork*.
+/// The host starts a middle process (a clone child with no exit signal: no SIGCHLD, invisible
+/// to `wait()`), which starts the shipper and exits; the host collects the middle at once with
+/// `waitpid(pid, __WCLONE)`, which touches no other child. The orphaned shipper is re-parented
+/// to the nearest child subreaper (`sockmeter run` is one, and reaps it) or to init. As with
+/// posix_spawn, the host is suspended only until the shipper has exec'd. A host that is itself
+/// a child subreaper would be given the shipper: it stops being one for the moment of the spawn.
 pub fn spawn_shipper(exe: &CStr, args: &[std::ffi::CString], keep: [c_int; 3]) -> Result<(), c_int> {
     extern "C" {
         static environ: *const *const c_char;
@@ -143,44 +193,70 @@ pub fn spawn_shipper(exe: &CStr, args: &[std::ffi::CString], keep: [c_int; 3]) -
         }
     }
     envp.push(std::ptr::null());
-    let envp = envp.as_ptr();
+    const STACK: usize = 64 * 1024;
+    const MIDDLE_STACK: usize = 16 * 1024;
+    let mut stack = vec![0u8; STACK];
+    let mut middle_stack = vec![0u8; MIDDLE_STACK];
     let mut a = SpawnArgs {
         exe: exe.as_ptr(),
         argv: argv.as_ptr(),
-        envp,
+        envp: envp.as_ptr(),
         keep,
+        // SAFETY: one past the end of `stack`, which outlives both clones.
+        stack_top: unsafe { stack.as_mut_ptr().add(STACK) } as *mut c_void,
         errno: 0,
+        clone_errno: 0,
     };
-    const STACK: usize = 64 * 1024;
-    let mut stack = vec![0u8; STACK];
-    // SAFETY: the child runs `spawn_child` on `stack` (top of it; it grows down) with CLONE_VM |
-    // CLONE_VFORK, so we are suspended until it execs or exits and `a`, `argv` and `stack`
-    // outlive it. No exit signal (the low byte of the flags is 0).
+    let subreaper = SubreaperPause::begin();
+    // SAFETY: the middle runs `spawn_middle` on `middle_stack` (top of it; it grows down) with
+    // CLONE_VM | CLONE_VFORK, so we are suspended until it exits, and `a`, `argv`, `envp` and
+    // both stacks outlive it and the shipper's exec. No exit signal (the flags' low byte is 0).
     let pid = unsafe {
         libc::clone(
-            spawn_child,
-            stack.as_mut_ptr().add(STACK) as *mut c_void,
+            spawn_middle,
+            middle_stack.as_mut_ptr().add(MIDDLE_STACK) as *mut c_void,
             libc::CLONE_VM | libc::CLONE_VFORK,
             &mut a as *mut SpawnArgs as *mut c_void,
         )
     };
     if pid < 0 {
-        return Err(errno());
+        let e = errno();
+        subreaper.end();
+        return Err(e);
     }
-    if a.errno != 0 {
-        // The exec failed and the child is gone: collect it.
-        // SAFETY: waiting for our own clone child.
-        unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::__WCLONE) };
-        return Err(a.errno);
+    // The middle has exited (a vfork parent resumes at the child's exit); collect it: only this
+    // pid, a clone child, so none of the host's own children is ever touched.
+    // SAFETY: waiting for our own clone child.
+    while unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::__WCLONE) } < 0 && errno() == libc::EINTR {}
+    subreaper.end();
+    match (a.clone_errno, a.errno) {
+        (0, 0) => Ok(()),
+        (0, e) | (e, _) => Err(e),
     }
-    Ok(())
 }
 
-/// Collects shippers of earlier images of this process that have finished (clone children
-/// only: the host's own children are never touched).
-pub fn reap_shippers() {
-    // SAFETY: waitpid with WNOHANG on clone children only.
-    while unsafe { libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG | libc::__WCLONE) } > 0 {}
+/// A host that is a child subreaper would inherit the orphaned shipper: it stops being one
+/// while the middle process exits (the re-parenting happens then), and is one again after.
+struct SubreaperPause(bool);
+
+impl SubreaperPause {
+    fn begin() -> SubreaperPause {
+        let mut on: c_int = 0;
+        // SAFETY: PR_GET_CHILD_SUBREAPER writes one int through the pointer.
+        let was = unsafe { libc::prctl(libc::PR_GET_CHILD_SUBREAPER, &mut on as *mut c_int) } == 0 && on != 0;
+        if was {
+            // SAFETY: PR_SET_CHILD_SUBREAPER takes one integer.
+            unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 0 as libc::c_ulong, 0, 0, 0) };
+        }
+        SubreaperPause(was)
+    }
+
+    fn end(self) {
+        if self.0 {
+            // SAFETY: as in `begin`.
+            unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1 as libc::c_ulong, 0, 0, 0) };
+        }
+    }
 }
 
 /// Moves `fd` to a close-on-exec fd number of at least `high` (keeps it where it is if that

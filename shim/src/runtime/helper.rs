@@ -7,8 +7,8 @@
 //!
 //! * at load time the region (`sockmeter::shared::Shared`: registry, names, mailboxes) moves
 //!   into a memfd mapping;
-//! * the first time the process touches a socket, `sockmeter __ship` is started as a clone
-//!   child without an exit signal (invisible to the host's `wait()`, no SIGCHLD), with the
+//! * the first time the process touches a socket, `sockmeter __ship` is started by a double
+//!   fork (never the host's child: no SIGCHLD, nothing for `wait()`, in any image), with the
 //!   memfd and the read end of a "link" pipe. The host keeps only the pipe's write end (moved to
 //!   a high fd, protected from the host's close sweeps like the reporter connection);
 //! * the shipper maps the region, reads the counters every tick and talks to the reporter. It
@@ -108,7 +108,6 @@ pub fn setup() {
     REGION.store(region as *const Shared as *mut Shared, Release);
     MEM_FD.store(fd, Release);
     HELPER_MODE.store(true, Release);
-    platform::reap_shippers();
 }
 
 /// Starts this process's shipper. False if it could not be started (the caller falls back to
