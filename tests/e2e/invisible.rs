@@ -57,3 +57,112 @@ both_modes! {
         assert_eq!(r.code, 0, "{}", r.stderr);
     }
 }
+
+/// Runs `tests/c/sighandler.c` (see there) and checks every handler's socket against the peer.
+fn sockets_made_in_signal_handlers(mode: harness::Mode, restart: &str) {
+    let rounds = 3u64;
+    let conns = 2 + 2 * rounds;
+    let peer = Peer::start(
+        "tcp_peer.py",
+        &["--conns", &conns.to_string(), "--mode", "reply", "--reply", "0"],
+    );
+    let port = peer.port;
+    let prog = compile_c("sighandler", &[]).display().to_string();
+    let r = run_in(
+        mode,
+        &[],
+        &[&prog, &port.to_string(), restart, &rounds.to_string()],
+        &[],
+    );
+    let v = peer.finish();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let own: serde_json::Value = serde_json::from_str(r.stdout.trim()).expect("the program's line");
+    assert_eq!(
+        (own["usr1"].as_u64(), own["usr2"].as_u64()),
+        (Some(rounds), Some(rounds)),
+        "{own}"
+    );
+    let sent = 50 + rounds * (1000 + 300) + 77;
+    assert_eq!(v["rx"], sent, "the peer's count");
+    let p = r
+        .procs("sighandler")
+        .into_iter()
+        .find(|p| p.totals.tx_bytes > 0)
+        .unwrap_or_else(|| panic!("no metered sighandler with traffic:\n{}", r.stderr));
+    assert_eq!(p.totals.tx_bytes, sent, "every handler's bytes, exact:\n{}", r.stderr);
+    // Each connection to the peer is its own socket with its own exact count, as the peer saw
+    // each connection: a handler's socket is neither lost nor merged into the socket that had
+    // its fd number before.
+    let suffix = format!(":{port}");
+    let mut ours: Vec<u64> = p
+        .sockets
+        .iter()
+        .filter(|s| s.peer.as_deref().is_some_and(|a| a.ends_with(&suffix)))
+        .map(|s| s.tx_bytes)
+        .collect();
+    ours.sort_unstable();
+    let mut theirs: Vec<u64> = v["per_conn"]
+        .as_array()
+        .expect("per_conn")
+        .iter()
+        .map(|c| c["rx"].as_u64().expect("rx"))
+        .collect();
+    theirs.sort_unstable();
+    assert_eq!(
+        ours, theirs,
+        "one socket per connection, as the peer saw them:\n{}",
+        r.stderr
+    );
+}
+
+both_modes! {
+    /// Handlers (SA_RESTART) that open, connect, send and close sockets while the host is
+    /// blocked in accept(), one handler nested in the other: every socket counts, exactly, on
+    /// its own record (they used to pass through untracked while the host's accept held the
+    /// shim's guard).
+    fn sockets_made_in_signal_handlers_with_sa_restart(mode) {
+        sockets_made_in_signal_handlers(mode, "1");
+    }
+
+    /// The same without SA_RESTART: the host's accept() sees EINTR, as it would unmetered.
+    fn sockets_made_in_signal_handlers_without_sa_restart(mode) {
+        sockets_made_in_signal_handlers(mode, "0");
+    }
+}
+
+both_modes! {
+    /// A timer's handler sends on a UDP socket of its own while the host opens and closes
+    /// sockets in a loop, so most signals interrupt the shim's own code (a hook's handler): the
+    /// trampoline makes the handler's calls host calls, counted exactly (the unmetered peer's
+    /// count), not passed through as the shim's own.
+    fn handlers_that_interrupt_the_shim_are_counted(mode) {
+        let peer = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp peer");
+        let port = peer.local_addr().expect("addr").port();
+        peer.set_read_timeout(Some(std::time::Duration::from_millis(200))).expect("timeout");
+        let counter = std::thread::spawn(move || {
+            let mut buf = [0u8; 64];
+            let mut got = 0u64;
+            let mut quiet = 0;
+            // Until the program has ended and nothing came for a second.
+            while quiet < 5 {
+                match peer.recv(&mut buf) {
+                    Ok(n) => {
+                        got += n as u64;
+                        quiet = 0;
+                    }
+                    Err(_) => quiet += 1,
+                }
+            }
+            got
+        });
+        let prog = compile_c("sigstorm", &[]).display().to_string();
+        let r = run_in(mode, &[], &[&prog, &port.to_string(), "400"], &[]);
+        let received = counter.join().expect("peer");
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        let own: serde_json::Value = serde_json::from_str(r.stdout.trim()).expect("the program's line");
+        assert!(own["signals"].as_u64().unwrap_or(0) >= 50, "the storm happened: {own}");
+        assert_eq!(own["sent"].as_u64(), Some(received), "the peer got what the program sent");
+        let p = r.proc("sigstorm");
+        assert_eq!(p.totals.tx_bytes, received, "every handler's datagram, exact:\n{}", r.stderr);
+    }
+}

@@ -1,7 +1,8 @@
 //! The one hook table. Each hooked function is declared here once; [`table::hook_table!`]
 //! generates its real-function slot, its export and its wrapper. The handlers are in modules
 //! by family: [`io`] (the per-byte path), [`lifecycle`] (sockets appearing, changing and
-//! closing) and [`process`] (exit and exec). `fork` is handled with `pthread_atfork` (see
+//! closing), [`signals`] (the host's signal handlers, behind a trampoline) and [`process`]
+//! (exit and exec). `fork` is handled with `pthread_atfork` (see
 //! `runtime`), and Linux's `dlopen` (for RTLD_DEEPBIND plugins) lives with the platform code
 //! because it must tail-call.
 //!
@@ -12,11 +13,12 @@
 pub mod io;
 pub mod lifecycle;
 pub mod process;
+pub mod signals;
 pub mod table;
 
 use libc::{
-    c_char, c_int, c_uint, c_ulong, c_void, iovec, mmsghdr, msghdr, off_t, size_t, sockaddr, socklen_t, ssize_t,
-    timespec,
+    c_char, c_int, c_uint, c_ulong, c_void, iovec, mmsghdr, msghdr, off_t, sighandler_t, size_t, sockaddr, socklen_t,
+    ssize_t, timespec,
 };
 use sockmeter::registry::FdState;
 
@@ -80,6 +82,21 @@ hook_table! {
     fn fcntl(fd: c_int, cmd: c_int, arg: c_ulong) -> c_int [fd fd] => after lifecycle::fcntl;
     #[cfg(target_os = "linux")]
     fn fcntl64(fd: c_int, cmd: c_int, arg: c_ulong) -> c_int [fd fd] => after lifecycle::fcntl;
+
+    // ---- the host's signal handlers, behind the trampoline (signals.rs) ----
+    fn sigaction(sig: c_int, act: *const libc::sigaction, old: *mut libc::sigaction) -> c_int => rewrite signals::sigaction;
+    #[cfg(target_os = "linux")]
+    fn __sigaction(sig: c_int, act: *const libc::sigaction, old: *mut libc::sigaction) -> c_int => rewrite signals::sigaction;
+    fn signal(sig: c_int, handler: sighandler_t) -> sighandler_t => rewrite signals::signal;
+    #[cfg(target_os = "linux")]
+    fn bsd_signal(sig: c_int, handler: sighandler_t) -> sighandler_t => rewrite signals::signal;
+    #[cfg(target_os = "linux")]
+    fn ssignal(sig: c_int, handler: sighandler_t) -> sighandler_t => rewrite signals::signal;
+    #[cfg(target_os = "linux")]
+    fn sysv_signal(sig: c_int, handler: sighandler_t) -> sighandler_t => rewrite signals::signal;
+    #[cfg(target_os = "linux")]
+    fn __sysv_signal(sig: c_int, handler: sighandler_t) -> sighandler_t => rewrite signals::signal;
+    fn sigset(sig: c_int, disp: sighandler_t) -> sighandler_t => rewrite signals::signal;
 
     // ---- the process ending or being replaced (process.rs) ----
     fn _exit(status: c_int) -> () => around process::exit_before, process::after_nothing;

@@ -9,9 +9,12 @@
 //!      (the guard). A `[data x]` hook on a *known* socket skips the guard: its `after`
 //!      handler only adds to atomics and cannot re-enter (anything that might, such as
 //!      starting the reporting thread, takes the guard itself);
-//!   2. run the `around` handler's *before* part, if any, shielded from panics;
-//!   3. call the real function **exactly once** and read errno right after it;
-//!   4. run the *after* handler with the result, shielded from panics;
+//!   2. run the `around` handler's *before* part, if any, shielded from panics, with the guard
+//!      held (a `rewrite` handler may give the real call other arguments here);
+//!   3. call the real function **exactly once**, *without* the guard (a signal handler that
+//!      runs while the host is blocked in the call is host code and is counted), and read
+//!      errno right after it;
+//!   4. run the *after* handler with the result, shielded from panics, with the guard held;
 //!   5. restore errno and return the real result, untouched (the per-byte path on a known
 //!      socket reads errno only after a failure and never changes it, so it skips the restore).
 //!
@@ -126,11 +129,31 @@ impl Fallback for isize {
         *self < 0
     }
 }
+impl Fallback for usize {
+    /// `SIG_ERR`, the failure of `signal` and its kin (the one hooked function returning a
+    /// `sighandler_t`).
+    fn fallback() -> Self {
+        usize::MAX
+    }
+    #[inline]
+    fn failed(&self) -> bool {
+        *self == usize::MAX
+    }
+}
 impl Fallback for () {
     fn fallback() -> Self {}
     fn failed(&self) -> bool {
         false
     }
+}
+
+/// A `rewrite` handler's prepared value (see `hook_table!`): `A` is the hooked function's
+/// argument tuple, `R` its result.
+pub trait Rewrite<A, R> {
+    /// The arguments for the real call (pointers into `self` stay valid until it returns).
+    fn args(&mut self, original: A) -> A;
+    /// The result the host gets, given the real one and its errno.
+    fn result(&mut self, ret: R, errno: libc::c_int, original: A) -> R;
 }
 
 /// The failure value of a missing real function.
@@ -218,7 +241,7 @@ macro_rules! hook_table {
             /// only the few registers it needs itself.
             #[inline(never)]
             unsafe extern "C" fn slow(real: Real, $($arg: $ty),*) -> $ret {
-                if !$crate::runtime::active() || !$crate::guard::enter() {
+                if !$crate::runtime::active() || $crate::guard::held() {
                     return real($($arg),*);
                 }
                 hook_table!(@body $kind [$($mode)?] [$($h),+] real ($($arg),*))
@@ -278,9 +301,12 @@ macro_rules! hook_table {
     };
     (@counted [$($mode:ident)?] $($rest:tt)*) => {};
 
+    // The guard is held while handlers run and released across the real call: a signal
+    // handler that interrupts a host blocked in accept() or connect() is host code.
     (@body after [data] [$after:path] $real:ident ($($arg:ident),*)) => {{
         let ret = $real($($arg),*);
         let e = $crate::platform::errno();
+        $crate::guard::set();
         $crate::hooks::table::shield(|| $after(None, ret, e, $($arg),*));
         $crate::guard::leave();
         $crate::platform::set_errno(e);
@@ -290,6 +316,7 @@ macro_rules! hook_table {
     (@body after [$($mode:ident)?] [$after:path] $real:ident ($($arg:ident),*)) => {{
         let ret = $real($($arg),*);
         let e = $crate::platform::errno();
+        $crate::guard::set();
         $crate::hooks::table::shield(|| $after(ret, e, $($arg),*));
         $crate::guard::leave();
         $crate::platform::set_errno(e);
@@ -297,12 +324,42 @@ macro_rules! hook_table {
     }};
 
     (@body around [$($mode:ident)?] [$before:path, $after:path] $real:ident ($($arg:ident),*)) => {{
+        $crate::guard::set();
         let pre = $crate::hooks::table::shield(|| $before($($arg),*));
+        $crate::guard::leave();
         let ret = $real($($arg),*);
         let e = $crate::platform::errno();
+        $crate::guard::set();
         if let Some(pre) = pre {
             $crate::hooks::table::shield(|| $after(pre, ret, e, $($arg),*));
         }
+        $crate::guard::leave();
+        $crate::platform::set_errno(e);
+        ret
+    }};
+
+    // `rewrite`: the handler prepares a value that may give the real call other arguments (it
+    // owns what they point to, and stays in place until the call returns), and then sees the
+    // result and may give the host another one (the signal hooks: the host's handler goes to
+    // the kernel behind a trampoline, and reads back as the host's own).
+    (@body rewrite [$($mode:ident)?] [$prepare:path] $real:ident ($($arg:ident),*)) => {{
+        $crate::guard::set();
+        let mut pre = $crate::hooks::table::shield(|| $prepare($($arg),*));
+        $crate::guard::leave();
+        let changed = pre
+            .as_mut()
+            .and_then(|p| $crate::hooks::table::shield(|| $crate::hooks::table::Rewrite::args(p, ($($arg,)*))));
+        let ret = match changed {
+            Some(($($arg,)*)) => $real($($arg),*),
+            None => $real($($arg),*),
+        };
+        let e = $crate::platform::errno();
+        $crate::guard::set();
+        let ret = match pre.as_mut() {
+            Some(p) => $crate::hooks::table::shield(|| $crate::hooks::table::Rewrite::result(p, ret, e, ($($arg,)*)))
+                .unwrap_or(ret),
+            None => ret,
+        };
         $crate::guard::leave();
         $crate::platform::set_errno(e);
         ret

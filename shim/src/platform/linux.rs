@@ -421,6 +421,18 @@ pub fn cmdline() -> Vec<String> {
     ARGV.get().cloned().unwrap_or_default()
 }
 
+/// Blocks every signal in the calling thread (the shim's own threads): a process-directed
+/// signal then goes to one of the host's threads, as it would without the shim (a host that
+/// blocks a signal everywhere and takes it with `sigwait` must still find it pending).
+pub fn block_signals() {
+    // SAFETY: a filled set and pthread_sigmask on the calling thread.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &all, std::ptr::null_mut());
+    }
+}
+
 /// This process's id.
 pub fn pid() -> u32 {
     // SAFETY: getpid is always safe.

@@ -356,6 +356,7 @@ pub fn unsubscribe(id: u64) -> bool {
 
 fn deliver() {
     crate::guard::enter_forever();
+    platform::block_signals();
     loop {
         std::thread::sleep(Duration::from_millis(20));
         deliver_once();

@@ -256,6 +256,7 @@ fn start_now() {
 
 fn reporting_thread() {
     guard::enter_forever();
+    platform::block_signals();
     let interval = Duration::from_millis(config().interval_ms);
     let tick = Duration::from_millis(config().interval_ms.min(MAX_TICK_MS));
     let mut last = Instant::now();

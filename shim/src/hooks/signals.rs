@@ -1,0 +1,185 @@
+//! The host's signal handlers, behind a trampoline.
+//!
+//! A signal handler of the host's is host code even when the signal interrupted shim code (a
+//! hook's after-handler, a stack walk): the socket calls it makes must be counted, on the right
+//! socket, at any nesting. The re-entrancy guard cannot tell a handler's `socket()` from one the
+//! shim made itself, so the shim installs every handler the host installs through libc
+//! (`sigaction`, `signal` and its kin) behind [`trampoline`], which clears the guard for the
+//! host's handler and puts it back when the handler returns (a handler that `longjmp`s out
+//! leaves the guard clear, which is right: it jumps into host code).
+//!
+//! The host sees nothing of it: the kernel gets the host's own flags and mask, only the address
+//! differs, and every way of reading a disposition back (`sigaction`'s old action, `signal`'s
+//! return value) gives the host's handler. `SIG_DFL` and `SIG_IGN` go to the kernel unchanged.
+//! A handler installed with a raw `rt_sigaction` system call is not seen (it runs without the
+//! trampoline; only its calls made while shim code runs on its thread pass uncounted).
+//!
+//! The trampoline touches one atomic and the guard's thread-local flag: async-signal-safe.
+
+#![allow(clippy::not_unsafe_ptr_arg_deref)]
+
+use std::sync::atomic::{AtomicUsize, Ordering::*};
+
+use libc::{c_int, c_void, sighandler_t, siginfo_t};
+
+use crate::guard;
+use crate::hooks::table::Rewrite;
+
+/// Signals 1..=64 (index 0 unused).
+const SIGNALS: usize = 65;
+
+/// The host's handler for each signal, as it installed it (0: none seen).
+static HOST: [AtomicUsize; SIGNALS] = [const { AtomicUsize::new(0) }; SIGNALS];
+
+const SIG_ERR: sighandler_t = usize::MAX;
+/// `sigset`'s "blocked" disposition.
+const SIG_HOLD: sighandler_t = 2;
+
+/// Whether `h` is a function (not `SIG_DFL`, `SIG_IGN`, `SIG_HOLD` or `SIG_ERR`).
+fn is_function(h: sighandler_t) -> bool {
+    h > SIG_HOLD && h != SIG_ERR
+}
+
+fn slot(sig: c_int) -> Option<&'static AtomicUsize> {
+    usize::try_from(sig).ok().filter(|&s| s > 0).and_then(|s| HOST.get(s))
+}
+
+/// The address the kernel gets instead of the host's handler.
+fn trampoline_addr() -> sighandler_t {
+    trampoline as *const () as sighandler_t
+}
+
+/// Runs the host's handler for `sig` as host code (see the module docs). Called with the three
+/// arguments of an `SA_SIGINFO` handler; a plain handler is called with the same registers and
+/// reads only the first (C's calling conventions on the platforms the shim supports), so one
+/// trampoline serves both kinds whatever flags the host chose.
+extern "C" fn trampoline(sig: c_int, info: *mut siginfo_t, uc: *mut c_void) {
+    let h = slot(sig).map_or(0, |s| s.load(Acquire));
+    if !is_function(h) {
+        return;
+    }
+    let was = guard::suspend();
+    // SAFETY: `h` is the function the host installed for `sig` (as a handler of one of the two
+    // kinds); calling either kind with these arguments is what the kernel itself would do.
+    let f = unsafe { std::mem::transmute::<sighandler_t, extern "C" fn(c_int, *mut siginfo_t, *mut c_void)>(h) };
+    f(sig, info, uc);
+    guard::restore(was);
+}
+
+/// A `sigaction` call in progress.
+pub struct SigactionCall {
+    sig: c_int,
+    /// The host's action with the trampoline in place of its handler.
+    act: libc::sigaction,
+    /// Whether the real call gets `act` instead of the host's.
+    swapped: bool,
+    /// The host handler recorded before this call (to read back, or to restore on failure).
+    prev: sighandler_t,
+}
+
+type SigactionArgs = (c_int, *const libc::sigaction, *mut libc::sigaction);
+
+/// `sigaction` and `__sigaction`.
+pub fn sigaction(sig: c_int, act: *const libc::sigaction, _old: *mut libc::sigaction) -> SigactionCall {
+    // SAFETY: an all-zero sigaction is a valid value.
+    let mut call = SigactionCall {
+        sig,
+        act: unsafe { std::mem::zeroed() },
+        swapped: false,
+        prev: 0,
+    };
+    let Some(s) = slot(sig) else { return call };
+    call.prev = s.load(Acquire);
+    if act.is_null() {
+        return call;
+    }
+    // SAFETY: the host passed a readable `struct sigaction` (libc reads it too).
+    let a = unsafe { std::ptr::read(act) };
+    if is_function(a.sa_sigaction) {
+        call.act = a;
+        call.act.sa_sigaction = trampoline_addr();
+        call.swapped = true;
+        s.store(a.sa_sigaction, Release);
+    }
+    call
+}
+
+impl Rewrite<SigactionArgs, c_int> for SigactionCall {
+    fn args(&mut self, (sig, act, old): SigactionArgs) -> SigactionArgs {
+        if self.swapped {
+            (sig, &self.act, old)
+        } else {
+            (sig, act, old)
+        }
+    }
+
+    fn result(&mut self, ret: c_int, _errno: c_int, (_, _, old): SigactionArgs) -> c_int {
+        if ret != 0 {
+            if self.swapped {
+                if let Some(s) = slot(self.sig) {
+                    s.store(self.prev, Release);
+                }
+            }
+            return ret;
+        }
+        if !old.is_null() {
+            // SAFETY: the real sigaction succeeded and wrote the old action into `*old`.
+            let o = unsafe { &mut *old };
+            if o.sa_sigaction == trampoline_addr() {
+                o.sa_sigaction = self.prev;
+            }
+        }
+        ret
+    }
+}
+
+/// A `signal`-family call in progress (`signal`, `bsd_signal`, `ssignal`, `sysv_signal`,
+/// `__sysv_signal`, `sigset`): one handler in, the previous disposition out.
+pub struct SignalCall {
+    sig: c_int,
+    swapped: bool,
+    prev: sighandler_t,
+}
+
+/// Every `signal`-family function.
+pub fn signal(sig: c_int, handler: sighandler_t) -> SignalCall {
+    let mut call = SignalCall {
+        sig,
+        swapped: false,
+        prev: 0,
+    };
+    let Some(s) = slot(sig) else { return call };
+    if is_function(handler) {
+        call.prev = s.swap(handler, AcqRel);
+        call.swapped = true;
+    } else {
+        call.prev = s.load(Acquire);
+    }
+    call
+}
+
+impl Rewrite<(c_int, sighandler_t), sighandler_t> for SignalCall {
+    fn args(&mut self, (sig, handler): (c_int, sighandler_t)) -> (c_int, sighandler_t) {
+        if self.swapped {
+            (sig, trampoline_addr())
+        } else {
+            (sig, handler)
+        }
+    }
+
+    fn result(&mut self, ret: sighandler_t, _errno: c_int, _: (c_int, sighandler_t)) -> sighandler_t {
+        if ret == SIG_ERR {
+            if self.swapped {
+                if let Some(s) = slot(self.sig) {
+                    s.store(self.prev, Release);
+                }
+            }
+            return ret;
+        }
+        if ret == trampoline_addr() {
+            self.prev
+        } else {
+            ret
+        }
+    }
+}
