@@ -21,7 +21,7 @@ use crate::wire::{Message, Notice};
 /// `Shared::magic` once initialised.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"SOCKMTR1");
 /// Layout version (bumped on any change of this file's types).
-pub const LAYOUT: u64 = 1;
+pub const LAYOUT: u64 = 2;
 /// Bytes of the snapshot mailbox.
 pub const SNAPSHOT_MAX: usize = 16 << 20;
 /// Bytes of each text ring.
@@ -128,6 +128,9 @@ pub struct Shared {
     pub layout: AtomicU64,
     /// Bumped by the hooks when sockets appear, change or close (the shipper ships soon).
     pub changes: AtomicU64,
+    /// When this process image started, ms since the epoch: the shim's load (an exec'd image,
+    /// the command) or the fork (a forked child). 0 until set.
+    pub started_ms: AtomicU64,
     /// Set by the exec hooks just before exec (cleared if exec fails).
     pub exec_pending: AtomicU32,
     /// Set while an in-process subscriber wants the shipper's lines in `events`.
@@ -171,6 +174,7 @@ impl Shared {
             magic: AtomicU64::new(0),
             layout: AtomicU64::new(0),
             changes: AtomicU64::new(0),
+            started_ms: AtomicU64::new(0),
             exec_pending: AtomicU32::new(0),
             subscribed: AtomicU32::new(0),
             notices: TextRing::new(),

@@ -166,3 +166,55 @@ both_modes! {
         assert_eq!(p.totals.tx_bytes, received, "every handler's datagram, exact:\n{}", r.stderr);
     }
 }
+
+/// When a process started, by the kernel's own clock (`/proc/<pid>/stat` field 22, in clock
+/// ticks since boot, converted with CLOCK_BOOTTIME vs CLOCK_REALTIME), as ms since the epoch,
+/// rounded down to the tick. Python, so that the metered program computes it about itself.
+const KERNEL_START: &str = r#"
+def kernel_start_ms(pid):
+    import os, time
+    with open('/proc/%d/stat' % pid) as f:
+        ticks = int(f.read().rsplit(')', 1)[1].split()[19])
+    hz = os.sysconf('SC_CLK_TCK')
+    boot_ms = time.clock_gettime(time.CLOCK_REALTIME) * 1000 - time.clock_gettime(time.CLOCK_BOOTTIME) * 1000
+    return int(boot_ms + ticks * 1000 // hz)
+"#;
+
+both_modes! {
+    /// A process's `started_at` is when it started (its exec, or its fork), not when the shim
+    /// first shipped: never after its first socket was opened, and never before the kernel's own
+    /// start time for it (to the clock tick). It used to be 2-5 ms after the first socket.
+    fn started_at_is_when_the_process_started(mode) {
+        let peer = Peer::start("tcp_peer.py", &["--conns", "2", "--mode", "reply", "--reply", "0"]);
+        let script = format!(
+            r#"{KERNEL_START}
+import json, os, socket
+def conn():
+    s = socket.create_connection(('127.0.0.1', {port}))
+    s.sendall(b'x' * 10)
+    s.close()
+conn()
+pid = os.fork()
+if pid == 0:
+    conn()
+    os._exit(0)
+os.waitpid(pid, 0)
+print(json.dumps({{'parent': kernel_start_ms(os.getpid())}}))
+"#,
+            port = peer.port
+        );
+        let r = run_in(mode, &[], &[python(), "-c", &script], &[]);
+        peer.finish();
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        let own: serde_json::Value = serde_json::from_str(r.stdout.trim()).expect("the program's line");
+        let kernel = sockmeter::time::rfc3339(own["parent"].as_u64().expect("kernel start"));
+        assert_eq!(r.report.processes.len(), 2, "parent and child:\n{}", r.stderr);
+        for p in &r.report.processes {
+            let first = p.sockets.iter().filter(|s| !s.inherited).map(|s| s.opened_at.clone()).min();
+            let first = first.unwrap_or_else(|| panic!("pid {} has a socket of its own", p.pid));
+            // RFC 3339 with ms, always the same width: text order is time order.
+            assert!(p.started_at <= first, "pid {} started at {} after its first socket at {first}", p.pid, p.started_at);
+            assert!(p.started_at >= kernel, "pid {} started at {} before the kernel's start {kernel}", p.pid, p.started_at);
+        }
+    }
+}

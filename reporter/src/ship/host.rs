@@ -59,13 +59,19 @@ pub struct Who {
     pub origin: Origin,
 }
 
-fn hello(w: &Who, interval_ms: u64) -> Hello {
+fn hello(w: &Who, region: &Shared, interval_ms: u64) -> Hello {
+    // When the image started, as the shim recorded it (its load, or the fork), not now: the
+    // shipper starts after the host's first socket.
+    let started_at = match region.started_ms.load(Ordering::Relaxed) {
+        0 => now_ms(),
+        t => t,
+    };
     Hello {
         pid: w.pid,
         ppid: w.ppid,
         exe: w.exe.clone(),
         argv: w.argv.clone(),
-        started_at: now_ms(),
+        started_at,
         origin: w.origin,
         shim_version: env!("CARGO_PKG_VERSION").to_string(),
         interval_ms,
@@ -139,7 +145,7 @@ impl Host {
             account: ProcessAccount::new(),
             path,
         };
-        out.emit(vec![Message::Hello(hello(&who, cfg.interval_ms))]);
+        out.emit(vec![Message::Hello(hello(&who, region, cfg.interval_ms))]);
         Some(Host {
             pid: who.pid,
             out,

@@ -93,6 +93,14 @@ pub struct Collector {
     finished: bool,
 }
 
+/// When this process image started (see `Shared::started_ms`); now, if that was never set.
+fn started_ms() -> u64 {
+    match super::shared().started_ms.load(std::sync::atomic::Ordering::Relaxed) {
+        0 => platform::now_ms(),
+        t => t,
+    }
+}
+
 impl Collector {
     /// A collector for this process, as it is now.
     pub fn new(origin: Origin) -> Self {
@@ -102,7 +110,7 @@ impl Collector {
             ppid: platform::ppid(),
             exe: platform::exe_path(),
             argv: platform::cmdline(),
-            started_at: platform::now_ms(),
+            started_at: started_ms(),
             origin,
             shim_version: env!("CARGO_PKG_VERSION").to_string(),
             interval_ms: cfg.interval_ms,

@@ -127,7 +127,9 @@ pub fn init() {
         let _ = PROBLEMS.set(problems);
         DISABLED.store(cfg.disabled, Relaxed);
         let _ = CONFIG.set(cfg);
+        let loaded = platform::now_ms();
         helper::setup();
+        shared().started_ms.store(loaded, Relaxed);
         platform::register_process_handlers(before_fork, on_fork_child, on_exit);
         platform::resolve_early();
         INITED.store(true, Release);
@@ -328,11 +330,13 @@ extern "C" fn on_fork_child() {
         FORKED.store(true, Relaxed);
         COLLECTOR.store(std::ptr::null_mut(), Release);
         sink::Sink::abandon_inherited();
+        let forked = platform::now_ms();
         if helper::on() {
             helper::fork_child();
         } else {
             reg().records.reset_after_fork();
         }
+        shared().started_ms.store(forked, Relaxed);
         // The child starts reporting when it touches a socket itself (a child that only execs
         // or exits costs nothing more).
     });
