@@ -16,6 +16,7 @@ pub mod embed;
 pub mod glob;
 pub mod model;
 pub mod names;
+pub mod outbox;
 pub mod registry;
 pub mod report;
 pub mod shared;

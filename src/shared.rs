@@ -21,7 +21,7 @@ use crate::wire::{Message, Notice};
 /// `Shared::magic` once initialised.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"SOCKMTR1");
 /// Layout version (bumped on any change of this file's types).
-pub const LAYOUT: u64 = 2;
+pub const LAYOUT: u64 = 3;
 /// Bytes of the snapshot mailbox.
 pub const SNAPSHOT_MAX: usize = 16 << 20;
 /// Bytes of each text ring.
@@ -135,6 +135,9 @@ pub struct Shared {
     pub exec_pending: AtomicU32,
     /// Set while an in-process subscriber wants the shipper's lines in `events`.
     pub subscribed: AtomicU32,
+    /// Set once the run's reporter is gone or has ended the run: this process (and children it
+    /// forks later) keep counting but start no shipper and say nothing more.
+    pub quiet: AtomicU32,
     /// Notices from the host (`kind\tmessage` lines) for the shipper to send.
     pub notices: TextRing,
     /// Wire lines from the shipper for in-process subscribers.
@@ -177,6 +180,7 @@ impl Shared {
             started_ms: AtomicU64::new(0),
             exec_pending: AtomicU32::new(0),
             subscribed: AtomicU32::new(0),
+            quiet: AtomicU32::new(0),
             notices: TextRing::new(),
             events: TextRing::new(),
             snapshot: Mailbox::new(),

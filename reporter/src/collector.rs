@@ -214,8 +214,14 @@ impl Collector {
     /// Stops listening and hands over every connection that sent anything. Connections still
     /// open stay unfinished (their processes are reported as `running`).
     pub fn finish(mut self) -> Vec<Conn> {
+        use std::io::Write;
         for s in &mut self.slots {
-            s.stream = None;
+            // The run is over: a process still connected (a daemon that outlives the command)
+            // goes quiet rather than telling the user's terminal later that the reporter went
+            // away. Best effort: a connection that cannot take one line now is closed anyway.
+            if let Some(mut st) = s.stream.take() {
+                let _ = st.write(sockmeter::outbox::END_LINE);
+            }
         }
         let _ = std::fs::remove_file(&self.path);
         self.slots

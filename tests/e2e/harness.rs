@@ -435,3 +435,78 @@ macro_rules! both_modes {
 }
 #[allow(unused_imports)]
 pub(crate) use both_modes;
+
+/// What a [`Counter`] saw.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counted {
+    /// Bytes received, over every connection.
+    pub rx: u64,
+    /// Bytes sent.
+    pub tx: u64,
+    /// Connections served.
+    pub conns: u64,
+}
+
+/// An in-process TCP server on 127.0.0.1, not metered: serves `conns` connections (each on a
+/// thread of its own: read to EOF, then send `reply` bytes and close) and totals what it
+/// received and sent. Gives up after 120 s (then [`Counter::finish`] shows fewer connections).
+pub struct Counter {
+    /// The port it listens on.
+    pub port: u16,
+    accepted: std::sync::Arc<AtomicUsize>,
+    thread: JoinHandle<Counted>,
+}
+
+impl Counter {
+    /// Listens (on return the port accepts connections) and serves in a thread.
+    pub fn start(conns: u64, reply: usize) -> Counter {
+        use std::io::Write;
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        listener.set_nonblocking(true).expect("nonblocking");
+        let accepted = std::sync::Arc::new(AtomicUsize::new(0));
+        let seen = accepted.clone();
+        let thread = std::thread::spawn(move || {
+            let deadline = std::time::Instant::now() + Duration::from_secs(120);
+            let mut served = Vec::new();
+            while (served.len() as u64) < conns && std::time::Instant::now() < deadline {
+                let (mut c, _) = match listener.accept() {
+                    Ok(a) => a,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        std::thread::sleep(Duration::from_millis(2));
+                        continue;
+                    }
+                    Err(e) => panic!("accept: {e}"),
+                };
+                seen.fetch_add(1, Ordering::Relaxed);
+                served.push(std::thread::spawn(move || {
+                    c.set_nonblocking(false).expect("blocking");
+                    c.set_read_timeout(Some(Duration::from_secs(60))).expect("timeout");
+                    let mut got = Vec::new();
+                    let rx = c.read_to_end(&mut got).map(|n| n as u64).unwrap_or(0);
+                    let tx = c.write_all(&vec![b'r'; reply]).map(|_| reply as u64).unwrap_or(0);
+                    (rx, tx)
+                }));
+            }
+            let mut total = Counted::default();
+            for t in served {
+                let (rx, tx) = t.join().expect("connection thread");
+                total.rx += rx;
+                total.tx += tx;
+                total.conns += 1;
+            }
+            total
+        });
+        Counter { port, accepted, thread }
+    }
+
+    /// Connections accepted so far.
+    pub fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::Relaxed)
+    }
+
+    /// Waits until every connection was served (or the 120 s are up); the totals.
+    pub fn finish(self) -> Counted {
+        self.thread.join().expect("counter")
+    }
+}

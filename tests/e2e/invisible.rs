@@ -139,24 +139,23 @@ both_modes! {
         let peer = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp peer");
         let port = peer.local_addr().expect("addr").port();
         peer.set_read_timeout(Some(std::time::Duration::from_millis(200))).expect("timeout");
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = stop.clone();
         let counter = std::thread::spawn(move || {
             let mut buf = [0u8; 64];
             let mut got = 0u64;
-            let mut quiet = 0;
-            // Until the program has ended and nothing came for a second.
-            while quiet < 5 {
+            // Until the program has ended and the socket is drained (a read timed out after).
+            loop {
                 match peer.recv(&mut buf) {
-                    Ok(n) => {
-                        got += n as u64;
-                        quiet = 0;
-                    }
-                    Err(_) => quiet += 1,
+                    Ok(n) => got += n as u64,
+                    Err(_) if stopped.load(std::sync::atomic::Ordering::Acquire) => return got,
+                    Err(_) => {}
                 }
             }
-            got
         });
         let prog = compile_c("sigstorm", &[]).display().to_string();
         let r = run_in(mode, &[], &[&prog, &port.to_string(), "400"], &[]);
+        stop.store(true, std::sync::atomic::Ordering::Release);
         let received = counter.join().expect("peer");
         assert_eq!(r.code, 0, "{}", r.stderr);
         let own: serde_json::Value = serde_json::from_str(r.stdout.trim()).expect("the program's line");

@@ -7,6 +7,7 @@
 mod attribution;
 mod badconfig;
 mod cprogs;
+mod faults;
 mod harness;
 mod hygiene;
 mod invisible;

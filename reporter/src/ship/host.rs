@@ -4,13 +4,15 @@
 //! `SOCKMETER_REPORT` file. The first host is the process that started the shipper; forked
 //! children adopted through the adoption channel (`adopt.rs`) are hosts too.
 
-use std::io::Write;
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use sockmeter::collect::{encode_batch, Shipper};
 use sockmeter::config::Config;
+use sockmeter::outbox::{self, Flushed, Heard, Outbox};
 use sockmeter::shared::Shared;
 use sockmeter::time::now_ms;
 use sockmeter::wire::{Bye, ByeReason, Hello, Message, Origin};
@@ -78,14 +80,27 @@ fn hello(w: &Who, region: &Shared, interval_ms: u64) -> Hello {
     }
 }
 
+/// Where the connection to the reporter stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Talk {
+    /// Talking (lines may be waiting in the outbox).
+    Up,
+    /// The reporter ended the run, or went away: nothing more is sent.
+    Down,
+}
+
 struct Out {
     region: &'static Shared,
     stream: Option<UnixStream>,
+    outbox: Outbox,
+    talk: Talk,
     account: ProcessAccount,
     path: String,
 }
 
 impl Out {
+    /// Queues a batch for the reporter (and the host's subscribers) and writes what the
+    /// reporter takes now, never waiting for it.
     fn emit(&mut self, msgs: Vec<Message>) {
         let region = self.region;
         let subscribed = region.subscribed.load(Ordering::Acquire) != 0;
@@ -95,12 +110,48 @@ impl Out {
                 region.events.push(line.strip_suffix(b"\n").unwrap_or(line));
             }
         });
-        if let Some(s) = &mut self.stream {
-            if let Err(e) = s.write_all(&lines) {
-                say!("sockmeter: the connection to the reporter at SOCKMETER_SOCKET={} failed ({e}); counts are no longer sent", self.path);
-                self.stream = None;
-            }
+        if self.talk == Talk::Up {
+            self.outbox.push(&lines);
+            self.flush();
         }
+    }
+
+    /// Writes what waits, as far as the reporter takes it.
+    fn flush(&mut self) {
+        let Some(s) = &mut self.stream else { return };
+        if let Flushed::Broken(e) = self.outbox.flush(|b| s.write(b)) {
+            self.gone(&format!("the connection failed ({e})"));
+        }
+    }
+
+    /// Reads what the reporter said: the end of the run, or its own end.
+    fn listen(&mut self) {
+        let Some(s) = &mut self.stream else { return };
+        match outbox::listen(|b| s.read(b)) {
+            Heard::Nothing => {}
+            Heard::End => self.down(),
+            Heard::Gone => self.gone("it closed the connection"),
+        }
+    }
+
+    /// The reporter went away: said once for the whole run (not by every process), and then
+    /// this host and the children it forks later go quiet.
+    fn gone(&mut self, why: &str) {
+        if self.talk == Talk::Up && outbox::first_to_say(&self.path) {
+            say!(
+                "sockmeter: the reporter at SOCKMETER_SOCKET={} went away ({why}); counts from now on are not reported",
+                self.path
+            );
+        }
+        self.down();
+    }
+
+    /// Nothing more is sent: the run is over or the reporter is gone.
+    fn down(&mut self) {
+        self.talk = Talk::Down;
+        self.stream = None;
+        self.outbox.clear();
+        self.region.quiet.store(1, Ordering::Release);
     }
 }
 
@@ -113,6 +164,8 @@ pub struct Host {
     shipper: Shipper,
     last: Instant,
     seen: u64,
+    /// Set once the host ended: its last pass and `bye` are queued.
+    ended: bool,
 }
 
 impl Host {
@@ -129,22 +182,27 @@ impl Host {
             return None;
         };
         let path = cfg.socket.clone().unwrap_or_default();
-        let stream = match UnixStream::connect(&path) {
-            Ok(s) => {
-                let _ = s.set_write_timeout(Some(Duration::from_secs(2)));
-                Some(s)
-            }
+        let stream = match UnixStream::connect(&path).and_then(|s| s.set_nonblocking(true).map(|()| s)) {
+            Ok(s) => Some(s),
             Err(e) => {
-                say!("sockmeter: cannot reach the reporter at SOCKMETER_SOCKET={path}: {e}; pid {} is still metered, but its counts are not sent", who.pid);
+                if region.quiet.load(Ordering::Acquire) == 0 && outbox::first_to_say(&path) {
+                    say!("sockmeter: cannot reach the reporter at SOCKMETER_SOCKET={path}: {e}; this run's processes are still metered, but their counts are not reported");
+                }
                 None
             }
         };
+        let talk = if stream.is_some() { Talk::Up } else { Talk::Down };
         let mut out = Out {
             region,
             stream,
+            outbox: Outbox::new(),
+            talk,
             account: ProcessAccount::new(),
             path,
         };
+        if talk == Talk::Down {
+            region.quiet.store(1, Ordering::Release);
+        }
         out.emit(vec![Message::Hello(hello(&who, region, cfg.interval_ms))]);
         Some(Host {
             pid: who.pid,
@@ -154,21 +212,39 @@ impl Host {
             shipper: Shipper::new(),
             last: Instant::now(),
             seen: u64::MAX,
+            ended: false,
         })
     }
 
-    /// The fds to poll for this host: its pidfd and its link (negative ones are ignored).
-    pub fn poll_fds(&self) -> [libc::pollfd; 2] {
-        let p = |fd| libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
+    /// The fds to poll for this host: its pidfd, its link and its reporter connection
+    /// (negative ones are ignored; the connection is polled for room to write while lines
+    /// wait).
+    pub fn poll_fds(&self) -> [libc::pollfd; 3] {
+        let p = |fd, events| libc::pollfd { fd, events, revents: 0 };
+        let (pidfd, link) = if self.ended { (-1, -1) } else { (self.pidfd, self.link) };
+        let conn = self.out.stream.as_ref().map_or(-1, |s| s.as_raw_fd());
+        let want = if self.out.outbox.is_empty() {
+            libc::POLLIN
+        } else {
+            libc::POLLIN | libc::POLLOUT
         };
-        [p(self.pidfd), p(self.link)]
+        [p(pidfd, libc::POLLIN), p(link, libc::POLLIN), p(conn, want)]
+    }
+
+    /// After a poll, with this host's entries: writes what waits if the reporter has room,
+    /// and hears what it said.
+    pub fn serve(&mut self, polled: &[libc::pollfd]) {
+        if polled[2].revents != 0 {
+            self.out.listen();
+            self.out.flush();
+        }
     }
 
     /// After a poll, with this host's entries: how it ended, if it did.
     pub fn ended(&mut self, polled: &[libc::pollfd]) -> Option<ByeReason> {
+        if self.ended {
+            return None;
+        }
         let exited = if self.pidfd >= 0 {
             polled[0].revents != 0
         } else {
@@ -194,14 +270,20 @@ impl Host {
         None
     }
 
-    /// A pass when something changed, the interval passed or a snapshot was asked for; then
-    /// the snapshot's answer.
+    /// A pass when something changed, the interval passed or a snapshot was asked for (and
+    /// the reporter has read what the last one sent: until then the counters keep the rest);
+    /// then the snapshot's answer.
     pub fn tick(&mut self, cfg: &Config) {
+        if self.ended {
+            return;
+        }
         let region = self.out.region;
         let changes = region.changes.load(Ordering::Acquire);
         let asked = region.snapshot.asked.load(Ordering::Acquire);
         let answered = region.snapshot.answered.load(Ordering::Acquire);
-        if changes != self.seen || self.last.elapsed() >= Duration::from_millis(cfg.interval_ms) || asked > answered {
+        let due =
+            changes != self.seen || self.last.elapsed() >= Duration::from_millis(cfg.interval_ms) || asked > answered;
+        if due && self.out.outbox.accepts_more() {
             self.seen = changes;
             self.last = Instant::now();
             self.pass();
@@ -213,17 +295,43 @@ impl Host {
         }
     }
 
-    /// The last pass, `bye`, and the report file.
-    pub fn finish(mut self, reason: ByeReason, cfg: &Config) {
+    /// The host ended: the last pass and `bye` are queued (they go out as the reporter reads).
+    pub fn end(&mut self, reason: ByeReason) {
+        if self.ended {
+            return;
+        }
+        self.ended = true;
         self.pass();
         self.out.emit(vec![Message::Bye(Bye {
             at: now_ms(),
             reason,
             dropped_events: 0,
         })]);
+        for fd in [&mut self.pidfd, &mut self.link] {
+            if *fd >= 0 {
+                // SAFETY: fds we own.
+                unsafe { libc::close(*fd) };
+                *fd = -1;
+            }
+        }
+    }
+
+    /// Whether this host's part is done: it ended and the reporter has everything (or is
+    /// gone, or ended the run).
+    pub fn done(&self) -> bool {
+        self.ended && (self.out.outbox.is_empty() || self.out.talk == Talk::Down)
+    }
+
+    /// Whether the reporter is still listening to this host.
+    pub fn heard(&self) -> bool {
+        self.out.talk == Talk::Up
+    }
+
+    /// The report file, once done.
+    pub fn finish(self, cfg: &Config) {
         for fd in [self.pidfd, self.link] {
             if fd >= 0 {
-                // SAFETY: fds we own.
+                // SAFETY: fds we own (a host dropped before it ended still has them).
                 unsafe { libc::close(fd) };
             }
         }

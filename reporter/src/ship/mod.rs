@@ -77,8 +77,14 @@ pub fn ship(a: &ShipArgs) -> i32 {
     let mut hosts = vec![first];
     let mut chan = a.adopt;
     let tick = cfg.interval_ms.min(MAX_TICK_MS) as i32;
+    // Set once the reporter is gone or has ended the run: later hand-overs would find nobody
+    // to ship to either.
+    let mut quiet = false;
+    // Until every host has ended and the reporter has all of it, and no process is left that
+    // could still hand one over. A host whose reporter ended the run (or went away) is left to
+    // itself: it counts on, quietly, with nobody to ship to.
     while !hosts.is_empty() || chan >= 0 {
-        let mut fds = Vec::with_capacity(1 + 2 * hosts.len());
+        let mut fds = Vec::with_capacity(1 + 3 * hosts.len());
         fds.push(libc::pollfd {
             fd: chan,
             events: libc::POLLIN,
@@ -97,18 +103,25 @@ pub fn ship(a: &ShipArgs) -> i32 {
         // Hosts that ended get their last pass and bye; the others a tick. (Adoptees pushed
         // just now have no poll entries yet: they start with the next round.)
         let polled = &fds[1..];
-        let mut i = 0;
-        let mut k = 0;
-        while i < hosts.len() {
-            let ended = polled.get(2 * k..2 * k + 2).and_then(|p| hosts[i].ended(p));
-            k += 1;
-            match ended {
-                Some(reason) => hosts.remove(i).finish(reason, &cfg),
-                None => {
-                    hosts[i].tick(&cfg);
-                    i += 1;
-                }
+        for (k, h) in hosts.iter_mut().enumerate() {
+            let Some(p) = polled.get(3 * k..3 * k + 3) else { break };
+            h.serve(p);
+            match h.ended(p) {
+                Some(reason) => h.end(reason),
+                None => h.tick(&cfg),
             }
+        }
+        let mut i = 0;
+        while i < hosts.len() {
+            if hosts[i].done() || !hosts[i].heard() {
+                quiet |= !hosts[i].heard();
+                hosts.remove(i).finish(&cfg);
+            } else {
+                i += 1;
+            }
+        }
+        if hosts.is_empty() && chan >= 0 && quiet {
+            break;
         }
     }
     0

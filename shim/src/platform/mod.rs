@@ -23,7 +23,7 @@
 //! * `exe_path()`, `cmdline()`, `pid()`, `ppid()`.
 //! * `block_signals()`: the shim's own threads take none of the host's signals.
 //! * shipper mode (`shipper.rs` on Linux): `create_region` (a shared mapping others can map),
-//!   `link_pipe`, `spawn_shipper` (a process that is never the host's child), and for forked children `adoption_pair`, `pidfd_self` and
+//!   `link_pair`, `spawn_shipper` (a process that is never the host's child), and for forked children `adoption_pair`, `pidfd_self` and
 //!   `send_with_fds` (handing a region to the shipper that already exists).
 //! * `constructor!` / hook export: how a function runs at load time and how a hook replaces
 //!   the libc function (a `#[no_mangle]` export on Linux, an `__interpose` entry on macOS).

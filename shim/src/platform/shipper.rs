@@ -38,13 +38,21 @@ pub fn create_region(size: usize, high: c_int) -> Option<(c_int, *mut c_void)> {
     }
 }
 
-/// A pipe whose ends are close-on-exec and non-blocking; the write end is moved to an fd number
-/// of at least `high`. Returns (read end, write end).
-pub fn link_pipe(high: c_int) -> Option<(c_int, c_int)> {
+/// The link to the shipper: a Unix stream socketpair (so that a write to a shipper that is gone
+/// can be made without SIGPIPE), both ends close-on-exec and non-blocking, each moved to an fd
+/// number of at least `high`. Returns (the shipper's end, the host's end). The shipper sees the
+/// host's end close when the host execs (close-on-exec) or exits.
+pub fn link_pair(high: c_int) -> Option<(c_int, c_int)> {
     let mut fds = [0 as c_int; 2];
     // SAFETY: plain system calls on our own fds.
     unsafe {
-        if libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) != 0 {
+        if libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+            0,
+            fds.as_mut_ptr(),
+        ) != 0
+        {
             return None;
         }
         let w = libc::fcntl(fds[1], libc::F_DUPFD_CLOEXEC, high);
@@ -62,6 +70,20 @@ pub fn link_pipe(high: c_int) -> Option<(c_int, c_int)> {
         }
         Some((r, w))
     }
+}
+
+/// Wakes the shipper with one byte on the host's end of the link: never blocks, and never
+/// raises SIGPIPE (the shipper may be gone).
+pub fn poke(fd: c_int) {
+    // SAFETY: sending one byte from a valid buffer on our own socket.
+    unsafe {
+        libc::send(
+            fd,
+            b"!".as_ptr() as *const c_void,
+            1,
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+        )
+    };
 }
 
 /// What the shipper's two spawning halves need (they run on their own stacks in our memory,
@@ -333,4 +355,91 @@ pub fn send_with_fds(sock: c_int, bytes: &[u8], fds: &[c_int]) -> bool {
         let n = libc::sendmsg(sock, &msg, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL);
         n == bytes.len() as isize
     }
+}
+
+/// Hands the last lines of a process image to a writer process: `bytes` are written to the
+/// reporter connection `fd` by a process of their own, which waits for a reporter that is
+/// slow to read, so the host can exit (or exec) at once without losing them (thread mode;
+/// a shipper process does this itself).
+///
+/// A double fork, as for the shipper: the middle is a clone child with no exit signal, collected
+/// here at once; the writer, orphaned, belongs to the nearest subreaper (`sockmeter run`) or to
+/// init. The writer keeps only `fd` (a socket or pipe of the host's kept open by it would delay
+/// the peer's end of file), takes a session of its own (the terminal's Ctrl-C is for the host)
+/// and makes system calls only: it is a copy of a process that may have had other threads.
+pub fn hand_off(fd: c_int, bytes: &[u8]) {
+    // SAFETY: a fork-like clone (no CLONE_VM: the children have copies of this memory, `bytes`
+    // included, and run only system calls); the host waits only for the middle, its own clone
+    // child, which exits at once.
+    unsafe {
+        let middle = libc::syscall(libc::SYS_clone, 0 as libc::c_ulong, 0usize, 0usize, 0usize, 0usize);
+        if middle < 0 {
+            return;
+        }
+        if middle == 0 {
+            let writer = libc::syscall(
+                libc::SYS_clone,
+                libc::SIGCHLD as libc::c_ulong,
+                0usize,
+                0usize,
+                0usize,
+                0usize,
+            );
+            if writer == 0 {
+                write_out(fd, bytes);
+            }
+            libc::syscall(libc::SYS_exit, 0);
+        }
+        while libc::waitpid(middle as libc::pid_t, std::ptr::null_mut(), libc::__WCLONE) < 0 && errno() == libc::EINTR {
+        }
+    }
+}
+
+/// The writer's life: only `fd` open, its own session, every byte written (waiting for room
+/// as long as the reporter lives), then exit.
+unsafe fn write_out(fd: c_int, bytes: &[u8]) -> ! {
+    // SAFETY: raw system calls on our own copies of the fds and memory.
+    unsafe {
+        if fd > 0 {
+            libc::syscall(libc::SYS_close_range, 0u32, (fd - 1) as u32, 0u32);
+        }
+        libc::syscall(libc::SYS_close_range, (fd + 1) as u32, u32::MAX, 0u32);
+        libc::syscall(libc::SYS_setsid);
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let n = libc::syscall(
+                libc::SYS_sendto,
+                fd,
+                rest.as_ptr(),
+                rest.len(),
+                libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
+                0usize,
+                0usize,
+            );
+            if n > 0 {
+                rest = &rest[n as usize..];
+                continue;
+            }
+            let e = *libc::__errno_location();
+            if n < 0 && (e == libc::EAGAIN || e == libc::EINTR) {
+                let mut p = libc::pollfd {
+                    fd,
+                    events: libc::POLLOUT,
+                    revents: 0,
+                };
+                libc::syscall(
+                    libc::SYS_ppoll,
+                    &mut p as *mut libc::pollfd,
+                    1usize,
+                    std::ptr::null::<libc::timespec>(),
+                    std::ptr::null::<libc::sigset_t>(),
+                    0usize,
+                );
+                continue;
+            }
+            break;
+        }
+        libc::syscall(libc::SYS_exit, 0);
+    }
+    unreachable!()
 }

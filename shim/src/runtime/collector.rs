@@ -128,6 +128,18 @@ impl Collector {
         }
     }
 
+    /// Writes what waits for the reporter and hears what it said (every tick of the thread).
+    pub fn service(&mut self) {
+        self.sink.listen();
+        self.sink.flush();
+    }
+
+    /// Whether the reporter has read (nearly) all that was sent: a pass may run. While it
+    /// has not, the counters keep what is not shipped.
+    pub fn ready(&self) -> bool {
+        self.sink.accepts_more()
+    }
+
     /// One pass: ship what changed.
     pub fn pass(&mut self) {
         if self.finished {
@@ -183,7 +195,7 @@ impl Collector {
         } else {
             let _ = self.account.apply(&Message::Bye(bye));
         }
-        self.sink.close();
+        self.sink.hand_off();
         self.finished = true;
         // The image's report, at exit and before an exec (with `%p`, the next image of the
         // same pid writes the same file later; without it, both are appended).

@@ -83,6 +83,7 @@ fn new_region(from: &Shared) -> Option<(libc::c_int, &'static Shared)> {
     let region: &'static Shared = unsafe { &*(p as *const Shared) };
     region.registry.copy_from(&from.registry);
     region.names.copy_from(&from.names);
+    region.quiet.store(from.quiet.load(Acquire), Release);
     region.registry.fds.set(fd, sockmeter::registry::FdState::Ignored);
     region.seal();
     Some((fd, region))
@@ -121,7 +122,7 @@ pub fn spawn(origin_fork: bool) -> bool {
     let (Some(exe), true) = (exe, mem >= 0) else {
         return false;
     };
-    let Some((r, w)) = platform::link_pipe(HIGH_FD) else {
+    let Some((r, w)) = platform::link_pair(HIGH_FD) else {
         return false;
     };
     // A new adoption channel for this process's future children (an inherited one, whose
@@ -216,7 +217,7 @@ fn adopt() -> bool {
     if pidfd < 0 {
         return false;
     }
-    let Some((r, w)) = platform::link_pipe(HIGH_FD) else {
+    let Some((r, w)) = platform::link_pair(HIGH_FD) else {
         // SAFETY: our own fd.
         unsafe { libc::close(pidfd) };
         return false;
@@ -260,6 +261,7 @@ pub fn before_fork() {
     if !std::ptr::eq(local, now) {
         local.registry.copy_from(&now.registry);
         local.names.copy_from(&now.names);
+        local.quiet.store(now.quiet.load(Acquire), Release);
     }
 }
 
@@ -298,8 +300,7 @@ fn wake() {
     super::sink::with_fd_lock(|| {
         let w = LINK_FD.load(Acquire);
         if w >= 0 {
-            // SAFETY: writing one byte from a valid buffer to our non-blocking pipe.
-            unsafe { libc::write(w, b"!".as_ptr() as *const c_void, 1) };
+            platform::poke(w);
         }
     });
 }

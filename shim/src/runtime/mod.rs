@@ -236,6 +236,11 @@ fn start_now() {
     if !FORKED.load(Relaxed) {
         complain_once();
     }
+    // The run's reporter is gone or ended the run (a forked child of a process that learnt
+    // it): count on, quietly, with nobody to ship to.
+    if shared().quiet.load(Acquire) != 0 {
+        return;
+    }
     if helper::on() {
         if helper::spawn(FORKED.load(Relaxed)) {
             return;
@@ -265,10 +270,14 @@ fn reporting_thread() {
     let mut seen = u64::MAX;
     loop {
         let changes = shared().changes.load(Acquire);
-        if changes != seen || last.elapsed() >= interval {
-            seen = changes;
-            last = Instant::now();
-            lock().pass();
+        {
+            let mut c = lock();
+            c.service();
+            if (changes != seen || last.elapsed() >= interval) && c.ready() {
+                seen = changes;
+                last = Instant::now();
+                c.pass();
+            }
         }
         std::thread::sleep(tick);
     }

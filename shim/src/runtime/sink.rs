@@ -1,19 +1,29 @@
 //! Where the messages go: the reporter's Unix socket and, at exit, the report file.
 //!
 //! The connection is made when the process first touches a socket, with `SOCK_CLOEXEC`,
-//! moved to a high fd number out of the host's way, with a send timeout so a stuck reporter
-//! cannot stall the host for long. The fd is marked *ignored* in the fd table, so its traffic
-//! is never counted. If the host closes or `dup2`s over it (a daemon closing every fd, from any
-//! thread), the close-family hooks first move it elsewhere (`protect`).
+//! moved to a high fd number out of the host's way. It is non-blocking, and what the reporter
+//! has not read yet waits in an [`Outbox`]: a reporter that stops reading never blocks the
+//! host's reporting thread (nor, through it, the host's exit), and while lines wait no new
+//! pass runs, so the counters keep what is not shipped. At exit, lines the reporter has not
+//! taken yet are handed to a small writer process (see `platform::hand_off`), so the host exits
+//! at once and loses nothing. A reporter that went away is said once for the whole run
+//! (`outbox::first_to_say`), and the process then goes quiet.
 //!
-//! Moving and sending must not interleave: a send that read the old number just before the
-//! host's close released it would fail, or worse, write into whatever the host opens next at
-//! that number. So every use of the fd (connecting, each `send`, moving it) happens under
-//! [`FdLock`], a spin lock the host's close waits on only when it targets our fd.
+//! The fd is marked *ignored* in the fd table, so its traffic is never counted. If the host
+//! closes or `dup2`s over it (a daemon closing every fd, from any thread), the close-family
+//! hooks first move it elsewhere (`protect`).
+//!
+//! Moving and using the fd must not interleave: a write that read the old number just before
+//! the host's close released it would fail, or worse, write into whatever the host opens next
+//! at that number. So every system call on the fd (connecting, each write or read, moving it)
+//! happens under [`FdLock`], a spin lock the host's close waits on only when it targets our
+//! fd. The lock is held for one system call at a time, never across anything that takes it
+//! again.
 
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering::*};
 
 use libc::c_int;
+use sockmeter::outbox::{self, Flushed, Heard, Outbox};
 
 use crate::runtime::reg;
 use sockmeter::registry::FdState;
@@ -48,31 +58,33 @@ impl Drop for FdLock {
 
 /// The lowest fd number the connection is moved to.
 const HIGH_FD: c_int = 200;
-/// How long one write may block on a reporter that does not read.
-const SEND_TIMEOUT_S: libc::time_t = 2;
 
 /// The reporter connection.
 pub struct Sink {
     path: Option<String>,
+    /// No more connections: the reporter could not be reached, went away, or ended the run.
     gave_up: bool,
-}
-
-/// Why the reporter could not be reached (printed once).
-fn complain(path: &str, what: &str) {
-    crate::runtime::say(&format!(
-        "cannot reach the reporter at SOCKMETER_SOCKET={path}: {what}; this process is still metered, but its counts are not sent"
-    ));
+    outbox: Outbox,
 }
 
 impl Sink {
     /// A sink for the socket at `path` (none: messages are only kept in-process).
     pub fn new(path: Option<String>) -> Self {
-        Sink { path, gave_up: false }
+        Sink {
+            path,
+            gave_up: false,
+            outbox: Outbox::new(),
+        }
     }
 
     /// Whether a reporter is configured and reachable so far.
     pub fn wanted(&self) -> bool {
         self.path.is_some() && !self.gave_up
+    }
+
+    /// Whether a new pass may run: the reporter has read (nearly) all that was sent.
+    pub fn accepts_more(&self) -> bool {
+        self.outbox.accepts_more()
     }
 
     /// Connects if needed; true when connected.
@@ -81,13 +93,14 @@ impl Sink {
             return true;
         }
         let Some(path) = self.path.clone() else { return false };
-        if self.gave_up {
+        if self.gave_up || super::shared().quiet.load(Acquire) != 0 {
+            self.gave_up = true;
             return false;
         }
         // A host thread sweeping fds may close our temporary fd before we move it: try again.
         let mut last = None;
         for _ in 0..3 {
-            let _lock = FdLock::take();
+            let lock = FdLock::take();
             match connect_unix(&path) {
                 Ok(fd) => {
                     OWN_FD.store(fd, Release);
@@ -95,6 +108,7 @@ impl Sink {
                     return true;
                 }
                 Err(e) => {
+                    drop(lock);
                     let retry = matches!(e.raw_os_error(), Some(libc::EBADF) | Some(libc::ENOTSOCK));
                     last = Some(e);
                     if !retry {
@@ -103,8 +117,13 @@ impl Sink {
                 }
             }
         }
-        self.gave_up = true;
-        complain(&path, &last.map(|e| e.to_string()).unwrap_or_default());
+        let what = last.map(|e| e.to_string()).unwrap_or_default();
+        if outbox::first_to_say(&path) {
+            crate::runtime::say(&format!(
+                "cannot reach the reporter at SOCKMETER_SOCKET={path}: {what}; this run's processes are still metered, but their counts are not reported"
+            ));
+        }
+        self.quiet();
         false
     }
 
@@ -114,32 +133,109 @@ impl Sink {
         TAKEN.swap(false, AcqRel)
     }
 
-    /// Writes one line; on failure the connection is dropped (and not retried).
-    pub fn send(&mut self, line: &[u8]) {
-        let mut rest = line;
-        while !rest.is_empty() {
+    /// Queues lines and writes what the reporter takes now, never waiting for it.
+    pub fn send(&mut self, lines: &[u8]) {
+        if !self.wanted() {
+            return;
+        }
+        self.outbox.push(lines);
+        self.flush();
+    }
+
+    /// Writes what waits, as far as the reporter takes it (one system call at a time under the
+    /// fd lock).
+    pub fn flush(&mut self) {
+        if self.outbox.is_empty() {
+            return;
+        }
+        let result = self.outbox.flush(|b| {
             let _lock = FdLock::take();
             let fd = OWN_FD.load(Acquire);
             if fd < 0 {
-                return;
+                return Err(std::io::ErrorKind::NotConnected.into());
             }
             // SAFETY: sending from a valid buffer on our own socket. MSG_NOSIGNAL: a reporter
             // that went away must not kill the host with SIGPIPE.
-            let n = unsafe { libc::send(fd, rest.as_ptr() as *const libc::c_void, rest.len(), libc::MSG_NOSIGNAL) };
+            let n = unsafe {
+                libc::send(
+                    fd,
+                    b.as_ptr() as *const libc::c_void,
+                    b.len(),
+                    libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
+                )
+            };
             if n < 0 {
-                if crate::platform::errno() == libc::EINTR {
-                    continue;
-                }
-                let e = std::io::Error::last_os_error();
-                if let Some(p) = self.path.clone() {
-                    complain(&p, &format!("the connection failed ({e})"));
-                }
-                self.close();
-                self.gave_up = true;
-                return;
+                Err(std::io::Error::last_os_error())
+            } else {
+                Ok(n as usize)
             }
-            rest = &rest[n as usize..];
+        });
+        if let Flushed::Broken(e) = result {
+            if e.kind() == std::io::ErrorKind::NotConnected {
+                // The host took the connection: the next pass connects again.
+                self.outbox.rewind_to_line();
+            } else {
+                self.gone(&format!("the connection failed ({e})"));
+            }
         }
+    }
+
+    /// Hears what the reporter said: the end of the run, or its own end.
+    pub fn listen(&mut self) {
+        let heard = outbox::listen(|b| {
+            let _lock = FdLock::take();
+            let fd = OWN_FD.load(Acquire);
+            if fd < 0 {
+                return Err(std::io::ErrorKind::WouldBlock.into());
+            }
+            // SAFETY: receiving into a valid buffer from our own socket.
+            let n = unsafe { libc::recv(fd, b.as_mut_ptr() as *mut libc::c_void, b.len(), libc::MSG_DONTWAIT) };
+            if n < 0 {
+                Err(std::io::Error::last_os_error())
+            } else {
+                Ok(n as usize)
+            }
+        });
+        match heard {
+            Heard::Nothing => {}
+            Heard::End => self.quiet(),
+            Heard::Gone => self.gone("it closed the connection"),
+        }
+    }
+
+    /// The reporter went away: said once for the run, then quiet.
+    fn gone(&mut self, why: &str) {
+        if let Some(p) = &self.path {
+            if !self.gave_up && outbox::first_to_say(p) {
+                crate::runtime::say(&format!(
+                    "the reporter at SOCKMETER_SOCKET={p} went away ({why}); counts from now on are not reported"
+                ));
+            }
+        }
+        self.quiet();
+    }
+
+    /// Nothing more is sent, by this process or the children it forks later.
+    fn quiet(&mut self) {
+        self.gave_up = true;
+        self.outbox.clear();
+        super::shared().quiet.store(1, Release);
+        self.close();
+    }
+
+    /// The last lines of this image: what the reporter has not read yet goes to a writer
+    /// process that waits for it (the host does not), then the connection is closed.
+    pub fn hand_off(&mut self) {
+        self.flush();
+        if !self.outbox.is_empty() && !self.gave_up {
+            let _lock = FdLock::take();
+            let fd = OWN_FD.load(Acquire);
+            if fd >= 0 {
+                crate::platform::hand_off(fd, self.outbox.unsent());
+            }
+        }
+        self.outbox.clear();
+        self.close();
     }
 
     /// Closes the connection (the reporter sees EOF).
@@ -169,7 +265,9 @@ impl Sink {
 
     /// Allows a new connection after a failed exec closed the old one.
     pub fn reopen(&mut self) {
-        self.gave_up = false;
+        if super::shared().quiet.load(Acquire) == 0 {
+            self.gave_up = false;
+        }
     }
 }
 
@@ -212,17 +310,9 @@ fn connect_unix(path: &str) -> std::io::Result<c_int> {
             return Err(e);
         }
         let fd = crate::platform::move_high(fd, HIGH_FD);
-        let tv = libc::timeval {
-            tv_sec: SEND_TIMEOUT_S,
-            tv_usec: 0,
-        };
-        libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_SNDTIMEO,
-            &tv as *const libc::timeval as *const libc::c_void,
-            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-        );
+        // Connected (a Unix stream connect completes at once); from now on nothing waits.
+        let fl = libc::fcntl(fd, libc::F_GETFL);
+        libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK);
         Ok(fd)
     }
 }

@@ -1,0 +1,264 @@
+//! Lines on their way to the reporter, and what the reporter may say back.
+//!
+//! Whoever ships a process's counts (the shipper process, or the reporting thread) writes to
+//! the reporter without ever blocking on it: the socket is non-blocking, and what the reporter
+//! has not read yet waits here, in an [`Outbox`]. A reporter that stops reading (SIGSTOP, a
+//! slow terminal, a machine swapping) costs nothing but memory, and little of that: while
+//! lines wait, the shipper runs no pass, so the counts stay in the registry's counters (which
+//! lose nothing by waiting) rather than piling up as text. When the reporter reads again, the
+//! waiting lines go first, then the next pass ships everything counted meanwhile.
+//!
+//! A connection that breaks (the reporter died) leaves its last line perhaps half written:
+//! [`Outbox::rewind_to_line`] keeps that line whole for a new connection.
+//!
+//! The reporter speaks once, at the end of a run: [`END_LINE`] tells a shim that the run is
+//! over (the command ended; it is not waiting for this process any more), so that a process
+//! that outlives the run (a daemon) goes quiet instead of reporting a failure to the terminal
+//! later. A connection that ends without it means the reporter went away.
+
+use std::io::{self, ErrorKind};
+
+/// Bytes waiting above which no new pass runs (the counters keep what is not shipped).
+pub const HOLD: usize = 64 * 1024;
+
+/// What the reporter sends each connection still open when the run ends.
+pub const END_LINE: &[u8] = b"{\"v\":1,\"type\":\"end\"}\n";
+
+/// How far a flush got.
+#[derive(Debug)]
+pub enum Flushed {
+    /// Everything waiting was written.
+    All,
+    /// The reporter is not reading now; the rest waits.
+    Blocked,
+    /// The connection is broken (the reporter went away).
+    Broken(io::Error),
+}
+
+/// Complete wire lines not yet written, in order.
+#[derive(Debug, Default)]
+pub struct Outbox {
+    buf: Vec<u8>,
+    /// Bytes of `buf` already written.
+    done: usize,
+}
+
+impl Outbox {
+    /// Nothing waiting.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Queues complete lines (each ends with a newline).
+    pub fn push(&mut self, lines: &[u8]) {
+        self.buf.extend_from_slice(lines);
+    }
+
+    /// Bytes not yet written.
+    pub fn pending(&self) -> usize {
+        self.buf.len() - self.done
+    }
+
+    /// Whether nothing waits.
+    pub fn is_empty(&self) -> bool {
+        self.pending() == 0
+    }
+
+    /// Whether a new pass may run (little enough waits).
+    pub fn accepts_more(&self) -> bool {
+        self.pending() < HOLD
+    }
+
+    /// The bytes not yet written.
+    pub fn unsent(&self) -> &[u8] {
+        &self.buf[self.done..]
+    }
+
+    /// Writes as much as `write` takes (a non-blocking write: `WouldBlock` when full).
+    pub fn flush(&mut self, mut write: impl FnMut(&[u8]) -> io::Result<usize>) -> Flushed {
+        loop {
+            if self.done == self.buf.len() {
+                self.buf.clear();
+                self.done = 0;
+                return Flushed::All;
+            }
+            match write(&self.buf[self.done..]) {
+                Ok(0) => return Flushed::Broken(ErrorKind::WriteZero.into()),
+                Ok(n) => self.done += n.min(self.buf.len() - self.done),
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    // Keep the buffer from growing by what was already written.
+                    if self.done >= HOLD {
+                        self.buf.drain(..self.done);
+                        self.done = 0;
+                    }
+                    return Flushed::Blocked;
+                }
+                Err(e) => return Flushed::Broken(e),
+            }
+        }
+    }
+
+    /// After a broken connection: forgets what was written, but keeps a line that was only
+    /// partly written whole (from its start), for a new connection.
+    pub fn rewind_to_line(&mut self) {
+        let keep_from = self.buf[..self.done]
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
+        self.buf.drain(..keep_from);
+        self.done = 0;
+    }
+
+    /// Drops everything waiting.
+    pub fn clear(&mut self) {
+        self.buf.clear();
+        self.done = 0;
+    }
+}
+
+/// What a shim reads from its reporter connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Heard {
+    /// Nothing new.
+    Nothing,
+    /// The run is over ([`END_LINE`]).
+    End,
+    /// The connection ended without [`END_LINE`]: the reporter went away.
+    Gone,
+}
+
+/// Reads what the reporter said with `read` (a non-blocking read), without blocking.
+pub fn listen(mut read: impl FnMut(&mut [u8]) -> io::Result<usize>) -> Heard {
+    let mut buf = [0u8; 256];
+    let mut heard = Heard::Nothing;
+    loop {
+        match read(&mut buf) {
+            Ok(0) => return if heard == Heard::End { heard } else { Heard::Gone },
+            Ok(n) => {
+                if buf[..n].windows(5).any(|w| w == b"\"end\"") {
+                    heard = Heard::End;
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return heard,
+            Err(_) => return if heard == Heard::End { heard } else { Heard::Gone },
+        }
+    }
+}
+
+/// Whether this process is the first of the run to say that the reporter at `socket` (the
+/// `SOCKMETER_SOCKET` path) cannot be reached: every process of a run, and each of their
+/// shippers, meets a dead reporter on its own, and the user's terminal should get one line, not
+/// one per process. The first creates `<socket>.unreachable` (0600) beside the socket, in the
+/// reporter's private directory; the others find it there. When that directory is gone the run
+/// is over (the reporter removed it at its end): a process that outlived the run (a daemon)
+/// says nothing at all.
+pub fn first_to_say(socket: &str) -> bool {
+    use std::os::unix::fs::OpenOptionsExt;
+    let marker = format!("{socket}.unreachable");
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&marker)
+    {
+        Ok(_) => true,
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => false,
+        Err(e) if e.kind() == ErrorKind::NotFound => !in_a_finished_run(socket),
+        // The directory cannot be written (a process that changed its user): say it.
+        Err(_) => true,
+    }
+}
+
+/// Whether `socket` was in a `sockmeter run` private directory (`…/sockmeter.XXXXXX/…`) that
+/// is gone: the run is over. A socket path set by hand that never existed is not.
+fn in_a_finished_run(socket: &str) -> bool {
+    let dir = std::path::Path::new(socket).parent();
+    let named = dir
+        .and_then(|d| d.file_name())
+        .is_some_and(|n| n.to_string_lossy().starts_with("sockmeter."));
+    named && dir.is_some_and(|d| !d.exists())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_blocked_reporter_keeps_lines_in_order_and_a_cut_line_whole() {
+        let mut o = Outbox::new();
+        o.push(b"one\ntwo\n");
+        let mut written = Vec::new();
+        // The reporter takes 5 bytes, then is full.
+        let mut room = 5usize;
+        let r = o.flush(|b| {
+            if room == 0 {
+                return Err(ErrorKind::WouldBlock.into());
+            }
+            let n = b.len().min(room);
+            room -= n;
+            written.extend_from_slice(&b[..n]);
+            Ok(n)
+        });
+        assert!(matches!(r, Flushed::Blocked));
+        assert_eq!(written, b"one\nt");
+        assert_eq!(o.pending(), 3);
+        o.push(b"three\n");
+        // The connection breaks: "two" was cut, so it is kept from its start.
+        o.rewind_to_line();
+        assert_eq!(o.unsent(), b"two\nthree\n");
+        let mut again = Vec::new();
+        assert!(matches!(
+            o.flush(|b| {
+                again.extend_from_slice(b);
+                Ok(b.len())
+            }),
+            Flushed::All
+        ));
+        assert_eq!(again, b"two\nthree\n");
+        assert!(o.is_empty() && o.accepts_more());
+        assert!(matches!(
+            {
+                o.push(b"x\n");
+                o.flush(|_| Err(ErrorKind::BrokenPipe.into()))
+            },
+            Flushed::Broken(_)
+        ));
+    }
+
+    #[test]
+    fn only_the_first_says_and_none_once_the_run_is_over() {
+        let dir = std::env::temp_dir().join(format!("sockmeter.outbox-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let sock = dir.join("sockmeter.sock").display().to_string();
+        assert!(first_to_say(&sock));
+        assert!(!first_to_say(&sock));
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(!first_to_say(&sock), "the run is over: nothing to say");
+        let by_hand = std::env::temp_dir().join("no-such-dir-for-sockmeter/r.sock");
+        assert!(
+            first_to_say(&by_hand.display().to_string()),
+            "a path that never existed is said"
+        );
+    }
+
+    #[test]
+    fn the_end_line_and_a_silent_end_are_told_apart() {
+        let mut parts: Vec<io::Result<Vec<u8>>> = vec![Ok(END_LINE.to_vec()), Ok(Vec::new())];
+        parts.reverse();
+        let feed = |parts: &mut Vec<io::Result<Vec<u8>>>, buf: &mut [u8]| match parts.pop() {
+            Some(Ok(v)) => {
+                buf[..v.len()].copy_from_slice(&v);
+                Ok(v.len())
+            }
+            Some(Err(e)) => Err(e),
+            None => Err(ErrorKind::WouldBlock.into()),
+        };
+        assert_eq!(listen(|b| feed(&mut parts, b)), Heard::End);
+        let mut eof: Vec<io::Result<Vec<u8>>> = vec![Ok(Vec::new())];
+        assert_eq!(listen(|b| feed(&mut eof, b)), Heard::Gone);
+        let mut quiet: Vec<io::Result<Vec<u8>>> = vec![];
+        assert_eq!(listen(|b| feed(&mut quiet, b)), Heard::Nothing);
+    }
+}

@@ -1,0 +1,227 @@
+//! The reporter's faults must not reach the host or the numbers: a reporter that stops reading
+//! (SIGSTOP, a slow terminal) neither blocks the host nor loses counts, and one that dies costs
+//! the host nothing and the user's terminal at most one line. Every test runs in both shipping
+//! modes, with `sockmeter run` driven from here (the test stops, continues or kills it).
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::harness::{self, both_modes, compile_c, read_report, scratch_path, Counter, Mode};
+
+/// `sockmeter run --json FILE -- cmd` started in the background, stdout and stderr piped (read
+/// by threads, so a full pipe never blocks the command).
+struct Background {
+    child: Child,
+    json: PathBuf,
+    stdout: std::sync::mpsc::Receiver<String>,
+    stderr: std::sync::mpsc::Receiver<String>,
+}
+
+/// Reads `r` to its end on a thread; the text arrives on the channel.
+fn reader(mut r: impl Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = r.read_to_string(&mut s);
+        let _ = tx.send(s);
+    });
+    rx
+}
+
+impl Background {
+    fn start(mode: Mode, cmd: &[&str]) -> Background {
+        let json = scratch_path("report").with_extension("json");
+        let mut c = Command::new(harness::sockmeter());
+        c.arg("run").arg("--json").arg(&json).arg("--").args(cmd);
+        harness::strip_sockmeter_env(&mut c);
+        for (k, v) in mode.env() {
+            c.env(k, v);
+        }
+        let mut child = c
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn sockmeter");
+        let stdout = reader(child.stdout.take().expect("stdout"));
+        let stderr = reader(child.stderr.take().expect("stderr"));
+        Background {
+            child,
+            json,
+            stdout,
+            stderr,
+        }
+    }
+
+    /// The command's pid, once the reporter has started it (its only child then).
+    fn command(&self) -> u32 {
+        let me = self.child.id();
+        let mut pid = None;
+        let found = eventually(Duration::from_secs(30), || {
+            let kids = std::fs::read_to_string(format!("/proc/{me}/task/{me}/children")).unwrap_or_default();
+            pid = kids.split_whitespace().next().and_then(|p| p.parse().ok());
+            pid.is_some()
+        });
+        assert!(found, "sockmeter run did not start the command");
+        pid.expect("pid")
+    }
+
+    fn signal(&self, sig: libc::c_int) {
+        // SAFETY: kill on our own child, not yet reaped.
+        assert_eq!(
+            unsafe { libc::kill(self.child.id() as libc::pid_t, sig) },
+            0,
+            "kill {sig}"
+        );
+    }
+
+    /// Waits (bounded) for sockmeter to exit; its status code, stdout and stderr (read until
+    /// every writer, the command and its descendants included, has closed them).
+    fn wait(mut self, within: Duration) -> (i32, String, String) {
+        let deadline = Instant::now() + within;
+        let status = loop {
+            if let Some(st) = self.child.try_wait().expect("try_wait") {
+                break st;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!("sockmeter run did not end within {within:?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let left = deadline.saturating_duration_since(Instant::now()) + Duration::from_secs(10);
+        let err = self
+            .stderr
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("stderr stayed open: a process of the run (or a shipper) never ended"));
+        let out = self.stdout.recv_timeout(Duration::from_secs(10)).expect("stdout");
+        (status.code().unwrap_or(-1), out, err)
+    }
+}
+
+/// Waits (bounded) until `cond` holds; false if it never did.
+fn eventually(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    cond()
+}
+
+/// Whether process `pid` has exited (a zombie its stopped parent has not reaped, or gone).
+fn exited(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => s
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        Err(_) => true,
+    }
+}
+
+fn touch(p: &Path) {
+    std::fs::write(p, b"").expect("touch");
+}
+
+both_modes! {
+    /// The reporter is stopped (SIGSTOP) before the command's 3,000 connections and for 3 s
+    /// after the command has exited: the command runs and exits without waiting for it (the
+    /// host is never blocked by a reporter that does not read), and once the reporter reads
+    /// again every connection arrives, exact against the server's own count. (The shipper used
+    /// to give up after a 2 s write timeout and lose the rest of the run; the in-process thread
+    /// deadlocked the host's exit on its own lock.)
+    fn a_stalled_reporter_blocks_nothing_and_loses_nothing(mode) {
+        let n = 3000u64;
+        let counter = Counter::start(n, 100);
+        let (go, done) = (scratch_path("go"), scratch_path("done"));
+        let prog = compile_c("manyconns", &[]).display().to_string();
+        let run = Background::start(
+            mode,
+            &[&prog, &counter.port.to_string(), &n.to_string(), "200", &go.display().to_string(), &done.display().to_string(), "0"],
+        );
+        let cmd = run.command();
+        run.signal(libc::SIGSTOP);
+        touch(&go);
+        let finished = eventually(Duration::from_secs(60), || exited(cmd));
+        if !finished {
+            run.signal(libc::SIGCONT);
+        }
+        assert!(finished, "the command did not finish while the reporter was stopped: a stalled reporter blocked the host");
+        assert!(done.exists(), "the command did all its work");
+        std::thread::sleep(Duration::from_secs(3));
+        run.signal(libc::SIGCONT);
+        let json = run.json.clone();
+        let (code, out, err) = run.wait(Duration::from_secs(120));
+        let seen = counter.finish();
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(seen.conns, n, "the server served every connection");
+        let own: serde_json::Value = serde_json::from_str(out.trim()).expect("the command's line");
+        assert_eq!(own["tx"].as_u64(), Some(seen.rx), "the command's own count");
+        let r = read_report(&json);
+        assert_eq!(
+            (r.totals.tx_bytes, r.totals.rx_bytes, r.totals.connections),
+            (seen.rx, seen.tx, n),
+            "every connection, exact, after the stall:\n{err}"
+        );
+    }
+}
+
+/// Lines the shim or its shipper wrote into the command's stderr.
+fn shim_lines(stderr: &str) -> Vec<&str> {
+    stderr.lines().filter(|l| l.starts_with("sockmeter:")).collect()
+}
+
+both_modes! {
+    /// The reporter is killed (SIGKILL) before the command touches a socket; the command then
+    /// makes 20 connections, each from a forked child. The host runs to its end unharmed (every
+    /// connection served, no hang), and the terminal gets at most one line about the reporter,
+    /// not one per process (it used to be one per forked child).
+    fn a_killed_reporter_costs_the_host_nothing_and_says_so_once(mode) {
+        let n = 20u64;
+        let counter = Counter::start(n, 10);
+        let (go, done) = (scratch_path("go"), scratch_path("done"));
+        let prog = compile_c("manyconns", &[]).display().to_string();
+        let run = Background::start(
+            mode,
+            &[&prog, &counter.port.to_string(), &n.to_string(), "100", &go.display().to_string(), &done.display().to_string(), "1"],
+        );
+        run.command();
+        run.signal(libc::SIGKILL);
+        touch(&go);
+        // The command was re-parented away from the dead reporter: wait for its pipes to close.
+        let (_, out, err) = run.wait(Duration::from_secs(60));
+        let seen = counter.finish();
+        assert_eq!(seen.conns, n, "every connection was served:\n{err}");
+        assert!(done.exists(), "the command ran to its end");
+        assert_eq!(out.trim(), "{\"tx\": 0, \"rx\": 0}", "the command's own line (its children did the traffic)");
+        let lines = shim_lines(&err);
+        assert!(lines.len() <= 1, "at most one line about the reporter, got {}:\n{err}", lines.len());
+    }
+
+    /// The same, with the reporter killed in the middle of the run (after 10 of 40 forked
+    /// connections): the shim loses its reporter mid-stream, and still says so at most once.
+    fn a_reporter_killed_mid_run_is_said_once(mode) {
+        let n = 40u64;
+        let counter = Counter::start(n, 10);
+        let (go, done) = (scratch_path("go"), scratch_path("done"));
+        let prog = compile_c("manyconns", &[]).display().to_string();
+        let run = Background::start(
+            mode,
+            &[&prog, &counter.port.to_string(), &n.to_string(), "100", &go.display().to_string(), &done.display().to_string(), "1"],
+        );
+        touch(&go);
+        assert!(eventually(Duration::from_secs(60), || counter.accepted() >= 10), "the run started");
+        run.signal(libc::SIGKILL);
+        let (_, _, err) = run.wait(Duration::from_secs(60));
+        let seen = counter.finish();
+        assert_eq!(seen.conns, n, "every connection was served:\n{err}");
+        assert!(done.exists(), "the command ran to its end");
+        let lines = shim_lines(&err);
+        assert!(lines.len() <= 1, "at most one line about the reporter, got {}:\n{err}", lines.len());
+    }
+}
