@@ -18,6 +18,7 @@ pub mod model;
 pub mod names;
 pub mod registry;
 pub mod report;
+pub mod safe_open;
 pub mod shared;
 pub mod time;
 pub mod wire;
