@@ -160,6 +160,10 @@ impl Conn {
     }
 
     fn apply(&mut self, msg: &Message, warnings: &mut Vec<String>) {
+        if self.account.hello().is_none() && !matches!(msg, Message::Hello(_)) {
+            self.bad_line("a message before the hello (refused)", warnings);
+            return;
+        }
         if let Err(e) = self.account.apply(msg) {
             self.bad_line(&e.to_string(), warnings);
         }

@@ -38,8 +38,9 @@ pub fn check_writable(path: &Path) -> Result<()> {
     }
 }
 
-/// The run report: one process per connection that said anything, in the order they started
-/// (then in the order they connected). Connections still open are `end_hint` (`running`).
+/// The run report: one process per connection that said `hello` (one without is no process),
+/// in the order they started (then in the order they connected). Connections still open are
+/// `end_hint` (`running`).
 pub fn assemble(command: &[OsString], exit_status: Option<i32>, unix: bool, conns: &[Conn], end_hint: &str) -> Report {
     let mut order: Vec<&Conn> = conns.iter().collect();
     order.sort_by_key(|c| (c.account().hello().map_or(u64::MAX, |h| h.started_at), c.id()));
@@ -49,15 +50,15 @@ pub fn assemble(command: &[OsString], exit_status: Option<i32>, unix: bool, conn
     let mut groups: Vec<Vec<&Conn>> = Vec::new();
     let mut group_of: std::collections::HashMap<(u32, u64), usize> = std::collections::HashMap::new();
     for c in &order {
-        match c.account().hello().map(|h| (h.pid, h.started_at)) {
-            Some(key) => match group_of.get(&key) {
-                Some(&i) => groups[i].push(c),
-                None => {
-                    group_of.insert(key, groups.len());
-                    groups.push(vec![c]);
-                }
-            },
-            None => processes.push(c.report(unix, end_hint)),
+        let Some(key) = c.account().hello().map(|h| (h.pid, h.started_at)) else {
+            continue;
+        };
+        match group_of.get(&key) {
+            Some(&i) => groups[i].push(c),
+            None => {
+                group_of.insert(key, groups.len());
+                groups.push(vec![c]);
+            }
         }
     }
     for g in &groups {
@@ -73,7 +74,7 @@ pub fn assemble(command: &[OsString], exit_status: Option<i32>, unix: bool, conn
         }
         processes.push(last.report_with(&account, unix, end_hint));
     }
-    processes.sort_by(|a, b| (a.pid == 0, &a.started_at).cmp(&(b.pid == 0, &b.started_at)));
+    processes.sort_by(|a, b| a.started_at.cmp(&b.started_at));
     let command = command.iter().map(|a| a.to_string_lossy().into_owned()).collect();
     Report::new(command, exit_status, unix, processes)
 }
