@@ -81,15 +81,21 @@ pub fn assemble(command: &[OsString], exit_status: Option<i32>, unix: bool, conn
 
 /// Writes `report` to `path` as pretty-printed JSON with a final newline: a new file gets mode
 /// 0600, and a symbolic link owned by another user is not followed ([`sockmeter::safe_open`]).
+/// The JSON is streamed to the file (a report of tens of thousands of sockets is hundreds of
+/// megabytes of text: it is not built in memory first).
 pub fn write_json(path: &Path, report: &Report) -> Result<()> {
     let what = || format!("cannot write the JSON report to {}", path.display());
-    let mut text = serde_json::to_vec_pretty(report).context("cannot serialise the report")?;
-    text.push(b'\n');
-    let mut f = safe_open::open(path, libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC)
+    let file = safe_open::open(path, libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC)
         .with_context(what)?
         .file;
-    f.write_all(&text).with_context(what)?;
-    f.sync_all()
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, file);
+    serde_json::to_writer_pretty(&mut out, report)
+        .map_err(std::io::Error::from)
+        .and_then(|()| out.write_all(b"\n"))
+        .and_then(|()| out.flush())
+        .with_context(what)?;
+    let file = out.into_inner().map_err(|e| e.into_error()).with_context(what)?;
+    file.sync_all()
         .or_else(|e| {
             if e.raw_os_error() == Some(libc::EINVAL) {
                 Ok(())
