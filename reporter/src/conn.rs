@@ -49,6 +49,15 @@ impl Conn {
         }
     }
 
+    /// A reader whose account keeps to `limits`.
+    #[cfg(test)]
+    pub fn with_limits(id: u64, limits: sockmeter::account::Limits) -> Self {
+        Conn {
+            account: ProcessAccount::with_limits(limits),
+            ..Conn::new(id)
+        }
+    }
+
     /// The connection's number.
     pub fn id(&self) -> u64 {
         self.id
@@ -201,6 +210,9 @@ impl Conn {
         r
     }
 }
+
+#[cfg(test)]
+mod props;
 
 #[cfg(test)]
 mod tests {
