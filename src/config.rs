@@ -133,6 +133,11 @@ impl Config {
     /// Writes process `pid`'s report to `SOCKMETER_REPORT`, if that is set, as one JSON line:
     /// replacing the file when the pattern gives each process a file of its own (`%p`),
     /// appending otherwise. Returns the path and how the write went (None: no report wanted).
+    ///
+    /// The file is opened with [`crate::safe_open`]: created with mode 0600, and never through
+    /// a symbolic link owned by another user than this process's or root (a link in a shared
+    /// directory must not make a root process overwrite a file of root's); `/dev/stderr`
+    /// works.
     pub fn write_report(&self, pid: u32, process: crate::ProcessReport) -> Option<(String, std::io::Result<()>)> {
         use std::io::Write;
         let path = self.report_path(pid)?;
@@ -140,13 +145,9 @@ impl Config {
         let report = crate::Report::new(Vec::new(), None, self.unix_in_totals, vec![process]);
         let mut line = serde_json::to_vec(&report).unwrap_or_default();
         line.push(b'\n');
-        let mut opts = std::fs::OpenOptions::new();
-        if per_process {
-            opts.write(true).create(true).truncate(true);
-        } else {
-            opts.append(true).create(true);
-        }
-        let result = opts.open(&path).and_then(|mut f| f.write_all(&line));
+        let how = if per_process { libc::O_TRUNC } else { libc::O_APPEND };
+        let result = crate::safe_open::open(std::path::Path::new(&path), libc::O_WRONLY | libc::O_CREAT | how)
+            .and_then(|mut o| o.file.write_all(&line));
         Some((path, result))
     }
 }
@@ -189,5 +190,40 @@ mod tests {
     fn report_path_substitutes_pid() {
         let (c, _) = read(&[("SOCKMETER_REPORT", "/tmp/r-%p.json")]);
         assert_eq!(c.report_path(42).unwrap(), "/tmp/r-42.json");
+    }
+
+    #[test]
+    fn report_files_are_private_and_replaced_or_appended() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("sockmeter-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let process = || crate::ProcessReport {
+            pid: 7,
+            ..Default::default()
+        };
+        let each = dir.join("r-%p.json").to_string_lossy().into_owned();
+        let (c, _) = read(&[("SOCKMETER_REPORT", &each)]);
+        for _ in 0..2 {
+            let (path, r) = c.write_report(7, process()).unwrap();
+            r.unwrap();
+            assert_eq!(path, dir.join("r-7.json").to_string_lossy());
+        }
+        let file = dir.join("r-7.json");
+        assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert_eq!(text.lines().count(), 1, "replaced: {text}");
+        let back: crate::Report = serde_json::from_str(text.trim()).unwrap();
+        assert_eq!(back.processes[0].pid, 7);
+
+        let shared = dir.join("all.json").to_string_lossy().into_owned();
+        let (c, _) = read(&[("SOCKMETER_REPORT", &shared)]);
+        c.write_report(7, process()).unwrap().1.unwrap();
+        c.write_report(8, process()).unwrap().1.unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.join("all.json")).unwrap().lines().count(),
+            2,
+            "appended"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

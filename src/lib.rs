@@ -19,6 +19,7 @@ pub mod names;
 pub mod outbox;
 pub mod registry;
 pub mod report;
+pub mod safe_open;
 pub mod shared;
 pub mod time;
 pub mod wire;

@@ -257,10 +257,12 @@ impl Report {
         processes: Vec<ProcessReport>,
     ) -> Report {
         let mut totals = Totals::default();
+        // Saturating: each process's totals are bounded, their sum over hostile processes need
+        // not be, and a report must never panic or wrap.
         for p in &processes {
-            totals.tx_bytes += p.totals.tx_bytes;
-            totals.rx_bytes += p.totals.rx_bytes;
-            totals.connections += p.totals.connections;
+            totals.tx_bytes = totals.tx_bytes.saturating_add(p.totals.tx_bytes);
+            totals.rx_bytes = totals.rx_bytes.saturating_add(p.totals.rx_bytes);
+            totals.connections = totals.connections.saturating_add(p.totals.connections);
         }
         Report {
             schema: REPORT_SCHEMA.to_string(),

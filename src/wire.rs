@@ -299,6 +299,9 @@ pub fn decode(line: &[u8]) -> Result<Message, WireError> {
 }
 
 #[cfg(test)]
+mod props;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -5,6 +5,12 @@
 //! connection, so a silent or hostile process cannot stall the others, and the caller keeps
 //! control between calls: `run` waits for its child there, a future `listen` could serve
 //! forever, and a live view or an exporter can read [`Collector::conns`] at any time.
+//!
+//! Each connection is checked when it is accepted ([`crate::admit`]): `run` takes only its own
+//! processes. A refused one is closed at once and counted; the first gets one warning, and the
+//! report a notice with the count ([`Collector::notices`]). A connection that never says
+//! `hello` is not a process: it is left out of the report (and counted in the notices if it
+//! sent anything).
 
 use std::collections::HashMap;
 use std::io::{ErrorKind, Read};
@@ -16,6 +22,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use sockmeter::wire::ByeReason;
 
+use crate::admit::{self, Policy, Verdict};
 use crate::conn::{Conn, Status};
 
 /// Bytes read from one connection per [`Collector::poll`] before turning to the others.
@@ -36,10 +43,16 @@ pub struct Collector {
     accept_error: Option<String>,
     /// An fd whose readiness ends a wait early (`run`: a pidfd of the command).
     wake: Option<std::os::fd::RawFd>,
+    /// Who may connect.
+    policy: Policy,
+    /// Connections refused, and why the first one was.
+    refused: u64,
+    first_refused: Option<String>,
 }
 
 impl Collector {
-    /// Listens on a new socket at `path` (which must not exist).
+    /// Listens on a new socket at `path` (which must not exist), taking connections from this
+    /// process's descendants only ([`Policy::run`]; see [`Collector::set_policy`]).
     pub fn bind(path: &Path) -> Result<Self> {
         let listener = UnixListener::bind(path).with_context(|| format!("cannot listen on {}", path.display()))?;
         listener
@@ -53,7 +66,42 @@ impl Collector {
             warnings: Vec::new(),
             accept_error: None,
             wake: None,
+            policy: Policy::run(),
+            refused: 0,
+            first_refused: None,
         })
+    }
+
+    /// Changes who may connect from now on.
+    #[allow(dead_code)] // for `sockmeter listen` (same uid)
+    pub fn set_policy(&mut self, policy: Policy) {
+        self.policy = policy;
+    }
+
+    /// What the run's report should say about the connections themselves: those refused, and
+    /// those that sent something but never a `hello` (not in the report).
+    pub fn notices(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(first) = &self.first_refused {
+            let n = self.refused;
+            out.push(format!(
+                "refused {n} connection{} to the reporter from processes outside this run (first: {first}); nothing they sent is counted",
+                if n == 1 { "" } else { "s" }
+            ));
+        }
+        let silent: Vec<&Conn> = self
+            .conns()
+            .filter(|c| c.account().hello().is_none() && !c.is_empty())
+            .collect();
+        if !silent.is_empty() {
+            let n = silent.len();
+            out.push(format!(
+                "{n} connection{} sent messages but never a hello; {} not counted",
+                if n == 1 { "" } else { "s" },
+                if n == 1 { "it is" } else { "they are" }
+            ));
+        }
+        out
     }
 
     /// The socket's path (what `SOCKMETER_SOCKET` names).
@@ -153,6 +201,9 @@ impl Collector {
         loop {
             match self.listener.accept() {
                 Ok((stream, _)) => {
+                    if !self.admit(&stream) {
+                        continue;
+                    }
                     if let Err(e) = stream.set_nonblocking(true) {
                         self.warn_accept(format!("cannot use a new connection: {e}"));
                         continue;
@@ -173,6 +224,26 @@ impl Collector {
                 }
             }
         }
+    }
+
+    /// Checks a new connection against the policy; a refused one is counted (and the first
+    /// said) and closed when the caller drops it.
+    fn admit(&mut self, stream: &UnixStream) -> bool {
+        let verdict = match admit::peer_cred(stream) {
+            Ok(cred) => self.policy.check(&cred),
+            Err(e) => Verdict::Refuse(format!("a peer whose credentials cannot be read ({e})")),
+        };
+        let Verdict::Refuse(why) = verdict else {
+            return true;
+        };
+        self.refused += 1;
+        if self.first_refused.is_none() {
+            self.warnings.push(format!(
+                "refused a connection to the reporter from {why}; it and any more are closed and only counted"
+            ));
+            self.first_refused = Some(why);
+        }
+        false
     }
 
     fn warn_accept(&mut self, text: String) {
@@ -211,8 +282,8 @@ impl Collector {
         }
     }
 
-    /// Stops listening and hands over every connection that sent anything. Connections still
-    /// open stay unfinished (their processes are reported as `running`).
+    /// Stops listening and hands over every connection that said `hello` (a process).
+    /// Connections still open stay unfinished (their processes are reported as `running`).
     pub fn finish(mut self) -> Vec<Conn> {
         use std::io::Write;
         for s in &mut self.slots {
@@ -227,7 +298,7 @@ impl Collector {
         self.slots
             .into_iter()
             .map(|s| s.conn)
-            .filter(|c| !c.is_empty())
+            .filter(|c| c.account().hello().is_some())
             .collect()
     }
 }
@@ -383,5 +454,88 @@ mod tests {
         assert_eq!(c.awaited(), 1);
         let r: Vec<_> = c.finish().iter().map(|k| k.report(false, "running").end).collect();
         assert_eq!(r, ["exec", "running"], "still connected at the end: running");
+    }
+
+    #[test]
+    fn only_the_policys_processes_are_taken_and_refusals_are_counted() {
+        let dir = PrivateDir::new().unwrap();
+        let mut c = Collector::bind(&dir.path().join("s")).unwrap();
+        let me = std::process::id();
+        let mut ours = UnixStream::connect(c.socket_path()).unwrap();
+        ours.write_all(&[hello(me), traffic(1, Family::Inet, 100)].concat())
+            .unwrap();
+        pump(&mut c, |c| c.conns().count() == 1);
+
+        // From now on only the descendants of a sleeping child are the run: this test is not.
+        let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        c.set_policy(Policy::DescendantsOf(child.id()));
+        let mut strangers = Vec::new();
+        for forged in [4242, 4243] {
+            let mut s = UnixStream::connect(c.socket_path()).unwrap();
+            s.write_all(&[hello(forged), traffic(1, Family::Inet, 1 << 40)].concat())
+                .unwrap();
+            strangers.push(s);
+        }
+        pump(&mut c, |c| c.refused == 2);
+        for s in &mut strangers {
+            let mut buf = [0u8; 1];
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            // Closed by the reporter (with unread data: a reset).
+            match std::io::Read::read(s, &mut buf) {
+                Ok(0) => {}
+                Err(e) if e.kind() == ErrorKind::ConnectionReset => {}
+                r => panic!("the refused connection is still open: {r:?}"),
+            }
+        }
+        ours.write_all(&traffic(2, Family::Inet, 5)).unwrap();
+        pump(&mut c, |c| {
+            c.conns().next().unwrap().report(false, "x").totals.tx_bytes == 105
+        });
+        let w = c.take_warnings();
+        assert_eq!(w.len(), 1, "one warning for the run: {w:?}");
+        assert!(
+            w[0].starts_with(&format!("refused a connection to the reporter from pid {me} ("))
+                && w[0].contains("not a process of this run"),
+            "{}",
+            w[0]
+        );
+        let notes = c.notices();
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(
+            notes[0].starts_with("refused 2 connections to the reporter from processes outside this run (first: pid "),
+            "{}",
+            notes[0]
+        );
+        assert_eq!(c.conns().count(), 1, "a refused connection is no connection");
+        drop(ours);
+        let conns = c.finish();
+        assert_eq!(conns.len(), 1);
+        assert!(conns.iter().all(|k| k.account().hello().unwrap().pid == me));
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    #[test]
+    fn a_connection_without_hello_is_no_process() {
+        let dir = PrivateDir::new().unwrap();
+        let mut c = Collector::bind(&dir.path().join("s")).unwrap();
+        let mut mute = UnixStream::connect(c.socket_path()).unwrap();
+        // Counts before any hello are refused, and so is the connection as a process.
+        mute.write_all(&traffic(1, Family::Inet, 100)).unwrap();
+        drop(mute);
+        let empty = UnixStream::connect(c.socket_path()).unwrap();
+        drop(empty);
+        pump(&mut c, |c| c.conns().count() == 2 && c.awaited() == 0);
+        let w = c.take_warnings();
+        assert!(
+            w.iter()
+                .any(|w| w.contains("connection 1 (no hello yet)") && w.contains("before the hello")),
+            "{w:?}"
+        );
+        assert_eq!(
+            c.notices(),
+            ["1 connection sent messages but never a hello; it is not counted"]
+        );
+        assert!(c.finish().is_empty());
     }
 }

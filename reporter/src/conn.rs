@@ -49,6 +49,15 @@ impl Conn {
         }
     }
 
+    /// A reader whose account keeps to `limits`.
+    #[cfg(test)]
+    pub fn with_limits(id: u64, limits: sockmeter::account::Limits) -> Self {
+        Conn {
+            account: ProcessAccount::with_limits(limits),
+            ..Conn::new(id)
+        }
+    }
+
     /// The connection's number.
     pub fn id(&self) -> u64 {
         self.id
@@ -160,6 +169,10 @@ impl Conn {
     }
 
     fn apply(&mut self, msg: &Message, warnings: &mut Vec<String>) {
+        if self.account.hello().is_none() && !matches!(msg, Message::Hello(_)) {
+            self.bad_line("a message before the hello (refused)", warnings);
+            return;
+        }
         if let Err(e) = self.account.apply(msg) {
             self.bad_line(&e.to_string(), warnings);
         }
@@ -197,6 +210,9 @@ impl Conn {
         r
     }
 }
+
+#[cfg(test)]
+mod props;
 
 #[cfg(test)]
 mod tests {

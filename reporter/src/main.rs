@@ -15,6 +15,7 @@ macro_rules! say {
     }};
 }
 
+mod admit;
 mod cli;
 mod collector;
 mod conn;

@@ -5,18 +5,18 @@
 //! path costs nothing but a clear error, not a finished run without its report.
 
 use std::ffi::OsString;
-use std::fs::OpenOptions;
 use std::io::{ErrorKind, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use sockmeter::Report;
+use sockmeter::{safe_open, Report};
 
 use crate::conn::Conn;
 
 /// Checks that `path` can be written, without truncating an existing file. A file that did
-/// not exist is created and removed again.
+/// not exist is created and removed again. Opened like the report itself
+/// ([`sockmeter::safe_open`]): a symbolic link owned by another user is refused here, before
+/// the command runs.
 pub fn check_writable(path: &Path) -> Result<()> {
     let what = || format!("cannot write the JSON report to {}", path.display());
     if path.as_os_str().is_empty() {
@@ -26,24 +26,21 @@ pub fn check_writable(path: &Path) -> Result<()> {
         bail!("{}: it is a directory", what());
     }
     // O_NONBLOCK: opening a FIFO must not wait for a reader here.
-    match OpenOptions::new().write(true).custom_flags(libc::O_NONBLOCK).open(path) {
+    match safe_open::open(path, libc::O_WRONLY | libc::O_NONBLOCK) {
         Ok(_) => Ok(()),
         Err(e) if e.raw_os_error() == Some(libc::ENXIO) => Ok(()),
         Err(e) if e.kind() == ErrorKind::NotFound => {
-            OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(path)
-                .with_context(what)?;
-            std::fs::remove_file(path).with_context(what)?;
+            let probe = safe_open::open(path, libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL).with_context(what)?;
+            probe.remove().with_context(what)?;
             Ok(())
         }
         Err(e) => Err(e).with_context(what),
     }
 }
 
-/// The run report: one process per connection that said anything, in the order they started
-/// (then in the order they connected). Connections still open are `end_hint` (`running`).
+/// The run report: one process per connection that said `hello` (one without is no process),
+/// in the order they started (then in the order they connected). Connections still open are
+/// `end_hint` (`running`).
 pub fn assemble(command: &[OsString], exit_status: Option<i32>, unix: bool, conns: &[Conn], end_hint: &str) -> Report {
     let mut order: Vec<&Conn> = conns.iter().collect();
     order.sort_by_key(|c| (c.account().hello().map_or(u64::MAX, |h| h.started_at), c.id()));
@@ -53,15 +50,15 @@ pub fn assemble(command: &[OsString], exit_status: Option<i32>, unix: bool, conn
     let mut groups: Vec<Vec<&Conn>> = Vec::new();
     let mut group_of: std::collections::HashMap<(u32, u64), usize> = std::collections::HashMap::new();
     for c in &order {
-        match c.account().hello().map(|h| (h.pid, h.started_at)) {
-            Some(key) => match group_of.get(&key) {
-                Some(&i) => groups[i].push(c),
-                None => {
-                    group_of.insert(key, groups.len());
-                    groups.push(vec![c]);
-                }
-            },
-            None => processes.push(c.report(unix, end_hint)),
+        let Some(key) = c.account().hello().map(|h| (h.pid, h.started_at)) else {
+            continue;
+        };
+        match group_of.get(&key) {
+            Some(&i) => groups[i].push(c),
+            None => {
+                group_of.insert(key, groups.len());
+                groups.push(vec![c]);
+            }
         }
     }
     for g in &groups {
@@ -77,19 +74,28 @@ pub fn assemble(command: &[OsString], exit_status: Option<i32>, unix: bool, conn
         }
         processes.push(last.report_with(&account, unix, end_hint));
     }
-    processes.sort_by(|a, b| (a.pid == 0, &a.started_at).cmp(&(b.pid == 0, &b.started_at)));
+    processes.sort_by(|a, b| a.started_at.cmp(&b.started_at));
     let command = command.iter().map(|a| a.to_string_lossy().into_owned()).collect();
     Report::new(command, exit_status, unix, processes)
 }
 
-/// Writes `report` to `path` as pretty-printed JSON with a final newline.
+/// Writes `report` to `path` as pretty-printed JSON with a final newline: a new file gets mode
+/// 0600, and a symbolic link owned by another user is not followed ([`sockmeter::safe_open`]).
+/// The JSON is streamed to the file (a report of tens of thousands of sockets is hundreds of
+/// megabytes of text: it is not built in memory first).
 pub fn write_json(path: &Path, report: &Report) -> Result<()> {
     let what = || format!("cannot write the JSON report to {}", path.display());
-    let mut text = serde_json::to_vec_pretty(report).context("cannot serialise the report")?;
-    text.push(b'\n');
-    let mut f = std::fs::File::create(path).with_context(what)?;
-    f.write_all(&text).with_context(what)?;
-    f.sync_all()
+    let file = safe_open::open(path, libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC)
+        .with_context(what)?
+        .file;
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, file);
+    serde_json::to_writer_pretty(&mut out, report)
+        .map_err(std::io::Error::from)
+        .and_then(|()| out.write_all(b"\n"))
+        .and_then(|()| out.flush())
+        .with_context(what)?;
+    let file = out.into_inner().map_err(|e| e.into_error()).with_context(what)?;
+    file.sync_all()
         .or_else(|e| {
             if e.raw_os_error() == Some(libc::EINVAL) {
                 Ok(())
@@ -174,5 +180,51 @@ mod tests {
         assert!(text.starts_with("{\n  \"schema\"") && text.ends_with("}\n"), "{text}");
         let back: Report = serde_json::from_str(&text).unwrap();
         assert_eq!(back, r);
+    }
+
+    #[test]
+    fn a_new_report_is_private_and_an_own_link_is_followed() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = PrivateDir::new().unwrap();
+        let r = assemble(&[OsString::from("x")], Some(0), false, &[conn(1, 5, 1)], "running");
+        let p = d.path().join("r.json");
+        write_json(&p, &r).unwrap();
+        assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+        // --json through a link of the user's own (into a directory of theirs).
+        std::os::unix::fs::symlink(d.path().join("real.json"), d.path().join("link.json")).unwrap();
+        let link = d.path().join("link.json");
+        check_writable(&link).unwrap();
+        assert!(
+            !d.path().join("real.json").exists(),
+            "the probe removes the file it made"
+        );
+        write_json(&link, &r).unwrap();
+        let back: Report = serde_json::from_str(&std::fs::read_to_string(d.path().join("real.json")).unwrap()).unwrap();
+        assert_eq!(back, r);
+    }
+
+    #[test]
+    fn another_users_link_is_refused_before_the_run_and_at_the_end() {
+        // SAFETY: geteuid cannot fail.
+        let euid = unsafe { libc::geteuid() };
+        assert_eq!(
+            euid, 0,
+            "this test gives a symbolic link to another user (lchown), which needs root; CI runs as root"
+        );
+        let d = PrivateDir::new().unwrap();
+        let victim = d.path().join("victim");
+        std::fs::write(&victim, "precious").unwrap();
+        let link = d.path().join("r.json");
+        std::os::unix::fs::symlink(&victim, &link).unwrap();
+        std::os::unix::fs::lchown(&link, Some(4242), None).unwrap();
+        let e = format!("{:#}", check_writable(&link).unwrap_err());
+        assert!(
+            e.contains("cannot write the JSON report to")
+                && e.contains(&format!("symbolic link {} owned by uid 4242", link.display())),
+            "{e}"
+        );
+        let r = assemble(&[OsString::from("x")], Some(0), false, &[], "running");
+        assert!(write_json(&link, &r).is_err());
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
     }
 }

@@ -207,10 +207,12 @@ pub fn run(args: &RunArgs) -> Result<i32> {
     }
 
     let code = exit_code(status);
+    let collector_notices = collector.notices();
     let conns = collector.finish();
     drop(dir);
     let mut report = report_out::assemble(&args.command, Some(code), args.unix, &conns, "running");
     report.notices.extend(notes);
+    report.notices.extend(collector_notices);
     say!("{}", summary::render(&report).trim_end());
     if let Some(json) = &args.json {
         if let Err(e) = report_out::write_json(json, &report) {

@@ -9,6 +9,7 @@
 //! sockmeter: total: 3.0 MiB in, 84 B out over 1 connection in 1 process
 //! ```
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use sockmeter::report::{ProcessReport, Report, SocketReport};
@@ -69,25 +70,34 @@ fn end_note(end: &str) -> &'static str {
     }
 }
 
-/// Peers of connections and datagram peers, busiest first, without repeats.
+/// Peers of connections and datagram peers, busiest first (then in the order first seen),
+/// without repeats. Linear in the sockets (a process may have tens of thousands), and the sums
+/// saturate (counts from a hostile stream may be near `u64::MAX`).
 fn peers(sockets: &[&SocketReport]) -> Vec<String> {
-    let mut seen: Vec<(String, u64)> = Vec::new();
-    let mut add = |p: &str, bytes: u64| match seen.iter_mut().find(|(q, _)| q == p) {
-        Some(e) => e.1 += bytes,
-        None => seen.push((p.to_string(), bytes)),
-    };
+    let mut seen: Vec<(&str, u64)> = Vec::new();
+    let mut index: HashMap<&str, usize> = HashMap::new();
     for s in sockets {
-        if s.peers.is_empty() {
-            if let Some(p) = s.peer.as_deref().filter(|_| s.is_connection()) {
-                add(p, s.tx_bytes + s.rx_bytes);
+        let own = s.peer.as_deref().filter(|_| s.is_connection() && s.peers.is_empty());
+        let each = s
+            .peers
+            .iter()
+            .map(|p| (p.peer.as_str(), p.tx_bytes.saturating_add(p.rx_bytes)));
+        for (p, bytes) in own
+            .map(|p| (p, s.tx_bytes.saturating_add(s.rx_bytes)))
+            .into_iter()
+            .chain(each)
+        {
+            match index.get(p) {
+                Some(&i) => seen[i].1 = seen[i].1.saturating_add(bytes),
+                None => {
+                    index.insert(p, seen.len());
+                    seen.push((p, bytes));
+                }
             }
-        }
-        for p in &s.peers {
-            add(&p.peer, p.tx_bytes + p.rx_bytes);
         }
     }
     seen.sort_by_key(|p| std::cmp::Reverse(p.1));
-    seen.into_iter().map(|(p, _)| p).collect()
+    seen.into_iter().map(|(p, _)| p.to_string()).collect()
 }
 
 fn peer_list(peers: &[String]) -> String {
@@ -116,7 +126,7 @@ pub fn process_line(p: &ProcessReport, unix_in_totals: bool) -> String {
 /// The table of `sockets` (busiest first, at most [`MAX_ROWS`]), indented, one line each.
 pub fn socket_table(sockets: &[&SocketReport]) -> Vec<String> {
     let mut sorted: Vec<&SocketReport> = sockets.to_vec();
-    sorted.sort_by_key(|s| std::cmp::Reverse(s.tx_bytes + s.rx_bytes));
+    sorted.sort_by_key(|s| std::cmp::Reverse(s.tx_bytes.saturating_add(s.rx_bytes)));
     let dash = || "-".to_string();
     let mut rows: Vec<[String; 7]> = vec![["proto", "local", "peer", "role", "tx", "rx", "module"].map(String::from)];
     for s in sorted.iter().take(MAX_ROWS) {
@@ -406,6 +416,39 @@ sockmeter: total: 3.0 MiB in, 84 B out over 1 connection in 2 processes
         assert!(text.starts_with("sockmeter: no network traffic"), "{text}");
         assert!(
             text.ends_with("total: 0 B in, 0 B out over 0 connections in 0 processes\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn counts_near_the_top_of_u64_and_many_peers_render() {
+        let mut p = ProcessReport {
+            pid: 1,
+            argv: vec!["x".into()],
+            end: "exit".into(),
+            ..Default::default()
+        };
+        // The same peer twice, each near u64::MAX in both directions: the sums saturate.
+        p.sockets.push(tcp("1.1.1.1:1", "2.2.2.2:2", u64::MAX, u64::MAX, "/m"));
+        p.sockets.push(tcp("1.1.1.1:3", "2.2.2.2:2", u64::MAX, 1, "/m"));
+        // 20,000 distinct peers: one pass over the sockets, not one per peer.
+        for i in 0..20_000u64 {
+            p.sockets.push(tcp(
+                "10.0.0.1:80",
+                &format!("10.{}.{}.1:5000", i / 256, i % 256),
+                0,
+                1,
+                "/m",
+            ));
+        }
+        let r = Report::new(vec![], Some(0), false, vec![p.clone(), p]);
+        assert_eq!(
+            r.totals.tx_bytes, 0,
+            "each process's own totals are the caller's to fill"
+        );
+        let text = render(&r);
+        assert!(
+            text.contains("(2.2.2.2:2, 10.0.0.1:5000, 10.0.1.1:5000, +19998 more)"),
             "{text}"
         );
     }

@@ -20,8 +20,11 @@ fn counts_hostile_lines_stdio_env_and_exit_status() {
     let mut cmd = sockmeter(s.path());
     let users_own = s.path().join("users_own.so");
     cmd.env("LD_PRELOAD", &users_own);
-    let script = r#"echo "$SOCKMETER_SOCKET"; echo "LD=$LD_PRELOAD I=$SOCKMETER_INTERVAL A=$SOCKMETER_ATTRIBUTE"; read x; echo "got $x"; exit 7"#;
-    let (mut child, out, sock) = start(
+    let handoff = Handoff::new(s.path(), &mut cmd);
+    let script = &format!(
+        r#"echo "$SOCKMETER_SOCKET"; {HANDOFF} 1; echo "LD=$LD_PRELOAD I=$SOCKMETER_INTERVAL A=$SOCKMETER_ATTRIBUTE"; read x; echo "got $x"; exit 7"#
+    );
+    let (mut child, out, _sock) = start(
         &mut cmd,
         &[
             "--json",
@@ -34,7 +37,7 @@ fn counts_hostile_lines_stdio_env_and_exit_status() {
         script,
     );
 
-    let mut c = UnixStream::connect(&sock).expect("the reporter listens on SOCKMETER_SOCKET");
+    let mut c = handoff.take(1).remove(0);
     let mut wire = Vec::new();
     for m in [
         hello(4711, "/usr/bin/standin"),
@@ -112,15 +115,88 @@ fn counts_hostile_lines_stdio_env_and_exit_status() {
 }
 
 #[test]
+fn a_process_outside_the_run_is_refused_and_counted_once() {
+    let s = Scratch::new();
+    let json = s.path().join("r.json");
+    let mut cmd = sockmeter(s.path());
+    let handoff = Handoff::new(s.path(), &mut cmd);
+    let (mut child, out, sock) = start(
+        &mut cmd,
+        &["--json", json.to_str().unwrap()],
+        &format!(r#"echo "$SOCKMETER_SOCKET"; {HANDOFF} 1; read x"#),
+    );
+    let mut ours = handoff.take(1).remove(0);
+    // This test is not a descendant of the reporter: its connections are refused, whatever
+    // they claim (here: to be the very process the run's own connection speaks for).
+    let forged: Vec<u8> = [
+        hello(4711, "/usr/bin/forged"),
+        socket(1, Family::Inet, "10.9.9.9:9"),
+        delta(1, 1 << 40, 0),
+        bye(),
+    ]
+    .iter()
+    .flat_map(encode)
+    .collect();
+    for _ in 0..3 {
+        let mut stranger = UnixStream::connect(&sock).unwrap();
+        // The reporter may close it before or while this is written.
+        let _ = stranger.write_all(&forged);
+    }
+    for m in [
+        hello(4711, "/usr/bin/standin"),
+        socket(1, Family::Inet, "127.0.0.1:80"),
+        delta(1, 300, 400),
+        bye(),
+    ] {
+        ours.write_all(&encode(&m)).unwrap();
+    }
+    drop(ours);
+    child.stdin.as_mut().unwrap().write_all(b"\n").unwrap();
+    let (o, _) = finish(child, out);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    let refusals: Vec<&str> = err.lines().filter(|l| l.contains("refused a connection")).collect();
+    assert_eq!(refusals.len(), 1, "said once for the run:\n{err}");
+    assert!(
+        refusals[0].starts_with(&format!(
+            "sockmeter: warning: refused a connection to the reporter from pid {} (",
+            std::process::id()
+        )) && refusals[0].contains("not a process of this run"),
+        "{err}"
+    );
+    let r = read_json(&json);
+    assert_eq!(
+        r["totals"],
+        serde_json::json!({"tx_bytes": 300, "rx_bytes": 400, "connections": 1})
+    );
+    assert_eq!(r["processes"].as_array().unwrap().len(), 1, "{r}");
+    assert_eq!(r["processes"][0]["exe"], "/usr/bin/standin");
+    let notices = r["notices"].as_array().expect("run notices");
+    assert!(
+        notices.iter().any(|n| n
+            .as_str()
+            .unwrap()
+            .starts_with("refused 3 connections to the reporter from processes outside this run")),
+        "{notices:?}"
+    );
+    assert!(
+        err.contains("sockmeter: refused 3 connections"),
+        "the summary says it too:\n{err}"
+    );
+}
+
+#[test]
 fn with_unix_the_unix_traffic_counts() {
     let s = Scratch::new();
     let json = s.path().join("r.json");
-    let (mut child, out, sock) = start(
-        &mut sockmeter(s.path()),
+    let mut cmd = sockmeter(s.path());
+    let handoff = Handoff::new(s.path(), &mut cmd);
+    let (mut child, out, _sock) = start(
+        &mut cmd,
         &["--unix", "--json", json.to_str().unwrap()],
-        r#"echo "$SOCKMETER_SOCKET"; read x"#,
+        &format!(r#"echo "$SOCKMETER_SOCKET"; {HANDOFF} 1; read x"#),
     );
-    let mut c = UnixStream::connect(&sock).unwrap();
+    let mut c = handoff.take(1).remove(0);
     for m in [
         hello(10, "/bin/x"),
         socket(1, Family::Unix, "/run/a"),
@@ -145,12 +221,16 @@ fn with_unix_the_unix_traffic_counts() {
 fn a_process_that_outlives_the_command_is_reported_running() {
     let s = Scratch::new();
     let json = s.path().join("r.json");
-    let (mut child, out, sock) = start(
-        &mut sockmeter(s.path()),
+    let mut cmd = sockmeter(s.path());
+    let handoff = Handoff::new(s.path(), &mut cmd);
+    let (mut child, out, _sock) = start(
+        &mut cmd,
         &["--json", json.to_str().unwrap()],
-        r#"echo "$SOCKMETER_SOCKET"; read x"#,
+        &format!(r#"echo "$SOCKMETER_SOCKET"; {HANDOFF} 2; read x"#),
     );
-    let mut lingering = UnixStream::connect(&sock).unwrap();
+    let mut two = handoff.take(2);
+    let mut killed = two.pop().unwrap();
+    let mut lingering = two.pop().unwrap();
     for m in [
         hello(std::process::id(), "/usr/sbin/daemon"),
         socket(1, Family::Inet6, "[::1]:443"),
@@ -158,7 +238,6 @@ fn a_process_that_outlives_the_command_is_reported_running() {
     ] {
         lingering.write_all(&encode(&m)).unwrap();
     }
-    let mut killed = UnixStream::connect(&sock).unwrap();
     for m in [
         hello(99, "/bin/killed"),
         socket(1, Family::Inet, "10.1.1.1:80"),
@@ -195,8 +274,13 @@ fn a_process_that_outlives_the_command_is_reported_running() {
 fn a_background_descendant_that_connects_after_the_command_exited_is_counted() {
     let s = Scratch::new();
     let json = s.path().join("r.json");
-    let script = r#"echo "$SOCKMETER_SOCKET"; echo $$; (sleep 1; echo bg-done) & exit 0"#;
-    let (child, mut out, sock) = start(&mut sockmeter(s.path()), &["--json", json.to_str().unwrap()], script);
+    let mut cmd = sockmeter(s.path());
+    let handoff = Handoff::new(s.path(), &mut cmd);
+    // The background job connects once the command is gone (reaped: `kill -0` fails).
+    let script = &format!(
+        r#"echo "$SOCKMETER_SOCKET"; echo $$; (while kill -0 $$ 2>/dev/null; do sleep 0.01; done; {HANDOFF} 1; sleep 1; echo bg-done) & exit 0"#
+    );
+    let (child, mut out, _sock) = start(&mut cmd, &["--json", json.to_str().unwrap()], script);
     let mut pid = String::new();
     out.read_line(&mut pid).unwrap();
     let proc_dir = PathBuf::from(format!("/proc/{}", pid.trim()));
@@ -206,7 +290,7 @@ fn a_background_descendant_that_connects_after_the_command_exited_is_counted() {
         std::thread::sleep(Duration::from_millis(5));
     }
     // The command is gone (reaped); its background job connects only now.
-    let mut late = UnixStream::connect(&sock).unwrap();
+    let mut late = handoff.take(1).remove(0);
     for m in [
         hello(31337, "/usr/bin/late"),
         socket(1, Family::Inet, "192.0.2.1:80"),

@@ -14,3 +14,4 @@ mod invisible;
 mod net;
 mod overhead;
 mod plugins;
+mod security;

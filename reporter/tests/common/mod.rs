@@ -3,15 +3,19 @@
 //! The real shim is not used here (its end-to-end tests live in the top-level `tests/`).
 //! Instead, `LD_PRELOAD` gets an empty shared object built with `cc -shared` (so the loader
 //! has something harmless to preload), and the test itself plays the shim: the command
-//! prints `$SOCKMETER_SOCKET`, the test connects there and writes wire lines made with
-//! `sockmeter::wire::encode`, then lets the command finish by writing to its stdin.
+//! prints `$SOCKMETER_SOCKET`, the test writes wire lines made with `sockmeter::wire::encode`
+//! on connections a descendant made for it ([`Handoff`]: the reporter takes only the run's own
+//! processes), then lets the command finish by writing to its stdin.
 
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use sockmeter::model::{Family, Proto, Role};
 use sockmeter::wire::{Bye, ByeReason, Delta, Hello, Message, Origin, SocketDelta, SocketInfo};
@@ -159,4 +163,91 @@ pub fn stderr(o: &Output) -> String {
 
 pub fn read_json(p: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+}
+
+/// The shell words that make the command (a descendant of the reporter) connect N times to
+/// the reporter and hand the connections to the test: `format!("{HANDOFF} 2")`.
+pub const HANDOFF: &str = r#"python3 "$SM_TEST_HANDOFF_PY""#;
+
+/// The test's end of [`HANDOFF`]: a Unix socket in the scratch directory (named to the command
+/// by `SM_TEST_HANDOFF`) on which the connections arrive as file descriptors.
+pub struct Handoff {
+    listener: UnixListener,
+    path: PathBuf,
+}
+
+impl Handoff {
+    /// Listens in `scratch` and tells `cmd` (the `sockmeter run` command) where.
+    pub fn new(scratch: &Path, cmd: &mut Command) -> Handoff {
+        let path = scratch.join("handoff.sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/common/handoff.py");
+        cmd.env("SM_TEST_HANDOFF", &path).env("SM_TEST_HANDOFF_PY", script);
+        Handoff { listener, path }
+    }
+
+    /// Waits (20 s at most) for the command's `HANDOFF n` and returns its n connections to the
+    /// reporter.
+    pub fn take(&self, n: usize) -> Vec<UnixStream> {
+        let t0 = Instant::now();
+        let (conn, _) = loop {
+            match self.listener.accept() {
+                Ok(c) => break c,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    assert!(
+                        t0.elapsed() < Duration::from_secs(20),
+                        "the command never handed over its connections at {}",
+                        self.path.display()
+                    );
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(e) => panic!("accept on {}: {e}", self.path.display()),
+            }
+        };
+        conn.set_nonblocking(false).unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let fds = recv_fds(&conn, n);
+        assert_eq!(fds.len(), n, "connections handed over");
+        fds.into_iter().map(UnixStream::from).collect()
+    }
+}
+
+/// Receives one message carrying up to `n` file descriptors (SCM_RIGHTS).
+fn recv_fds(conn: &UnixStream, n: usize) -> Vec<OwnedFd> {
+    let mut byte = [0u8; 1];
+    let mut iov = libc::iovec {
+        iov_base: byte.as_mut_ptr().cast(),
+        iov_len: 1,
+    };
+    // SAFETY: CMSG_SPACE only computes a size.
+    let space = unsafe { libc::CMSG_SPACE((n * std::mem::size_of::<libc::c_int>()) as u32) } as usize;
+    // u64s: the control buffer must be aligned for cmsghdr.
+    let mut control = vec![0u64; space.div_ceil(8)];
+    // SAFETY: an all-zero msghdr is valid; the fields that matter are set below.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = space as _;
+    // SAFETY: `msg` points at live buffers of the sizes it states.
+    let r = unsafe { libc::recvmsg(conn.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
+    assert!(r > 0, "recvmsg: {}", std::io::Error::last_os_error());
+    let mut fds = Vec::new();
+    // SAFETY: the CMSG_* macros walk the control buffer recvmsg filled in, within
+    // msg_controllen; each SCM_RIGHTS payload is an array of c_int fds now owned by us.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
+                let bytes = (*c).cmsg_len as usize - libc::CMSG_LEN(0) as usize;
+                let data = libc::CMSG_DATA(c).cast::<libc::c_int>();
+                for i in 0..bytes / std::mem::size_of::<libc::c_int>() {
+                    fds.push(OwnedFd::from_raw_fd(data.add(i).read_unaligned()));
+                }
+            }
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
+    }
+    fds
 }

@@ -1,0 +1,226 @@
+//! Who may talk to the reporter: each connection's credentials (`SO_PEERCRED`, taken by the
+//! kernel when the peer called `connect`) against a [`Policy`].
+//!
+//! The socket lives in a directory only the user can enter, so only that user (or root) can
+//! connect at all; the policy keeps out the user's *other* programs, which would otherwise add
+//! made-up counts or processes to the run. It is not a wall against the user themself: the same
+//! user can stop or trace the reporter anyway.
+//!
+//! `sockmeter run` admits the run's own processes: descendants of the reporter. The command
+//! and its descendants are; so are orphans and the shim's shipper processes, which the kernel
+//! re-parents to the reporter (a child subreaper, see `reap.rs`). A peer that has already
+//! exited and been reaped when its connection is accepted cannot be checked (its `/proc` entry
+//! is gone): it is admitted, because refusing it would lose real counts whenever the reporter
+//! falls behind a short-lived process; it said all it will say before it exited.
+
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+
+/// The most parents walked up from a peer (a process tree is never this deep; a loop, which
+/// the kernel cannot make, would end here).
+const MAX_DEPTH: usize = 4096;
+
+/// The kernel's record of who connected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cred {
+    /// The process that called `connect` (its process id, not a thread's).
+    pub pid: u32,
+    /// Its effective uid then.
+    pub uid: u32,
+}
+
+/// The peer credentials of a connected Unix socket.
+pub fn peer_cred(stream: &UnixStream) -> io::Result<Cred> {
+    let mut cred = libc::ucred { pid: 0, uid: 0, gid: 0 };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: a live socket fd, and an out-buffer of `len` bytes for SO_PEERCRED's ucred.
+    let r = unsafe {
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast::<libc::c_void>(),
+            &mut len,
+        )
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(Cred {
+        pid: u32::try_from(cred.pid).unwrap_or(0),
+        uid: cred.uid,
+    })
+}
+
+/// Which connections a reporter takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Policy {
+    /// Processes descending from this pid (`sockmeter run`: the reporter's own).
+    DescendantsOf(u32),
+    /// Any process of this effective uid (for a reporter that serves processes started
+    /// elsewhere: `sockmeter listen`, to come).
+    #[allow(dead_code)]
+    SameUid(u32),
+}
+
+/// What a policy says about one peer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Take it.
+    Admit,
+    /// Take it, unchecked: it exited before it could be checked.
+    Unchecked,
+    /// Close it; the reason names the peer (`pid 4711 (python3), uid 1000: ...`).
+    Refuse(String),
+}
+
+impl Policy {
+    /// The rule of `sockmeter run`: this process's descendants.
+    pub fn run() -> Policy {
+        Policy::DescendantsOf(std::process::id())
+    }
+
+    /// Judges the peer `cred`.
+    pub fn check(&self, cred: &Cred) -> Verdict {
+        match *self {
+            Policy::SameUid(uid) if cred.uid == uid => Verdict::Admit,
+            Policy::SameUid(uid) => Verdict::Refuse(format!("{}: not uid {uid}", describe(cred))),
+            Policy::DescendantsOf(root) => match descends_from(cred.pid, root) {
+                Some(true) => Verdict::Admit,
+                None => Verdict::Unchecked,
+                Some(false) => Verdict::Refuse(format!("{}: not a process of this run", describe(cred))),
+            },
+        }
+    }
+}
+
+/// `pid 4711 (python3), uid 1000`.
+fn describe(cred: &Cred) -> String {
+    match stat(cred.pid) {
+        Ok((_, name)) => format!("pid {} ({name}), uid {}", cred.pid, cred.uid),
+        Err(_) => format!("pid {}, uid {}", cred.pid, cred.uid),
+    }
+}
+
+/// A process's parent and name, from `/proc/<pid>/stat`.
+fn stat(pid: u32) -> io::Result<(u32, String)> {
+    let text = std::fs::read(format!("/proc/{pid}/stat"))?;
+    // "pid (name) state ppid ...": the name may hold spaces and parentheses, so it ends at
+    // the last ')'.
+    let bad = || io::Error::new(io::ErrorKind::InvalidData, "unreadable /proc stat");
+    let open = text.iter().position(|b| *b == b'(').ok_or_else(bad)?;
+    let close = text.iter().rposition(|b| *b == b')').ok_or_else(bad)?;
+    let name = String::from_utf8_lossy(text.get(open + 1..close).ok_or_else(bad)?).into_owned();
+    let rest = std::str::from_utf8(text.get(close + 1..).ok_or_else(bad)?).map_err(|_| bad())?;
+    let ppid = rest
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .ok_or_else(bad)?;
+    Ok((ppid, name))
+}
+
+/// Whether process `pid` is `ancestor` or descends from it, by its chain of parents; `None`
+/// when `pid` no longer exists (it cannot be told). A parent that exits during the walk
+/// re-parents its children, so the walk starts over (a few times) when one vanishes under it.
+pub fn descends_from(pid: u32, ancestor: u32) -> Option<bool> {
+    for _ in 0..4 {
+        let mut at = pid;
+        let mut vanished = false;
+        for depth in 0..MAX_DEPTH {
+            if at == ancestor {
+                return Some(true);
+            }
+            if at <= 1 {
+                return Some(false);
+            }
+            match stat(at) {
+                Ok((parent, _)) => at = parent,
+                Err(_) if depth == 0 => return None,
+                Err(_) => {
+                    vanished = true;
+                    break;
+                }
+            }
+        }
+        if !vanished {
+            return Some(false);
+        }
+    }
+    Some(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::{Command, Stdio};
+
+    #[test]
+    fn descendants_and_not() {
+        let me = std::process::id();
+        // sh -> sleep: a grandchild of this test.
+        let mut sh = Command::new("sh")
+            .args(["-c", "sleep 30 & echo $!; wait"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(sh.stdout.as_mut().unwrap()), &mut line).unwrap();
+        let sleep: u32 = line.trim().parse().unwrap();
+        assert_eq!(descends_from(sleep, me), Some(true));
+        assert_eq!(descends_from(sleep, sh.id()), Some(true));
+        assert_eq!(descends_from(me, me), Some(true));
+        assert_eq!(descends_from(me, sleep), Some(false), "a parent is not a descendant");
+        assert_eq!(descends_from(1, me), Some(false));
+        // pid_max is at most 2^22: this pid cannot exist.
+        assert_eq!(descends_from(4_999_999, me), None);
+
+        let cred = |pid| Cred { pid, uid: 0 };
+        assert_eq!(Policy::DescendantsOf(me).check(&cred(sleep)), Verdict::Admit);
+        assert_eq!(Policy::DescendantsOf(me).check(&cred(4_999_999)), Verdict::Unchecked);
+        match Policy::DescendantsOf(sleep).check(&cred(me)) {
+            Verdict::Refuse(why) => assert!(
+                why.starts_with(&format!("pid {me} (")) && why.ends_with("uid 0: not a process of this run"),
+                "{why}"
+            ),
+            v => panic!("{v:?}"),
+        }
+        assert_eq!(Policy::SameUid(7).check(&Cred { pid: me, uid: 7 }), Verdict::Admit);
+        assert!(
+            matches!(Policy::SameUid(7).check(&Cred { pid: me, uid: 8 }), Verdict::Refuse(w) if w.ends_with("not uid 7"))
+        );
+        let _ = Command::new("kill").arg(sleep.to_string()).status();
+        sh.wait().unwrap();
+    }
+
+    #[test]
+    fn names_with_spaces_and_parentheses_are_read() {
+        // A process's name is its program's file name: a copy of sleep named "x) (y z".
+        let dir = crate::private_dir::PrivateDir::new().unwrap();
+        let odd_name = dir.path().join("x) (y z");
+        std::fs::copy("/bin/sleep", &odd_name).unwrap();
+        // Another test's fork may briefly hold the copy open for writing (ETXTBSY): try again.
+        let mut odd = (0..50)
+            .find_map(|_| match Command::new(&odd_name).arg("30").spawn() {
+                Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                    None
+                }
+                r => Some(r.unwrap()),
+            })
+            .expect("the copy of sleep stayed busy");
+        let (ppid, name) = stat(odd.id()).unwrap();
+        assert_eq!((ppid, name.as_str()), (std::process::id(), "x) (y z"));
+        odd.kill().unwrap();
+        odd.wait().unwrap();
+    }
+
+    #[test]
+    fn credentials_of_a_socket_pair_are_ours() {
+        let (a, _b) = UnixStream::pair().unwrap();
+        let c = peer_cred(&a).unwrap();
+        // SAFETY: geteuid cannot fail.
+        assert_eq!((c.pid, c.uid), (std::process::id(), unsafe { libc::geteuid() }));
+    }
+}
