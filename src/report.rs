@@ -58,11 +58,19 @@ pub struct ProcessReport {
     pub started_at: String,
     /// When it ended (RFC 3339); null while running or if it vanished without a word.
     pub ended_at: Option<String>,
-    /// `exit`, `exec`, `running`, or `lost`: the stream ended without a goodbye (a process
-    /// killed by a signal while reporting from its own thread, or a broken connection). Under a
-    /// reporter a killed process still ends `exit`: its shipper sees it go and ships its last
-    /// counts.
+    /// `exit` (it exited), `signal` (a signal killed it), `exec` (it replaced itself), `running`
+    /// (still running when the report was made), or `lost`: the stream ended without a goodbye
+    /// and nobody saw how it ended (a broken connection). A killed process still has its last
+    /// counts: its shipper (or, reporting from its own thread, its fatal-signal handler) ships
+    /// them.
     pub end: String,
+    /// The exit code, when it exited and the reporter learnt the code (from reaping it, from
+    /// its parent's `wait`, or from `_exit`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// The signal that killed it, when one did and the reporter learnt it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<i32>,
     /// This process's totals (inet, plus Unix when the report includes it).
     pub totals: ProcessTotals,
     /// Every socket.
@@ -80,6 +88,23 @@ pub struct ProcessReport {
     /// Things the user should know about this process.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notices: Vec<String>,
+}
+
+impl ProcessReport {
+    /// Records how the process ended, learnt outside its own stream (the reporter reaped it, or
+    /// its parent did), `at` ms since the epoch. An image that exec'd, or whose ending is
+    /// already known, is left as it is.
+    pub fn ended_with(&mut self, status: crate::wire::ExitStatus, at: u64) {
+        if self.end == "exec" || self.exit_code.is_some() || self.signal.is_some() {
+            return;
+        }
+        self.exit_code = status.exit_code;
+        self.signal = status.signal;
+        self.end = if status.signal.is_some() { "signal" } else { "exit" }.into();
+        if self.ended_at.is_none() {
+            self.ended_at = Some(crate::time::rfc3339(at));
+        }
+    }
 }
 
 /// A process's totals.

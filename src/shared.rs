@@ -16,12 +16,12 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering::*}
 
 use crate::names::Names;
 use crate::registry::Registry;
-use crate::wire::{Message, Notice};
+use crate::wire::{ExitStatus, Message, Notice};
 
 /// `Shared::magic` once initialised.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"SOCKMTR1");
 /// Layout version (bumped on any change of this file's types).
-pub const LAYOUT: u64 = 3;
+pub const LAYOUT: u64 = 4;
 /// Bytes of the snapshot mailbox.
 pub const SNAPSHOT_MAX: usize = 16 << 20;
 /// Bytes of each text ring.
@@ -133,6 +133,9 @@ pub struct Shared {
     pub started_ms: AtomicU64,
     /// Set by the exec hooks just before exec (cleared if exec fails).
     pub exec_pending: AtomicU32,
+    /// How the process is ending, when the shim knows ([`Shared::set_ending`]): `_exit(code)`,
+    /// or a fatal signal its reporting thread's handler saw. 0 while unknown.
+    pub ending: AtomicU32,
     /// Set while an in-process subscriber wants the shipper's lines in `events`.
     pub subscribed: AtomicU32,
     /// Set once the run's reporter is gone or has ended the run: this process (and children it
@@ -179,6 +182,7 @@ impl Shared {
             changes: AtomicU64::new(0),
             started_ms: AtomicU64::new(0),
             exec_pending: AtomicU32::new(0),
+            ending: AtomicU32::new(0),
             subscribed: AtomicU32::new(0),
             quiet: AtomicU32::new(0),
             notices: TextRing::new(),
@@ -186,6 +190,33 @@ impl Shared {
             snapshot: Mailbox::new(),
             registry: Registry::new(),
             names: Names::new(),
+        }
+    }
+
+    /// Records how the process is ending (the first record wins).
+    pub fn set_ending(&self, st: ExitStatus) {
+        let word = match (st.exit_code, st.signal) {
+            (Some(c), None) => 0x100 | (c as u32 & 0xff),
+            (None, Some(s)) => 0x200 | (s as u32 & 0xff),
+            _ => return,
+        };
+        let _ = self.ending.compare_exchange(0, word, AcqRel, Acquire);
+    }
+
+    /// How the process ended, if the shim recorded it.
+    pub fn ending(&self) -> Option<ExitStatus> {
+        let w = self.ending.load(Acquire);
+        let v = (w & 0xff) as i32;
+        match w & 0x300 {
+            0x100 => Some(ExitStatus {
+                exit_code: Some(v),
+                signal: None,
+            }),
+            0x200 => Some(ExitStatus {
+                exit_code: None,
+                signal: Some(v),
+            }),
+            _ => None,
         }
     }
 

@@ -219,6 +219,105 @@ pub struct Bye {
     /// through a counter, which cannot overflow); kept so that readers of older streams parse.
     #[serde(default)]
     pub dropped_events: u64,
+    /// How the process ended, when the process itself knew (`_exit(code)`, a fatal signal its
+    /// reporting thread saw); absent otherwise (the reporter may learn it elsewhere).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<ExitStatus>,
+}
+
+/// How a process ended: its exit code, or the signal that killed it (exactly one is set).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExitStatus {
+    /// The exit code (0-255), for a process that exited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// The signal number, for a process a signal killed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<i32>,
+}
+
+impl ExitStatus {
+    /// From a `wait` status word; None for a stop or a continue (not an end).
+    pub fn from_wait(status: i32) -> Option<ExitStatus> {
+        // The encoding every Linux and BSD libc uses: low 7 bits the signal (0: exited, 0x7f:
+        // stopped), next 8 bits the exit code; 0xffff: continued.
+        let sig = status & 0x7f;
+        if status == 0xffff || sig == 0x7f {
+            None
+        } else if sig == 0 {
+            Some(ExitStatus {
+                exit_code: Some((status >> 8) & 0xff),
+                signal: None,
+            })
+        } else {
+            Some(ExitStatus {
+                exit_code: None,
+                signal: Some(sig),
+            })
+        }
+    }
+
+    /// The code a shell reports: the exit code, or 128 + the signal.
+    pub fn shell_code(&self) -> Option<i32> {
+        self.exit_code.or(self.signal.map(|s| 128 + s))
+    }
+}
+
+/// The endings file: beside the reporter's socket (`<SOCKMETER_SOCKET>.endings`), created by
+/// the reporter, appended to by metered parents when `wait` gives them a child's ending (a
+/// shell that never touches a socket ships nothing, yet it is the only one that sees how its
+/// children ended). One line per ending, `<pid> <ms since the epoch> <wait status word>`,
+/// written with one `write` (atomic with `O_APPEND`).
+pub fn endings_path(socket: &str) -> String {
+    format!("{socket}.endings")
+}
+
+/// Formats one line of the endings file into `buf` without allocating (a `wait` may run in a
+/// signal handler); returns its length.
+pub fn ending_line(buf: &mut [u8; 64], pid: u32, at_ms: u64, status: i32) -> usize {
+    fn put(buf: &mut [u8; 64], at: &mut usize, mut v: u64) {
+        let mut digits = [0u8; 20];
+        let mut n = 0;
+        loop {
+            digits[n] = b'0' + (v % 10) as u8;
+            n += 1;
+            v /= 10;
+            if v == 0 {
+                break;
+            }
+        }
+        for d in digits[..n].iter().rev() {
+            buf[*at] = *d;
+            *at += 1;
+        }
+    }
+    let mut at = 0;
+    put(buf, &mut at, u64::from(pid));
+    buf[at] = b' ';
+    at += 1;
+    put(buf, &mut at, at_ms);
+    buf[at] = b' ';
+    at += 1;
+    put(buf, &mut at, u64::from(status as u32));
+    buf[at] = b'\n';
+    at + 1
+}
+
+/// Parses the endings file: (pid, when, how) for each well-formed line that is an ending (a
+/// stop or continue is not); anything else is skipped.
+pub fn parse_endings(text: &str) -> Vec<(u32, u64, ExitStatus)> {
+    text.lines()
+        .filter_map(|l| {
+            let mut f = l.split(' ');
+            let pid = f.next()?.parse().ok()?;
+            let at = f.next()?.parse().ok()?;
+            let word: u32 = f.next()?.parse().ok()?;
+            if f.next().is_some() {
+                return None;
+            }
+            Some((pid, at, ExitStatus::from_wait(word as i32)?))
+        })
+        .collect()
 }
 
 /// Why a line could not be read.
@@ -306,6 +405,48 @@ mod tests {
     use super::*;
 
     #[test]
+    fn endings_lines_round_trip_and_junk_is_skipped() {
+        let mut buf = [0u8; 64];
+        let mut text = String::new();
+        for (pid, at, word) in [
+            (4_194_303u32, u64::MAX, 0x0300),
+            (7, 1, 9),
+            (8, 2, 0x137f),
+            (9, 3, 0xffff),
+        ] {
+            let n = ending_line(&mut buf, pid, at, word);
+            text.push_str(std::str::from_utf8(&buf[..n]).unwrap());
+        }
+        text.push_str("garbage\n1 2\n1 2 3 4\n");
+        let e = parse_endings(&text);
+        assert_eq!(e.len(), 2, "a stop and a continue are not endings: {e:?}");
+        assert_eq!(
+            e[0],
+            (
+                4_194_303,
+                u64::MAX,
+                ExitStatus {
+                    exit_code: Some(3),
+                    signal: None
+                }
+            )
+        );
+        assert_eq!(
+            e[1],
+            (
+                7,
+                1,
+                ExitStatus {
+                    exit_code: None,
+                    signal: Some(9)
+                }
+            )
+        );
+        assert_eq!(ExitStatus::from_wait(0x0200).and_then(|s| s.shell_code()), Some(2));
+        assert_eq!(ExitStatus::from_wait(2).and_then(|s| s.shell_code()), Some(130));
+    }
+
+    #[test]
     fn round_trip() {
         let msgs = vec![
             Message::Hello(Hello {
@@ -330,6 +471,7 @@ mod tests {
                 at: 10,
                 reason: ByeReason::Exec,
                 dropped_events: 0,
+                status: None,
             }),
         ];
         for m in msgs {

@@ -358,6 +358,7 @@ mod tests {
             at: 8,
             reason,
             dropped_events: 0,
+            status: None,
         }))
     }
 

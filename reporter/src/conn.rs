@@ -270,6 +270,7 @@ mod tests {
             at: 1_003,
             reason: ByeReason::Exit,
             dropped_events: 0,
+            status: None,
         })
     }
 

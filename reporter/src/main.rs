@@ -21,6 +21,7 @@ mod collector;
 mod conn;
 mod demo;
 mod elf;
+mod endings;
 mod private_dir;
 mod reap;
 mod report_out;

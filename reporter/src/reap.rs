@@ -33,6 +33,8 @@ pub struct Reaped {
     pub command: Option<ExitStatus>,
     /// Whether children (the command, or re-parented descendants) are still alive.
     pub children_left: bool,
+    /// Every process reaped in this round (the command included): pid, when, how it ended.
+    pub ended: Vec<(u32, u64, sockmeter::wire::ExitStatus)>,
 }
 
 /// Reaps every child that has exited, without blocking; `command` is the command's pid.
@@ -53,6 +55,9 @@ pub fn reap(command: u32) -> Result<Reaped> {
             p if p > 0 => {
                 if u32::try_from(p).ok() == Some(command) {
                     out.command = Some(ExitStatus::from_raw(status));
+                }
+                if let Some(st) = sockmeter::wire::ExitStatus::from_wait(status) {
+                    out.ended.push((p as u32, sockmeter::time::now_ms(), st));
                 }
             }
             _ => {

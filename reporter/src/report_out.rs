@@ -12,6 +12,7 @@ use anyhow::{bail, Context, Result};
 use sockmeter::{safe_open, Report};
 
 use crate::conn::Conn;
+use crate::endings::Endings;
 
 /// Checks that `path` can be written, without truncating an existing file. A file that did
 /// not exist is created and removed again. Opened like the report itself
@@ -41,7 +42,14 @@ pub fn check_writable(path: &Path) -> Result<()> {
 /// The run report: one process per connection that said `hello` (one without is no process),
 /// in the order they started (then in the order they connected). Connections still open are
 /// `end_hint` (`running`).
-pub fn assemble(command: &[OsString], exit_status: Option<i32>, unix: bool, conns: &[Conn], end_hint: &str) -> Report {
+pub fn assemble(
+    command: &[OsString],
+    exit_status: Option<i32>,
+    unix: bool,
+    conns: &[Conn],
+    end_hint: &str,
+    endings: &Endings,
+) -> Report {
     let mut order: Vec<&Conn> = conns.iter().collect();
     order.sort_by_key(|c| (c.account().hello().map_or(u64::MAX, |h| h.started_at), c.id()));
     // A process image whose connection was taken by the host (a close sweep) reconnects with
@@ -63,16 +71,19 @@ pub fn assemble(command: &[OsString], exit_status: Option<i32>, unix: bool, conn
     }
     for g in &groups {
         let last = g[g.len() - 1];
-        if g.len() == 1 {
-            processes.push(last.report(unix, end_hint));
-            continue;
-        }
-        // Only a process with several connections needs its accounts merged (a copy).
-        let mut account = g[0].account().clone();
-        for c in &g[1..] {
-            account.absorb(c.account());
-        }
-        processes.push(last.report_with(&account, unix, end_hint));
+        let started = last.account().hello().map_or(0, |h| h.started_at);
+        let mut report = if g.len() == 1 {
+            last.report(unix, end_hint)
+        } else {
+            // Only a process with several connections needs its accounts merged (a copy).
+            let mut account = g[0].account().clone();
+            for c in &g[1..] {
+                account.absorb(c.account());
+            }
+            last.report_with(&account, unix, end_hint)
+        };
+        endings.apply(&mut report, started);
+        processes.push(report);
     }
     processes.sort_by(|a, b| a.started_at.cmp(&b.started_at));
     let command = command.iter().map(|a| a.to_string_lossy().into_owned()).collect();
@@ -136,6 +147,7 @@ mod tests {
             false,
             &conns,
             "running",
+            &Endings::new(),
         );
         assert_eq!(r.processes.iter().map(|p| p.pid).collect::<Vec<_>>(), [10, 20, 30]);
         assert_eq!(
@@ -174,7 +186,14 @@ mod tests {
     fn json_round_trips() {
         let d = PrivateDir::new().unwrap();
         let p = d.path().join("r.json");
-        let r = assemble(&[OsString::from("x")], Some(0), true, &[conn(1, 5, 1)], "running");
+        let r = assemble(
+            &[OsString::from("x")],
+            Some(0),
+            true,
+            &[conn(1, 5, 1)],
+            "running",
+            &Endings::new(),
+        );
         write_json(&p, &r).unwrap();
         let text = std::fs::read_to_string(&p).unwrap();
         assert!(text.starts_with("{\n  \"schema\"") && text.ends_with("}\n"), "{text}");
@@ -186,7 +205,14 @@ mod tests {
     fn a_new_report_is_private_and_an_own_link_is_followed() {
         use std::os::unix::fs::PermissionsExt;
         let d = PrivateDir::new().unwrap();
-        let r = assemble(&[OsString::from("x")], Some(0), false, &[conn(1, 5, 1)], "running");
+        let r = assemble(
+            &[OsString::from("x")],
+            Some(0),
+            false,
+            &[conn(1, 5, 1)],
+            "running",
+            &Endings::new(),
+        );
         let p = d.path().join("r.json");
         write_json(&p, &r).unwrap();
         assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
@@ -223,7 +249,7 @@ mod tests {
                 && e.contains(&format!("symbolic link {} owned by uid 4242", link.display())),
             "{e}"
         );
-        let r = assemble(&[OsString::from("x")], Some(0), false, &[], "running");
+        let r = assemble(&[OsString::from("x")], Some(0), false, &[], "running", &Endings::new());
         assert!(write_json(&link, &r).is_err());
         assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
     }

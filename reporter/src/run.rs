@@ -24,6 +24,7 @@ use sockmeter::config::Config;
 
 use crate::cli::RunArgs;
 use crate::collector::Collector;
+use crate::endings::Endings;
 use crate::private_dir::PrivateDir;
 use crate::{elf, reap, report_out, shim_path, signals, summary};
 
@@ -146,6 +147,15 @@ pub fn run(args: &RunArgs) -> Result<i32> {
 
     let dir = PrivateDir::new()?;
     let collector = Collector::bind(&dir.path().join(SOCKET_NAME))?;
+    // Where metered parents write how their children ended (they only append to it).
+    let endings_file = std::path::PathBuf::from(sockmeter::wire::endings_path(
+        &collector.socket_path().to_string_lossy(),
+    ));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&endings_file)
+        .with_context(|| format!("cannot create {}", endings_file.display()))?;
     let env = child_env(
         &shim,
         std::env::var_os("LD_PRELOAD").as_deref(),
@@ -183,9 +193,14 @@ pub fn run(args: &RunArgs) -> Result<i32> {
     } else {
         TICK
     };
+    let mut endings = Endings::new();
     let status = loop {
         server.serve(tick);
-        if let Some(st) = reap::reap(pid)?.command {
+        let r = reap::reap(pid)?;
+        for (p, at, st) in r.ended {
+            endings.add(p, at, st);
+        }
+        if let Some(st) = r.command {
             break st;
         }
     };
@@ -196,7 +211,7 @@ pub fn run(args: &RunArgs) -> Result<i32> {
         // SAFETY: our own pidfd, used by nothing else.
         unsafe { libc::close(pidfd) };
     }
-    wait_for_descendants(&mut server, pid)?;
+    wait_for_descendants(&mut server, pid, &mut endings)?;
     let collector = server.collector;
     let running: Vec<String> = collector.conns().filter(|c| c.is_open()).map(|c| c.who()).collect();
     if !running.is_empty() {
@@ -209,8 +224,9 @@ pub fn run(args: &RunArgs) -> Result<i32> {
     let code = exit_code(status);
     let collector_notices = collector.notices();
     let conns = collector.finish();
+    endings.add_file(&endings_file);
     drop(dir);
-    let mut report = report_out::assemble(&args.command, Some(code), args.unix, &conns, "running");
+    let mut report = report_out::assemble(&args.command, Some(code), args.unix, &conns, "running", &endings);
     report.notices.extend(notes);
     report.notices.extend(collector_notices);
     say!("{}", summary::render(&report).trim_end());
@@ -252,11 +268,15 @@ impl Server {
 /// After the command exited: serve until no connection is awaited and no descendant is
 /// alive, until [`GRACE`] is over, or until the user sends a signal (SIGINT, SIGQUIT,
 /// SIGTERM or SIGHUP). Orphaned descendants are reaped on the way.
-fn wait_for_descendants(server: &mut Server, command: u32) -> Result<()> {
+fn wait_for_descendants(server: &mut Server, command: u32, endings: &mut Endings) -> Result<()> {
     let deadline = Instant::now() + GRACE;
     loop {
         server.serve(Duration::ZERO);
-        let descendants = reap::reap(command)?.children_left;
+        let r = reap::reap(command)?;
+        for (p, at, st) in r.ended {
+            endings.add(p, at, st);
+        }
+        let descendants = r.children_left;
         let awaited = if server.broken { 0 } else { server.collector.awaited() };
         if (awaited == 0 && !descendants) || signals::pending().is_some() {
             return Ok(());

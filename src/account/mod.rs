@@ -28,7 +28,7 @@ use fold::Folded;
 use crate::model::Family;
 use crate::report::{GroupStats, LabelReport, ModuleReport, ProcessReport, ProcessTotals, SocketReport, UnixTotals};
 use crate::time::rfc3339;
-use crate::wire::{ByeReason, Hello, Message, SocketDelta};
+use crate::wire::{ByeReason, ExitStatus, Hello, Message, SocketDelta};
 
 /// Closed sockets kept one by one before folding starts.
 pub const DEFAULT_CLOSED_LIMIT: usize = 20_000;
@@ -96,6 +96,8 @@ pub struct ProcessAccount {
     /// The same for every peer counter.
     peer_sums: PeerCounts,
     end: Option<(u64, ByeReason)>,
+    /// How the process ended, when its `bye` said.
+    status: Option<ExitStatus>,
     dropped_events: u64,
     notices: Vec<String>,
 }
@@ -153,6 +155,7 @@ impl ProcessAccount {
             sums: [0; 5],
             peer_sums: [0; 4],
             end: None,
+            status: None,
             dropped_events: 0,
             notices: Vec::new(),
         }
@@ -314,6 +317,7 @@ impl ProcessAccount {
             }
             Message::Bye(b) => {
                 self.end = Some((b.at, b.reason));
+                self.status = b.status.filter(|st| st.exit_code.is_some() != st.signal.is_some());
                 self.dropped_events = b.dropped_events;
             }
         }
@@ -361,6 +365,7 @@ impl ProcessAccount {
         self.live = self.sockets.values().filter(|e| e.closed_at.is_none()).count();
         self.closed_order.extend(later.closed_order.iter().copied());
         self.end = later.end.or(self.end);
+        self.status = later.status.or(self.status);
         self.dropped_events = self.dropped_events.max(later.dropped_events);
         for n in &later.notices {
             self.add_notice(n.clone());
@@ -443,11 +448,14 @@ impl ProcessAccount {
             },
             started_at: rfc3339(h.started_at),
             ended_at: self.end.map(|(at, _)| rfc3339(at)),
-            end: match self.end {
-                Some((_, ByeReason::Exit)) => "exit".into(),
-                Some((_, ByeReason::Exec)) => "exec".into(),
-                None => end_hint.into(),
+            end: match (self.end, self.status) {
+                (Some((_, ByeReason::Exit)), Some(st)) if st.signal.is_some() => "signal".into(),
+                (Some((_, ByeReason::Exit)), _) => "exit".into(),
+                (Some((_, ByeReason::Exec)), _) => "exec".into(),
+                (None, _) => end_hint.into(),
             },
+            exit_code: self.status.and_then(|st| st.exit_code),
+            signal: self.status.and_then(|st| st.signal),
             totals,
             sockets,
             modules: modules

@@ -73,6 +73,7 @@ fn deltas_add_up_and_modules_sum_to_totals() {
         at: 3,
         reason: ByeReason::Exit,
         dropped_events: 0,
+        status: None,
     }))
     .unwrap();
     let r = a.report(false, "running");
@@ -116,6 +117,7 @@ fn a_later_connection_of_the_same_image_adds_up() {
             at: 3,
             reason: ByeReason::Exit,
             dropped_events: 0,
+            status: None,
         }))
         .unwrap();
     first.absorb(&later);

@@ -160,6 +160,7 @@ pub fn message() -> impl Strategy<Value = Message> {
             at,
             reason: if exec { ByeReason::Exec } else { ByeReason::Exit },
             dropped_events,
+            status: None,
         })
     });
     prop_oneof![hello, socket, delta, closed, notice, bye]

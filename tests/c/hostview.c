@@ -83,6 +83,22 @@ static int ps_children(void) {
     return n;
 }
 
+/* The dispositions the host reads back: D default (no flags), I ignored, C its own SIGCHLD
+ * handler with its own flags, ? anything else. */
+static void dispositions(char *out) {
+    int sigs[] = {SIGINT, SIGTERM, SIGPIPE, SIGUSR1, SIGHUP, SIGCHLD};
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+        struct sigaction q;
+        if (sigaction(sigs[i], NULL, &q) < 0) die("sigaction query");
+        char c = '?';
+        if (q.sa_handler == SIG_DFL && q.sa_flags == 0) c = 'D';
+        else if (q.sa_handler == SIG_IGN) c = 'I';
+        else if (q.sa_handler == on_chld && (q.sa_flags & SA_RESTART)) c = 'C';
+        out[i] = c;
+    }
+    out[sizeof sigs / sizeof sigs[0]] = 0;
+}
+
 static const char *wait_result(pid_t r) {
     if (hung) return "hang";
     if (r < 0 && errno == ECHILD) return "ECHILD";
@@ -132,7 +148,9 @@ int main(int argc, char **argv) {
     alarm(0);
     const char *blocking = wait_result(r2);
     int ps = ps_children();
-    say("stage=%d children=%d ps=%d sigchld=%d waitpid=%s wait=%s", stage, kids, ps, got, nohang, blocking);
+    char disp[16];
+    dispositions(disp);
+    say("stage=%d children=%d ps=%d sigchld=%d waitpid=%s wait=%s signals=%s", stage, kids, ps, got, nohang, blocking, disp);
 
     if (stage == 1) {
         char *next[] = {argv[0], argv[1], argv[2], "2", NULL};

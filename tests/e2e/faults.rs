@@ -32,9 +32,17 @@ fn reader(mut r: impl Read + Send + 'static) -> std::sync::mpsc::Receiver<String
 
 impl Background {
     fn start(mode: Mode, cmd: &[&str]) -> Background {
+        Background::start_with(mode, &[], cmd)
+    }
+
+    /// As [`Background::start`], with extra `sockmeter run` options.
+    fn start_with(mode: Mode, opts: &[&str], cmd: &[&str]) -> Background {
         let json = scratch_path("report").with_extension("json");
         let mut c = Command::new(harness::sockmeter());
-        c.arg("run").arg("--json").arg(&json).arg("--").args(cmd);
+        // A process group of its own, as a shell gives a foreground job: the terminal's Ctrl-C
+        // is a SIGINT to the whole group.
+        std::os::unix::process::CommandExt::process_group(&mut c, 0);
+        c.arg("run").arg("--json").arg(&json).args(opts).arg("--").args(cmd);
         harness::strip_sockmeter_env(&mut c);
         for (k, v) in mode.env() {
             c.env(k, v);
@@ -66,6 +74,16 @@ impl Background {
         });
         assert!(found, "sockmeter run did not start the command");
         pid.expect("pid")
+    }
+
+    /// Sends `sig` to the whole process group, as a terminal does for Ctrl-C.
+    fn signal_group(&self, sig: libc::c_int) {
+        // SAFETY: kill on the process group our own child leads.
+        assert_eq!(
+            unsafe { libc::kill(-(self.child.id() as libc::pid_t), sig) },
+            0,
+            "kill -{sig}"
+        );
     }
 
     fn signal(&self, sig: libc::c_int) {
@@ -223,5 +241,71 @@ both_modes! {
         assert!(done.exists(), "the command ran to its end");
         let lines = shim_lines(&err);
         assert!(lines.len() <= 1, "at most one line about the reporter, got {}:\n{err}", lines.len());
+    }
+}
+
+both_modes! {
+    /// Ctrl-C at a terminal: SIGINT to the whole foreground group, the reporter included, while
+    /// a parent and its child stream to a server. Both die of SIGINT; the reporter collects
+    /// their final counts before it exits with the command's status (130), and reports both as
+    /// ended by signal 2 with an end time, every byte exact against the server. (Processes used
+    /// to end "lost" with no end time, their last counts missing: the shipper was in the same
+    /// process group and died of the same Ctrl-C.)
+    fn ctrl_c_collects_the_final_counts_then_exits_130(mode) {
+        let counter = Counter::start(2, 0);
+        let prog = compile_c("streamer", &[]).display().to_string();
+        let run = Background::start(mode, &[&prog, &counter.port.to_string(), "700", "1"]);
+        assert!(eventually(Duration::from_secs(60), || counter.accepted() >= 2), "both connections are up");
+        std::thread::sleep(Duration::from_millis(300));
+        run.signal_group(libc::SIGINT);
+        let json = run.json.clone();
+        let (code, _, err) = run.wait(Duration::from_secs(60));
+        let seen = counter.finish();
+        assert_eq!(code, 130, "the command's status, as a shell reports a SIGINT:\n{err}");
+        let r = read_report(&json);
+        assert_eq!(r.exit_status, Some(130));
+        assert_eq!(r.processes.len(), 2, "parent and child:\n{err}");
+        for p in &r.processes {
+            assert_eq!((p.end.as_str(), p.signal), ("signal", Some(libc::SIGINT)), "pid {} ended by SIGINT:\n{err}", p.pid);
+            assert!(p.ended_at.is_some(), "pid {} has an end time", p.pid);
+            assert_eq!(p.exit_code, None);
+        }
+        assert!(seen.rx > 0);
+        assert_eq!(r.totals.tx_bytes, seen.rx, "every byte sent before the Ctrl-C, exact:\n{err}");
+        assert_eq!(r.totals.connections, 2);
+    }
+}
+
+both_modes! {
+    /// How each process ended is in the report: a shell (which never touches a socket, so it
+    /// ships nothing) runs one metered child that exits with status 3 and another that a
+    /// SIGTERM kills; the report has exit code 3 for the first and signal 15 for the second
+    /// (learnt from the shell's own `wait`, which the shim sees), and the command's status.
+    fn each_process_ends_with_its_exit_code_or_signal(mode) {
+        let counter = Counter::start(2, 5);
+        let client = |tail: &str| {
+            format!(
+                "{} -c \"import os, signal, socket, sys; s = socket.create_connection(('127.0.0.1', {})); s.sendall(b'x' * 10); s.shutdown(socket.SHUT_WR); s.recv(100); s.close(); {tail}\"",
+                harness::python(),
+                counter.port
+            )
+        };
+        let script = format!("{}; {}; exit 0", client("sys.exit(3)"), client("os.kill(os.getpid(), signal.SIGTERM)"));
+        let r = harness::run_in(mode, &[], &["sh", "-c", &script], &[]);
+        let seen = counter.finish();
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert_eq!(seen.conns, 2);
+        assert_eq!(r.report.processes.len(), 2, "the two clients (the shell never touched a socket):\n{}", r.stderr);
+        let mut ends: Vec<(String, Option<i32>, Option<i32>)> =
+            r.report.processes.iter().map(|p| (p.end.clone(), p.exit_code, p.signal)).collect();
+        ends.sort();
+        assert_eq!(
+            ends,
+            vec![("exit".to_string(), Some(3), None), ("signal".to_string(), None, Some(libc::SIGTERM))],
+            "{}",
+            r.stderr
+        );
+        assert!(r.report.processes.iter().all(|p| p.ended_at.is_some()));
+        assert_eq!(harness::totals(&r), (20, 10), "exact, as the server saw it");
     }
 }

@@ -19,15 +19,17 @@ both_modes! {
     /// exec of itself: the kernel's children list and `ps --ppid` are empty, no SIGCHLD
     /// arrives, `waitpid(-1, WNOHANG)` and `wait()` say ECHILD at once (in shipper mode the
     /// shipper used to be the host's child: `wait()` blocked forever, and the exec'd image got
-    /// the old image's shipper from `waitpid`). The bytes are still exact.
+    /// the old image's shipper from `waitpid`). It reads back the signal dispositions it left
+    /// (the defaults, though in thread mode a last-pass handler sits behind them) and its own
+    /// SIGCHLD handler. The bytes are still exact.
     fn the_host_has_no_child_it_did_not_make(mode) {
         let prog = compile_c("hostview", &[]).display().to_string();
         let bytes = "7000";
         let expected = unmetered_view(&prog, bytes);
         assert_eq!(
             expected,
-            "stage=1 children=0 ps=0 sigchld=0 waitpid=ECHILD wait=ECHILD\n\
-             stage=2 children=0 ps=0 sigchld=0 waitpid=ECHILD wait=ECHILD\n",
+            "stage=1 children=0 ps=0 sigchld=0 waitpid=ECHILD wait=ECHILD signals=DDIDDC\n\
+             stage=2 children=0 ps=0 sigchld=0 waitpid=ECHILD wait=ECHILD signals=DDIDDC\n",
             "the unmetered program's own view"
         );
         let peer = Peer::start("tcp_peer.py", &["--conns", "2", "--mode", "reply", "--reply", "0"]);

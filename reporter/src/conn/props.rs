@@ -125,6 +125,7 @@ fn bye() -> Message {
         at: 3,
         reason: ByeReason::Exit,
         dropped_events: 0,
+        status: None,
     })
 }
 

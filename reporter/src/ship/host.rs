@@ -15,7 +15,7 @@ use sockmeter::config::Config;
 use sockmeter::outbox::{self, Flushed, Heard, Outbox};
 use sockmeter::shared::Shared;
 use sockmeter::time::now_ms;
-use sockmeter::wire::{Bye, ByeReason, Hello, Message, Origin};
+use sockmeter::wire::{Bye, ByeReason, ExitStatus, Hello, Message, Origin};
 use sockmeter::ProcessAccount;
 
 fn map(fd: i32) -> Option<&'static Shared> {
@@ -45,6 +45,20 @@ fn map(fd: i32) -> Option<&'static Shared> {
     // is atomics, so sharing it with the host is sound.
     let s: &'static Shared = unsafe { &*(p as *const Shared) };
     s.is_valid().then_some(s)
+}
+
+/// How process `pid` ended, read from its `/proc` entry while it is a zombie its parent has not
+/// reaped yet (field 52 of `stat`, a `wait` status word). Best effort: once the parent has
+/// reaped it, the entry is gone (the reporter may still learn it from the parent's `wait`).
+fn zombie_status(pid: u32) -> Option<ExitStatus> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    // After the command's closing parenthesis: field 3 (state) is fields[0], field 52 is
+    // fields[49].
+    if fields.first() != Some(&"Z") {
+        return None;
+    }
+    ExitStatus::from_wait(fields.get(49)?.parse().ok()?)
 }
 
 /// Who a host is (from the shim's arguments, or from an adoption message).
@@ -302,10 +316,15 @@ impl Host {
         }
         self.ended = true;
         self.pass();
+        let status = match reason {
+            ByeReason::Exit => self.out.region.ending().or_else(|| zombie_status(self.pid)),
+            ByeReason::Exec => None,
+        };
         self.out.emit(vec![Message::Bye(Bye {
             at: now_ms(),
             reason,
             dropped_events: 0,
+            status,
         })]);
         for fd in [&mut self.pidfd, &mut self.link] {
             if *fd >= 0 {

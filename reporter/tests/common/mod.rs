@@ -131,6 +131,7 @@ pub fn bye() -> Message {
         at: 1_700_000_000_003,
         reason: ByeReason::Exit,
         dropped_events: 0,
+        status: None,
     })
 }
 

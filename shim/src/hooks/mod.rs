@@ -1,8 +1,8 @@
 //! The one hook table. Each hooked function is declared here once; [`table::hook_table!`]
 //! generates its real-function slot, its export and its wrapper. The handlers are in modules
 //! by family: [`io`] (the per-byte path), [`lifecycle`] (sockets appearing, changing and
-//! closing), [`signals`] (the host's signal handlers, behind a trampoline) and [`process`]
-//! (exit and exec). `fork` is handled with `pthread_atfork` (see
+//! closing), [`signals`] (the host's signal handlers, behind a trampoline), [`children`] (how
+//! the host's children ended, as its `wait` calls learn) and [`process`] (exit and exec). `fork` is handled with `pthread_atfork` (see
 //! `runtime`), and Linux's `dlopen` (for RTLD_DEEPBIND plugins) lives with the platform code
 //! because it must tail-call.
 //!
@@ -10,6 +10,7 @@
 //! socket (a file, a pipe, a tty) costs one table load and goes straight to libc. `[data x]`
 //! (the per-byte path) also counts a known socket's bytes without taking the guard.
 
+pub mod children;
 pub mod io;
 pub mod lifecycle;
 pub mod process;
@@ -97,6 +98,15 @@ hook_table! {
     #[cfg(target_os = "linux")]
     fn __sysv_signal(sig: c_int, handler: sighandler_t) -> sighandler_t => rewrite signals::signal;
     fn sigset(sig: c_int, disp: sighandler_t) -> sighandler_t => rewrite signals::signal;
+
+    // ---- the host's children ending (children.rs) ----
+    fn wait(status: *mut c_int) -> libc::pid_t => rewrite children::wait;
+    fn waitpid(pid: libc::pid_t, status: *mut c_int, options: c_int) -> libc::pid_t => rewrite children::waitpid;
+    #[cfg(target_os = "linux")]
+    fn wait3(status: *mut c_int, options: c_int, usage: *mut libc::rusage) -> libc::pid_t => rewrite children::wait3;
+    fn wait4(pid: libc::pid_t, status: *mut c_int, options: c_int, usage: *mut libc::rusage) -> libc::pid_t => rewrite children::wait4;
+    #[cfg(target_os = "linux")]
+    fn waitid(idtype: libc::idtype_t, id: libc::id_t, info: *mut libc::siginfo_t, options: c_int) -> c_int => after children::waitid;
 
     // ---- the process ending or being replaced (process.rs) ----
     fn _exit(status: c_int) -> () => around process::exit_before, process::after_nothing;

@@ -8,11 +8,18 @@
 #![allow(clippy::not_unsafe_ptr_arg_deref, clippy::too_many_arguments)]
 
 use libc::c_int;
-use sockmeter::wire::ByeReason;
+use sockmeter::wire::{ByeReason, ExitStatus};
 
 use crate::runtime;
 
-pub fn exit_before(_status: c_int) {
+pub fn exit_before(status: c_int) {
+    // A vfork child shares the parent's memory: its _exit is not the parent's ending.
+    if runtime::owns_region() {
+        runtime::shared().set_ending(ExitStatus {
+            exit_code: Some(status & 0xff),
+            signal: None,
+        });
+    }
     runtime::finish(ByeReason::Exit);
 }
 

@@ -15,6 +15,16 @@
 //! trampoline; only its calls made while shim code runs on its thread pass uncounted).
 //!
 //! The trampoline touches one atomic and the guard's thread-local flag: async-signal-safe.
+//!
+//! **Fatal signals in thread mode.** A process that reports from its own thread and is killed
+//! by a signal (Ctrl-C's SIGINT, a SIGTERM, a SIGPIPE) would take its last interval's counts
+//! with it. So while the reporting thread runs, the signals whose default action ends the
+//! process and that the host left at `SIG_DFL` get [`fatal`] as their handler ([`arm_fatal`]):
+//! it asks the reporting thread for a last pass (bounded), then restores the default and
+//! raises the signal again, so the process dies of it as it would have (same wait status, a
+//! core dump for SIGQUIT). The host still reads `SIG_DFL` back, and a host that sets `SIG_DFL`
+//! itself keeps the handler behind it. (Under a shipper process nothing of this is needed: the
+//! shipper reads the dead host's counters.)
 
 #![allow(clippy::not_unsafe_ptr_arg_deref)]
 
@@ -47,6 +57,84 @@ fn slot(sig: c_int) -> Option<&'static AtomicUsize> {
 /// The address the kernel gets instead of the host's handler.
 fn trampoline_addr() -> sighandler_t {
     trampoline as *const () as sighandler_t
+}
+
+/// Signals whose default action ends the process, given [`fatal`] in thread mode.
+const FATAL: [c_int; 8] = [
+    libc::SIGHUP,
+    libc::SIGINT,
+    libc::SIGQUIT,
+    libc::SIGTERM,
+    libc::SIGPIPE,
+    libc::SIGALRM,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+];
+
+/// Which signals have [`fatal`] behind the host's `SIG_DFL`.
+static ARMED: [std::sync::atomic::AtomicBool; SIGNALS] = [const { std::sync::atomic::AtomicBool::new(false) }; SIGNALS];
+
+fn fatal_addr() -> sighandler_t {
+    fatal as *const () as sighandler_t
+}
+
+fn armed(sig: c_int) -> bool {
+    usize::try_from(sig)
+        .ok()
+        .and_then(|s| ARMED.get(s))
+        .is_some_and(|a| a.load(Acquire))
+}
+
+/// Installs [`fatal`] for every fatal signal the host leaves at `SIG_DFL` (thread mode, when
+/// the reporting thread starts). Uses the real `sigaction` directly.
+pub fn arm_fatal() {
+    let Some(real) = crate::hooks::sigaction::real() else {
+        return;
+    };
+    for sig in FATAL {
+        // SAFETY: an all-zero sigaction is a valid value; the real sigaction reads and writes
+        // our own structs.
+        unsafe {
+            let mut old: libc::sigaction = std::mem::zeroed();
+            if real(sig, std::ptr::null(), &mut old) != 0 || old.sa_sigaction != libc::SIG_DFL {
+                continue;
+            }
+            let mut act: libc::sigaction = std::mem::zeroed();
+            act.sa_sigaction = fatal_addr();
+            act.sa_flags = libc::SA_RESTART;
+            libc::sigfillset(&mut act.sa_mask);
+            if let Some(a) = ARMED.get(sig as usize) {
+                a.store(true, Release);
+            }
+            if real(sig, &act, std::ptr::null_mut()) != 0 {
+                if let Some(a) = ARMED.get(sig as usize) {
+                    a.store(false, Release);
+                }
+            }
+        }
+    }
+}
+
+/// The handler behind a fatal signal's `SIG_DFL` (see the module docs).
+extern "C" fn fatal(sig: c_int) {
+    let e = crate::platform::errno();
+    crate::runtime::last_pass_before_dying(sig);
+    // Back to the default, then the same signal again: it is blocked while this handler runs,
+    // and kills the process the moment the handler returns.
+    if let Some(real) = crate::hooks::sigaction::real() {
+        // SAFETY: an all-zero sigaction with SIG_DFL is a valid action.
+        unsafe {
+            let mut dfl: libc::sigaction = std::mem::zeroed();
+            dfl.sa_sigaction = libc::SIG_DFL;
+            real(sig, &dfl, std::ptr::null_mut());
+        }
+    }
+    if let Some(a) = ARMED.get(sig as usize) {
+        a.store(false, Release);
+    }
+    // SAFETY: raise is async-signal-safe.
+    unsafe { libc::raise(sig) };
+    crate::platform::set_errno(e);
 }
 
 /// Runs the host's handler for `sig` as host code (see the module docs). Called with the three
@@ -100,6 +188,18 @@ pub fn sigaction(sig: c_int, act: *const libc::sigaction, _old: *mut libc::sigac
         call.act.sa_sigaction = trampoline_addr();
         call.swapped = true;
         s.store(a.sa_sigaction, Release);
+    } else if a.sa_sigaction == libc::SIG_DFL && armed(sig) {
+        // The host asks for the default: the last pass stays behind it.
+        call.act = a;
+        call.act.sa_sigaction = fatal_addr();
+        call.act.sa_flags = libc::SA_RESTART;
+        call.swapped = true;
+        s.store(0, Release);
+    } else if armed(sig) {
+        // SIG_IGN: nothing to do at a death that will not come.
+        if let Some(a) = ARMED.get(sig as usize) {
+            a.store(false, Release);
+        }
     }
     call
 }
@@ -127,6 +227,10 @@ impl Rewrite<SigactionArgs, c_int> for SigactionCall {
             let o = unsafe { &mut *old };
             if o.sa_sigaction == trampoline_addr() {
                 o.sa_sigaction = self.prev;
+            } else if o.sa_sigaction == fatal_addr() {
+                // What the host left: the default, with no flags and an empty mask.
+                // SAFETY: an all-zero sigaction is SIG_DFL with no flags and an empty mask.
+                *o = unsafe { std::mem::zeroed() };
             }
         }
         ret
@@ -154,6 +258,11 @@ pub fn signal(sig: c_int, handler: sighandler_t) -> SignalCall {
         call.swapped = true;
     } else {
         call.prev = s.load(Acquire);
+        if handler != libc::SIG_DFL && armed(sig) {
+            if let Some(a) = ARMED.get(sig as usize) {
+                a.store(false, Release);
+            }
+        }
     }
     call
 }
@@ -162,6 +271,9 @@ impl Rewrite<(c_int, sighandler_t), sighandler_t> for SignalCall {
     fn args(&mut self, (sig, handler): (c_int, sighandler_t)) -> (c_int, sighandler_t) {
         if self.swapped {
             (sig, trampoline_addr())
+        } else if handler == libc::SIG_DFL && armed(sig) {
+            // The host asks for the default: the last pass stays behind it.
+            (sig, fatal_addr())
         } else {
             (sig, handler)
         }
@@ -178,6 +290,8 @@ impl Rewrite<(c_int, sighandler_t), sighandler_t> for SignalCall {
         }
         if ret == trampoline_addr() {
             self.prev
+        } else if ret == fatal_addr() {
+            libc::SIG_DFL
         } else {
             ret
         }

@@ -433,6 +433,38 @@ pub fn block_signals() {
     }
 }
 
+/// Sleeps up to `timeout` unless `word` is non-zero, waking early when [`wake_one`] is called
+/// on it (a futex).
+pub fn wait_while_zero(word: &std::sync::atomic::AtomicI32, timeout: std::time::Duration) {
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_nsec: timeout.subsec_nanos() as libc::c_long,
+    };
+    // SAFETY: FUTEX_WAIT on a live, aligned i32 with a valid relative timeout.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+            0,
+            &ts as *const libc::timespec,
+        )
+    };
+}
+
+/// Wakes a thread in [`wait_while_zero`] on `word`. Async-signal-safe.
+pub fn wake_one(word: &std::sync::atomic::AtomicI32) {
+    // SAFETY: FUTEX_WAKE on a live, aligned i32.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+            1,
+        )
+    };
+}
+
 /// This process's id.
 pub fn pid() -> u32 {
     // SAFETY: getpid is always safe.
@@ -451,12 +483,20 @@ pub fn resolve_early() {
     let _ = super::deepbind::resolve();
 }
 
-/// Registers the fork handlers and the exit handler.
-pub fn register_process_handlers(prepare: extern "C" fn(), child: extern "C" fn(), at_exit: extern "C" fn()) {
+/// Registers the fork handlers and the exit handler (`on_exit`, which is given the exit status,
+/// unlike `atexit`).
+pub fn register_process_handlers(
+    prepare: extern "C" fn(),
+    child: extern "C" fn(),
+    at_exit: extern "C" fn(c_int, *mut c_void),
+) {
+    extern "C" {
+        fn on_exit(f: extern "C" fn(c_int, *mut c_void), arg: *mut c_void) -> c_int;
+    }
     // SAFETY: plain registrations of functions that live as long as the process.
     unsafe {
         libc::pthread_atfork(Some(prepare), None, Some(child));
-        libc::atexit(at_exit);
+        on_exit(at_exit, std::ptr::null_mut());
     }
 }
 

@@ -189,6 +189,7 @@ impl Collector {
             at: platform::now_ms(),
             reason,
             dropped_events: 0,
+            status: (reason == ByeReason::Exit).then(|| super::shared().ending()).flatten(),
         };
         if self.hello_sent || !self.subscribers.is_empty() {
             self.emit(vec![Message::Bye(bye)]);

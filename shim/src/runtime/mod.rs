@@ -59,6 +59,9 @@ static DISABLED: AtomicBool = AtomicBool::new(false);
 static INITED: AtomicBool = AtomicBool::new(false);
 static STARTED: AtomicBool = AtomicBool::new(false);
 static FORKED: AtomicBool = AtomicBool::new(false);
+/// The process whose region this is (set at load and in a forked child): a vfork child, which
+/// shares our memory, has another pid.
+static IMAGE_PID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 /// The process the collector speaks for (set when it starts).
 static OWNER_PID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 static CONFIG: OnceLock<Config> = OnceLock::new();
@@ -70,6 +73,11 @@ const MAX_TICK_MS: u64 = 100;
 #[inline]
 pub fn active() -> bool {
     !DISABLED.load(Relaxed)
+}
+
+/// Whether the calling process owns the region (not a vfork child sharing our memory).
+pub fn owns_region() -> bool {
+    platform::pid() == IMAGE_PID.load(Acquire)
 }
 
 /// The configuration (defaults before `init`).
@@ -128,6 +136,8 @@ pub fn init() {
         DISABLED.store(cfg.disabled, Relaxed);
         let _ = CONFIG.set(cfg);
         let loaded = platform::now_ms();
+        IMAGE_PID.store(platform::pid(), Release);
+        crate::hooks::children::setup(config().socket.as_deref());
         helper::setup();
         shared().started_ms.store(loaded, Relaxed);
         platform::register_process_handlers(before_fork, on_fork_child, on_exit);
@@ -256,8 +266,46 @@ fn start_now() {
         .name("sockmeter".into())
         .stack_size(256 * 1024)
         .spawn(reporting_thread);
-    if spawned.is_err() {
-        say("cannot start the reporting thread; counts are kept and written at exit");
+    match spawned {
+        Ok(_) => {
+            THREAD_PID.store(platform::pid(), Release);
+            crate::hooks::signals::arm_fatal();
+        }
+        Err(_) => say("cannot start the reporting thread; counts are kept and written at exit"),
+    }
+}
+
+/// The process whose reporting thread is running (a forked child has none until it starts
+/// its own).
+static THREAD_PID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+/// A fatal signal asked the reporting thread for its last pass.
+static DYING: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+/// The reporting thread has done it.
+static DIED: AtomicBool = AtomicBool::new(false);
+
+/// Called from the handler behind a fatal signal's default (thread mode): records how the
+/// process ends and waits, at most 2 s, for the reporting thread's last pass and `bye`. Only
+/// atomics and nanosleep: async-signal-safe.
+pub fn last_pass_before_dying(sig: libc::c_int) {
+    if THREAD_PID.load(Acquire) != platform::pid() || !owns_region() {
+        return;
+    }
+    shared().set_ending(sockmeter::wire::ExitStatus {
+        exit_code: None,
+        signal: Some(sig),
+    });
+    DYING.store(sig, Release);
+    platform::wake_one(&DYING);
+    for _ in 0..2000 {
+        if DIED.load(Acquire) {
+            return;
+        }
+        let ms = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 1_000_000,
+        };
+        // SAFETY: nanosleep with a valid timespec.
+        unsafe { libc::nanosleep(&ms, std::ptr::null_mut()) };
     }
 }
 
@@ -269,6 +317,11 @@ fn reporting_thread() {
     let mut last = Instant::now();
     let mut seen = u64::MAX;
     loop {
+        if DYING.load(Acquire) != 0 {
+            lock().finish(ByeReason::Exit);
+            DIED.store(true, Release);
+            return;
+        }
         let changes = shared().changes.load(Acquire);
         {
             let mut c = lock();
@@ -279,7 +332,8 @@ fn reporting_thread() {
                 c.pass();
             }
         }
-        std::thread::sleep(tick);
+        // A nap that a fatal signal cuts short (its last pass starts at once).
+        platform::wait_while_zero(&DYING, tick);
     }
 }
 
@@ -316,8 +370,16 @@ pub fn resume_after_failed_exec() {
     }
 }
 
-extern "C" fn on_exit() {
-    guard::with(|| finish(ByeReason::Exit));
+extern "C" fn on_exit(status: libc::c_int, _arg: *mut c_void) {
+    guard::with(|| {
+        if owns_region() {
+            shared().set_ending(sockmeter::wire::ExitStatus {
+                exit_code: Some(status & 0xff),
+                signal: None,
+            });
+        }
+        finish(ByeReason::Exit)
+    });
 }
 
 extern "C" fn before_fork() {
@@ -340,6 +402,7 @@ extern "C" fn on_fork_child() {
         COLLECTOR.store(std::ptr::null_mut(), Release);
         sink::Sink::abandon_inherited();
         let forked = platform::now_ms();
+        IMAGE_PID.store(platform::pid(), Release);
         if helper::on() {
             helper::fork_child();
         } else {
