@@ -54,6 +54,8 @@ struct Entry {
     closed_at: Option<u64>,
     counts: [u64; 5],
     peers: Vec<PeerReport>,
+    /// The kernel witness's (written, read), once shipped (TCP).
+    kernel: Option<[u64; 2]>,
 }
 
 impl Entry {
@@ -75,12 +77,13 @@ impl Entry {
             closed_at: None,
             counts: [0; 5],
             peers: Vec::new(),
+            kernel: None,
         })
     }
 
     fn to_report(&self) -> SocketReport {
         let [tx_bytes, rx_bytes, tx_calls, rx_calls, errors] = self.counts;
-        SocketReport {
+        let mut r = SocketReport {
             id: self.id,
             fd: self.fd,
             family: self.family.as_str().into(),
@@ -101,8 +104,10 @@ impl Entry {
             inherited: self.inherited,
             adopted: self.adopted,
             peers: self.peers.clone(),
-            folded: 0,
-        }
+            ..Default::default()
+        };
+        r.set_witness(self.kernel);
+        r
     }
 }
 
@@ -120,6 +125,8 @@ pub struct ProcessAccount {
     end: Option<(u64, ByeReason)>,
     dropped_events: u64,
     notices: Vec<String>,
+    /// A `notice` of kind `io_uring` came (the report says so once, not as a notice).
+    io_uring: bool,
 }
 
 impl Default for ProcessAccount {
@@ -171,6 +178,7 @@ impl ProcessAccount {
             end: None,
             dropped_events: 0,
             notices: Vec::new(),
+            io_uring: false,
         }
     }
 
@@ -275,6 +283,9 @@ impl ProcessAccount {
                 e.opened_at = s.opened_at;
                 e.inherited = s.inherited;
                 e.adopted = s.adopted;
+                if let (Some(tx), Some(rx)) = (s.kernel_tx_bytes, s.kernel_rx_bytes) {
+                    e.kernel = Some([tx, rx]);
+                }
                 // A socket whose whole life fits in one line.
                 if let Some(c) = &s.counts {
                     self.add(s.id, c);
@@ -299,6 +310,7 @@ impl ProcessAccount {
                     return Err(AccountError::UnknownSocket(c.id));
                 }
             }
+            Message::Notice(n) if n.kind == crate::wire::IO_URING_NOTICE => self.io_uring = true,
             Message::Notice(n) => self.add_notice(format!("{}: {}", n.kind, n.message)),
             Message::Bye(b) => {
                 self.end = Some((b.at, b.reason));
@@ -357,6 +369,8 @@ impl ProcessAccount {
                 m.tx_calls += l.tx_calls;
                 m.rx_calls += l.rx_calls;
                 m.errors += l.errors;
+                m.unseen_tx_bytes += l.unseen_tx_bytes;
+                m.unseen_rx_bytes += l.unseen_rx_bytes;
             }
             mine.report.folded += f.report.folded;
             mine.closed_ms = f.closed_ms;
@@ -364,6 +378,7 @@ impl ProcessAccount {
         self.closed_order.extend(later.closed_order.iter().copied());
         self.end = later.end.or(self.end);
         self.dropped_events = self.dropped_events.max(later.dropped_events);
+        self.io_uring |= later.io_uring;
         for n in &later.notices {
             self.add_notice(n.clone());
         }
@@ -401,6 +416,9 @@ impl ProcessAccount {
                 closed_ms: None,
             });
             let f = &mut g.report;
+            let [ktx, krx] = e.kernel.unwrap_or_default();
+            f.unseen_tx_bytes += ktx.saturating_sub(e.counts[0]);
+            f.unseen_rx_bytes += krx.saturating_sub(e.counts[1]);
             let [tx_bytes, rx_bytes, tx_calls, rx_calls, errors] = e.counts;
             f.tx_bytes += tx_bytes;
             f.rx_bytes += rx_bytes;
@@ -440,6 +458,8 @@ impl ProcessAccount {
             totals.errors += s.errors;
             totals.connections += conns;
             totals.sockets += n;
+            totals.unseen_tx_bytes += s.unseen_tx_bytes;
+            totals.unseen_rx_bytes += s.unseen_rx_bytes;
             let add = |g: &mut (GroupStats, BTreeSet<String>)| {
                 g.0.tx_bytes += s.tx_bytes;
                 g.0.rx_bytes += s.rx_bytes;
@@ -447,6 +467,8 @@ impl ProcessAccount {
                 g.0.rx_calls += s.rx_calls;
                 g.0.connections += conns;
                 g.0.sockets += n;
+                g.0.unseen_tx_bytes += s.unseen_tx_bytes;
+                g.0.unseen_rx_bytes += s.unseen_rx_bytes;
                 if let Some(p) = &s.peer {
                     g.1.insert(p.clone());
                 }
@@ -510,6 +532,7 @@ impl ProcessAccount {
             unix,
             dropped_events: self.dropped_events,
             notices: self.notices.clone(),
+            uses_io_uring: self.io_uring,
         }
     }
 }
@@ -541,6 +564,8 @@ mod tests {
             adopted: false,
             closed_at: None,
             counts: None,
+            kernel_tx_bytes: None,
+            kernel_rx_bytes: None,
         })
     }
 

@@ -21,6 +21,7 @@ pub mod report;
 pub mod shared;
 pub mod time;
 pub mod wire;
+pub mod witness;
 
 pub use account::ProcessAccount;
 pub use addr::Addr;

@@ -1,22 +1,29 @@
 //! The one hook table. Each hooked function is declared here once; [`table::hook_table!`]
 //! generates its real-function slot, its export and its wrapper. The handlers are in modules
 //! by family: [`io`] (the per-byte path), [`lifecycle`] (sockets appearing, changing and
-//! closing) and [`process`] (exit and exec). `fork` is handled with `pthread_atfork` (see
-//! `runtime`), and Linux's `dlopen` (for RTLD_DEEPBIND plugins) lives with the platform code
-//! because it must tail-call.
+//! closing), [`process`] (exit and exec), [`syscalls`] (`syscall()` itself, dispatched to the
+//! others) and [`uring`] (io_uring rings being created); [`witness`] reads the kernel's own TCP
+//! counters at close, exit and exec. `fork` is handled with `pthread_atfork` (see `runtime`),
+//! and Linux's `dlopen` (for RTLD_DEEPBIND plugins) lives with the platform code because it
+//! must tail-call.
 //!
 //! `[fd x]` marks the argument whose fd decides the fast pass-through: an fd known not to be a
-//! socket (a file, a pipe, a tty) costs one table load and goes straight to libc. `[data x]`
-//! (the per-byte path) also counts a known socket's bytes without taking the guard.
+//! socket (a file, a pipe, a tty) costs one table load and goes straight to libc (`[fd x y]`:
+//! when both are). `[data x]` (the per-byte path) also counts a known socket's bytes without
+//! taking the guard. `[sys n]` (`syscall`) passes a number the shim does not meter straight
+//! through.
 
 pub mod io;
 pub mod lifecycle;
 pub mod process;
+pub mod syscalls;
 pub mod table;
+pub mod uring;
+pub mod witness;
 
 use libc::{
-    c_char, c_int, c_uint, c_ulong, c_void, iovec, mmsghdr, msghdr, off_t, size_t, sockaddr, socklen_t, ssize_t,
-    timespec,
+    c_char, c_int, c_long, c_uint, c_ulong, c_void, iovec, loff_t, mmsghdr, msghdr, off64_t, off_t, size_t, sockaddr,
+    socklen_t, ssize_t, timespec,
 };
 use sockmeter::registry::FdState;
 
@@ -26,6 +33,13 @@ use table::hook_table;
 #[inline]
 pub fn passes(fd: c_int) -> bool {
     matches!(crate::runtime::reg().fds.get(fd), FdState::NotSocket | FdState::Ignored)
+}
+
+/// In a forked child, after the runtime has given it its own accounting: the kernel witness
+/// starts over for the sockets it inherited, and io_uring is said again if it makes a ring.
+pub fn after_fork_child() {
+    witness::after_fork_child();
+    uring::after_fork_child();
 }
 
 hook_table! {
@@ -44,10 +58,34 @@ hook_table! {
     fn sendmmsg(fd: c_int, vec: *mut mmsghdr, vlen: c_uint, flags: c_int) -> c_int [data fd] => after io::sendmmsg;
     #[cfg(target_os = "linux")]
     fn recvmmsg(fd: c_int, vec: *mut mmsghdr, vlen: c_uint, flags: c_int, timeout: *mut timespec) -> c_int [data fd] => after io::recvmmsg;
+    /// Either end may be a socket: a socket read into a pipe works too (Linux 5.12+).
     #[cfg(target_os = "linux")]
-    fn sendfile(out_fd: c_int, in_fd: c_int, off: *mut off_t, count: size_t) -> ssize_t [data out_fd] => after io::sendfile;
+    fn sendfile(out_fd: c_int, in_fd: c_int, off: *mut off_t, count: size_t) -> ssize_t [fd out_fd in_fd] => after io::sendfile;
     #[cfg(target_os = "linux")]
-    fn sendfile64(out_fd: c_int, in_fd: c_int, off: *mut off_t, count: size_t) -> ssize_t [data out_fd] => after io::sendfile;
+    fn sendfile64(out_fd: c_int, in_fd: c_int, off: *mut off_t, count: size_t) -> ssize_t [fd out_fd in_fd] => after io::sendfile;
+    /// A socket at either end (the other is a pipe). `vmsplice` and `tee` need pipes at every
+    /// end (the kernel refuses a socket), so they never move a socket's bytes and are not hooked.
+    #[cfg(target_os = "linux")]
+    fn splice(fd_in: c_int, off_in: *mut loff_t, fd_out: c_int, off_out: *mut loff_t, len: size_t, flags: c_uint) -> ssize_t [fd fd_in fd_out] => after io::splice;
+    /// The vectored calls with an offset: on a socket `preadv`/`pwritev` always fail (ESPIPE),
+    /// and the v2 calls with offset -1 are `readv`/`writev` with flags. glibc exports each under
+    /// a `64` name too (the same function on 64-bit targets).
+    #[cfg(target_os = "linux")]
+    fn preadv(fd: c_int, iov: *const iovec, n: c_int, off: off_t) -> ssize_t [data fd] => after io::preadv;
+    #[cfg(target_os = "linux")]
+    fn preadv64(fd: c_int, iov: *const iovec, n: c_int, off: off64_t) -> ssize_t [data fd] => after io::preadv;
+    #[cfg(target_os = "linux")]
+    fn pwritev(fd: c_int, iov: *const iovec, n: c_int, off: off_t) -> ssize_t [data fd] => after io::pwritev;
+    #[cfg(target_os = "linux")]
+    fn pwritev64(fd: c_int, iov: *const iovec, n: c_int, off: off64_t) -> ssize_t [data fd] => after io::pwritev;
+    #[cfg(target_os = "linux")]
+    fn preadv2(fd: c_int, iov: *const iovec, n: c_int, off: off_t, flags: c_int) -> ssize_t [data fd] => after io::preadv2;
+    #[cfg(target_os = "linux")]
+    fn preadv64v2(fd: c_int, iov: *const iovec, n: c_int, off: off64_t, flags: c_int) -> ssize_t [data fd] => after io::preadv2;
+    #[cfg(target_os = "linux")]
+    fn pwritev2(fd: c_int, iov: *const iovec, n: c_int, off: off_t, flags: c_int) -> ssize_t [data fd] => after io::pwritev2;
+    #[cfg(target_os = "linux")]
+    fn pwritev64v2(fd: c_int, iov: *const iovec, n: c_int, off: off64_t, flags: c_int) -> ssize_t [data fd] => after io::pwritev2;
     #[cfg(target_os = "linux")]
     fn __read_chk(fd: c_int, buf: *mut c_void, len: size_t, buflen: size_t) -> ssize_t [data fd] => after io::read_chk;
     #[cfg(target_os = "linux")]
@@ -80,6 +118,23 @@ hook_table! {
     fn fcntl(fd: c_int, cmd: c_int, arg: c_ulong) -> c_int [fd fd] => after lifecycle::fcntl;
     #[cfg(target_os = "linux")]
     fn fcntl64(fd: c_int, cmd: c_int, arg: c_ulong) -> c_int [fd fd] => after lifecycle::fcntl;
+
+    // ---- syscall() itself (syscalls.rs) ----
+    /// `syscall` is variadic in C: the number and six `long` arguments, read and passed on in
+    /// the registers (and, on x86_64, the one stack slot) glibc's own `syscall` uses, on x86_64
+    /// and aarch64 Linux (see `syscalls.rs`).
+    #[cfg(target_os = "linux")]
+    fn syscall(n: c_long, a1: c_long, a2: c_long, a3: c_long, a4: c_long, a5: c_long, a6: c_long) -> c_long [sys n] => around syscalls::before, syscalls::after;
+
+    // ---- io_uring rings being created (uring.rs): liburing's entry points ----
+    #[cfg(target_os = "linux")]
+    fn io_uring_queue_init(entries: c_uint, ring: *mut c_void, flags: c_uint) -> c_int => after uring::queue_init;
+    #[cfg(target_os = "linux")]
+    fn io_uring_queue_init_params(entries: c_uint, ring: *mut c_void, p: *mut c_void) -> c_int => after uring::queue_init_params;
+    #[cfg(target_os = "linux")]
+    fn io_uring_queue_init_mem(entries: c_uint, ring: *mut c_void, p: *mut c_void, buf: *mut c_void, size: size_t) -> c_int => after uring::queue_init_mem;
+    #[cfg(target_os = "linux")]
+    fn io_uring_setup(entries: c_uint, p: *mut c_void) -> c_int => after uring::setup;
 
     // ---- the process ending or being replaced (process.rs) ----
     fn _exit(status: c_int) -> () => around process::exit_before, process::after_nothing;

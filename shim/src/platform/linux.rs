@@ -117,6 +117,53 @@ pub fn classify(fd: c_int) -> FdKind {
     }
 }
 
+/// The kernel's own counters of TCP socket `fd` (`getsockopt(TCP_INFO)`, one system call).
+/// None when `fd` is not a TCP socket (ENOTSOCK, EOPNOTSUPP) or the kernel is older than 4.19.
+pub fn tcp_counts(fd: c_int) -> Option<sockmeter::witness::TcpCounts> {
+    let mut raw = [0u8; 256];
+    let mut len = raw.len() as socklen_t;
+    // SAFETY: a valid out-buffer of `len` bytes and its length.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            raw.as_mut_ptr() as *mut c_void,
+            &mut len,
+        )
+    };
+    if r != 0 {
+        return None;
+    }
+    sockmeter::witness::TcpCounts::parse(&raw[..(len as usize).min(raw.len())])
+}
+
+/// Bytes queued on socket `fd` for the program to read (`ioctl(FIONREAD)`).
+pub fn unread_bytes(fd: c_int) -> Option<u64> {
+    let mut n: c_int = 0;
+    // SAFETY: FIONREAD writes one int through a valid pointer.
+    let r = unsafe { libc::ioctl(fd, libc::FIONREAD, &mut n as *mut c_int) };
+    (r == 0 && n >= 0).then_some(n as u64)
+}
+
+/// Whether TCP socket `fd` runs kernel TLS (its upper-layer protocol is `tls`): the kernel's
+/// counters then count TLS records, not the bytes the program wrote and read.
+pub fn kernel_tls(fd: c_int) -> bool {
+    let mut name = [0u8; 16];
+    let mut len = name.len() as socklen_t;
+    // SAFETY: a valid out-buffer of `len` bytes and its length.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_ULP,
+            name.as_mut_ptr() as *mut c_void,
+            &mut len,
+        )
+    };
+    r == 0 && name.starts_with(b"tls")
+}
+
 fn name_words(fd: c_int, peer: bool) -> Option<[u64; ADDR_WORDS]> {
     // SAFETY: sockaddr_storage is plain data; zeroed is valid.
     let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };

@@ -305,7 +305,10 @@ pub fn resume_after_failed_exec() {
 }
 
 extern "C" fn on_exit() {
-    guard::with(|| finish(ByeReason::Exit));
+    guard::with(|| {
+        crate::hooks::witness::at_exit(true);
+        finish(ByeReason::Exit)
+    });
 }
 
 extern "C" fn before_fork() {
@@ -314,6 +317,7 @@ extern "C" fn before_fork() {
         if !RESOLVED.swap(true, Relaxed) {
             crate::hooks::table::resolve_all();
         }
+        crate::hooks::witness::before_fork();
         if helper::on() {
             helper::before_fork();
         }
@@ -332,6 +336,7 @@ extern "C" fn on_fork_child() {
         } else {
             reg().records.reset_after_fork();
         }
+        crate::hooks::after_fork_child();
         // The child starts reporting when it touches a socket itself (a child that only execs
         // or exits costs nothing more).
     });

@@ -1,0 +1,196 @@
+//! The kernel as the witness (TCP): what a socket's own counters say the program wrote and
+//! read, by any path (`sockmeter::witness` has the formulas), read at the last moments the
+//! shim can still ask:
+//!
+//! * just before the close that releases a socket in this process (`close`, `close_range`,
+//!   `closefrom`, `dup2`/`dup3` over it): one `getsockopt(TCP_INFO)`, plus a `FIONREAD` only
+//!   when data arrived that the hooks have not seen read (a lower bound of what they counted
+//!   is in the record: [`Record::seen_at_least`]);
+//! * at exit (`exit`, a return from `main`, `_exit`, `_Exit`, `syscall(SYS_exit_group)`) and
+//!   before exec, for every TCP socket still open;
+//! * a TCP socket the shim never saw until its close (inherited, made by a raw system call)
+//!   is recognised there and read too, counted from its creation.
+//!
+//! The reporting side compares the numbers with what the hooks counted and reports the
+//! difference as `unseen_tx_bytes` / `unseen_rx_bytes`. The numbers cover what the socket
+//! moved since the shim began counting it in this process image: for a socket seen being
+//! created, its whole life; for one recognised on first use, from then on (the *base*, read
+//! at that moment); for one inherited across fork, from the fork (read in the child). A parent
+//! does not witness a socket that was open when it forked: the kernel's counts are per socket,
+//! and every process holding it adds to them.
+//!
+//! Nothing here is on the per-byte path.
+
+use libc::c_int;
+use sockmeter::model::{Dir, Proto, Role};
+use sockmeter::registry::{FdState, Record, RecordState, FLAG_NO_WITNESS, FLAG_SHUT_WR, FLAG_WITNESSED, OVERFLOW};
+
+use crate::platform;
+use crate::runtime::{self, reg};
+
+/// Whether `rec` is a socket the witness reads: TCP, not listening, not shared across a fork.
+fn eligible(rec: &Record) -> bool {
+    rec.proto() == Proto::Tcp && rec.role() != Role::Listening && !rec.has_flag(FLAG_NO_WITNESS)
+}
+
+/// What the kernel says the program has written and read on `fd` (absolute, since the socket
+/// was created). `read_at_least`: a lower bound of what was read; when it already accounts
+/// for every byte that arrived, nothing can be unread and FIONREAD is not asked.
+fn kernel_now(fd: c_int, shut_wr: bool, read_at_least: u64) -> Option<[u64; 2]> {
+    let t = platform::tcp_counts(fd)?;
+    let arrived = t.arrived(shut_wr);
+    let read = if read_at_least >= arrived {
+        arrived
+    } else {
+        t.read(shut_wr, platform::unread_bytes(fd)?)
+    };
+    Some([t.written(shut_wr), read])
+}
+
+/// Reads the witness of `rec` through `fd` and stores it (since the record's base).
+fn read(fd: c_int, rec: &Record) {
+    if !eligible(rec) {
+        return;
+    }
+    let seen = rec.seen_at_least();
+    let base = rec.witness_base();
+    let Some(k) = kernel_now(fd, rec.has_flag(FLAG_SHUT_WR), base[1] + seen[1]) else {
+        return;
+    };
+    let w = [k[0].saturating_sub(base[0]), k[1].saturating_sub(base[1])];
+    // With kernel TLS the kernel counts TLS records, not the program's bytes: no witness.
+    // Asked only when the numbers differ (one more getsockopt).
+    if (w[0] > seen[0] || w[1] > seen[1]) && platform::kernel_tls(fd) {
+        rec.set_flag(FLAG_NO_WITNESS);
+        return;
+    }
+    rec.set_witness(w);
+    runtime::notify();
+}
+
+/// Before a close of `fd`, which was `was`: when it is the socket's last fd in this process,
+/// the witness is read; an fd the shim has never seen is asked whether it is a TCP socket
+/// (one `getsockopt`) and, if so, registered and read. Returns what `fd` is now.
+pub fn before_close(fd: c_int, was: FdState) -> FdState {
+    match was {
+        FdState::Record(idx) if idx != OVERFLOW => {
+            let rec = reg().records.get(idx);
+            if rec.refs() <= 1 {
+                read(fd, rec);
+            }
+            was
+        }
+        FdState::Unknown => met_at_close(fd),
+        _ => was,
+    }
+}
+
+/// A TCP socket the shim never saw before its close (inherited, or made by a raw system
+/// call): registered as adopted and read, counted since the socket was created.
+#[cold]
+fn met_at_close(fd: c_int) -> FdState {
+    // One system call answers both: is it a TCP socket, and what it moved.
+    if platform::tcp_counts(fd).is_none() {
+        return FdState::Unknown;
+    }
+    let Some(idx) = super::lifecycle::recognise(fd) else {
+        return FdState::Unknown;
+    };
+    read(fd, reg().records.get(idx));
+    FdState::Record(idx)
+}
+
+/// Before `close_range`/`closefrom` over `first..=last`: reads every TCP socket there (a
+/// socket with another fd outside the range is read again at its last close).
+pub fn before_close_span(first: u32, last: u32) {
+    reg().fds.for_each_record_in(first, last, |fd, idx| {
+        if idx != OVERFLOW {
+            read(fd, reg().records.get(idx));
+        }
+    });
+}
+
+/// The starting point of a socket recognised on first use, inside a call that just moved
+/// `bytes` in `dir` (the kernel's count already has them; the hooks count them too).
+pub fn base_on_first_use(fd: c_int, rec: &Record, dir: Dir, bytes: u64) {
+    if !eligible(rec) {
+        return;
+    }
+    if let Some(k) = kernel_now(fd, false, 0) {
+        rec.set_witness_base(k);
+        unbase(rec, dir, bytes);
+    }
+}
+
+/// A socket recognised on first use inside a batch call whose bytes are only known after it
+/// was recognised (sendmmsg, recvmmsg): those bytes leave the starting point.
+pub fn unbase(rec: &Record, dir: Dir, bytes: u64) {
+    let mut b = rec.witness_base();
+    let i = match dir {
+        Dir::Tx => 0,
+        Dir::Rx => 1,
+    };
+    b[i] = b[i].saturating_sub(bytes);
+    rec.set_witness_base(b);
+}
+
+/// At exit (and before exec): reads every TCP socket still open. `flush`: write out stdio's
+/// buffers first (at `exit`, where libc would do it a moment later anyway), so bytes a program
+/// left in a `FILE` on a socket are in the kernel's count.
+pub fn at_exit(flush: bool) {
+    let e = platform::errno();
+    let mut any = false;
+    reg().fds.for_each_record_in(0, u32::MAX, |_, idx| {
+        let rec = reg().records.get(idx);
+        any |= idx != OVERFLOW && rec.state() == RecordState::Open && eligible(rec);
+    });
+    if any {
+        if flush {
+            // SAFETY: fflush(NULL) flushes every output stream; the host is exiting.
+            unsafe { libc::fflush(std::ptr::null_mut()) };
+        }
+        reg().fds.for_each_record_in(0, u32::MAX, |fd, idx| {
+            let rec = reg().records.get(idx);
+            if idx != OVERFLOW && rec.state() == RecordState::Open {
+                read(fd, rec);
+            }
+        });
+    }
+    platform::set_errno(e);
+}
+
+/// In the parent, before a fork: every TCP socket open now is shared with the child from here
+/// on, and the kernel's counts of it will be both processes' together: no witness for it here.
+pub fn before_fork() {
+    let records = &reg().records;
+    for idx in 1..records.high_water() {
+        let rec = records.get(idx);
+        if rec.state() == RecordState::Open && rec.proto() == Proto::Tcp {
+            rec.set_flag(FLAG_NO_WITNESS);
+        }
+    }
+}
+
+/// In a forked child: each inherited TCP socket is witnessed from the fork on (its base is
+/// read now; the counters started from zero).
+pub fn after_fork_child() {
+    let e = platform::errno();
+    reg().fds.for_each_record_in(0, u32::MAX, |fd, idx| {
+        let rec = reg().records.get(idx);
+        if idx == OVERFLOW || rec.state() != RecordState::Open || rec.proto() != Proto::Tcp {
+            return;
+        }
+        if rec.has_flag(FLAG_WITNESSED) || !rec.has_flag(FLAG_NO_WITNESS) {
+            return; // done through another of its fds
+        }
+        rec.clear_flag(FLAG_NO_WITNESS);
+        if !eligible(rec) {
+            return;
+        }
+        match kernel_now(fd, rec.has_flag(FLAG_SHUT_WR), 0) {
+            Some(k) => rec.set_witness_base(k),
+            None => rec.set_flag(FLAG_NO_WITNESS),
+        }
+    });
+    platform::set_errno(e);
+}
