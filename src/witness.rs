@@ -21,11 +21,14 @@
 //! FINs: the kernel moves the socket from FIN_WAIT2 straight to CLOSE when the peer's FIN
 //! arrives) or a reset; the caller says whether the program shut its side down.
 //!
-//! The numbers are exact for what the kernel accepted and delivered, with two limits stated in
+//! The numbers are exact for what the kernel accepted and delivered, with limits stated in
 //! docs/architecture.md: an allocation failure in the middle of a retransmission (memory
 //! pressure) counts the retransmission without sending it, so **written** comes out short by
-//! that segment (less unseen than there was, never more); and a reset after `shutdown(SHUT_WR)`
-//! is taken for an orderly end, so **read** comes out one byte short.
+//! that segment (less unseen than there was, never more); a reset after `shutdown(SHUT_WR)` is
+//! taken for an orderly end, so **read** comes out one byte short; and a socket in CLOSE that
+//! never transmitted a byte has written nothing, as far as the witness is concerned (a failed
+//! connect leaves a meaningless `notsent`; bytes queued behind a zero window and then reset are
+//! not counted).
 
 /// The TCP states of `tcpi_state` (include/net/tcp_states.h).
 pub mod state {
@@ -119,6 +122,14 @@ impl TcpCounts {
     /// Data bytes the program wrote to the socket, by any path. `shut_wr`: the program shut
     /// down its sending side (`shutdown(SHUT_WR)` or `SHUT_RDWR`).
     pub fn written(&self, shut_wr: bool) -> u64 {
+        // A connect that failed (refused, timed out, interrupted) or a `connect(AF_UNSPEC)`
+        // disconnects the socket: the kernel zeroes its byte counters and moves `write_seq`
+        // on by the peer's largest window plus two without touching `snd_nxt`, so `notsent`
+        // then counts nothing the program wrote. A closed socket that never sent a byte has
+        // written none that the kernel can vouch for.
+        if self.state == state::CLOSE && self.bytes_sent == 0 {
+            return 0;
+        }
         let once = self.bytes_sent.saturating_sub(self.bytes_retrans);
         // A FIN waiting in the queue is in notsent; everything queued is before it, so any
         // notsent at all means the FIN has not gone out.
@@ -172,6 +183,20 @@ mod tests {
         assert_eq!(c(CLOSE, 1000, 0, 51).read(true, 40), 10);
         // The same CLOSE after a reset, without a shutdown: no FIN in the count.
         assert_eq!(c(CLOSE, 1000, 0, 50).read(false, 40), 10);
+    }
+
+    #[test]
+    fn a_failed_connect_wrote_nothing() {
+        // Linux 6.x after connect() to a port nobody listens on: CLOSE, counters zeroed,
+        // notsent 2 (write_seq moved on by max_window 0 + 2).
+        let t = TcpCounts {
+            state: CLOSE,
+            bytes_sent: 0,
+            bytes_retrans: 0,
+            notsent_bytes: 2,
+            bytes_received: 0,
+        };
+        assert_eq!((t.written(false), t.read(false, 0)), (0, 0));
     }
 
     #[test]

@@ -14,7 +14,7 @@
 use libc::{c_int, c_uint, c_ulong, sockaddr, socklen_t};
 use sockmeter::addr::ADDR_WORDS;
 use sockmeter::model::{Dir, Family, Proto, Role};
-use sockmeter::registry::{FdState, NewSocket, FLAG_ADOPTED, FLAG_SHUT_WR};
+use sockmeter::registry::{FdState, NewSocket, FLAG_ADOPTED, FLAG_NO_WITNESS, FLAG_SHUT_WR};
 
 use crate::modules;
 use crate::platform::{self, FdKind};
@@ -168,9 +168,13 @@ pub fn connect(ret: c_int, e: c_int, fd: c_int, addr: *const sockaddr, len: sock
     let peer = unsafe { platform::sockaddr_words(addr, len) };
     match peer {
         None => {
-            // AF_UNSPEC: a datagram socket dissolving its association.
+            // AF_UNSPEC: a datagram socket dissolving its association, or a TCP socket being
+            // disconnected, which zeroes the kernel's counters: no witness for it any more.
             rec.set_peer(&[0; ADDR_WORDS]);
             rec.set_role(Role::Unconnected);
+            if rec.proto() == Proto::Tcp {
+                rec.set_flag(FLAG_NO_WITNESS);
+            }
         }
         Some(p) => {
             rec.set_peer(&p);
