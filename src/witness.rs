@@ -19,7 +19,11 @@
 //! Whether a FIN was queued or received follows from `tcpi_state`, except in `CLOSE` with the
 //! descriptor still open: that is either an orderly end after our own `shutdown(SHUT_WR)` (both
 //! FINs: the kernel moves the socket from FIN_WAIT2 straight to CLOSE when the peer's FIN
-//! arrives) or a reset; the caller says whether the program shut its side down.
+//! arrives) or a reset; the caller says whether the program shut its side down. The kernel
+//! reads `tcpi_state` before it takes the socket's lock to read the counters, so a FIN that
+//! arrives in between is counted while the state does not show it yet: a caller that depends
+//! on it reads again until the state holds still across one reading (the shim's
+//! `hooks/witness.rs`).
 //!
 //! The numbers are exact for what the kernel accepted and delivered, with limits stated in
 //! docs/architecture.md: an allocation failure in the middle of a retransmission (memory
@@ -114,7 +118,7 @@ impl TcpCounts {
     }
 
     /// Whether the peer's FIN was received (it is counted in `bytes_received`).
-    fn fin_received(&self, shut_wr: bool) -> bool {
+    pub fn fin_received(&self, shut_wr: bool) -> bool {
         use state::*;
         matches!(self.state, CLOSE_WAIT | LAST_ACK | CLOSING | TIME_WAIT) || (self.state == CLOSE && shut_wr)
     }

@@ -3,9 +3,10 @@
 //! shim can still ask:
 //!
 //! * just before the close that releases a socket in this process (`close`, `close_range`,
-//!   `closefrom`, `dup2`/`dup3` over it): one `getsockopt(TCP_INFO)`, plus a `FIONREAD` only
-//!   when data arrived that the hooks have not seen read (a lower bound of what they counted
-//!   is in the record: [`Record::seen_at_least`]);
+//!   `closefrom`, `dup2`/`dup3` over it): one `getsockopt(TCP_INFO)` when the hooks have seen
+//!   everything that arrived read (a lower bound of what they counted is in the record:
+//!   [`Record::seen_at_least`]); otherwise a few more calls (FIONREAD, a second reading: see
+//!   [`kernel_now`]);
 //! * at exit (`exit`, a return from `main`, `_exit`, `_Exit`, `syscall(SYS_exit_group)`) and
 //!   before exec, for every TCP socket still open;
 //! * a TCP socket the shim never saw until its close (inherited, made by a raw system call)
@@ -25,6 +26,8 @@ use libc::c_int;
 use sockmeter::model::{Dir, Proto, Role};
 use sockmeter::registry::{FdState, Record, RecordState, FLAG_NO_WITNESS, FLAG_SHUT_WR, FLAG_WITNESSED, OVERFLOW};
 
+use sockmeter::witness::TcpCounts;
+
 use crate::platform;
 use crate::runtime::{self, reg};
 
@@ -33,18 +36,48 @@ fn eligible(rec: &Record) -> bool {
     rec.proto() == Proto::Tcp && rec.role() != Role::Listening && !rec.has_flag(FLAG_NO_WITNESS)
 }
 
+/// A reading of `fd`'s counters that agrees with its state. The kernel reads `tcpi_state`
+/// before it locks the socket to read the counters, so a FIN that arrives in between (the
+/// peer closing as the program closes: common with short connections) is counted in
+/// `bytes_received` while the state does not show it. That only matters when the FIN would
+/// decide the result: when, by the state, no FIN came and more arrived than the hooks saw read
+/// (`read_at_least`); or when `force`d. Then the counters are read again until the state is the
+/// same before and after one reading (at most a few times; none if it never holds still).
+fn settled(fd: c_int, shut_wr: bool, read_at_least: u64, force: bool) -> Option<TcpCounts> {
+    let mut t = platform::tcp_counts(fd)?;
+    if !force && (t.fin_received(shut_wr) || t.arrived(shut_wr) <= read_at_least) {
+        return Some(t);
+    }
+    for _ in 0..4 {
+        let next = platform::tcp_counts(fd)?;
+        if next.state == t.state {
+            return Some(t);
+        }
+        t = next;
+    }
+    None
+}
+
 /// What the kernel says the program has written and read on `fd` (absolute, since the socket
 /// was created). `read_at_least`: a lower bound of what was read; when it already accounts
-/// for every byte that arrived, nothing can be unread and FIONREAD is not asked.
+/// for every byte that arrived, nothing can be unread: one `getsockopt`, no FIONREAD.
+/// Otherwise FIONREAD is asked on both sides of a settled reading, until nothing arrived in
+/// between (the program is closing, but the peer may still be sending).
 fn kernel_now(fd: c_int, shut_wr: bool, read_at_least: u64) -> Option<[u64; 2]> {
-    let t = platform::tcp_counts(fd)?;
+    let t = settled(fd, shut_wr, read_at_least, false)?;
     let arrived = t.arrived(shut_wr);
-    let read = if read_at_least >= arrived {
-        arrived
-    } else {
-        t.read(shut_wr, platform::unread_bytes(fd)?)
-    };
-    Some([t.written(shut_wr), read])
+    if arrived <= read_at_least {
+        return Some([t.written(shut_wr), arrived]);
+    }
+    for _ in 0..4 {
+        let before = platform::unread_bytes(fd)?;
+        let t = settled(fd, shut_wr, read_at_least, true)?;
+        let after = platform::unread_bytes(fd)?;
+        if before == after {
+            return Some([t.written(shut_wr), t.read(shut_wr, after)]);
+        }
+    }
+    None
 }
 
 /// Reads the witness of `rec` through `fd` and stores it (since the record's base).
