@@ -14,7 +14,8 @@
  *   preadv2, preadv64v2, sys (recvfrom, read, readv, recvmsg, preadv2 in turn), stdio (fgets,
  *   then fread), asm, unread (recv half of them and close with the rest unread).
  * END: close, shut (shutdown(SHUT_WR) before reading, then read to EOF, then close), exit
- *   (return from main, socket open), _exit (socket open), kill (SIGKILL, socket open).
+ *   (return from main, socket open), exit_reader (the same while another thread is blocked
+ *   reading stdin, holding its stdio lock), _exit (socket open), kill (SIGKILL, socket open).
  *
  * The peer (tests/c/peer.c, unmetered) reads TX bytes, sends RX, reads to EOF. Prints
  * "moved tx TX rx RX port LOCALPORT" and, for the calls that fail on a socket by design,
@@ -27,6 +28,7 @@
  *                              copy. Prints "child local LOCALPORT". */
 #include "common.h"
 #include <poll.h>
+#include <pthread.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -362,6 +364,23 @@ static int fork_mode(unsigned short port, size_t tx, size_t rx) {
     return 0;
 }
 
+/* Blocks in fgets(stdin), holding stdin's lock, until the process ends. */
+static void *read_stdin(void *arg) {
+    (void)arg;
+    char b[16];
+    if (fgets(b, sizeof b, stdin)) say("stdin gave a line");
+    return NULL;
+}
+
+/* stdin becomes a pipe nobody writes to, and a thread blocks reading it. */
+static void block_a_reader(void) {
+    int p[2];
+    if (pipe(p) < 0 || dup2(p[0], 0) < 0) die("pipe for stdin");
+    pthread_t t;
+    if (pthread_create(&t, NULL, read_stdin, NULL) != 0) fail("pthread_create");
+    usleep(100000); /* it is in read() now, with the lock */
+}
+
 int main(int argc, char **argv) {
     start_clock();
     if (argc == 3 && strcmp(argv[1], "syscalls") == 0) return syscalls_mode((unsigned short)atoi(argv[2]));
@@ -395,6 +414,8 @@ int main(int argc, char **argv) {
         _exit(0);
     } else if (strcmp(end, "kill") == 0) {
         raise(SIGKILL);
+    } else if (strcmp(end, "exit_reader") == 0) {
+        block_a_reader();
     } else if (strcmp(end, "exit") != 0) {
         fail("silentzero: no END %s", end);
     }

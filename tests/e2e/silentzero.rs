@@ -204,6 +204,11 @@ both_modes! {
         // Written into a FILE and never flushed by the program: exit flushes it.
         let m = moved(mode, ["libc", "stdio_unflushed", "recv", "exit"], 7_000, 0, Some("e"));
         m.assert_split((0, 0), (7_000, 0));
+        // The same while another thread is blocked in fgets(stdin), holding stdin's lock: the
+        // shim flushes only the streams on its sockets, without locks, as libc's exit does (a
+        // fflush(NULL) would wait for that lock forever).
+        let m = moved(mode, ["libc", "stdio_unflushed", "recv", "exit_reader"], 3_000, 0, Some("e"));
+        m.assert_split((0, 0), (3_000, 0));
     }
 
     /// liburing: every byte through the ring is unseen, exactly, and the process is named as

@@ -167,28 +167,28 @@ pub fn unbase(rec: &Record, dir: Dir, bytes: u64) {
     rec.set_witness_base(b);
 }
 
-/// At exit (and before exec): reads every TCP socket still open. `flush`: write out stdio's
-/// buffers first (at `exit`, where libc would do it a moment later anyway), so bytes a program
-/// left in a `FILE` on a socket are in the kernel's count.
+/// At exit (and before exec): reads every TCP socket still open. `flush`: first write out the
+/// stdio streams on those sockets (at `exit`, where libc would do it a moment later anyway),
+/// so bytes a program left in a `FILE` on a socket are in the kernel's count.
 pub fn at_exit(flush: bool) {
     let e = platform::errno();
-    let mut any = false;
-    reg().fds.for_each_record_in(0, u32::MAX, |_, idx| {
-        let rec = reg().records.get(idx);
-        any |= idx != OVERFLOW && rec.state() == RecordState::Open && eligible(rec);
-    });
-    if any {
-        if flush {
-            // SAFETY: fflush(NULL) flushes every output stream; the host is exiting.
-            unsafe { libc::fflush(std::ptr::null_mut()) };
-        }
-        reg().fds.for_each_record_in(0, u32::MAX, |fd, idx| {
+    let open_tcp = |fd: c_int| match reg().fds.get(fd) {
+        FdState::Record(idx) if idx != OVERFLOW => {
             let rec = reg().records.get(idx);
-            if idx != OVERFLOW && rec.state() == RecordState::Open {
-                read(fd, rec);
-            }
-        });
+            rec.state() == RecordState::Open && eligible(rec)
+        }
+        _ => false,
+    };
+    if flush {
+        platform::flush_stdio_on(open_tcp);
     }
+    reg().fds.for_each_record_in(0, u32::MAX, |fd, _| {
+        if let FdState::Record(idx) = reg().fds.get(fd) {
+            if open_tcp(fd) {
+                read(fd, reg().records.get(idx));
+            }
+        }
+    });
     platform::set_errno(e);
 }
 

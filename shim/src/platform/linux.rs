@@ -164,6 +164,48 @@ pub fn kernel_tls(fd: c_int) -> bool {
     r == 0 && name.starts_with(b"tls")
 }
 
+/// The public head of glibc's `struct _IO_FILE` (bits/types/struct_FILE.h), up to `_fileno`.
+#[repr(C)]
+struct IoFileHead {
+    flags: c_int,
+    /// `_IO_read_ptr` ... `_IO_save_end`.
+    ptrs: [*mut c_char; 11],
+    markers: *mut c_void,
+    chain: *mut IoFileHead,
+    fileno: c_int,
+}
+
+extern "C" {
+    /// glibc's list of open streams (exported since 2.2.5).
+    static _IO_list_all: *mut IoFileHead;
+    fn __fpending(fp: *mut libc::FILE) -> libc::size_t;
+    fn fflush_unlocked(fp: *mut libc::FILE) -> c_int;
+}
+
+/// Writes out the pending output of every stdio stream whose fd `wanted` says, the way libc
+/// itself does at exit (`_IO_cleanup`, after the last atexit handler): walking its list of
+/// streams without locks. Not `fflush(NULL)`, which takes every stream's lock, and a thread
+/// blocked reading one (stdin, say) holds its lock: the exit would hang. Every other stream is
+/// left as it is.
+pub fn flush_stdio_on(wanted: impl Fn(c_int) -> bool) {
+    // SAFETY: `_IO_list_all` and each `_chain` are glibc's NULL-terminated list of live
+    // streams, whose public head `IoFileHead` mirrors; at exit nothing frees them. Walked
+    // unlocked exactly as glibc's own exit path walks it; bounded in case it is corrupt.
+    unsafe {
+        let mut fp = _IO_list_all;
+        for _ in 0..65_536 {
+            if fp.is_null() {
+                break;
+            }
+            let f = fp as *mut libc::FILE;
+            if wanted((*fp).fileno) && __fpending(f) > 0 {
+                fflush_unlocked(f);
+            }
+            fp = (*fp).chain;
+        }
+    }
+}
+
 fn name_words(fd: c_int, peer: bool) -> Option<[u64; ADDR_WORDS]> {
     // SAFETY: sockaddr_storage is plain data; zeroed is valid.
     let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
