@@ -9,10 +9,12 @@
  * TXPATH: how TX bytes are written: send, splice (vmsplice into a pipe, tee to a second pipe,
  *   splice from it to the socket), pwritev2, pwritev64v2, sys (syscall(): sendto, write,
  *   writev, sendmsg, pwritev2 in turn), stdio (fdopen + fwrite + fflush), stdio_unflushed
- *   (fwrite only: the bytes reach the socket when exit flushes), asm (a raw write).
+ *   (fwrite only: the bytes reach the socket when exit flushes), asm (a raw write), aliases
+ *   (glibc's public __send and __write in turn).
  * RXPATH: how RX bytes are read: recv, splice (socket to a pipe), sendfile (socket to a pipe),
  *   preadv2, preadv64v2, sys (recvfrom, read, readv, recvmsg, preadv2 in turn), stdio (fgets,
- *   then fread), asm, unread (recv half of them and close with the rest unread).
+ *   then fread), asm, unread (recv half of them and close with the rest unread), aliases
+ *   (glibc's public __read).
  * END: close, shut (shutdown(SHUT_WR) before reading, then read to EOF, then close), exit
  *   (return from main, socket open), exit_reader (the same while another thread is blocked
  *   reading stdin, holding its stdio lock), _exit (socket open), kill (SIGKILL, socket open).
@@ -146,6 +148,17 @@ static ssize_t tx_stdio_unflushed(int fd, char *b, size_t n) {
 
 static ssize_t tx_asm(int fd, char *b, size_t n) { return raw(SYS_write, fd, (long)b, (long)n); }
 
+/* glibc's public aliases (__send@GLIBC_2.2.5, __write, __read). */
+extern ssize_t __send(int fd, const void *buf, size_t n, int flags);
+extern ssize_t __write(int fd, const void *buf, size_t n);
+extern ssize_t __read(int fd, void *buf, size_t n);
+
+static ssize_t tx_aliases(int fd, char *b, size_t n) {
+    return turn++ % 2 ? __send(fd, b, n, MSG_NOSIGNAL) : __write(fd, b, n);
+}
+
+static ssize_t rx_aliases(int fd, char *b, size_t n) { return __read(fd, b, n); }
+
 static ssize_t rx_recv(int fd, char *b, size_t n) { return recv(fd, b, n, 0); }
 
 static int rx_pipe[2] = { -1, -1 };
@@ -222,7 +235,7 @@ static mover pick(const char *name, int tx) {
         { "preadv2", NULL, rx_preadv2 }, { "preadv64v2", NULL, rx_preadv64v2 },
         { "sys", tx_sys, rx_sys }, { "stdio", tx_stdio, rx_stdio },
         { "stdio_unflushed", tx_stdio_unflushed, NULL }, { "asm", tx_asm, rx_asm },
-        { "unread", NULL, rx_recv },
+        { "unread", NULL, rx_recv }, { "aliases", tx_aliases, rx_aliases },
     };
     for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
         mover m = tx ? paths[i].tx : paths[i].rx;

@@ -134,6 +134,12 @@ both_modes! {
         assert_eq!(m.sock().errors, 0);
     }
 
+    /// glibc's public aliases __send, __write and __read are the same functions: counted.
+    fn glibc_aliases_are_counted(mode) {
+        let m = moved(mode, ["libc", "aliases", "aliases", "close"], 12_000, 9_000, None);
+        m.assert_split((12_000, 9_000), (0, 0));
+    }
+
     /// syscall(SYS_socket), syscall(SYS_connect), then every data call through syscall():
     /// sendto, write, writev, sendmsg, pwritev2 out; recvfrom, read, readv, recvmsg, preadv2 in.
     fn syscall_data_calls_are_counted(mode) {

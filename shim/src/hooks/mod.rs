@@ -52,6 +52,14 @@ hook_table! {
     fn recvmsg(fd: c_int, msg: *mut msghdr, flags: c_int) -> ssize_t [data fd] => after io::recvmsg;
     fn read(fd: c_int, buf: *mut c_void, len: size_t) -> ssize_t [data fd] => after io::read;
     fn write(fd: c_int, buf: *const c_void, len: size_t) -> ssize_t [data fd] => after io::write;
+    /// glibc's public aliases of send, read and write (`__send@GLIBC_2.2.5`, ...): the same
+    /// functions under another name a program can link against.
+    #[cfg(target_os = "linux")]
+    fn __send(fd: c_int, buf: *const c_void, len: size_t, flags: c_int) -> ssize_t [data fd] => after io::send;
+    #[cfg(target_os = "linux")]
+    fn __read(fd: c_int, buf: *mut c_void, len: size_t) -> ssize_t [data fd] => after io::read;
+    #[cfg(target_os = "linux")]
+    fn __write(fd: c_int, buf: *const c_void, len: size_t) -> ssize_t [data fd] => after io::write;
     fn readv(fd: c_int, iov: *const iovec, n: c_int) -> ssize_t [data fd] => after io::readv;
     fn writev(fd: c_int, iov: *const iovec, n: c_int) -> ssize_t [data fd] => after io::writev;
     #[cfg(target_os = "linux")]
