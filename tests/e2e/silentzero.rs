@@ -276,14 +276,11 @@ both_modes! {
             r.stderr
         );
     }
-}
 
-/// Every socket and fd call through syscall(): a socketpair, a listener, a connection to it
-/// accepted with accept4, dup, fcntl(F_DUPFD_CLOEXEC), dup3 (and dup2 on x86_64), shutdown,
-/// close; each socket reported with the bytes it moved and its kernel witness agreeing.
-#[test]
-fn syscall_socket_and_fd_calls_are_followed() {
-    for mode in [Mode::Shipper, Mode::Thread] {
+    /// Every socket and fd call through syscall(): a socketpair, a listener, a connection to it
+    /// accepted with accept4, dup, fcntl(F_DUPFD_CLOEXEC), dup3 (and dup2 on x86_64), shutdown,
+    /// close; each socket reported with the bytes it moved and its kernel witness agreeing.
+    fn syscall_socket_and_fd_calls_are_followed(mode) {
         let bin = prog("silentzero", &[]);
         let peer = Oracle::server(1, "r1000,s500");
         let r = harness::run_in(mode, &["--unix"], &[&bin, "syscalls", &peer.port.to_string()], &[]);
@@ -324,13 +321,10 @@ fn syscall_socket_and_fd_calls_are_followed() {
         );
         assert_eq!((p.totals.unseen_tx_bytes, p.totals.unseen_rx_bytes), (0, 0), "{ctx}");
     }
-}
 
-/// A process killed with its socket open: what the hooks counted is kept (shipper mode), no
-/// witness is claimed for the socket, and the summary says the connection has none.
-#[test]
-fn a_killed_process_claims_no_witness() {
-    for mode in [Mode::Shipper, Mode::Thread] {
+    /// A process killed with its socket open: what the hooks counted is kept (shipper mode), no
+    /// witness is claimed for the socket, and the summary says the connection has none.
+    fn a_killed_process_claims_no_witness(mode) {
         let m = moved(mode, ["libc", "stdio", "recv", "kill"], 1_000, 2_000, None);
         assert_eq!(m.run.code, 128 + libc::SIGKILL, "{}", m.run.stderr);
         for p in &m.run.report.processes {
