@@ -31,6 +31,16 @@ use sockmeter::witness::TcpCounts;
 use crate::platform;
 use crate::runtime::{self, reg};
 
+/// Runs `f` and puts errno back as it was: the witness runs in the before-part of close and
+/// its kin, where a failed `getsockopt` (ENOTSOCK, on a file the shim never saw) would
+/// otherwise be what a successful close leaves in errno.
+fn keeping_errno<R>(f: impl FnOnce() -> R) -> R {
+    let e = platform::errno();
+    let r = f();
+    platform::set_errno(e);
+    r
+}
+
 /// Whether `rec` is a socket the witness reads: TCP, not listening, not shared across a fork.
 fn eligible(rec: &Record) -> bool {
     rec.proto() == Proto::Tcp && rec.role() != Role::Listening && !rec.has_flag(FLAG_NO_WITNESS)
@@ -105,6 +115,10 @@ fn read(fd: c_int, rec: &Record) {
 /// the witness is read; an fd the shim has never seen is asked whether it is a TCP socket
 /// (one `getsockopt`) and, if so, registered and read. Returns what `fd` is now.
 pub fn before_close(fd: c_int, was: FdState) -> FdState {
+    keeping_errno(|| before_close_inner(fd, was))
+}
+
+fn before_close_inner(fd: c_int, was: FdState) -> FdState {
     match was {
         FdState::Record(idx) if idx != OVERFLOW => {
             let rec = reg().records.get(idx);
@@ -136,10 +150,12 @@ fn met_at_close(fd: c_int) -> FdState {
 /// Before `close_range`/`closefrom` over `first..=last`: reads every TCP socket there (a
 /// socket with another fd outside the range is read again at its last close).
 pub fn before_close_span(first: u32, last: u32) {
-    reg().fds.for_each_record_in(first, last, |fd, idx| {
-        if idx != OVERFLOW {
-            read(fd, reg().records.get(idx));
-        }
+    keeping_errno(|| {
+        reg().fds.for_each_record_in(first, last, |fd, idx| {
+            if idx != OVERFLOW {
+                read(fd, reg().records.get(idx));
+            }
+        })
     });
 }
 
@@ -149,7 +165,7 @@ pub fn base_on_first_use(fd: c_int, rec: &Record, dir: Dir, bytes: u64) {
     if !eligible(rec) {
         return;
     }
-    if let Some(k) = kernel_now(fd, false, 0) {
+    if let Some(k) = keeping_errno(|| kernel_now(fd, false, 0)) {
         rec.set_witness_base(k);
         unbase(rec, dir, bytes);
     }
@@ -171,7 +187,10 @@ pub fn unbase(rec: &Record, dir: Dir, bytes: u64) {
 /// stdio streams on those sockets (at `exit`, where libc would do it a moment later anyway),
 /// so bytes a program left in a `FILE` on a socket are in the kernel's count.
 pub fn at_exit(flush: bool) {
-    let e = platform::errno();
+    keeping_errno(|| at_exit_inner(flush));
+}
+
+fn at_exit_inner(flush: bool) {
     let open_tcp = |fd: c_int| match reg().fds.get(fd) {
         FdState::Record(idx) if idx != OVERFLOW => {
             let rec = reg().records.get(idx);
@@ -189,7 +208,6 @@ pub fn at_exit(flush: bool) {
             }
         }
     });
-    platform::set_errno(e);
 }
 
 /// In the parent, before a fork: every TCP socket open now is shared with the child from here
@@ -207,7 +225,10 @@ pub fn before_fork() {
 /// In a forked child: each inherited TCP socket is witnessed from the fork on (its base is
 /// read now; the counters started from zero).
 pub fn after_fork_child() {
-    let e = platform::errno();
+    keeping_errno(after_fork_child_inner);
+}
+
+fn after_fork_child_inner() {
     reg().fds.for_each_record_in(0, u32::MAX, |fd, idx| {
         let rec = reg().records.get(idx);
         if idx == OVERFLOW || rec.state() != RecordState::Open || rec.proto() != Proto::Tcp {
@@ -225,5 +246,4 @@ pub fn after_fork_child() {
             None => rec.set_flag(FLAG_NO_WITNESS),
         }
     });
-    platform::set_errno(e);
 }
