@@ -332,6 +332,19 @@ static int syscalls_mode(unsigned short port) {
                   l };
     for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
         if (syscall(SYS_close, fds[i]) < 0) die("SYS_close");
+    /* UDP through syscall(): sendto and recvfrom take six arguments, the sixth (the address
+     * length, and a pointer to it) from the stack on x86_64. */
+    int ur = (int)syscall(SYS_socket, AF_INET, SOCK_DGRAM, 0), us = (int)syscall(SYS_socket, AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in ua = lo4(0), from;
+    socklen_t ulen = sizeof ua, flen = sizeof from;
+    if (ur < 0 || us < 0 || syscall(SYS_bind, ur, &ua, sizeof ua) < 0) die("udp sockets");
+    if (getsockname(ur, (struct sockaddr *)&ua, &ulen) < 0) die("getsockname udp");
+    if (syscall(SYS_sendto, us, b, 20, 0, &ua, sizeof ua) != 20) die("SYS_sendto udp");
+    memset(&from, 0, sizeof from);
+    if (syscall(SYS_recvfrom, ur, b, sizeof b, 0, &from, &flen) != 20) die("SYS_recvfrom udp");
+    if (flen != sizeof from || from.sin_port != htons(local_port(us))) fail("recvfrom's address");
+    say("udp sender %u receiver %u", local_port(us), ntohs(ua.sin_port));
+    if (syscall(SYS_close, us) < 0 || syscall(SYS_close, ur) < 0) die("SYS_close udp");
     /* Not metered, straight through. */
     if (syscall(SYS_getpid) != getpid()) fail("syscall(SYS_getpid)");
     int p = open_socket("sys", port);

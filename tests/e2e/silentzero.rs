@@ -320,6 +320,29 @@ both_modes! {
             "every one closed through SYS_close: {ctx}"
         );
         assert_eq!((p.totals.unseen_tx_bytes, p.totals.unseen_rx_bytes), (0, 0), "{ctx}");
+        // UDP through syscall(): the sixth argument (the address length) reached the kernel
+        // and the hook alike, so each datagram is counted against the right peer.
+        let udp = fields(&r.stdout, "udp");
+        let (sender, receiver) = (get(&udp, "sender"), get(&udp, "receiver"));
+        let udp: Vec<(Option<&str>, Vec<(String, u64, u64)>)> = p
+            .sockets
+            .iter()
+            .filter(|s| s.proto == "udp")
+            .map(|s| {
+                let peers = s.peers.iter().map(|q| (q.peer.clone(), q.tx_bytes, q.rx_bytes)).collect();
+                (s.local.as_deref(), peers)
+            })
+            .collect();
+        let recv_local = format!("127.0.0.1:{receiver}");
+        // The sender was bound implicitly by its sendto: its local address is not known.
+        assert!(
+            udp.contains(&(None, vec![(recv_local.clone(), 20, 0)])),
+            "the sender, to the receiver: {udp:?}\n{ctx}"
+        );
+        assert!(
+            udp.contains(&(Some(recv_local.as_str()), vec![(format!("127.0.0.1:{sender}"), 0, 20)])),
+            "the receiver, from the sender: {udp:?}\n{ctx}"
+        );
     }
 
     /// A process killed with its socket open: what the hooks counted is kept (shipper mode), no
