@@ -15,6 +15,9 @@ use crate::cprogs::{fields, get, kv, prog, Oracle, Seen};
 use crate::harness::{self, both_modes, Mode, Run};
 use sockmeter::report::{ProcessReport, SocketReport};
 
+/// A datagram peer's (address, tx bytes, rx bytes).
+type PeerCounts = (String, u64, u64);
+
 /// What one run of `silentzero` did: the run, the peer's view, the program's own line.
 struct Moved {
     run: Run,
@@ -324,7 +327,7 @@ both_modes! {
         // and the hook alike, so each datagram is counted against the right peer.
         let udp = fields(&r.stdout, "udp");
         let (sender, receiver) = (get(&udp, "sender"), get(&udp, "receiver"));
-        let udp: Vec<(Option<&str>, Vec<(String, u64, u64)>)> = p
+        let udp: Vec<(Option<&str>, Vec<PeerCounts>)> = p
             .sockets
             .iter()
             .filter(|s| s.proto == "udp")
