@@ -127,6 +127,7 @@ impl Shipper {
                 *sh = Shipped::default();
             }
             let d = rec.counters.take();
+            rec.add_taken(d.tx_bytes, d.rx_bytes);
             let mut peers = Vec::new();
             for p in reg.records.peers(idx as u32).iter() {
                 let Some(addr) = p.addr() else { continue };
@@ -175,6 +176,8 @@ impl Shipper {
                     adopted: s.flags & FLAG_ADOPTED != 0,
                     closed_at: whole_life.then_some(meta.closed_ms),
                     counts: in_line.take(),
+                    kernel_tx_bytes: meta.witness.map(|w| w[0]),
+                    kernel_rx_bytes: meta.witness.map(|w| w[1]),
                 }));
             }
             deltas.extend(in_delta);

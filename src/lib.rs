@@ -23,6 +23,7 @@ pub mod safe_open;
 pub mod shared;
 pub mod time;
 pub mod wire;
+pub mod witness;
 
 pub use account::ProcessAccount;
 pub use addr::Addr;

@@ -39,6 +39,13 @@ pub struct Totals {
     pub rx_bytes: u64,
     /// Connected and accepted sockets.
     pub connections: u64,
+    /// Bytes sent outside the calls sockmeter sees: what the kernel witness counted beyond
+    /// `tx_bytes` (TCP; absent when zero).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unseen_tx_bytes: u64,
+    /// Bytes received outside the calls sockmeter sees (as `unseen_tx_bytes`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unseen_rx_bytes: u64,
 }
 
 /// One process (one image of it).
@@ -88,6 +95,14 @@ pub struct ProcessReport {
     /// Things the user should know about this process.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notices: Vec<String>,
+    /// The process created an io_uring: its socket I/O through the ring is seen only by the
+    /// kernel witness (TCP, as `unseen_*_bytes`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub uses_io_uring: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl ProcessReport {
@@ -124,6 +139,13 @@ pub struct ProcessTotals {
     pub connections: u64,
     /// Sockets of any role.
     pub sockets: u64,
+    /// Bytes sent outside the calls sockmeter sees: what the kernel witness counted beyond
+    /// `tx_bytes` (TCP; absent when zero).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unseen_tx_bytes: u64,
+    /// Bytes received outside the calls sockmeter sees (as `unseen_tx_bytes`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unseen_rx_bytes: u64,
 }
 
 /// Unix-domain traffic of a process.
@@ -189,6 +211,22 @@ pub struct SocketReport {
     /// long-running process); `id` and `fd` are then 0 and `local` is null.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub folded: u64,
+    /// The kernel witness (TCP): the data bytes the kernel says the program wrote to this
+    /// socket, by any path, since sockmeter began counting it (read at its close, or at the
+    /// process's exit or exec). Absent when it could not be read: not TCP, still open, open
+    /// across a fork, or the process was killed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel_tx_bytes: Option<u64>,
+    /// The same for the data bytes the program read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel_rx_bytes: Option<u64>,
+    /// Bytes sent outside the calls sockmeter sees: what the kernel witness counted beyond
+    /// `tx_bytes` (TCP; absent when zero).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unseen_tx_bytes: u64,
+    /// Bytes received outside the calls sockmeter sees (as `unseen_tx_bytes`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unseen_rx_bytes: u64,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -247,9 +285,35 @@ pub struct GroupStats {
     pub sockets: u64,
     /// Distinct peers.
     pub peers: Vec<String>,
+    /// Bytes sent outside the calls sockmeter sees: what the kernel witness counted beyond
+    /// `tx_bytes` (TCP; absent when zero).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unseen_tx_bytes: u64,
+    /// Bytes received outside the calls sockmeter sees (as `unseen_tx_bytes`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unseen_rx_bytes: u64,
 }
 
 impl SocketReport {
+    /// Sets the kernel witness's (written, read) numbers and what they say the hooks did not
+    /// see: the kernel's count beyond the hooks', never negative. (A hook count above the
+    /// kernel's would be a sockmeter bug; the tests check that it never happens.)
+    pub fn set_witness(&mut self, kernel: Option<[u64; 2]>) {
+        self.kernel_tx_bytes = kernel.map(|k| k[0]);
+        self.kernel_rx_bytes = kernel.map(|k| k[1]);
+        let [tx, rx] = kernel.unwrap_or([0, 0]);
+        self.unseen_tx_bytes = tx.saturating_sub(self.tx_bytes);
+        self.unseen_rx_bytes = rx.saturating_sub(self.rx_bytes);
+    }
+
+    /// Whether this is a TCP connection (connected or accepted) that has no kernel witness.
+    pub fn unwitnessed_connection(&self) -> bool {
+        self.proto == crate::model::Proto::Tcp.as_str()
+            && self.is_connection()
+            && self.folded == 0
+            && self.kernel_tx_bytes.is_none()
+    }
+
     /// Whether this socket counts in totals: inet always, Unix only when asked.
     pub fn counts(&self, include_unix: bool) -> bool {
         match self.family() {
@@ -288,6 +352,8 @@ impl Report {
             totals.tx_bytes = totals.tx_bytes.saturating_add(p.totals.tx_bytes);
             totals.rx_bytes = totals.rx_bytes.saturating_add(p.totals.rx_bytes);
             totals.connections = totals.connections.saturating_add(p.totals.connections);
+            totals.unseen_tx_bytes = totals.unseen_tx_bytes.saturating_add(p.totals.unseen_tx_bytes);
+            totals.unseen_rx_bytes = totals.unseen_rx_bytes.saturating_add(p.totals.unseen_rx_bytes);
         }
         Report {
             schema: REPORT_SCHEMA.to_string(),

@@ -125,6 +125,15 @@ pub struct SocketInfo {
     /// With `closed_at`: the socket's counts, as a `delta` would carry them (absent when zero).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub counts: Option<SocketDelta>,
+    /// The kernel witness (TCP): the data bytes the kernel says the program wrote to this
+    /// socket since sockmeter began counting it, by any path, as of the last reading (its
+    /// close, or the process's exit or exec). Absent until read. Not a difference: the latest
+    /// value replaces the one before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel_tx_bytes: Option<u64>,
+    /// The same for the data bytes the program read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel_rx_bytes: Option<u64>,
 }
 
 /// Counter differences of one socket.
@@ -188,6 +197,10 @@ pub struct Closed {
     /// Close time, ms since the epoch.
     pub closed_at: u64,
 }
+
+/// The `notice` kind a process sends, once, when it creates an io_uring. A reader does not
+/// list it among the notices: the report says `uses_io_uring` instead.
+pub const IO_URING_NOTICE: &str = "io_uring";
 
 /// `notice`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -341,6 +341,8 @@ mod tests {
             adopted: false,
             closed_at: None,
             counts: None,
+            kernel_tx_bytes: None,
+            kernel_rx_bytes: None,
         }));
         v.extend(encode(&Message::Delta(Delta {
             at: 7,

@@ -250,6 +250,8 @@ mod tests {
             adopted: false,
             closed_at: None,
             counts: None,
+            kernel_tx_bytes: None,
+            kernel_rx_bytes: None,
         })
     }
 

@@ -1,6 +1,8 @@
 //! The human summary `sockmeter run` prints on stderr: one line per process, a table of its
 //! sockets under it, Unix-domain sockets in their own section (unless `--unix` counts them),
-//! and a total line.
+//! and a total line. What the kernel witness saw move outside the hooked calls (`unseen`) gets
+//! its own columns and a line saying how much and where; a process that uses io_uring, and TCP
+//! connections left without a witness, are named once.
 //!
 //! ```text
 //! sockmeter: pid 4711 curl: 3.0 MiB in, 84 B out over 1 connection (127.0.0.1:8080)
@@ -123,12 +125,23 @@ pub fn process_line(p: &ProcessReport, unix_in_totals: bool) -> String {
     )
 }
 
-/// The table of `sockets` (busiest first, at most [`MAX_ROWS`]), indented, one line each.
+fn unseen(s: &SocketReport) -> u64 {
+    s.unseen_tx_bytes.saturating_add(s.unseen_rx_bytes)
+}
+
+/// The table of `sockets` (busiest first, at most [`MAX_ROWS`]), indented, one line each. When
+/// any of them moved bytes outside the hooked calls, two columns say how many.
 pub fn socket_table(sockets: &[&SocketReport]) -> Vec<String> {
     let mut sorted: Vec<&SocketReport> = sockets.to_vec();
-    sorted.sort_by_key(|s| std::cmp::Reverse(s.tx_bytes.saturating_add(s.rx_bytes)));
+    sorted.sort_by_key(|s| std::cmp::Reverse(s.tx_bytes.saturating_add(s.rx_bytes).saturating_add(unseen(s))));
+    let with_unseen = sorted.iter().any(|s| unseen(s) > 0);
     let dash = || "-".to_string();
-    let mut rows: Vec<[String; 7]> = vec![["proto", "local", "peer", "role", "tx", "rx", "module"].map(String::from)];
+    let mut rows: Vec<Vec<String>> = vec![["proto", "local", "peer", "role", "tx", "rx", "module"]
+        .map(String::from)
+        .to_vec()];
+    if with_unseen {
+        rows[0].splice(6..6, ["unseen tx".to_string(), "unseen rx".to_string()]);
+    }
     for s in sorted.iter().take(MAX_ROWS) {
         let local = if s.folded > 0 {
             format!("({} closed sockets)", s.folded)
@@ -146,17 +159,22 @@ pub fn socket_table(sockets: &[&SocketReport]) -> Vec<String> {
             .map(basename)
             .map(str::to_string)
             .unwrap_or_else(dash);
-        rows.push([
+        let mut row = vec![
             s.proto.clone(),
             local,
             peer,
             s.role.clone(),
             human(s.tx_bytes),
             human(s.rx_bytes),
-            module,
-        ]);
+        ];
+        if with_unseen {
+            row.push(human(s.unseen_tx_bytes));
+            row.push(human(s.unseen_rx_bytes));
+        }
+        row.push(module);
+        rows.push(row);
     }
-    let mut widths = [0usize; 7];
+    let mut widths = vec![0usize; rows[0].len()];
     for r in &rows {
         for (w, c) in widths.iter_mut().zip(r) {
             *w = (*w).max(c.chars().count());
@@ -165,7 +183,7 @@ pub fn socket_table(sockets: &[&SocketReport]) -> Vec<String> {
     let mut out: Vec<String> = rows
         .iter()
         .map(|r| {
-            let cells: Vec<String> = r.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
+            let cells: Vec<String> = r.iter().zip(&widths).map(|(c, &w)| format!("{c:<w$}")).collect();
             format!("  {}", cells.join("  ").trim_end())
         })
         .collect();
@@ -174,6 +192,61 @@ pub fn socket_table(sockets: &[&SocketReport]) -> Vec<String> {
         out.push(format!(
             "  ... and {n} more socket{} (the JSON report has them all)",
             if n == 1 { "" } else { "s" }
+        ));
+    }
+    out
+}
+
+/// `X in and Y out`, leaving out a zero side.
+fn in_and_out(rx: u64, tx: u64) -> String {
+    match (rx, tx) {
+        (0, tx) => format!("{} out", human(tx)),
+        (rx, 0) => format!("{} in", human(rx)),
+        (rx, tx) => format!("{} in and {} out", human(rx), human(tx)),
+    }
+}
+
+/// Where a socket is, for a sentence: `local -> peer (module)`.
+fn place(s: &SocketReport) -> String {
+    let module = s.module.as_deref().map(basename).unwrap_or("?");
+    format!(
+        "{} -> {} ({module})",
+        s.local.as_deref().unwrap_or("?"),
+        s.peer.as_deref().unwrap_or("?")
+    )
+}
+
+/// The lines about what the kernel witness saw that the hooks did not, about io_uring, and
+/// about TCP connections without a witness, for one process (none when there is nothing to
+/// say).
+pub fn witness_lines(p: &ProcessReport, counted: &[&SocketReport]) -> Vec<String> {
+    let mut out = Vec::new();
+    let who = format!("sockmeter: pid {} {}", p.pid, process_name(p));
+    let t = &p.totals;
+    if t.unseen_tx_bytes + t.unseen_rx_bytes > 0 {
+        let mut where_: Vec<&SocketReport> = counted.iter().copied().filter(|s| unseen(s) > 0).collect();
+        where_.sort_by_key(|s| std::cmp::Reverse(unseen(s)));
+        let mut places: Vec<String> = where_.iter().take(MAX_PEERS).map(|s| place(s)).collect();
+        if where_.len() > MAX_PEERS {
+            places.push(format!("+{} more", where_.len() - MAX_PEERS));
+        }
+        out.push(format!(
+            "{who}: {} moved outside the calls sockmeter sees (stdio, io_uring, raw system calls...; the kernel's TCP counters say so) on {}",
+            in_and_out(t.unseen_rx_bytes, t.unseen_tx_bytes),
+            places.join(", ")
+        ));
+    }
+    if p.uses_io_uring {
+        out.push(format!(
+            "{who} uses io_uring: its socket I/O is seen only by the kernel witness"
+        ));
+    }
+    let unwitnessed = counted.iter().filter(|s| s.unwitnessed_connection()).count() as u64;
+    if unwitnessed > 0 && p.end != "running" {
+        out.push(format!(
+            "{who}: {} without a kernel witness (open across a fork, still open when the process was killed, kernel TLS, or a kernel before 4.19): what {} moved outside the hooked calls is not known",
+            plural(unwitnessed, "TCP connection"),
+            if unwitnessed == 1 { "it" } else { "they" }
         ));
     }
     out
@@ -195,6 +268,7 @@ pub fn render(report: &Report) -> String {
         if !counted.is_empty() {
             out.extend(socket_table(&counted));
         }
+        out.extend(witness_lines(p, &counted));
         for n in &p.notices {
             out.push(format!("sockmeter: pid {}: {n}", p.pid));
         }
@@ -230,8 +304,16 @@ pub fn render(report: &Report) -> String {
         }
     }
     let t = &report.totals;
+    let outside = if t.unseen_tx_bytes + t.unseen_rx_bytes > 0 {
+        format!(
+            "; and {} outside the calls sockmeter sees",
+            in_and_out(t.unseen_rx_bytes, t.unseen_tx_bytes)
+        )
+    } else {
+        String::new()
+    };
     out.push(format!(
-        "sockmeter: total: {} in, {} out over {} in {}",
+        "sockmeter: total: {} in, {} out over {} in {}{outside}",
         human(t.rx_bytes),
         human(t.tx_bytes),
         plural(t.connections, "connection"),
@@ -312,13 +394,17 @@ mod tests {
                 sockets: 1,
             },
             sockets: vec![
-                tcp(
-                    "127.0.0.1:53422",
-                    "127.0.0.1:8080",
-                    84,
-                    3 << 20,
-                    "/usr/lib/x86_64-linux-gnu/libcurl.so.4",
-                ),
+                {
+                    let mut s = tcp(
+                        "127.0.0.1:53422",
+                        "127.0.0.1:8080",
+                        84,
+                        3 << 20,
+                        "/usr/lib/x86_64-linux-gnu/libcurl.so.4",
+                    );
+                    s.set_witness(Some([84, 3 << 20]));
+                    s
+                },
                 unix,
             ],
             ..Default::default()
@@ -408,6 +494,47 @@ sockmeter: total: 3.0 MiB in, 84 B out over 1 connection in 2 processes
             "  ... and 6 more sockets (the JSON report has them all)"
         );
         assert!(table[1].contains("1 peer"), "{}", table[1]);
+    }
+
+    #[test]
+    fn bytes_outside_the_hooked_calls_are_said_with_where() {
+        let mut stdio = tcp("127.0.0.1:40000", "127.0.0.1:8080", 0, 2000, "/usr/bin/w_stdio");
+        stdio.set_witness(Some([1000, 2000]));
+        let hooked = {
+            let mut s = tcp("127.0.0.1:40001", "127.0.0.1:8080", 64, 64, "/usr/bin/w_stdio");
+            s.set_witness(Some([64, 64]));
+            s
+        };
+        let killed = tcp("127.0.0.1:40002", "127.0.0.1:8080", 5, 0, "/usr/bin/w_stdio");
+        let p = ProcessReport {
+            pid: 7,
+            argv: vec!["w_stdio".into()],
+            end: "exit".into(),
+            totals: ProcessTotals {
+                tx_bytes: 69,
+                rx_bytes: 2064,
+                connections: 3,
+                sockets: 3,
+                unseen_tx_bytes: 1000,
+                ..Default::default()
+            },
+            sockets: vec![stdio, hooked, killed],
+            uses_io_uring: true,
+            ..Default::default()
+        };
+        let text = render(&Report::new(vec![], Some(0), false, vec![p]));
+        let expected = "\
+sockmeter: pid 7 w_stdio: 2.0 KiB in, 69 B out over 3 connections (127.0.0.1:8080)
+  proto  local            peer            role       tx    rx       unseen tx  unseen rx  module
+  tcp    127.0.0.1:40000  127.0.0.1:8080  connected  0 B   2.0 KiB  1000 B     0 B        w_stdio
+  tcp    127.0.0.1:40001  127.0.0.1:8080  connected  64 B  64 B     0 B        0 B        w_stdio
+  tcp    127.0.0.1:40002  127.0.0.1:8080  connected  5 B   0 B      0 B        0 B        w_stdio
+sockmeter: pid 7 w_stdio: 1000 B out moved outside the calls sockmeter sees (stdio, io_uring, raw system calls...; the kernel's TCP counters say so) on 127.0.0.1:40000 -> 127.0.0.1:8080 (w_stdio)
+sockmeter: pid 7 w_stdio uses io_uring: its socket I/O is seen only by the kernel witness
+sockmeter: pid 7 w_stdio: 1 TCP connection without a kernel witness (open across a fork, still open when the process was killed, kernel TLS, or a kernel before 4.19): what it moved outside the hooked calls is not known
+sockmeter: total: 2.0 KiB in, 69 B out over 3 connections in 1 process; and 1000 B out outside the calls sockmeter sees
+";
+        assert_eq!(text, expected, "\n{text}");
     }
 
     #[test]

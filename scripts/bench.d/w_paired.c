@@ -17,6 +17,9 @@
  *   usage: w_paired eagain ROUNDS BLOCK
  *          w_paired stream PORT SIZE ROUNDS BLOCK     (send phase, then recv phase)
  *          w_paired file PATH ROUNDS BLOCK            (4 KiB write + read on a regular file)
+ *          w_paired short PORT ROUNDS BLOCK           (short connections: socket, connect,
+ *                                                      64 B request, reply, close; the "call"
+ *                                                      is the whole connection)
  *
  * tx/rx: the inet bytes moved through the A calls (and the connection headers, and the
  * ack), i.e. what an interposer that counts bytes should have counted. */
@@ -117,7 +120,9 @@ static int stream(int argc, char **argv) {
     char *buf = malloc(size);
     if (!buf) die("malloc");
     memset(buf, 'p', size);
-    unsigned long long tx = 0, rx = 0, count = 2ull * rounds * block;
+    /* tx/rx: the bytes of the A calls (what sockmeter counts); direct_*: the B calls', which
+     * only the kernel witness sees (sockmeter reports them as unseen) */
+    unsigned long long tx = 0, rx = 0, direct_tx = 0, direct_rx = 0, count = 2ull * rounds * block;
     struct tally ts, tr;
     tally_init(&ts, rounds);
     tally_init(&tr, rounds);
@@ -141,6 +146,7 @@ static int stream(int argc, char **argv) {
             }
             ns[use_a ? 0 : 1] = (double)(now_ns() - t0);
             if (use_a) tx += (unsigned long long)size * block;
+            else direct_tx += (unsigned long long)size * block;
         }
         tally_add(&ts, ns[0], (double)block, ns[1], (double)block);
     }
@@ -174,6 +180,7 @@ static int stream(int argc, char **argv) {
             calls[use_a ? 0 : 1] = (double)n_calls;
             left -= got;
             if (use_a) rx += got;
+            else direct_rx += got;
         }
         tally_add(&tr, ns[0], calls[0], ns[1], calls[1]);
     }
@@ -186,11 +193,11 @@ static int stream(int argc, char **argv) {
     for (unsigned long i = 0; i < tr.rounds; i++) all.ratio[all.rounds++] = tr.ratio[i];
     all.a_ns = ts.a_ns / ts.a_calls + tr.a_ns / tr.a_calls; all.a_calls = 1;
     all.b_ns = ts.b_ns / ts.b_calls + tr.b_ns / tr.b_calls; all.b_calls = 1;
-    char extra[160];
+    char extra[256];
     qsort(ts.ratio, ts.rounds, sizeof(double), cmp_double);
     qsort(tr.ratio, tr.rounds, sizeof(double), cmp_double);
-    snprintf(extra, sizeof extra, " size=%zu send_ratio=%.4f recv_ratio=%.4f", size,
-             ts.ratio[ts.rounds / 2], tr.ratio[tr.rounds / 2]);
+    snprintf(extra, sizeof extra, " size=%zu send_ratio=%.4f recv_ratio=%.4f direct_tx=%llu direct_rx=%llu", size,
+             ts.ratio[ts.rounds / 2], tr.ratio[tr.rounds / 2], direct_tx, direct_rx);
     tally_print(&all, "paired_stream", tx, rx, extra);
     free(buf);
     return 0;
@@ -233,8 +240,75 @@ static int file(int argc, char **argv) {
     return 0;
 }
 
+/* ---- short: whole short connections (socket, connect, send, recv, close) ---- */
+typedef int (*socket_fn)(int, int, int);
+typedef int (*connect_fn)(int, const struct sockaddr *, socklen_t);
+typedef int (*close_fn)(int);
+
+struct conn_fns {
+    socket_fn so;
+    connect_fn co;
+    send_fn se;
+    recv_fn re;
+    close_fn cl;
+};
+
+static void one_conn(const struct conn_fns *f, const struct sockaddr_in *a, const char *req, char *rep) {
+    int s = f->so(AF_INET, SOCK_STREAM, 0);
+    if (s < 0) die("socket");
+    if (f->co(s, (const struct sockaddr *)a, sizeof *a) < 0) die("connect");
+    for (size_t off = 0; off < REQ1_SIZE;) {
+        ssize_t n = f->se(s, req + off, REQ1_SIZE - off, 0);
+        if (n < 0) { if (errno == EINTR) continue; die("send"); }
+        off += (size_t)n;
+    }
+    for (size_t off = 0; off < REQ1_SIZE;) {
+        ssize_t n = f->re(s, rep + off, REQ1_SIZE - off, 0);
+        if (n < 0) { if (errno == EINTR) continue; die("recv"); }
+        if (n == 0) { errno = ECONNRESET; die("recv: early EOF"); }
+        off += (size_t)n;
+    }
+    f->cl(s);
+}
+
+static int short_conns(int argc, char **argv) {
+    if (argc < 5) { fprintf(stderr, "usage: w_paired short PORT ROUNDS BLOCK\n"); return 2; }
+    int port = atoi(argv[2]);
+    unsigned long rounds = strtoull(argv[3], NULL, 0), block = strtoull(argv[4], NULL, 0);
+    void *libc = libc_handle();
+    const struct conn_fns fa = {
+        (socket_fn)sym(RTLD_DEFAULT, "socket"), (connect_fn)sym(RTLD_DEFAULT, "connect"),
+        (send_fn)sym(RTLD_DEFAULT, "send"), (recv_fn)sym(RTLD_DEFAULT, "recv"), (close_fn)sym(RTLD_DEFAULT, "close"),
+    };
+    const struct conn_fns fb = {
+        (socket_fn)sym(libc, "socket"), (connect_fn)sym(libc, "connect"),
+        (send_fn)sym(libc, "send"), (recv_fn)sym(libc, "recv"), (close_fn)sym(libc, "close"),
+    };
+    struct sockaddr_in a = loopback(port);
+    char req[REQ1_SIZE], rep[REQ1_SIZE];
+    req1_init(req);
+    struct tally t;
+    tally_init(&t, rounds);
+    unsigned long long tx = 0, rx = 0;
+    for (unsigned long r = 0; r < rounds; r++) {
+        double ns[2];
+        for (int k = 0; k < 2; k++) {
+            int use_a = (k == 0) == (r % 2 == 0);
+            uint64_t t0 = now_ns();
+            for (unsigned long i = 0; i < block; i++) one_conn(use_a ? &fa : &fb, &a, req, rep);
+            ns[use_a ? 0 : 1] = (double)(now_ns() - t0);
+            /* Only the A connections are the shim's to count: it never sees the B sockets. */
+            if (use_a) { tx += (unsigned long long)REQ1_SIZE * block; rx += (unsigned long long)REQ1_SIZE * block; }
+        }
+        tally_add(&t, ns[0], (double)block, ns[1], (double)block);
+    }
+    tally_print(&t, "paired_short", tx, rx, "");
+    return 0;
+}
+
 int main(int argc, char **argv) {
-    if (argc < 2) { fprintf(stderr, "usage: w_paired eagain|stream|file ...\n"); return 2; }
+    if (argc < 2) { fprintf(stderr, "usage: w_paired eagain|stream|file|short ...\n"); return 2; }
+    if (strcmp(argv[1], "short") == 0) return short_conns(argc, argv);
     if (strcmp(argv[1], "eagain") == 0) return eagain(argc, argv);
     if (strcmp(argv[1], "stream") == 0) return stream(argc, argv);
     if (strcmp(argv[1], "file") == 0) return file(argc, argv);

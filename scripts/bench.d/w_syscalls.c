@@ -6,8 +6,9 @@
  *   access("/nonexistent/sockmeter-bench-marker/<phase>-begin", F_OK) ... -end
  *   data       the send/recv path on sockets that already exist: send, recv, sendto,
  *              recvfrom, sendmsg, recvmsg, sendmmsg, recvmmsg, read, write, readv,
- *              writev, sendfile, __read_chk, on TCP and UDP, an EAGAIN recv, and
- *              read/write on a regular file;
+ *              writev, sendfile, __read_chk, pwritev2/preadv2, splice both ways,
+ *              sendfile from a socket into a pipe, syscall(SYS_sendto/SYS_recvfrom),
+ *              on TCP and UDP, an EAGAIN recv, and read/write on a regular file and a pipe;
  *   lifecycle  per-socket calls: socket, connect, accept, accept4, bind, listen,
  *              dup, dup2, dup3, fcntl(F_DUPFD), shutdown, close, with one request and
  *              reply on each connection.
@@ -17,6 +18,7 @@
 #include "common.h"
 #include <fcntl.h>
 #include <sys/sendfile.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 
 extern ssize_t __read_chk(int fd, void *buf, size_t nbytes, size_t buflen);
@@ -42,6 +44,7 @@ struct fixture {
     struct sockaddr_in u4addr;
     int file;
     int port;
+    int pipe[2];          /* a pipe: splice and sendfile between it and TCP */
 };
 
 static void data_phase(struct fixture *f, int iters) {
@@ -72,6 +75,20 @@ static void data_phase(struct fixture *f, int iters) {
         off_t off = 0;
         expect(sendfile(f->c, f->file, &off, 128), 128, "sendfile");
         expect(recv(f->a, buf, 128, MSG_WAITALL), 128, "recv after sendfile");
+        /* the v2 vectored calls, splice both ways, sendfile into a pipe, syscall() */
+        expect(pwritev2(f->c, iov, 2, -1, 0), 64, "pwritev2");
+        expect(preadv2(f->a, iov, 2, -1, 0), 64, "preadv2");
+        expect(write(f->pipe[1], buf, 100), 100, "pipe write");
+        expect(splice(f->pipe[0], NULL, f->c, NULL, 100, 0), 100, "splice pipe to tcp");
+        expect(recv(f->a, buf, 100, MSG_WAITALL), 100, "recv after splice");
+        expect(send(f->a, buf, 50, 0), 50, "send for splice");
+        expect(splice(f->c, NULL, f->pipe[1], NULL, 50, 0), 50, "splice tcp to pipe");
+        expect(read(f->pipe[0], buf, 50), 50, "pipe read");
+        expect(send(f->a, buf, 40, 0), 40, "send for sendfile");
+        expect(sendfile(f->pipe[1], f->c, NULL, 40), 40, "sendfile tcp to pipe");
+        expect(read(f->pipe[0], buf, 40), 40, "pipe read after sendfile");
+        expect(syscall(SYS_sendto, f->c, buf, 30, 0, NULL, 0), 30, "syscall sendto");
+        expect(syscall(SYS_recvfrom, f->a, buf, 30, MSG_WAITALL, NULL, NULL), 30, "syscall recvfrom");
         /* EAGAIN */
         expect(recv(f->nb_c, buf, 64, 0), -1, "recv EAGAIN");
         expect(recv(f->nb_c, buf, 64, MSG_DONTWAIT), -1, "recv MSG_DONTWAIT EAGAIN");
@@ -176,6 +193,7 @@ int main(int argc, char **argv) {
     f.file = mkstemp(path);
     if (f.file < 0) die("mkstemp");
     unlink(path);
+    if (pipe(f.pipe) < 0) die("pipe");
     char blk[4096];
     memset(blk, 'F', sizeof blk);
     expect(write(f.file, blk, sizeof blk), (ssize_t)sizeof blk, "file prefill");

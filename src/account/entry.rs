@@ -72,6 +72,8 @@ pub(super) struct Entry {
     pub closed_at: Option<u64>,
     pub counts: Counts,
     pub peers: Vec<PeerReport>,
+    /// The kernel witness's (written, read), once shipped (TCP).
+    pub kernel: Option<[u64; 2]>,
 }
 
 impl Entry {
@@ -94,6 +96,7 @@ impl Entry {
             closed_at: None,
             counts: [0; 5],
             peers: Vec::new(),
+            kernel: None,
         })
     }
 
@@ -123,7 +126,7 @@ impl Entry {
     /// The socket's line in a report.
     pub fn to_report(&self) -> SocketReport {
         let [tx_bytes, rx_bytes, tx_calls, rx_calls, errors] = self.counts;
-        SocketReport {
+        let mut r = SocketReport {
             id: self.id,
             fd: self.fd,
             family: self.family.as_str().into(),
@@ -144,7 +147,9 @@ impl Entry {
             inherited: self.inherited,
             adopted: self.adopted,
             peers: self.peers.clone(),
-            folded: 0,
-        }
+            ..Default::default()
+        };
+        r.set_witness(self.kernel);
+        r
     }
 }

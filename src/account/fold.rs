@@ -34,6 +34,8 @@ impl Folded {
         add(&mut m.tx_calls, l.tx_calls);
         add(&mut m.rx_calls, l.rx_calls);
         add(&mut m.errors, l.errors);
+        add(&mut m.unseen_tx_bytes, l.unseen_tx_bytes);
+        add(&mut m.unseen_rx_bytes, l.unseen_rx_bytes);
         add(&mut m.folded, l.folded);
         self.closed_ms = later.closed_ms.or(self.closed_ms);
     }
@@ -130,6 +132,9 @@ impl ProcessAccount {
             }
         });
         let f = &mut g.report;
+        let [ktx, krx] = e.kernel.unwrap_or_default();
+        add(&mut f.unseen_tx_bytes, ktx.saturating_sub(e.counts[0]));
+        add(&mut f.unseen_rx_bytes, krx.saturating_sub(e.counts[1]));
         let [tx_bytes, rx_bytes, tx_calls, rx_calls, errors] = e.counts;
         add(&mut f.tx_bytes, tx_bytes);
         add(&mut f.rx_bytes, rx_bytes);

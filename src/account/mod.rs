@@ -100,6 +100,8 @@ pub struct ProcessAccount {
     status: Option<ExitStatus>,
     dropped_events: u64,
     notices: Vec<String>,
+    /// A `notice` of kind `io_uring` came (the report says so once, not as a notice).
+    io_uring: bool,
 }
 
 impl Default for ProcessAccount {
@@ -158,6 +160,7 @@ impl ProcessAccount {
             status: None,
             dropped_events: 0,
             notices: Vec::new(),
+            io_uring: false,
         }
     }
 
@@ -284,6 +287,9 @@ impl ProcessAccount {
                 e.opened_at = s.opened_at;
                 e.inherited = s.inherited;
                 e.adopted = s.adopted;
+                if let (Some(tx), Some(rx)) = (s.kernel_tx_bytes, s.kernel_rx_bytes) {
+                    e.kernel = Some([tx, rx]);
+                }
                 // A socket whose whole life fits in one line.
                 if let Some(c) = &s.counts {
                     self.add(s.id, c);
@@ -310,6 +316,7 @@ impl ProcessAccount {
                     return Err(AccountError::UnknownSocket(c.id));
                 }
             }
+            Message::Notice(n) if n.kind == crate::wire::IO_URING_NOTICE => self.io_uring = true,
             Message::Notice(n) => {
                 let text = format!("{}: {}", n.kind, n.message);
                 self.check_notice(n, &text)?;
@@ -366,6 +373,7 @@ impl ProcessAccount {
         self.closed_order.extend(later.closed_order.iter().copied());
         self.end = later.end.or(self.end);
         self.status = later.status.or(self.status);
+        self.io_uring |= later.io_uring;
         self.dropped_events = self.dropped_events.max(later.dropped_events);
         for n in &later.notices {
             self.add_notice(n.clone());
@@ -400,6 +408,8 @@ impl ProcessAccount {
             add(&mut totals.errors, s.errors);
             add(&mut totals.connections, conns);
             add(&mut totals.sockets, n);
+            add(&mut totals.unseen_tx_bytes, s.unseen_tx_bytes);
+            add(&mut totals.unseen_rx_bytes, s.unseen_rx_bytes);
             let group = |g: &mut (GroupStats, BTreeSet<String>)| {
                 add(&mut g.0.tx_bytes, s.tx_bytes);
                 add(&mut g.0.rx_bytes, s.rx_bytes);
@@ -407,6 +417,8 @@ impl ProcessAccount {
                 add(&mut g.0.rx_calls, s.rx_calls);
                 add(&mut g.0.connections, conns);
                 add(&mut g.0.sockets, n);
+                add(&mut g.0.unseen_tx_bytes, s.unseen_tx_bytes);
+                add(&mut g.0.unseen_rx_bytes, s.unseen_rx_bytes);
                 if let Some(p) = &s.peer {
                     g.1.insert(p.clone());
                 }
@@ -475,6 +487,7 @@ impl ProcessAccount {
             unix,
             dropped_events: self.dropped_events,
             notices: self.notices.clone(),
+            uses_io_uring: self.io_uring,
         }
     }
 }

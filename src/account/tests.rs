@@ -25,6 +25,8 @@ fn info(id: u64, family: Family, module: &str) -> Message {
         adopted: false,
         closed_at: None,
         counts: None,
+        kernel_tx_bytes: None,
+        kernel_rx_bytes: None,
     })
 }
 
@@ -387,4 +389,46 @@ fn a_merge_of_two_full_accounts_saturates() {
     }
     first.absorb(&later);
     assert_eq!(first.report(false, "x").totals.tx_bytes, u64::MAX);
+}
+
+#[test]
+fn the_kernel_witness_gives_unseen_bytes_per_socket_module_and_process() {
+    let mut a = ProcessAccount::with_closed_limit(1);
+    a.apply(&hello()).unwrap();
+    let witnessed = |id, tx, rx| {
+        let Message::Socket(mut s) = info(id, Family::Inet, "/m") else {
+            unreachable!()
+        };
+        s.kernel_tx_bytes = Some(tx);
+        s.kernel_rx_bytes = Some(rx);
+        s.closed_at = Some(3);
+        Message::Socket(s)
+    };
+    // Socket 1: the hooks saw 10 of 1000 out and all 20 in; socket 2 (folded later): 5 of
+    // 7 out; socket 3: the hooks saw everything.
+    for m in [delta(1, 10, 20), delta(2, 5, 0), delta(3, 4, 4)] {
+        let _ = a.apply(&m);
+    }
+    for m in [witnessed(1, 1000, 20), witnessed(2, 7, 0), witnessed(3, 4, 4)] {
+        a.apply(&m).unwrap();
+    }
+    a.apply(&Message::Notice(crate::wire::Notice {
+        kind: crate::wire::IO_URING_NOTICE.into(),
+        message: "uses io_uring".into(),
+    }))
+    .unwrap();
+    let r = a.report(false, "running");
+    let s1 = r.sockets.iter().find(|s| s.id == 3).expect("socket 3 kept");
+    assert_eq!(
+        (s1.kernel_tx_bytes, s1.unseen_tx_bytes, s1.unseen_rx_bytes),
+        (Some(4), 0, 0)
+    );
+    assert_eq!(
+        (r.totals.unseen_tx_bytes, r.totals.unseen_rx_bytes),
+        (990 + 2, 0),
+        "the folded socket's unseen bytes stay in the totals"
+    );
+    assert_eq!(r.modules[0].stats.unseen_tx_bytes, 992);
+    assert!(r.uses_io_uring);
+    assert!(r.notices.is_empty(), "io_uring is said once, as uses_io_uring");
 }

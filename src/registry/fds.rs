@@ -110,9 +110,14 @@ impl FdTable {
         done
     }
 
-    /// Calls `f` for every fd in `first..=last` that maps to a record (bounded by the table).
+    /// Calls `f` for every fd in `first..=last` that maps to a record (bounded by the table,
+    /// and by the highest fd ever set: no fd above it can map to one).
     pub fn for_each_record_in(&self, first: u32, last: u32, mut f: impl FnMut(i32, u32)) {
-        let end = (last as usize).min(MAX_FDS - 1);
+        let top = (self.top.load(Acquire) as usize).min(MAX_FDS);
+        if top == 0 {
+            return;
+        }
+        let end = (last as usize).min(top - 1);
         for fd in first as usize..=end {
             if let FdState::Record(i) = FdState::from_raw(self.slots[fd].load(Acquire)) {
                 f(fd as i32, i);

@@ -30,6 +30,14 @@ pub enum RecordState {
 pub const FLAG_INHERITED: u32 = 1;
 /// Flag bit: the socket was recognised on first use, not seen being created.
 pub const FLAG_ADOPTED: u32 = 2;
+/// Flag bit: the program shut down its sending side (`shutdown(SHUT_WR)` or `SHUT_RDWR`); the
+/// kernel witness needs it to read a TCP socket in `CLOSE` (see `crate::witness`).
+pub const FLAG_SHUT_WR: u32 = 4;
+/// Flag bit: no kernel witness for this socket in this process image (it was open across a
+/// fork: the kernel counts what every process holding it moved).
+pub const FLAG_NO_WITNESS: u32 = 8;
+/// Flag bit: [`Record::witness`] holds the kernel's numbers.
+pub const FLAG_WITNESSED: u32 = 16;
 
 /// One socket's accounting.
 pub struct Record {
@@ -49,6 +57,14 @@ pub struct Record {
     pub(super) peer: [AtomicU64; ADDR_WORDS],
     /// All of this socket's traffic.
     pub counters: Counters,
+    /// The kernel witness (TCP): what the kernel said the program had written and read when
+    /// counting began in this image (0 for a socket seen being created), ...
+    pub(super) base: [AtomicU64; 2],
+    /// ... what it said at the last reading (close, exit, exec), less `base` ...
+    pub(super) witness: [AtomicU64; 2],
+    /// ... and the bytes the reader has taken from `counters` so far (a lower bound of what
+    /// the hooks counted, for the close path to skip a system call when the numbers agree).
+    pub(super) taken: [AtomicU64; 2],
 }
 
 /// A consistent-enough copy of a record's metadata, for the reporting thread: the socket as it
@@ -64,6 +80,8 @@ pub struct RecordMeta {
     pub closed_ms: u64,
     /// Bumped on every metadata change.
     pub generation: u32,
+    /// The kernel witness's (written, read) bytes, once read (TCP only).
+    pub witness: Option<[u64; 2]>,
 }
 
 /// What a hook knows about a socket it is about to register.
@@ -115,6 +133,9 @@ impl Record {
             local: [const { AtomicU64::new(0) }; ADDR_WORDS],
             peer: [const { AtomicU64::new(0) }; ADDR_WORDS],
             counters: Counters::new(),
+            base: [const { AtomicU64::new(0) }; 2],
+            witness: [const { AtomicU64::new(0) }; 2],
+            taken: [const { AtomicU64::new(0) }; 2],
         }
     }
 
@@ -178,6 +199,11 @@ impl Record {
         self.bump();
     }
 
+    /// How many of this process's fds refer to the socket (1: the next close releases it).
+    pub fn refs(&self) -> u32 {
+        self.refs.load(Acquire)
+    }
+
     /// Adds an fd alias (dup).
     pub fn add_ref(&self) {
         self.refs.fetch_add(1, AcqRel);
@@ -200,6 +226,76 @@ impl Record {
         }
     }
 
+    /// Whether flag bit `f` (`FLAG_*`) is set.
+    #[inline]
+    pub fn has_flag(&self, f: u32) -> bool {
+        self.flags.load(Acquire) & f != 0
+    }
+
+    /// Sets flag bit `f`.
+    pub fn set_flag(&self, f: u32) {
+        self.flags.fetch_or(f, AcqRel);
+    }
+
+    /// Clears flag bit `f`.
+    pub fn clear_flag(&self, f: u32) {
+        self.flags.fetch_and(!f, AcqRel);
+    }
+
+    /// The kernel witness's (written, read) when counting began (see the field).
+    pub fn witness_base(&self) -> [u64; 2] {
+        [self.base[0].load(Acquire), self.base[1].load(Acquire)]
+    }
+
+    /// Sets the kernel witness's starting point.
+    pub fn set_witness_base(&self, base: [u64; 2]) {
+        self.base[0].store(base[0], Release);
+        self.base[1].store(base[1], Release);
+    }
+
+    /// Records the kernel witness's (written, read) since the base; the next pass announces
+    /// the socket with them.
+    pub fn set_witness(&self, w: [u64; 2]) {
+        self.witness[0].store(w[0], Relaxed);
+        self.witness[1].store(w[1], Relaxed);
+        self.flags.fetch_or(FLAG_WITNESSED, AcqRel);
+        self.bump();
+    }
+
+    /// The kernel witness's (written, read) since the base, once read.
+    pub fn witness(&self) -> Option<[u64; 2]> {
+        self.has_flag(FLAG_WITNESSED)
+            .then(|| [self.witness[0].load(Relaxed), self.witness[1].load(Relaxed)])
+    }
+
+    /// The reader took `tx`/`rx` bytes from the counters (see [`Record::seen_at_least`]).
+    pub fn add_taken(&self, tx: u64, rx: u64) {
+        if tx > 0 {
+            self.taken[0].fetch_add(tx, Release);
+        }
+        if rx > 0 {
+            self.taken[1].fetch_add(rx, Release);
+        }
+    }
+
+    /// A lower bound of the (tx, rx) bytes the hooks have counted on this socket in this image:
+    /// what the reader took, plus what the counters hold. The reader swaps a counter to zero
+    /// before it adds what it took, so reading in this order can miss a take in flight, never
+    /// count one twice.
+    pub fn seen_at_least(&self) -> [u64; 2] {
+        let taken = [self.taken[0].load(Acquire), self.taken[1].load(Acquire)];
+        let now = self.counters.peek();
+        [taken[0] + now.tx_bytes, taken[1] + now.rx_bytes]
+    }
+
+    /// Forgets the kernel witness (a forked child starts its own).
+    pub(super) fn reset_witness(&self) {
+        for a in self.base.iter().chain(&self.witness).chain(&self.taken) {
+            a.store(0, Relaxed);
+        }
+        self.flags.fetch_and(!FLAG_WITNESSED, AcqRel);
+    }
+
     /// A copy of the metadata.
     pub fn meta(&self) -> RecordMeta {
         let kind = self.kind.load(Relaxed);
@@ -220,6 +316,7 @@ impl Record {
             },
             closed_ms: self.closed_ms.load(Relaxed),
             generation: self.meta_gen.load(Acquire),
+            witness: self.witness(),
         }
     }
 
@@ -238,6 +335,14 @@ impl Record {
         store_words(&self.local, &load_words(&o.local));
         store_words(&self.peer, &load_words(&o.peer));
         self.counters.copy_from(&o.counters);
+        for (d, s) in [
+            (&self.base, &o.base),
+            (&self.witness, &o.witness),
+            (&self.taken, &o.taken),
+        ] {
+            d[0].store(s[0].load(Relaxed), Relaxed);
+            d[1].store(s[1].load(Relaxed), Relaxed);
+        }
         self.state.store(o.state.load(Acquire), Release);
     }
 
@@ -255,6 +360,7 @@ impl Record {
         store_words(&self.local, &s.local);
         store_words(&self.peer, &s.peer);
         self.counters.reset();
+        self.reset_witness();
         self.meta_gen.fetch_add(1, Relaxed);
     }
 }
@@ -399,6 +505,7 @@ impl Records {
             match r.state.load(Acquire) {
                 REC_OPEN => {
                     r.counters.reset();
+                    r.reset_witness();
                     self.peers[idx as usize].zero();
                     r.flags.fetch_or(FLAG_INHERITED, Relaxed);
                     r.bump();

@@ -148,6 +148,8 @@ pub fn message() -> impl Strategy<Value = Message> {
                     adopted,
                     closed_at,
                     counts,
+                    kernel_tx_bytes: None,
+                    kernel_rx_bytes: None,
                 })
             },
         );

@@ -108,6 +108,9 @@ int main(int argc, char **argv) {
     CALL("socket with a bad family", socket(12345, SOCK_STREAM, 0));
     CALL("fcntl F_DUPFD on a bad fd", fcntl(9999, F_DUPFD, 100));
     CALL("read with a bad fd", read(-1, buf, 1));
+    /* An fd the shim has never seen (no hooked call used it): a successful close keeps errno. */
+    int fresh = open(argv[1], O_RDONLY | O_DIRECTORY);
+    KEEP("close of a never used fd (success keeps errno)", close(fresh));
     errno = ERANGE;
     KEEP("close (success keeps errno)", close(srv));
     KEEP("close udp (success keeps errno)", close(u));

@@ -1,6 +1,6 @@
 /* A fixed socket and file workload for the "no added system calls" test: every data-path
  * call the shim hooks, on a socketpair and a TCP loopback pair (both ends in this thread),
- * plus regular-file I/O. Prints the bytes it moved. */
+ * pwritev2/preadv2 and syscall() among them, plus regular-file I/O. Prints the bytes it moved. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -52,6 +53,10 @@ int main(int argc, char **argv) {
         moved += sendmsg(s, &m, 0);
         struct msghdr r = { .msg_iov = iv, .msg_iovlen = 2 };
         moved += recvmsg(c, &r, MSG_WAITALL);
+        moved += pwritev2(c, iov, 2, -1, 0);
+        moved += preadv2(s, iv, 2, -1, 0);
+        moved += syscall(SYS_sendto, s, buf, 10, 0, NULL, 0);
+        moved += syscall(SYS_recvfrom, c, in, 10, MSG_WAITALL, NULL, NULL);
         moved += pwrite(f, buf, 32, 0);
         moved += write(f, buf, 16);
         moved += pread(f, in, 16, 0);

@@ -107,7 +107,8 @@ pub fn python() -> &'static str {
     })
 }
 
-/// Compiles `tests/c/<name>.c` with `cc -O2 -Wall <flags>` (once per name+flags) and returns
+/// Compiles `tests/c/<name>.c` with `cc -O2 -Wall <flags>` (`-l` flags after the source; once
+/// per name+flags) and returns
 /// the executable. Safe to call from parallel tests: each compile writes its own temporary file
 /// (a [`scratch_path`]) and renames it into place atomically, so a caller never sees
 /// a half-written executable; two racing compiles of the same program just both succeed.
@@ -122,13 +123,16 @@ pub fn compile_c(name: &str, flags: &[&str]) -> PathBuf {
         return out;
     }
     let tmp = scratch_path(&format!("{name}{tag}.tmp"));
+    // Libraries (`-lNAME`) after the source, where a linker that drops unneeded ones wants them.
+    let (libs, opts): (Vec<&str>, Vec<&str>) = flags.iter().partition(|f| f.starts_with("-l"));
     let st = Command::new("cc")
         .arg("-O2")
         .arg("-Wall")
-        .args(flags)
+        .args(opts)
         .arg("-o")
         .arg(&tmp)
         .arg(&src)
+        .args(libs)
         .status()
         .expect("cc");
     assert!(st.success(), "compiling {} failed", src.display());
@@ -246,12 +250,62 @@ pub fn run_with(extra: &[&str], cmd: &[&str], env: &[(&str, &str)]) -> Run {
         .unwrap_or_else(|e| panic!("no report at {}: {e}\nstderr:\n{stderr}", json_path.display()));
     let json: Value = serde_json::from_str(&text).expect("report is JSON");
     let report: Report = serde_json::from_value(json.clone()).expect("report matches the schema types");
+    assert_hooks_within_witness(&report, &stderr);
     Run {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr,
         report,
         json,
+    }
+}
+
+thread_local! {
+    static UNSEEN_EXPECTED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f`, whose runs may report bytes moved outside the hooked calls (the tests of paths no
+/// hook sees); every other run must report none.
+pub fn expecting_unseen<R>(f: impl FnOnce() -> R) -> R {
+    UNSEEN_EXPECTED.with(|c| c.set(true));
+    let r = f();
+    UNSEEN_EXPECTED.with(|c| c.set(false));
+    r
+}
+
+/// The kernel witness's checks, made on every run of every test: on a TCP socket whose kernel
+/// counts were read, the hooks never counted more than the kernel says the program moved (that
+/// would be a sockmeter bug: a byte counted twice, or a byte that never was); and, unless the
+/// test moves bytes outside the hooked calls on purpose ([`expecting_unseen`]), the hooks
+/// counted every byte the kernel saw (real programs, curl and python included, use no data path
+/// sockmeter misses).
+pub fn assert_hooks_within_witness(report: &Report, stderr: &str) {
+    let unseen_expected = UNSEEN_EXPECTED.with(|c| c.get());
+    for p in &report.processes {
+        for s in &p.sockets {
+            assert!(
+                unseen_expected || s.unseen_tx_bytes + s.unseen_rx_bytes == 0,
+                "pid {} {:?} socket {:?} -> {:?}: {} bytes out and {} in moved outside the hooked calls\n{stderr}",
+                p.pid,
+                p.argv,
+                s.local,
+                s.peer,
+                s.unseen_tx_bytes,
+                s.unseen_rx_bytes
+            );
+            if let (Some(ktx), Some(krx)) = (s.kernel_tx_bytes, s.kernel_rx_bytes) {
+                assert!(
+                    s.tx_bytes <= ktx && s.rx_bytes <= krx,
+                    "pid {} socket {:?} -> {:?}: the hooks counted tx {} rx {}, more than the kernel's \
+                     tx {ktx} rx {krx}\n{stderr}",
+                    p.pid,
+                    s.local,
+                    s.peer,
+                    s.tx_bytes,
+                    s.rx_bytes
+                );
+            }
+        }
     }
 }
 

@@ -15,3 +15,4 @@ mod net;
 mod overhead;
 mod plugins;
 mod security;
+mod silentzero;

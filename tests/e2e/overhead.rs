@@ -5,6 +5,11 @@
 //! system call of any kind but the one documented first-use classification of an fd the shim
 //! did not see created. The shim's reporting thread and its reporter connection (fd >= 200)
 //! are left out: they are the shim's, not the host's.
+//!
+//! The close path is priced too, exactly: the kernel witness reads each TCP connection's
+//! counters just before the close that releases it, with one `getsockopt(TCP_INFO)` (and no
+//! FIONREAD, since the hooks saw every byte that arrived read); the workload's closes are
+//! otherwise the same.
 
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -12,14 +17,15 @@ use std::process::Command;
 use crate::harness::{self, compile_c, read_report, scratch, shim, sockmeter};
 
 const DATA_CALLS: &[&str] = &[
-    "read", "write", "readv", "writev", "sendto", "recvfrom", "sendmsg", "recvmsg", "pread64", "pwrite64",
+    "read", "write", "readv", "writev", "sendto", "recvfrom", "sendmsg", "recvmsg", "pread64", "pwrite64", "preadv2",
+    "pwritev2",
 ];
 
 /// One round of tests/c/syscall_workload.c, as the kernel sees it (glibc's send/recv are
-/// sendto/recvfrom; pwrite/pread are pwrite64/pread64).
+/// sendto/recvfrom; pwrite/pread are pwrite64/pread64; `syscall(SYS_sendto)` is sendto).
 const ROUND: &[&str] = &[
-    "write", "read", "sendto", "recvfrom", "sendto", "recvfrom", "writev", "readv", "sendmsg", "recvmsg", "pwrite64",
-    "write", "pread64",
+    "write", "read", "sendto", "recvfrom", "sendto", "recvfrom", "writev", "readv", "sendmsg", "recvmsg", "pwritev2",
+    "preadv2", "sendto", "recvfrom", "pwrite64", "write", "pread64",
 ];
 
 /// The workload's rounds.
@@ -102,6 +108,57 @@ fn data_path(trace: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The workload's own fd calls after its last data call (its closes, and whatever the shim
+/// adds there), as `name(fd)`, with a getsockopt's level and option and an ioctl's request.
+fn close_path(trace: &str) -> Vec<String> {
+    let main = main_thread(trace);
+    let lines: Vec<(&str, &str, &str)> = trace
+        .lines()
+        .filter_map(|l| call(l).map(|(pid, name, first)| (pid, name, first, l)))
+        .filter(|(pid, _, _, _)| *pid == main)
+        .map(|(_, name, first, l)| (name, first, l))
+        .collect();
+    let last_data = lines
+        .iter()
+        .rposition(|(name, first, _)| DATA_CALLS.contains(name) && (3..200).contains(&fd_of(first)))
+        .expect("the workload made a data call");
+    lines[last_data + 1..]
+        .iter()
+        .filter(|(_, first, _)| (3..200).contains(&fd_of(first)))
+        .map(|(name, first, l)| match *name {
+            "getsockopt" | "ioctl" => {
+                let args: Vec<&str> = l.split_once('(').map(|(_, a)| a).unwrap_or("").split(", ").collect();
+                let n = if *name == "ioctl" { 2 } else { 3 };
+                format!(
+                    "{name}({})",
+                    args.iter().take(n).copied().collect::<Vec<_>>().join(", ")
+                )
+            }
+            _ => format!("{name}({first})"),
+        })
+        .collect()
+}
+
+/// The fd a call that returns one returned, in the trace of `name(` calls whose text contains
+/// `what` (e.g. the TCP `socket` and the `accept`).
+fn returned_fds(trace: &str, name: &str, what: &str) -> Vec<String> {
+    trace
+        .lines()
+        .filter(|l| l.contains(&format!(" {name}(")) && l.contains(what))
+        .filter_map(|l| l.rsplit_once("= ").map(|(_, fd)| fd.trim().to_string()))
+        .collect()
+}
+
+/// The listening socket's fd: the one `listen` was called on.
+fn plain_listener(trace: &str) -> String {
+    trace
+        .lines()
+        .filter_map(call)
+        .find(|(_, name, _)| *name == "listen")
+        .map(|(_, _, fd)| fd.to_string())
+        .expect("the workload listens")
+}
+
 /// The first index where two lists differ (one may be longer), with both entries there.
 fn first_difference<T: PartialEq + Clone>(a: &[T], b: &[T]) -> Option<(usize, Option<T>, Option<T>)> {
     (0..a.len().max(b.len()))
@@ -149,10 +206,11 @@ fn the_shim_adds_no_system_call_to_the_data_path() {
             "workload failed: {}",
             String::from_utf8_lossy(&o.stderr)
         );
-        // 200 rounds of 64+64+100+100+10+10+12+12+12+12 socket bytes and 32+16+16 file bytes.
+        // 200 rounds of 64+64+100+100+10+10+12+12+12+12+12+12+10+10 socket bytes and 32+16+16
+        // file bytes.
         assert_eq!(
             String::from_utf8_lossy(&o.stdout).trim(),
-            "moved 92000",
+            "moved 100800",
             "the workload's own result changed"
         );
         std::fs::read_to_string(&out).expect("trace")
@@ -160,7 +218,7 @@ fn the_shim_adds_no_system_call_to_the_data_path() {
     let (plain_trace, metered_trace) = (trace(false), trace(true));
     let plain = data_calls(&plain_trace);
     let metered = data_calls(&metered_trace);
-    // Exactly the workload's calls: 13 per round on its own fds, and the one write of its
+    // Exactly the workload's calls: 17 per round on its own fds, and the one write of its
     // result line to stdout.
     let total: usize = plain.values().sum();
     assert_eq!(
@@ -214,9 +272,39 @@ fn the_shim_adds_no_system_call_to_the_data_path() {
         );
     }
 
+    // The close path: the workload's closes, each as it was, with one getsockopt(TCP_INFO)
+    // right before the close of each TCP connection (the client socket and the accepted one;
+    // not the listener, not the Unix pair, not the file), and nothing else.
+    let plain_close = close_path(&plain_trace);
+    assert!(
+        plain_close.iter().all(|c| c.starts_with("close(")),
+        "the plain close path is the workload's closes: {plain_close:?}"
+    );
+    let mut connections = returned_fds(&plain_trace, "socket", "AF_INET, SOCK_STREAM");
+    connections.retain(|fd| *fd != plain_listener(&plain_trace));
+    connections.extend(returned_fds(&plain_trace, "accept", ""));
+    assert_eq!(
+        connections.len(),
+        2,
+        "the client socket and the accepted one: {connections:?}"
+    );
+    let mut want_close = Vec::new();
+    for c in &plain_close {
+        let fd = c.trim_start_matches("close(").trim_end_matches(')');
+        if connections.iter().any(|x| x == fd) {
+            want_close.push(format!("getsockopt({fd}, SOL_TCP, TCP_INFO)"));
+        }
+        want_close.push(c.clone());
+    }
+    assert_eq!(
+        close_path(&metered_trace),
+        want_close,
+        "the close path: one getsockopt(TCP_INFO) per TCP connection, nothing else"
+    );
+
     // And the shim really was there, counting: identical traces would prove nothing otherwise.
-    // Each of the 200 rounds moves 64 bytes on the socketpair and 100+10+12+12 bytes over TCP,
-    // both ends in this one process, so every byte is counted once sent and once received.
+    // Each of the 200 rounds moves 64 bytes on the socketpair and 100+10+12+12+12+10 bytes over
+    // TCP, both ends in this one process, so every byte is counted once sent and once received.
     let report = read_report(&scratch().join("strace-metered.json"));
     let (tx, rx): (u64, u64) = report
         .processes
@@ -225,7 +313,7 @@ fn the_shim_adds_no_system_call_to_the_data_path() {
         .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
     assert_eq!(
         (tx, rx),
-        (ROUNDS as u64 * 198, ROUNDS as u64 * 198),
+        (ROUNDS as u64 * 220, ROUNDS as u64 * 220),
         "the metered run counted every socket byte"
     );
 }

@@ -96,6 +96,8 @@ fn socket(id: u64, peer: String, module: String) -> Message {
         adopted: false,
         closed_at: None,
         counts: None,
+        kernel_tx_bytes: None,
+        kernel_rx_bytes: None,
     })
 }
 

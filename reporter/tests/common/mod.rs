@@ -111,6 +111,8 @@ pub fn socket(id: u64, family: Family, peer: &str) -> Message {
         adopted: false,
         closed_at: None,
         counts: None,
+        kernel_tx_bytes: None,
+        kernel_rx_bytes: None,
     })
 }
 

@@ -1,4 +1,5 @@
-//! The per-byte path: send, receive, read and write handlers.
+//! The per-byte path: send, receive, read and write handlers, and the calls that move bytes
+//! between an fd and a socket inside the kernel (splice, sendfile).
 //!
 //! Each runs after the real call with its return value and errno, and does only this: find
 //! the fd's record (one atomic load; a socket the shim never saw created is recognised here,
@@ -13,7 +14,9 @@
 // arguments are as valid as libc required them to be; and they mirror C signatures.
 #![allow(clippy::not_unsafe_ptr_arg_deref, clippy::too_many_arguments)]
 
-use libc::{c_int, c_uint, c_void, iovec, mmsghdr, msghdr, off_t, size_t, sockaddr, socklen_t, ssize_t, timespec};
+use libc::{
+    c_int, c_uint, c_void, iovec, loff_t, mmsghdr, msghdr, off_t, size_t, sockaddr, socklen_t, ssize_t, timespec,
+};
 use sockmeter::model::{Dir, Proto, Role};
 use sockmeter::registry::{FdState, Record};
 
@@ -32,6 +35,21 @@ pub fn record_of(fd: c_int) -> Option<Sock> {
     let idx = match reg().fds.get(fd) {
         FdState::Record(i) => i,
         FdState::Unknown => super::lifecycle::adopt(fd)?,
+        _ => return None,
+    };
+    Some(Sock {
+        idx,
+        rec: reg().records.get(idx),
+    })
+}
+
+/// [`record_of`] inside a call that just moved `bytes` in `dir` on `fd`: a socket recognised
+/// here has those bytes left out of its kernel witness's starting point (the hooks count them).
+#[inline(always)]
+fn record_in_call(fd: c_int, dir: Dir, bytes: u64) -> Option<Sock> {
+    let idx = match reg().fds.get(fd) {
+        FdState::Record(i) => i,
+        FdState::Unknown => super::lifecycle::adopt_in_call(fd, dir, bytes)?,
         _ => return None,
     };
     Some(Sock {
@@ -70,11 +88,11 @@ fn outcome(ret: isize, e: c_int, peek: bool) -> Outcome {
 /// counted, for the per-peer counters.
 #[inline(always)]
 fn count(known: Option<Sock>, fd: c_int, dir: Dir, ret: isize, e: c_int, peek: bool) -> Option<(Sock, Outcome)> {
+    let out = outcome(ret, e, peek);
     let sock = match known {
         Some(s) => s,
-        None => record_of(fd)?,
+        None => record_in_call(fd, dir, out.bytes)?,
     };
-    let out = outcome(ret, e, peek);
     sock.rec.counters.count(dir, out.bytes, out.failed);
     runtime::ensure_started();
     Some((sock, out))
@@ -244,6 +262,7 @@ pub fn recvmmsg(
 }
 
 fn mmsg(known: Option<Sock>, ret: c_int, e: c_int, fd: c_int, vec: *const mmsghdr, dir: Dir, peekf: bool) {
+    let fresh = known.is_none() && reg().fds.get(fd) == FdState::Unknown;
     let sock = match known {
         Some(s) => s,
         None => match record_of(fd) {
@@ -256,6 +275,9 @@ fn mmsg(known: Option<Sock>, ret: c_int, e: c_int, fd: c_int, vec: *const mmsghd
     } else {
         0
     };
+    if fresh && !peekf {
+        super::witness::unbase(sock.rec, dir, bytes);
+    }
     let out = outcome(ret as isize, e, peekf);
     sock.rec.counters.count(dir, if peekf { 0 } else { bytes }, out.failed);
     runtime::ensure_started();
@@ -324,15 +346,71 @@ pub fn writev(known: Option<Sock>, ret: ssize_t, e: c_int, fd: c_int, _iov: *con
     count(known, fd, Dir::Tx, ret, e, false);
 }
 
+/// A call that moves bytes from `fd_in` to `fd_out` in the kernel (splice, sendfile): a send
+/// when the out end is a socket, a receive when the in end is (splice needs a pipe at one
+/// end; sendfile reads a file, or a socket into a pipe), counted on the one socket.
+fn between(ret: isize, e: c_int, fd_in: c_int, fd_out: c_int) {
+    if count(None, fd_out, Dir::Tx, ret, e, false).is_none() {
+        count(None, fd_in, Dir::Rx, ret, e, false);
+    }
+}
+
+pub fn sendfile(ret: ssize_t, e: c_int, out_fd: c_int, in_fd: c_int, _off: *mut off_t, _count: size_t) {
+    between(ret, e, in_fd, out_fd);
+}
+
+pub fn splice(
+    ret: ssize_t,
+    e: c_int,
+    fd_in: c_int,
+    _off_in: *mut loff_t,
+    fd_out: c_int,
+    _off_out: *mut loff_t,
+    _len: size_t,
+    _flags: c_uint,
+) {
+    between(ret, e, fd_in, fd_out);
+}
+
+/// `preadv`/`preadv64`: on a socket it always fails (ESPIPE: a socket has no offset), and
+/// counts as a failed receive; `O` is the offset type (`off_t`, `off64_t`).
 #[inline]
-pub fn sendfile(
+pub fn preadv<O>(known: Option<Sock>, ret: ssize_t, e: c_int, fd: c_int, _iov: *const iovec, _n: c_int, _off: O) {
+    count(known, fd, Dir::Rx, ret, e, false);
+}
+
+/// `pwritev`/`pwritev64`: as [`preadv`], a failed send.
+#[inline]
+pub fn pwritev<O>(known: Option<Sock>, ret: ssize_t, e: c_int, fd: c_int, _iov: *const iovec, _n: c_int, _off: O) {
+    count(known, fd, Dir::Tx, ret, e, false);
+}
+
+/// `preadv2`/`preadv64v2`: with offset -1 a `readv` with flags, which works on a socket.
+#[inline]
+pub fn preadv2<O>(
     known: Option<Sock>,
     ret: ssize_t,
     e: c_int,
-    out_fd: c_int,
-    _in_fd: c_int,
-    _off: *mut off_t,
-    _count: size_t,
+    fd: c_int,
+    _iov: *const iovec,
+    _n: c_int,
+    _off: O,
+    _flags: c_int,
 ) {
-    count(known, out_fd, Dir::Tx, ret, e, false);
+    count(known, fd, Dir::Rx, ret, e, false);
+}
+
+/// `pwritev2`/`pwritev64v2`: with offset -1 a `writev` with flags.
+#[inline]
+pub fn pwritev2<O>(
+    known: Option<Sock>,
+    ret: ssize_t,
+    e: c_int,
+    fd: c_int,
+    _iov: *const iovec,
+    _n: c_int,
+    _off: O,
+    _flags: c_int,
+) {
+    count(known, fd, Dir::Tx, ret, e, false);
 }

@@ -13,8 +13,8 @@
 
 use libc::{c_int, c_uint, c_ulong, sockaddr, socklen_t};
 use sockmeter::addr::ADDR_WORDS;
-use sockmeter::model::{Family, Proto, Role};
-use sockmeter::registry::{FdState, NewSocket, FLAG_ADOPTED};
+use sockmeter::model::{Dir, Family, Proto, Role};
+use sockmeter::registry::{FdState, NewSocket, FLAG_ADOPTED, FLAG_NO_WITNESS, FLAG_SHUT_WR};
 
 use crate::modules;
 use crate::platform::{self, FdKind};
@@ -68,8 +68,23 @@ fn opened() {
 
 /// Recognises an fd the shim did not see being created (inherited across exec, made by a raw
 /// system call, or duplicated by an unhooked path): classifies it once and, if it is a metered
-/// socket, gives it a record.
+/// socket, gives it a record, and the kernel witness its starting point (a TCP socket is
+/// witnessed from now on).
 pub fn adopt(fd: c_int) -> Option<u32> {
+    adopt_in_call(fd, Dir::Tx, 0)
+}
+
+/// [`adopt`] inside a call that has just moved `bytes` in `dir` on `fd` (the hooks count them,
+/// so the witness's starting point leaves them out).
+pub fn adopt_in_call(fd: c_int, dir: Dir, bytes: u64) -> Option<u32> {
+    let idx = recognise(fd)?;
+    super::witness::base_on_first_use(fd, reg().records.get(idx), dir, bytes);
+    Some(idx)
+}
+
+/// [`adopt`] without the witness's starting point (a socket met at its close is counted from
+/// its creation).
+pub fn recognise(fd: c_int) -> Option<u32> {
     match platform::classify(fd) {
         FdKind::Invalid => None,
         FdKind::NotSocket => {
@@ -153,9 +168,13 @@ pub fn connect(ret: c_int, e: c_int, fd: c_int, addr: *const sockaddr, len: sock
     let peer = unsafe { platform::sockaddr_words(addr, len) };
     match peer {
         None => {
-            // AF_UNSPEC: a datagram socket dissolving its association.
+            // AF_UNSPEC: a datagram socket dissolving its association, or a TCP socket being
+            // disconnected, which zeroes the kernel's counters: no witness for it any more.
             rec.set_peer(&[0; ADDR_WORDS]);
             rec.set_role(Role::Unconnected);
+            if rec.proto() == Proto::Tcp {
+                rec.set_flag(FLAG_NO_WITNESS);
+            }
         }
         Some(p) => {
             rec.set_peer(&p);
@@ -228,9 +247,15 @@ pub fn listen(ret: c_int, _e: c_int, fd: c_int, _backlog: c_int) {
     }
 }
 
-pub fn shutdown(_ret: c_int, _e: c_int, fd: c_int, _how: c_int) {
-    // Nothing to count; recognising the socket keeps its later traffic attributed.
-    let _ = record(fd);
+pub fn shutdown(ret: c_int, _e: c_int, fd: c_int, how: c_int) {
+    // Nothing to count; recognising the socket keeps its later traffic attributed. The
+    // kernel witness needs to know the sending side was shut down (docs: `sockmeter::witness`).
+    let rec = record(fd);
+    if let (0, Some(rec)) = (ret, rec) {
+        if how == libc::SHUT_WR || how == libc::SHUT_RDWR {
+            rec.set_flag(FLAG_SHUT_WR);
+        }
+    }
 }
 
 fn closed(fd: c_int, was: FdState) {
@@ -246,7 +271,7 @@ fn released(ret: c_int, e: c_int) -> bool {
 
 pub fn close_before(fd: c_int) -> FdState {
     runtime::protect_own_fd(fd);
-    reg().fds.get(fd)
+    super::witness::before_close(fd, reg().fds.get(fd))
 }
 
 pub fn close_after(was: FdState, ret: c_int, e: c_int, fd: c_int) {
@@ -258,6 +283,7 @@ pub fn close_after(was: FdState, ret: c_int, e: c_int, fd: c_int) {
 pub fn close_range_before(first: c_uint, last: c_uint, flags: c_int) {
     if flags & platform::CLOSE_RANGE_CLOEXEC == 0 {
         runtime::protect_own_fd_range(first, last);
+        super::witness::before_close_span(first, last);
     }
 }
 
@@ -295,6 +321,7 @@ fn close_span(first: c_uint, last: c_uint) {
 
 pub fn closefrom_before(low: c_int) {
     runtime::protect_own_fd_range(low.max(0) as c_uint, c_uint::MAX);
+    super::witness::before_close_span(low.max(0) as c_uint, c_uint::MAX);
 }
 
 pub fn closefrom_after(_pre: (), _ret: (), _e: c_int, low: c_int) {
@@ -307,9 +334,18 @@ pub fn dup(ret: c_int, _e: c_int, fd: c_int) {
     }
 }
 
-pub fn dup2_before(_old: c_int, new: c_int) -> FdState {
+pub fn dup2_before(old: c_int, new: c_int) -> FdState {
     runtime::protect_own_fd(new);
-    reg().fds.get(new)
+    let was = reg().fds.get(new);
+    if old == new {
+        return was;
+    }
+    // `new` is closed by the dup: the same witness as a close (but a never-seen fd is not
+    // asked: a failed dup2 would leave it open, registered).
+    match was {
+        FdState::Record(_) => super::witness::before_close(new, was),
+        _ => was,
+    }
 }
 
 pub fn dup2_after(was: FdState, ret: c_int, _e: c_int, old: c_int, new: c_int) {

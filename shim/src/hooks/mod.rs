@@ -2,24 +2,31 @@
 //! generates its real-function slot, its export and its wrapper. The handlers are in modules
 //! by family: [`io`] (the per-byte path), [`lifecycle`] (sockets appearing, changing and
 //! closing), [`signals`] (the host's signal handlers, behind a trampoline), [`children`] (how
-//! the host's children ended, as its `wait` calls learn) and [`process`] (exit and exec). `fork` is handled with `pthread_atfork` (see
-//! `runtime`), and Linux's `dlopen` (for RTLD_DEEPBIND plugins) lives with the platform code
-//! because it must tail-call.
+//! the host's children ended, as its `wait` calls learn), [`process`] (exit and exec),
+//! [`syscalls`] (`syscall()` itself, dispatched to the others) and [`uring`] (io_uring rings
+//! being created); [`witness`] reads the kernel's own TCP counters at close, exit and exec.
+//! `fork` is handled with `pthread_atfork` (see `runtime`), and Linux's `dlopen` (for
+//! RTLD_DEEPBIND plugins) lives with the platform code because it must tail-call.
 //!
 //! `[fd x]` marks the argument whose fd decides the fast pass-through: an fd known not to be a
-//! socket (a file, a pipe, a tty) costs one table load and goes straight to libc. `[data x]`
-//! (the per-byte path) also counts a known socket's bytes without taking the guard.
+//! socket (a file, a pipe, a tty) costs one table load and goes straight to libc (`[fd x y]`:
+//! when both are). `[data x]` (the per-byte path) also counts a known socket's bytes without
+//! taking the guard. `[sys n]` (`syscall`) passes a number the shim does not meter straight
+//! through.
 
 pub mod children;
 pub mod io;
 pub mod lifecycle;
 pub mod process;
 pub mod signals;
+pub mod syscalls;
 pub mod table;
+pub mod uring;
+pub mod witness;
 
 use libc::{
-    c_char, c_int, c_uint, c_ulong, c_void, iovec, mmsghdr, msghdr, off_t, sighandler_t, size_t, sockaddr, socklen_t,
-    ssize_t, timespec,
+    c_char, c_int, c_long, c_uint, c_ulong, c_void, iovec, loff_t, mmsghdr, msghdr, off64_t, off_t, sighandler_t,
+    size_t, sockaddr, socklen_t, ssize_t, timespec,
 };
 use sockmeter::registry::FdState;
 
@@ -29,6 +36,13 @@ use table::hook_table;
 #[inline]
 pub fn passes(fd: c_int) -> bool {
     matches!(crate::runtime::reg().fds.get(fd), FdState::NotSocket | FdState::Ignored)
+}
+
+/// In a forked child, after the runtime has given it its own accounting: the kernel witness
+/// starts over for the sockets it inherited, and io_uring is said again if it makes a ring.
+pub fn after_fork_child() {
+    witness::after_fork_child();
+    uring::after_fork_child();
 }
 
 hook_table! {
@@ -41,16 +55,48 @@ hook_table! {
     fn recvmsg(fd: c_int, msg: *mut msghdr, flags: c_int) -> ssize_t [data fd] => after io::recvmsg;
     fn read(fd: c_int, buf: *mut c_void, len: size_t) -> ssize_t [data fd] => after io::read;
     fn write(fd: c_int, buf: *const c_void, len: size_t) -> ssize_t [data fd] => after io::write;
+    /// glibc's public aliases of send, read and write (`__send@GLIBC_2.2.5`, ...): the same
+    /// functions under another name a program can link against.
+    #[cfg(target_os = "linux")]
+    fn __send(fd: c_int, buf: *const c_void, len: size_t, flags: c_int) -> ssize_t [data fd] => after io::send;
+    #[cfg(target_os = "linux")]
+    fn __read(fd: c_int, buf: *mut c_void, len: size_t) -> ssize_t [data fd] => after io::read;
+    #[cfg(target_os = "linux")]
+    fn __write(fd: c_int, buf: *const c_void, len: size_t) -> ssize_t [data fd] => after io::write;
     fn readv(fd: c_int, iov: *const iovec, n: c_int) -> ssize_t [data fd] => after io::readv;
     fn writev(fd: c_int, iov: *const iovec, n: c_int) -> ssize_t [data fd] => after io::writev;
     #[cfg(target_os = "linux")]
     fn sendmmsg(fd: c_int, vec: *mut mmsghdr, vlen: c_uint, flags: c_int) -> c_int [data fd] => after io::sendmmsg;
     #[cfg(target_os = "linux")]
     fn recvmmsg(fd: c_int, vec: *mut mmsghdr, vlen: c_uint, flags: c_int, timeout: *mut timespec) -> c_int [data fd] => after io::recvmmsg;
+    /// Either end may be a socket: a socket read into a pipe works too (Linux 5.12+).
     #[cfg(target_os = "linux")]
-    fn sendfile(out_fd: c_int, in_fd: c_int, off: *mut off_t, count: size_t) -> ssize_t [data out_fd] => after io::sendfile;
+    fn sendfile(out_fd: c_int, in_fd: c_int, off: *mut off_t, count: size_t) -> ssize_t [fd out_fd in_fd] => after io::sendfile;
     #[cfg(target_os = "linux")]
-    fn sendfile64(out_fd: c_int, in_fd: c_int, off: *mut off_t, count: size_t) -> ssize_t [data out_fd] => after io::sendfile;
+    fn sendfile64(out_fd: c_int, in_fd: c_int, off: *mut off_t, count: size_t) -> ssize_t [fd out_fd in_fd] => after io::sendfile;
+    /// A socket at either end (the other is a pipe). `vmsplice` and `tee` need pipes at every
+    /// end (the kernel refuses a socket), so they never move a socket's bytes and are not hooked.
+    #[cfg(target_os = "linux")]
+    fn splice(fd_in: c_int, off_in: *mut loff_t, fd_out: c_int, off_out: *mut loff_t, len: size_t, flags: c_uint) -> ssize_t [fd fd_in fd_out] => after io::splice;
+    /// The vectored calls with an offset: on a socket `preadv`/`pwritev` always fail (ESPIPE),
+    /// and the v2 calls with offset -1 are `readv`/`writev` with flags. glibc exports each under
+    /// a `64` name too (the same function on 64-bit targets).
+    #[cfg(target_os = "linux")]
+    fn preadv(fd: c_int, iov: *const iovec, n: c_int, off: off_t) -> ssize_t [data fd] => after io::preadv;
+    #[cfg(target_os = "linux")]
+    fn preadv64(fd: c_int, iov: *const iovec, n: c_int, off: off64_t) -> ssize_t [data fd] => after io::preadv;
+    #[cfg(target_os = "linux")]
+    fn pwritev(fd: c_int, iov: *const iovec, n: c_int, off: off_t) -> ssize_t [data fd] => after io::pwritev;
+    #[cfg(target_os = "linux")]
+    fn pwritev64(fd: c_int, iov: *const iovec, n: c_int, off: off64_t) -> ssize_t [data fd] => after io::pwritev;
+    #[cfg(target_os = "linux")]
+    fn preadv2(fd: c_int, iov: *const iovec, n: c_int, off: off_t, flags: c_int) -> ssize_t [data fd] => after io::preadv2;
+    #[cfg(target_os = "linux")]
+    fn preadv64v2(fd: c_int, iov: *const iovec, n: c_int, off: off64_t, flags: c_int) -> ssize_t [data fd] => after io::preadv2;
+    #[cfg(target_os = "linux")]
+    fn pwritev2(fd: c_int, iov: *const iovec, n: c_int, off: off_t, flags: c_int) -> ssize_t [data fd] => after io::pwritev2;
+    #[cfg(target_os = "linux")]
+    fn pwritev64v2(fd: c_int, iov: *const iovec, n: c_int, off: off64_t, flags: c_int) -> ssize_t [data fd] => after io::pwritev2;
     #[cfg(target_os = "linux")]
     fn __read_chk(fd: c_int, buf: *mut c_void, len: size_t, buflen: size_t) -> ssize_t [data fd] => after io::read_chk;
     #[cfg(target_os = "linux")]
@@ -107,6 +153,23 @@ hook_table! {
     fn wait4(pid: libc::pid_t, status: *mut c_int, options: c_int, usage: *mut libc::rusage) -> libc::pid_t => rewrite children::wait4;
     #[cfg(target_os = "linux")]
     fn waitid(idtype: libc::idtype_t, id: libc::id_t, info: *mut libc::siginfo_t, options: c_int) -> c_int => after children::waitid;
+
+    // ---- syscall() itself (syscalls.rs) ----
+    /// `syscall` is variadic in C: the number and six `long` arguments, read and passed on in
+    /// the registers (and, on x86_64, the one stack slot) glibc's own `syscall` uses, on x86_64
+    /// and aarch64 Linux (see `syscalls.rs`).
+    #[cfg(target_os = "linux")]
+    fn syscall(n: c_long, a1: c_long, a2: c_long, a3: c_long, a4: c_long, a5: c_long, a6: c_long) -> c_long [sys n] => around syscalls::before, syscalls::after;
+
+    // ---- io_uring rings being created (uring.rs): liburing's entry points ----
+    #[cfg(target_os = "linux")]
+    fn io_uring_queue_init(entries: c_uint, ring: *mut c_void, flags: c_uint) -> c_int => after uring::queue_init;
+    #[cfg(target_os = "linux")]
+    fn io_uring_queue_init_params(entries: c_uint, ring: *mut c_void, p: *mut c_void) -> c_int => after uring::queue_init_params;
+    #[cfg(target_os = "linux")]
+    fn io_uring_queue_init_mem(entries: c_uint, ring: *mut c_void, p: *mut c_void, buf: *mut c_void, size: size_t) -> c_int => after uring::queue_init_mem;
+    #[cfg(target_os = "linux")]
+    fn io_uring_setup(entries: c_uint, p: *mut c_void) -> c_int => after uring::setup;
 
     // ---- the process ending or being replaced (process.rs) ----
     fn _exit(status: c_int) -> () => around process::exit_before, process::after_nothing;

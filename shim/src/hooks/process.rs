@@ -1,5 +1,6 @@
 //! The process ending or being replaced: `_exit`/`_Exit` skip atexit handlers, and exec
-//! replaces the image, so both ship what is pending first. (`exit()` and a return from main
+//! replaces the image, so both read the kernel witness of the TCP sockets still open and ship
+//! what is pending first. (`exit()` and a return from main
 //! are handled by the atexit handler the runtime registers; fork by `pthread_atfork`.)
 
 // Handlers are called only by the wrappers `hook_table!` generates, with exactly the arguments
@@ -20,6 +21,8 @@ pub fn exit_before(status: c_int) {
             signal: None,
         });
     }
+    // `_exit` does not flush stdio: what is in a buffer never reaches the kernel.
+    super::witness::at_exit(false);
     runtime::finish(ByeReason::Exit);
 }
 
@@ -29,6 +32,7 @@ pub fn after_nothing(_pre: (), _ret: (), _e: c_int, _status: c_int) {}
 pub struct Pending(bool);
 
 fn exec_before() -> Pending {
+    super::witness::at_exit(false);
     Pending(runtime::finish(ByeReason::Exec))
 }
 

@@ -5,7 +5,9 @@
 //! * the exported replacement (`export_name` on Linux; an `__interpose` pair on macOS);
 //! * the wrapper, which always does the same thing:
 //!   1. pass straight through when the shim is disabled, when the call's fd (`[fd x]` or
-//!      `[data x]`) is known not to be a socket, or when this thread is already inside the shim
+//!      `[data x]`; `[fd x y]`: every one of them) is known not to be a socket, when a
+//!      `syscall()` (`[sys n]`) is for a number the shim does not meter or on such an fd, or
+//!      when this thread is already inside the shim
 //!      (the guard). A `[data x]` hook on a *known* socket skips the guard: its `after`
 //!      handler only adds to atomics and cannot re-enter (anything that might, such as
 //!      starting the reporting thread, takes the guard itself);
@@ -140,6 +142,15 @@ impl Fallback for usize {
         *self == usize::MAX
     }
 }
+impl Fallback for i64 {
+    fn fallback() -> Self {
+        -1
+    }
+    #[inline]
+    fn failed(&self) -> bool {
+        *self < 0
+    }
+}
 impl Fallback for () {
     fn fallback() -> Self {}
     fn failed(&self) -> bool {
@@ -181,7 +192,7 @@ pub fn shield<R>(f: impl FnOnce() -> R) -> Option<R> {
 macro_rules! hook_table {
     ($(
         $(#[$doc:meta])*
-        fn $name:ident($($arg:ident : $ty:ty),* $(,)?) -> $ret:ty $([$mode:ident $fd:ident])? => $kind:ident $($h:path),+;
+        fn $name:ident($($arg:ident : $ty:ty),* $(,)?) -> $ret:ty $([$mode:ident $($fd:ident)+])? => $kind:ident $($h:path),+;
     )*) => {
         /// Every hook's exported name and address (for rebinding the imports of objects that
         /// escape interposition, such as RTLD_DEEPBIND plugins).
@@ -220,7 +231,7 @@ macro_rules! hook_table {
                 // SAFETY: as in `real`: null or this exact C signature.
                 let loaded = unsafe { std::mem::transmute::<*mut std::ffi::c_void, Option<Real>>(REAL.loaded()) };
                 let Some(real) = loaded else { return unresolved($($arg),*) };
-                hook_table!(@pass real [$($mode $fd)?] ($($arg),*) $kind [$($h),+]);
+                hook_table!(@pass real [$($mode $($fd)+)?] ($($arg),*) $kind [$($h),+]);
                 slow(real, $($arg),*)
             }
 
@@ -258,8 +269,14 @@ macro_rules! hook_table {
     )*};
 
     (@pass $real:ident [] ($($arg:ident),*) $($rest:tt)*) => {};
-    (@pass $real:ident [fd $fd:ident] ($($arg:ident),*) $($rest:tt)*) => {
-        if $crate::hooks::passes($fd) {
+    (@pass $real:ident [fd $($fd:ident)+] ($($arg:ident),*) $($rest:tt)*) => {
+        if $($crate::hooks::passes($fd))&&+ {
+            return $real($($arg),*);
+        }
+    };
+    // `syscall()`: straight through unless the call's number (and fd) is one the shim meters.
+    (@pass $real:ident [sys $($n:ident)+] ($($arg:ident),*) $($rest:tt)*) => {
+        if $crate::hooks::syscalls::passes($($arg),*) {
             return $real($($arg),*);
         }
     };

@@ -117,6 +117,95 @@ pub fn classify(fd: c_int) -> FdKind {
     }
 }
 
+/// The kernel's own counters of TCP socket `fd` (`getsockopt(TCP_INFO)`, one system call).
+/// None when `fd` is not a TCP socket (ENOTSOCK, EOPNOTSUPP) or the kernel is older than 4.19.
+pub fn tcp_counts(fd: c_int) -> Option<sockmeter::witness::TcpCounts> {
+    let mut raw = [0u8; 256];
+    let mut len = raw.len() as socklen_t;
+    // SAFETY: a valid out-buffer of `len` bytes and its length.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            raw.as_mut_ptr() as *mut c_void,
+            &mut len,
+        )
+    };
+    if r != 0 {
+        return None;
+    }
+    sockmeter::witness::TcpCounts::parse(&raw[..(len as usize).min(raw.len())])
+}
+
+/// Bytes queued on socket `fd` for the program to read (`ioctl(FIONREAD)`).
+pub fn unread_bytes(fd: c_int) -> Option<u64> {
+    let mut n: c_int = 0;
+    // SAFETY: FIONREAD writes one int through a valid pointer.
+    let r = unsafe { libc::ioctl(fd, libc::FIONREAD, &mut n as *mut c_int) };
+    (r == 0 && n >= 0).then_some(n as u64)
+}
+
+/// Whether TCP socket `fd` runs kernel TLS (its upper-layer protocol is `tls`): the kernel's
+/// counters then count TLS records, not the bytes the program wrote and read.
+pub fn kernel_tls(fd: c_int) -> bool {
+    let mut name = [0u8; 16];
+    let mut len = name.len() as socklen_t;
+    // SAFETY: a valid out-buffer of `len` bytes and its length.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_ULP,
+            name.as_mut_ptr() as *mut c_void,
+            &mut len,
+        )
+    };
+    r == 0 && name.starts_with(b"tls")
+}
+
+/// The public head of glibc's `struct _IO_FILE` (bits/types/struct_FILE.h), up to `_fileno`.
+#[repr(C)]
+struct IoFileHead {
+    flags: c_int,
+    /// `_IO_read_ptr` ... `_IO_save_end`.
+    ptrs: [*mut c_char; 11],
+    markers: *mut c_void,
+    chain: *mut IoFileHead,
+    fileno: c_int,
+}
+
+extern "C" {
+    /// glibc's list of open streams (exported since 2.2.5).
+    static _IO_list_all: *mut IoFileHead;
+    fn __fpending(fp: *mut libc::FILE) -> libc::size_t;
+    fn fflush_unlocked(fp: *mut libc::FILE) -> c_int;
+}
+
+/// Writes out the pending output of every stdio stream whose fd `wanted` says, the way libc
+/// itself does at exit (`_IO_cleanup`, after the last atexit handler): walking its list of
+/// streams without locks. Not `fflush(NULL)`, which takes every stream's lock, and a thread
+/// blocked reading one (stdin, say) holds its lock: the exit would hang. Every other stream is
+/// left as it is.
+pub fn flush_stdio_on(wanted: impl Fn(c_int) -> bool) {
+    // SAFETY: `_IO_list_all` and each `_chain` are glibc's NULL-terminated list of live
+    // streams, whose public head `IoFileHead` mirrors; at exit nothing frees them. Walked
+    // unlocked exactly as glibc's own exit path walks it; bounded in case it is corrupt.
+    unsafe {
+        let mut fp = _IO_list_all;
+        for _ in 0..65_536 {
+            if fp.is_null() {
+                break;
+            }
+            let f = fp as *mut libc::FILE;
+            if wanted((*fp).fileno) && __fpending(f) > 0 {
+                fflush_unlocked(f);
+            }
+            fp = (*fp).chain;
+        }
+    }
+}
+
 fn name_words(fd: c_int, peer: bool) -> Option<[u64; ADDR_WORDS]> {
     // SAFETY: sockaddr_storage is plain data; zeroed is valid.
     let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };

@@ -378,6 +378,7 @@ extern "C" fn on_exit(status: libc::c_int, _arg: *mut c_void) {
                 signal: None,
             });
         }
+        crate::hooks::witness::at_exit(true);
         finish(ByeReason::Exit)
     });
 }
@@ -388,6 +389,7 @@ extern "C" fn before_fork() {
         if !RESOLVED.swap(true, Relaxed) {
             crate::hooks::table::resolve_all();
         }
+        crate::hooks::witness::before_fork();
         if helper::on() {
             helper::before_fork();
         }
@@ -409,6 +411,7 @@ extern "C" fn on_fork_child() {
             reg().records.reset_after_fork();
         }
         shared().started_ms.store(forked, Relaxed);
+        crate::hooks::after_fork_child();
         // The child starts reporting when it touches a socket itself (a child that only execs
         // or exits costs nothing more).
     });
