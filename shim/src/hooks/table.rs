@@ -342,8 +342,12 @@ macro_rules! hook_table {
 
     (@body around [$($mode:ident)?] [$before:path, $after:path] $real:ident ($($arg:ident),*)) => {{
         $crate::guard::set();
+        // The host's errno as it was: a before-part that changes it must not leak into a real
+        // call that succeeds (which leaves errno alone).
+        let e0 = $crate::platform::errno();
         let pre = $crate::hooks::table::shield(|| $before($($arg),*));
         $crate::guard::leave();
+        $crate::platform::set_errno(e0);
         let ret = $real($($arg),*);
         let e = $crate::platform::errno();
         $crate::guard::set();
@@ -361,11 +365,13 @@ macro_rules! hook_table {
     // the kernel behind a trampoline, and reads back as the host's own).
     (@body rewrite [$($mode:ident)?] [$prepare:path] $real:ident ($($arg:ident),*)) => {{
         $crate::guard::set();
+        let e0 = $crate::platform::errno();
         let mut pre = $crate::hooks::table::shield(|| $prepare($($arg),*));
         $crate::guard::leave();
         let changed = pre
             .as_mut()
             .and_then(|p| $crate::hooks::table::shield(|| $crate::hooks::table::Rewrite::args(p, ($($arg,)*))));
+        $crate::platform::set_errno(e0);
         let ret = match changed {
             Some(($($arg,)*)) => $real($($arg),*),
             None => $real($($arg),*),
