@@ -69,6 +69,12 @@ pub struct RunArgs {
     #[arg(long = "attribute", value_name = "GLOB", value_parser = parse_glob)]
     pub attribute: Vec<String>,
 
+    /// After the command exits, wait for every descendant it left running (a daemon, a
+    /// background job) to end too, and count all of it; Ctrl-C stops waiting and writes the
+    /// report. Without it, sockmeter waits 2 s and reports those still running as `running`.
+    #[arg(long)]
+    pub wait_all: bool,
+
     /// The command to run and its arguments (after `--`).
     #[arg(
         value_name = "CMD",

@@ -37,6 +37,8 @@ const TICK: Duration = Duration::from_millis(20);
 /// so it only wakes otherwise for the metered processes' data (on 2 cores, a reporter that
 /// wakes 50 times a second is a cost the host sees).
 const TICK_WITH_PIDFD: Duration = Duration::from_secs(1);
+/// How often `--wait-all` looks for descendants that ended (data wakes it sooner).
+const WAIT_ALL_TICK: Duration = Duration::from_millis(200);
 /// The socket's name inside the private directory.
 const SOCKET_NAME: &str = "sockmeter.sock";
 
@@ -211,7 +213,7 @@ pub fn run(args: &RunArgs) -> Result<i32> {
         // SAFETY: our own pidfd, used by nothing else.
         unsafe { libc::close(pidfd) };
     }
-    wait_for_descendants(&mut server, pid, &mut endings)?;
+    wait_for_descendants(&mut server, pid, &mut endings, args.wait_all)?;
     let collector = server.collector;
     let running: Vec<String> = collector.conns().filter(|c| c.is_open()).map(|c| c.who()).collect();
     if !running.is_empty() {
@@ -266,9 +268,12 @@ impl Server {
 }
 
 /// After the command exited: serve until no connection is awaited and no descendant is
-/// alive, until [`GRACE`] is over, or until the user sends a signal (SIGINT, SIGQUIT,
-/// SIGTERM or SIGHUP). Orphaned descendants are reaped on the way.
-fn wait_for_descendants(server: &mut Server, command: u32, endings: &mut Endings) -> Result<()> {
+/// alive, until [`GRACE`] is over (never, with `--wait-all`), or until the user sends a signal
+/// (SIGINT, SIGQUIT, SIGTERM or SIGHUP). Orphaned descendants are reaped on the way.
+fn wait_for_descendants(server: &mut Server, command: u32, endings: &mut Endings, wait_all: bool) -> Result<()> {
+    if wait_all {
+        return wait_for_all(server, command, endings);
+    }
     let deadline = Instant::now() + GRACE;
     loop {
         server.serve(Duration::ZERO);
@@ -286,6 +291,23 @@ fn wait_for_descendants(server: &mut Server, command: u32, endings: &mut Endings
             return Ok(());
         }
         server.serve((deadline - now).min(TICK));
+    }
+}
+
+/// `--wait-all`: as [`wait_for_descendants`] without the deadline. Every descendant the command
+/// left (re-parented to sockmeter, the run's child subreaper) is waited for, however long it
+/// runs: daemons included. The loop wakes for data, and every [`WAIT_ALL_TICK`] to reap.
+fn wait_for_all(server: &mut Server, command: u32, endings: &mut Endings) -> Result<()> {
+    loop {
+        let r = reap::reap(command)?;
+        for (p, at, st) in r.ended {
+            endings.add(p, at, st);
+        }
+        let awaited = if server.broken { 0 } else { server.collector.awaited() };
+        if (awaited == 0 && !r.children_left) || signals::pending().is_some() {
+            return Ok(());
+        }
+        server.serve(WAIT_ALL_TICK);
     }
 }
 

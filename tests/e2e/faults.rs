@@ -309,3 +309,62 @@ both_modes! {
         assert_eq!(harness::totals(&r), (20, 10), "exact, as the server saw it");
     }
 }
+
+/// A daemon: the command forks, the child starts a session of its own and forks again, and the
+/// command exits at once. The daemon sends 100 bytes, waits `pause` seconds, sends 200 more.
+fn daemon_script(port: u16, pause: &str) -> String {
+    format!(
+        r#"
+import os, socket, sys, time
+if os.fork():
+    sys.exit(0)
+os.setsid()
+if os.fork():
+    os._exit(0)
+def send(n):
+    s = socket.create_connection(('127.0.0.1', {port}))
+    s.sendall(b'd' * n)
+    s.close()
+send(100)
+time.sleep({pause})
+send(200)
+"#
+    )
+}
+
+both_modes! {
+    /// Without `--wait-all` the run ends with the command (after its grace period) and names the
+    /// daemon as still running; the daemon then goes on, and nothing of sockmeter's reaches the
+    /// user's terminal later (it used to print that the connection to the reporter failed).
+    fn a_daemon_left_behind_is_running_and_silent_later(mode) {
+        let counter = Counter::start(2, 0);
+        let run = Background::start(mode, &[harness::python(), "-c", &daemon_script(counter.port, "3")]);
+        let json = run.json.clone();
+        // Until the daemon too has closed the terminal's (here: the pipe's) stderr.
+        let (code, _, err) = run.wait(Duration::from_secs(60));
+        let seen = counter.finish();
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(seen.rx, 300, "the daemon did all its work");
+        let r = read_report(&json);
+        let d: Vec<_> = r.processes.iter().filter(|p| p.end == "running").collect();
+        assert_eq!(d.len(), 1, "the daemon is named as running:\n{err}");
+        assert_eq!(d[0].totals.tx_bytes, 100, "what it sent before the run ended");
+        let late: Vec<&str> = err.lines().filter(|l| l.contains("reporter")).collect();
+        assert!(late.is_empty(), "nothing about the reporter reached the terminal later:\n{err}");
+    }
+
+    /// `--wait-all` waits for the daemon and counts all of it, exact against the server.
+    fn wait_all_counts_a_daemon_to_its_end(mode) {
+        let counter = Counter::start(2, 0);
+        let run = Background::start_with(mode, &["--wait-all"], &[harness::python(), "-c", &daemon_script(counter.port, "2.5")]);
+        let json = run.json.clone();
+        let (code, _, err) = run.wait(Duration::from_secs(60));
+        let seen = counter.finish();
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(seen.rx, 300);
+        let r = read_report(&json);
+        assert!(r.processes.iter().all(|p| p.end == "exit"), "every process ended:\n{err}");
+        assert_eq!(r.totals.tx_bytes, 300, "all of the daemon's traffic, exact:\n{err}");
+        assert_eq!(r.totals.connections, 2);
+    }
+}
