@@ -152,6 +152,17 @@ impl Config {
     }
 }
 
+/// The name of the reporter's second door for the socket at `socket` (an abstract Unix socket
+/// name, without its leading NUL): a metered process that changed user, and can no longer
+/// enter the reporter's private directory, connects there (the reporter admits only its own
+/// processes). Derived from the path, so both sides know it.
+pub fn door_name(socket: &str) -> Vec<u8> {
+    let mut name = b"sockmeter-door:".to_vec();
+    name.extend_from_slice(socket.as_bytes());
+    name.truncate(107);
+    name
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

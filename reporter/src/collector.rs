@@ -11,6 +11,13 @@
 //! report a notice with the count ([`Collector::notices`]). A connection that never says
 //! `hello` is not a process: it is left out of the report (and counted in the notices if it
 //! sent anything).
+//!
+//! `run` also opens a second *door* ([`Collector::open_door`]): an abstract Unix socket named
+//! after the socket's path (`sockmeter::config::door_name`). A run's process that gave up its
+//! privileges (a daemon that switches to its own user, a program started through setpriv or
+//! su) can no longer enter the private directory, and knocks there instead. An abstract socket
+//! has no permissions of its own, but the admission check is the same: only the run's own
+//! processes get in, so no other user can add to the counts.
 
 use std::collections::HashMap;
 use std::io::{ErrorKind, Read};
@@ -36,6 +43,8 @@ struct Slot {
 /// The listening socket and every connection accepted on it.
 pub struct Collector {
     listener: UnixListener,
+    /// The second door, for the run's processes that changed user (see the module docs).
+    door: Option<UnixListener>,
     path: PathBuf,
     slots: Vec<Slot>,
     next_id: u64,
@@ -60,6 +69,7 @@ impl Collector {
             .context("cannot make the listening socket non-blocking")?;
         Ok(Collector {
             listener,
+            door: None,
             path: path.to_path_buf(),
             slots: Vec::new(),
             next_id: 1,
@@ -70,6 +80,19 @@ impl Collector {
             refused: 0,
             first_refused: None,
         })
+    }
+
+    /// Opens the second door (see the module docs). Only for a policy that checks who the peer
+    /// is beyond its uid (`run`'s: the run's own processes).
+    pub fn open_door(&mut self) -> Result<()> {
+        use std::os::linux::net::SocketAddrExt;
+        let name = sockmeter::config::door_name(&self.path.to_string_lossy());
+        let addr = std::os::unix::net::SocketAddr::from_abstract_name(&name).context("the door's name")?;
+        let door = UnixListener::bind_addr(&addr).context("cannot open the reporter's second door")?;
+        door.set_nonblocking(true)
+            .context("cannot make the door non-blocking")?;
+        self.door = Some(door);
+        Ok(())
     }
 
     /// Changes who may connect from now on.
@@ -151,9 +174,14 @@ impl Collector {
     /// Waits up to `timeout` for activity, then accepts every pending connection and reads
     /// what every ready connection has sent. A signal cuts the wait short.
     pub fn poll(&mut self, timeout: Duration) -> Result<()> {
-        let mut fds = Vec::with_capacity(self.slots.len() + 1);
+        let mut fds = Vec::with_capacity(self.slots.len() + 2);
         fds.push(libc::pollfd {
             fd: self.listener.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        });
+        fds.push(libc::pollfd {
+            fd: self.door.as_ref().map_or(-1, |d| d.as_raw_fd()),
             events: libc::POLLIN,
             revents: 0,
         });
@@ -186,20 +214,28 @@ impl Collector {
             }
             return Err(e).context("poll on the reporter socket failed");
         }
-        for (fd, &i) in fds[1..=which.len()].iter().zip(&which) {
+        for (fd, &i) in fds[2..2 + which.len()].iter().zip(&which) {
             if fd.revents != 0 {
                 self.read_slot(i);
             }
         }
         if fds[0].revents != 0 {
-            self.accept_all();
+            self.accept_all(false);
+        }
+        if fds[1].revents != 0 {
+            self.accept_all(true);
         }
         Ok(())
     }
 
-    fn accept_all(&mut self) {
+    fn accept_all(&mut self, door: bool) {
         loop {
-            match self.listener.accept() {
+            let accepted = match (door, &self.door) {
+                (true, Some(d)) => d.accept(),
+                (true, None) => return,
+                (false, _) => self.listener.accept(),
+            };
+            match accepted {
                 Ok((stream, _)) => {
                     if !self.admit(&stream) {
                         continue;

@@ -148,7 +148,11 @@ pub fn run(args: &RunArgs) -> Result<i32> {
     }
 
     let dir = PrivateDir::new()?;
-    let collector = Collector::bind(&dir.path().join(SOCKET_NAME))?;
+    let mut collector = Collector::bind(&dir.path().join(SOCKET_NAME))?;
+    // For the run's processes that give up their privileges (they cannot enter `dir` then).
+    if let Err(e) = collector.open_door() {
+        say!("sockmeter: warning: {e:#}; a process that changes its user will not be metered");
+    }
     // Where metered parents write how their children ended (they only append to it).
     let endings_file = std::path::PathBuf::from(sockmeter::wire::endings_path(
         &collector.socket_path().to_string_lossy(),

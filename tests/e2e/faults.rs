@@ -368,3 +368,141 @@ both_modes! {
         assert_eq!(r.totals.connections, 2);
     }
 }
+
+/// The uid a privilege-dropping test becomes (nobody).
+const NOBODY: &str = "65534";
+
+/// The privilege tests run as root (as CI does); the metered program then becomes nobody, who
+/// must be able to load the shim and run the shipper from where the build put them.
+fn assert_root_and_reachable(prog: &Path) {
+    // SAFETY: getuid has no preconditions.
+    assert_eq!(
+        unsafe { libc::getuid() },
+        0,
+        "the privilege-drop tests change uid: run them as root (CI does)"
+    );
+    for p in [harness::shim(), harness::sockmeter(), prog.to_path_buf()] {
+        let mut a = p.as_path();
+        while let Some(parent) = a.parent() {
+            let mode = std::fs::metadata(parent)
+                .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()))
+                .unwrap_or(0);
+            assert!(
+                mode & 0o001 != 0,
+                "{} is not searchable by other users: nobody could not load the shim",
+                parent.display()
+            );
+            a = parent;
+        }
+    }
+}
+
+both_modes! {
+    /// A program that gives up root before its first socket (as a daemon does) is still
+    /// metered, exactly: its shipper (or thread), running as the new user, cannot enter the
+    /// reporter's private directory, and reaches it through the run's second door (an abstract
+    /// socket that admits only the run's own processes). It used to lose all its traffic.
+    fn a_process_that_drops_privileges_is_still_metered(mode) {
+        let counter = Counter::start(1, 50);
+        let prog = compile_c("dropuid", &[]);
+        assert_root_and_reachable(&prog);
+        let r = harness::run_in(mode, &[], &[&prog.display().to_string(), &counter.port.to_string(), NOBODY, "5000"], &[]);
+        let seen = counter.finish();
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert_eq!(r.stdout.trim(), format!("uid={NOBODY}"));
+        assert_eq!((seen.rx, seen.tx), (5000, 50));
+        assert_eq!(harness::totals(&r), (5000, 50), "exact, as the server saw it:\n{}", r.stderr);
+    }
+
+    /// The same when the new user's program is a new image (`dropuid` execs the client after
+    /// dropping, as setpriv or su do).
+    fn a_program_started_after_a_privilege_drop_is_metered(mode) {
+        let counter = Counter::start(1, 50);
+        let prog = compile_c("dropuid", &[]);
+        assert_root_and_reachable(&prog);
+        let p = prog.display().to_string();
+        let port = counter.port.to_string();
+        // The exec'd image: dropuid again, already nobody, now the client.
+        let r = harness::run_in(mode, &[], &[&p, &port, NOBODY, "0", &p, &port, NOBODY, "7000"], &[]);
+        let seen = counter.finish();
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert_eq!((seen.rx, seen.tx), (7000, 50));
+        assert_eq!(harness::totals(&r), (7000, 50), "exact, as the server saw it:\n{}", r.stderr);
+    }
+}
+
+/// The second door keeps other users out as the first does: a process of another user (nobody,
+/// started by this test, not by the command) knocks at it with a forged conversation and is
+/// refused, counted and said once; the report holds only the command's own bytes, exact.
+#[test]
+fn the_second_door_admits_only_the_runs_own_processes() {
+    // SAFETY: getuid has no preconditions.
+    assert_eq!(
+        unsafe { libc::getuid() },
+        0,
+        "this test runs a process as another user: run it as root (CI does)"
+    );
+    let dir = harness::fresh_dir("door");
+    // nobody must reach the socket file it reads and the hostile client.
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    let (sock_file, go) = (dir.join("socket"), dir.join("go"));
+    let counter = Counter::start(1, 0);
+    let script = format!(
+        r#"echo "$SOCKMETER_SOCKET" > {sock}.tmp && chmod 644 {sock}.tmp && mv {sock}.tmp {sock}; i=0; while [ ! -e {go} ] && [ $i -lt 1500 ]; do sleep 0.02; i=$((i+1)); done; exec {py} -c "import socket; s = socket.create_connection(('127.0.0.1', {port})); s.sendall(b'y' * 4000); s.close()""#,
+        sock = sock_file.display(),
+        go = go.display(),
+        py = harness::python(),
+        port = counter.port,
+    );
+    let outsider = {
+        let (sock_file, go) = (sock_file.clone(), go.clone());
+        std::thread::spawn(move || {
+            assert!(
+                eventually(Duration::from_secs(30), || sock_file.exists()),
+                "the command wrote its socket path"
+            );
+            let out = Command::new("setpriv")
+                .args([
+                    "--reuid",
+                    NOBODY,
+                    "--regid",
+                    NOBODY,
+                    "--clear-groups",
+                    "/usr/bin/python3",
+                ])
+                .arg(harness::root().join("tests/peers/hostile.py"))
+                .arg(format!("@{}", sock_file.display()))
+                .args(["forge", "door"])
+                .stdin(Stdio::null())
+                .output()
+                .expect("start the outsider");
+            touch(&go);
+            out
+        })
+    };
+    let r = harness::run(&[], &["sh", "-c", &script]);
+    let seen = counter.finish();
+    let out = outsider.join().expect("outsider");
+    let verdict = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        verdict.contains("\"closed\": true"),
+        "the reporter closed the outsider at its door: {verdict} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!((r.code, seen.rx), (0, 4000), "{}", r.stderr);
+    assert!(
+        r.report.processes.iter().all(|p| p.pid != 777_777),
+        "{:#?}",
+        r.report.processes
+    );
+    assert_eq!(
+        r.report.totals.tx_bytes, 4000,
+        "only the real bytes, exact against the server"
+    );
+    assert_eq!(
+        r.stderr.lines().filter(|l| l.contains("refused a connection")).count(),
+        1,
+        "said once:\n{}",
+        r.stderr
+    );
+}

@@ -11,7 +11,8 @@
         The same, each socket as large as the reporter accepts: local and peer addresses of
         128 bytes, and a delta with 4 peers of 128 bytes; then N closed ones alike.
 
-SOCKET is the socket's path, or @FILE to read the path from FILE.
+SOCKET is the socket's path, or @FILE to read the path from FILE. A last argument `door`
+connects to the run's second door (the abstract socket named after the path) instead.
 """
 
 import json
@@ -70,7 +71,10 @@ def main():
     if path.startswith("@"):
         path = open(path[1:]).read().strip()
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.connect(path)
+    if sys.argv[-1] == "door":
+        s.connect("\0sockmeter-door:" + path)
+    else:
+        s.connect(path)
     if sys.argv[2] == "forge":
         data = hello(777777, "/forged/by/outsider") + announce(1, "/forged/module.so") + line(
             {"v": 1, "type": "delta", "at": 2, "sockets": [{"id": 1, "tx_bytes": 123456789, "rx_bytes": 5}]}

@@ -61,6 +61,20 @@ fn zombie_status(pid: u32) -> Option<ExitStatus> {
     ExitStatus::from_wait(fields.get(49)?.parse().ok()?)
 }
 
+/// Connects to the reporter at `path`; a shipper that runs as a user who cannot enter the
+/// reporter's private directory (its host gave up its privileges) knocks at the run's second
+/// door instead, which admits only the run's own processes.
+fn connect(path: &str) -> std::io::Result<UnixStream> {
+    match UnixStream::connect(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            use std::os::linux::net::SocketAddrExt;
+            let door = std::os::unix::net::SocketAddr::from_abstract_name(sockmeter::config::door_name(path))?;
+            UnixStream::connect_addr(&door)
+        }
+        other => other,
+    }
+}
+
 /// Who a host is (from the shim's arguments, or from an adoption message).
 pub struct Who {
     /// Its pid.
@@ -196,7 +210,7 @@ impl Host {
             return None;
         };
         let path = cfg.socket.clone().unwrap_or_default();
-        let stream = match UnixStream::connect(&path).and_then(|s| s.set_nonblocking(true).map(|()| s)) {
+        let stream = match connect(&path).and_then(|s| s.set_nonblocking(true).map(|()| s)) {
             Ok(s) => Some(s),
             Err(e) => {
                 if region.quiet.load(Ordering::Acquire) == 0 && outbox::first_to_say(&path) {

@@ -282,19 +282,35 @@ impl Drop for ClearTemp {
 
 /// Makes the connection (the caller holds [`FdLock`]).
 fn connect_unix(path: &str) -> std::io::Result<c_int> {
-    let bytes = path.as_bytes();
+    match connect_to(path.as_bytes(), false) {
+        // This process changed its user and cannot enter the reporter's private directory:
+        // the run's second door (it admits only the run's own processes).
+        Err(e) if e.raw_os_error() == Some(libc::EACCES) => connect_to(&sockmeter::config::door_name(path), true),
+        other => other,
+    }
+}
+
+/// Connects to the Unix socket at `name` (a path, or an abstract name without its leading NUL).
+fn connect_to(name: &[u8], abstract_name: bool) -> std::io::Result<c_int> {
     // SAFETY: sockaddr_un is plain data.
     let mut sa: libc::sockaddr_un = unsafe { std::mem::zeroed() };
-    if bytes.len() >= sa.sun_path.len() {
+    let skip = usize::from(abstract_name);
+    if name.len() + skip >= sa.sun_path.len() {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
             "path too long for a Unix socket",
         ));
     }
     sa.sun_family = libc::AF_UNIX as libc::sa_family_t;
-    for (d, s) in sa.sun_path.iter_mut().zip(bytes) {
+    for (d, s) in sa.sun_path.iter_mut().skip(skip).zip(name) {
         *d = *s as libc::c_char;
     }
+    let len = if abstract_name {
+        // An abstract name is exactly as long as given (no terminating NUL).
+        (std::mem::size_of::<libc::sa_family_t>() + 1 + name.len()) as libc::socklen_t
+    } else {
+        std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t
+    };
     // SAFETY: plain socket calls on our own fd with valid pointers.
     unsafe {
         let fd = libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
@@ -303,7 +319,6 @@ fn connect_unix(path: &str) -> std::io::Result<c_int> {
         }
         TEMP_FD.store(fd, Release);
         let _clear = ClearTemp;
-        let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
         if libc::connect(fd, &sa as *const libc::sockaddr_un as *const libc::sockaddr, len) != 0 {
             let e = std::io::Error::last_os_error();
             libc::close(fd);
