@@ -238,7 +238,7 @@ mod tests {
     #[test]
     fn passes_ship_differences_and_close_frees() {
         let s = connected(5, 80);
-        let idx = REG.open(&s);
+        let idx = REG.open(&s, || 1).0;
         let rec = REG.records.get(idx);
         let mut sh = Shipper::new();
         let mut acct = ProcessAccount::new();
@@ -270,7 +270,7 @@ mod tests {
         let mut sh = Shipper::new();
         let mut acct = ProcessAccount::new();
         for (tx, rx) in [(64, 64), (0, 0)] {
-            let idx = REG2.open(&s);
+            let idx = REG2.open(&s, || 1).0;
             let rec = REG2.records.get(idx);
             if tx > 0 {
                 rec.counters.count(Dir::Tx, tx, false);

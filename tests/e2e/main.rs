@@ -12,3 +12,4 @@ mod hygiene;
 mod net;
 mod overhead;
 mod plugins;
+mod torture;

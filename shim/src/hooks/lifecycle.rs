@@ -66,6 +66,21 @@ fn opened() {
     runtime::ensure_started();
 }
 
+/// Registers a new socket on `s.fd` (closing a socket the table still held on that number:
+/// [`sockmeter::registry::Registry::claim`]).
+fn register(s: &NewSocket) {
+    reg().open(s, platform::now_ms);
+    opened();
+}
+
+/// A hooked call has just made `fd`, which is `state`: a socket the table still held on that
+/// number was closed behind the shim and is closed now.
+pub fn claim(fd: c_int, state: FdState) {
+    if reg().claim(fd, state, platform::now_ms).is_some() {
+        runtime::notify();
+    }
+}
+
 /// Recognises an fd the shim did not see being created (inherited across exec, made by a raw
 /// system call, or duplicated by an unhooked path): classifies it once and, if it is a metered
 /// socket, gives it a record.
@@ -113,10 +128,9 @@ pub fn socket(ret: c_int, _e: c_int, domain: c_int, ty: c_int, protocol: c_int) 
             if family == Family::Unix {
                 s.local = sockmeter::addr::encode_unix(&[], false, false);
             }
-            reg().open(&s);
-            opened();
+            register(&s);
         }
-        None => reg().fds.set(ret, FdState::Ignored),
+        None => claim(ret, FdState::Ignored),
     }
 }
 
@@ -127,7 +141,7 @@ pub fn socketpair(ret: c_int, _e: c_int, domain: c_int, ty: c_int, protocol: c_i
     // SAFETY: on success the kernel wrote two fds into the caller's `int sv[2]`.
     let fds = unsafe { [*sv, *sv.add(1)] };
     let Some((family, proto)) = kind_of(domain, ty, protocol) else {
-        fds.iter().for_each(|fd| reg().fds.set(*fd, FdState::Ignored));
+        fds.iter().for_each(|fd| claim(*fd, FdState::Ignored));
         return;
     };
     let unnamed = sockmeter::addr::encode_unix(&[], false, false);
@@ -135,8 +149,7 @@ pub fn socketpair(ret: c_int, _e: c_int, domain: c_int, ty: c_int, protocol: c_i
         let mut s = new_socket(fd, family, proto, Role::Connected, 0);
         s.local = unnamed;
         s.peer = unnamed;
-        reg().open(&s);
-        opened();
+        register(&s);
     }
 }
 
@@ -179,7 +192,7 @@ fn accepted(ret: c_int, listener: c_int, addr: *mut sockaddr, len: *mut socklen_
         None => match platform::classify(ret) {
             FdKind::Socket { family, proto, .. } if family != Family::Other => (family, proto),
             _ => {
-                reg().fds.set(ret, FdState::Ignored);
+                claim(ret, FdState::Ignored);
                 return;
             }
         },
@@ -193,8 +206,7 @@ fn accepted(ret: c_int, listener: c_int, addr: *mut sockaddr, len: *mut socklen_
     };
     s.peer = given.or_else(|| platform::peer_words(ret)).unwrap_or([0; ADDR_WORDS]);
     s.local = platform::local_words(ret).unwrap_or([0; ADDR_WORDS]);
-    reg().open(&s);
-    opened();
+    register(&s);
 }
 
 pub fn accept(ret: c_int, _e: c_int, fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) {
@@ -233,7 +245,8 @@ pub fn shutdown(_ret: c_int, _e: c_int, fd: c_int, _how: c_int) {
     let _ = record(fd);
 }
 
-fn closed(fd: c_int, was: FdState) {
+/// `fd`, which was `was`, has been closed.
+pub fn closed(fd: c_int, was: FdState) {
     if reg().close(fd, was, platform::now_ms()).is_some() {
         runtime::notify();
     }
@@ -301,9 +314,16 @@ pub fn closefrom_after(_pre: (), _ret: (), _e: c_int, low: c_int) {
     close_span(low.max(0) as c_uint, c_uint::MAX);
 }
 
+/// `new` is now what `old` is (the dup family).
+fn duped(old: c_int, new: c_int) {
+    if reg().dup(old, new, platform::now_ms).is_some() {
+        runtime::notify();
+    }
+}
+
 pub fn dup(ret: c_int, _e: c_int, fd: c_int) {
     if ret >= 0 {
-        reg().dup(fd, ret);
+        duped(fd, ret);
     }
 }
 
@@ -317,7 +337,7 @@ pub fn dup2_after(was: FdState, ret: c_int, _e: c_int, old: c_int, new: c_int) {
         return;
     }
     closed(new, was);
-    reg().dup(old, new);
+    duped(old, new);
 }
 
 pub fn dup3_before(old: c_int, new: c_int, _flags: c_int) -> FdState {
@@ -330,6 +350,6 @@ pub fn dup3_after(was: FdState, ret: c_int, e: c_int, old: c_int, new: c_int, _f
 
 pub fn fcntl(ret: c_int, _e: c_int, fd: c_int, cmd: c_int, _arg: c_ulong) {
     if ret >= 0 && (cmd == libc::F_DUPFD || cmd == libc::F_DUPFD_CLOEXEC) {
-        reg().dup(fd, ret);
+        duped(fd, ret);
     }
 }
