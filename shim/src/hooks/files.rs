@@ -25,6 +25,7 @@ use sockmeter::registry::FdState;
 
 use super::lifecycle;
 use super::table::Fallback;
+use crate::platform;
 use crate::runtime::reg;
 
 impl Fallback for *mut FILE {
@@ -49,9 +50,13 @@ fn stream_fd(f: *mut FILE) -> Option<c_int> {
     if f.is_null() {
         return None;
     }
+    // fileno sets errno for a stream without an fd; this runs before the real call, whose
+    // errno the host must see unchanged.
+    let e = platform::errno();
     // SAFETY: a non-null stream the host passed to a stdio call that requires a valid one;
     // fileno only reads it.
     let fd = unsafe { libc::fileno(f) };
+    platform::set_errno(e);
     (fd >= 0).then_some(fd)
 }
 

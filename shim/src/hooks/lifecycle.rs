@@ -183,7 +183,7 @@ pub fn connect(ret: c_int, e: c_int, fd: c_int, addr: *const sockaddr, len: sock
     runtime::notify();
 }
 
-fn accepted(ret: c_int, listener: c_int, addr: *mut sockaddr, len: *mut socklen_t) {
+fn accepted(ret: c_int, listener: c_int) {
     if ret < 0 {
         return;
     }
@@ -198,23 +198,20 @@ fn accepted(ret: c_int, listener: c_int, addr: *mut sockaddr, len: *mut socklen_
         },
     };
     let mut s = new_socket(ret, family, proto, Role::Accepted, 0);
-    let given = if addr.is_null() || len.is_null() {
-        None
-    } else {
-        // SAFETY: accept filled `*len` bytes of the caller's `addr` buffer.
-        unsafe { platform::sockaddr_words(addr, *len) }
-    };
-    s.peer = given.or_else(|| platform::peer_words(ret)).unwrap_or([0; ADDR_WORDS]);
+    // Not the caller's address buffer: when it is smaller than the address, the kernel fills
+    // only what fits and reports the full length, so reading that length from it would read
+    // past the caller's buffer.
+    s.peer = platform::peer_words(ret).unwrap_or([0; ADDR_WORDS]);
     s.local = platform::local_words(ret).unwrap_or([0; ADDR_WORDS]);
     register(&s);
 }
 
-pub fn accept(ret: c_int, _e: c_int, fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) {
-    accepted(ret, fd, addr, len);
+pub fn accept(ret: c_int, _e: c_int, fd: c_int, _addr: *mut sockaddr, _len: *mut socklen_t) {
+    accepted(ret, fd);
 }
 
-pub fn accept4(ret: c_int, _e: c_int, fd: c_int, addr: *mut sockaddr, len: *mut socklen_t, _flags: c_int) {
-    accepted(ret, fd, addr, len);
+pub fn accept4(ret: c_int, _e: c_int, fd: c_int, _addr: *mut sockaddr, _len: *mut socklen_t, _flags: c_int) {
+    accepted(ret, fd);
 }
 
 pub fn bind(ret: c_int, _e: c_int, fd: c_int, _addr: *const sockaddr, _len: socklen_t) {

@@ -12,10 +12,11 @@ pub(crate) use crate::cprogs::{
     assert_mirror, assert_sum_mirror, by_local, ctx, num, only_process, path_str, prog, Oracle, Seen,
 };
 pub(crate) use crate::harness::{self, both_modes, direct, fresh_dir, Mode, Run};
-pub(crate) use sockmeter::report::SocketReport;
+pub(crate) use sockmeter::report::{ProcessReport, SocketReport};
 pub(crate) use std::collections::HashMap;
 
 mod fdgames;
+mod hookcalls;
 
 /// Runs `cmd` without the shim (no `LD_PRELOAD`, no `SOCKMETER_*`), checks that it succeeded
 /// and returns its stdout.
