@@ -60,9 +60,12 @@ fn stream_fd(f: *mut FILE) -> Option<c_int> {
     (fd >= 0).then_some(fd)
 }
 
-/// The stream's fd and what the table said about it, before a call that closes it.
+/// The stream's fd and what the table said about it, before a call that closes it (None in a
+/// vfork child: [`lifecycle::parents`]).
 pub fn stream_before(f: *mut FILE) -> Option<(c_int, FdState)> {
-    stream_fd(f).map(|fd| (fd, reg().fds.get(fd)))
+    let fd = stream_fd(f)?;
+    let was = reg().fds.get(fd);
+    (!lifecycle::parents(was)).then_some((fd, was))
 }
 
 pub fn open(ret: c_int, _e: c_int, _path: *const c_char, _flags: c_int, _mode: c_uint) {

@@ -76,9 +76,21 @@ fn register(s: &NewSocket) {
 /// A hooked call has just made `fd`, which is `state`: a socket the table still held on that
 /// number was closed behind the shim and is closed now.
 pub fn claim(fd: c_int, state: FdState) {
+    if parents(reg().fds.get(fd)) {
+        return;
+    }
     if reg().claim(fd, state, platform::now_ms).is_some() {
         runtime::notify();
     }
+}
+
+/// Whether a call that would change what the table says about an fd that is `st` runs in a
+/// vfork child, and must leave the table alone: a vfork child runs in its parent's memory, so
+/// the table is the parent's, whose fds the child's close, dup2 or open do not change (the
+/// child has its own copy of the fd table). Asked (one getpid) only about a socket or one of
+/// the shim's own fds; changes to what is known about other fds are harmless either way.
+pub fn parents(st: FdState) -> bool {
+    matches!(st, FdState::Record(_) | FdState::Ignored) && platform::in_vfork_child()
 }
 
 /// Recognises an fd the shim did not see being created (inherited across exec, made by a raw
@@ -254,25 +266,37 @@ fn released(ret: c_int, e: c_int) -> bool {
     ret == 0 || e != libc::EBADF
 }
 
-pub fn close_before(fd: c_int) -> FdState {
+/// What `fd` is before a call that closes it, or None when this is a vfork child (see
+/// [`parents`]) closing its copy of a socket or of one of the shim's fds.
+pub fn close_before(fd: c_int) -> Option<FdState> {
+    let was = reg().fds.get(fd);
+    if parents(was) {
+        return None;
+    }
     runtime::protect_own_fd(fd);
-    reg().fds.get(fd)
+    Some(was)
 }
 
-pub fn close_after(was: FdState, ret: c_int, e: c_int, fd: c_int) {
-    if released(ret, e) {
+pub fn close_after(was: Option<FdState>, ret: c_int, e: c_int, fd: c_int) {
+    if let (Some(was), true) = (was, released(ret, e)) {
         closed(fd, was);
     }
 }
 
-pub fn close_range_before(first: c_uint, last: c_uint, flags: c_int) {
+/// Whether a close sweep is the process's own (not a vfork child's, see [`parents`]): then its
+/// range is cleared of the shim's fds first.
+pub fn close_range_before(first: c_uint, last: c_uint, flags: c_int) -> bool {
+    if platform::in_vfork_child() {
+        return false;
+    }
     if flags & platform::CLOSE_RANGE_CLOEXEC == 0 {
         runtime::protect_own_fd_range(first, last);
     }
+    true
 }
 
-pub fn close_range_after(_pre: (), ret: c_int, _e: c_int, first: c_uint, last: c_uint, flags: c_int) {
-    if ret != 0 || flags & platform::CLOSE_RANGE_CLOEXEC != 0 {
+pub fn close_range_after(own: bool, ret: c_int, _e: c_int, first: c_uint, last: c_uint, flags: c_int) {
+    if !own || ret != 0 || flags & platform::CLOSE_RANGE_CLOEXEC != 0 {
         return;
     }
     close_span(first, last);
@@ -303,16 +327,26 @@ fn close_span(first: c_uint, last: c_uint) {
     }
 }
 
-pub fn closefrom_before(low: c_int) {
+pub fn closefrom_before(low: c_int) -> bool {
+    if platform::in_vfork_child() {
+        return false;
+    }
     runtime::protect_own_fd_range(low.max(0) as c_uint, c_uint::MAX);
+    true
 }
 
-pub fn closefrom_after(_pre: (), _ret: (), _e: c_int, low: c_int) {
-    close_span(low.max(0) as c_uint, c_uint::MAX);
+pub fn closefrom_after(own: bool, _ret: (), _e: c_int, low: c_int) {
+    if own {
+        close_span(low.max(0) as c_uint, c_uint::MAX);
+    }
 }
 
-/// `new` is now what `old` is (the dup family).
+/// `new` is now what `old` is (the dup family), unless this is a vfork child (see
+/// [`parents`]).
 fn duped(old: c_int, new: c_int) {
+    if parents(reg().fds.get(old)) || parents(reg().fds.get(new)) {
+        return;
+    }
     if reg().dup(old, new, platform::now_ms).is_some() {
         runtime::notify();
     }
@@ -324,12 +358,18 @@ pub fn dup(ret: c_int, _e: c_int, fd: c_int) {
     }
 }
 
-pub fn dup2_before(_old: c_int, new: c_int) -> FdState {
+/// What `new` is before the dup2 that replaces it, or None in a vfork child (see [`parents`]).
+pub fn dup2_before(old: c_int, new: c_int) -> Option<FdState> {
+    let was = reg().fds.get(new);
+    if parents(was) || parents(reg().fds.get(old)) {
+        return None;
+    }
     runtime::protect_own_fd(new);
-    reg().fds.get(new)
+    Some(was)
 }
 
-pub fn dup2_after(was: FdState, ret: c_int, _e: c_int, old: c_int, new: c_int) {
+pub fn dup2_after(was: Option<FdState>, ret: c_int, _e: c_int, old: c_int, new: c_int) {
+    let Some(was) = was else { return };
     if ret < 0 || old == new {
         return;
     }
@@ -337,11 +377,11 @@ pub fn dup2_after(was: FdState, ret: c_int, _e: c_int, old: c_int, new: c_int) {
     duped(old, new);
 }
 
-pub fn dup3_before(old: c_int, new: c_int, _flags: c_int) -> FdState {
+pub fn dup3_before(old: c_int, new: c_int, _flags: c_int) -> Option<FdState> {
     dup2_before(old, new)
 }
 
-pub fn dup3_after(was: FdState, ret: c_int, e: c_int, old: c_int, new: c_int, _flags: c_int) {
+pub fn dup3_after(was: Option<FdState>, ret: c_int, e: c_int, old: c_int, new: c_int, _flags: c_int) {
     dup2_after(was, ret, e, old, new);
 }
 

@@ -10,10 +10,23 @@
 use libc::c_int;
 use sockmeter::wire::ByeReason;
 
-use crate::runtime;
+use crate::{guard, platform, runtime};
+
+/// A vfork child runs on its parent's thread-local memory too, and the wrapper holds the
+/// re-entrancy guard across the real call, which never returns from a successful exec or an
+/// `_exit`: the parent thread would resume with the guard still held, and every later hook
+/// of that thread would pass straight through (its closes and new sockets unseen, its
+/// atexit report never sent). So a vfork child lets the guard go before the real call; the
+/// wrapper's own release after a failed exec finds it already released.
+fn release_guard_in_vfork_child() {
+    if platform::in_vfork_child() {
+        guard::leave();
+    }
+}
 
 pub fn exit_before(_status: c_int) {
     runtime::finish(ByeReason::Exit);
+    release_guard_in_vfork_child();
 }
 
 pub fn after_nothing(_pre: (), _ret: (), _e: c_int, _status: c_int) {}
@@ -22,7 +35,9 @@ pub fn after_nothing(_pre: (), _ret: (), _e: c_int, _status: c_int) {}
 pub struct Pending(bool);
 
 fn exec_before() -> Pending {
-    Pending(runtime::finish(ByeReason::Exec))
+    let pending = Pending(runtime::finish(ByeReason::Exec));
+    release_guard_in_vfork_child();
+    pending
 }
 
 fn exec_after(pending: Pending, _ret: c_int) {

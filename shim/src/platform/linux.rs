@@ -1,7 +1,7 @@
 //! Linux (glibc) implementation of the platform contract in `platform/mod.rs`.
 
 use std::ffi::{c_void, CStr};
-use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering::*};
+use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicUsize, Ordering::*};
 
 use libc::{c_char, c_int, sockaddr, socklen_t};
 use sockmeter::addr::{self, ADDR_WORDS};
@@ -425,6 +425,35 @@ pub fn cmdline() -> Vec<String> {
 pub fn pid() -> u32 {
     // SAFETY: getpid is always safe.
     unsafe { libc::getpid() as u32 }
+}
+
+/// The pid of the process this memory belongs to: read at load time and again in every fork
+/// child. A vfork child runs in its parent's memory until it execs or exits, so it reads its
+/// parent's pid here (and no atfork handler runs for it).
+static SELF_PID: AtomicU32 = AtomicU32::new(0);
+
+extern "C" fn refresh_self_pid() {
+    SELF_PID.store(pid(), Relaxed);
+}
+
+#[used]
+#[link_section = ".init_array"]
+static SELF_PID_INIT: extern "C" fn() = {
+    extern "C" fn init() {
+        refresh_self_pid();
+        // SAFETY: registering a function that lives as long as the process.
+        unsafe { libc::pthread_atfork(None, None, Some(refresh_self_pid)) };
+    }
+    init
+};
+
+/// Whether this is a vfork child (or any child sharing its parent's memory without being a
+/// thread of it): everything the shim holds in memory is its parent's, which it must leave
+/// alone. One system call (getpid); callers ask only before changing what the parent knows
+/// about a socket. False before the shim's constructor ran.
+pub fn in_vfork_child() -> bool {
+    let own = SELF_PID.load(Relaxed);
+    own != 0 && own != pid()
 }
 
 /// The parent's id.

@@ -9,7 +9,7 @@
 //! says what its calls must return (results and errno, compared line by line).
 
 pub(crate) use crate::cprogs::{
-    assert_mirror, assert_sum_mirror, by_local, ctx, num, only_process, path_str, prog, Oracle, Seen,
+    assert_mirror, assert_sum_mirror, by_local, ctx, fields, get, num, only_process, path_str, prog, Oracle, Seen,
 };
 pub(crate) use crate::harness::{self, both_modes, direct, fresh_dir, Mode, Run};
 pub(crate) use sockmeter::report::{ProcessReport, SocketReport};
@@ -17,6 +17,8 @@ pub(crate) use std::collections::HashMap;
 
 mod fdgames;
 mod hookcalls;
+mod storms;
+mod threads;
 
 /// Runs `cmd` without the shim (no `LD_PRELOAD`, no `SOCKMETER_*`), checks that it succeeded
 /// and returns its stdout.
