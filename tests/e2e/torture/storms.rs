@@ -40,7 +40,7 @@ fn quiet_pids(stdout: &str) -> Vec<u32> {
 }
 
 /// The one report entry of process `pid` (one image).
-fn process<'a>(r: &'a Run, pid: u32) -> &'a ProcessReport {
+fn process(r: &Run, pid: u32) -> &ProcessReport {
     let v: Vec<&ProcessReport> = r.report.processes.iter().filter(|p| p.pid == pid).collect();
     assert_eq!(v.len(), 1, "one report entry for pid {pid}{}", ctx(r));
     v[0]
