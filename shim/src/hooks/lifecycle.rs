@@ -170,7 +170,9 @@ fn record(fd: c_int) -> Option<&'static sockmeter::registry::Record> {
 }
 
 pub fn connect(ret: c_int, e: c_int, fd: c_int, addr: *const sockaddr, len: socklen_t) {
-    if ret != 0 && e != libc::EINPROGRESS {
+    // EINPROGRESS (nonblocking) and EINTR (a signal, without SA_RESTART): the kernel goes on
+    // connecting to this address in the background.
+    if ret != 0 && e != libc::EINPROGRESS && e != libc::EINTR {
         return;
     }
     let Some(rec) = record(fd) else { return };

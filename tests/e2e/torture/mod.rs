@@ -15,6 +15,7 @@ pub(crate) use crate::harness::{self, both_modes, direct, fresh_dir, Mode, Run};
 pub(crate) use sockmeter::report::{ProcessReport, SocketReport};
 pub(crate) use std::collections::HashMap;
 
+mod eintr;
 mod fdgames;
 mod hookcalls;
 mod storms;
