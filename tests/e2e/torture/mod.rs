@@ -18,6 +18,7 @@ pub(crate) use std::collections::HashMap;
 mod eintr;
 mod fdgames;
 mod hookcalls;
+mod memcheck;
 mod storms;
 mod threads;
 
@@ -55,14 +56,14 @@ pub(crate) fn assert_same_results(plain: &str, r: &Run, prefix: &str) {
         !want.is_empty(),
         "the unmetered run printed no {prefix:?} lines:\n{plain}"
     );
-    let got = lines_with(&r.stdout, prefix);
-    for (i, (w, g)) in want.iter().zip(&got).enumerate() {
-        assert_eq!(
-            g,
-            w,
-            "result line {i} differs under the shim (unmetered: {w:?}){}",
-            ctx(r)
-        );
+    assert_same_lines(&want, &lines_with(&r.stdout, prefix), r);
+}
+
+/// `got` (the metered run's lines) equals `want` (the unmetered run's), line by line; a
+/// failure names the first line that differs.
+pub(crate) fn assert_same_lines(want: &[&str], got: &[&str], r: &Run) {
+    for (i, (w, g)) in want.iter().zip(got).enumerate() {
+        assert_eq!(g, w, "line {i} differs under the shim (unmetered: {w:?}){}", ctx(r));
     }
     assert_eq!(got.len(), want.len(), "number of result lines{}", ctx(r));
 }
