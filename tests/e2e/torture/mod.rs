@@ -19,6 +19,7 @@ mod eintr;
 mod fdgames;
 mod hookcalls;
 mod memcheck;
+mod soak;
 mod storms;
 mod threads;
 
