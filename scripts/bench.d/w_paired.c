@@ -17,6 +17,7 @@
  *   usage: w_paired eagain ROUNDS BLOCK
  *          w_paired stream PORT SIZE ROUNDS BLOCK     (send phase, then recv phase)
  *          w_paired file PATH ROUNDS BLOCK            (4 KiB write + read on a regular file)
+ *          w_paired open PATH ROUNDS BLOCK            (open + close of a regular file)
  *
  * tx/rx: the inet bytes moved through the A calls (and the connection headers, and the
  * ack), i.e. what an interposer that counts bytes should have counted. */
@@ -27,6 +28,8 @@ typedef ssize_t (*send_fn)(int, const void *, size_t, int);
 typedef ssize_t (*recv_fn)(int, void *, size_t, int);
 typedef ssize_t (*read_fn)(int, void *, size_t);
 typedef ssize_t (*write_fn)(int, const void *, size_t);
+typedef int (*open_fn)(const char *, int, ...);
+typedef int (*close_fn)(int);
 
 static void *libc_handle(void) {
     void *h = dlopen("libc.so.6", RTLD_NOLOAD | RTLD_LAZY);
@@ -233,11 +236,44 @@ static int file(int argc, char **argv) {
     return 0;
 }
 
+/* ---- open: open() + close() of a regular file, the fd-making calls' own cost ---- */
+static int open_close(int argc, char **argv) {
+    if (argc < 3) { fprintf(stderr, "usage: w_paired open PATH ROUNDS BLOCK\n"); return 2; }
+    unsigned long rounds = arg_ull(argc, argv, 3, 400), block = arg_ull(argc, argv, 4, 1000);
+    void *libc = libc_handle();
+    open_fn oa = (open_fn)sym(RTLD_DEFAULT, "open"), ob = (open_fn)sym(libc, "open");
+    close_fn ca = (close_fn)sym(RTLD_DEFAULT, "close"), cb = (close_fn)sym(libc, "close");
+    int fd = open(argv[2], O_RDWR | O_CREAT | O_TRUNC, 0600);
+    if (fd < 0) die("create");
+    close(fd);
+    struct tally t;
+    tally_init(&t, rounds);
+    for (unsigned long r = 0; r < rounds; r++) {
+        double ns[2];
+        for (int k = 0; k < 2; k++) {
+            int use_a = (k == 0) == (r % 2 == 0);
+            open_fn o = use_a ? oa : ob;
+            close_fn c = use_a ? ca : cb;
+            uint64_t t0 = now_ns();
+            for (unsigned long i = 0; i < block; i++) {
+                int f = o(argv[2], O_RDONLY);
+                if (f < 0 || c(f) != 0) die("open/close");
+            }
+            ns[use_a ? 0 : 1] = (double)(now_ns() - t0);
+        }
+        tally_add(&t, ns[0], (double)block, ns[1], (double)block);
+    }
+    unlink(argv[2]);
+    tally_print(&t, "paired_open", 0, 0, "");
+    return 0;
+}
+
 int main(int argc, char **argv) {
-    if (argc < 2) { fprintf(stderr, "usage: w_paired eagain|stream|file ...\n"); return 2; }
+    if (argc < 2) { fprintf(stderr, "usage: w_paired eagain|stream|file|open ...\n"); return 2; }
     if (strcmp(argv[1], "eagain") == 0) return eagain(argc, argv);
     if (strcmp(argv[1], "stream") == 0) return stream(argc, argv);
     if (strcmp(argv[1], "file") == 0) return file(argc, argv);
+    if (strcmp(argv[1], "open") == 0) return open_close(argc, argv);
     fprintf(stderr, "w_paired: unknown kind %s\n", argv[1]);
     return 2;
 }
