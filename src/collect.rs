@@ -142,13 +142,20 @@ impl Shipper {
                     });
                 }
             }
-            let counts = (!d.is_zero() || !peers.is_empty()).then_some(SocketDelta {
+            // The overflow record: connections that shared it since the last pass.
+            let shared = if idx as u32 == crate::registry::OVERFLOW {
+                reg.records.take_overflow_connections()
+            } else {
+                0
+            };
+            let counts = (!d.is_zero() || !peers.is_empty() || shared > 0).then_some(SocketDelta {
                 id: meta.id,
                 tx_bytes: d.tx_bytes,
                 rx_bytes: d.rx_bytes,
                 tx_calls: d.tx_calls,
                 rx_calls: d.rx_calls,
                 errors: d.errors,
+                connections: shared,
                 peers,
             });
             let is_closed = state == RecordState::Closed;
@@ -241,7 +248,7 @@ mod tests {
     #[test]
     fn passes_ship_differences_and_close_frees() {
         let s = connected(5, 80);
-        let idx = REG.open(&s);
+        let idx = REG.open(&s, || 1).0;
         let rec = REG.records.get(idx);
         let mut sh = Shipper::new();
         let mut acct = ProcessAccount::new();
@@ -273,7 +280,7 @@ mod tests {
         let mut sh = Shipper::new();
         let mut acct = ProcessAccount::new();
         for (tx, rx) in [(64, 64), (0, 0)] {
-            let idx = REG2.open(&s);
+            let idx = REG2.open(&s, || 1).0;
             let rec = REG2.records.get(idx);
             if tx > 0 {
                 rec.counters.count(Dir::Tx, tx, false);
@@ -299,5 +306,40 @@ mod tests {
             (64, 64, 2)
         );
         assert!(r.sockets.iter().all(|s| s.closed_at == Some(crate::time::rfc3339(3))));
+    }
+
+    #[test]
+    fn connections_that_shared_the_overflow_record_still_count() {
+        static FULL: Registry = Registry::new();
+        let mut sh = Shipper::new();
+        let mut acct = ProcessAccount::new();
+        let n = crate::registry::MAX_RECORDS as u32 - 1;
+        for fd in 0..n {
+            let (idx, _) = FULL.open(&connected(fd as i32, 80), || 1);
+            assert_ne!(idx, crate::registry::OVERFLOW);
+        }
+        // The registry is full: two more connections share the overflow record.
+        for fd in n..n + 2 {
+            let (idx, _) = FULL.open(&connected(fd as i32, 80), || 1);
+            assert_eq!(idx, crate::registry::OVERFLOW);
+            FULL.records.count_overflow_connection();
+            FULL.records.get(idx).counters.count(Dir::Tx, 10, false);
+        }
+        for m in sh.pass(&FULL, &names, 2) {
+            acct.apply(&m).unwrap();
+        }
+        let r = acct.report(false, "running");
+        assert_eq!(
+            r.totals.connections,
+            u64::from(n) + 2,
+            "every connection, the shared ones too"
+        );
+        assert_eq!(r.totals.tx_bytes, 20);
+        let o = r
+            .sockets
+            .iter()
+            .find(|s| s.role == "overflow")
+            .expect("the overflow line");
+        assert_eq!((o.folded, o.tx_bytes), (2, 20));
     }
 }

@@ -61,6 +61,19 @@ pub struct ConfigError {
     pub fallback: &'static str,
 }
 
+/// How much of a malformed value an error shows: enough to recognise it, and the line stays
+/// one readable line whatever was set (a value can be up to 128 KiB long).
+const SHOWN_CHARS: usize = 64;
+
+/// `value` as an error shows it: its first [`SHOWN_CHARS`] characters, and its length when it
+/// is longer.
+fn shown(value: String) -> String {
+    match value.char_indices().nth(SHOWN_CHARS) {
+        None => value,
+        Some((cut, _)) => format!("{}... ({} bytes)", &value[..cut], value.len()),
+    }
+}
+
 fn flag(var: &'static str, v: Option<OsString>, errs: &mut Vec<ConfigError>) -> bool {
     match v.as_ref().map(|v| v.to_string_lossy().into_owned()) {
         None => false,
@@ -70,7 +83,7 @@ fn flag(var: &'static str, v: Option<OsString>, errs: &mut Vec<ConfigError>) -> 
             _ => {
                 errs.push(ConfigError {
                     var,
-                    value: s,
+                    value: shown(s),
                     problem: "expected 1 or 0".into(),
                     fallback: "treated as 0",
                 });
@@ -88,7 +101,7 @@ fn text(var: &'static str, v: Option<OsString>, errs: &mut Vec<ConfigError>) -> 
         Err(raw) => {
             errs.push(ConfigError {
                 var,
-                value: raw.to_string_lossy().into_owned(),
+                value: shown(raw.to_string_lossy().into_owned()),
                 problem: "not valid UTF-8".into(),
                 fallback: "ignored",
             });
@@ -113,7 +126,7 @@ impl Config {
                 Ok(ms) if (10..=3_600_000).contains(&ms) => c.interval_ms = ms,
                 _ => errs.push(ConfigError {
                     var: "SOCKMETER_INTERVAL",
-                    value: s,
+                    value: shown(s),
                     problem: "expected milliseconds from 10 to 3600000".into(),
                     fallback: "using 1000",
                 }),
@@ -195,6 +208,24 @@ mod tests {
         assert_eq!(e.len(), 2);
         assert!(e[0].to_string().contains("SOCKMETER_DISABLE"));
         assert!(e[1].to_string().starts_with("SOCKMETER_INTERVAL=\"soon\""));
+    }
+
+    #[test]
+    fn a_huge_value_is_shown_cut_short() {
+        let huge = "9".repeat(100_000);
+        let (c, e) = read(&[
+            ("SOCKMETER_INTERVAL", &huge),
+            ("SOCKMETER_UNIX", "\u{e9}".repeat(100).as_str()),
+        ]);
+        assert_eq!(c.interval_ms, DEFAULT_INTERVAL_MS);
+        assert_eq!(e.len(), 2);
+        let line = e[1].to_string();
+        assert!(
+            line.starts_with(&format!("SOCKMETER_INTERVAL=\"{}... (100000 bytes)\"", "9".repeat(64))),
+            "{line}"
+        );
+        assert!(line.len() < 200, "{line}");
+        assert_eq!(e[0].value, format!("{}... (200 bytes)", "\u{e9}".repeat(64)));
     }
 
     #[test]

@@ -3,9 +3,10 @@
 //! Whoever ships a process's counts (the shipper process, or the reporting thread) writes to
 //! the reporter without ever blocking on it: the socket is non-blocking, and what the reporter
 //! has not read yet waits here, in an [`Outbox`]. A reporter that stops reading (SIGSTOP, a
-//! slow terminal, a machine swapping) costs nothing but memory, and little of that: while
-//! lines wait, the shipper runs no pass, so the counts stay in the registry's counters (which
-//! lose nothing by waiting) rather than piling up as text. When the reporter reads again, the
+//! slow terminal, a machine swapping) costs nothing but memory, and a bounded amount: once more
+//! than a limit waits ([`SHIPPER_HOLD`], [`THREAD_HOLD`]), the shipper runs no pass, so the
+//! counts stay in the registry's counters (which lose nothing by waiting) rather than piling
+//! up as text. When the reporter reads again, the
 //! waiting lines go first, then the next pass ships everything counted meanwhile.
 //!
 //! A connection that breaks (the reporter died) leaves its last line perhaps half written:
@@ -18,8 +19,16 @@
 
 use std::io::{self, ErrorKind};
 
-/// Bytes waiting above which no new pass runs (the counters keep what is not shipped).
-pub const HOLD: usize = 64 * 1024;
+/// Bytes waiting above which a shipper process runs no new pass (the counters keep what is not
+/// shipped). Generous: while passes wait, closed sockets keep their records (a record is
+/// reused only once its last counts are shipped), and a server churning through connections
+/// would fill the registry (then new sockets share the overflow record: bytes stay exact, but
+/// they are no longer told apart). One pass adds at most a line per record.
+pub const SHIPPER_HOLD: usize = 16 << 20;
+/// The same for the reporting thread inside a host: the waiting lines are the host's memory.
+pub const THREAD_HOLD: usize = 1 << 20;
+/// What the buffer keeps of lines already written before it compacts.
+const COMPACT: usize = 64 * 1024;
 
 /// What the reporter sends each connection still open when the run ends.
 pub const END_LINE: &[u8] = b"{\"v\":1,\"type\":\"end\"}\n";
@@ -36,17 +45,23 @@ pub enum Flushed {
 }
 
 /// Complete wire lines not yet written, in order.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Outbox {
     buf: Vec<u8>,
     /// Bytes of `buf` already written.
     done: usize,
+    /// Bytes waiting above which [`Outbox::accepts_more`] says no.
+    hold: usize,
 }
 
 impl Outbox {
-    /// Nothing waiting.
-    pub fn new() -> Self {
-        Self::default()
+    /// Nothing waiting; new passes wait while more than `hold` bytes do.
+    pub fn new(hold: usize) -> Self {
+        Outbox {
+            buf: Vec::new(),
+            done: 0,
+            hold,
+        }
     }
 
     /// Queues complete lines (each ends with a newline).
@@ -66,7 +81,7 @@ impl Outbox {
 
     /// Whether a new pass may run (little enough waits).
     pub fn accepts_more(&self) -> bool {
-        self.pending() < HOLD
+        self.pending() < self.hold
     }
 
     /// The bytes not yet written.
@@ -88,7 +103,7 @@ impl Outbox {
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {
                     // Keep the buffer from growing by what was already written.
-                    if self.done >= HOLD {
+                    if self.done >= COMPACT {
                         self.buf.drain(..self.done);
                         self.done = 0;
                     }
@@ -187,7 +202,7 @@ mod tests {
 
     #[test]
     fn a_blocked_reporter_keeps_lines_in_order_and_a_cut_line_whole() {
-        let mut o = Outbox::new();
+        let mut o = Outbox::new(100);
         o.push(b"one\ntwo\n");
         let mut written = Vec::new();
         // The reporter takes 5 bytes, then is full.
@@ -218,6 +233,9 @@ mod tests {
         ));
         assert_eq!(again, b"two\nthree\n");
         assert!(o.is_empty() && o.accepts_more());
+        o.push(&[b'x'; 100]);
+        assert!(!o.accepts_more(), "100 bytes wait: no new pass");
+        o.clear();
         assert!(matches!(
             {
                 o.push(b"x\n");

@@ -21,7 +21,7 @@ use crate::wire::{ExitStatus, Message, Notice};
 /// `Shared::magic` once initialised.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"SOCKMTR1");
 /// Layout version (bumped on any change of this file's types).
-pub const LAYOUT: u64 = 5;
+pub const LAYOUT: u64 = 6;
 /// Bytes of the snapshot mailbox.
 pub const SNAPSHOT_MAX: usize = 16 << 20;
 /// Bytes of each text ring.
@@ -131,6 +131,8 @@ pub struct Shared {
     /// When this process image started, ms since the epoch: the shim's load (an exec'd image,
     /// the command) or the fork (a forked child). 0 until set.
     pub started_ms: AtomicU64,
+    /// This image's identity (`wire::Hello::image`), drawn at load.
+    pub image: AtomicU64,
     /// Set by the exec hooks just before exec (cleared if exec fails).
     pub exec_pending: AtomicU32,
     /// How the process is ending, when the shim knows ([`Shared::set_ending`]): `_exit(code)`,
@@ -181,6 +183,7 @@ impl Shared {
             layout: AtomicU64::new(0),
             changes: AtomicU64::new(0),
             started_ms: AtomicU64::new(0),
+            image: AtomicU64::new(0),
             exec_pending: AtomicU32::new(0),
             ending: AtomicU32::new(0),
             subscribed: AtomicU32::new(0),

@@ -71,7 +71,7 @@ pub struct Hello {
     pub exe: String,
     /// Command line.
     pub argv: Vec<String>,
-    /// When metering of this process image started, ms since the epoch.
+    /// When this process image started (its load, or its fork), ms since the epoch.
     pub started_at: u64,
     /// Start or fork.
     pub origin: Origin,
@@ -79,6 +79,15 @@ pub struct Hello {
     pub shim_version: String,
     /// How often deltas are sent, in ms.
     pub interval_ms: u64,
+    /// The image's identity, drawn at load (a forked child keeps its parent's: its pid tells
+    /// it apart). A reconnection of the same image repeats it; two images of one pid that start
+    /// in the same millisecond (an exec chain) differ. 0 from older shims.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub image: u64,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 /// `socket`.
@@ -156,6 +165,10 @@ pub struct SocketDelta {
     /// Failed calls.
     #[serde(default)]
     pub errors: u64,
+    /// Connections that joined this socket line since the last delta: only the overflow record
+    /// (sockets opened while the registry was full share it) has any.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub connections: u64,
     /// Per-peer differences (datagram sockets).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub peers: Vec<PeerDelta>,
@@ -471,6 +484,7 @@ mod tests {
                 origin: Origin::Fork,
                 shim_version: "0.1.0".into(),
                 interval_ms: 1000,
+                image: 0,
             }),
             Message::Delta(Delta {
                 at: 9,

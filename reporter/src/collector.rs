@@ -38,6 +38,10 @@ const READ_BUDGET: usize = 1 << 20;
 struct Slot {
     conn: Conn,
     stream: Option<UnixStream>,
+    /// When data last came on this connection.
+    last_data: Option<std::time::Instant>,
+    /// The process at the other end (a shipper, or the process itself), from `SO_PEERCRED`.
+    peer_pid: u32,
 }
 
 /// The listening socket and every connection accepted on it.
@@ -165,6 +169,24 @@ impl Collector {
         self.slots.iter().enumerate().filter(waiting).count()
     }
 
+    /// When a process that has ended (its pid is gone) last sent data on a connection that is
+    /// still open while its shipper still runs: the shipper is still shipping what it counted
+    /// before the host ended (a server faster than its shipper leaves a backlog, and the last
+    /// pass over a large registry takes a while). None when there is no such connection.
+    pub fn draining_since(&self) -> Option<std::time::Instant> {
+        self.slots
+            .iter()
+            .filter(|s| s.stream.is_some() && s.conn.is_open())
+            .filter(|s| s.conn.account().hello().is_some_and(|h| !crate::reap::pid_alive(h.pid)))
+            // The shipper itself is still there (the peer is another process than the host).
+            .filter(|s| {
+                let host = s.conn.account().hello().map_or(0, |h| h.pid);
+                s.peer_pid != host && crate::reap::pid_alive(s.peer_pid)
+            })
+            .map(|s| s.last_data.unwrap_or_else(std::time::Instant::now))
+            .max()
+    }
+
     /// Makes [`Collector::poll`] return as soon as `fd` is readable (a pidfd: the process
     /// ended), so its caller needs no short timeout to notice; `None` stops that.
     pub fn wake_on(&mut self, fd: Option<std::os::fd::RawFd>) {
@@ -237,9 +259,9 @@ impl Collector {
             };
             match accepted {
                 Ok((stream, _)) => {
-                    if !self.admit(&stream) {
+                    let Some(peer_pid) = self.admit(&stream) else {
                         continue;
-                    }
+                    };
                     if let Err(e) = stream.set_nonblocking(true) {
                         self.warn_accept(format!("cannot use a new connection: {e}"));
                         continue;
@@ -249,6 +271,8 @@ impl Collector {
                     self.slots.push(Slot {
                         conn: Conn::new(id),
                         stream: Some(stream),
+                        last_data: None,
+                        peer_pid,
                     });
                     self.read_slot(self.slots.len() - 1);
                 }
@@ -264,13 +288,16 @@ impl Collector {
 
     /// Checks a new connection against the policy; a refused one is counted (and the first
     /// said) and closed when the caller drops it.
-    fn admit(&mut self, stream: &UnixStream) -> bool {
-        let verdict = match admit::peer_cred(stream) {
-            Ok(cred) => self.policy.check(&cred),
-            Err(e) => Verdict::Refuse(format!("a peer whose credentials cannot be read ({e})")),
+    fn admit(&mut self, stream: &UnixStream) -> Option<u32> {
+        let (verdict, pid) = match admit::peer_cred(stream) {
+            Ok(cred) => (self.policy.check(&cred), cred.pid),
+            Err(e) => (
+                Verdict::Refuse(format!("a peer whose credentials cannot be read ({e})")),
+                0,
+            ),
         };
         let Verdict::Refuse(why) = verdict else {
-            return true;
+            return Some(pid);
         };
         self.refused += 1;
         if self.first_refused.is_none() {
@@ -279,7 +306,7 @@ impl Collector {
             ));
             self.first_refused = Some(why);
         }
-        false
+        None
     }
 
     fn warn_accept(&mut self, text: String) {
@@ -300,6 +327,7 @@ impl Collector {
             match stream.read(&mut buf) {
                 Ok(0) => break true,
                 Ok(n) => {
+                    slot.last_data = Some(std::time::Instant::now());
                     self.warnings.extend(slot.conn.feed(&buf[..n]));
                     budget = budget.saturating_sub(n);
                     if budget == 0 {
@@ -357,6 +385,7 @@ mod tests {
             origin: Origin::Start,
             shim_version: "t".into(),
             interval_ms: 1000,
+            image: 0,
         }))
     }
 

@@ -230,6 +230,7 @@ mod tests {
             origin: Origin::Start,
             shim_version: "test".into(),
             interval_ms: 1000,
+            image: 0,
         })
     }
 

@@ -53,12 +53,13 @@ pub fn assemble(
     let mut order: Vec<&Conn> = conns.iter().collect();
     order.sort_by_key(|c| (c.account().hello().map_or(u64::MAX, |h| h.started_at), c.id()));
     // A process image whose connection was taken by the host (a close sweep) reconnects with
-    // the same hello: its connections make one process.
+    // the same hello (pid, start, image token): its connections make one process. Two images
+    // of one pid (an exec chain) differ in their token, however close their starts.
     let mut processes: Vec<sockmeter::ProcessReport> = Vec::new();
     let mut groups: Vec<Vec<&Conn>> = Vec::new();
-    let mut group_of: std::collections::HashMap<(u32, u64), usize> = std::collections::HashMap::new();
+    let mut group_of: std::collections::HashMap<(u32, u64, u64), usize> = std::collections::HashMap::new();
     for c in &order {
-        let Some(key) = c.account().hello().map(|h| (h.pid, h.started_at)) else {
+        let Some(key) = c.account().hello().map(|h| (h.pid, h.started_at, h.image)) else {
             continue;
         };
         match group_of.get(&key) {
@@ -134,6 +135,7 @@ mod tests {
             origin: Origin::Fork,
             shim_version: "t".into(),
             interval_ms: 1000,
+            image: 0,
         })));
         c
     }

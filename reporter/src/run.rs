@@ -37,6 +37,9 @@ const TICK: Duration = Duration::from_millis(20);
 /// so it only wakes otherwise for the metered processes' data (on 2 cores, a reporter that
 /// wakes 50 times a second is a cost the host sees).
 const TICK_WITH_PIDFD: Duration = Duration::from_secs(1);
+/// How long a shipper whose host has ended may go without sending before sockmeter stops
+/// waiting for its backlog (it is still alive: a slow last pass on a loaded machine).
+const DRAIN_STALL: Duration = Duration::from_secs(30);
 /// How often `--wait-all` looks for descendants that ended (data wakes it sooner).
 const WAIT_ALL_TICK: Duration = Duration::from_millis(200);
 /// The socket's name inside the private directory.
@@ -272,8 +275,9 @@ impl Server {
 }
 
 /// After the command exited: serve until no connection is awaited and no descendant is
-/// alive, until [`GRACE`] is over (never, with `--wait-all`), or until the user sends a signal
-/// (SIGINT, SIGQUIT, SIGTERM or SIGHUP). Orphaned descendants are reaped on the way.
+/// alive, until [`GRACE`] is over (never, with `--wait-all`; and not while a process that has
+/// ended still has its shipper sending its backlog), or until the user sends a signal (SIGINT,
+/// SIGQUIT, SIGTERM or SIGHUP). Orphaned descendants are reaped on the way.
 fn wait_for_descendants(server: &mut Server, command: u32, endings: &mut Endings, wait_all: bool) -> Result<()> {
     if wait_all {
         return wait_for_all(server, command, endings);
@@ -292,9 +296,20 @@ fn wait_for_descendants(server: &mut Server, command: u32, endings: &mut Endings
         }
         let now = Instant::now();
         if now >= deadline {
-            return Ok(());
+            // A process that ended but whose shipper is still catching up (it sent data within
+            // the grace period) is waited for as long as it keeps sending: its counts are
+            // real, and stopping now would lose them.
+            match server.collector.draining_since() {
+                Some(t) if !server.broken && t.elapsed() < DRAIN_STALL => {}
+                _ => return Ok(()),
+            }
         }
-        server.serve((deadline - now).min(TICK));
+        let wait = if now < deadline {
+            (deadline - now).min(TICK)
+        } else {
+            TICK
+        };
+        server.serve(wait);
     }
 }
 

@@ -17,6 +17,7 @@
  *   usage: w_paired eagain ROUNDS BLOCK
  *          w_paired stream PORT SIZE ROUNDS BLOCK     (send phase, then recv phase)
  *          w_paired file PATH ROUNDS BLOCK            (4 KiB write + read on a regular file)
+ *          w_paired open PATH ROUNDS BLOCK            (open + close of a regular file)
  *          w_paired short PORT ROUNDS BLOCK           (short connections: socket, connect,
  *                                                      64 B request, reply, close; the "call"
  *                                                      is the whole connection)
@@ -244,6 +245,7 @@ static int file(int argc, char **argv) {
 typedef int (*socket_fn)(int, int, int);
 typedef int (*connect_fn)(int, const struct sockaddr *, socklen_t);
 typedef int (*close_fn)(int);
+typedef int (*open_fn)(const char *, int, ...);
 
 struct conn_fns {
     socket_fn so;
@@ -306,12 +308,45 @@ static int short_conns(int argc, char **argv) {
     return 0;
 }
 
+/* ---- open: open() + close() of a regular file, the fd-making calls' own cost ---- */
+static int open_close(int argc, char **argv) {
+    if (argc < 3) { fprintf(stderr, "usage: w_paired open PATH ROUNDS BLOCK\n"); return 2; }
+    unsigned long rounds = arg_ull(argc, argv, 3, 400), block = arg_ull(argc, argv, 4, 1000);
+    void *libc = libc_handle();
+    open_fn oa = (open_fn)sym(RTLD_DEFAULT, "open"), ob = (open_fn)sym(libc, "open");
+    close_fn ca = (close_fn)sym(RTLD_DEFAULT, "close"), cb = (close_fn)sym(libc, "close");
+    int fd = open(argv[2], O_RDWR | O_CREAT | O_TRUNC, 0600);
+    if (fd < 0) die("create");
+    close(fd);
+    struct tally t;
+    tally_init(&t, rounds);
+    for (unsigned long r = 0; r < rounds; r++) {
+        double ns[2];
+        for (int k = 0; k < 2; k++) {
+            int use_a = (k == 0) == (r % 2 == 0);
+            open_fn o = use_a ? oa : ob;
+            close_fn c = use_a ? ca : cb;
+            uint64_t t0 = now_ns();
+            for (unsigned long i = 0; i < block; i++) {
+                int f = o(argv[2], O_RDONLY);
+                if (f < 0 || c(f) != 0) die("open/close");
+            }
+            ns[use_a ? 0 : 1] = (double)(now_ns() - t0);
+        }
+        tally_add(&t, ns[0], (double)block, ns[1], (double)block);
+    }
+    unlink(argv[2]);
+    tally_print(&t, "paired_open", 0, 0, "");
+    return 0;
+}
+
 int main(int argc, char **argv) {
-    if (argc < 2) { fprintf(stderr, "usage: w_paired eagain|stream|file|short ...\n"); return 2; }
+    if (argc < 2) { fprintf(stderr, "usage: w_paired eagain|stream|file|short|open ...\n"); return 2; }
     if (strcmp(argv[1], "short") == 0) return short_conns(argc, argv);
     if (strcmp(argv[1], "eagain") == 0) return eagain(argc, argv);
     if (strcmp(argv[1], "stream") == 0) return stream(argc, argv);
     if (strcmp(argv[1], "file") == 0) return file(argc, argv);
+    if (strcmp(argv[1], "open") == 0) return open_close(argc, argv);
     fprintf(stderr, "w_paired: unknown kind %s\n", argv[1]);
     return 2;
 }

@@ -73,7 +73,7 @@ impl ProcessAccount {
         &self,
         deltas: impl Iterator<Item = (u64, &'a SocketDelta)>,
     ) -> Result<BTreeSet<u64>, AccountError> {
-        let mut sum = [0u64; 5];
+        let mut sum = [0u64; 6];
         let mut peer_sum = [0u64; 4];
         let mut fresh = BTreeSet::new();
         let mut new_peers: BTreeMap<u64, Vec<&str>> = BTreeMap::new();

@@ -7,14 +7,22 @@ use crate::report::{PeerReport, SocketReport};
 use crate::time::rfc3339;
 use crate::wire::{PeerDelta, SocketDelta};
 
-/// A socket's counters: tx bytes, rx bytes, tx calls, rx calls, errors.
-pub(super) type Counts = [u64; 5];
+/// A socket's counters: tx bytes, rx bytes, tx calls, rx calls, errors, and (the overflow
+/// record only) the connections that shared it.
+pub(super) type Counts = [u64; 6];
 /// A peer's counters: tx bytes, rx bytes, tx calls, rx calls.
 pub(super) type PeerCounts = [u64; 4];
 
 /// The counters a delta carries.
 pub(super) fn counts_of(sd: &SocketDelta) -> Counts {
-    [sd.tx_bytes, sd.rx_bytes, sd.tx_calls, sd.rx_calls, sd.errors]
+    [
+        sd.tx_bytes,
+        sd.rx_bytes,
+        sd.tx_calls,
+        sd.rx_calls,
+        sd.errors,
+        sd.connections,
+    ]
 }
 
 /// The counters a peer delta carries.
@@ -94,7 +102,7 @@ impl Entry {
             label: None,
             opened_at: 0,
             closed_at: None,
-            counts: [0; 5],
+            counts: [0; 6],
             peers: Vec::new(),
             kernel: None,
         })
@@ -125,7 +133,7 @@ impl Entry {
 
     /// The socket's line in a report.
     pub fn to_report(&self) -> SocketReport {
-        let [tx_bytes, rx_bytes, tx_calls, rx_calls, errors] = self.counts;
+        let [tx_bytes, rx_bytes, tx_calls, rx_calls, errors, shared] = self.counts;
         let mut r = SocketReport {
             id: self.id,
             fd: self.fd,
@@ -147,6 +155,8 @@ impl Entry {
             inherited: self.inherited,
             adopted: self.adopted,
             peers: self.peers.clone(),
+            // The overflow record's line stands for the connections that shared it.
+            folded: if self.role == Role::Overflow { shared } else { 0 },
             ..Default::default()
         };
         r.set_witness(self.kernel);

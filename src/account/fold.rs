@@ -135,7 +135,7 @@ impl ProcessAccount {
         let [ktx, krx] = e.kernel.unwrap_or_default();
         add(&mut f.unseen_tx_bytes, ktx.saturating_sub(e.counts[0]));
         add(&mut f.unseen_rx_bytes, krx.saturating_sub(e.counts[1]));
-        let [tx_bytes, rx_bytes, tx_calls, rx_calls, errors] = e.counts;
+        let [tx_bytes, rx_bytes, tx_calls, rx_calls, errors, _] = e.counts;
         add(&mut f.tx_bytes, tx_bytes);
         add(&mut f.rx_bytes, rx_bytes);
         add(&mut f.tx_calls, tx_calls);

@@ -25,7 +25,7 @@ pub use check::{Limits, MAX_ADDR_LEN, MAX_NOTICE_LEN};
 use entry::{add, add_all, counts_of, peer_counts_of, Counts, Entry, PeerCounts};
 use fold::Folded;
 
-use crate::model::Family;
+use crate::model::{Family, Role};
 use crate::report::{GroupStats, LabelReport, ModuleReport, ProcessReport, ProcessTotals, SocketReport, UnixTotals};
 use crate::time::rfc3339;
 use crate::wire::{ByeReason, ExitStatus, Hello, Message, SocketDelta};
@@ -154,7 +154,7 @@ impl ProcessAccount {
             closed_order: VecDeque::new(),
             limits,
             folded: BTreeMap::new(),
-            sums: [0; 5],
+            sums: [0; 6],
             peer_sums: [0; 4],
             end: None,
             status: None,
@@ -400,7 +400,14 @@ impl ProcessAccount {
             if !s.counts(include_unix) {
                 continue;
             }
-            let conns = if s.is_connection() { n } else { 0 };
+            // The overflow record: `folded` counts the connections that shared it.
+            let conns = if s.is_connection() {
+                n
+            } else if s.role == Role::Overflow.as_str() {
+                s.folded
+            } else {
+                0
+            };
             add(&mut totals.tx_bytes, s.tx_bytes);
             add(&mut totals.rx_bytes, s.rx_bytes);
             add(&mut totals.tx_calls, s.tx_calls);
@@ -448,6 +455,7 @@ impl ProcessAccount {
             origin: crate::wire::Origin::Start,
             shim_version: String::new(),
             interval_ms: 0,
+            image: 0,
         });
         ProcessReport {
             pid: h.pid,

@@ -54,6 +54,7 @@ fn hello() -> Message {
         origin: Origin::Start,
         shim_version: "t".into(),
         interval_ms: 1000,
+        image: 0,
     })
 }
 

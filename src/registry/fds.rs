@@ -98,6 +98,20 @@ impl FdTable {
         self.top.fetch_max(top as u32, Release);
     }
 
+    /// Records what `fd` is and returns what the table said before (out of range: nothing is
+    /// stored and [`FdState::Ignored`] is returned).
+    #[inline]
+    pub fn swap(&self, fd: i32, st: FdState) -> FdState {
+        match self.slot(fd) {
+            Some(s) => {
+                let prev = FdState::from_raw(s.swap(st.to_raw(), AcqRel));
+                self.raise_top(fd);
+                prev
+            }
+            None => FdState::Ignored,
+        }
+    }
+
     /// Sets `fd` to `new` only if it still is `old` (a concurrent reuse of the number wins).
     pub fn replace(&self, fd: i32, old: FdState, new: FdState) -> bool {
         let done = self

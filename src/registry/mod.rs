@@ -89,11 +89,27 @@ impl Registry {
         self.records.high_water.store(0, Release);
     }
 
-    /// Registers a new socket on `s.fd` and returns its record index.
-    pub fn open(&self, s: &NewSocket) -> u32 {
+    /// Registers a new socket on `s.fd` and returns its record index, and the index of a
+    /// socket the table still held on that number and that this closed (see [`Registry::claim`]).
+    pub fn open(&self, s: &NewSocket, now_ms: impl FnOnce() -> u64) -> (u32, Option<u32>) {
         let idx = self.records.open(s);
-        self.fds.set(s.fd, FdState::Record(idx));
-        idx
+        (idx, self.claim(s.fd, FdState::Record(idx), now_ms))
+    }
+
+    /// A hooked call has just made `fd` (a socket, a dup, a file, a pipe...): the table now says
+    /// `state` for it. If it still said a socket for that number, that socket was closed behind
+    /// the shim's back (a raw close system call, an io_uring close; the number could not have
+    /// been handed out again otherwise): it is closed now, at `now_ms()`, and its index is
+    /// returned when that was its last fd. One atomic swap when there was nothing stale.
+    ///
+    /// A close that raced with the reuse ([`Registry::close`] finding the number already
+    /// claimed) leaves the old socket to this call, so it is closed exactly once.
+    #[inline]
+    pub fn claim(&self, fd: i32, state: FdState, now_ms: impl FnOnce() -> u64) -> Option<u32> {
+        match self.fds.swap(fd, state) {
+            FdState::Record(idx) if idx != OVERFLOW => self.records.get(idx).drop_ref(now_ms()).then_some(idx),
+            _ => None,
+        }
     }
 
     /// Registers a socket found on `s.fd` on first use, unless another thread registered it
@@ -110,20 +126,21 @@ impl Registry {
         }
     }
 
-    /// `newfd` now refers to the same socket as `oldfd` (dup family). Whatever `newfd` was
-    /// before must have been closed by the caller already (see [`Registry::close`]).
-    pub fn dup(&self, oldfd: i32, newfd: i32) {
-        match self.fds.get(oldfd) {
-            FdState::Record(idx) => {
-                self.records.get(idx).add_ref();
-                self.fds.set(newfd, FdState::Record(idx));
-            }
-            other => self.fds.set(newfd, other),
+    /// `newfd` now refers to the same file as `oldfd` (dup family). Whatever `newfd` was
+    /// before must have been closed by the caller already (see [`Registry::close`]); a socket the
+    /// table still held on `newfd` was closed behind the shim and is closed now
+    /// ([`Registry::claim`], whose result this returns).
+    pub fn dup(&self, oldfd: i32, newfd: i32, now_ms: impl FnOnce() -> u64) -> Option<u32> {
+        let st = self.fds.get(oldfd);
+        if let FdState::Record(idx) = st {
+            self.records.get(idx).add_ref();
         }
+        self.claim(newfd, st, now_ms)
     }
 
     /// `fd` was closed, having been `was` before the close. Returns the record index when that
-    /// was the socket's last fd.
+    /// was the socket's last fd. If the number was already handed out again (another thread's
+    /// hooked call claimed it first), that call closed the socket ([`Registry::claim`]).
     pub fn close(&self, fd: i32, was: FdState, now_ms: u64) -> Option<u32> {
         if !self.fds.replace(fd, was, FdState::Unknown) {
             return None;
@@ -172,10 +189,10 @@ mod tests {
     #[test]
     fn open_count_dup_close() {
         let r = reg();
-        let idx = r.open(&sock(7));
+        let (idx, _) = r.open(&sock(7), || 1);
         assert_eq!(r.fds.get(7), FdState::Record(idx));
         r.records.get(idx).counters.count(Dir::Tx, 10, false);
-        r.dup(7, 9);
+        assert_eq!(r.dup(7, 9, || 1), None);
         r.records.get(idx).counters.count(Dir::Rx, 3, false);
         assert_eq!(r.close(7, FdState::Record(idx), 6), None, "one alias left");
         assert_eq!(r.close(9, FdState::Record(idx), 7), Some(idx));
@@ -191,31 +208,66 @@ mod tests {
     #[test]
     fn freed_records_are_reused_lowest_first() {
         static OWN: Registry = Registry::new();
-        let opened: Vec<u32> = (0..50).map(|fd| OWN.open(&sock(100 + fd))).collect();
+        let opened: Vec<u32> = (0..50).map(|fd| OWN.open(&sock(100 + fd), || 1).0).collect();
         // Close and free two in the middle, as the shipper does after its pass.
         for &i in &[opened[10], opened[20]] {
             let fd = OWN.records.get(i).meta().socket.fd;
             assert_eq!(OWN.close(fd, FdState::Record(i), 1), Some(i));
             OWN.records.free(i);
         }
-        assert_eq!(OWN.open(&sock(200)), opened[10], "the lowest free record first");
-        assert_eq!(OWN.open(&sock(201)), opened[20]);
+        assert_eq!(OWN.open(&sock(200), || 1).0, opened[10], "the lowest free record first");
+        assert_eq!(OWN.open(&sock(201), || 1).0, opened[20]);
         assert_eq!(OWN.records.high_water(), opened[49] + 1, "no new records touched");
     }
 
     #[test]
     fn close_loses_to_a_concurrent_reuse() {
         let r = reg();
-        let a = r.open(&sock(20));
-        let b = r.open(&sock(20)); // the number was reused behind our back
-        assert_eq!(r.close(20, FdState::Record(a), 1), None);
+        let (a, _) = r.open(&sock(20), || 1);
+        // The number was closed and handed out again before the close hook ran: the new
+        // socket's registration closes the old one, and the late close changes nothing.
+        let (b, stale) = r.open(&sock(20), || 2);
+        assert_eq!(stale, Some(a));
+        assert_eq!(r.records.get(a).state(), RecordState::Closed);
+        assert_eq!(r.close(20, FdState::Record(a), 3), None);
         assert_eq!(r.fds.get(20), FdState::Record(b));
+        assert_eq!(r.records.get(b).state(), RecordState::Open);
+        assert_eq!(r.records.get(a).meta().closed_ms, 2);
+    }
+
+    #[test]
+    fn a_number_reused_after_a_close_behind_the_shim_closes_the_stale_socket() {
+        let r = reg();
+        let (a, _) = r.open(&sock(40), || 1);
+        assert_eq!(r.dup(40, 41, || 1), None);
+        // fd 41 was closed by a raw system call; a file (a hooked open) takes its number.
+        assert_eq!(r.claim(41, FdState::NotSocket, || 5), None, "fd 40 still holds it");
+        assert_eq!(r.fds.get(41), FdState::NotSocket);
+        assert_eq!(r.records.get(a).state(), RecordState::Open);
+        // fd 40 too, and a dup of a file takes that number: the socket is closed now.
+        assert_eq!(r.dup(41, 40, || 6), Some(a));
+        assert_eq!(r.fds.get(40), FdState::NotSocket);
+        assert_eq!(r.records.get(a).state(), RecordState::Closed);
+        assert_eq!(r.records.get(a).meta().closed_ms, 6);
+        // Nothing stale: one swap, and the clock is not read.
+        assert_eq!(r.claim(40, FdState::NotSocket, || unreachable!()), None);
+    }
+
+    #[test]
+    fn a_dup_onto_a_stale_alias_of_the_same_socket_keeps_its_count() {
+        let r = reg();
+        let (a, _) = r.open(&sock(50), || 1);
+        assert_eq!(r.dup(50, 51, || 1), None);
+        // 51 closed behind the shim, then dup(50) hands out 51 again: still two fds.
+        assert_eq!(r.dup(50, 51, || 2), None);
+        assert_eq!(r.close(50, FdState::Record(a), 3), None, "51 still holds it");
+        assert_eq!(r.close(51, FdState::Record(a), 4), Some(a));
     }
 
     #[test]
     fn peers_are_counted_separately_up_to_the_limit() {
         let r = reg();
-        let idx = r.open(&sock(30));
+        let (idx, _) = r.open(&sock(30), || 1);
         let peers = r.records.peers(idx);
         for p in 0..(MAX_PEERS as u64 + 2) {
             let a = [1, p, 0, 0, 0];
@@ -268,7 +320,7 @@ mod copy_tests {
             peer: [0; ADDR_WORDS],
             opened_ms: 1,
         };
-        let idx = A.open(&s);
+        let (idx, _) = A.open(&s, || 1);
         A.records.get(idx).counters.count(Dir::Tx, 5, false);
         B.copy_from(&A);
         assert_eq!(B.fds.get(9), FdState::Record(idx));

@@ -372,6 +372,8 @@ pub struct Records {
     pub(super) cursor: AtomicU32,
     pub(super) high_water: AtomicU32,
     pub(super) next_id: AtomicU64,
+    /// Connections opened on the overflow record (the registry was full) since the last take.
+    overflow_conns: AtomicU64,
 }
 
 impl Records {
@@ -385,7 +387,19 @@ impl Records {
             cursor: AtomicU32::new(0),
             high_water: AtomicU32::new(0),
             next_id: AtomicU64::new(0),
+            overflow_conns: AtomicU64::new(0),
         }
+    }
+
+    /// One more connection (connected or accepted) on the overflow record: its bytes go to
+    /// that shared record, but it still counts as a connection.
+    pub fn count_overflow_connection(&self) {
+        self.overflow_conns.fetch_add(1, Relaxed);
+    }
+
+    /// Takes the connections counted on the overflow record since the last take.
+    pub fn take_overflow_connections(&self) -> u64 {
+        self.overflow_conns.swap(0, AcqRel)
     }
 
     /// The record at `idx` (the overflow record for an out-of-range index).
@@ -479,6 +493,7 @@ impl Records {
         }
         self.cursor.store(other.cursor.load(Relaxed), Relaxed);
         self.next_id.fetch_max(other.next_id.load(Relaxed), Relaxed);
+        self.overflow_conns.store(other.overflow_conns.load(Acquire), Relaxed);
         self.high_water.fetch_max(hw, Release);
     }
 
@@ -500,6 +515,7 @@ impl Records {
     /// with its own counters) and is marked inherited; closed records the parent had not yet
     /// reported are dropped (they are the parent's to report).
     pub fn reset_after_fork(&self) {
+        self.overflow_conns.store(0, Relaxed);
         for idx in 0..self.high_water() {
             let r = &self.recs[idx as usize];
             match r.state.load(Acquire) {

@@ -72,7 +72,7 @@ fn opt_text() -> impl Strategy<Value = Option<String>> {
 fn socket_delta() -> impl Strategy<Value = SocketDelta> {
     (
         number(),
-        [number(), number(), number(), number(), number()],
+        [number(), number(), number(), number(), number(), number()],
         proptest::collection::vec((text(), [number(), number(), number(), number()]), 0..3),
     )
         .prop_map(|(id, c, peers)| SocketDelta {
@@ -82,6 +82,7 @@ fn socket_delta() -> impl Strategy<Value = SocketDelta> {
             tx_calls: c[2],
             rx_calls: c[3],
             errors: c[4],
+            connections: c[5],
             peers: peers
                 .into_iter()
                 .map(|(peer, p)| PeerDelta {
@@ -117,6 +118,7 @@ pub fn message() -> impl Strategy<Value = Message> {
                 origin: if fork { Origin::Fork } else { Origin::Start },
                 shim_version,
                 interval_ms,
+                image: 0,
             })
         });
     let socket = (

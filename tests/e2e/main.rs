@@ -16,3 +16,4 @@ mod overhead;
 mod plugins;
 mod security;
 mod silentzero;
+mod torture;

@@ -76,6 +76,7 @@ fn hello(pid: u32) -> Message {
         origin: Origin::Start,
         shim_version: "t".into(),
         interval_ms: 1000,
+        image: 0,
     })
 }
 

@@ -105,6 +105,7 @@ fn hello(w: &Who, region: &Shared, interval_ms: u64) -> Hello {
         origin: w.origin,
         shim_version: env!("CARGO_PKG_VERSION").to_string(),
         interval_ms,
+        image: region.image.load(Ordering::Relaxed),
     }
 }
 
@@ -223,7 +224,7 @@ impl Host {
         let mut out = Out {
             region,
             stream,
-            outbox: Outbox::new(),
+            outbox: Outbox::new(outbox::SHIPPER_HOLD),
             talk,
             account: ProcessAccount::new(),
             path,

@@ -87,6 +87,7 @@ pub fn hello(pid: u32, exe: &str) -> Message {
         origin: Origin::Start,
         shim_version: "standin".into(),
         interval_ms: 1000,
+        image: 0,
     })
 }
 

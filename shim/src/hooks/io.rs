@@ -123,7 +123,18 @@ fn count_peer(sock: Sock, addr: *const sockaddr, len: socklen_t, dir: Dir, out: 
     reg().records.peers(sock.idx).count(&words, dir, out.bytes, out.failed);
 }
 
-/// [`count_peer`] for the single-message calls.
+/// Whether the caller's pointer arguments (a message header, an address) may be read after a
+/// call that returned `ret` with errno `e`. A success means the kernel read them; so does any
+/// failure but these: EFAULT (one of them is not readable), and EBADF, ENOTSOCK and EINVAL,
+/// which the kernel may return before it looked at them. The host may pass anything to a call
+/// that fails: reading a pointer it gave would crash it.
+#[inline]
+fn args_were_read(ret: isize, e: c_int) -> bool {
+    ret >= 0 || !matches!(e, libc::EFAULT | libc::EBADF | libc::ENOTSOCK | libc::EINVAL)
+}
+
+/// [`count_peer`] for the single-message calls, when the call's own arguments were read
+/// ([`args_were_read`]).
 #[inline]
 fn count_one_peer(counted: (Sock, Outcome), addr: *const sockaddr, len: socklen_t, dir: Dir) {
     let (sock, out) = counted;
@@ -165,15 +176,17 @@ pub fn sendto(
     alen: socklen_t,
 ) {
     if let Some(c) = count(known, fd, Dir::Tx, ret, e, false) {
-        count_one_peer(c, addr, alen, Dir::Tx);
+        if args_were_read(ret, e) {
+            count_one_peer(c, addr, alen, Dir::Tx);
+        }
     }
 }
 
 #[inline]
 pub fn sendmsg(known: Option<Sock>, ret: ssize_t, e: c_int, fd: c_int, msg: *const msghdr, _flags: c_int) {
     if let Some(c) = count(known, fd, Dir::Tx, ret, e, false) {
-        if !msg.is_null() {
-            // SAFETY: the caller's msghdr, valid for the duration of the call we just made.
+        if counts_peers(c.0.rec) && args_were_read(ret, e) && !msg.is_null() {
+            // SAFETY: the caller's msghdr, which the kernel has just read (`args_were_read`).
             let m = unsafe { &*msg };
             count_one_peer(c, m.msg_name as *const sockaddr, m.msg_namelen, Dir::Tx);
         }
@@ -198,7 +211,9 @@ pub fn recvfrom(
     alen: *mut socklen_t,
 ) {
     if let Some(c) = count(known, fd, Dir::Rx, ret, e, peek(flags)) {
-        if ret >= 0 {
+        // Without an address buffer the kernel never touches the length pointer: it may be
+        // anything.
+        if ret >= 0 && !addr.is_null() {
             count_one_peer(c, addr, read_len(alen), Dir::Rx);
         }
     }

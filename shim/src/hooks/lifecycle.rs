@@ -14,7 +14,7 @@
 use libc::{c_int, c_uint, c_ulong, sockaddr, socklen_t};
 use sockmeter::addr::ADDR_WORDS;
 use sockmeter::model::{Dir, Family, Proto, Role};
-use sockmeter::registry::{FdState, NewSocket, FLAG_ADOPTED, FLAG_NO_WITNESS, FLAG_SHUT_WR};
+use sockmeter::registry::{FdState, NewSocket, FLAG_ADOPTED, FLAG_NO_WITNESS, FLAG_SHUT_WR, OVERFLOW};
 
 use crate::modules;
 use crate::platform::{self, FdKind};
@@ -66,6 +66,38 @@ fn opened() {
     runtime::ensure_started();
 }
 
+/// Registers a new socket on `s.fd` (closing a socket the table still held on that number:
+/// [`sockmeter::registry::Registry::claim`]).
+fn register(s: &NewSocket) {
+    let (idx, _) = reg().open(s, platform::now_ms);
+    // The registry was full: the socket shares the overflow record, and an accepted one is
+    // still a connection.
+    if idx == OVERFLOW && s.role == Role::Accepted {
+        reg().records.count_overflow_connection();
+    }
+    opened();
+}
+
+/// A hooked call has just made `fd`, which is `state`: a socket the table still held on that
+/// number was closed behind the shim and is closed now.
+pub fn claim(fd: c_int, state: FdState) {
+    if parents(reg().fds.get(fd)) {
+        return;
+    }
+    if reg().claim(fd, state, platform::now_ms).is_some() {
+        runtime::notify();
+    }
+}
+
+/// Whether a call that would change what the table says about an fd that is `st` runs in a
+/// vfork child, and must leave the table alone: a vfork child runs in its parent's memory, so
+/// the table is the parent's, whose fds the child's close, dup2 or open do not change (the
+/// child has its own copy of the fd table). Asked (one getpid) only about a socket or one of
+/// the shim's own fds; changes to what is known about other fds are harmless either way.
+pub fn parents(st: FdState) -> bool {
+    matches!(st, FdState::Record(_) | FdState::Ignored) && platform::in_vfork_child()
+}
+
 /// Recognises an fd the shim did not see being created (inherited across exec, made by a raw
 /// system call, or duplicated by an unhooked path): classifies it once and, if it is a metered
 /// socket, gives it a record, and the kernel witness its starting point (a TCP socket is
@@ -91,6 +123,9 @@ pub fn recognise(fd: c_int) -> Option<u32> {
             reg().fds.replace(fd, FdState::Unknown, FdState::NotSocket);
             None
         }
+        // A vfork child's memory is its parent's: a socket it meets is not registered there
+        // (one getpid, on this rare path only).
+        FdKind::Socket { .. } if platform::in_vfork_child() => None,
         FdKind::Socket {
             family,
             proto,
@@ -128,10 +163,9 @@ pub fn socket(ret: c_int, _e: c_int, domain: c_int, ty: c_int, protocol: c_int) 
             if family == Family::Unix {
                 s.local = sockmeter::addr::encode_unix(&[], false, false);
             }
-            reg().open(&s);
-            opened();
+            register(&s);
         }
-        None => reg().fds.set(ret, FdState::Ignored),
+        None => claim(ret, FdState::Ignored),
     }
 }
 
@@ -142,7 +176,7 @@ pub fn socketpair(ret: c_int, _e: c_int, domain: c_int, ty: c_int, protocol: c_i
     // SAFETY: on success the kernel wrote two fds into the caller's `int sv[2]`.
     let fds = unsafe { [*sv, *sv.add(1)] };
     let Some((family, proto)) = kind_of(domain, ty, protocol) else {
-        fds.iter().for_each(|fd| reg().fds.set(*fd, FdState::Ignored));
+        fds.iter().for_each(|fd| claim(*fd, FdState::Ignored));
         return;
     };
     let unnamed = sockmeter::addr::encode_unix(&[], false, false);
@@ -150,17 +184,34 @@ pub fn socketpair(ret: c_int, _e: c_int, domain: c_int, ty: c_int, protocol: c_i
         let mut s = new_socket(fd, family, proto, Role::Connected, 0);
         s.local = unnamed;
         s.peer = unnamed;
-        reg().open(&s);
-        opened();
+        register(&s);
     }
 }
 
+/// The record of socket `fd` whose metadata a hook may change (not the shared overflow
+/// record's).
 fn record(fd: c_int) -> Option<&'static sockmeter::registry::Record> {
-    super::io::record_of(fd).map(|s| s.rec)
+    super::io::record_of(fd).filter(|s| s.idx != OVERFLOW).map(|s| s.rec)
+}
+
+/// Whether `addr` names a peer (not AF_UNSPEC, which dissolves an association).
+fn addr_family(addr: *const sockaddr, len: socklen_t) -> Option<()> {
+    // SAFETY: the caller's address, as passed to connect.
+    unsafe { platform::sockaddr_words(addr, len) }.map(|_| ())
 }
 
 pub fn connect(ret: c_int, e: c_int, fd: c_int, addr: *const sockaddr, len: socklen_t) {
-    if ret != 0 && e != libc::EINPROGRESS {
+    // EINPROGRESS (nonblocking) and EINTR (a signal, without SA_RESTART): the kernel goes on
+    // connecting to this address in the background.
+    if ret != 0 && e != libc::EINPROGRESS && e != libc::EINTR {
+        return;
+    }
+    if reg().fds.get(fd) == FdState::Record(OVERFLOW) {
+        // A socket opened while the registry was full: it counts as a connection.
+        if addr_family(addr, len).is_some() {
+            reg().records.count_overflow_connection();
+            runtime::notify();
+        }
         return;
     }
     let Some(rec) = record(fd) else { return };
@@ -189,7 +240,7 @@ pub fn connect(ret: c_int, e: c_int, fd: c_int, addr: *const sockaddr, len: sock
     runtime::notify();
 }
 
-fn accepted(ret: c_int, listener: c_int, addr: *mut sockaddr, len: *mut socklen_t) {
+fn accepted(ret: c_int, listener: c_int) {
     if ret < 0 {
         return;
     }
@@ -198,30 +249,26 @@ fn accepted(ret: c_int, listener: c_int, addr: *mut sockaddr, len: *mut socklen_
         None => match platform::classify(ret) {
             FdKind::Socket { family, proto, .. } if family != Family::Other => (family, proto),
             _ => {
-                reg().fds.set(ret, FdState::Ignored);
+                claim(ret, FdState::Ignored);
                 return;
             }
         },
     };
     let mut s = new_socket(ret, family, proto, Role::Accepted, 0);
-    let given = if addr.is_null() || len.is_null() {
-        None
-    } else {
-        // SAFETY: accept filled `*len` bytes of the caller's `addr` buffer.
-        unsafe { platform::sockaddr_words(addr, *len) }
-    };
-    s.peer = given.or_else(|| platform::peer_words(ret)).unwrap_or([0; ADDR_WORDS]);
+    // Not the caller's address buffer: when it is smaller than the address, the kernel fills
+    // only what fits and reports the full length, so reading that length from it would read
+    // past the caller's buffer.
+    s.peer = platform::peer_words(ret).unwrap_or([0; ADDR_WORDS]);
     s.local = platform::local_words(ret).unwrap_or([0; ADDR_WORDS]);
-    reg().open(&s);
-    opened();
+    register(&s);
 }
 
-pub fn accept(ret: c_int, _e: c_int, fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) {
-    accepted(ret, fd, addr, len);
+pub fn accept(ret: c_int, _e: c_int, fd: c_int, _addr: *mut sockaddr, _len: *mut socklen_t) {
+    accepted(ret, fd);
 }
 
-pub fn accept4(ret: c_int, _e: c_int, fd: c_int, addr: *mut sockaddr, len: *mut socklen_t, _flags: c_int) {
-    accepted(ret, fd, addr, len);
+pub fn accept4(ret: c_int, _e: c_int, fd: c_int, _addr: *mut sockaddr, _len: *mut socklen_t, _flags: c_int) {
+    accepted(ret, fd);
 }
 
 pub fn bind(ret: c_int, _e: c_int, fd: c_int, _addr: *const sockaddr, _len: socklen_t) {
@@ -258,7 +305,8 @@ pub fn shutdown(ret: c_int, _e: c_int, fd: c_int, how: c_int) {
     }
 }
 
-fn closed(fd: c_int, was: FdState) {
+/// `fd`, which was `was`, has been closed.
+pub fn closed(fd: c_int, was: FdState) {
     if reg().close(fd, was, platform::now_ms()).is_some() {
         runtime::notify();
     }
@@ -269,26 +317,38 @@ fn released(ret: c_int, e: c_int) -> bool {
     ret == 0 || e != libc::EBADF
 }
 
-pub fn close_before(fd: c_int) -> FdState {
+/// What `fd` is before a call that closes it, or None when this is a vfork child (see
+/// [`parents`]) closing its copy of a socket or of one of the shim's fds.
+pub fn close_before(fd: c_int) -> Option<FdState> {
+    let was = reg().fds.get(fd);
+    if parents(was) {
+        return None;
+    }
     runtime::protect_own_fd(fd);
-    super::witness::before_close(fd, reg().fds.get(fd))
+    Some(super::witness::before_close(fd, reg().fds.get(fd)))
 }
 
-pub fn close_after(was: FdState, ret: c_int, e: c_int, fd: c_int) {
-    if released(ret, e) {
+pub fn close_after(was: Option<FdState>, ret: c_int, e: c_int, fd: c_int) {
+    if let (Some(was), true) = (was, released(ret, e)) {
         closed(fd, was);
     }
 }
 
-pub fn close_range_before(first: c_uint, last: c_uint, flags: c_int) {
+/// Whether a close sweep is the process's own (not a vfork child's, see [`parents`]): then its
+/// range is cleared of the shim's fds first.
+pub fn close_range_before(first: c_uint, last: c_uint, flags: c_int) -> bool {
+    if platform::in_vfork_child() {
+        return false;
+    }
     if flags & platform::CLOSE_RANGE_CLOEXEC == 0 {
         runtime::protect_own_fd_range(first, last);
         super::witness::before_close_span(first, last);
     }
+    true
 }
 
-pub fn close_range_after(_pre: (), ret: c_int, _e: c_int, first: c_uint, last: c_uint, flags: c_int) {
-    if ret != 0 || flags & platform::CLOSE_RANGE_CLOEXEC != 0 {
+pub fn close_range_after(own: bool, ret: c_int, _e: c_int, first: c_uint, last: c_uint, flags: c_int) {
+    if !own || ret != 0 || flags & platform::CLOSE_RANGE_CLOEXEC != 0 {
         return;
     }
     close_span(first, last);
@@ -319,53 +379,76 @@ fn close_span(first: c_uint, last: c_uint) {
     }
 }
 
-pub fn closefrom_before(low: c_int) {
+pub fn closefrom_before(low: c_int) -> bool {
+    if platform::in_vfork_child() {
+        return false;
+    }
     runtime::protect_own_fd_range(low.max(0) as c_uint, c_uint::MAX);
     super::witness::before_close_span(low.max(0) as c_uint, c_uint::MAX);
+    true
 }
 
-pub fn closefrom_after(_pre: (), _ret: (), _e: c_int, low: c_int) {
-    close_span(low.max(0) as c_uint, c_uint::MAX);
+pub fn closefrom_after(own: bool, _ret: (), _e: c_int, low: c_int) {
+    if own {
+        close_span(low.max(0) as c_uint, c_uint::MAX);
+    }
+}
+
+/// `new` is now what `old` is (the dup family), unless this is a vfork child (see
+/// [`parents`]).
+fn duped(old: c_int, new: c_int) {
+    if parents(reg().fds.get(old)) || parents(reg().fds.get(new)) {
+        return;
+    }
+    if reg().dup(old, new, platform::now_ms).is_some() {
+        runtime::notify();
+    }
 }
 
 pub fn dup(ret: c_int, _e: c_int, fd: c_int) {
     if ret >= 0 {
-        reg().dup(fd, ret);
+        duped(fd, ret);
     }
 }
 
-pub fn dup2_before(old: c_int, new: c_int) -> FdState {
+/// What `new` is before the dup2 that replaces it, or None in a vfork child (see [`parents`]).
+pub fn dup2_before(old: c_int, new: c_int) -> Option<FdState> {
+    let was = reg().fds.get(new);
+    if parents(was) || parents(reg().fds.get(old)) {
+        return None;
+    }
     runtime::protect_own_fd(new);
     let was = reg().fds.get(new);
     if old == new {
-        return was;
+        return Some(was);
     }
     // `new` is closed by the dup: the same witness as a close (but a never-seen fd is not
     // asked: a failed dup2 would leave it open, registered).
-    match was {
+    Some(match was {
         FdState::Record(_) => super::witness::before_close(new, was),
         _ => was,
-    }
+    })
 }
 
-pub fn dup2_after(was: FdState, ret: c_int, _e: c_int, old: c_int, new: c_int) {
+pub fn dup2_after(was: Option<FdState>, ret: c_int, _e: c_int, old: c_int, new: c_int) {
+    let Some(was) = was else { return };
     if ret < 0 || old == new {
         return;
     }
     closed(new, was);
-    reg().dup(old, new);
+    duped(old, new);
 }
 
-pub fn dup3_before(old: c_int, new: c_int, _flags: c_int) -> FdState {
+pub fn dup3_before(old: c_int, new: c_int, _flags: c_int) -> Option<FdState> {
     dup2_before(old, new)
 }
 
-pub fn dup3_after(was: FdState, ret: c_int, e: c_int, old: c_int, new: c_int, _flags: c_int) {
+pub fn dup3_after(was: Option<FdState>, ret: c_int, e: c_int, old: c_int, new: c_int, _flags: c_int) {
     dup2_after(was, ret, e, old, new);
 }
 
 pub fn fcntl(ret: c_int, _e: c_int, fd: c_int, cmd: c_int, _arg: c_ulong) {
     if ret >= 0 && (cmd == libc::F_DUPFD || cmd == libc::F_DUPFD_CLOEXEC) {
-        reg().dup(fd, ret);
+        duped(fd, ret);
     }
 }

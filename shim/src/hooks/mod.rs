@@ -1,12 +1,14 @@
 //! The one hook table. Each hooked function is declared here once; [`table::hook_table!`]
 //! generates its real-function slot, its export and its wrapper. The handlers are in modules
 //! by family: [`io`] (the per-byte path), [`lifecycle`] (sockets appearing, changing and
-//! closing), [`signals`] (the host's signal handlers, behind a trampoline), [`children`] (how
-//! the host's children ended, as its `wait` calls learn), [`process`] (exit and exec),
-//! [`syscalls`] (`syscall()` itself, dispatched to the others) and [`uring`] (io_uring rings
-//! being created); [`witness`] reads the kernel's own TCP counters at close, exit and exec.
-//! `fork` is handled with `pthread_atfork` (see `runtime`), and Linux's `dlopen` (for
-//! RTLD_DEEPBIND plugins) lives with the platform code because it must tail-call.
+//! closing), [`files`] (new fds that are not sockets, and stdio closing a stream's fd, so a
+//! number a socket left behind the shim's back is never taken for that socket), [`signals`]
+//! (the host's signal handlers, behind a trampoline), [`children`] (how the host's children
+//! ended, as its `wait` calls learn), [`process`] (exit and exec), [`syscalls`] (`syscall()`
+//! itself, dispatched to the others) and [`uring`] (io_uring rings being created); [`witness`]
+//! reads the kernel's own TCP counters at close, exit and exec. `fork` is handled with
+//! `pthread_atfork` (see `runtime`), and Linux's `dlopen` (for RTLD_DEEPBIND plugins) lives with
+//! the platform code because it must tail-call.
 //!
 //! `[fd x]` marks the argument whose fd decides the fast pass-through: an fd known not to be a
 //! socket (a file, a pipe, a tty) costs one table load and goes straight to libc (`[fd x y]`:
@@ -15,6 +17,7 @@
 //! through.
 
 pub mod children;
+pub mod files;
 pub mod io;
 pub mod lifecycle;
 pub mod process;
@@ -25,8 +28,8 @@ pub mod uring;
 pub mod witness;
 
 use libc::{
-    c_char, c_int, c_long, c_uint, c_ulong, c_void, iovec, loff_t, mmsghdr, msghdr, off64_t, off_t, sighandler_t,
-    size_t, sockaddr, socklen_t, ssize_t, timespec,
+    c_char, c_int, c_long, c_uint, c_ulong, c_void, iovec, loff_t, mmsghdr, mode_t, msghdr, off64_t, off_t,
+    sighandler_t, sigset_t, size_t, sockaddr, socklen_t, ssize_t, timespec, FILE,
 };
 use sockmeter::registry::FdState;
 
@@ -129,6 +132,54 @@ hook_table! {
     fn fcntl(fd: c_int, cmd: c_int, arg: c_ulong) -> c_int [fd fd] => after lifecycle::fcntl;
     #[cfg(target_os = "linux")]
     fn fcntl64(fd: c_int, cmd: c_int, arg: c_ulong) -> c_int [fd fd] => after lifecycle::fcntl;
+
+    // ---- new fds that are not sockets, stdio closing a stream's fd (files.rs) ----
+    /// `open` and `openat` are variadic in C; the optional mode is an integer, which the Linux
+    /// calling conventions pass in the same register as a fixed argument in its place (read
+    /// by the real call only with O_CREAT or O_TMPFILE, as when called directly).
+    fn open(path: *const c_char, flags: c_int, mode: c_uint) -> c_int => after files::open;
+    #[cfg(target_os = "linux")]
+    fn open64(path: *const c_char, flags: c_int, mode: c_uint) -> c_int => after files::open;
+    fn openat(dir: c_int, path: *const c_char, flags: c_int, mode: c_uint) -> c_int => after files::openat;
+    #[cfg(target_os = "linux")]
+    fn openat64(dir: c_int, path: *const c_char, flags: c_int, mode: c_uint) -> c_int => after files::openat;
+    #[cfg(target_os = "linux")]
+    fn __open_2(path: *const c_char, flags: c_int) -> c_int => after files::open_2;
+    #[cfg(target_os = "linux")]
+    fn __open64_2(path: *const c_char, flags: c_int) -> c_int => after files::open_2;
+    #[cfg(target_os = "linux")]
+    fn __openat_2(dir: c_int, path: *const c_char, flags: c_int) -> c_int => after files::openat_2;
+    #[cfg(target_os = "linux")]
+    fn __openat64_2(dir: c_int, path: *const c_char, flags: c_int) -> c_int => after files::openat_2;
+    fn creat(path: *const c_char, mode: mode_t) -> c_int => after files::creat;
+    #[cfg(target_os = "linux")]
+    fn creat64(path: *const c_char, mode: mode_t) -> c_int => after files::creat;
+    fn pipe(fds: *mut c_int) -> c_int => after files::pipe;
+    #[cfg(target_os = "linux")]
+    fn pipe2(fds: *mut c_int, flags: c_int) -> c_int => after files::pipe2;
+    #[cfg(target_os = "linux")]
+    fn eventfd(init: c_uint, flags: c_int) -> c_int => after files::eventfd;
+    #[cfg(target_os = "linux")]
+    fn memfd_create(name: *const c_char, flags: c_uint) -> c_int => after files::memfd_create;
+    #[cfg(target_os = "linux")]
+    fn epoll_create(size: c_int) -> c_int => after files::epoll_create;
+    #[cfg(target_os = "linux")]
+    fn epoll_create1(flags: c_int) -> c_int => after files::epoll_create1;
+    #[cfg(target_os = "linux")]
+    fn timerfd_create(clock: c_int, flags: c_int) -> c_int => after files::timerfd_create;
+    #[cfg(target_os = "linux")]
+    fn signalfd(fd: c_int, mask: *const sigset_t, flags: c_int) -> c_int => after files::signalfd;
+    #[cfg(target_os = "linux")]
+    fn inotify_init() -> c_int => after files::inotify_init;
+    #[cfg(target_os = "linux")]
+    fn inotify_init1(flags: c_int) -> c_int => after files::inotify_init1;
+    fn fopen(path: *const c_char, mode: *const c_char) -> *mut FILE => after files::fopen;
+    #[cfg(target_os = "linux")]
+    fn fopen64(path: *const c_char, mode: *const c_char) -> *mut FILE => after files::fopen;
+    fn freopen(path: *const c_char, mode: *const c_char, f: *mut FILE) -> *mut FILE => around files::freopen_before, files::freopen_after;
+    #[cfg(target_os = "linux")]
+    fn freopen64(path: *const c_char, mode: *const c_char, f: *mut FILE) -> *mut FILE => around files::freopen_before, files::freopen_after;
+    fn fclose(f: *mut FILE) -> c_int => around files::stream_before, files::fclose_after;
 
     // ---- the host's signal handlers, behind the trampoline (signals.rs) ----
     fn sigaction(sig: c_int, act: *const libc::sigaction, old: *mut libc::sigaction) -> c_int => rewrite signals::sigaction;

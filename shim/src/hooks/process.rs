@@ -21,8 +21,11 @@ pub fn exit_before(status: c_int) {
             signal: None,
         });
     }
-    // `_exit` does not flush stdio: what is in a buffer never reaches the kernel.
-    super::witness::at_exit(false);
+    // `_exit` does not flush stdio: what is in a buffer never reaches the kernel. (A vfork
+    // child's sockets are its parent's: they are not ending.)
+    if runtime::owns_region() {
+        super::witness::at_exit(false);
+    }
     runtime::finish(ByeReason::Exit);
 }
 
@@ -32,7 +35,9 @@ pub fn after_nothing(_pre: (), _ret: (), _e: c_int, _status: c_int) {}
 pub struct Pending(bool);
 
 fn exec_before() -> Pending {
-    super::witness::at_exit(false);
+    if runtime::owns_region() {
+        super::witness::at_exit(false);
+    }
     Pending(runtime::finish(ByeReason::Exec))
 }
 

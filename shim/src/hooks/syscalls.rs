@@ -55,8 +55,11 @@ pub fn passes(n: c_long, a1: c_long, _a2: c_long, a3: c_long, _a4: c_long, _a5: 
 pub enum Pre {
     /// Nothing to remember.
     Nothing,
-    /// The fd state before a close or dup2/dup3.
-    Was(FdState),
+    /// The fd state before a close or dup2/dup3 (None in a vfork child: its fds are its
+    /// parent's, see `lifecycle::parents`).
+    Was(Option<FdState>),
+    /// Whether a close_range sweep is the process's own.
+    Own(bool),
 }
 
 pub fn before(n: c_long, a1: c_long, a2: c_long, a3: c_long, _a4: c_long, _a5: c_long, _a6: c_long) -> Pre {
@@ -66,10 +69,7 @@ pub fn before(n: c_long, a1: c_long, a2: c_long, a3: c_long, _a4: c_long, _a5: c
         #[cfg(target_arch = "x86_64")]
         SYS_dup2 => Pre::Was(lifecycle::dup2_before(a1 as c_int, a2 as c_int)),
         SYS_dup3 => Pre::Was(lifecycle::dup3_before(a1 as c_int, a2 as c_int, a3 as c_int)),
-        SYS_close_range => {
-            lifecycle::close_range_before(a1 as c_uint, a2 as c_uint, a3 as c_int);
-            Pre::Nothing
-        }
+        SYS_close_range => Pre::Own(lifecycle::close_range_before(a1 as c_uint, a2 as c_uint, a3 as c_int)),
         SYS_exit_group => {
             process::exit_before(a1 as c_int);
             Pre::Nothing
@@ -162,7 +162,9 @@ pub fn after(
         #[cfg(target_arch = "x86_64")]
         (SYS_dup2, Pre::Was(was)) => lifecycle::dup2_after(was, ri, e, fd, a2 as c_int),
         (SYS_dup3, Pre::Was(was)) => lifecycle::dup3_after(was, ri, e, fd, a2 as c_int, a3 as c_int),
-        (SYS_close_range, _) => lifecycle::close_range_after((), ri, e, a1 as c_uint, a2 as c_uint, a3 as c_int),
+        (SYS_close_range, Pre::Own(own)) => {
+            lifecycle::close_range_after(own, ri, e, a1 as c_uint, a2 as c_uint, a3 as c_int)
+        }
         (SYS_io_uring_setup, _) if ret >= 0 => uring::created(),
         _ => {}
     }

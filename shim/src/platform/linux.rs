@@ -1,7 +1,7 @@
 //! Linux (glibc) implementation of the platform contract in `platform/mod.rs`.
 
 use std::ffi::{c_void, CStr};
-use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering::*};
+use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicUsize, Ordering::*};
 
 use libc::{c_char, c_int, sockaddr, socklen_t};
 use sockmeter::addr::{self, ADDR_WORDS};
@@ -510,15 +510,22 @@ pub fn cmdline() -> Vec<String> {
     ARGV.get().cloned().unwrap_or_default()
 }
 
-/// Blocks every signal in the calling thread (the shim's own threads): a process-directed
-/// signal then goes to one of the host's threads, as it would without the shim (a host that
-/// blocks a signal everywhere and takes it with `sigwait` must still find it pending).
-pub fn block_signals() {
-    // SAFETY: a filled set and pthread_sigmask on the calling thread.
+/// Runs `f` (which starts one of the shim's own threads) with every signal blocked in the
+/// calling thread, so the new thread is born blocking them all (a thread inherits its creator's
+/// mask) and no process-directed signal can reach it, not even before it runs: such a signal
+/// goes to one of the host's threads, as without the shim (a host that blocks a signal
+/// everywhere and takes it with `sigwait` must still find it pending). The caller's mask is
+/// put back after.
+pub fn spawn_blocking_signals<R>(f: impl FnOnce() -> R) -> R {
+    // SAFETY: sigfillset/pthread_sigmask on our own sets, for the calling thread.
     unsafe {
         let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
         libc::sigfillset(&mut all);
-        libc::pthread_sigmask(libc::SIG_BLOCK, &all, std::ptr::null_mut());
+        libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut old);
+        let r = f();
+        libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+        r
     }
 }
 
@@ -554,10 +561,58 @@ pub fn wake_one(word: &std::sync::atomic::AtomicI32) {
     };
 }
 
+/// A token that tells this process image from any other image of the same pid: the first 8
+/// of the 16 random bytes the kernel gives every exec (`AT_RANDOM`), with the pid and the
+/// clock mixed in (a forked child inherits the bytes). No system call.
+pub fn image_token() -> u64 {
+    // SAFETY: getauxval is always safe; AT_RANDOM points at 16 bytes for the process's life.
+    let p = unsafe { libc::getauxval(libc::AT_RANDOM) } as *const u8;
+    let mut r = 0u64;
+    if !p.is_null() {
+        let mut b = [0u8; 8];
+        // SAFETY: AT_RANDOM's 16 bytes are readable.
+        unsafe { std::ptr::copy_nonoverlapping(p, b.as_mut_ptr(), 8) };
+        r = u64::from_ne_bytes(b);
+    }
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: a valid out-pointer (vDSO).
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (r ^ (ts.tv_nsec as u64).rotate_left(17) ^ (ts.tv_sec as u64).rotate_left(41) ^ u64::from(pid()).rotate_left(3)) | 1
+}
+
 /// This process's id.
 pub fn pid() -> u32 {
     // SAFETY: getpid is always safe.
     unsafe { libc::getpid() as u32 }
+}
+
+/// The pid of the process this memory belongs to: read at load time and again in every fork
+/// child. A vfork child runs in its parent's memory until it execs or exits, so it reads its
+/// parent's pid here (and no atfork handler runs for it).
+static SELF_PID: AtomicU32 = AtomicU32::new(0);
+
+extern "C" fn refresh_self_pid() {
+    SELF_PID.store(pid(), Relaxed);
+}
+
+#[used]
+#[link_section = ".init_array"]
+static SELF_PID_INIT: extern "C" fn() = {
+    extern "C" fn init() {
+        refresh_self_pid();
+        // SAFETY: registering a function that lives as long as the process.
+        unsafe { libc::pthread_atfork(None, None, Some(refresh_self_pid)) };
+    }
+    init
+};
+
+/// Whether this is a vfork child (or any child sharing its parent's memory without being a
+/// thread of it): everything the shim holds in memory is its parent's, which it must leave
+/// alone. One system call (getpid); callers ask only before changing what the parent knows
+/// about a socket. False before the shim's constructor ran.
+pub fn in_vfork_child() -> bool {
+    let own = SELF_PID.load(Relaxed);
+    own != 0 && own != pid()
 }
 
 /// The parent's id.

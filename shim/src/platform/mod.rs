@@ -21,7 +21,8 @@
 //! * `is_system_library(path)`, `is_runtime_library(path)`: objects attribution skips (the
 //!   system library directories; libc, the loader, threads, the shim itself).
 //! * `exe_path()`, `cmdline()`, `pid()`, `ppid()`.
-//! * `block_signals()`: the shim's own threads take none of the host's signals.
+//! * `spawn_blocking_signals(f)`: the shim's own threads are born blocking every signal, so they
+//!   take none of the host's.
 //! * shipper mode (`shipper.rs` on Linux): `create_region` (a shared mapping others can map),
 //!   `link_pair`, `spawn_shipper` (a process that is never the host's child), and for forked children `adoption_pair`, `pidfd_self` and
 //!   `send_with_fds` (handing a region to the shipper that already exists).

@@ -82,6 +82,9 @@ impl Subscribers {
     }
 }
 
+/// Closed sockets the in-process account keeps one by one (see `Collector::new`).
+const CLOSED_KEPT: usize = 256;
+
 /// One process image's collector.
 pub struct Collector {
     shipper: Shipper,
@@ -114,8 +117,12 @@ impl Collector {
             origin,
             shim_version: env!("CARGO_PKG_VERSION").to_string(),
             interval_ms: cfg.interval_ms,
+            image: super::shared().image.load(std::sync::atomic::Ordering::Relaxed),
         };
-        let mut account = ProcessAccount::new();
+        // The host's own account (for SOCKMETER_REPORT and the snapshot) keeps few closed
+        // sockets one by one: the reporter has them all, and a long-running host must not
+        // grow with every connection it ever made (later ones are folded, totals exact).
+        let mut account = ProcessAccount::with_closed_limit(CLOSED_KEPT);
         let _ = account.apply(&Message::Hello(hello.clone()));
         Collector {
             shipper: Shipper::new(),

@@ -343,9 +343,11 @@ pub fn subscribe(cb: EventCallback, user: *mut c_void) -> u64 {
     let id = SUBSCRIBERS.lock().map(|mut subs| subs.add(cb, user)).unwrap_or(0);
     shared().subscribed.store(1, Release);
     if !EVENT_THREAD.swap(true, AcqRel) {
-        let _ = std::thread::Builder::new()
-            .name("sockmeter-events".into())
-            .spawn(deliver);
+        let _ = platform::spawn_blocking_signals(|| {
+            std::thread::Builder::new()
+                .name("sockmeter-events".into())
+                .spawn(deliver)
+        });
     }
     id
 }
@@ -357,7 +359,6 @@ pub fn unsubscribe(id: u64) -> bool {
 
 fn deliver() {
     crate::guard::enter_forever();
-    platform::block_signals();
     loop {
         std::thread::sleep(Duration::from_millis(20));
         deliver_once();

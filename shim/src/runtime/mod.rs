@@ -140,6 +140,7 @@ pub fn init() {
         crate::hooks::children::setup(config().socket.as_deref());
         helper::setup();
         shared().started_ms.store(loaded, Relaxed);
+        shared().image.store(platform::image_token(), Relaxed);
         platform::register_process_handlers(before_fork, on_fork_child, on_exit);
         platform::resolve_early();
         INITED.store(true, Release);
@@ -262,10 +263,12 @@ fn start_now() {
     // the reporting thread, means no host thread can be handed a different fd number meanwhile
     // (a single-threaded host sees exactly the fd numbers it would without the shim).
     lock().connect();
-    let spawned = std::thread::Builder::new()
-        .name("sockmeter".into())
-        .stack_size(256 * 1024)
-        .spawn(reporting_thread);
+    let spawned = platform::spawn_blocking_signals(|| {
+        std::thread::Builder::new()
+            .name("sockmeter".into())
+            .stack_size(256 * 1024)
+            .spawn(reporting_thread)
+    });
     match spawned {
         Ok(_) => {
             THREAD_PID.store(platform::pid(), Release);
@@ -311,7 +314,6 @@ pub fn last_pass_before_dying(sig: libc::c_int) {
 
 fn reporting_thread() {
     guard::enter_forever();
-    platform::block_signals();
     let interval = Duration::from_millis(config().interval_ms);
     let tick = Duration::from_millis(config().interval_ms.min(MAX_TICK_MS));
     let mut last = Instant::now();
@@ -411,6 +413,7 @@ extern "C" fn on_fork_child() {
             reg().records.reset_after_fork();
         }
         shared().started_ms.store(forked, Relaxed);
+        shared().image.store(platform::image_token(), Relaxed);
         crate::hooks::after_fork_child();
         // The child starts reporting when it touches a socket itself (a child that only execs
         // or exits costs nothing more).

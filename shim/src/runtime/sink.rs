@@ -73,7 +73,7 @@ impl Sink {
         Sink {
             path,
             gave_up: false,
-            outbox: Outbox::new(),
+            outbox: Outbox::new(outbox::THREAD_HOLD),
         }
     }
 

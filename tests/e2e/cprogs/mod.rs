@@ -19,39 +19,39 @@ mod data;
 mod host;
 
 /// Compiles `tests/c/<name>.c` (the harness makes parallel compiles safe).
-pub(super) fn prog(name: &str, flags: &[&str]) -> String {
+pub(crate) fn prog(name: &str, flags: &[&str]) -> String {
     path_str(&harness::compile_c(name, flags))
 }
 
-pub(super) fn path_str(p: &Path) -> String {
+pub(crate) fn path_str(p: &Path) -> String {
     p.to_str().expect("utf-8 path").to_string()
 }
 
 /// One TCP connection as the unmetered peer saw it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) struct Seen {
+pub(crate) struct Seen {
     /// The client's port (the metered socket's local port, or its peer port when the metered
     /// program is the server).
-    pub(super) port: u16,
+    pub(crate) port: u16,
     /// Bytes the peer received.
-    pub(super) rx: u64,
+    pub(crate) rx: u64,
     /// Bytes the peer sent.
-    pub(super) tx: u64,
+    pub(crate) tx: u64,
 }
 
 /// What the UDP peer saw.
 #[derive(Clone, Copy, Debug)]
-pub(super) struct SeenUdp {
-    pub(super) sender: u16,
-    pub(super) rx: u64,
-    pub(super) rxd: u64,
-    pub(super) tx: u64,
-    pub(super) txd: u64,
+pub(crate) struct SeenUdp {
+    pub(crate) sender: u16,
+    pub(crate) rx: u64,
+    pub(crate) rxd: u64,
+    pub(crate) tx: u64,
+    pub(crate) txd: u64,
 }
 
 /// The unmetered peer (`tests/c/peer.c`), an oracle [`Peer`]: `port` is its listening port
 /// (server and udp modes; 0 in client mode, where it prints none).
-pub(super) struct Oracle(Peer);
+pub(crate) struct Oracle(Peer);
 
 impl std::ops::Deref for Oracle {
     type Target = Peer;
@@ -62,19 +62,19 @@ impl std::ops::Deref for Oracle {
 
 impl Oracle {
     /// `peer ARGS...` with `env` added; `listens`: it prints its port first.
-    pub(super) fn spawn(args: &[&str], env: &[(&str, &str)], listens: bool) -> Oracle {
+    pub(crate) fn spawn(args: &[&str], env: &[(&str, &str)], listens: bool) -> Oracle {
         let mut c = Command::new(prog("peer", &[]));
         c.args(args).envs(env.iter().copied());
         Oracle(if listens { Peer::spawn(c) } else { Peer::launch(c) })
     }
 
     /// `peer server NCONN SCRIPT`.
-    pub(super) fn server(nconn: usize, script: &str) -> Oracle {
+    pub(crate) fn server(nconn: usize, script: &str) -> Oracle {
         Oracle::spawn(&["server", &nconn.to_string(), script], &[], true)
     }
 
     /// `peer client PORTFILE SCRIPT...`: one concurrent connection per script.
-    pub(super) fn clients(portfile: &Path, scripts: &[String], env: &[(&str, &str)]) -> Oracle {
+    pub(crate) fn clients(portfile: &Path, scripts: &[String], env: &[(&str, &str)]) -> Oracle {
         let mut args = vec!["client".to_string(), path_str(portfile)];
         args.extend(scripts.iter().cloned());
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -82,12 +82,12 @@ impl Oracle {
     }
 
     /// `peer udp NEXPECT SIZES`.
-    pub(super) fn udp(nexpect: usize, sizes: &str) -> Oracle {
+    pub(crate) fn udp(nexpect: usize, sizes: &str) -> Oracle {
         Oracle::spawn(&["udp", &nexpect.to_string(), sizes], &[], true)
     }
 
     /// The connections it reports.
-    pub(super) fn conns(self) -> Vec<Seen> {
+    pub(crate) fn conns(self) -> Vec<Seen> {
         let text = self.0.output();
         let v: Vec<Seen> = text
             .lines()
@@ -106,7 +106,7 @@ impl Oracle {
     }
 
     /// The UDP verdict.
-    pub(super) fn udp_verdict(self) -> SeenUdp {
+    pub(crate) fn udp_verdict(self) -> SeenUdp {
         let text = self.0.output();
         let l = text
             .lines()
@@ -124,12 +124,12 @@ impl Oracle {
     }
 }
 
-pub(super) fn num(s: &str) -> u64 {
+pub(crate) fn num(s: &str) -> u64 {
     s.parse().unwrap_or_else(|_| panic!("not a number: {s:?}"))
 }
 
 /// `key value` pairs of the first stdout line starting with `tag` (after the tag's words).
-pub(super) fn fields(text: &str, tag: &str) -> HashMap<String, String> {
+pub(crate) fn fields(text: &str, tag: &str) -> HashMap<String, String> {
     let l = text
         .lines()
         .find(|l| l.starts_with(tag))
@@ -137,7 +137,7 @@ pub(super) fn fields(text: &str, tag: &str) -> HashMap<String, String> {
     kv(&l[tag.len()..])
 }
 
-pub(super) fn kv(s: &str) -> HashMap<String, String> {
+pub(crate) fn kv(s: &str) -> HashMap<String, String> {
     let w: Vec<&str> = s.split_whitespace().collect();
     w.chunks(2)
         .filter(|c| c.len() == 2)
@@ -145,12 +145,12 @@ pub(super) fn kv(s: &str) -> HashMap<String, String> {
         .collect()
 }
 
-pub(super) fn get(m: &HashMap<String, String>, k: &str) -> u64 {
+pub(crate) fn get(m: &HashMap<String, String>, k: &str) -> u64 {
     num(m.get(k).unwrap_or_else(|| panic!("no {k} in {m:?}")))
 }
 
 /// Runs a metered command and checks it succeeded.
-pub(super) fn metered(cmd: &[&str]) -> Run {
+pub(crate) fn metered(cmd: &[&str]) -> Run {
     let r = harness::run(&[], cmd);
     assert_eq!(
         r.code, 0,
@@ -162,7 +162,7 @@ pub(super) fn metered(cmd: &[&str]) -> Run {
 
 /// Context for a failed assertion: the output, the summary and the JSON report (its start,
 /// when it is long).
-pub(super) fn ctx(r: &Run) -> String {
+pub(crate) fn ctx(r: &Run) -> String {
     let mut json = serde_json::to_string_pretty(&r.json).unwrap_or_default();
     if json.len() > 20_000 {
         let mut cut = 20_000;
@@ -182,17 +182,17 @@ pub(super) fn ctx(r: &Run) -> String {
 }
 
 /// The only process of the run.
-pub(super) fn only_process(r: &Run) -> &ProcessReport {
+pub(crate) fn only_process(r: &Run) -> &ProcessReport {
     assert_eq!(r.report.processes.len(), 1, "expected exactly one process{}", ctx(r));
     &r.report.processes[0]
 }
 
-pub(super) fn v4(port: u16) -> Option<String> {
+pub(crate) fn v4(port: u16) -> Option<String> {
     Some(format!("127.0.0.1:{port}"))
 }
 
 /// The one socket of `p` whose local address is 127.0.0.1:`port`.
-pub(super) fn by_local<'a>(r: &Run, p: &'a ProcessReport, port: u16) -> &'a SocketReport {
+pub(crate) fn by_local<'a>(r: &Run, p: &'a ProcessReport, port: u16) -> &'a SocketReport {
     let v: Vec<&SocketReport> = p.sockets.iter().filter(|s| s.local == v4(port)).collect();
     assert_eq!(
         v.len(),
@@ -205,7 +205,7 @@ pub(super) fn by_local<'a>(r: &Run, p: &'a ProcessReport, port: u16) -> &'a Sock
 }
 
 /// The one socket of `p` whose peer is 127.0.0.1:`port`.
-pub(super) fn by_peer<'a>(r: &Run, p: &'a ProcessReport, port: u16) -> &'a SocketReport {
+pub(crate) fn by_peer<'a>(r: &Run, p: &'a ProcessReport, port: u16) -> &'a SocketReport {
     let v: Vec<&SocketReport> = p.sockets.iter().filter(|s| s.peer == v4(port)).collect();
     assert_eq!(
         v.len(),
@@ -218,7 +218,7 @@ pub(super) fn by_peer<'a>(r: &Run, p: &'a ProcessReport, port: u16) -> &'a Socke
 }
 
 /// The metered socket's counts are the mirror image of what the unmetered peer saw.
-pub(super) fn assert_mirror(r: &Run, s: &SocketReport, seen: &Seen) {
+pub(crate) fn assert_mirror(r: &Run, s: &SocketReport, seen: &Seen) {
     assert_eq!(
         (s.tx_bytes, s.rx_bytes),
         (seen.rx, seen.tx),
@@ -233,7 +233,7 @@ pub(super) fn assert_mirror(r: &Run, s: &SocketReport, seen: &Seen) {
 
 /// The run's (tx, rx) totals, and the process's `p` when given, are the mirror of everything
 /// the unmetered peer saw: the sums of its (rx, tx) over `seen`.
-pub(super) fn assert_sum_mirror(r: &Run, p: Option<&ProcessReport>, seen: &[Seen]) {
+pub(crate) fn assert_sum_mirror(r: &Run, p: Option<&ProcessReport>, seen: &[Seen]) {
     let want = (seen.iter().map(|s| s.rx).sum(), seen.iter().map(|s| s.tx).sum());
     if let Some(p) = p {
         assert_eq!((p.totals.tx_bytes, p.totals.rx_bytes), want, "process totals{}", ctx(r));
@@ -242,7 +242,7 @@ pub(super) fn assert_sum_mirror(r: &Run, p: Option<&ProcessReport>, seen: &[Seen
 }
 
 /// The dynamic symbols `bin` imports.
-pub(super) fn imports(bin: &str) -> Vec<String> {
+pub(crate) fn imports(bin: &str) -> Vec<String> {
     let out = Command::new("nm")
         .args(["-D", "--undefined-only", bin])
         .output()
