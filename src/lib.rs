@@ -27,5 +27,5 @@ pub mod wire;
 pub use account::ProcessAccount;
 pub use addr::Addr;
 pub use embed::{label, EmbedError, Meter};
-pub use model::{Dir, Family, Proto, Role};
+pub use model::{Dir, Family, Load, Proto, Role};
 pub use report::{ProcessReport, Report, SocketReport};

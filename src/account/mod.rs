@@ -28,7 +28,7 @@ use fold::Folded;
 use crate::model::Family;
 use crate::report::{GroupStats, LabelReport, ModuleReport, ProcessReport, ProcessTotals, SocketReport, UnixTotals};
 use crate::time::rfc3339;
-use crate::wire::{ByeReason, Hello, Message, SocketDelta};
+use crate::wire::{ByeReason, Hello, Message, ModuleInfo, SocketDelta};
 
 /// Closed sockets kept one by one before folding starts.
 pub const DEFAULT_CLOSED_LIMIT: usize = 20_000;
@@ -98,6 +98,8 @@ pub struct ProcessAccount {
     end: Option<(u64, ByeReason)>,
     dropped_events: u64,
     notices: Vec<String>,
+    /// How each module came in (`module` lines), by name.
+    modules: BTreeMap<Arc<str>, ModuleInfo>,
 }
 
 impl Default for ProcessAccount {
@@ -155,6 +157,7 @@ impl ProcessAccount {
             end: None,
             dropped_events: 0,
             notices: Vec::new(),
+            modules: BTreeMap::new(),
         }
     }
 
@@ -307,6 +310,12 @@ impl ProcessAccount {
                     return Err(AccountError::UnknownSocket(c.id));
                 }
             }
+            Message::Module(m) => {
+                self.check_module(m)?;
+                if let Some(name) = self.intern(&Some(m.module.clone())) {
+                    self.modules.insert(name, m.clone());
+                }
+            }
             Message::Notice(n) => {
                 let text = format!("{}: {}", n.kind, n.message);
                 self.check_notice(n, &text)?;
@@ -364,6 +373,9 @@ impl ProcessAccount {
         self.dropped_events = self.dropped_events.max(later.dropped_events);
         for n in &later.notices {
             self.add_notice(n.clone());
+        }
+        for (k, m) in &later.modules {
+            self.modules.insert(k.clone(), m.clone());
         }
     }
 
@@ -452,9 +464,14 @@ impl ProcessAccount {
             sockets,
             modules: modules
                 .into_iter()
-                .map(|(module, g)| ModuleReport {
-                    module,
-                    stats: finish(g),
+                .map(|(module, g)| {
+                    let info = self.modules.get(module.as_str());
+                    ModuleReport {
+                        load: info.map(|m| m.load.as_str().to_string()),
+                        loaded_at: info.and_then(|m| m.loaded_at).map(rfc3339),
+                        module,
+                        stats: finish(g),
+                    }
                 })
                 .collect(),
             labels: labels

@@ -1,8 +1,8 @@
 //! The one hook table. Each hooked function is declared here once; [`table::hook_table!`]
 //! generates its real-function slot, its export and its wrapper. The handlers are in modules
 //! by family: [`io`] (the per-byte path), [`lifecycle`] (sockets appearing, changing and
-//! closing), [`signals`] (the host's signal handlers, behind a trampoline) and [`process`]
-//! (exit and exec). `fork` is handled with `pthread_atfork` (see
+//! closing), [`signals`] (the host's signal handlers, behind a trampoline), [`process`]
+//! (exit and exec) and [`threads`] (a new thread carries the module that created it). `fork` is handled with `pthread_atfork` (see
 //! `runtime`), and Linux's `dlopen` (for RTLD_DEEPBIND plugins) lives with the platform code
 //! because it must tail-call.
 //!
@@ -15,10 +15,11 @@ pub mod lifecycle;
 pub mod process;
 pub mod signals;
 pub mod table;
+pub mod threads;
 
 use libc::{
-    c_char, c_int, c_uint, c_ulong, c_void, iovec, mmsghdr, msghdr, off_t, sighandler_t, size_t, sockaddr, socklen_t,
-    ssize_t, timespec,
+    c_char, c_int, c_uint, c_ulong, c_void, iovec, mmsghdr, msghdr, off_t, pthread_attr_t, pthread_t, sighandler_t,
+    size_t, sockaddr, socklen_t, ssize_t, timespec,
 };
 use sockmeter::registry::FdState;
 
@@ -108,4 +109,8 @@ hook_table! {
     fn execvpe(file: *const c_char, argv: *const *const c_char, envp: *const *const c_char) -> c_int => around process::exec3_before, process::exec3_after;
     #[cfg(target_os = "linux")]
     fn fexecve(fd: c_int, argv: *const *const c_char, envp: *const *const c_char) -> c_int => around process::exec3_before, process::exec3_after;
+
+    // ---- threads carry the module that created them (threads.rs) ----
+    #[cfg(target_os = "linux")]
+    fn pthread_create(thread: *mut pthread_t, attr: *const pthread_attr_t, start: *mut c_void, arg: *mut c_void) -> c_int => rewrite threads::pthread_create;
 }
