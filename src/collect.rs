@@ -311,6 +311,56 @@ mod tests {
     }
 
     #[test]
+    fn the_first_socket_of_a_module_is_preceded_by_its_module_line() {
+        static REG3: Registry = Registry::new();
+        static NAMES: Names = Names::new();
+        let text = "/usr/lib/x86_64-linux-gnu/gstreamer-1.0/libgstsoup.so";
+        let meta = crate::names::Meta {
+            load: Load::Dlopen.code(),
+            loaded_ms: 7,
+            ..Default::default()
+        };
+        let id = NAMES.intern(
+            1,
+            text.as_bytes(),
+            |b| {
+                b[..text.len()].copy_from_slice(text.as_bytes());
+                text.len()
+            },
+            |_| meta,
+        );
+        let mut s = connected(7, 82);
+        s.module = id;
+        let mut sh = Shipper::new();
+        let mut acct = ProcessAccount::new();
+        REG3.open(&s);
+        s.fd = 8;
+        REG3.open(&s);
+        let msgs = sh.pass(&REG3, &NAMES, 9);
+        let modules: Vec<_> = msgs.iter().filter(|m| matches!(m, Message::Module(_))).collect();
+        assert_eq!(modules.len(), 1, "one module line for two sockets: {msgs:?}");
+        assert!(matches!(msgs[0], Message::Module(_)), "before the sockets: {msgs:?}");
+        for m in &msgs {
+            acct.apply(m).unwrap();
+        }
+        let r = acct.report(false, "running");
+        assert_eq!(r.modules.len(), 1);
+        assert_eq!(r.modules[0].module, text);
+        assert_eq!(r.modules[0].load.as_deref(), Some("dlopen"));
+        assert_eq!(r.modules[0].loaded_at, Some(crate::time::rfc3339(7)));
+        assert!(sh
+            .pass(&REG3, &NAMES, 10)
+            .iter()
+            .all(|m| !matches!(m, Message::Module(_))));
+        sh.reannounce();
+        let again = sh.pass(&REG3, &NAMES, 11);
+        assert!(
+            matches!(again[0], Message::Module(_)),
+            "a new connection hears it again: {again:?}"
+        );
+    }
+
+    #[test]
     fn a_socket_born_and_closed_between_passes_is_one_line() {
         static REG2: Registry = Registry::new();
         let s = connected(6, 81);
