@@ -113,7 +113,7 @@ fn glob_verdict(path: &[u8]) -> Option<bool> {
 /// What attribution keeps about an object: its class, whether it may be charged, how it came in.
 fn object_meta(path: &[u8], is_shim: bool, origin: loads::Origin) -> Meta {
     let class = if origin.load == Load::Executable {
-        if platform::exe_is_interpreter() {
+        if platform::is_interpreter_executable(path) {
             CLASS_INTERP
         } else {
             CLASS_OTHER

@@ -129,6 +129,47 @@ both_modes! {
     }
 }
 
+/// A plugin named by a bare file name, which the loader finds only through the *host's*
+/// RUNPATH: glibc picks the RUNPATH from `dlopen`'s caller, so the shim's `dlopen` (which notes
+/// the name, then jumps) must leave the host as the caller. It is found, it is a plugin (the
+/// bare name matched by file name), and its threads' bytes are its own, exactly.
+#[test]
+fn a_bare_name_found_through_the_hosts_runpath_is_still_found_and_is_a_plugin() {
+    let dir = harness::scratch().join("runpath-plugins");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let plugin = dir.join("libthread_plugin_rp.so");
+    if !plugin.exists() {
+        std::fs::copy(thread_plugin(), &plugin).expect("copy plugin");
+    }
+    let host = cc(
+        "plugin_host_runpath",
+        &[
+            &c_src("plugin_host.c"),
+            "-ldl",
+            &format!("-Wl,--enable-new-dtags,-rpath,{}", dir.display()),
+        ],
+    );
+    let peer = Peer::start("http_peer.py", &["--size", "30000", "--conns", "2"]);
+    let port = peer.port.to_string();
+    let r = run(&[], &[host.to_str().expect("utf-8"), "libthread_plugin_rp.so", &port]);
+    let verdict = peer.finish();
+    assert_ok(&r);
+    assert_peer_complete(&verdict, 2);
+    let p = r.proc("plugin_host_runpath");
+    let plugin = plugin.canonicalize().expect("canonical");
+    assert_all_charged_to(p, &plugin, &verdict, 2);
+    let m = p
+        .modules
+        .iter()
+        .find(|m| Path::new(&m.module) == plugin)
+        .expect("plugin module");
+    assert_eq!(
+        m.load.as_deref(),
+        Some("dlopen"),
+        "a bare name in the dlopen call: {m:#?}"
+    );
+}
+
 /// The CPython interpreters to check: Debian's (a static build: `_socket` is inside the
 /// executable) and the `python3` on PATH when it is another build.
 fn interpreters() -> Vec<PathBuf> {

@@ -11,11 +11,12 @@
 //! else to the executable. Third-party extensions (site-packages, dist-packages, vendor and
 //! site Perl, gems) are plugins like any other object the process loaded with `dlopen`.
 //!
-//! A static build's executable *is* the interpreter: it is recognised by exporting the
-//! runtime's C API (which its extension modules link against), and is then looked past like
-//! the core library, so a plugin above it on the stack is found the same way in every build;
-//! it stays the fallback module. An embedding host that links a shared libpython is not an
-//! interpreter (its own code is charged as any executable's).
+//! A static build's executable *is* the interpreter: it is recognised by its file name
+//! (`python`, `python3`, `python3.11`, `perl`, `perl5.36.0`, `ruby`, `ruby3.1`: the name and
+//! digits and dots; no symbol look-up, which would disturb the host's `dlerror()` state), and
+//! is then looked past like the core library, so a plugin above it on the stack is found the
+//! same way in every build; it stays the fallback module. An embedding host that links a
+//! shared libpython is not an interpreter (its own code is charged as any executable's).
 //!
 //! Recognised by where each runtime installs them (the path after `realpath`):
 //!
@@ -73,13 +74,12 @@ pub fn is_interpreter_library(path: &[u8]) -> bool {
             .any(|w| w[0] == b"perl5" && perl_version(w[1]) && w[2].windows(6).any(|x| x == b"-linux"))
 }
 
-/// Whether the main executable is a language runtime (it defines the runtime's C API itself).
-pub fn exe_is_interpreter() -> bool {
-    [c"Py_Initialize", c"perl_alloc", c"ruby_init"].iter().any(|sym| {
-        // SAFETY: dlsym with RTLD_DEFAULT and a NUL-terminated name.
-        let p = unsafe { libc::dlsym(libc::RTLD_DEFAULT, sym.as_ptr()) };
-        // SAFETY: `object_at` only looks the address up; an empty name is the main program.
-        !p.is_null() && super::object_at(p as usize).is_some_and(|o| unsafe { *o.name } == 0)
+/// Whether the executable at `path` is a language runtime's interpreter (see the module docs).
+pub fn is_interpreter_executable(path: &[u8]) -> bool {
+    let f = file_name(path);
+    [&b"python"[..], b"perl", b"ruby"].iter().any(|p| {
+        f.strip_prefix(*p)
+            .is_some_and(|rest| rest.iter().all(|b| b.is_ascii_digit() || *b == b'.'))
     })
 }
 
@@ -104,6 +104,30 @@ mod tests {
             "/usr/lib/x86_64-linux-gnu/libruby-3.1.so.3.1.2",
         ] {
             assert!(interp(p.as_bytes()), "{p}");
+        }
+    }
+
+    #[test]
+    fn interpreter_executables_by_name() {
+        use super::is_interpreter_executable as exe;
+        for p in [
+            "/usr/bin/python3.11",
+            "/root/.pyenv/versions/3.11.7/bin/python3.11",
+            "/usr/bin/perl",
+            "/usr/bin/perl5.36.0",
+            "/usr/bin/ruby3.1",
+            "/x/python",
+        ] {
+            assert!(exe(p.as_bytes()), "{p}");
+        }
+        for p in [
+            "/usr/bin/python3-config",
+            "/usr/bin/pythonista",
+            "/usr/bin/gst-launch-1.0",
+            "/usr/sbin/apache2",
+            "/usr/bin/perldoc",
+        ] {
+            assert!(!exe(p.as_bytes()), "{p}");
         }
     }
 
