@@ -87,10 +87,12 @@ fn connection_to(p: &ProcessReport, port: u16) -> &SocketReport {
     c[0]
 }
 
-/// GStreamer's plugin directory (where `gst-inspect-1.0` finds souphttpsrc).
-fn gst_soup_plugin() -> PathBuf {
+/// The file `gst-inspect-1.0` says souphttpsrc lives in (its registry in `registry`, a scratch
+/// file, so nothing is written to the user's cache).
+fn gst_soup_plugin(registry: &Path) -> PathBuf {
     let o = Command::new("gst-inspect-1.0")
         .arg("souphttpsrc")
+        .env("GST_REGISTRY", registry)
         .without_sockmeter_env()
         .output()
         .expect("gst-inspect-1.0 (apt-get install gstreamer1.0-tools gstreamer1.0-plugins-good)");
@@ -109,8 +111,8 @@ fn gst_soup_plugin() -> PathBuf {
 
 #[test]
 fn gstreamer_souphttpsrc_is_charged_to_the_soup_plugin() {
-    let plugin = gst_soup_plugin();
     let registry = harness::scratch_path("gst-registry.bin");
+    let plugin = gst_soup_plugin(&registry);
     let peer = Peer::start("http_peer.py", &["--size", "300000"]);
     let port = peer.port;
     let location = format!("location=http://127.0.0.1:{}/media.bin", peer.port);

@@ -129,8 +129,10 @@ pub unsafe extern "C" fn dlopen_hook(file: *const c_char, mode: c_int) -> *mut c
 
 /// Notes a dlopen of `file` before the real call (`crate::loads`): never changes errno, never
 /// unwinds into the naked caller.
-extern "C" fn note(file: *const c_char, _mode: c_int) {
-    if file.is_null() || !crate::runtime::active() {
+extern "C" fn note(file: *const c_char, mode: c_int) {
+    // RTLD_NOLOAD only asks whether an object is loaded: it loads nothing, and must not be the
+    // call a later load is matched to.
+    if file.is_null() || mode & libc::RTLD_NOLOAD != 0 || !crate::runtime::active() {
         return;
     }
     let e = super::errno();
