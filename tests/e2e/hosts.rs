@@ -140,6 +140,41 @@ fn gstreamer_souphttpsrc_is_charged_to_the_soup_plugin() {
     );
 }
 
+/// `--attribute` changes the rule in both directions on the same host: `GLOB` adds (libsoup,
+/// which the plugin loads for itself, becomes the module), `!GLOB` removes (with GStreamer's
+/// plugins excluded the traffic is the host's, thread origins included). Exact either way.
+#[test]
+fn gstreamer_under_attribute_globs_that_add_and_that_remove() {
+    let registry = harness::scratch_path("gst-registry.bin");
+    for (glob, want) in [("libsoup*", "libsoup"), ("!*/gstreamer-1.0/*", "/gst-launch-1.0")] {
+        let peer = Peer::start("http_peer.py", &["--size", "40000"]);
+        let port = peer.port;
+        let location = format!("location=http://127.0.0.1:{port}/glob.bin");
+        let r = run_with(
+            &["--attribute", glob],
+            &["gst-launch-1.0", "-q", "souphttpsrc", &location, "!", "fakesink"],
+            &[("GST_REGISTRY", registry.to_str().expect("utf-8"))],
+        );
+        let verdict = peer.finish();
+        assert_ok(&r);
+        assert_peer_complete(&verdict, 1);
+        let p = r.proc("gst-launch-1.0");
+        let sock = connection_to(p, port);
+        let module = sock.module.as_deref().unwrap_or_default();
+        assert!(
+            module.contains(want),
+            "--attribute {glob}: charged to {module}, want {want}"
+        );
+        assert_eq!(
+            (sock.tx_bytes, sock.rx_bytes),
+            mirror(&verdict),
+            "--attribute {glob}: exact"
+        );
+        let m = module_of(p, sock);
+        assert_eq!((m.stats.tx_bytes, m.stats.rx_bytes), mirror(&verdict));
+    }
+}
+
 /// A loopback port free right now (the kernel's pick, released for the server to take).
 fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");

@@ -20,7 +20,8 @@
 //! * `walk_stack(visit)`: the caller's return addresses, innermost first, until `visit` stops.
 //! * `for_each_object(f)`: every loaded object's loader name (`l_name`), for telling the
 //!   objects loaded at start from those loaded later.
-//! * `is_system_library(path)`, `is_runtime_library(path)`, `is_interpreter_library(path)`:
+//! * `is_system_library(path)`, `is_runtime_library(path)`, `is_interpreter_library(path)`,
+//!   `is_interpreter_executable(path)`:
 //!   objects attribution skips (the system library directories; libc, the loader, threads,
 //!   the shim itself; a language runtime's own objects, `runtimes.rs`).
 //! * `exe_path()`, `cmdline()`, `pid()`, `ppid()`.
