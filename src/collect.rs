@@ -5,12 +5,42 @@
 //! counters counted since the last pass (an atomic swap per direction, see
 //! `registry::Counters`) and ships it (`delta`), and for a record whose last fd was closed ships
 //! its final delta, a `closed`, and frees the record for reuse. Bytes added while a pass runs
-//! are simply part of the next take: nothing is lost at a report boundary.
+//! are simply part of the next take: nothing is lost at a report boundary. The first socket
+//! charged to a module is preceded by one `module` line saying how that module came in.
 
 use crate::account::ProcessAccount;
 use crate::addr::Addr;
+use crate::model::Load;
+use crate::names::Names;
 use crate::registry::{RecordState, Registry, FLAG_ADOPTED, FLAG_INHERITED};
-use crate::wire::{Closed, Delta, Message, PeerDelta, SocketDelta, SocketInfo};
+use crate::wire::{Closed, Delta, Message, ModuleInfo, PeerDelta, SocketDelta, SocketInfo};
+
+/// Where a pass finds the text of a name id and what is known of a module: the region's
+/// [`Names`], or a plain function of the id (which knows no more than the text).
+pub trait NameSource {
+    /// The text of name `id`.
+    fn name(&self, id: u32) -> Option<String>;
+    /// How module `id` came in and when (ms since the epoch), when known.
+    fn module(&self, _id: u32) -> Option<(Load, Option<u64>)> {
+        None
+    }
+}
+
+impl<F: Fn(u32) -> Option<String>> NameSource for F {
+    fn name(&self, id: u32) -> Option<String> {
+        self(id)
+    }
+}
+
+impl NameSource for Names {
+    fn name(&self, id: u32) -> Option<String> {
+        Names::name(self, id)
+    }
+    fn module(&self, id: u32) -> Option<(Load, Option<u64>)> {
+        let m = self.meta(id);
+        (m.load != 0).then(|| (Load::from_code(m.load), (m.loaded_ms != 0).then_some(m.loaded_ms)))
+    }
+}
 
 #[derive(Clone, Default)]
 struct Shipped {
@@ -65,6 +95,8 @@ pub fn encode_batch(
 #[derive(Default)]
 pub struct Shipper {
     slots: Vec<Shipped>,
+    /// Module ids whose `module` line was sent on this connection.
+    modules_sent: Vec<bool>,
 }
 
 fn addr_text(w: &[u64; crate::addr::ADDR_WORDS]) -> Option<String> {
@@ -78,8 +110,8 @@ impl Shipper {
     }
 
     /// One pass over `reg`, returning every message. `names` turns module and label ids into
-    /// text.
-    pub fn pass(&mut self, reg: &Registry, names: &dyn Fn(u32) -> Option<String>, now_ms: u64) -> Vec<Message> {
+    /// text (and, given the region's [`Names`], says how each module came in).
+    pub fn pass(&mut self, reg: &Registry, names: &dyn NameSource, now_ms: u64) -> Vec<Message> {
         let mut all = Vec::new();
         self.pass_in_batches(reg, names, now_ms, &mut |batch| all.extend(batch));
         all
@@ -91,7 +123,7 @@ impl Shipper {
     pub fn pass_in_batches(
         &mut self,
         reg: &Registry,
-        names: &dyn Fn(u32) -> Option<String>,
+        names: &dyn NameSource,
         now_ms: u64,
         emit: &mut dyn FnMut(Vec<Message>),
     ) {
@@ -118,7 +150,7 @@ impl Shipper {
             }
             let meta = rec.meta();
             let s = &meta.socket;
-            let name = |id: u32| if id == 0 { None } else { names(id) };
+            let name = |id: u32| if id == 0 { None } else { names.name(id) };
             if sh.announced && sh.id != meta.id {
                 closed.push(Closed {
                     id: sh.id,
@@ -167,6 +199,20 @@ impl Shipper {
                 sh.announced = true;
                 sh.id = meta.id;
                 sh.generation = meta.generation;
+                let m = s.module as usize;
+                if m != 0 && !self.modules_sent.get(m).copied().unwrap_or(false) {
+                    if let (Some(module), Some((load, loaded_at))) = (name(s.module), names.module(s.module)) {
+                        out.push(Message::Module(ModuleInfo {
+                            module,
+                            load,
+                            loaded_at,
+                        }));
+                    }
+                    if self.modules_sent.len() <= m {
+                        self.modules_sent.resize(m + 1, false);
+                    }
+                    self.modules_sent[m] = true;
+                }
                 out.push(Message::Socket(SocketInfo {
                     id: meta.id,
                     fd: s.fd,
@@ -211,6 +257,7 @@ impl Shipper {
         for s in &mut self.slots {
             s.generation = s.generation.wrapping_sub(1);
         }
+        self.modules_sent.clear();
     }
 }
 
@@ -271,6 +318,56 @@ mod tests {
         assert_eq!(r.sockets[0].module.as_deref(), Some("/m2.so"));
         assert_eq!(r.sockets[0].closed_at, Some(crate::time::rfc3339(3)));
         assert_eq!(REG.records.get(idx).state(), RecordState::Free);
+    }
+
+    #[test]
+    fn the_first_socket_of_a_module_is_preceded_by_its_module_line() {
+        static REG3: Registry = Registry::new();
+        static NAMES: Names = Names::new();
+        let text = "/usr/lib/x86_64-linux-gnu/gstreamer-1.0/libgstsoup.so";
+        let meta = crate::names::Meta {
+            load: Load::Dlopen.code(),
+            loaded_ms: 7,
+            ..Default::default()
+        };
+        let id = NAMES.intern(
+            1,
+            text.as_bytes(),
+            |b| {
+                b[..text.len()].copy_from_slice(text.as_bytes());
+                text.len()
+            },
+            |_| meta,
+        );
+        let mut s = connected(7, 82);
+        s.module = id;
+        let mut sh = Shipper::new();
+        let mut acct = ProcessAccount::new();
+        REG3.open(&s, || 1);
+        s.fd = 8;
+        REG3.open(&s, || 1);
+        let msgs = sh.pass(&REG3, &NAMES, 9);
+        let modules: Vec<_> = msgs.iter().filter(|m| matches!(m, Message::Module(_))).collect();
+        assert_eq!(modules.len(), 1, "one module line for two sockets: {msgs:?}");
+        assert!(matches!(msgs[0], Message::Module(_)), "before the sockets: {msgs:?}");
+        for m in &msgs {
+            acct.apply(m).unwrap();
+        }
+        let r = acct.report(false, "running");
+        assert_eq!(r.modules.len(), 1);
+        assert_eq!(r.modules[0].module, text);
+        assert_eq!(r.modules[0].load.as_deref(), Some("dlopen"));
+        assert_eq!(r.modules[0].loaded_at, Some(crate::time::rfc3339(7)));
+        assert!(sh
+            .pass(&REG3, &NAMES, 10)
+            .iter()
+            .all(|m| !matches!(m, Message::Module(_))));
+        sh.reannounce();
+        let again = sh.pass(&REG3, &NAMES, 11);
+        assert!(
+            matches!(again[0], Message::Module(_)),
+            "a new connection hears it again: {again:?}"
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! | `SOCKMETER_INTERVAL` | ms between deltas (10 ..= 3_600_000) | 1000 |
 //! | `SOCKMETER_REPORT` | write this process's report here at exit (`%p` = pid) | unset |
 //! | `SOCKMETER_UNIX` | `1`: Unix-domain traffic counts in that report's totals | 0 |
-//! | `SOCKMETER_ATTRIBUTE` | `:`-separated globs naming the objects that count as modules | unset |
+//! | `SOCKMETER_ATTRIBUTE` | `:`-separated globs: `GLOB` adds the objects it matches to the modules, `!GLOB` removes them | unset |
 //! | `SOCKMETER_DISABLE` | `1`: pass every call straight through | 0 |
 //!
 //! A malformed value never stops the host: [`Config::from_lookup`] returns the defaults for

@@ -86,6 +86,26 @@ named_enum! {
     }
 }
 
+named_enum! {
+    /// How a loaded object (a module) came into the process.
+    Load {
+        /// Not known (an older shim, or an object the loader no longer lists).
+        Unknown = 0 => "unknown",
+        /// The program itself.
+        Executable = 1 => "executable",
+        /// A library the program was linked against (loaded at start).
+        Linked = 2 => "linked",
+        /// A library named in `LD_PRELOAD` (loaded at start, before the linked ones).
+        Preloaded = 3 => "preloaded",
+        /// Named in a `dlopen` call made by the program or a library framework: a plugin.
+        Dlopen = 4 => "dlopen",
+        /// Loaded at run time without being named in a `dlopen` call of the program: a
+        /// dependency of a plugin, a library a plugin loaded for itself, or one libc loaded
+        /// on its own (NSS, iconv).
+        Dependency = 5 => "dependency",
+    }
+}
+
 impl Family {
     /// Inet and inet6 sockets count in the totals; Unix ones only with `--unix`.
     pub const fn is_inet(self) -> bool {

@@ -2,8 +2,9 @@
 //!
 //! The hooks must name the module that opened a socket without allocating, so names live in a
 //! fixed table of atomics and a byte arena (all zeros when empty, so a `static` costs nothing
-//! until used). Ids start at 1; 0 means unknown. Each entry also keeps a small class byte and a
-//! flag the shim uses for attribution (whether the object is a system library, matches a glob).
+//! until used). Ids start at 1; 0 means unknown. Each entry also keeps what the shim learned
+//! about the object once ([`Meta`]): a class byte and a flag for attribution, how the object
+//! came into the process and when, and which plugin loaded it for itself.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering::*};
 
@@ -12,10 +13,41 @@ pub const MAX_NAMES: usize = 2048;
 /// Bytes of name text the table holds.
 pub const ARENA: usize = 512 * 1024;
 
+/// What the shim knows about a named object, fixed when the name is added.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Meta {
+    /// The shim's class byte (system library, runtime, plugin...).
+    pub class: u8,
+    /// The shim's attribution flag (whether the object may be charged).
+    pub flag: bool,
+    /// How it came in: a [`crate::model::Load`] code (0 for labels).
+    pub load: u8,
+    /// When it was loaded, ms since the epoch (0: not known).
+    pub loaded_ms: u64,
+    /// The name id of the plugin that loaded it for itself (0: none).
+    pub owner: u32,
+}
+
+impl Meta {
+    /// Only a class and a flag (labels, tests).
+    pub const fn class(class: u8, flag: bool) -> Meta {
+        Meta {
+            class,
+            flag,
+            load: 0,
+            loaded_ms: 0,
+            owner: 0,
+        }
+    }
+}
+
 struct Name {
     ready: AtomicU8,
     class: AtomicU8,
     flag: AtomicU8,
+    load: AtomicU8,
+    loaded_ms: AtomicU64,
+    owner: AtomicU32,
     key: AtomicUsize,
     hash: AtomicU64,
     off: AtomicU32,
@@ -45,6 +77,9 @@ impl Names {
                     ready: AtomicU8::new(0),
                     class: AtomicU8::new(0),
                     flag: AtomicU8::new(0),
+                    load: AtomicU8::new(0),
+                    loaded_ms: AtomicU64::new(0),
+                    owner: AtomicU32::new(0),
                     key: AtomicUsize::new(0),
                     hash: AtomicU64::new(0),
                     off: AtomicU32::new(0),
@@ -59,13 +94,13 @@ impl Names {
 
     /// Finds or adds a name. `key` tells apart objects with the same name at different times
     /// (their load address; labels use 0), `raw` identifies it (hashed), `resolve` writes the
-    /// text to keep (once, on insertion) and `class` computes the class byte and flag from it.
+    /// text to keep (once, on insertion) and `meta` computes what to keep about it from that text.
     pub fn intern(
         &self,
         key: usize,
         raw: &[u8],
         resolve: impl FnOnce(&mut [u8; 4096]) -> usize,
-        class: impl FnOnce(&[u8]) -> (u8, bool),
+        meta: impl FnOnce(&[u8]) -> Meta,
     ) -> u32 {
         let hash = fnv(raw);
         let n = (self.count.load(Acquire) as usize).min(MAX_NAMES);
@@ -90,9 +125,12 @@ impl Names {
             e.off.store(off as u32, Relaxed);
             e.len.store(len as u32, Relaxed);
         }
-        let (c, f) = class(text);
-        e.class.store(c, Relaxed);
-        e.flag.store(u8::from(f), Relaxed);
+        let m = meta(text);
+        e.class.store(m.class, Relaxed);
+        e.flag.store(u8::from(m.flag), Relaxed);
+        e.load.store(m.load, Relaxed);
+        e.loaded_ms.store(m.loaded_ms, Relaxed);
+        e.owner.store(m.owner, Relaxed);
         e.key.store(key, Relaxed);
         e.hash.store(hash, Relaxed);
         e.ready.store(1, Release);
@@ -123,6 +161,20 @@ impl Names {
         }
     }
 
+    /// Everything kept about name `id` (all zeros when unknown).
+    pub fn meta(&self, id: u32) -> Meta {
+        match (id as usize).checked_sub(1).and_then(|i| self.entries.get(i)) {
+            Some(e) if e.ready.load(Acquire) == 1 => Meta {
+                class: e.class.load(Relaxed),
+                flag: e.flag.load(Relaxed) == 1,
+                load: e.load.load(Relaxed),
+                loaded_ms: e.loaded_ms.load(Relaxed),
+                owner: e.owner.load(Relaxed),
+            },
+            _ => Meta::default(),
+        }
+    }
+
     /// Copies every name of `other` (a forked child's fresh table starts with its parent's).
     pub fn copy_from(&self, other: &Names) {
         let n = (other.count.load(Acquire) as usize).min(MAX_NAMES);
@@ -133,6 +185,9 @@ impl Names {
         for (d, s) in self.entries[..n].iter().zip(&other.entries[..n]) {
             d.class.store(s.class.load(Relaxed), Relaxed);
             d.flag.store(s.flag.load(Relaxed), Relaxed);
+            d.load.store(s.load.load(Relaxed), Relaxed);
+            d.loaded_ms.store(s.loaded_ms.load(Relaxed), Relaxed);
+            d.owner.store(s.owner.load(Relaxed), Relaxed);
             d.key.store(s.key.load(Relaxed), Relaxed);
             d.hash.store(s.hash.load(Relaxed), Relaxed);
             d.off.store(s.off.load(Relaxed), Relaxed);
@@ -165,7 +220,13 @@ mod tests {
                 b[..s.len()].copy_from_slice(s.as_bytes());
                 s.len()
             },
-            |_| (7, true),
+            |_| Meta {
+                class: 7,
+                flag: true,
+                load: 4,
+                loaded_ms: 99,
+                owner: 1,
+            },
         )
     }
 
@@ -180,6 +241,9 @@ mod tests {
         assert_eq!(N.name(0), None);
         M.copy_from(&N);
         assert_eq!(M.name(b).as_deref(), Some("weather"));
+        assert_eq!(M.meta(b), N.meta(b));
+        assert_eq!((M.meta(b).load, M.meta(b).loaded_ms, M.meta(b).owner), (4, 99, 1));
+        assert_eq!(N.meta(0), Meta::default());
         assert_eq!(put(&M, "weather"), b);
     }
 }

@@ -253,6 +253,14 @@ pub struct PeerReport {
 pub struct ModuleReport {
     /// The module's absolute path (`(unknown)` when it could not be found).
     pub module: String,
+    /// How it came into the process: `executable`, `linked`, `preloaded`, `dlopen` (a plugin)
+    /// or `dependency` (loaded at run time, not named in a dlopen call of the program).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load: Option<String>,
+    /// When it was loaded (RFC 3339): the dlopen call for a plugin, the image's start for
+    /// objects loaded at start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loaded_at: Option<String>,
     /// Its traffic.
     #[serde(flatten)]
     pub stats: GroupStats,

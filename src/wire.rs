@@ -4,7 +4,8 @@
 //! `SOCKMETER_SOCKET` and writes one JSON object per line. Every line carries `"v"` (the
 //! protocol version, [`WIRE_VERSION`]) and `"type"`. The first line is a `hello`; then come
 //! `socket` (a socket appeared or its metadata changed), `delta` (counters that grew since the
-//! last delta), `closed`, `notice` and, last, `bye`. A process that execs sends `bye` with
+//! last delta), `closed`, `module` (how a module came in, once per module before the first
+//! socket charged to it), `notice` and, last, `bye`. A process that execs sends `bye` with
 //! reason `exec`, and its new image connects again with a new `hello`. docs/wire.md is the
 //! reference; [`Message`] is the source of truth.
 //!
@@ -13,7 +14,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Family, Proto, Role};
+use crate::model::{Family, Load, Proto, Role};
 
 /// The protocol version this crate speaks.
 pub const WIRE_VERSION: u32 = 1;
@@ -44,6 +45,9 @@ pub enum Message {
     Delta(Delta),
     /// A socket's last fd was closed (its final delta came before).
     Closed(Closed),
+    /// How a module came into the process, and when (once per module and connection, before
+    /// the first `socket` charged to it).
+    Module(ModuleInfo),
     /// Something the user should know (a plugin that could not be metered, a full table...).
     Notice(Notice),
     /// Last message: the process exits or execs.
@@ -214,6 +218,19 @@ pub struct Closed {
 /// The `notice` kind a process sends, once, when it creates an io_uring. A reader does not
 /// list it among the notices: the report says `uses_io_uring` instead.
 pub const IO_URING_NOTICE: &str = "io_uring";
+
+/// `module`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModuleInfo {
+    /// The module's absolute path, as `socket` lines name it.
+    pub module: String,
+    /// How it came in.
+    pub load: Load,
+    /// When it was loaded, ms since the epoch (the image's start for objects loaded at start;
+    /// absent when not known).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loaded_at: Option<u64>,
+}
 
 /// `notice`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -410,13 +427,14 @@ pub fn decode(line: &[u8]) -> Result<Message, WireError> {
         "socket" => Message::Socket(body(line)?),
         "delta" => Message::Delta(body(line)?),
         "closed" => Message::Closed(body(line)?),
+        "module" => Message::Module(body(line)?),
         "notice" => Message::Notice(body(line)?),
         "bye" => Message::Bye(body(line)?),
         other => {
             return Err(WireError::Malformed(
                 <serde_json::Error as serde::de::Error>::unknown_variant(
                     other,
-                    &["hello", "socket", "delta", "closed", "notice", "bye"],
+                    &["hello", "socket", "delta", "closed", "module", "notice", "bye"],
                 ),
             ))
         }
@@ -493,6 +511,11 @@ mod tests {
                     tx_bytes: 5,
                     ..Default::default()
                 }],
+            }),
+            Message::Module(ModuleInfo {
+                module: "/usr/lib/x86_64-linux-gnu/gstreamer-1.0/libgstsoup.so".into(),
+                load: Load::Dlopen,
+                loaded_at: Some(8),
             }),
             Message::Bye(Bye {
                 at: 10,

@@ -64,8 +64,12 @@ pub struct RunArgs {
     #[arg(long)]
     pub unix: bool,
 
-    /// Objects (shared libraries, executables) that count as modules; repeatable. A glob
-    /// without `/` matches file names, one with `/` whole paths (`*`, `?`, `[a-z]`).
+    /// Change which objects count as modules; repeatable. By default a module is a plugin (any
+    /// object the program loaded with dlopen, system directories included; not the libraries
+    /// a plugin pulls in, nor an interpreter's own extensions such as Python's _socket), the
+    /// executable, or a library it links from outside the system directories. GLOB adds the
+    /// objects it matches; !GLOB removes them (GLOB wins over !GLOB). A glob without `/`
+    /// matches file names, one with `/` whole paths (`*` crosses `/`; `?`, `[a-z]`).
     #[arg(long = "attribute", value_name = "GLOB", value_parser = parse_glob)]
     pub attribute: Vec<String>,
 
@@ -89,7 +93,7 @@ pub struct RunArgs {
 /// Validates one `--attribute` glob: not empty, and without `:` (the list separator of
 /// `SOCKMETER_ATTRIBUTE`) or a NUL byte.
 fn parse_glob(s: &str) -> Result<String, String> {
-    if s.is_empty() {
+    if s.is_empty() || s == "!" {
         return Err("the glob is empty".into());
     }
     if s.contains(':') {
@@ -139,6 +143,8 @@ mod tests {
             "*/libfoo*.so",
             "--attribute",
             "/opt/x/*",
+            "--attribute",
+            "!*/gstreamer-1.0/*",
             "--",
             "curl",
             "-s",
@@ -148,7 +154,10 @@ mod tests {
         assert_eq!(r.json, Some(PathBuf::from("r.json")));
         assert_eq!(r.interval, 250);
         assert!(r.unix);
-        assert_eq!(r.attribute_env().as_deref(), Some("*/libfoo*.so:/opt/x/*"));
+        assert_eq!(
+            r.attribute_env().as_deref(),
+            Some("*/libfoo*.so:/opt/x/*:!*/gstreamer-1.0/*")
+        );
         assert_eq!(r.command, ["curl", "-s", "--json", "x"].map(OsString::from));
     }
 
@@ -180,6 +189,10 @@ mod tests {
         );
         assert_eq!(
             parse(&["run", "--attribute", "", "--", "true"]).unwrap_err().kind(),
+            ErrorKind::ValueValidation
+        );
+        assert_eq!(
+            parse(&["run", "--attribute", "!", "--", "true"]).unwrap_err().kind(),
             ErrorKind::ValueValidation
         );
         assert!(parse(&["run"]).is_err());

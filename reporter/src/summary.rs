@@ -1,8 +1,10 @@
 //! The human summary `sockmeter run` prints on stderr: one line per process, a table of its
-//! sockets under it, Unix-domain sockets in their own section (unless `--unix` counts them),
-//! and a total line. What the kernel witness saw move outside the hooked calls (`unseen`) gets
-//! its own columns and a line saying how much and where; a process that uses io_uring, and TCP
-//! connections left without a witness, are named once.
+//! sockets under it, a table of its modules when one of them is not the executable (how each
+//! came in: `dlopen`, `linked`, `preloaded`..., and when), Unix-domain sockets in their own
+//! section (unless `--unix` counts them), and a total line. What the kernel witness saw move
+//! outside the hooked calls (`unseen`) gets its own columns and a line saying how much and
+//! where; a process that uses io_uring, and TCP connections left without a witness, are named
+//! once.
 //!
 //! ```text
 //! sockmeter: pid 4711 curl: 3.0 MiB in, 84 B out over 1 connection (127.0.0.1:8080)
@@ -252,6 +254,45 @@ pub fn witness_lines(p: &ProcessReport, counted: &[&SocketReport]) -> Vec<String
     out
 }
 
+/// The time of day of an RFC 3339 time (`2026-12-01T22:04:18.288Z` → `22:04:18.288`).
+fn time_of_day(t: &str) -> &str {
+    t.get(11..23).unwrap_or(t)
+}
+
+/// The modules of a process (busiest first), with how and when each came in; empty when the
+/// only module is the executable (the table would say nothing the socket table does not).
+pub fn module_table(p: &ProcessReport) -> Vec<String> {
+    if p.modules.iter().all(|m| m.load.as_deref() == Some("executable")) {
+        return Vec::new();
+    }
+    let mut mods: Vec<_> = p.modules.iter().collect();
+    mods.sort_by_key(|m| std::cmp::Reverse(m.stats.tx_bytes.saturating_add(m.stats.rx_bytes)));
+    let mut rows: Vec<[String; 6]> =
+        vec![["module", "came in", "loaded at", "tx", "rx", "connections"].map(String::from)];
+    for m in mods.iter().take(MAX_ROWS) {
+        rows.push([
+            basename(&m.module).to_string(),
+            m.load.clone().unwrap_or_else(|| "-".into()),
+            m.loaded_at.as_deref().map(time_of_day).unwrap_or("-").to_string(),
+            human(m.stats.tx_bytes),
+            human(m.stats.rx_bytes),
+            m.stats.connections.to_string(),
+        ]);
+    }
+    let mut widths = [0usize; 6];
+    for r in &rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    rows.iter()
+        .map(|r| {
+            let cells: Vec<String> = r.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
+            format!("  {}", cells.join("  ").trim_end())
+        })
+        .collect()
+}
+
 /// The whole summary, one line per `\n`.
 pub fn render(report: &Report) -> String {
     let unix = report.unix_in_totals;
@@ -267,6 +308,7 @@ pub fn render(report: &Report) -> String {
         let counted: Vec<&SocketReport> = p.sockets.iter().filter(|s| s.counts(unix)).collect();
         if !counted.is_empty() {
             out.extend(socket_table(&counted));
+            out.extend(module_table(p));
         }
         out.extend(witness_lines(p, &counted));
         for n in &p.notices {
@@ -577,6 +619,45 @@ sockmeter: total: 2.0 KiB in, 69 B out over 3 connections in 1 process; and 1000
         assert!(
             text.contains("(2.2.2.2:2, 10.0.0.1:5000, 10.0.1.1:5000, +19998 more)"),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn modules_say_how_they_came_in() {
+        use sockmeter::report::{GroupStats, ModuleReport};
+        let mut p = curl();
+        assert!(module_table(&p).is_empty(), "no module list, no table");
+        let module = |path: &str, load: &str, at: Option<&str>, rx: u64| ModuleReport {
+            module: path.into(),
+            load: Some(load.into()),
+            loaded_at: at.map(String::from),
+            stats: GroupStats {
+                tx_bytes: 84,
+                rx_bytes: rx,
+                connections: 1,
+                ..Default::default()
+            },
+        };
+        p.modules = vec![module(
+            "/usr/bin/curl",
+            "executable",
+            Some("2026-12-01T22:04:18.100Z"),
+            5,
+        )];
+        assert!(module_table(&p).is_empty(), "only the executable: no table");
+        p.modules.push(module(
+            "/usr/lib/x86_64-linux-gnu/gstreamer-1.0/libgstsoup.so",
+            "dlopen",
+            Some("2026-12-01T22:04:18.288Z"),
+            3 << 20,
+        ));
+        assert_eq!(
+            module_table(&p),
+            [
+                "  module         came in     loaded at     tx    rx       connections",
+                "  libgstsoup.so  dlopen      22:04:18.288  84 B  3.0 MiB  1",
+                "  curl           executable  22:04:18.100  84 B  5 B      1",
+            ]
         );
     }
 }

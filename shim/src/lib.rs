@@ -14,6 +14,7 @@
 pub mod capi;
 pub mod guard;
 pub mod hooks;
+pub mod loads;
 pub mod modules;
 pub mod platform;
 pub mod runtime;

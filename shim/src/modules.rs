@@ -1,25 +1,42 @@
 //! Who opened a socket: attribution to a *module*, and host-given labels.
 //!
 //! When a socket is created, connected, accepted or first recognised, [`attribute`] walks the
-//! caller's stack (a few frames, about a microsecond; never on the per-byte path) and maps
-//! each return address to the loaded object that contains it. It skips the shim itself, the C
-//! runtime and the loader, and every library in the system library directories, so a plugin
-//! that talks through libcurl is charged, not libcurl; the first remaining object is the
-//! module. With `SOCKMETER_ATTRIBUTE` globs, the first object matching a glob is the module
-//! instead. The main executable is the fallback. The first object outside the shim and the C
-//! runtime is kept too, as `via` (libcurl, in that example).
+//! caller's stack (stopping at the first module; never on the per-byte path) and maps each
+//! return address to the loaded object that contains it. The first object that may be charged
+//! is the module:
+//!
+//! * **plugins**: every object the process loaded with `dlopen`, wherever it lives (system
+//!   directories too), except one that a plugin loaded for itself, which is part of that plugin
+//!   (see [`dlopen_requester`]);
+//! * **the executable**, and libraries loaded at start (linked or preloaded) that live outside
+//!   the system library directories (a program's own libraries).
+//!
+//! Never charged: the shim, the C runtime and the loader, a language runtime's own objects
+//! (`platform::is_interpreter_library`: its core library and its standard library's compiled
+//! modules, so `_socket.cpython-311-…so` is the interpreter), system libraries loaded at start,
+//! and objects loaded at run time without being named in a dlopen call of the program (a
+//! plugin's dependencies: libcurl under a plugin that uses it). `SOCKMETER_ATTRIBUTE` globs
+//! change the rule: an object matching `GLOB` may be charged, one matching `!GLOB` may not (a
+//! plain glob wins over a `!` one). When the stack shows no module, the socket is charged to the
+//! module that created the thread ([`crate::hooks::threads`]), else to the executable. The first
+//! object outside the shim, the C runtime and a language runtime is kept too, as `via` (libcurl,
+//! in that example).
 //!
 //! A socket opened by one module and used by another stays charged to the module that opened,
 //! connected or accepted it.
 //!
 //! Names (module paths and labels) are interned once into the name table of the shared region
-//! (`sockmeter::names`), so the hooks never allocate and a shipper process can read them; ids
-//! start at 1, 0 means unknown.
+//! (`sockmeter::names`), with what attribution needs to know of each object (its class, whether
+//! it may be charged, how and when it was loaded: `crate::loads`), so the hooks never allocate
+//! and a shipper process can read them; ids start at 1, 0 means unknown.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU32, Ordering::*};
 
-use crate::platform;
+use sockmeter::names::Meta;
+use sockmeter::Load;
+
+use crate::{loads, platform};
 
 /// The attribution of one socket.
 #[derive(Clone, Copy, Debug, Default)]
@@ -35,13 +52,17 @@ pub struct Who {
 const MAX_FRAMES: usize = 48;
 const MAX_LABEL_DEPTH: usize = 16;
 
-const CLASS_CANDIDATE: u8 = 1;
+/// Outside the system library directories.
+const CLASS_OTHER: u8 = 1;
 const CLASS_SYSTEM: u8 = 2;
 const CLASS_RUNTIME: u8 = 3;
 const CLASS_SHIM: u8 = 4;
 const CLASS_LABEL: u8 = 5;
+/// A language runtime's own object.
+const CLASS_INTERP: u8 = 6;
 
-fn names() -> &'static sockmeter::names::Names {
+/// The name table in use (module paths, labels and what is known of each module).
+pub fn names() -> &'static sockmeter::names::Names {
     &crate::runtime::shared().names
 }
 
@@ -50,9 +71,9 @@ fn intern(
     key: usize,
     raw: &[u8],
     resolve: impl FnOnce(&mut [u8; 4096]) -> usize,
-    class: impl FnOnce(&[u8]) -> (u8, bool),
+    meta: impl FnOnce(&[u8]) -> Meta,
 ) -> u32 {
-    names().intern(key, raw, resolve, class)
+    names().intern(key, raw, resolve, meta)
 }
 
 /// The text of a name id (module path or label), for the reporting thread.
@@ -60,24 +81,71 @@ pub fn name(id: u32) -> Option<String> {
     names().name(id)
 }
 
-fn class_of(id: u32) -> (u8, bool) {
-    names().class(id)
+fn meta(id: u32) -> Meta {
+    names().meta(id)
 }
 
-fn classify_path(path: &[u8], is_shim: bool) -> (u8, bool) {
+/// Whether the `SOCKMETER_ATTRIBUTE` globs say the object at `path` may be charged (`Some(true)`:
+/// a plain glob matches), may not (`Some(false)`: only a `!` glob matches), or leave it to the
+/// default rule.
+fn glob_verdict(path: &[u8]) -> Option<bool> {
     let globs = crate::runtime::attribute_globs();
+    if globs.is_empty() {
+        return None;
+    }
     let text = String::from_utf8_lossy(path);
-    let glob = globs.iter().any(|g| sockmeter::glob::matches(g, &text));
-    let class = if is_shim {
+    let (mut plus, mut minus) = (false, false);
+    for g in globs {
+        match g.strip_prefix('!') {
+            Some(neg) => minus |= sockmeter::glob::matches(neg, &text),
+            None => plus |= sockmeter::glob::matches(g, &text),
+        }
+    }
+    if plus {
+        Some(true)
+    } else if minus {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+/// What attribution keeps about an object: its class, whether it may be charged, how it came in.
+fn object_meta(path: &[u8], is_shim: bool, origin: loads::Origin) -> Meta {
+    let class = if origin.load == Load::Executable {
+        if platform::is_interpreter_executable(path) {
+            CLASS_INTERP
+        } else {
+            CLASS_OTHER
+        }
+    } else if is_shim {
         CLASS_SHIM
     } else if platform::is_runtime_library(path) {
         CLASS_RUNTIME
+    } else if platform::is_interpreter_library(path) {
+        CLASS_INTERP
     } else if platform::is_system_library(path) {
         CLASS_SYSTEM
     } else {
-        CLASS_CANDIDATE
+        CLASS_OTHER
     };
-    (class, glob)
+    let by_default = match class {
+        CLASS_SHIM | CLASS_RUNTIME | CLASS_INTERP => false,
+        _ => match origin.load {
+            Load::Dlopen => origin.owner == 0,
+            Load::Executable => true,
+            Load::Linked | Load::Preloaded => class == CLASS_OTHER,
+            Load::Dependency | Load::Unknown => false,
+        },
+    };
+    let chargeable = class != CLASS_SHIM && glob_verdict(path).unwrap_or(by_default);
+    Meta {
+        class,
+        flag: chargeable,
+        load: origin.load.code(),
+        loaded_ms: origin.ms,
+        owner: origin.owner,
+    }
 }
 
 fn object_id(obj: platform::Object) -> u32 {
@@ -92,7 +160,18 @@ fn object_id(obj: platform::Object) -> u32 {
         obj.base,
         raw,
         |buf| platform::real_path(raw, buf),
-        |p| classify_path(p, is_shim),
+        |p| {
+            let origin = if is_shim {
+                loads::Origin {
+                    load: Load::Preloaded,
+                    ms: loads::start_ms(),
+                    owner: 0,
+                }
+            } else {
+                loads::origin(obj.name, raw)
+            };
+            object_meta(p, is_shim, origin)
+        },
     )
 }
 
@@ -104,7 +183,12 @@ pub fn main_id() -> u32 {
         return id;
     }
     let id = intern(usize::MAX, b"(main)", platform::exe_path_into, |p| {
-        classify_path(p, false)
+        let origin = loads::Origin {
+            load: Load::Executable,
+            ms: loads::start_ms(),
+            owner: 0,
+        };
+        object_meta(p, false, origin)
     });
     MAIN.store(id, Relaxed);
     id
@@ -136,7 +220,7 @@ pub fn label_push(label: &[u8]) {
             buf[..n].copy_from_slice(&label[..n]);
             n
         },
-        |_| (CLASS_LABEL, false),
+        |_| Meta::class(CLASS_LABEL, false),
     );
     let d = DEPTH.try_with(Cell::get).unwrap_or(0);
     if d < MAX_LABEL_DEPTH {
@@ -152,14 +236,36 @@ pub fn label_pop() {
 
 /// Attributes a socket being opened now by this thread (see the module docs).
 pub fn attribute() -> Who {
+    let mut who = find();
+    if who.module == 0 {
+        who.module = match crate::hooks::threads::origin() {
+            0 => main_id(),
+            o => o,
+        };
+    }
+    if who.via == who.module {
+        who.via = 0;
+    }
+    who
+}
+
+/// The module a thread created now should carry as its origin: the module on this thread's
+/// stack, else this thread's own origin (0: none, the executable will be the fallback).
+pub fn origin_for_new_thread() -> u32 {
+    match find().module {
+        0 => crate::hooks::threads::origin(),
+        m => m,
+    }
+}
+
+/// The first module on this thread's stack (0 when there is none) and the `via` object.
+fn find() -> Who {
     // Most sockets are opened by code that calls libc directly: its return address, found by
-    // following the shim's own frame chain, settles it. Only when that caller is a system
-    // library (a plugin going through libcurl) or the runtime does the unwinder walk further.
-    let use_globs = !crate::runtime::attribute_globs().is_empty();
+    // following the shim's own frame chain, settles it. Only when that caller may not be
+    // charged (a system library such as libcurl, the runtime) does the unwinder walk further.
     if let Some(obj) = platform::caller_ip().and_then(|ip| platform::object_at(ip.saturating_sub(1))) {
         let id = object_id(obj);
-        let (class, glob) = class_of(id);
-        if (use_globs && glob) || (!use_globs && class == CLASS_CANDIDATE) {
+        if meta(id).flag {
             return Who {
                 module: id,
                 via: 0,
@@ -167,39 +273,83 @@ pub fn attribute() -> Who {
             };
         }
     }
-    attribute_by_unwinding()
-}
-
-fn attribute_by_unwinding() -> Who {
-    let mut frames = [0usize; MAX_FRAMES];
-    let n = platform::return_addresses(&mut frames);
-    let use_globs = !crate::runtime::attribute_globs().is_empty();
     let mut who = Who {
         label: current_label(),
         ..Who::default()
     };
-    for &ip in &frames[..n] {
+    let mut frames = 0;
+    platform::walk_stack(&mut |ip| {
+        frames += 1;
         let Some(obj) = platform::object_at(ip.saturating_sub(1)) else {
-            continue;
+            return frames < MAX_FRAMES;
         };
         let id = object_id(obj);
-        let (class, glob) = class_of(id);
-        if class == CLASS_SHIM {
-            continue;
+        let m = meta(id);
+        if m.class == CLASS_SHIM {
+            return frames < MAX_FRAMES;
         }
-        if who.via == 0 && class != CLASS_RUNTIME {
+        if who.via == 0 && !matches!(m.class, CLASS_RUNTIME | CLASS_INTERP) {
             who.via = id;
         }
-        if (use_globs && glob) || (!use_globs && class == CLASS_CANDIDATE) {
+        if m.flag {
             who.module = id;
-            break;
+            return false;
         }
-    }
-    if who.module == 0 {
-        who.module = main_id();
-    }
-    if who.via == who.module {
-        who.via = 0;
-    }
+        frames < MAX_FRAMES
+    });
     who
+}
+
+/// The plugin a loaded object belongs to: itself when it is a plugin, the plugin that loaded it
+/// when a plugin loaded it for itself; `None` for anything else.
+fn plugin_of(id: u32) -> Option<u32> {
+    let m = meta(id);
+    if m.load != Load::Dlopen.code() {
+        return None;
+    }
+    match (m.owner, m.class) {
+        (0, CLASS_SHIM | CLASS_RUNTIME | CLASS_INTERP) => None,
+        (0, _) => Some(id),
+        (owner, _) => Some(owner),
+    }
+}
+
+/// Who is asking for a `dlopen` (called by the shim's `dlopen` before the real one): the
+/// plugin whose code calls `dlopen` itself, or through one library that wraps it (GLib's
+/// `g_module_open`, libltdl, APR), loads the object for itself, and the object is part of
+/// that plugin (GStreamer's soup plugin loading libsoup). Anything else is the program or a
+/// library framework loading a plugin (GStreamer's registry, GIO's extension points, Apache's
+/// `LoadModule`, Python's import), even when a plugin is further up the stack. 0 for those.
+pub fn dlopen_requester() -> u32 {
+    let mut first: Option<usize> = None;
+    let mut owner = 0;
+    let mut frames = 0;
+    platform::walk_stack(&mut |ip| {
+        frames += 1;
+        let Some(obj) = platform::object_at(ip.saturating_sub(1)) else {
+            return frames < MAX_FRAMES;
+        };
+        let id = object_id(obj);
+        let m = meta(id);
+        if matches!(m.class, CLASS_SHIM | CLASS_RUNTIME) {
+            return frames < MAX_FRAMES;
+        }
+        match first {
+            None => {
+                first = Some(obj.base);
+                if let Some(p) = plugin_of(id) {
+                    owner = p;
+                    return false;
+                }
+                // A system library loaded at start may be a wrapper of dlopen: look at its caller.
+                m.class == CLASS_SYSTEM && frames < MAX_FRAMES
+            }
+            Some(base) if base == obj.base => frames < MAX_FRAMES,
+            Some(_) => {
+                owner = plugin_of(id).unwrap_or(0);
+                false
+            }
+        }
+    });
+    owner
 }

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::entry::{checked, counts_of, peer_counts_of};
 use super::{AccountError, ProcessAccount};
-use crate::wire::{Notice, SocketDelta, SocketInfo};
+use crate::wire::{ModuleInfo, Notice, SocketDelta, SocketInfo};
 
 /// The longest address text accepted (`local`, `peer`, a datagram peer). The shim's longest is
 /// about 100 bytes: a 32-byte Unix path whose every byte is not UTF-8, with `@` and `…`.
@@ -136,6 +136,18 @@ impl ProcessAccount {
         }
         if let Some(c) = &s.counts {
             self.check_counts(std::iter::once((s.id, c)))?;
+        }
+        Ok(())
+    }
+
+    /// Checks a `module` line: its name must fit the name limits (one name per module, shared
+    /// with the `socket` lines that name it), so what it adds is bounded like they are.
+    pub(super) fn check_module(&self, m: &ModuleInfo) -> Result<(), AccountError> {
+        if !self.names.contains(m.module.as_str())
+            && (self.names.len() + 1 > self.limits.names
+                || self.name_bytes.saturating_add(m.module.len()) > self.limits.name_bytes)
+        {
+            return Err(AccountError::TooManyNames(self.limits.names, self.limits.name_bytes));
         }
         Ok(())
     }

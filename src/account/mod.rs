@@ -28,7 +28,7 @@ use fold::Folded;
 use crate::model::{Family, Role};
 use crate::report::{GroupStats, LabelReport, ModuleReport, ProcessReport, ProcessTotals, SocketReport, UnixTotals};
 use crate::time::rfc3339;
-use crate::wire::{ByeReason, ExitStatus, Hello, Message, SocketDelta};
+use crate::wire::{ByeReason, ExitStatus, Hello, Message, ModuleInfo, SocketDelta};
 
 /// Closed sockets kept one by one before folding starts.
 pub const DEFAULT_CLOSED_LIMIT: usize = 20_000;
@@ -102,6 +102,8 @@ pub struct ProcessAccount {
     notices: Vec<String>,
     /// A `notice` of kind `io_uring` came (the report says so once, not as a notice).
     io_uring: bool,
+    /// How each module came in (`module` lines), by name.
+    modules: BTreeMap<Arc<str>, ModuleInfo>,
 }
 
 impl Default for ProcessAccount {
@@ -161,6 +163,7 @@ impl ProcessAccount {
             dropped_events: 0,
             notices: Vec::new(),
             io_uring: false,
+            modules: BTreeMap::new(),
         }
     }
 
@@ -317,6 +320,12 @@ impl ProcessAccount {
                 }
             }
             Message::Notice(n) if n.kind == crate::wire::IO_URING_NOTICE => self.io_uring = true,
+            Message::Module(m) => {
+                self.check_module(m)?;
+                if let Some(name) = self.intern(&Some(m.module.clone())) {
+                    self.modules.insert(name, m.clone());
+                }
+            }
             Message::Notice(n) => {
                 let text = format!("{}: {}", n.kind, n.message);
                 self.check_notice(n, &text)?;
@@ -377,6 +386,9 @@ impl ProcessAccount {
         self.dropped_events = self.dropped_events.max(later.dropped_events);
         for n in &later.notices {
             self.add_notice(n.clone());
+        }
+        for (k, m) in &later.modules {
+            self.modules.insert(k.clone(), m.clone());
         }
     }
 
@@ -480,9 +492,14 @@ impl ProcessAccount {
             sockets,
             modules: modules
                 .into_iter()
-                .map(|(module, g)| ModuleReport {
-                    module,
-                    stats: finish(g),
+                .map(|(module, g)| {
+                    let info = self.modules.get(module.as_str());
+                    ModuleReport {
+                        load: info.map(|m| m.load.as_str().to_string()),
+                        loaded_at: info.and_then(|m| m.loaded_at).map(rfc3339),
+                        module,
+                        stats: finish(g),
+                    }
                 })
                 .collect(),
             labels: labels

@@ -331,6 +331,20 @@ fn open_sockets_peers_names_notices_and_text_are_bounded() {
         Some("/o"),
         "unchanged"
     );
+    // A module line names a module: a known name is taken, a new one past the limit refused.
+    let module = |m: &str| {
+        Message::Module(crate::wire::ModuleInfo {
+            module: m.into(),
+            load: crate::model::Load::Dlopen,
+            loaded_at: Some(5),
+        })
+    };
+    a.apply(&module("/o")).unwrap();
+    assert_eq!(a.apply(&module("/q")), Err(AccountError::TooManyNames(3, 40)));
+    let r = a.report(true, "x");
+    let o = r.modules.iter().find(|m| m.module == "/o").expect("/o");
+    assert_eq!((o.load.as_deref(), o.loaded_at.is_some()), (Some("dlopen"), true));
+    assert!(r.modules.iter().all(|m| m.module != "/q"));
 
     let notice = |m: &str| {
         Message::Notice(crate::wire::Notice {

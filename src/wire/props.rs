@@ -167,7 +167,14 @@ pub fn message() -> impl Strategy<Value = Message> {
             status: None,
         })
     });
-    prop_oneof![hello, socket, delta, closed, notice, bye]
+    let module = (text(), 0u8..6, proptest::option::of(number())).prop_map(|(module, load, loaded_at)| {
+        Message::Module(ModuleInfo {
+            module,
+            load: Load::from_code(load),
+            loaded_at,
+        })
+    });
+    prop_oneof![hello, socket, delta, closed, module, notice, bye]
 }
 
 /// What to do to a valid line.

@@ -378,9 +378,7 @@ impl Host {
         let region = self.out.region;
         let out = &mut self.out;
         self.shipper
-            .pass_in_batches(&region.registry, &|id| region.names.name(id), now_ms(), &mut |batch| {
-                out.emit(batch)
-            });
+            .pass_in_batches(&region.registry, &region.names, now_ms(), &mut |batch| out.emit(batch));
         let notices = region.take_notices();
         if !notices.is_empty() {
             self.out.emit(notices);

@@ -1,7 +1,7 @@
 //! The one hook table. Each hooked function is declared here once; [`table::hook_table!`]
 //! generates its real-function slot, its export and its wrapper. The handlers are in modules
 //! by family: [`io`] (the per-byte path), [`lifecycle`] (sockets appearing, changing and
-//! closing), [`files`] (new fds that are not sockets, and stdio closing a stream's fd, so a
+//! closing), [`threads`] (a new thread carries the module that created it), [`files`] (new fds that are not sockets, and stdio closing a stream's fd, so a
 //! number a socket left behind the shim's back is never taken for that socket), [`signals`]
 //! (the host's signal handlers, behind a trampoline), [`children`] (how the host's children
 //! ended, as its `wait` calls learn), [`process`] (exit and exec), [`syscalls`] (`syscall()`
@@ -24,12 +24,13 @@ pub mod process;
 pub mod signals;
 pub mod syscalls;
 pub mod table;
+pub mod threads;
 pub mod uring;
 pub mod witness;
 
 use libc::{
     c_char, c_int, c_long, c_uint, c_ulong, c_void, iovec, loff_t, mmsghdr, mode_t, msghdr, off64_t, off_t,
-    sighandler_t, sigset_t, size_t, sockaddr, socklen_t, ssize_t, timespec, FILE,
+    pthread_attr_t, pthread_t, sighandler_t, sigset_t, size_t, sockaddr, socklen_t, ssize_t, timespec, FILE,
 };
 use sockmeter::registry::FdState;
 
@@ -232,4 +233,8 @@ hook_table! {
     fn execvpe(file: *const c_char, argv: *const *const c_char, envp: *const *const c_char) -> c_int => around process::exec3_before, process::exec3_after;
     #[cfg(target_os = "linux")]
     fn fexecve(fd: c_int, argv: *const *const c_char, envp: *const *const c_char) -> c_int => around process::exec3_before, process::exec3_after;
+
+    // ---- threads carry the module that created them (threads.rs) ----
+    #[cfg(target_os = "linux")]
+    fn pthread_create(thread: *mut pthread_t, attr: *const pthread_attr_t, start: *mut c_void, arg: *mut c_void) -> c_int => rewrite threads::pthread_create;
 }

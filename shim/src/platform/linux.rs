@@ -345,30 +345,44 @@ extern "C" {
     fn _Unwind_GetIP(ctx: *mut UnwindContext) -> usize;
 }
 
-struct Walk<'a> {
-    out: &'a mut [usize],
-    n: usize,
-}
+type Visit<'a> = &'a mut dyn FnMut(usize) -> bool;
 
 extern "C" fn walk_one(ctx: *mut UnwindContext, arg: *mut c_void) -> c_int {
-    // SAFETY: `arg` is the `Walk` passed to _Unwind_Backtrace below, alive for its duration.
-    let w = unsafe { &mut *(arg as *mut Walk<'_>) };
+    // SAFETY: `arg` is the `Visit` passed to _Unwind_Backtrace by `walk_stack`, alive and
+    // exclusively borrowed for its duration.
+    let visit = unsafe { &mut *(arg as *mut Visit<'_>) };
     // SAFETY: ctx is the unwinder's live context.
     let ip = unsafe { _Unwind_GetIP(ctx) };
-    if ip == 0 || w.n >= w.out.len() {
+    if ip == 0 || !visit(ip) {
         return 5; // _URC_END_OF_STACK: stop
     }
-    w.out[w.n] = ip;
-    w.n += 1;
     0 // _URC_NO_REASON: go on
 }
 
-/// Fills `out` with return addresses, innermost first; returns how many.
-pub fn return_addresses(out: &mut [usize]) -> usize {
-    let mut w = Walk { out, n: 0 };
-    // SAFETY: walk_one only writes within `w.out`.
-    unsafe { _Unwind_Backtrace(walk_one, &mut w as *mut Walk<'_> as *mut c_void) };
-    w.n
+/// Calls `visit` with each return address on this thread's stack, innermost first, until it
+/// returns false (so a walk that has found what it looks for stops there: each frame costs the
+/// unwinder a table lookup).
+pub fn walk_stack(mut visit: Visit<'_>) {
+    // SAFETY: walk_one only calls `visit`, which lives for the whole call.
+    unsafe { _Unwind_Backtrace(walk_one, &mut visit as *mut Visit<'_> as *mut c_void) };
+}
+
+/// Calls `f` with the loader's name (`l_name`, the pointer itself: it identifies the object
+/// while it is loaded) of every object loaded now, the main program included.
+pub fn for_each_object(f: &mut dyn FnMut(*const c_char)) {
+    type Each<'a> = &'a mut dyn FnMut(*const c_char);
+    unsafe extern "C" fn each(info: *mut libc::dl_phdr_info, _size: usize, data: *mut c_void) -> c_int {
+        // SAFETY: `data` is the `Each` passed below, alive for the whole dl_iterate_phdr call.
+        let f = unsafe { &mut *(data as *mut Each<'_>) };
+        // SAFETY: dl_iterate_phdr passes a valid info for the callback's duration.
+        if let Some(info) = unsafe { info.as_ref() } {
+            f(info.dlpi_name);
+        }
+        0
+    }
+    let mut f: Each<'_> = f;
+    // SAFETY: `each` only reads the info it is given and calls `f`.
+    unsafe { libc::dl_iterate_phdr(Some(each), &mut f as *mut Each<'_> as *mut c_void) };
 }
 
 /// The return address into the code that called the shim: found by following the shim's own
@@ -662,6 +676,7 @@ static INIT: extern "C" fn(c_int, *const *const c_char, *const *const c_char) = 
                 args.push(unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned());
             }
             let _ = ARGV.set(args);
+            crate::loads::at_load();
         });
         crate::runtime::init();
     }

@@ -17,9 +17,13 @@
 //! * `local_words(fd)` / `peer_words(fd)`: getsockname / getpeername, encoded.
 //! * `object_at(ip)`: the loaded object (base address, path as the loader knows it) that
 //!   contains a code address, without the loader lock where possible.
-//! * `return_addresses(buf)`: the caller's return addresses, innermost first.
-//! * `is_system_library(path)`, `is_runtime_library(path)`: objects attribution skips (the
-//!   system library directories; libc, the loader, threads, the shim itself).
+//! * `walk_stack(visit)`: the caller's return addresses, innermost first, until `visit` stops.
+//! * `for_each_object(f)`: every loaded object's loader name (`l_name`), for telling the
+//!   objects loaded at start from those loaded later.
+//! * `is_system_library(path)`, `is_runtime_library(path)`, `is_interpreter_library(path)`,
+//!   `is_interpreter_executable(path)`:
+//!   objects attribution skips (the system library directories; libc, the loader, threads,
+//!   the shim itself; a language runtime's own objects, `runtimes.rs`).
 //! * `exe_path()`, `cmdline()`, `pid()`, `ppid()`.
 //! * `spawn_blocking_signals(f)`: the shim's own threads are born blocking every signal, so they
 //!   take none of the host's.
@@ -40,6 +44,11 @@ pub use linux::*;
 mod macos;
 #[cfg(target_os = "macos")]
 pub use macos::*;
+
+#[cfg(target_os = "linux")]
+mod runtimes;
+#[cfg(target_os = "linux")]
+pub use runtimes::*;
 
 #[cfg(target_os = "linux")]
 mod shipper;

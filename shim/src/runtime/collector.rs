@@ -153,7 +153,9 @@ impl Collector {
             return;
         }
         let mut shipper = std::mem::take(&mut self.shipper);
-        shipper.pass_in_batches(reg(), &modules::name, platform::now_ms(), &mut |batch| self.emit(batch));
+        shipper.pass_in_batches(reg(), modules::names(), platform::now_ms(), &mut |batch| {
+            self.emit(batch)
+        });
         self.shipper = shipper;
         let notices = super::shared().take_notices();
         self.emit(notices);
