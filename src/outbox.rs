@@ -125,6 +125,15 @@ impl Outbox {
         self.done = 0;
     }
 
+    /// Puts `line` before everything waiting: the `hello` of a new connection, which must come
+    /// first. Call on a connection that has written nothing yet (after [`Outbox::rewind_to_line`]
+    /// or on a fresh outbox): a partly written line is never split.
+    pub fn push_front(&mut self, line: &[u8]) {
+        self.buf.drain(..self.done);
+        self.done = 0;
+        self.buf.splice(0..0, line.iter().copied());
+    }
+
     /// Drops everything waiting.
     pub fn clear(&mut self) {
         self.buf.clear();
@@ -233,6 +242,11 @@ mod tests {
         ));
         assert_eq!(again, b"two\nthree\n");
         assert!(o.is_empty() && o.accepts_more());
+        // A new connection: its hello goes before what was waiting.
+        o.push(b"delta\n");
+        o.push_front(b"hello\n");
+        assert_eq!(o.unsent(), b"hello\ndelta\n");
+        o.clear();
         o.push(&[b'x'; 100]);
         assert!(!o.accepts_more(), "100 bytes wait: no new pass");
         o.clear();

@@ -58,6 +58,8 @@ pub struct Collector {
     wake: Option<std::os::fd::RawFd>,
     /// Who may connect.
     policy: Policy,
+    /// The process images the connections have said hello for (a reconnection is known).
+    images: crate::conn::Images,
     /// Connections refused, and why the first one was.
     refused: u64,
     first_refused: Option<String>,
@@ -81,6 +83,7 @@ impl Collector {
             accept_error: None,
             wake: None,
             policy: Policy::run(),
+            images: Default::default(),
             refused: 0,
             first_refused: None,
         })
@@ -269,7 +272,7 @@ impl Collector {
                     let id = self.next_id;
                     self.next_id += 1;
                     self.slots.push(Slot {
-                        conn: Conn::new(id),
+                        conn: Conn::with_images(id, self.images.clone()),
                         stream: Some(stream),
                         last_data: None,
                         peer_pid,

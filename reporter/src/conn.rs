@@ -32,12 +32,31 @@ pub struct Conn {
     bad_lines: u64,
     first_error: Option<String>,
     lines: u64,
+    /// The process images (pid, start, image token) every connection of the reporter has said
+    /// hello for, shared by them: a hello already there is a reconnection of that image.
+    images: Images,
+    /// This connection is a reconnection: its first lines may name sockets announced on the
+    /// earlier connection (their counts are kept and merged; that is not an error).
+    reconnection: bool,
 }
+
+/// The process images seen by a reporter's connections (see [`Conn::with_images`]).
+pub type Images = std::sync::Arc<std::sync::Mutex<std::collections::HashSet<(u32, u64, u64)>>>;
 
 impl Conn {
     /// A new reader; `id` numbers connections in the order they were accepted.
+    #[cfg(test)]
     pub fn new(id: u64) -> Self {
+        Self::with_images(id, Images::default())
+    }
+
+    /// A new reader sharing `images` with the reporter's other connections, so that a process
+    /// image that connects again (its connection was taken by a close sweep, or its reporter
+    /// restarted) is known for one.
+    pub fn with_images(id: u64, images: Images) -> Self {
         Conn {
+            images,
+            reconnection: false,
             id,
             account: ProcessAccount::new(),
             buf: Vec::new(),
@@ -173,8 +192,16 @@ impl Conn {
             self.bad_line("a message before the hello (refused)", warnings);
             return;
         }
-        if let Err(e) = self.account.apply(msg) {
-            self.bad_line(&e.to_string(), warnings);
+        if let (Message::Hello(h), None) = (msg, self.account.hello()) {
+            if let Ok(mut seen) = self.images.lock() {
+                self.reconnection = !seen.insert((h.pid, h.started_at, h.image));
+            }
+        }
+        match self.account.apply(msg) {
+            // Counts for a socket the earlier connection announced: kept, merged at the end.
+            Err(sockmeter::account::AccountError::UnknownSocket(_)) if self.reconnection => {}
+            Err(e) => self.bad_line(&e.to_string(), warnings),
+            Ok(()) => {}
         }
     }
 
@@ -343,6 +370,34 @@ mod tests {
         assert!(w[0].contains("longer than"), "{}", w[0]);
         assert_eq!(c.report(false, "running").totals.tx_bytes, 5);
         assert!(c.is_open());
+    }
+
+    #[test]
+    fn a_reconnection_may_count_sockets_its_first_connection_announced() {
+        let images = Images::default();
+        let mut first = Conn::with_images(1, images.clone());
+        assert!(first
+            .feed(&[encode(&hello(5)), encode(&socket(1)), encode(&delta(1, 10, 0))].concat())
+            .is_empty());
+        // The host took the connection (a close sweep); the image connects again and sends what
+        // waited, naming socket 1 before announcing it anew.
+        let mut again = Conn::with_images(2, images);
+        assert!(
+            again
+                .feed(&[encode(&hello(5)), encode(&delta(1, 7, 0))].concat())
+                .is_empty(),
+            "no warning"
+        );
+        // Kept, and merged with the first connection's socket as the report does.
+        let mut merged = first.account().clone();
+        merged.absorb(again.account());
+        assert_eq!(again.report_with(&merged, false, "running").totals.tx_bytes, 17);
+        // A new image of another process naming an unknown socket is still warned about.
+        let mut other = Conn::new(3);
+        assert_eq!(
+            other.feed(&[encode(&hello(6)), encode(&delta(9, 1, 0))].concat()).len(),
+            1
+        );
     }
 
     #[test]

@@ -170,7 +170,8 @@ impl Collector {
             self.shipper.reannounce();
         }
         if self.sink.wanted() && !self.hello_sent && self.sink.connect() {
-            self.sink.send(&wire::encode(&Message::Hello(self.hello.clone())));
+            // First on the new connection, before lines that waited for the old one.
+            self.sink.send_first(&wire::encode(&Message::Hello(self.hello.clone())));
             self.hello_sent = true;
         }
     }

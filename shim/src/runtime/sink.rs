@@ -133,6 +133,17 @@ impl Sink {
         TAKEN.swap(false, AcqRel)
     }
 
+    /// Queues a new connection's first line (its `hello`) before whatever waits from an earlier
+    /// connection, and writes what the reporter takes.
+    pub fn send_first(&mut self, line: &[u8]) {
+        if !self.wanted() {
+            return;
+        }
+        self.outbox.rewind_to_line();
+        self.outbox.push_front(line);
+        self.flush();
+    }
+
     /// Queues lines and writes what the reporter takes now, never waiting for it.
     pub fn send(&mut self, lines: &[u8]) {
         if !self.wanted() {
