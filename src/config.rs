@@ -133,7 +133,17 @@ impl Config {
             }
         }
         if let Some(s) = text("SOCKMETER_ATTRIBUTE", get("SOCKMETER_ATTRIBUTE"), &mut errs) {
-            c.attribute = s.split(':').filter(|g| !g.is_empty()).map(str::to_string).collect();
+            for g in s.split(':').filter(|g| !g.is_empty()) {
+                match crate::glob::check(g) {
+                    Ok(()) => c.attribute.push(g.to_string()),
+                    Err(problem) => errs.push(ConfigError {
+                        var: "SOCKMETER_ATTRIBUTE",
+                        value: shown(s.clone()),
+                        problem,
+                        fallback: "that glob is ignored",
+                    }),
+                }
+            }
         }
         (c, errs)
     }
@@ -208,6 +218,16 @@ mod tests {
         assert_eq!(e.len(), 2);
         assert!(e[0].to_string().contains("SOCKMETER_DISABLE"));
         assert!(e[1].to_string().starts_with("SOCKMETER_INTERVAL=\"soon\""));
+    }
+
+    #[test]
+    fn a_malformed_glob_is_named_and_the_others_kept() {
+        let (c, e) = read(&[("SOCKMETER_ATTRIBUTE", "libcurl*:lib[z-a]:!*/gst/*")]);
+        assert_eq!(c.attribute, ["libcurl*", "!*/gst/*"]);
+        assert_eq!(
+            e[0].to_string(),
+            "SOCKMETER_ATTRIBUTE=\"libcurl*:lib[z-a]:!*/gst/*\": `lib[z-a]`: the range `z-a` is backwards (it matches nothing); that glob is ignored"
+        );
     }
 
     #[test]
