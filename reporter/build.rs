@@ -21,7 +21,10 @@ const SHIM: &str = "libsockmeter_shim.so";
 
 fn main() {
     let manifest = PathBuf::from(env("CARGO_MANIFEST_DIR"));
-    let root = manifest.parent().expect("reporter/ lives in the workspace").to_path_buf();
+    let root = manifest
+        .parent()
+        .expect("reporter/ lives in the workspace")
+        .to_path_buf();
     for watched in ["shim", "src", "Cargo.toml", "Cargo.lock"] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }

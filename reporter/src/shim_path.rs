@@ -53,16 +53,10 @@ pub fn find() -> Result<PathBuf> {
 /// neither names one (the embedded copy is then the one).
 pub fn find_from(env: Option<&OsStr>, exe: &Path) -> Result<Option<PathBuf>> {
     if let Some(v) = env {
-        if v.is_empty() {
-            bail!("{SHIM_ENV} is set but empty: unset it, or set it to the path of {SHIM_NAME}");
+        if let Some(problem) = env_problem(v) {
+            bail!("{SHIM_ENV}={:?}: {problem}", v.to_string_lossy());
         }
         let p = Path::new(v);
-        if !p.is_file() {
-            bail!(
-                "{SHIM_ENV}={} does not name a file (it should be the path of {SHIM_NAME})",
-                p.display()
-            );
-        }
         return p
             .canonicalize()
             .map(Some)
@@ -79,6 +73,14 @@ pub fn find_from(env: Option<&OsStr>, exe: &Path) -> Result<Option<PathBuf>> {
         }
     }
     Ok(None)
+}
+
+/// What is wrong with `SOCKMETER_SHIM=v`, if anything.
+pub fn env_problem(v: &OsStr) -> Option<String> {
+    if v.is_empty() {
+        return Some(format!("empty (unset it, or set it to the path of {SHIM_NAME})"));
+    }
+    (!Path::new(v).is_file()).then(|| format!("does not name a file (it should be the path of {SHIM_NAME})"))
 }
 
 /// The user's home directory from the password database (when `HOME` is unset).
@@ -120,7 +122,10 @@ pub fn extract(dirs: &[PathBuf], bytes: &[u8], id: &str) -> Result<PathBuf> {
     let mut why = Vec::new();
     for d in dirs {
         if d.as_os_str().as_bytes().iter().any(|b| *b == b':' || *b == b' ') {
-            why.push(format!("{}: its path contains a colon or a space, which LD_PRELOAD cannot carry", d.display()));
+            why.push(format!(
+                "{}: its path contains a colon or a space, which LD_PRELOAD cannot carry",
+                d.display()
+            ));
             continue;
         }
         match extract_into(d, bytes, id) {
@@ -220,13 +225,15 @@ fn same_file_contents(path: &Path, bytes: &[u8]) -> Result<bool> {
         Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Ok(false),
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
     };
-    let m = f.metadata().with_context(|| format!("cannot read {}", path.display()))?;
+    let m = f
+        .metadata()
+        .with_context(|| format!("cannot read {}", path.display()))?;
     // SAFETY: geteuid cannot fail.
     let euid = unsafe { libc::geteuid() };
     if !m.is_file() || m.uid() != euid || m.len() != bytes.len() as u64 {
         return Ok(false);
     }
-    Ok(equal_contents(f, bytes).with_context(|| format!("cannot read {}", path.display()))?)
+    equal_contents(f, bytes).with_context(|| format!("cannot read {}", path.display()))
 }
 
 fn equal_contents(mut f: File, bytes: &[u8]) -> std::io::Result<bool> {
@@ -290,9 +297,9 @@ mod tests {
         let e = find_from(Some(OsStr::new("/nonexistent/shim.so")), exe)
             .unwrap_err()
             .to_string();
-        assert!(
-            e.contains("SOCKMETER_SHIM=/nonexistent/shim.so does not name a file"),
-            "{e}"
+        assert_eq!(
+            e,
+            "SOCKMETER_SHIM=\"/nonexistent/shim.so\": does not name a file (it should be the path of libsockmeter_shim.so)"
         );
         assert!(find_from(Some(OsStr::new("")), exe)
             .unwrap_err()
@@ -315,7 +322,11 @@ mod tests {
         let last = tmp.join(format!("sockmeter-{uid}"));
         assert_eq!(
             cache_dirs(env(&[("XDG_CACHE_HOME", "/x/c"), ("HOME", "/h")]), None),
-            [PathBuf::from("/x/c/sockmeter"), PathBuf::from("/h/.cache/sockmeter"), last.clone()]
+            [
+                PathBuf::from("/x/c/sockmeter"),
+                PathBuf::from("/h/.cache/sockmeter"),
+                last.clone()
+            ]
         );
         assert_eq!(
             cache_dirs(env(&[("XDG_CACHE_HOME", "relative"), ("HOME", "")]), Some("/pw".into())),
@@ -355,7 +366,10 @@ mod tests {
         std::os::unix::fs::symlink(&elsewhere, &p).unwrap();
         extract(std::slice::from_ref(&cache), &bytes, "170000-00ab").unwrap();
         assert!(std::fs::symlink_metadata(&p).unwrap().file_type().is_file());
-        let left: Vec<_> = std::fs::read_dir(&cache).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let left: Vec<_> = std::fs::read_dir(&cache)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(left.len(), 1, "no temporary file left behind: {left:?}");
 
         // A loose mode on our own directory is tightened.
@@ -375,7 +389,10 @@ mod tests {
         let p = extract(&[spaced.clone(), a_file.clone(), good.clone()], &bytes, "4-1").unwrap();
         assert!(p.starts_with(&good), "{}", p.display());
         let e = format!("{:#}", extract(&[spaced, a_file], &bytes, "4-1").unwrap_err());
-        assert!(e.contains("colon or a space") && e.contains("not a directory") && e.contains("SOCKMETER_SHIM"), "{e}");
+        assert!(
+            e.contains("colon or a space") && e.contains("not a directory") && e.contains("SOCKMETER_SHIM"),
+            "{e}"
+        );
     }
 
     #[test]
