@@ -382,7 +382,9 @@ mod tests {
     fn a_peer_the_process_looked_up_is_announced_with_its_name() {
         static REG4: Registry = Registry::new();
         static NAMES: Names = Names::new();
-        NAMES.hosts.record(b"localhost", crate::hostnames::key_v4([127, 0, 0, 1]));
+        NAMES
+            .hosts
+            .record(b"localhost", crate::hostnames::key_v4([127, 0, 0, 1]));
         let mut sh = Shipper::new();
         REG4.open(&connected(9, 8080), || 1);
         let mut other = connected(10, 80);

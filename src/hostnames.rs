@@ -186,16 +186,27 @@ mod tests {
         assert_eq!(H.name_of(&lo), None);
         H.record(b"localhost", lo);
         H.record(b"localhost", key_v6(std::net::Ipv6Addr::LOCALHOST.octets()));
-        assert_eq!(H.name_of_addr(&encode_v4([127, 0, 0, 1], 8080)).as_deref(), Some("localhost"));
+        assert_eq!(
+            H.name_of_addr(&encode_v4([127, 0, 0, 1], 8080)).as_deref(),
+            Some("localhost")
+        );
         let mapped = std::net::Ipv4Addr::new(127, 0, 0, 1).to_ipv6_mapped().octets();
         assert_eq!(H.name_of_addr(&encode_v6(mapped, 80, 0)).as_deref(), Some("localhost"));
-        assert_eq!(H.name_of_addr(&encode_v6(std::net::Ipv6Addr::LOCALHOST.octets(), 1, 0)).as_deref(), Some("localhost"));
+        assert_eq!(
+            H.name_of_addr(&encode_v6(std::net::Ipv6Addr::LOCALHOST.octets(), 1, 0))
+                .as_deref(),
+            Some("localhost")
+        );
         H.record(b"other.test", lo);
         assert_eq!(H.name_of(&lo).as_deref(), Some("other.test"), "the latest lookup wins");
         assert_eq!(H.next.load(Relaxed), 2, "updated in place, no new slot");
         H.record(b"", key_v4([1, 1, 1, 1]));
         H.record(&[b'a'; MAX_HOST_NAME + 1], key_v4([1, 1, 1, 1]));
-        assert_eq!(H.name_of(&key_v4([1, 1, 1, 1])), None, "empty and too long are not kept");
+        assert_eq!(
+            H.name_of(&key_v4([1, 1, 1, 1])),
+            None,
+            "empty and too long are not kept"
+        );
         H.record(&[b'b'; MAX_HOST_NAME], key_v4([1, 1, 1, 1]));
         assert_eq!(H.name_of(&key_v4([1, 1, 1, 1])).map(|n| n.len()), Some(MAX_HOST_NAME));
         let unix = crate::addr::encode_unix(b"/run/x", false, false);
@@ -246,6 +257,9 @@ mod tests {
         }
         assert!(seen > 0 && h.name_of(&ip).is_some());
         let used = h.entries.iter().filter(|e| e.seq.load(Relaxed) != 0).count();
-        assert!(used <= 2, "one address takes one entry (two, when a race adds it twice): {used}");
+        assert!(
+            used <= 2,
+            "one address takes one entry (two, when a race adds it twice): {used}"
+        );
     }
 }

@@ -67,7 +67,7 @@ pub fn parse_elf(read_at: &mut dyn FnMut(u64, &mut [u8]) -> usize) -> Option<Elf
     let machine = u16_at(&h, 0x12);
     let mut has_interp = false;
     let size = usize::from(phentsize);
-    if size >= 4 && size <= 1024 {
+    if (4..=1024).contains(&size) {
         // Program headers a bufferful at a time, on the stack.
         let mut buf = [0u8; 1024];
         let per = buf.len() / size;
@@ -200,10 +200,17 @@ mod tests {
         for (n, at) in [(1, Some(0)), (40, Some(39)), (40, None), (13, Some(6))] {
             let f = elf64(n, at);
             let info = parse_elf(&mut reader(&f)).unwrap();
-            assert_eq!((info.bits, info.machine, info.has_interp), (64, 62, at.is_some()), "{n} {at:?}");
+            assert_eq!(
+                (info.bits, info.machine, info.has_interp),
+                (64, 62, at.is_some()),
+                "{n} {at:?}"
+            );
         }
         let f = elf64(40, Some(39));
-        assert!(!parse_elf(&mut reader(&f[..64 + 56 * 30])).unwrap().has_interp, "cut short");
+        assert!(
+            !parse_elf(&mut reader(&f[..64 + 56 * 30])).unwrap().has_interp,
+            "cut short"
+        );
         assert_eq!(parse_elf(&mut reader(b"#!/bin/sh\n")), None);
         assert_eq!(parse_elf(&mut reader(b"\x7fELF")), None);
     }
@@ -211,8 +218,14 @@ mod tests {
     #[test]
     fn shebang_lines() {
         assert_eq!(shebang(b"#!/bin/sh -e\necho"), Some(Shebang::Path(b"/bin/sh")));
-        assert_eq!(shebang(b"#! /usr/bin/python3\n"), Some(Shebang::Path(b"/usr/bin/python3")));
-        assert_eq!(shebang(b"#!/usr/bin/env -S A=1 python3 -u\n"), Some(Shebang::Env(b"python3")));
+        assert_eq!(
+            shebang(b"#! /usr/bin/python3\n"),
+            Some(Shebang::Path(b"/usr/bin/python3"))
+        );
+        assert_eq!(
+            shebang(b"#!/usr/bin/env -S A=1 python3 -u\n"),
+            Some(Shebang::Env(b"python3"))
+        );
         assert_eq!(shebang(b"#!/usr/bin/env\n"), None);
         assert_eq!(shebang(b"\x7fELF"), None);
         assert_eq!(shebang(b"#!"), None);
@@ -235,16 +248,30 @@ mod tests {
             "/usr/bin/ping is given file capabilities: the dynamic loader ignores LD_PRELOAD for it, its traffic will not be counted"
         );
         let mut tiny = [0u8; 8];
-        assert!(write_static(&mut std::io::Cursor::new(&mut tiny[..]), b"/x").is_err(), "too long is an error, not a panic");
+        assert!(
+            write_static(&mut std::io::Cursor::new(&mut tiny[..]), b"/x").is_err(),
+            "too long is an error, not a panic"
+        );
     }
 
     #[test]
     fn privilege_rules() {
         assert_eq!(privilege(0o4755, 0, 0, false, 1000, 1000), Some("setuid"));
-        assert_eq!(privilege(0o4755, 1000, 0, false, 1000, 1000), None, "own setuid program");
+        assert_eq!(
+            privilege(0o4755, 1000, 0, false, 1000, 1000),
+            None,
+            "own setuid program"
+        );
         assert_eq!(privilege(0o2755, 0, 50, false, 1000, 1000), Some("setgid"));
-        assert_eq!(privilege(0o2745, 0, 50, false, 1000, 1000), None, "setgid without group x is locking");
-        assert_eq!(privilege(0o755, 0, 0, true, 1000, 1000), Some("given file capabilities"));
+        assert_eq!(
+            privilege(0o2745, 0, 50, false, 1000, 1000),
+            None,
+            "setgid without group x is locking"
+        );
+        assert_eq!(
+            privilege(0o755, 0, 0, true, 1000, 1000),
+            Some("given file capabilities")
+        );
         assert_eq!(privilege(0o755, 0, 0, true, 0, 0), None, "root gains nothing");
         assert_eq!(privilege(0o755, 0, 0, false, 1000, 1000), None);
     }

@@ -348,13 +348,19 @@ impl SocketReport {
     /// One end of a Unix-domain socketpair: connected to a peer with no name (a socket can
     /// only connect to a named one; folded groups of them have no local address).
     pub fn is_socketpair(&self) -> bool {
-        self.family() == Family::Unix && self.role == Role::Connected.as_str() && self.peer.as_deref() == Some("(unnamed)")
+        self.family() == Family::Unix
+            && self.role == Role::Connected.as_str()
+            && self.peer.as_deref() == Some("(unnamed)")
     }
 
     /// Whether this socket moved anything: bytes (seen by the hooks or only by the kernel
     /// witness) or failed calls.
     pub fn moved_anything(&self) -> bool {
-        self.tx_bytes > 0 || self.rx_bytes > 0 || self.unseen_tx_bytes > 0 || self.unseen_rx_bytes > 0 || self.errors > 0
+        self.tx_bytes > 0
+            || self.rx_bytes > 0
+            || self.unseen_tx_bytes > 0
+            || self.unseen_rx_bytes > 0
+            || self.errors > 0
     }
     /// The family as a typed value.
     pub fn family(&self) -> Family {

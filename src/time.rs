@@ -29,7 +29,15 @@ pub fn rfc3339(ms: u64) -> String {
 /// `None` for any other text (a report's times are only ever in this form).
 pub fn parse_rfc3339(t: &str) -> Option<u64> {
     let b = t.as_bytes();
-    if b.len() != 24 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' || b[19] != b'.' || b[23] != b'Z' {
+    if b.len() != 24
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+        || b[19] != b'.'
+        || b[23] != b'Z'
+    {
         return None;
     }
     let num = |r: std::ops::Range<usize>| -> Option<u64> {
@@ -84,10 +92,23 @@ mod tests {
 
     #[test]
     fn parses_what_it_formats_and_nothing_else() {
-        for ms in [0, 951_782_400_123, 1_795_619_731_005, 4_102_444_799_999, 253_402_300_799_999] {
+        for ms in [
+            0,
+            951_782_400_123,
+            1_795_619_731_005,
+            4_102_444_799_999,
+            253_402_300_799_999,
+        ] {
             assert_eq!(parse_rfc3339(&rfc3339(ms)), Some(ms), "{ms}");
         }
-        for bad in ["", "2026-11-25T15:15:31Z", "2026-11-25 15:15:31.005Z", "2026-13-25T15:15:31.005Z", "2026-11-25T15:15:31.0a5Z", "+026-11-25T15:15:31.005Z"] {
+        for bad in [
+            "",
+            "2026-11-25T15:15:31Z",
+            "2026-11-25 15:15:31.005Z",
+            "2026-13-25T15:15:31.005Z",
+            "2026-11-25T15:15:31.0a5Z",
+            "+026-11-25T15:15:31.005Z",
+        ] {
             assert_eq!(parse_rfc3339(bad), None, "{bad}");
         }
     }

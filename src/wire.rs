@@ -330,8 +330,11 @@ pub fn endings_path(socket: &str) -> String {
 /// preloaded into (a static or setuid program: `crate::preload`), which therefore never
 /// reports itself. One line per exec, `<pid> <kind> <sentence>`, written with one `write`.
 pub fn notes_path(socket: &str) -> String {
-    format!("{socket}.notes")
+    format!("{socket}{NOTES_SUFFIX}")
 }
+
+/// What [`notes_path`] appends to the socket's path.
+pub const NOTES_SUFFIX: &str = ".notes";
 
 /// Parses the notes file: (pid, kind, sentence) for each well-formed line.
 pub fn parse_notes(text: &str) -> Vec<(u32, String, String)> {
@@ -531,7 +534,10 @@ mod tests {
                 (14, "privileged".to_string(), "/usr/bin/su is setuid: y".to_string())
             ]
         );
-        assert_eq!(notes_path("/tmp/sockmeter.x/sockmeter.sock"), "/tmp/sockmeter.x/sockmeter.sock.notes");
+        assert_eq!(
+            notes_path("/tmp/sockmeter.x/sockmeter.sock"),
+            "/tmp/sockmeter.x/sockmeter.sock.notes"
+        );
     }
 
     #[test]

@@ -218,17 +218,14 @@ pub fn check_environment(get: impl Fn(&str) -> Option<OsString>) -> anyhow::Resu
         if !ok {
             bad.push(format!(
                 "SOCKMETER_SHIPPER={:?}: expected `none` or the path of an executable sockmeter",
-                v.to_string_lossy()
+                sockmeter::config::shown(v.to_string_lossy().into_owned())
             ));
         }
     }
     if let Some(v) = get(crate::shim_path::SHIM_ENV) {
         if let Some(problem) = crate::shim_path::env_problem(&v) {
-            bad.push(format!(
-                "{}={:?}: {problem}",
-                crate::shim_path::SHIM_ENV,
-                v.to_string_lossy()
-            ));
+            let v = sockmeter::config::shown(v.to_string_lossy().into_owned());
+            bad.push(format!("{}={v:?}: {problem}", crate::shim_path::SHIM_ENV));
         }
     }
     if !bad.is_empty() {

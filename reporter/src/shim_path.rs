@@ -54,7 +54,10 @@ pub fn find() -> Result<PathBuf> {
 pub fn find_from(env: Option<&OsStr>, exe: &Path) -> Result<Option<PathBuf>> {
     if let Some(v) = env {
         if let Some(problem) = env_problem(v) {
-            bail!("{SHIM_ENV}={:?}: {problem}", v.to_string_lossy());
+            bail!(
+                "{SHIM_ENV}={:?}: {problem}",
+                sockmeter::config::shown(v.to_string_lossy().into_owned())
+            );
         }
         let p = Path::new(v);
         return p

@@ -468,7 +468,9 @@ fn peer_names_socketpairs_and_matched_globs() {
     );
     // A socketpair: two connected Unix sockets with no name; not connections, even counted.
     for id in [3, 4] {
-        let Message::Socket(mut s) = info(id, Family::Unix, "/a.so") else { unreachable!() };
+        let Message::Socket(mut s) = info(id, Family::Unix, "/a.so") else {
+            unreachable!()
+        };
         s.local = Some("(unnamed)".into());
         s.peer = Some("(unnamed)".into());
         a.apply(&Message::Socket(s)).unwrap();
@@ -494,5 +496,8 @@ fn peer_names_socketpairs_and_matched_globs() {
             message: format!("g{i}"),
         }));
     }
-    assert!(a.report(true, "x").attribute_matched.len() <= small().notices, "bounded");
+    assert!(
+        a.report(true, "x").attribute_matched.len() <= small().notices,
+        "bounded"
+    );
 }
