@@ -180,7 +180,7 @@ both_modes! {
         let l = lines(&r);
         let py_detail = l
             .iter()
-            .find(|l| l.starts_with("  python3 -c 'import os, signal, socket"))
+            .find(|l| l.starts_with("  python3 -c \"import os, signal, socket"))
             .unwrap_or_else(|| panic!("python's command line, quoted and cut:\n{}", r.stderr));
         assert!(py_detail.contains("…  (killed by SIGTERM after "), "{py_detail}");
         let curl_detail = l

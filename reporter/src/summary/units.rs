@@ -173,10 +173,14 @@ pub fn command_line(p: &ProcessReport) -> String {
     shorten(&words.join(" "), MAX_COMMAND)
 }
 
+/// An argument as a shell would need it: bare, in single quotes, or in double quotes when it
+/// holds a single quote and nothing a shell expands inside double quotes.
 fn quote(a: &str) -> String {
     let plain = !a.is_empty() && a.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c));
     if plain {
         a.to_string()
+    } else if a.contains('\'') && !a.contains(['"', '$', '`', '\\', '!']) {
+        format!("\"{a}\"")
     } else {
         format!("'{}'", a.replace('\'', r"'\''"))
     }
@@ -284,8 +288,9 @@ mod tests {
         );
         assert_eq!(
             command_line(&p(&["sh", "-c", "for i in 1 2; do curl x; done", "it's"])),
-            r"sh -c 'for i in 1 2; do curl x; done' 'it'\''s'"
+            r#"sh -c 'for i in 1 2; do curl x; done' "it's""#
         );
+        assert_eq!(command_line(&p(&["echo", "it's $HOME"])), r"echo 'it'\''s $HOME'");
         assert_eq!(command_line(&p(&[])), "sh");
         assert_eq!(command_line(&p(&["a\nb"])), "'a?b'");
         let long = command_line(&p(&["curl", &"x".repeat(200)]));
