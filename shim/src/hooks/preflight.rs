@@ -218,7 +218,7 @@ fn sentence(target: Target, out: &mut [u8]) -> Option<usize> {
     };
     // A `#!` script: the kernel runs its interpreter (one level, and `env NAME` through PATH).
     let mut head = [0u8; 256];
-    let got = file.read_at(0, &mut head);
+    let mut got = file.read_at(0, &mut head);
     if let Some(sb) = preload::shebang(&head[..got]) {
         script[..len].copy_from_slice(&prog[..len]);
         script_len = len;
@@ -227,8 +227,16 @@ fn sentence(target: Target, out: &mut [u8]) -> Option<usize> {
             Shebang::Env(name) => search(name, &mut prog)?,
         };
         file = Opened::path(&prog[..=len])?;
+        got = file.read_at(0, &mut head);
     }
-    let elf = preload::parse_elf(&mut |off, buf| file.read_at(off, buf))?;
+    // The ELF header is in the bytes already read: one system call fewer.
+    let elf = preload::parse_elf(&mut |off, buf| match usize::try_from(off) {
+        Ok(o) if o + buf.len() <= got => {
+            buf.copy_from_slice(&head[o..o + buf.len()]);
+            buf.len()
+        }
+        _ => file.read_at(off, buf),
+    })?;
     let mut w = Cursor::new(out);
     // SAFETY: getpid cannot fail.
     let pid = unsafe { libc::getpid() };
