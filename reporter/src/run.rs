@@ -153,7 +153,10 @@ pub fn run(args: &RunArgs) -> Result<i32> {
     let program = &args.command[0];
     let notes = elf::preflight(program, std::env::var_os("PATH").as_deref(), &shim);
     for n in &notes {
-        say!("sockmeter: {n}");
+        use std::io::Write as _;
+        // Through anstream: yellow on a terminal, plain elsewhere.
+        let warn = summary::Paint { color: true }.warn(&format!("sockmeter: {n}"));
+        let _ = writeln!(anstream::stderr(), "{warn}");
     }
 
     let dir = PrivateDir::new()?;

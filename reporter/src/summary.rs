@@ -448,7 +448,7 @@ pub fn warnings(report: &Report, opts: &Options) -> String {
         .notices
         .iter()
         .filter(|n| !opts.said.contains(n))
-        .map(|n| format!("sockmeter: {n}"))
+        .map(|n| opts.paint.warn(&format!("sockmeter: {n}")))
         .collect();
     out.extend(unmatched_globs(report, &opts.globs, opts.paint));
     out.into_iter().map(|l| l + "\n").collect()
