@@ -175,10 +175,7 @@ mod tests {
             "the `[` at byte 4 opens a class that no `]` closes (`[[]` matches a `[` itself)"
         );
         assert!(err("!x[").contains("at byte 3"), "{}", err("!x["));
-        assert_eq!(
-            err("lib[z-a]"),
-            "the range `z-a` is backwards (it matches nothing)"
-        );
+        assert_eq!(err("lib[z-a]"), "the range `z-a` is backwards (it matches nothing)");
     }
 
     #[test]

@@ -236,14 +236,17 @@ fn harness_elapsed(r: &Report, pid: u32) -> Option<u64> {
     sockmeter::time::parse_rfc3339(p.ended_at.as_deref()?)?.checked_sub(start)
 }
 
-/// `sockmeter run ARGS` in `dir`, stdin empty, without the developer's SOCKMETER_* or
-/// LD_PRELOAD; `env` added.
+/// `sockmeter run ARGS` in `dir`, stdin empty, without the developer's SOCKMETER_*,
+/// LD_PRELOAD or colour settings; `env` added.
 fn sockmeter_in(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
     Command::new(sockmeter())
         .arg("run")
         .args(args)
         .current_dir(dir)
         .without_sockmeter_env()
+        .env_remove("NO_COLOR")
+        .env_remove("CLICOLOR")
+        .env_remove("CLICOLOR_FORCE")
         .envs(env.iter().copied())
         .stdin(Stdio::null())
         .output()
@@ -288,6 +291,9 @@ fn colour_only_on_a_terminal_and_never_with_no_color() {
             .args(["-qec", &cmd, "/dev/null"])
             .current_dir(&dir)
             .without_sockmeter_env()
+            .env_remove("NO_COLOR")
+            .env_remove("CLICOLOR")
+            .env_remove("CLICOLOR_FORCE")
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .output()
