@@ -24,6 +24,10 @@ pub trait NameSource {
     fn module(&self, _id: u32) -> Option<(Load, Option<u64>)> {
         None
     }
+    /// The name the process looked up the peer at `addr` by, when it did.
+    fn peer_name(&self, _addr: &[u64; crate::addr::ADDR_WORDS]) -> Option<String> {
+        None
+    }
 }
 
 impl<F: Fn(u32) -> Option<String>> NameSource for F {
@@ -39,6 +43,9 @@ impl NameSource for Names {
     fn module(&self, id: u32) -> Option<(Load, Option<u64>)> {
         let m = self.meta(id);
         (m.load != 0).then(|| (Load::from_code(m.load), (m.loaded_ms != 0).then_some(m.loaded_ms)))
+    }
+    fn peer_name(&self, addr: &[u64; crate::addr::ADDR_WORDS]) -> Option<String> {
+        self.hosts.name_of_addr(addr)
     }
 }
 
@@ -221,6 +228,7 @@ impl Shipper {
                     role: s.role,
                     local: addr_text(&s.local),
                     peer: addr_text(&s.peer),
+                    peer_name: names.peer_name(&s.peer),
                     module: name(s.module),
                     via: name(s.via),
                     label: name(s.label),
@@ -367,6 +375,35 @@ mod tests {
         assert!(
             matches!(again[0], Message::Module(_)),
             "a new connection hears it again: {again:?}"
+        );
+    }
+
+    #[test]
+    fn a_peer_the_process_looked_up_is_announced_with_its_name() {
+        static REG4: Registry = Registry::new();
+        static NAMES: Names = Names::new();
+        NAMES
+            .hosts
+            .record(b"localhost", crate::hostnames::key_v4([127, 0, 0, 1]));
+        let mut sh = Shipper::new();
+        REG4.open(&connected(9, 8080), || 1);
+        let mut other = connected(10, 80);
+        other.peer = encode_v4([10, 1, 2, 3], 80);
+        REG4.open(&other, || 1);
+        let names: Vec<(Option<String>, Option<String>)> = sh
+            .pass(&REG4, &NAMES, 2)
+            .into_iter()
+            .filter_map(|m| match m {
+                Message::Socket(s) => Some((s.peer, s.peer_name)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            names,
+            [
+                (Some("127.0.0.1:8080".into()), Some("localhost".into())),
+                (Some("10.1.2.3:80".into()), None)
+            ]
         );
     }
 

@@ -67,7 +67,7 @@ const SHOWN_CHARS: usize = 64;
 
 /// `value` as an error shows it: its first [`SHOWN_CHARS`] characters, and its length when it
 /// is longer.
-fn shown(value: String) -> String {
+pub fn shown(value: String) -> String {
     match value.char_indices().nth(SHOWN_CHARS) {
         None => value,
         Some((cut, _)) => format!("{}... ({} bytes)", &value[..cut], value.len()),
@@ -133,7 +133,29 @@ impl Config {
             }
         }
         if let Some(s) = text("SOCKMETER_ATTRIBUTE", get("SOCKMETER_ATTRIBUTE"), &mut errs) {
-            c.attribute = s.split(':').filter(|g| !g.is_empty()).map(str::to_string).collect();
+            // One error for the variable however many globs are malformed: the first, shown
+            // cut short, and how many more.
+            let mut bad: Option<(String, usize)> = None;
+            for g in s.split(':').filter(|g| !g.is_empty()) {
+                match crate::glob::check(g) {
+                    Ok(()) => c.attribute.push(g.to_string()),
+                    Err(problem) => match &mut bad {
+                        Some((_, more)) => *more += 1,
+                        None => bad = Some((format!("`{}`: {problem}", shown(g.to_string())), 0)),
+                    },
+                }
+            }
+            if let Some((first, more)) = bad {
+                errs.push(ConfigError {
+                    var: "SOCKMETER_ATTRIBUTE",
+                    value: shown(s.clone()),
+                    problem: match more {
+                        0 => first,
+                        n => format!("{first} (and {n} more malformed globs)"),
+                    },
+                    fallback: "malformed globs are ignored",
+                });
+            }
         }
         (c, errs)
     }
@@ -208,6 +230,26 @@ mod tests {
         assert_eq!(e.len(), 2);
         assert!(e[0].to_string().contains("SOCKMETER_DISABLE"));
         assert!(e[1].to_string().starts_with("SOCKMETER_INTERVAL=\"soon\""));
+    }
+
+    #[test]
+    fn a_malformed_glob_is_named_and_the_others_kept() {
+        let (c, e) = read(&[("SOCKMETER_ATTRIBUTE", "libcurl*:lib[z-a]:!*/gst/*")]);
+        assert_eq!(c.attribute, ["libcurl*", "!*/gst/*"]);
+        assert_eq!(
+            e[0].to_string(),
+            "SOCKMETER_ATTRIBUTE=\"libcurl*:lib[z-a]:!*/gst/*\": `lib[z-a]`: the range `z-a` is backwards (it matches nothing); malformed globs are ignored"
+        );
+        let many = format!("[{}:", "x".repeat(1000)).repeat(500);
+        let (c, e) = read(&[("SOCKMETER_ATTRIBUTE", &many)]);
+        assert!(c.attribute.is_empty());
+        assert_eq!(e.len(), 1, "one error for the variable");
+        assert!(
+            e[0].problem.ends_with("(and 499 more malformed globs)"),
+            "{}",
+            e[0].problem
+        );
+        assert!(e[0].to_string().len() < 400, "bounded: {}", e[0]);
     }
 
     #[test]

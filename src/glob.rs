@@ -1,6 +1,65 @@
 //! Shell-style globs for `--attribute` / `SOCKMETER_ATTRIBUTE`: `*` (any run of characters,
 //! `/` included), `?` (one character) and `[abc]` / `[a-z]` / `[!a]` classes. A pattern with no
-//! `/` is matched against the file name only; one with a `/` against the whole path.
+//! `/` is matched against the file name only; one with a `/` against the whole path. A leading
+//! `!` (in `--attribute`) turns the glob into an exclusion; [`check`] says what is malformed.
+
+/// Checks one `--attribute` glob (a leading `!` allowed): not empty, no `:` (the list separator
+/// of `SOCKMETER_ATTRIBUTE`), no NUL byte, every `[` closed by a `]`, no backwards range such as
+/// `[z-a]`. The error is one short sentence (without the glob itself, which may be long: the
+/// caller shows it as it sees fit).
+pub fn check(glob: &str) -> Result<(), String> {
+    let body = glob.strip_prefix('!').unwrap_or(glob);
+    if body.is_empty() {
+        return Err("the glob is empty".into());
+    }
+    if glob.contains(':') {
+        return Err(
+            "it contains `:`, which separates globs in SOCKMETER_ATTRIBUTE; give each glob its own --attribute".into(),
+        );
+    }
+    if glob.contains('\0') {
+        return Err("the glob contains a NUL byte".into());
+    }
+    let p = body.as_bytes();
+    let mut i = 0;
+    while i < p.len() {
+        if p[i] != b'[' {
+            i += 1;
+            continue;
+        }
+        let Some((_, len)) = class(&p[i..], 0) else {
+            return Err(format!(
+                "the `[` at byte {} opens a class that no `]` closes (`[[]` matches a `[` itself)",
+                glob.len() - body.len() + i + 1
+            ));
+        };
+        let mut j = i + 1;
+        if matches!(p.get(j), Some(b'!') | Some(b'^')) {
+            j += 1;
+        }
+        let mut first = true;
+        while j < i + len - 1 {
+            if p[j] == b']' && !first {
+                break;
+            }
+            first = false;
+            if p.get(j + 1) == Some(&b'-') && j + 2 < i + len - 1 {
+                if p[j] > p[j + 2] {
+                    return Err(format!(
+                        "the range `{}-{}` is backwards (it matches nothing)",
+                        p[j] as char,
+                        p[j + 2] as char
+                    ));
+                }
+                j += 3;
+            } else {
+                j += 1;
+            }
+        }
+        i += len;
+    }
+    Ok(())
+}
 
 /// Whether `path` matches `pattern` (see the module docs).
 pub fn matches(pattern: &str, path: &str) -> bool {
@@ -91,7 +150,33 @@ fn class(p: &[u8], c: u8) -> Option<(bool, usize)> {
 
 #[cfg(test)]
 mod tests {
-    use super::matches;
+    use super::{check, matches};
+
+    #[test]
+    fn malformed_globs_are_named() {
+        for ok in [
+            "libcurl*",
+            "!*/gstreamer-1.0/*",
+            "lib[a-c]x",
+            "[]]",
+            "[!a]b",
+            "a-b",
+            "[[]x",
+            "*.so.[0-9]",
+        ] {
+            assert_eq!(check(ok), Ok(()), "{ok}");
+        }
+        let err = |g: &str| check(g).unwrap_err();
+        assert_eq!(err(""), "the glob is empty");
+        assert_eq!(err("!"), "the glob is empty");
+        assert!(err("a:b").contains("contains `:`"));
+        assert_eq!(
+            err("lib[abc"),
+            "the `[` at byte 4 opens a class that no `]` closes (`[[]` matches a `[` itself)"
+        );
+        assert!(err("!x[").contains("at byte 3"), "{}", err("!x["));
+        assert_eq!(err("lib[z-a]"), "the range `z-a` is backwards (it matches nothing)");
+    }
 
     #[test]
     fn globs() {

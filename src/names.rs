@@ -4,7 +4,8 @@
 //! fixed table of atomics and a byte arena (all zeros when empty, so a `static` costs nothing
 //! until used). Ids start at 1; 0 means unknown. Each entry also keeps what the shim learned
 //! about the object once ([`Meta`]): a class byte and a flag for attribution, how the object
-//! came into the process and when, and which plugin loaded it for itself.
+//! came into the process and when, and which plugin loaded it for itself. The host names the
+//! process looked up, by address, are kept beside them ([`Names::hosts`]).
 
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering::*};
 
@@ -60,6 +61,8 @@ pub struct Names {
     count: AtomicU32,
     arena: [AtomicU8; ARENA],
     used: AtomicUsize,
+    /// The host names the process looked up, by address (`crate::hostnames`).
+    pub hosts: crate::hostnames::Hosts,
 }
 
 fn fnv(bytes: &[u8]) -> u64 {
@@ -89,6 +92,7 @@ impl Names {
             count: AtomicU32::new(0),
             arena: [const { AtomicU8::new(0) }; ARENA],
             used: AtomicUsize::new(0),
+            hosts: crate::hostnames::Hosts::new(),
         }
     }
 
@@ -175,7 +179,8 @@ impl Names {
         }
     }
 
-    /// Copies every name of `other` (a forked child's fresh table starts with its parent's).
+    /// Copies every name of `other`, host names included (a forked child's fresh table starts
+    /// with its parent's).
     pub fn copy_from(&self, other: &Names) {
         let n = (other.count.load(Acquire) as usize).min(MAX_NAMES);
         let used = other.used.load(Acquire).min(ARENA);
@@ -196,6 +201,7 @@ impl Names {
         }
         self.used.store(used, Release);
         self.count.store(n as u32, Release);
+        self.hosts.copy_from(&other.hosts);
     }
 }
 

@@ -99,6 +99,10 @@ pub struct ProcessReport {
     /// kernel witness (TCP, as `unseen_*_bytes`).
     #[serde(default, skip_serializing_if = "is_false")]
     pub uses_io_uring: bool,
+    /// The `--attribute` / `SOCKMETER_ATTRIBUTE` globs that matched an object this process
+    /// looked at when it attributed a socket (absent when none did).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attribute_matched: Vec<String>,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -176,6 +180,11 @@ pub struct SocketReport {
     pub local: Option<String>,
     /// Peer address.
     pub peer: Option<String>,
+    /// The name the program looked up to get the peer's address (`getaddrinfo`,
+    /// `gethostbyname`...), as it asked for it (`example.org`); absent when it connected to an
+    /// address it did not look up. No reverse lookup is ever made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_name: Option<String>,
     /// Bytes sent.
     pub tx_bytes: u64,
     /// Bytes received.
@@ -330,9 +339,28 @@ impl SocketReport {
             _ => self.role == Role::Overflow.as_str(),
         }
     }
-    /// Connected or accepted.
+    /// Connected or accepted, and not one end of a socketpair (a pipe between two fds of the
+    /// program, not a connection to anyone).
     pub fn is_connection(&self) -> bool {
-        self.role == Role::Connected.as_str() || self.role == Role::Accepted.as_str()
+        (self.role == Role::Connected.as_str() || self.role == Role::Accepted.as_str()) && !self.is_socketpair()
+    }
+
+    /// One end of a Unix-domain socketpair: connected to a peer with no name (a socket can
+    /// only connect to a named one; folded groups of them have no local address).
+    pub fn is_socketpair(&self) -> bool {
+        self.family() == Family::Unix
+            && self.role == Role::Connected.as_str()
+            && self.peer.as_deref() == Some("(unnamed)")
+    }
+
+    /// Whether this socket moved anything: bytes (seen by the hooks or only by the kernel
+    /// witness) or failed calls.
+    pub fn moved_anything(&self) -> bool {
+        self.tx_bytes > 0
+            || self.rx_bytes > 0
+            || self.unseen_tx_bytes > 0
+            || self.unseen_rx_bytes > 0
+            || self.errors > 0
     }
     /// The family as a typed value.
     pub fn family(&self) -> Family {

@@ -21,7 +21,7 @@ use crate::wire::{ExitStatus, Message, Notice};
 /// `Shared::magic` once initialised.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"SOCKMTR1");
 /// Layout version (bumped on any change of this file's types).
-pub const LAYOUT: u64 = 6;
+pub const LAYOUT: u64 = 7;
 /// Bytes of the snapshot mailbox.
 pub const SNAPSHOT_MAX: usize = 16 << 20;
 /// Bytes of each text ring.

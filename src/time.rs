@@ -25,6 +25,46 @@ pub fn rfc3339(ms: u64) -> String {
     )
 }
 
+/// Reads back a time [`rfc3339`] wrote (`2026-11-25T15:15:31.123Z`), as ms since the epoch;
+/// `None` for any other text (a report's times are only ever in this form).
+pub fn parse_rfc3339(t: &str) -> Option<u64> {
+    let b = t.as_bytes();
+    if b.len() != 24
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+        || b[19] != b'.'
+        || b[23] != b'Z'
+    {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<u64> {
+        let s = t.get(r)?;
+        s.bytes().all(|c| c.is_ascii_digit()).then(|| s.parse().ok())?
+    };
+    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hh, mm, ss, ms) = (num(11..13)?, num(14..16)?, num(17..19)?, num(20..23)?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 59 {
+        return None;
+    }
+    let days = days_from_civil(y as i64, m as u32, d as u32);
+    let secs = u64::try_from(days).ok()? * 86_400 + hh * 3600 + mm * 60 + ss;
+    Some(secs * 1000 + ms)
+}
+
+/// Howard Hinnant's civil-to-days algorithm (the inverse of [`civil_from_days`]).
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = i64::from((m + 9) % 12);
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 /// Howard Hinnant's days-to-civil algorithm.
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
@@ -48,5 +88,28 @@ mod tests {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(rfc3339(951_782_400_123), "2000-02-29T00:00:00.123Z");
         assert_eq!(rfc3339(1_795_619_731_005), "2026-11-25T15:15:31.005Z");
+    }
+
+    #[test]
+    fn parses_what_it_formats_and_nothing_else() {
+        for ms in [
+            0,
+            951_782_400_123,
+            1_795_619_731_005,
+            4_102_444_799_999,
+            253_402_300_799_999,
+        ] {
+            assert_eq!(parse_rfc3339(&rfc3339(ms)), Some(ms), "{ms}");
+        }
+        for bad in [
+            "",
+            "2026-11-25T15:15:31Z",
+            "2026-11-25 15:15:31.005Z",
+            "2026-13-25T15:15:31.005Z",
+            "2026-11-25T15:15:31.0a5Z",
+            "+026-11-25T15:15:31.005Z",
+        ] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
     }
 }

@@ -113,6 +113,10 @@ pub struct SocketInfo {
     /// Peer address, when connected.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peer: Option<String>,
+    /// The name the process looked up to get the peer's address (its resolver calls:
+    /// `getaddrinfo`, `gethostbyname`...), when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_name: Option<String>,
     /// The module charged for the socket (absolute path).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub module: Option<String>,
@@ -219,6 +223,12 @@ pub struct Closed {
 /// list it among the notices: the report says `uses_io_uring` instead.
 pub const IO_URING_NOTICE: &str = "io_uring";
 
+/// The `notice` kind a process sends, once per glob, when an `--attribute` /
+/// `SOCKMETER_ATTRIBUTE` glob (the message, as given) first matches an object it looks at. A
+/// reader lists the globs as the report's `attribute_matched`, not as notices; the reporter
+/// names the globs that matched nothing in the whole run.
+pub const ATTRIBUTE_NOTICE: &str = "attribute";
+
 /// `module`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ModuleInfo {
@@ -313,6 +323,30 @@ impl ExitStatus {
 /// written with one `write` (atomic with `O_APPEND`).
 pub fn endings_path(socket: &str) -> String {
     format!("{socket}.endings")
+}
+
+/// The notes file: beside the reporter's socket (`<SOCKMETER_SOCKET>.notes`), created by the
+/// reporter, appended to by metered processes about to exec a program the shim cannot be
+/// preloaded into (a static or setuid program: `crate::preload`), which therefore never
+/// reports itself. One line per exec, `<pid> <kind> <sentence>`, written with one `write`.
+pub fn notes_path(socket: &str) -> String {
+    format!("{socket}{NOTES_SUFFIX}")
+}
+
+/// What [`notes_path`] appends to the socket's path.
+pub const NOTES_SUFFIX: &str = ".notes";
+
+/// Parses the notes file: (pid, kind, sentence) for each well-formed line.
+pub fn parse_notes(text: &str) -> Vec<(u32, String, String)> {
+    text.lines()
+        .filter_map(|l| {
+            let mut f = l.splitn(3, ' ');
+            let pid = f.next()?.parse().ok()?;
+            let kind = f.next()?;
+            let sentence = f.next()?;
+            (!kind.is_empty() && !sentence.is_empty()).then(|| (pid, kind.to_string(), sentence.to_string()))
+        })
+        .collect()
 }
 
 /// Formats one line of the endings file into `buf` without allocating (a `wait` may run in a
@@ -488,6 +522,22 @@ mod tests {
         );
         assert_eq!(ExitStatus::from_wait(0x0200).and_then(|s| s.shell_code()), Some(2));
         assert_eq!(ExitStatus::from_wait(2).and_then(|s| s.shell_code()), Some(130));
+    }
+
+    #[test]
+    fn notes_lines() {
+        let text = "12 static /tmp/a b is statically linked: x\nbad\n13 privileged\nx y z\n14 privileged /usr/bin/su is setuid: y\n";
+        assert_eq!(
+            parse_notes(text),
+            [
+                (12, "static".to_string(), "/tmp/a b is statically linked: x".to_string()),
+                (14, "privileged".to_string(), "/usr/bin/su is setuid: y".to_string())
+            ]
+        );
+        assert_eq!(
+            notes_path("/tmp/sockmeter.x/sockmeter.sock"),
+            "/tmp/sockmeter.x/sockmeter.sock.notes"
+        );
     }
 
     #[test]

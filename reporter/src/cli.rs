@@ -1,7 +1,10 @@
 //! Command-line arguments of `sockmeter` (clap derive).
 //!
 //! Only parsing and validation live here; each subcommand's behaviour is in its own module.
-//! Usage errors are clap's: a message on stderr and exit status 2.
+//! Usage errors are clap's: a message on stderr and exit status 2. The `SOCKMETER_*`
+//! environment follows one rule, stated in `--help` ([`ENVIRONMENT`]): every variable is checked
+//! before anything runs, a malformed one is an error (exit 2), and `--interval`, `--unix` and
+//! `--attribute` take their defaults from theirs ([`RunArgs::apply_environment`]).
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -10,16 +13,42 @@ use clap::{Args, Parser, Subcommand};
 
 pub use sockmeter::config::DEFAULT_INTERVAL_MS;
 
+/// The one rule for the `SOCKMETER_*` variables, as `--help` states it (a macro, so that
+/// `run --help` can append it with `concat!`).
+macro_rules! environment_help {
+    () => {
+        "\
+Environment: SOCKMETER_INTERVAL, SOCKMETER_UNIX and SOCKMETER_ATTRIBUTE are the defaults of
+--interval, --unix and --attribute (an option given wins). Every SOCKMETER_* variable
+(SOCKMETER_DISABLE, SOCKMETER_REPORT, SOCKMETER_SHIPPER, SOCKMETER_SHIM too) is checked before
+anything runs: a malformed one is an error, exit status 2, whichever subcommand reads it.
+(Without sockmeter, under a bare LD_PRELOAD, the shim names a malformed one once on stderr and
+uses the default.) SOCKMETER_SHIM: the shim to inject, instead of the one beside this
+executable or the copy embedded in it."
+    };
+}
+
+/// The environment's rule (the end of `sockmeter --help`).
+pub const ENVIRONMENT: &str = environment_help!();
+
 /// What `sockmeter run --help` ends with.
-const RUN_AFTER_HELP: &str = "\
-The summary goes to stderr; the command's stdin, stdout and stderr are its own.
+const RUN_AFTER_HELP: &str = concat!(
+    "\
+The summary goes to stderr; the command's stdin, stdout and stderr are its own. Bytes are what
+the program read or wrote (data the kernel received that the program never read is not
+counted, unlike a packet capture). Colour only on a terminal (NO_COLOR turns it off).
 Exit status: the command's (128+N if signal N killed it); 127 if it was not found, 126 if it
-could not be executed; 2 if sockmeter itself could not start it (bad usage, no shim, an
-unwritable --json path). If the command succeeded but the report could not be written: 1.";
+could not be executed; 2 if sockmeter itself could not start it (bad usage, a malformed
+SOCKMETER_* variable, no shim, an unwritable --json path). If the command succeeded but the
+report could not be written: 1.
+
+",
+    environment_help!()
+);
 
 /// Network byte accounting inside a process, without root.
 #[derive(Debug, Parser)]
-#[command(name = "sockmeter", version, about, long_about = None)]
+#[command(name = "sockmeter", version, about, long_about = None, after_help = ENVIRONMENT)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -31,7 +60,7 @@ pub struct Cli {
 pub enum Command {
     /// Run a command with the shim preloaded and report its network traffic.
     #[command(
-        override_usage = "sockmeter run [--json FILE] [--interval MS] [--unix] [--attribute GLOB]... -- CMD [ARGS...]",
+        override_usage = "sockmeter run [OPTIONS] [--] CMD [ARGS...]",
         after_help = RUN_AFTER_HELP
     )]
     Run(RunArgs),
@@ -44,24 +73,29 @@ pub enum Command {
     Ship(crate::ship::ShipArgs),
 }
 
-/// `sockmeter run [--json FILE] [--interval MS] [--unix] [--attribute GLOB]... -- CMD [ARGS...]`
+/// `sockmeter run [OPTIONS] [--] CMD [ARGS...]`
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Write the JSON report (sockmeter.report.v1) to FILE.
-    #[arg(long, value_name = "FILE")]
+    /// Write the JSON report (sockmeter.report.v1) to FILE; `-` writes it to stdout, after
+    /// the command's own output.
+    #[arg(short = 'j', long, value_name = "FILE")]
     pub json: Option<PathBuf>,
 
-    /// How often metered processes send their counters, in milliseconds (10 to 3600000).
+    /// How often metered processes send their counters, in milliseconds (10 to 3600000)
+    /// [env: SOCKMETER_INTERVAL].
     #[arg(
+        short = 'i',
         long,
         value_name = "MS",
         default_value_t = DEFAULT_INTERVAL_MS,
-        value_parser = clap::value_parser!(u64).range(10..=3_600_000)
+        allow_negative_numbers = true,
+        value_parser = parse_interval
     )]
     pub interval: u64,
 
-    /// Count Unix-domain sockets in the totals (they are always listed in their own section).
-    #[arg(long)]
+    /// Count Unix-domain sockets in the totals (they are otherwise listed in their own
+    /// section); a socketpair is never a connection [env: SOCKMETER_UNIX].
+    #[arg(short = 'u', long)]
     pub unix: bool,
 
     /// Change which objects count as modules; repeatable. By default a module is a plugin (any
@@ -69,15 +103,21 @@ pub struct RunArgs {
     /// a plugin pulls in, nor an interpreter's own extensions such as Python's _socket), the
     /// executable, or a library it links from outside the system directories. GLOB adds the
     /// objects it matches; !GLOB removes them (GLOB wins over !GLOB). A glob without `/`
-    /// matches file names, one with `/` whole paths (`*` crosses `/`; `?`, `[a-z]`).
+    /// matches file names, one with `/` whole paths; `*` matches any characters, `/`
+    /// included; `?` one character; `[a-z]` a class. A malformed glob is an error; one that
+    /// matched nothing is named at the end [env: SOCKMETER_ATTRIBUTE, `:`-separated].
     #[arg(long = "attribute", value_name = "GLOB", value_parser = parse_glob)]
     pub attribute: Vec<String>,
 
     /// After the command exits, wait for every descendant it left running (a daemon, a
     /// background job) to end too, and count all of it; Ctrl-C stops waiting and writes the
     /// report. Without it, sockmeter waits 2 s and reports those still running as `running`.
-    #[arg(long)]
+    #[arg(short = 'w', long)]
     pub wait_all: bool,
+
+    /// How the summary looks.
+    #[command(flatten)]
+    pub summary: SummaryArgs,
 
     /// The command to run and its arguments (after `--`).
     #[arg(
@@ -90,20 +130,53 @@ pub struct RunArgs {
     pub command: Vec<OsString>,
 }
 
-/// Validates one `--attribute` glob: not empty, and without `:` (the list separator of
-/// `SOCKMETER_ATTRIBUTE`) or a NUL byte.
+/// The summary's options (`run`'s; a subcommand that prints a summary can flatten them too).
+#[derive(Debug, Default, Args)]
+pub struct SummaryArgs {
+    /// Print no summary (warnings and errors are still said; --json still writes the report).
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+
+    /// Show the sockets and processes that moved nothing too (a program's internal
+    /// socketpair, a listening socket nobody connected to).
+    #[arg(short = 'a', long)]
+    pub all: bool,
+
+    /// Exact byte counts (`3000000 B`) instead of decimal units (`3.0 MB`).
+    #[arg(short = 'b', long)]
+    pub bytes: bool,
+
+    /// One block per process, or one row per executable, module or peer. By default each
+    /// process gets a block, up to 8; more are grouped by executable.
+    #[arg(short = 'g', long, value_name = "HOW", value_enum)]
+    pub group_by: Option<crate::summary::GroupBy>,
+
+    /// Only the N busiest processes (or rows, grouped); the rest are summed in one line.
+    #[arg(short = 'n', long, value_name = "N", allow_negative_numbers = true, value_parser = parse_top)]
+    pub top: Option<usize>,
+}
+
+/// `--interval`: milliseconds from 10 to 3600000 (the same words as the shim's check of
+/// `SOCKMETER_INTERVAL`; a negative number is out of range, not an option).
+fn parse_interval(s: &str) -> Result<u64, String> {
+    match s.trim().parse::<i128>() {
+        Ok(ms) if (10..=3_600_000).contains(&ms) => Ok(ms as u64),
+        _ => Err("expected milliseconds from 10 to 3600000".into()),
+    }
+}
+
+/// `--top`: a number of rows, at least 1.
+fn parse_top(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<i128>() {
+        Ok(n) if n >= 1 => Ok(usize::try_from(n).unwrap_or(usize::MAX)),
+        _ => Err("expected a number of processes or rows, 1 or more".into()),
+    }
+}
+
+/// Validates one `--attribute` glob (`sockmeter::glob::check`): not empty, no `:` (the list
+/// separator of `SOCKMETER_ATTRIBUTE`) or NUL byte, every `[` closed, no backwards range.
 fn parse_glob(s: &str) -> Result<String, String> {
-    if s.is_empty() || s == "!" {
-        return Err("the glob is empty".into());
-    }
-    if s.contains(':') {
-        return Err(format!(
-            "`{s}` contains `:`, which separates globs in SOCKMETER_ATTRIBUTE; give each glob its own --attribute"
-        ));
-    }
-    if s.contains('\0') {
-        return Err("the glob contains a NUL byte".into());
-    }
+    sockmeter::glob::check(s)?;
     Ok(s.to_string())
 }
 
@@ -112,12 +185,60 @@ impl RunArgs {
     pub fn attribute_env(&self) -> Option<String> {
         (!self.attribute.is_empty()).then(|| self.attribute.join(":"))
     }
+
+    /// Fills the options not given on the command line from the environment's configuration
+    /// (`SOCKMETER_INTERVAL`, `SOCKMETER_UNIX`, `SOCKMETER_ATTRIBUTE`), already checked.
+    pub fn apply_environment(&mut self, given: &clap::ArgMatches, env: &sockmeter::config::Config) {
+        let from_cli = |id: &str| given.value_source(id) == Some(clap::parser::ValueSource::CommandLine);
+        if !from_cli("interval") {
+            self.interval = env.interval_ms;
+        }
+        if !from_cli("unix") {
+            self.unix |= env.unix_in_totals;
+        }
+        if !from_cli("attribute") {
+            self.attribute = env.attribute.clone();
+        }
+    }
+}
+
+/// Checks every `SOCKMETER_*` variable sockmeter or the shim reads, through `get` (the
+/// environment): the shim's own (`sockmeter::config`), `SOCKMETER_SHIPPER` (`none` or an
+/// executable file) and `SOCKMETER_SHIM` (a file). Returns the shim's configuration, or one
+/// error naming every malformed variable.
+pub fn check_environment(get: impl Fn(&str) -> Option<OsString>) -> anyhow::Result<sockmeter::config::Config> {
+    use std::os::unix::fs::PermissionsExt;
+    let (config, errors) = sockmeter::config::Config::from_lookup(&get);
+    let mut bad: Vec<String> = errors
+        .iter()
+        .map(|e| format!("{}={:?}: {}", e.var, e.value, e.problem))
+        .collect();
+    if let Some(v) = get("SOCKMETER_SHIPPER").filter(|v| v != "none") {
+        let ok = std::fs::metadata(&v).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+        if !ok {
+            bad.push(format!(
+                "SOCKMETER_SHIPPER={:?}: expected `none` or the path of an executable sockmeter",
+                sockmeter::config::shown(v.to_string_lossy().into_owned())
+            ));
+        }
+    }
+    if let Some(v) = get(crate::shim_path::SHIM_ENV) {
+        if let Some(problem) = crate::shim_path::env_problem(&v) {
+            let v = sockmeter::config::shown(v.to_string_lossy().into_owned());
+            bad.push(format!("{}={v:?}: {problem}", crate::shim_path::SHIM_ENV));
+        }
+    }
+    if !bad.is_empty() {
+        anyhow::bail!("malformed environment: {}", bad.join("; "));
+    }
+    Ok(config)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use clap::error::ErrorKind;
+    use clap::{CommandFactory, FromArgMatches};
 
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
         Cli::try_parse_from(std::iter::once("sockmeter").chain(args.iter().copied()))
@@ -145,6 +266,14 @@ mod tests {
             "/opt/x/*",
             "--attribute",
             "!*/gstreamer-1.0/*",
+            "--all",
+            "--bytes",
+            "--group-by",
+            "peer",
+            "--top",
+            "5",
+            "--quiet",
+            "--wait-all",
             "--",
             "curl",
             "-s",
@@ -153,12 +282,117 @@ mod tests {
         ]);
         assert_eq!(r.json, Some(PathBuf::from("r.json")));
         assert_eq!(r.interval, 250);
-        assert!(r.unix);
+        assert!(r.unix && r.wait_all);
+        let s = &r.summary;
+        assert!(s.all && s.bytes && s.quiet);
+        assert_eq!((s.group_by, s.top), (Some(crate::summary::GroupBy::Peer), Some(5)));
         assert_eq!(
             r.attribute_env().as_deref(),
             Some("*/libfoo*.so:/opt/x/*:!*/gstreamer-1.0/*")
         );
         assert_eq!(r.command, ["curl", "-s", "--json", "x"].map(OsString::from));
+    }
+
+    #[test]
+    fn short_flags_for_the_common_options() {
+        let r = run_args(&[
+            "run", "-j", "-", "-i", "50", "-u", "-w", "-q", "-a", "-b", "-g", "exe", "-n", "3", "sh",
+        ]);
+        assert_eq!(r.json, Some(PathBuf::from("-")));
+        assert_eq!(r.interval, 50);
+        assert!(r.unix && r.wait_all && r.summary.quiet && r.summary.all && r.summary.bytes);
+        assert_eq!(r.summary.group_by, Some(crate::summary::GroupBy::Exe));
+        assert_eq!(r.summary.top, Some(3));
+        assert_eq!(r.command, ["sh"].map(OsString::from));
+    }
+
+    #[test]
+    fn a_negative_interval_is_out_of_range_not_an_option() {
+        for bad in ["-5", "9", "3600001", "soon", "-99999999999999999999999"] {
+            let e = parse(&["run", "--interval", bad, "--", "true"]).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::ValueValidation, "{bad}");
+            let text = e.to_string();
+            assert!(
+                text.contains(&format!(
+                    "invalid value '{bad}' for '--interval <MS>': expected milliseconds from 10 to 3600000"
+                )),
+                "{text}"
+            );
+            assert!(
+                !text.contains(&format!("-- {bad}")) && !text.contains("tip"),
+                "{bad}: no tip to pass `-- {bad}`: {text}"
+            )
+        }
+        let e = parse(&["run", "--top", "-1", "--", "true"]).unwrap_err().to_string();
+        assert!(e.contains("expected a number of processes or rows, 1 or more"), "{e}");
+    }
+
+    #[test]
+    fn the_environment_gives_defaults_the_command_line_wins_and_malformed_is_an_error() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| OsString::from(v))
+        };
+        let with = |args: &[&str], pairs: &'static [(&'static str, &'static str)]| {
+            let m = Cli::command()
+                .try_get_matches_from(std::iter::once("sockmeter").chain(args.iter().copied()))
+                .unwrap();
+            let Command::Run(mut r) = Cli::from_arg_matches(&m).unwrap().command else {
+                panic!()
+            };
+            let config = check_environment(env(pairs)).unwrap();
+            r.apply_environment(m.subcommand_matches("run").unwrap(), &config);
+            r
+        };
+        let vars: &'static [(&'static str, &'static str)] = &[
+            ("SOCKMETER_INTERVAL", "250"),
+            ("SOCKMETER_UNIX", "yes"),
+            ("SOCKMETER_ATTRIBUTE", "libcurl*:!*/gst/*"),
+        ];
+        let r = with(&["run", "true"], vars);
+        assert_eq!((r.interval, r.unix), (250, true));
+        assert_eq!(r.attribute, ["libcurl*", "!*/gst/*"]);
+        let r = with(&["run", "-i", "40", "--attribute", "libssl*", "true"], vars);
+        assert_eq!((r.interval, r.attribute.as_slice()), (40, &["libssl*".to_string()][..]));
+        let r = with(&["run", "true"], &[]);
+        assert_eq!((r.interval, r.unix, r.attribute.len()), (DEFAULT_INTERVAL_MS, false, 0));
+
+        let e = check_environment(env(&[
+            ("SOCKMETER_INTERVAL", "abc"),
+            ("SOCKMETER_UNIX", "maybe"),
+            ("SOCKMETER_ATTRIBUTE", "lib[x"),
+            ("SOCKMETER_SHIPPER", "/nonexistent/sockmeter"),
+            ("SOCKMETER_SHIM", ""),
+        ]))
+        .unwrap_err()
+        .to_string();
+        for part in [
+            "SOCKMETER_UNIX=\"maybe\": expected 1 or 0",
+            "SOCKMETER_INTERVAL=\"abc\": expected milliseconds from 10 to 3600000",
+            "SOCKMETER_ATTRIBUTE=\"lib[x\": `lib[x`: the `[` at byte 4 opens a class that no `]` closes",
+            "SOCKMETER_SHIPPER=\"/nonexistent/sockmeter\": expected `none` or the path of an executable sockmeter",
+            "SOCKMETER_SHIM=\"\": empty",
+        ] {
+            assert!(e.contains(part), "{part}\n{e}");
+        }
+        assert!(check_environment(env(&[("SOCKMETER_SHIPPER", "none")])).is_ok());
+    }
+
+    #[test]
+    fn help_states_the_environment_rule_and_that_star_crosses_slash() {
+        let mut c = Cli::command();
+        let run = c.find_subcommand_mut("run").unwrap();
+        let help = run.render_long_help().to_string();
+        assert!(
+            help.contains("`*` matches any characters, `/`\n") || help.contains("`/` included"),
+            "{help}"
+        );
+        assert!(help.contains("a malformed one is an error, exit status 2"), "{help}");
+        assert!(
+            help.contains("-q, --quiet") && help.contains("-j, --json <FILE>"),
+            "{help}"
+        );
+        let top = Cli::command().render_long_help().to_string();
+        assert!(top.contains("Every SOCKMETER_* variable"), "{top}");
     }
 
     #[test]
@@ -195,6 +429,8 @@ mod tests {
             parse(&["run", "--attribute", "!", "--", "true"]).unwrap_err().kind(),
             ErrorKind::ValueValidation
         );
+        let e = parse(&["run", "--attribute", "lib[z-a]", "--", "true"]).unwrap_err();
+        assert!(e.to_string().contains("the range `z-a` is backwards"), "{e}");
         assert!(parse(&["run"]).is_err());
         assert!(parse(&["run", "--"]).is_err());
         assert!(parse(&["frobnicate"]).is_err());

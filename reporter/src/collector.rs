@@ -401,6 +401,7 @@ mod tests {
             role: Role::Connected,
             local: None,
             peer: Some("10.0.0.1:443".into()),
+            peer_name: None,
             module: None,
             via: None,
             label: None,

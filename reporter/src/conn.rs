@@ -270,6 +270,7 @@ mod tests {
             role: Role::Connected,
             local: Some("127.0.0.1:5000".into()),
             peer: Some("127.0.0.1:8080".into()),
+            peer_name: None,
             module: Some("/usr/bin/curl".into()),
             via: None,
             label: None,

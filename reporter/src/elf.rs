@@ -9,102 +9,55 @@
 
 use std::ffi::{CString, OsStr};
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-const PT_INTERP: u32 = 3;
+use sockmeter::preload::{self, ElfInfo, Shebang};
+
 /// The extended attribute that holds file capabilities (NUL-terminated for libc).
 const CAP_XATTR: &[u8] = b"security.capability\0";
 /// How many `#!` interpreters deep the kernel follows (it allows a few; we stop there too).
 const MAX_SCRIPT_DEPTH: usize = 5;
 
-/// What the ELF header says about a program.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ElfInfo {
-    /// 32 or 64.
-    pub bits: u8,
-    /// `e_machine`.
-    pub machine: u16,
-    /// Whether it has a `PT_INTERP` (is run by the dynamic loader).
-    pub has_interp: bool,
+/// Reads an ELF header and program headers (`sockmeter::preload::parse_elf`); `None` when it
+/// is not ELF (or is cut short).
+pub fn parse_elf(f: &File) -> Option<ElfInfo> {
+    preload::parse_elf(&mut |off, buf| read_at_most(f, off, buf))
 }
 
-/// Reads an ELF header and program headers; `None` when it is not ELF (or is truncated).
-pub fn parse_elf<R: Read + Seek>(mut r: R) -> std::io::Result<Option<ElfInfo>> {
-    let mut h = [0u8; 64];
-    let n = read_up_to(&mut r, &mut h)?;
-    if n < 52 || h[..4] != *b"\x7fELF" {
-        return Ok(None);
-    }
-    let be = match h[5] {
-        1 => false,
-        2 => true,
-        _ => return Ok(None),
-    };
-    let u16_at = |b: &[u8], o: usize| {
-        let a = [b[o], b[o + 1]];
-        if be {
-            u16::from_be_bytes(a)
-        } else {
-            u16::from_le_bytes(a)
-        }
-    };
-    let u32_at = |b: &[u8], o: usize| {
-        let a = [b[o], b[o + 1], b[o + 2], b[o + 3]];
-        if be {
-            u32::from_be_bytes(a)
-        } else {
-            u32::from_le_bytes(a)
-        }
-    };
-    let (bits, phoff, phentsize, phnum) = match h[4] {
-        1 => (32, u64::from(u32_at(&h, 0x1c)), u16_at(&h, 0x2a), u16_at(&h, 0x2c)),
-        2 if n >= 64 => {
-            let lo = u64::from(u32_at(&h, 0x20));
-            let hi = u64::from(u32_at(&h, 0x24));
-            let off = if be { (lo << 32) | hi } else { (hi << 32) | lo };
-            (64, off, u16_at(&h, 0x36), u16_at(&h, 0x38))
-        }
-        _ => return Ok(None),
-    };
-    let machine = u16_at(&h, 0x12);
-    let mut has_interp = false;
-    if phentsize >= 4 {
-        let mut ph = vec![0u8; usize::from(phentsize) * usize::from(phnum)];
-        r.seek(SeekFrom::Start(phoff))?;
-        let got = read_up_to(&mut r, &mut ph)?;
-        has_interp = ph[..got]
-            .chunks_exact(usize::from(phentsize))
-            .any(|p| u32_at(p, 0) == PT_INTERP);
-    }
-    Ok(Some(ElfInfo {
-        bits,
-        machine,
-        has_interp,
-    }))
-}
-
-fn read_up_to<R: Read>(r: &mut R, buf: &mut [u8]) -> std::io::Result<usize> {
+fn read_at_most(f: &File, mut off: u64, buf: &mut [u8]) -> usize {
     let mut n = 0;
     while n < buf.len() {
-        match r.read(&mut buf[n..]) {
+        match f.read_at(&mut buf[n..], off) {
             Ok(0) => break,
-            Ok(k) => n += k,
+            Ok(k) => {
+                n += k;
+                off += k as u64;
+            }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+            Err(_) => break,
         }
     }
-    Ok(n)
+    n
 }
 
-/// Finds a command like `execvp` does: a name with a `/` as is, others in `PATH`.
+/// Finds a command like `execvp` does: a name with a `/` as is (made absolute, as the shim's
+/// exec check names it), others in `PATH`.
 pub fn resolve_command(cmd: &OsStr, path_env: Option<&OsStr>) -> Option<PathBuf> {
     if cmd.is_empty() {
         return None;
     }
     if cmd.as_bytes().contains(&b'/') {
+        let p = Path::new(cmd);
+        if p.is_relative() {
+            let rel = p.strip_prefix("./").unwrap_or(p);
+            return Some(
+                std::env::current_dir()
+                    .map(|d| d.join(rel))
+                    .unwrap_or_else(|_| p.to_path_buf()),
+            );
+        }
         return Some(PathBuf::from(cmd));
     }
     let path = path_env.unwrap_or(OsStr::new("/usr/local/bin:/usr/bin:/bin"));
@@ -119,29 +72,9 @@ fn is_executable_file(p: &Path) -> bool {
 
 /// The interpreter a `#!` line names (following `/usr/bin/env NAME` through `PATH`).
 fn shebang_target(head: &[u8], path_env: Option<&OsStr>) -> Option<PathBuf> {
-    let line = head.strip_prefix(b"#!")?;
-    let line = &line[..line.iter().position(|&b| b == b'\n').unwrap_or(line.len())];
-    let mut words = line
-        .split(|b| *b == b' ' || *b == b'\t' || *b == b'\r')
-        .filter(|w| !w.is_empty());
-    let interp = Path::new(OsStr::from_bytes(words.next()?));
-    if interp.file_name() == Some(OsStr::new("env")) {
-        let name = words.find(|w| !w.starts_with(b"-") && !w.contains(&b'='))?;
-        return resolve_command(OsStr::from_bytes(name), path_env);
-    }
-    Some(interp.to_path_buf())
-}
-
-/// Whether the loader runs `meta`'s program in secure-execution mode for this user, and why.
-pub fn privilege(mode: u32, uid: u32, gid: u32, has_caps: bool, euid: u32, egid: u32) -> Option<&'static str> {
-    if mode & 0o4000 != 0 && uid != euid {
-        Some("setuid")
-    } else if mode & 0o2010 == 0o2010 && gid != egid {
-        Some("setgid")
-    } else if has_caps && euid != 0 {
-        Some("given file capabilities")
-    } else {
-        None
+    match preload::shebang(head)? {
+        Shebang::Path(p) => Some(PathBuf::from(OsStr::from_bytes(p))),
+        Shebang::Env(name) => resolve_command(OsStr::from_bytes(name), path_env),
     }
 }
 
@@ -189,13 +122,11 @@ pub fn preflight(cmd: &OsStr, path_env: Option<&OsStr>, shim: &Path) -> Vec<Stri
     };
     let mut script: Option<PathBuf> = None;
     for _ in 0..MAX_SCRIPT_DEPTH {
-        let Ok(mut f) = File::open(&target) else {
+        let Ok(f) = File::open(&target) else {
             return Vec::new();
         };
         let mut head = [0u8; 256];
-        let Ok(n) = read_up_to(&mut f, &mut head) else {
-            return Vec::new();
-        };
+        let n = read_at_most(&f, 0, &mut head);
         if head[..n].starts_with(b"#!") {
             let Some(next) = shebang_target(&head[..n], path_env) else {
                 return Vec::new();
@@ -204,10 +135,7 @@ pub fn preflight(cmd: &OsStr, path_env: Option<&OsStr>, shim: &Path) -> Vec<Stri
             target = next;
             continue;
         }
-        if f.rewind().is_err() {
-            return Vec::new();
-        }
-        let Ok(Some(elf)) = parse_elf(&mut f) else {
+        let Some(elf) = parse_elf(&f) else {
             return Vec::new();
         };
         let name = match &script {
@@ -219,12 +147,20 @@ pub fn preflight(cmd: &OsStr, path_env: Option<&OsStr>, shim: &Path) -> Vec<Stri
     Vec::new()
 }
 
+/// A sentence written by one of `sockmeter::preload`'s writers (the shim's exec check writes
+/// the same one for a descendant, so the two are said once).
+fn sentence(w: impl FnOnce(&mut Vec<u8>) -> std::io::Result<()>) -> String {
+    let mut v = Vec::new();
+    let _ = w(&mut v);
+    String::from_utf8_lossy(&v).into_owned()
+}
+
 fn check(name: &str, target: &Path, elf: ElfInfo, shim: &Path) -> Vec<String> {
     let mut out = Vec::new();
     let cannot = "the shim cannot be preloaded, its traffic will not be counted";
     if !elf.has_interp {
-        out.push(format!("{name} is statically linked: {cannot}"));
-    } else if let Some(s) = File::open(shim).ok().and_then(|f| parse_elf(f).ok().flatten()) {
+        out.push(sentence(|v| preload::write_static(v, name.as_bytes())));
+    } else if let Some(s) = File::open(shim).ok().and_then(|f| parse_elf(&f)) {
         if (s.bits, s.machine) != (elf.bits, elf.machine) {
             let (p, sh) = (machine_name(elf.bits, elf.machine), machine_name(s.bits, s.machine));
             out.push(format!("{name} is a {p} program and the shim is {sh}: {cannot}"));
@@ -233,11 +169,9 @@ fn check(name: &str, target: &Path, elf: ElfInfo, shim: &Path) -> Vec<String> {
     if let Ok(m) = std::fs::metadata(target) {
         // SAFETY: geteuid and getegid cannot fail and have no preconditions.
         let (euid, egid) = unsafe { (libc::geteuid(), libc::getegid()) };
-        if let Some(why) = privilege(m.mode(), m.uid(), m.gid(), has_file_caps(target), euid, egid) {
+        if let Some(why) = preload::privilege(m.mode(), m.uid(), m.gid(), has_file_caps(target), euid, egid) {
             if !mounted_nosuid(target) {
-                out.push(format!(
-                    "{name} is {why}: the dynamic loader ignores LD_PRELOAD for it, its traffic will not be counted"
-                ));
+                out.push(sentence(|v| preload::write_privileged(v, name.as_bytes(), why)));
             }
         }
     }
@@ -248,7 +182,6 @@ fn check(name: &str, target: &Path, elf: ElfInfo, shim: &Path) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::private_dir::PrivateDir;
-    use std::io::Cursor;
     use std::os::unix::fs::PermissionsExt;
     use std::process::Command;
 
@@ -269,7 +202,7 @@ mod tests {
     #[test]
     fn bin_true_is_dynamic_and_fine() {
         let f = File::open("/bin/true").unwrap();
-        let info = parse_elf(f).unwrap().expect("/bin/true is ELF");
+        let info = parse_elf(&f).expect("/bin/true is ELF");
         assert!(info.has_interp);
         assert_eq!(info.bits as usize, 8 * std::mem::size_of::<usize>());
         assert!(preflight(
@@ -284,7 +217,7 @@ mod tests {
     fn a_static_program_is_named_plainly() {
         let d = PrivateDir::new().unwrap();
         let prog = static_binary(d.path());
-        assert!(!parse_elf(File::open(&prog).unwrap()).unwrap().unwrap().has_interp);
+        assert!(!parse_elf(&File::open(&prog).unwrap()).unwrap().has_interp);
         let w = preflight(prog.as_os_str(), None, Path::new("/bin/true"));
         assert_eq!(
             w,
@@ -327,8 +260,11 @@ mod tests {
         .is_empty());
         assert!(preflight(OsStr::new("/nonexistent/x"), None, Path::new("/bin/true")).is_empty());
         assert!(preflight(OsStr::new(""), None, Path::new("/bin/true")).is_empty());
-        assert_eq!(parse_elf(Cursor::new(b"#!/bin/sh\n".to_vec())).unwrap(), None);
-        assert_eq!(parse_elf(Cursor::new(b"\x7fELF".to_vec())).unwrap(), None, "truncated");
+        let d = PrivateDir::new().unwrap();
+        for (name, bytes) in [("script", &b"#!/bin/sh\n"[..]), ("cut", &b"\x7fELF"[..])] {
+            std::fs::write(d.path().join(name), bytes).unwrap();
+            assert_eq!(parse_elf(&File::open(d.path().join(name)).unwrap()), None, "{name}");
+        }
     }
 
     fn elf32(machine: u16, interp: bool) -> Vec<u8> {
@@ -340,13 +276,19 @@ mod tests {
         h[0x1c..0x20].copy_from_slice(&52u32.to_le_bytes());
         h[0x2a..0x2c].copy_from_slice(&32u16.to_le_bytes());
         h[0x2c..0x2e].copy_from_slice(&1u16.to_le_bytes());
-        h[52..56].copy_from_slice(&(if interp { PT_INTERP } else { 1 }).to_le_bytes());
+        h[52..56].copy_from_slice(&(if interp { 3u32 } else { 1 }).to_le_bytes());
         h
     }
 
     #[test]
     fn a_32_bit_program_and_a_64_bit_shim_do_not_mix() {
-        let info = parse_elf(Cursor::new(elf32(3, true))).unwrap().unwrap();
+        let d = PrivateDir::new().unwrap();
+        let file = |bytes: Vec<u8>| {
+            let p = d.path().join("elf");
+            std::fs::write(&p, bytes).unwrap();
+            File::open(p).unwrap()
+        };
+        let info = parse_elf(&file(elf32(3, true))).unwrap();
         assert_eq!(
             info,
             ElfInfo {
@@ -355,37 +297,14 @@ mod tests {
                 has_interp: true
             }
         );
-        assert!(!parse_elf(Cursor::new(elf32(3, false))).unwrap().unwrap().has_interp);
-        let d = PrivateDir::new().unwrap();
+        assert!(!parse_elf(&file(elf32(3, false))).unwrap().has_interp);
         let prog = d.path().join("prog32");
         std::fs::write(&prog, elf32(3, true)).unwrap();
         let w = preflight(prog.as_os_str(), None, Path::new("/bin/true"));
-        let host = parse_elf(File::open("/bin/true").unwrap()).unwrap().unwrap();
+        let host = parse_elf(&File::open("/bin/true").unwrap()).unwrap();
         if (host.bits, host.machine) != (32, 3) {
             assert_eq!(w.len(), 1, "{w:?}");
             assert!(w[0].contains("is a 32-bit x86 program and the shim is"), "{w:?}");
         }
-    }
-
-    #[test]
-    fn privilege_rules() {
-        assert_eq!(privilege(0o4755, 0, 0, false, 1000, 1000), Some("setuid"));
-        assert_eq!(
-            privilege(0o4755, 1000, 0, false, 1000, 1000),
-            None,
-            "own setuid program"
-        );
-        assert_eq!(privilege(0o2755, 0, 50, false, 1000, 1000), Some("setgid"));
-        assert_eq!(
-            privilege(0o2745, 0, 50, false, 1000, 1000),
-            None,
-            "setgid without group x is locking"
-        );
-        assert_eq!(
-            privilege(0o755, 0, 0, true, 1000, 1000),
-            Some("given file capabilities")
-        );
-        assert_eq!(privilege(0o755, 0, 0, true, 0, 0), None, "root gains nothing");
-        assert_eq!(privilege(0o755, 0, 0, false, 1000, 1000), None);
     }
 }

@@ -35,7 +35,7 @@ use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 
 use anyhow::{Context, Result};
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
 use crate::cli::{Cli, Command};
 
@@ -53,7 +53,26 @@ fn shim_path() -> Result<i32> {
 }
 
 fn main() {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let mut cli = match Cli::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
+    // One rule for the environment, whatever the subcommand (the shipper is started by the
+    // shim, under the environment the run has already checked).
+    if !matches!(cli.command, Command::Ship(_)) {
+        match cli::check_environment(|k| std::env::var_os(k)) {
+            Ok(config) => {
+                if let (Command::Run(args), Some(("run", m))) = (&mut cli.command, matches.subcommand()) {
+                    args.apply_environment(m, &config);
+                }
+            }
+            Err(e) => {
+                say!("sockmeter: error: {e:#}");
+                std::process::exit(EXIT_USAGE);
+            }
+        }
+    }
     let outcome = match &cli.command {
         Command::Run(args) => run::run(args),
         Command::ShimPath => shim_path(),

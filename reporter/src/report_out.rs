@@ -21,7 +21,10 @@ use crate::endings::Endings;
 pub fn check_writable(path: &Path) -> Result<()> {
     let what = || format!("cannot write the JSON report to {}", path.display());
     if path.as_os_str().is_empty() {
-        bail!("--json needs a file name");
+        bail!("--json needs a file name (or `-` for stdout)");
+    }
+    if is_stdout(path) {
+        return Ok(());
     }
     if path.is_dir() {
         bail!("{}: it is a directory", what());
@@ -91,11 +94,24 @@ pub fn assemble(
     Report::new(command, exit_status, unix, processes)
 }
 
+/// Whether `--json` names stdout (`-`).
+pub fn is_stdout(path: &Path) -> bool {
+    path.as_os_str() == "-"
+}
+
 /// Writes `report` to `path` as pretty-printed JSON with a final newline: a new file gets mode
-/// 0600, and a symbolic link owned by another user is not followed ([`sockmeter::safe_open`]).
-/// The JSON is streamed to the file (a report of tens of thousands of sockets is hundreds of
+/// 0600, and a symbolic link owned by another user is not followed ([`sockmeter::safe_open`]);
+/// `-` is stdout. The JSON is streamed (a report of tens of thousands of sockets is hundreds of
 /// megabytes of text: it is not built in memory first).
 pub fn write_json(path: &Path, report: &Report) -> Result<()> {
+    if is_stdout(path) {
+        let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+        return serde_json::to_writer_pretty(&mut out, report)
+            .map_err(std::io::Error::from)
+            .and_then(|()| out.write_all(b"\n"))
+            .and_then(|()| out.flush())
+            .context("cannot write the JSON report to stdout");
+    }
     let what = || format!("cannot write the JSON report to {}", path.display());
     let file = safe_open::open(path, libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC)
         .with_context(what)?
@@ -182,6 +198,8 @@ mod tests {
         assert!(e.contains("it is a directory"), "{e}");
         assert!(check_writable(&fresh.join("under-a-file")).is_err());
         assert!(check_writable(Path::new("")).is_err());
+        check_writable(Path::new("-")).unwrap();
+        assert!(!Path::new("-").exists(), "`-` is stdout, never a file");
     }
 
     #[test]

@@ -10,6 +10,10 @@
 //! whoever is still connected then is reported as `running`. Finally print
 //! the summary on stderr, write the JSON, and exit with the command's status (128+N for
 //! signal N).
+//!
+//! What cannot be metered is said once: the command itself before it starts (`elf.rs`), a
+//! static or setuid program a descendant execs at the end (the shim's exec check writes it to
+//! the notes file beside the socket; one line per distinct program however often it ran).
 
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
@@ -127,8 +131,10 @@ pub fn check_shim_env(
 /// What a shell would say and return when a command cannot be started.
 fn spawn_failure(cmd: &OsStr, e: &std::io::Error) -> (String, i32) {
     let name = cmd.to_string_lossy();
+    let is_dir = cmd.as_bytes().contains(&b'/') && Path::new(cmd).is_dir();
     match e.kind() {
         std::io::ErrorKind::NotFound => (format!("sockmeter: {name}: command not found"), 127),
+        _ if is_dir => (format!("sockmeter: {name}: is a directory"), 126),
         std::io::ErrorKind::PermissionDenied => (format!("sockmeter: {name}: permission denied (not executable)"), 126),
         _ if e.raw_os_error() == Some(libc::ENOEXEC) => (format!("sockmeter: {name}: cannot execute: {e}"), 126),
         _ => (format!("sockmeter: {name}: cannot start: {e}"), 126),
@@ -147,7 +153,10 @@ pub fn run(args: &RunArgs) -> Result<i32> {
     let program = &args.command[0];
     let notes = elf::preflight(program, std::env::var_os("PATH").as_deref(), &shim);
     for n in &notes {
-        say!("sockmeter: {n}");
+        use std::io::Write as _;
+        // Through anstream: yellow on a terminal, plain elsewhere.
+        let warn = summary::Paint { color: true }.warn(&format!("sockmeter: {n}"));
+        let _ = writeln!(anstream::stderr(), "{warn}");
     }
 
     let dir = PrivateDir::new()?;
@@ -160,11 +169,15 @@ pub fn run(args: &RunArgs) -> Result<i32> {
     let endings_file = std::path::PathBuf::from(sockmeter::wire::endings_path(
         &collector.socket_path().to_string_lossy(),
     ));
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&endings_file)
-        .with_context(|| format!("cannot create {}", endings_file.display()))?;
+    // Where the shim says a descendant exec'd a program it cannot reach (static, setuid).
+    let notes_file = std::path::PathBuf::from(sockmeter::wire::notes_path(&collector.socket_path().to_string_lossy()));
+    for f in [&endings_file, &notes_file] {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(f)
+            .with_context(|| format!("cannot create {}", f.display()))?;
+    }
     let env = child_env(
         &shim,
         std::env::var_os("LD_PRELOAD").as_deref(),
@@ -234,11 +247,22 @@ pub fn run(args: &RunArgs) -> Result<i32> {
     let collector_notices = collector.notices();
     let conns = collector.finish();
     endings.add_file(&endings_file);
+    let exec_notes = descendant_notes(&notes_file, &notes);
     drop(dir);
     let mut report = report_out::assemble(&args.command, Some(code), args.unix, &conns, "running", &endings);
-    report.notices.extend(notes);
+    report.notices.extend(notes.iter().cloned());
+    report.notices.extend(exec_notes);
     report.notices.extend(collector_notices);
-    say!("{}", summary::render(&report).trim_end());
+    let opts = summary_options(args, notes);
+    let text = if args.summary.quiet {
+        summary::warnings(&report, &opts)
+    } else {
+        summary::render_with(&report, &opts)
+    };
+    if !text.is_empty() {
+        use std::io::Write as _;
+        let _ = write!(anstream::stderr(), "{text}");
+    }
     if let Some(json) = &args.json {
         if let Err(e) = report_out::write_json(json, &report) {
             say!("sockmeter: error: {e:#}");
@@ -246,6 +270,47 @@ pub fn run(args: &RunArgs) -> Result<i32> {
         }
     }
     Ok(code)
+}
+
+/// The summary's options from the command line; `said`: what was already said before the
+/// command ran.
+fn summary_options(args: &RunArgs, said: Vec<String>) -> summary::Options {
+    summary::Options {
+        all: args.summary.all,
+        units: summary::Units {
+            exact: args.summary.bytes,
+        },
+        group_by: args.summary.group_by,
+        top: args.summary.top,
+        // Written through anstream, which drops the styles where colour is not wanted (not a
+        // terminal, NO_COLOR).
+        paint: summary::Paint { color: true },
+        said,
+        globs: args.attribute.clone(),
+    }
+}
+
+/// What the shim's exec checks wrote to the notes file: each distinct sentence once, with who
+/// exec'd it (and how often), and none that the reporter already said itself (`said`: the
+/// command's own preflight).
+pub fn descendant_notes(path: &Path, said: &[String]) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let mut by: Vec<(String, Vec<u32>)> = Vec::new();
+    for (pid, _kind, sentence) in sockmeter::wire::parse_notes(&text) {
+        if said.contains(&sentence) {
+            continue;
+        }
+        match by.iter_mut().find(|(s, _)| *s == sentence) {
+            Some((_, pids)) => pids.push(pid),
+            None => by.push((sentence, vec![pid])),
+        }
+    }
+    by.into_iter()
+        .map(|(s, pids)| match pids.len() {
+            1 => format!("{s} (exec'd by pid {})", pids[0]),
+            n => format!("{s} (exec'd {n} times, first by pid {})", pids[0]),
+        })
+        .collect()
 }
 
 /// The collector as `run` drives it: a failure of the socket loop (which should not happen)
@@ -421,5 +486,32 @@ mod tests {
         );
         let pd = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
         assert_eq!(spawn_failure(OsStr::new("./x"), &pd).1, 126);
+        assert_eq!(
+            spawn_failure(OsStr::new("/tmp"), &pd),
+            ("sockmeter: /tmp: is a directory".into(), 126),
+            "what bash says"
+        );
+    }
+
+    #[test]
+    fn descendant_notes_are_said_once_each_and_not_again() {
+        let d = crate::private_dir::PrivateDir::new().unwrap();
+        let f = d.path().join("s.notes");
+        let st = "/tmp/st is statically linked: the shim cannot be preloaded, its traffic will not be counted";
+        let su = "/usr/bin/su is setuid: the dynamic loader ignores LD_PRELOAD for it, its traffic will not be counted";
+        let top = "/tmp/top is statically linked: the shim cannot be preloaded, its traffic will not be counted";
+        std::fs::write(
+            &f,
+            format!("11 static {st}\n12 privileged {su}\n13 static {st}\n14 static {top}\ngarbage\n15 static {st}\n"),
+        )
+        .unwrap();
+        assert_eq!(
+            descendant_notes(&f, &[top.to_string()]),
+            [
+                format!("{st} (exec'd 3 times, first by pid 11)"),
+                format!("{su} (exec'd by pid 12)")
+            ]
+        );
+        assert!(descendant_notes(&d.path().join("missing"), &[]).is_empty());
     }
 }

@@ -1,51 +1,69 @@
-//! The human summary `sockmeter run` prints on stderr: one line per process, a table of its
-//! sockets under it, a table of its modules when one of them is not the executable (how each
-//! came in: `dlopen`, `linked`, `preloaded`..., and when), Unix-domain sockets in their own
-//! section (unless `--unix` counts them), and a total line. What the kernel witness saw move
-//! outside the hooked calls (`unseen`) gets its own columns and a line saying how much and
-//! where; a process that uses io_uring, and TCP connections left without a witness, are named
-//! once.
+//! The human summary `sockmeter run` prints on stderr: who talked how much to whom.
+//!
+//! Per process (the default, up to [`AUTO_GROUP`] processes): a line with its bytes in and
+//! out, its connections and its peers (by the name the program looked up, when it did:
+//! `localhost (127.0.0.1:8000)`), a line with its command line, how it ended, how long it ran
+//! and its average rate, a table of its sockets, a table of its modules when one of them is not
+//! the executable (how each came in: `dlopen`, `linked`, `preloaded`..., and when). More
+//! processes than that (a script running curl thirty times) are grouped by executable, one
+//! row each; `--group-by process|exe|module|peer` chooses, `--top N` keeps the N busiest.
+//!
+//! What moved nothing (a socket, a process: curl's internal socketpair) is left out unless
+//! `--all`. Unix-domain sockets have their own section unless `--unix` counts them. Byte
+//! counts are in decimal units (`3.0 MB`) or exact with `--bytes`. What the kernel witness saw
+//! move outside the hooked calls (`unseen`) gets its own columns and a line saying how much and
+//! where; a process that uses io_uring, TCP connections without a witness, each distinct
+//! notice, and `--attribute` globs that matched nothing are said once.
 //!
 //! ```text
-//! sockmeter: pid 4711 curl: 3.0 MiB in, 84 B out over 1 connection (127.0.0.1:8080)
-//!   proto  local            peer            role       tx    rx       module
-//!   tcp    127.0.0.1:53422  127.0.0.1:8080  connected  84 B  3.0 MiB  libcurl.so.4
-//! sockmeter: total: 3.0 MiB in, 84 B out over 1 connection in 1 process
+//! sockmeter: pid 4711 curl: 3.0 MB in, 85 B out over 1 connection with 127.0.0.1:8000
+//!   curl -s -o /dev/null http://127.0.0.1:8000/big.bin  (exit 0 after 50 ms, 60.0 MB/s)
+//!   proto  local            peer            role       in      out   module
+//!   tcp    127.0.0.1:53422  127.0.0.1:8000  connected  3.0 MB  85 B  curl
+//! sockmeter: total: 3.0 MB in, 85 B out over 1 connection in 1 process
 //! ```
 
-use std::collections::HashMap;
-use std::path::Path;
+mod groups;
+mod table;
+mod units;
+
+use std::collections::{BTreeMap, HashMap};
 
 use sockmeter::report::{ProcessReport, Report, SocketReport};
 use sockmeter::Family;
 
-/// Table rows shown per process; the rest are counted in one line (the JSON has them all).
+pub use groups::GroupBy;
+pub use table::Paint;
+pub use units::Units;
+
+use table::Table;
+use units::{basename, command_line, ending, plural};
+
+/// Socket rows shown per process; the rest are counted in one line (the JSON has them all).
 pub const MAX_ROWS: usize = 20;
 /// Peers named on a process line.
 const MAX_PEERS: usize = 3;
+/// Beyond this many processes to show, the summary groups them by executable (unless
+/// `--group-by` says otherwise).
+pub const AUTO_GROUP: usize = 8;
 
-/// A byte count for people: `84 B`, `1.5 KiB`, `3.0 MiB`, `2.0 GiB`, `1.0 TiB`.
-pub fn human(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
-    if bytes < 1024 {
-        return format!("{bytes} B");
-    }
-    let mut v = bytes as f64 / 1024.0;
-    let mut unit = 0;
-    // Move up while the value would print as 1024.0 or more.
-    while v >= 1023.95 && unit + 1 < UNITS.len() {
-        v /= 1024.0;
-        unit += 1;
-    }
-    format!("{v:.1} {}", UNITS[unit])
-}
-
-fn plural(n: u64, word: &str) -> String {
-    format!("{n} {word}{}", if n == 1 { "" } else { "s" })
-}
-
-fn basename(p: &str) -> &str {
-    Path::new(p).file_name().and_then(|s| s.to_str()).unwrap_or(p)
+/// How to write the summary.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// `--all`: sockets and processes that moved nothing too.
+    pub all: bool,
+    /// Byte counts in units, or exact (`--bytes`).
+    pub units: Units,
+    /// `--group-by` (none: per process, grouped by executable past [`AUTO_GROUP`]).
+    pub group_by: Option<GroupBy>,
+    /// `--top N`: only the N busiest processes or rows.
+    pub top: Option<usize>,
+    /// Colour.
+    pub paint: Paint,
+    /// Run notices already said (before the command ran): not said again.
+    pub said: Vec<String>,
+    /// The `--attribute` globs in effect: those that matched nothing in any process are named.
+    pub globs: Vec<String>,
 }
 
 /// The process's short name: its argv[0] or executable, without the directory.
@@ -63,148 +81,162 @@ pub fn process_name(p: &ProcessReport) -> &str {
     }
 }
 
-fn end_note(end: &str) -> &'static str {
-    match end {
-        "running" => " [still running when sockmeter stopped]",
-        "lost" => {
-            " [ended without a goodbye: its connection broke, or it was killed while reporting from its own thread]"
-        }
-        "exec" => " [replaced itself by exec]",
-        _ => "",
+/// A peer for people: `name (address)` when the program looked it up by name.
+pub fn peer_text(addr: &str, name: Option<&str>) -> String {
+    match name {
+        Some(n) => format!("{n} ({addr})"),
+        None => addr.to_string(),
     }
 }
 
 /// Peers of connections and datagram peers, busiest first (then in the order first seen),
-/// without repeats. Linear in the sockets (a process may have tens of thousands), and the sums
-/// saturate (counts from a hostile stream may be near `u64::MAX`).
+/// without repeats, by name when known. Linear in the sockets (a process may have tens of
+/// thousands), and the sums saturate (counts from a hostile stream may be near `u64::MAX`).
 fn peers(sockets: &[&SocketReport]) -> Vec<String> {
-    let mut seen: Vec<(&str, u64)> = Vec::new();
+    let mut seen: Vec<(&str, Option<&str>, u64)> = Vec::new();
     let mut index: HashMap<&str, usize> = HashMap::new();
     for s in sockets {
-        let own = s.peer.as_deref().filter(|_| s.is_connection() && s.peers.is_empty());
+        let own = s
+            .peer
+            .as_deref()
+            .filter(|_| s.is_connection() && s.peers.is_empty())
+            .map(|p| (p, s.peer_name.as_deref(), s.tx_bytes.saturating_add(s.rx_bytes)));
         let each = s
             .peers
             .iter()
-            .map(|p| (p.peer.as_str(), p.tx_bytes.saturating_add(p.rx_bytes)));
-        for (p, bytes) in own
-            .map(|p| (p, s.tx_bytes.saturating_add(s.rx_bytes)))
-            .into_iter()
-            .chain(each)
-        {
+            .map(|p| (p.peer.as_str(), None, p.tx_bytes.saturating_add(p.rx_bytes)));
+        for (p, name, bytes) in own.into_iter().chain(each) {
             match index.get(p) {
-                Some(&i) => seen[i].1 = seen[i].1.saturating_add(bytes),
+                Some(&i) => {
+                    seen[i].2 = seen[i].2.saturating_add(bytes);
+                    seen[i].1 = seen[i].1.or(name);
+                }
                 None => {
                     index.insert(p, seen.len());
-                    seen.push((p, bytes));
+                    seen.push((p, name, bytes));
                 }
             }
         }
     }
-    seen.sort_by_key(|p| std::cmp::Reverse(p.1));
-    seen.into_iter().map(|(p, _)| p.to_string()).collect()
+    seen.sort_by_key(|p| std::cmp::Reverse(p.2));
+    seen.into_iter().map(|(p, n, _)| peer_text(p, n)).collect()
 }
 
 fn peer_list(peers: &[String]) -> String {
     match peers.len() {
         0 => String::new(),
-        n if n <= MAX_PEERS => format!(" ({})", peers.join(", ")),
-        n => format!(" ({}, +{} more)", peers[..MAX_PEERS].join(", "), n - MAX_PEERS),
+        n if n <= MAX_PEERS => format!(" with {}", peers.join(", ")),
+        n => format!(" with {}, +{} more", peers[..MAX_PEERS].join(", "), n - MAX_PEERS),
     }
 }
 
-/// One process line (without the trailing newline).
-pub fn process_line(p: &ProcessReport, unix_in_totals: bool) -> String {
-    let counted: Vec<&SocketReport> = p.sockets.iter().filter(|s| s.counts(unix_in_totals)).collect();
+/// The sockets of `p` that count in its totals (inet; Unix too with `--unix`), without those
+/// that moved nothing unless `all`.
+fn counted(p: &ProcessReport, unix: bool, all: bool) -> Vec<&SocketReport> {
+    p.sockets
+        .iter()
+        .filter(|s| s.counts(unix) && (all || s.moved_anything()))
+        .collect()
+}
+
+/// The Unix-domain sockets of `p` listed in their own section (without `--unix`).
+fn unix_section(p: &ProcessReport, all: bool) -> Vec<&SocketReport> {
+    p.sockets
+        .iter()
+        .filter(|s| s.family() == Family::Unix && (all || s.moved_anything()))
+        .collect()
+}
+
+/// Whether `p` is shown: it moved something (or `--all`).
+fn visible(p: &ProcessReport, unix: bool, all: bool) -> bool {
+    all || p.sockets.iter().any(|s| s.moved_anything())
+        || !witness_lines(p, &counted(p, unix, true), Units::default()).is_empty()
+}
+
+/// The process's first line: pid, name, bytes in and out, connections and peers.
+pub fn process_line(p: &ProcessReport, shown: &[&SocketReport], u: Units) -> String {
     format!(
-        "sockmeter: pid {} {}: {} in, {} out over {}{}{}",
+        "sockmeter: pid {} {}: {} in, {} out over {}{}",
         p.pid,
         process_name(p),
-        human(p.totals.rx_bytes),
-        human(p.totals.tx_bytes),
+        u.bytes(p.totals.rx_bytes),
+        u.bytes(p.totals.tx_bytes),
         plural(p.totals.connections, "connection"),
-        peer_list(&peers(&counted)),
-        end_note(&p.end),
+        peer_list(&peers(shown)),
     )
+}
+
+/// The process's second line: its command line, how it ended, how long it ran and its
+/// average rate (in and out, over its whole life).
+pub fn detail_line(p: &ProcessReport, u: Units) -> String {
+    let mut how = ending(p);
+    if let Some(ms) = units::elapsed_ms(p) {
+        how.push_str(&format!(" after {}", units::duration(ms)));
+        if let Some(r) = u.rate(p.totals.rx_bytes.saturating_add(p.totals.tx_bytes), ms) {
+            how.push_str(&format!(", {r}"));
+        }
+    }
+    format!("  {}  ({how})", command_line(p))
 }
 
 fn unseen(s: &SocketReport) -> u64 {
     s.unseen_tx_bytes.saturating_add(s.unseen_rx_bytes)
 }
 
+fn peer_cell(s: &SocketReport) -> String {
+    match (&s.peer, s.peers.len()) {
+        (Some(p), _) => peer_text(p, s.peer_name.as_deref()),
+        (None, 0) => "-".into(),
+        (None, n) => plural(n as u64, "peer"),
+    }
+}
+
 /// The table of `sockets` (busiest first, at most [`MAX_ROWS`]), indented, one line each. When
 /// any of them moved bytes outside the hooked calls, two columns say how many.
-pub fn socket_table(sockets: &[&SocketReport]) -> Vec<String> {
+pub fn socket_table(sockets: &[&SocketReport], u: Units, paint: Paint) -> Vec<String> {
     let mut sorted: Vec<&SocketReport> = sockets.to_vec();
     sorted.sort_by_key(|s| std::cmp::Reverse(s.tx_bytes.saturating_add(s.rx_bytes).saturating_add(unseen(s))));
-    let with_unseen = sorted.iter().any(|s| unseen(s) > 0);
-    let dash = || "-".to_string();
-    let mut rows: Vec<Vec<String>> = vec![["proto", "local", "peer", "role", "tx", "rx", "module"]
-        .map(String::from)
-        .to_vec()];
-    if with_unseen {
-        rows[0].splice(6..6, ["unseen tx".to_string(), "unseen rx".to_string()]);
-    }
-    for s in sorted.iter().take(MAX_ROWS) {
+    let shown = &sorted[..sorted.len().min(MAX_ROWS)];
+    let mut t = Table::new(["proto", "local", "peer", "role", "in", "out", "module"]);
+    for s in shown {
         let local = if s.folded > 0 {
             format!("({} closed sockets)", s.folded)
         } else {
-            s.local.clone().unwrap_or_else(dash)
+            s.local.clone().unwrap_or_else(|| "-".into())
         };
-        let peer = match (&s.peer, s.peers.len()) {
-            (Some(p), _) => p.clone(),
-            (None, 0) => dash(),
-            (None, n) => plural(n as u64, "peer"),
-        };
-        let module = s
-            .module
-            .as_deref()
-            .map(basename)
-            .map(str::to_string)
-            .unwrap_or_else(dash);
-        let mut row = vec![
+        let module = s.module.as_deref().map(basename).unwrap_or("-").to_string();
+        t.row(vec![
             s.proto.clone(),
             local,
-            peer,
+            peer_cell(s),
             s.role.clone(),
-            human(s.tx_bytes),
-            human(s.rx_bytes),
-        ];
-        if with_unseen {
-            row.push(human(s.unseen_tx_bytes));
-            row.push(human(s.unseen_rx_bytes));
-        }
-        row.push(module);
-        rows.push(row);
+            u.bytes(s.rx_bytes),
+            u.bytes(s.tx_bytes),
+            module,
+        ]);
     }
-    let mut widths = vec![0usize; rows[0].len()];
-    for r in &rows {
-        for (w, c) in widths.iter_mut().zip(r) {
-            *w = (*w).max(c.chars().count());
-        }
+    if shown.iter().any(|s| unseen(s) > 0) {
+        t.insert_columns(6, &["unseen in", "unseen out"], |i| {
+            vec![u.bytes(shown[i].unseen_rx_bytes), u.bytes(shown[i].unseen_tx_bytes)]
+        });
     }
-    let mut out: Vec<String> = rows
-        .iter()
-        .map(|r| {
-            let cells: Vec<String> = r.iter().zip(&widths).map(|(c, &w)| format!("{c:<w$}")).collect();
-            format!("  {}", cells.join("  ").trim_end())
-        })
-        .collect();
+    let mut out = t.lines(paint);
     if sorted.len() > MAX_ROWS {
-        let n = sorted.len() - MAX_ROWS;
+        let n = (sorted.len() - MAX_ROWS) as u64;
         out.push(format!(
-            "  ... and {n} more socket{} (the JSON report has them all)",
-            if n == 1 { "" } else { "s" }
+            "  ... and {} (the JSON report has them all)",
+            plural(n, "more socket")
         ));
     }
     out
 }
 
 /// `X in and Y out`, leaving out a zero side.
-fn in_and_out(rx: u64, tx: u64) -> String {
+fn in_and_out(rx: u64, tx: u64, u: Units) -> String {
     match (rx, tx) {
-        (0, tx) => format!("{} out", human(tx)),
-        (rx, 0) => format!("{} in", human(rx)),
-        (rx, tx) => format!("{} in and {} out", human(rx), human(tx)),
+        (0, tx) => format!("{} out", u.bytes(tx)),
+        (rx, 0) => format!("{} in", u.bytes(rx)),
+        (rx, tx) => format!("{} in and {} out", u.bytes(rx), u.bytes(tx)),
     }
 }
 
@@ -221,7 +253,7 @@ fn place(s: &SocketReport) -> String {
 /// The lines about what the kernel witness saw that the hooks did not, about io_uring, and
 /// about TCP connections without a witness, for one process (none when there is nothing to
 /// say).
-pub fn witness_lines(p: &ProcessReport, counted: &[&SocketReport]) -> Vec<String> {
+pub fn witness_lines(p: &ProcessReport, counted: &[&SocketReport], u: Units) -> Vec<String> {
     let mut out = Vec::new();
     let who = format!("sockmeter: pid {} {}", p.pid, process_name(p));
     let t = &p.totals;
@@ -234,7 +266,7 @@ pub fn witness_lines(p: &ProcessReport, counted: &[&SocketReport]) -> Vec<String
         }
         out.push(format!(
             "{who}: {} moved outside the calls sockmeter sees (stdio, io_uring, raw system calls...; the kernel's TCP counters say so) on {}",
-            in_and_out(t.unseen_rx_bytes, t.unseen_tx_bytes),
+            in_and_out(t.unseen_rx_bytes, t.unseen_tx_bytes, u),
             places.join(", ")
         ));
     }
@@ -260,42 +292,53 @@ fn time_of_day(t: &str) -> &str {
 }
 
 /// The modules of a process (busiest first), with how and when each came in; empty when the
-/// only module is the executable (the table would say nothing the socket table does not).
-pub fn module_table(p: &ProcessReport) -> Vec<String> {
+/// only module is the executable (the table would say nothing the socket table does not), or,
+/// without `--all`, when only one moved anything.
+pub fn module_table(p: &ProcessReport, opts: &Options) -> Vec<String> {
     if p.modules.iter().all(|m| m.load.as_deref() == Some("executable")) {
         return Vec::new();
     }
-    let mut mods: Vec<_> = p.modules.iter().collect();
+    let mut mods: Vec<_> = p
+        .modules
+        .iter()
+        .filter(|m| opts.all || m.stats.tx_bytes > 0 || m.stats.rx_bytes > 0)
+        .collect();
+    if mods.len() < 2 && !opts.all {
+        return Vec::new();
+    }
     mods.sort_by_key(|m| std::cmp::Reverse(m.stats.tx_bytes.saturating_add(m.stats.rx_bytes)));
-    let mut rows: Vec<[String; 6]> =
-        vec![["module", "came in", "loaded at", "tx", "rx", "connections"].map(String::from)];
+    let u = opts.units;
+    let mut t = Table::new(["module", "came in", "loaded at", "in", "out", "connections"]);
     for m in mods.iter().take(MAX_ROWS) {
-        rows.push([
+        t.row(vec![
             basename(&m.module).to_string(),
             m.load.clone().unwrap_or_else(|| "-".into()),
             m.loaded_at.as_deref().map(time_of_day).unwrap_or("-").to_string(),
-            human(m.stats.tx_bytes),
-            human(m.stats.rx_bytes),
+            u.bytes(m.stats.rx_bytes),
+            u.bytes(m.stats.tx_bytes),
             m.stats.connections.to_string(),
         ]);
     }
-    let mut widths = [0usize; 6];
-    for r in &rows {
-        for (w, c) in widths.iter_mut().zip(r) {
-            *w = (*w).max(c.chars().count());
-        }
+    t.lines(opts.paint)
+}
+
+/// `1 process`, `2 processes`.
+fn processes(n: usize) -> String {
+    if n == 1 {
+        "1 process".into()
+    } else {
+        format!("{n} processes")
     }
-    rows.iter()
-        .map(|r| {
-            let cells: Vec<String> = r.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
-            format!("  {}", cells.join("  ").trim_end())
-        })
-        .collect()
+}
+
+fn busiest(p: &ProcessReport) -> u64 {
+    p.totals.rx_bytes.saturating_add(p.totals.tx_bytes)
 }
 
 /// The whole summary, one line per `\n`.
-pub fn render(report: &Report) -> String {
+pub fn render_with(report: &Report, opts: &Options) -> String {
     let unix = report.unix_in_totals;
+    let (u, paint) = (opts.units, opts.paint);
     let mut out: Vec<String> = Vec::new();
     if report.processes.is_empty() {
         out.push(
@@ -303,361 +346,207 @@ pub fn render(report: &Report) -> String {
                 .into(),
         );
     }
-    for p in &report.processes {
-        out.push(process_line(p, unix));
-        let counted: Vec<&SocketReport> = p.sockets.iter().filter(|s| s.counts(unix)).collect();
-        if !counted.is_empty() {
-            out.extend(socket_table(&counted));
-            out.extend(module_table(p));
+    let shown: Vec<&ProcessReport> = report.processes.iter().filter(|p| visible(p, unix, opts.all)).collect();
+    let hidden = report.processes.len() - shown.len();
+    let by = match opts.group_by {
+        Some(b) => b,
+        None if shown.len() > AUTO_GROUP => GroupBy::Exe,
+        None => GroupBy::Process,
+    };
+    if by == GroupBy::Process {
+        let mut order = shown.clone();
+        let mut rest: Vec<&ProcessReport> = Vec::new();
+        if let Some(n) = opts.top {
+            order.sort_by_key(|p| std::cmp::Reverse(busiest(p)));
+            if order.len() > n {
+                rest = order.split_off(n);
+            }
         }
-        out.extend(witness_lines(p, &counted));
-        for n in &p.notices {
-            out.push(format!("sockmeter: pid {}: {n}", p.pid));
+        for p in order {
+            let socks = counted(p, unix, opts.all);
+            out.push(paint.bold(&process_line(p, &socks, u)));
+            out.push(detail_line(p, u));
+            if !socks.is_empty() {
+                out.extend(socket_table(&socks, u, paint));
+                out.extend(module_table(p, opts));
+            }
+            out.extend(witness_lines(p, &counted(p, unix, true), u));
+        }
+        if !rest.is_empty() {
+            let (rx, tx, c) = rest.iter().fold((0u64, 0u64, 0u64), |(a, b, c), p| {
+                (
+                    a.saturating_add(p.totals.rx_bytes),
+                    b.saturating_add(p.totals.tx_bytes),
+                    c.saturating_add(p.totals.connections),
+                )
+            });
+            out.push(format!(
+                "sockmeter: ... and {} more process{}: {} in, {} out over {} (--top {} shows the busiest)",
+                rest.len(),
+                if rest.len() == 1 { "" } else { "es" },
+                u.bytes(rx),
+                u.bytes(tx),
+                plural(c, "connection"),
+                opts.top.unwrap_or(0)
+            ));
+        }
+    } else {
+        let what = match by {
+            GroupBy::Exe | GroupBy::Process => "executable",
+            GroupBy::Module => "module",
+            GroupBy::Peer => "peer",
+        };
+        let hint = if opts.group_by.is_none() {
+            " (--group-by process lists each one)"
+        } else {
+            ""
+        };
+        out.push(paint.bold(&format!("sockmeter: {}, by {what}{hint}:", processes(shown.len()))));
+        out.extend(groups::table(by, &shown, |p| counted(p, unix, opts.all), opts));
+        for p in &shown {
+            out.extend(witness_lines(p, &counted(p, unix, true), u));
         }
     }
     if !unix {
-        let with_unix: Vec<(&ProcessReport, Vec<&SocketReport>)> = report
-            .processes
-            .iter()
-            .map(|p| {
-                (
-                    p,
-                    p.sockets
-                        .iter()
-                        .filter(|s| s.family() == Family::Unix)
-                        .collect::<Vec<_>>(),
-                )
-            })
-            .filter(|(_, s)| !s.is_empty())
-            .collect();
-        if !with_unix.is_empty() {
-            out.push("sockmeter: Unix-domain sockets (not in the totals; --unix counts them):".into());
-        }
-        for (p, socks) in with_unix {
-            out.push(format!(
-                "sockmeter: pid {} {}: {} in, {} out over {}",
-                p.pid,
-                process_name(p),
-                human(p.unix.rx_bytes),
-                human(p.unix.tx_bytes),
-                plural(p.unix.sockets, "Unix socket")
-            ));
-            out.extend(socket_table(&socks));
-        }
+        out.extend(unix_lines(&shown, by, opts));
     }
+    out.extend(process_notices(&report.processes));
     let t = &report.totals;
     let outside = if t.unseen_tx_bytes + t.unseen_rx_bytes > 0 {
         format!(
             "; and {} outside the calls sockmeter sees",
-            in_and_out(t.unseen_rx_bytes, t.unseen_tx_bytes)
+            in_and_out(t.unseen_rx_bytes, t.unseen_tx_bytes, u)
         )
     } else {
         String::new()
     };
-    out.push(format!(
-        "sockmeter: total: {} in, {} out over {} in {}{outside}",
-        human(t.rx_bytes),
-        human(t.tx_bytes),
+    let quiet = match hidden {
+        0 => String::new(),
+        n => format!(
+            " ({n} moved nothing; --all shows {})",
+            if n == 1 { "it" } else { "them" }
+        ),
+    };
+    out.push(paint.bold(&format!(
+        "sockmeter: total: {} in, {} out over {} in {}{quiet}{outside}",
+        u.bytes(t.rx_bytes),
+        u.bytes(t.tx_bytes),
         plural(t.connections, "connection"),
-        match report.processes.len() {
-            1 => "1 process".to_string(),
-            n => format!("{n} processes"),
-        },
-    ));
-    for n in &report.notices {
-        out.push(format!("sockmeter: {n}"));
-    }
+        processes(report.processes.len()),
+    )));
     let mut s = out.join("\n");
     s.push('\n');
+    s.push_str(&warnings(report, opts));
     s
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use sockmeter::report::{PeerReport, ProcessTotals, UnixTotals};
-
-    #[test]
-    fn human_sizes() {
-        assert_eq!(human(0), "0 B");
-        assert_eq!(human(84), "84 B");
-        assert_eq!(human(1023), "1023 B");
-        assert_eq!(human(1024), "1.0 KiB");
-        assert_eq!(human(1536), "1.5 KiB");
-        assert_eq!(human(3 << 20), "3.0 MiB");
-        assert_eq!(human((1 << 20) - 1), "1.0 MiB", "no 1024.0 KiB");
-        assert_eq!(human(5 << 30), "5.0 GiB");
-        assert_eq!(human(3 << 40), "3.0 TiB");
-        assert_eq!(human(u64::MAX), "16384.0 PiB");
-    }
-
-    fn tcp(local: &str, peer: &str, tx: u64, rx: u64, module: &str) -> SocketReport {
-        SocketReport {
-            id: 1,
-            fd: 3,
-            family: "inet".into(),
-            proto: "tcp".into(),
-            role: "connected".into(),
-            local: Some(local.into()),
-            peer: Some(peer.into()),
-            tx_bytes: tx,
-            rx_bytes: rx,
-            module: Some(module.into()),
-            ..Default::default()
-        }
-    }
-
-    fn curl() -> ProcessReport {
-        let unix = SocketReport {
-            family: "unix".into(),
-            proto: "stream".into(),
-            role: "connected".into(),
-            peer: Some("/run/nscd/socket".into()),
-            tx_bytes: 300,
-            rx_bytes: 1200,
-            module: Some("/lib/x86_64-linux-gnu/libc.so.6".into()),
-            ..Default::default()
-        };
-        ProcessReport {
-            pid: 4711,
-            argv: vec!["/usr/bin/curl".into(), "-s".into()],
-            exe: "/usr/bin/curl".into(),
-            end: "exit".into(),
-            totals: ProcessTotals {
-                tx_bytes: 84,
-                rx_bytes: 3 << 20,
-                connections: 1,
-                sockets: 1,
-                ..Default::default()
-            },
-            unix: UnixTotals {
-                tx_bytes: 300,
-                rx_bytes: 1200,
-                sockets: 1,
-            },
-            sockets: vec![
-                {
-                    let mut s = tcp(
-                        "127.0.0.1:53422",
-                        "127.0.0.1:8080",
-                        84,
-                        3 << 20,
-                        "/usr/lib/x86_64-linux-gnu/libcurl.so.4",
-                    );
-                    s.set_witness(Some([84, 3 << 20]));
-                    s
-                },
-                unix,
-            ],
-            ..Default::default()
-        }
-    }
-
-    #[test]
-    fn the_example_line() {
-        assert_eq!(
-            process_line(&curl(), false),
-            "sockmeter: pid 4711 curl: 3.0 MiB in, 84 B out over 1 connection (127.0.0.1:8080)"
-        );
-    }
-
-    #[test]
-    fn a_whole_summary() {
-        let mut sleeper = ProcessReport {
-            pid: 4712,
-            exe: "/bin/sleep".into(),
-            end: "running".into(),
-            ..Default::default()
-        };
-        sleeper.notices.push("table_full: too many sockets".into());
-        let r = Report::new(vec!["curl".into()], Some(0), false, vec![curl(), sleeper]);
-        let text = render(&r);
-        let expected = "\
-sockmeter: pid 4711 curl: 3.0 MiB in, 84 B out over 1 connection (127.0.0.1:8080)
-  proto  local            peer            role       tx    rx       module
-  tcp    127.0.0.1:53422  127.0.0.1:8080  connected  84 B  3.0 MiB  libcurl.so.4
-sockmeter: pid 4712 sleep: 0 B in, 0 B out over 0 connections [still running when sockmeter stopped]
-sockmeter: pid 4712: table_full: too many sockets
-sockmeter: Unix-domain sockets (not in the totals; --unix counts them):
-sockmeter: pid 4711 curl: 1.2 KiB in, 300 B out over 1 Unix socket
-  proto   local  peer              role       tx     rx       module
-  stream  -      /run/nscd/socket  connected  300 B  1.2 KiB  libc.so.6
-sockmeter: total: 3.0 MiB in, 84 B out over 1 connection in 2 processes
-";
-        assert_eq!(text, expected, "\n{text}");
-    }
-
-    #[test]
-    fn with_unix_the_unix_sockets_join_the_main_table() {
-        let mut p = curl();
-        p.totals.tx_bytes += 300;
-        p.totals.rx_bytes += 1200;
-        let text = render(&Report::new(vec![], Some(0), true, vec![p]));
-        assert!(!text.contains("Unix-domain sockets ("), "{text}");
-        assert!(
-            text.lines().nth(3).unwrap().trim_start().starts_with("stream"),
-            "{text}"
-        );
-        assert!(text.ends_with("in 1 process\n"), "{text}");
-    }
-
-    #[test]
-    fn many_peers_and_many_sockets_are_cut_short() {
-        let mut p = ProcessReport {
-            pid: 1,
-            argv: vec!["srv".into()],
-            end: "lost".into(),
-            ..Default::default()
-        };
-        for i in 0..25u64 {
-            p.sockets
-                .push(tcp("10.0.0.1:80", &format!("10.0.0.{}:5000", i + 2), i, 0, "/srv"));
-        }
-        p.sockets.push(SocketReport {
-            family: "inet".into(),
-            proto: "udp".into(),
-            role: "datagram".into(),
-            tx_bytes: 1000,
-            peers: vec![PeerReport {
-                peer: "9.9.9.9:53".into(),
-                tx_bytes: 1000,
-                ..Default::default()
-            }],
-            ..Default::default()
-        });
-        p.totals.connections = 25;
-        let line = process_line(&p, false);
-        assert!(line.ends_with("over 25 connections (9.9.9.9:53, 10.0.0.26:5000, 10.0.0.25:5000, +23 more) [ended without a goodbye: its connection broke, or it was killed while reporting from its own thread]"), "{line}");
-        let refs: Vec<&SocketReport> = p.sockets.iter().collect();
-        let table = socket_table(&refs);
-        assert_eq!(table.len(), 1 + MAX_ROWS + 1);
-        assert_eq!(
-            table.last().unwrap(),
-            "  ... and 6 more sockets (the JSON report has them all)"
-        );
-        assert!(table[1].contains("1 peer"), "{}", table[1]);
-    }
-
-    #[test]
-    fn bytes_outside_the_hooked_calls_are_said_with_where() {
-        let mut stdio = tcp("127.0.0.1:40000", "127.0.0.1:8080", 0, 2000, "/usr/bin/w_stdio");
-        stdio.set_witness(Some([1000, 2000]));
-        let hooked = {
-            let mut s = tcp("127.0.0.1:40001", "127.0.0.1:8080", 64, 64, "/usr/bin/w_stdio");
-            s.set_witness(Some([64, 64]));
-            s
-        };
-        let killed = tcp("127.0.0.1:40002", "127.0.0.1:8080", 5, 0, "/usr/bin/w_stdio");
-        let p = ProcessReport {
-            pid: 7,
-            argv: vec!["w_stdio".into()],
-            end: "exit".into(),
-            totals: ProcessTotals {
-                tx_bytes: 69,
-                rx_bytes: 2064,
-                connections: 3,
-                sockets: 3,
-                unseen_tx_bytes: 1000,
-                ..Default::default()
-            },
-            sockets: vec![stdio, hooked, killed],
-            uses_io_uring: true,
-            ..Default::default()
-        };
-        let text = render(&Report::new(vec![], Some(0), false, vec![p]));
-        let expected = "\
-sockmeter: pid 7 w_stdio: 2.0 KiB in, 69 B out over 3 connections (127.0.0.1:8080)
-  proto  local            peer            role       tx    rx       unseen tx  unseen rx  module
-  tcp    127.0.0.1:40000  127.0.0.1:8080  connected  0 B   2.0 KiB  1000 B     0 B        w_stdio
-  tcp    127.0.0.1:40001  127.0.0.1:8080  connected  64 B  64 B     0 B        0 B        w_stdio
-  tcp    127.0.0.1:40002  127.0.0.1:8080  connected  5 B   0 B      0 B        0 B        w_stdio
-sockmeter: pid 7 w_stdio: 1000 B out moved outside the calls sockmeter sees (stdio, io_uring, raw system calls...; the kernel's TCP counters say so) on 127.0.0.1:40000 -> 127.0.0.1:8080 (w_stdio)
-sockmeter: pid 7 w_stdio uses io_uring: its socket I/O is seen only by the kernel witness
-sockmeter: pid 7 w_stdio: 1 TCP connection without a kernel witness (open across a fork, still open when the process was killed, kernel TLS, or a kernel before 4.19): what it moved outside the hooked calls is not known
-sockmeter: total: 2.0 KiB in, 69 B out over 3 connections in 1 process; and 1000 B out outside the calls sockmeter sees
-";
-        assert_eq!(text, expected, "\n{text}");
-    }
-
-    #[test]
-    fn nothing_reported() {
-        let text = render(&Report::new(vec!["static".into()], Some(0), false, vec![]));
-        assert!(text.starts_with("sockmeter: no network traffic"), "{text}");
-        assert!(
-            text.ends_with("total: 0 B in, 0 B out over 0 connections in 0 processes\n"),
-            "{text}"
-        );
-    }
-
-    #[test]
-    fn counts_near_the_top_of_u64_and_many_peers_render() {
-        let mut p = ProcessReport {
-            pid: 1,
-            argv: vec!["x".into()],
-            end: "exit".into(),
-            ..Default::default()
-        };
-        // The same peer twice, each near u64::MAX in both directions: the sums saturate.
-        p.sockets.push(tcp("1.1.1.1:1", "2.2.2.2:2", u64::MAX, u64::MAX, "/m"));
-        p.sockets.push(tcp("1.1.1.1:3", "2.2.2.2:2", u64::MAX, 1, "/m"));
-        // 20,000 distinct peers: one pass over the sockets, not one per peer.
-        for i in 0..20_000u64 {
-            p.sockets.push(tcp(
-                "10.0.0.1:80",
-                &format!("10.{}.{}.1:5000", i / 256, i % 256),
-                0,
-                1,
-                "/m",
-            ));
-        }
-        let r = Report::new(vec![], Some(0), false, vec![p.clone(), p]);
-        assert_eq!(
-            r.totals.tx_bytes, 0,
-            "each process's own totals are the caller's to fill"
-        );
-        let text = render(&r);
-        assert!(
-            text.contains("(2.2.2.2:2, 10.0.0.1:5000, 10.0.1.1:5000, +19998 more)"),
-            "{text}"
-        );
-    }
-
-    #[test]
-    fn modules_say_how_they_came_in() {
-        use sockmeter::report::{GroupStats, ModuleReport};
-        let mut p = curl();
-        assert!(module_table(&p).is_empty(), "no module list, no table");
-        let module = |path: &str, load: &str, at: Option<&str>, rx: u64| ModuleReport {
-            module: path.into(),
-            load: Some(load.into()),
-            loaded_at: at.map(String::from),
-            stats: GroupStats {
-                tx_bytes: 84,
-                rx_bytes: rx,
-                connections: 1,
-                ..Default::default()
-            },
-        };
-        p.modules = vec![module(
-            "/usr/bin/curl",
-            "executable",
-            Some("2026-12-01T22:04:18.100Z"),
-            5,
-        )];
-        assert!(module_table(&p).is_empty(), "only the executable: no table");
-        p.modules.push(module(
-            "/usr/lib/x86_64-linux-gnu/gstreamer-1.0/libgstsoup.so",
-            "dlopen",
-            Some("2026-12-01T22:04:18.288Z"),
-            3 << 20,
-        ));
-        assert_eq!(
-            module_table(&p),
-            [
-                "  module         came in     loaded at     tx    rx       connections",
-                "  libgstsoup.so  dlopen      22:04:18.288  84 B  3.0 MiB  1",
-                "  curl           executable  22:04:18.100  84 B  5 B      1",
-            ]
-        );
-    }
+/// What `--quiet` still says, and the summary ends with: the run's notices not said yet (a
+/// static or setuid program a descendant ran, refused connections...) and the `--attribute`
+/// globs that matched nothing. Empty, or lines each ending with `\n`.
+pub fn warnings(report: &Report, opts: &Options) -> String {
+    let mut out: Vec<String> = report
+        .notices
+        .iter()
+        .filter(|n| !opts.said.contains(n))
+        .map(|n| opts.paint.warn(&format!("sockmeter: {n}")))
+        .collect();
+    out.extend(unmatched_globs(report, &opts.globs, opts.paint));
+    out.into_iter().map(|l| l + "\n").collect()
 }
+
+/// The Unix-domain section (without `--unix`): per process with its table, or, grouped, one
+/// line for all.
+fn unix_lines(shown: &[&ProcessReport], by: GroupBy, opts: &Options) -> Vec<String> {
+    let u = opts.units;
+    let with_unix: Vec<(&ProcessReport, Vec<&SocketReport>)> = shown
+        .iter()
+        .map(|p| (*p, unix_section(p, opts.all)))
+        .filter(|(_, s)| !s.is_empty())
+        .collect();
+    if with_unix.is_empty() {
+        return Vec::new();
+    }
+    let head = "sockmeter: Unix-domain sockets (not in the totals; --unix counts them)";
+    if by != GroupBy::Process {
+        let (rx, tx, n) = with_unix.iter().fold((0u64, 0u64, 0u64), |(a, b, c), (p, s)| {
+            (
+                a.saturating_add(p.unix.rx_bytes),
+                b.saturating_add(p.unix.tx_bytes),
+                c + s.len() as u64,
+            )
+        });
+        return vec![format!(
+            "{head}: {} in, {} out over {} in {}",
+            u.bytes(rx),
+            u.bytes(tx),
+            plural(n, "socket"),
+            processes(with_unix.len())
+        )];
+    }
+    let mut out = vec![format!("{head}:")];
+    for (p, socks) in with_unix {
+        out.push(format!(
+            "sockmeter: pid {} {}: {} in, {} out over {}",
+            p.pid,
+            process_name(p),
+            u.bytes(p.unix.rx_bytes),
+            u.bytes(p.unix.tx_bytes),
+            plural(socks.len() as u64, "Unix socket")
+        ));
+        out.extend(socket_table(&socks, u, opts.paint));
+    }
+    out
+}
+
+/// Each distinct notice of the processes, once, with the pids that sent it.
+fn process_notices(processes: &[ProcessReport]) -> Vec<String> {
+    let mut by_text: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
+    let mut order: Vec<&str> = Vec::new();
+    for p in processes {
+        for n in &p.notices {
+            let pids = by_text.entry(n).or_insert_with(|| {
+                order.push(n);
+                Vec::new()
+            });
+            pids.push(p.pid);
+        }
+    }
+    order
+        .into_iter()
+        .map(|n| {
+            let pids = &by_text[n];
+            let who = match pids.len() {
+                1 => format!("pid {}", pids[0]),
+                k if k <= 3 => format!(
+                    "pids {}",
+                    pids.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
+                ),
+                k => format!(
+                    "pids {} and {} more",
+                    pids[..3].iter().map(u32::to_string).collect::<Vec<_>>().join(", "),
+                    k - 3
+                ),
+            };
+            format!("sockmeter: {who}: {n}")
+        })
+        .collect()
+}
+
+/// The `--attribute` globs that matched no object in any process that reported.
+fn unmatched_globs(report: &Report, globs: &[String], paint: Paint) -> Vec<String> {
+    if report.processes.is_empty() {
+        return Vec::new();
+    }
+    globs
+        .iter()
+        .filter(|g| !report.processes.iter().any(|p| p.attribute_matched.contains(g)))
+        .map(|g| {
+            paint.warn(&format!(
+                "sockmeter: --attribute '{g}' matched no object in any metered process (a glob without `/` matches file names, one with `/` whole paths; `*` crosses `/`)"
+            ))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

@@ -66,6 +66,42 @@ fn usage_errors_and_unstartable_commands() {
         stderr(&o)
     );
     assert!(stderr(&o).contains("SOCKMETER_UNIX=\"perhaps\""), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("SOCKMETER_INTERVAL=\"x\": expected milliseconds from 10 to 3600000"),
+        "a variable `run` sets for the command is checked too, with the same rule: {}",
+        stderr(&o)
+    );
+    // The same rule whatever the subcommand.
+    let o = sockmeter(s.path())
+        .env("SOCKMETER_INTERVAL", "abc")
+        .arg("shim-path")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert_eq!(
+        stderr(&o),
+        "sockmeter: error: malformed environment: SOCKMETER_INTERVAL=\"abc\": expected milliseconds from 10 to 3600000\n"
+    );
+    // CLI consistency: a plain range error for a negative interval, and what a shell says
+    // for a directory.
+    let o = run(&["run", "--interval", "-5", "--", "true"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o)
+            .starts_with("error: invalid value '-5' for '--interval <MS>': expected milliseconds from 10 to 3600000"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(&["run", "--", "/tmp"]);
+    assert_eq!(o.status.code(), Some(126));
+    assert_eq!(stderr(&o), "sockmeter: /tmp: is a directory\n");
+    let o = run(&["run", "--attribute", "lib[curl", "--", "true"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("opens a class that no `]` closes"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -81,7 +117,10 @@ fn shim_path_prints_the_shim_or_says_why_not() {
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("SOCKMETER_SHIM=/nonexistent/libsockmeter_shim.so does not name a file"));
+    assert_eq!(
+        stderr(&o),
+        "sockmeter: error: malformed environment: SOCKMETER_SHIM=\"/nonexistent/libsockmeter_shim.so\": does not name a file (it should be the path of libsockmeter_shim.so)\n"
+    );
     let o = Command::new(BIN)
         .env("SOCKMETER_SHIM", "/nonexistent/x.so")
         .args(["run", "--", "true"])

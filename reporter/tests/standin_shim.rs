@@ -82,7 +82,7 @@ fn counts_hostile_lines_stdio_env_and_exit_status() {
         "{err}"
     );
     assert!(
-        err.contains("sockmeter: pid 4711 standin: 3.0 MiB in, 84 B out over 1 connection (127.0.0.1:8080)\n"),
+        err.contains("sockmeter: pid 4711 standin: 3.1 MB in, 84 B out over 1 connection with 127.0.0.1:8080\n"),
         "{err}"
     );
     assert!(
@@ -90,7 +90,7 @@ fn counts_hostile_lines_stdio_env_and_exit_status() {
         "{err}"
     );
     assert!(
-        err.contains("sockmeter: total: 3.0 MiB in, 84 B out over 1 connection in 1 process\n"),
+        err.contains("sockmeter: total: 3.1 MB in, 84 B out over 1 connection in 1 process\n"),
         "{err}"
     );
 
@@ -258,7 +258,10 @@ fn a_process_that_outlives_the_command_is_reported_running() {
         "waited {waited:?} for the grace period"
     );
     assert!(err.contains("still running after the command exited"), "{err}");
-    assert!(err.contains("[still running when sockmeter stopped]"), "{err}");
+    assert!(
+        err.contains("  daemon  (still running when sockmeter stopped)\n"),
+        "{err}"
+    );
     let r = read_json(&json);
     let ends: Vec<&str> = r["processes"]
         .as_array()

@@ -31,7 +31,7 @@
 //! and a shipper process can read them; ids start at 1, 0 means unknown.
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicU32, Ordering::*};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
 
 use sockmeter::names::Meta;
 use sockmeter::Load;
@@ -95,10 +95,18 @@ fn glob_verdict(path: &[u8]) -> Option<bool> {
     }
     let text = String::from_utf8_lossy(path);
     let (mut plus, mut minus) = (false, false);
-    for g in globs {
-        match g.strip_prefix('!') {
-            Some(neg) => minus |= sockmeter::glob::matches(neg, &text),
-            None => plus |= sockmeter::glob::matches(g, &text),
+    for (i, g) in globs.iter().enumerate() {
+        let hit = match g.strip_prefix('!') {
+            Some(neg) => sockmeter::glob::matches(neg, &text),
+            None => sockmeter::glob::matches(g, &text),
+        };
+        if hit {
+            glob_matched(i, g);
+        }
+        if g.starts_with('!') {
+            minus |= hit;
+        } else {
+            plus |= hit;
         }
     }
     if plus {
@@ -107,6 +115,19 @@ fn glob_verdict(path: &[u8]) -> Option<bool> {
         Some(false)
     } else {
         None
+    }
+}
+
+/// Says, once per glob and process image, that `--attribute` glob number `i` (`g`) matched an
+/// object (an `attribute` notice: the report's `attribute_matched`), so the reporter can name
+/// the globs that matched nothing. The first 64 globs are followed.
+fn glob_matched(i: usize, g: &str) {
+    static SAID: AtomicU64 = AtomicU64::new(0);
+    let Some(bit) = 1u64.checked_shl(i as u32).filter(|_| i < 64) else {
+        return;
+    };
+    if SAID.fetch_or(bit, Relaxed) & bit == 0 {
+        crate::runtime::shared().push_notice(sockmeter::wire::ATTRIBUTE_NOTICE, g);
     }
 }
 

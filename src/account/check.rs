@@ -16,6 +16,9 @@ use crate::wire::{ModuleInfo, Notice, SocketDelta, SocketInfo};
 /// The longest address text accepted (`local`, `peer`, a datagram peer). The shim's longest is
 /// about 100 bytes: a 32-byte Unix path whose every byte is not UTF-8, with `@` and `…`.
 pub const MAX_ADDR_LEN: usize = 128;
+/// The longest peer name accepted: a DNS name is at most 253 bytes; the shim sends none longer
+/// than 255.
+pub const MAX_PEER_NAME_LEN: usize = 255;
 /// The longest notice accepted (kind and message together).
 pub const MAX_NOTICE_LEN: usize = 4096;
 
@@ -119,6 +122,7 @@ impl ProcessAccount {
     pub(super) fn check_socket(&self, s: &SocketInfo) -> Result<(), AccountError> {
         long("a local address", s.local.as_deref(), MAX_ADDR_LEN)?;
         long("a peer address", s.peer.as_deref(), MAX_ADDR_LEN)?;
+        long("a peer name", s.peer_name.as_deref(), MAX_PEER_NAME_LEN)?;
         let (mut count, mut bytes) = (self.names.len(), self.name_bytes);
         let mut new: Vec<&str> = Vec::new();
         for name in [&s.module, &s.via, &s.label].into_iter().flatten() {
@@ -148,6 +152,18 @@ impl ProcessAccount {
                 || self.name_bytes.saturating_add(m.module.len()) > self.limits.name_bytes)
         {
             return Err(AccountError::TooManyNames(self.limits.names, self.limits.name_bytes));
+        }
+        Ok(())
+    }
+
+    /// Checks an `attribute` notice (a glob that matched): as long as a notice may be, and no
+    /// more distinct globs than notices.
+    pub(super) fn check_attribute_notice(&self, n: &Notice) -> Result<(), AccountError> {
+        if n.kind.len() + n.message.len() > MAX_NOTICE_LEN {
+            return Err(AccountError::TooLong("a notice", MAX_NOTICE_LEN));
+        }
+        if self.attribute_matched.len() >= self.limits.notices && !self.attribute_matched.contains(&n.message) {
+            return Err(AccountError::TooManyNotices(self.limits.notices));
         }
         Ok(())
     }

@@ -21,7 +21,7 @@ mod fold;
 use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::sync::Arc;
 
-pub use check::{Limits, MAX_ADDR_LEN, MAX_NOTICE_LEN};
+pub use check::{Limits, MAX_ADDR_LEN, MAX_NOTICE_LEN, MAX_PEER_NAME_LEN};
 use entry::{add, add_all, counts_of, peer_counts_of, Counts, Entry, PeerCounts};
 use fold::Folded;
 
@@ -104,6 +104,8 @@ pub struct ProcessAccount {
     io_uring: bool,
     /// How each module came in (`module` lines), by name.
     modules: BTreeMap<Arc<str>, ModuleInfo>,
+    /// The `--attribute` globs that matched an object (`attribute` notices).
+    attribute_matched: BTreeSet<String>,
 }
 
 impl Default for ProcessAccount {
@@ -164,6 +166,7 @@ impl ProcessAccount {
             notices: Vec::new(),
             io_uring: false,
             modules: BTreeMap::new(),
+            attribute_matched: BTreeSet::new(),
         }
     }
 
@@ -284,6 +287,7 @@ impl ProcessAccount {
                 e.role = s.role;
                 e.local = s.local.as_deref().map(Box::from);
                 e.peer = s.peer.as_deref().map(Box::from);
+                e.peer_name = s.peer_name.as_deref().map(Box::from);
                 e.module = module;
                 e.via = via;
                 e.label = label;
@@ -320,6 +324,10 @@ impl ProcessAccount {
                 }
             }
             Message::Notice(n) if n.kind == crate::wire::IO_URING_NOTICE => self.io_uring = true,
+            Message::Notice(n) if n.kind == crate::wire::ATTRIBUTE_NOTICE => {
+                self.check_attribute_notice(n)?;
+                self.attribute_matched.insert(n.message.clone());
+            }
             Message::Module(m) => {
                 self.check_module(m)?;
                 if let Some(name) = self.intern(&Some(m.module.clone())) {
@@ -383,6 +391,7 @@ impl ProcessAccount {
         self.end = later.end.or(self.end);
         self.status = later.status.or(self.status);
         self.io_uring |= later.io_uring;
+        self.attribute_matched.extend(later.attribute_matched.iter().cloned());
         self.dropped_events = self.dropped_events.max(later.dropped_events);
         for n in &later.notices {
             self.add_notice(n.clone());
@@ -513,6 +522,7 @@ impl ProcessAccount {
             dropped_events: self.dropped_events,
             notices: self.notices.clone(),
             uses_io_uring: self.io_uring,
+            attribute_matched: self.attribute_matched.iter().cloned().collect(),
         }
     }
 }

@@ -17,6 +17,7 @@ fn info(id: u64, family: Family, module: &str) -> Message {
         role: Role::Connected,
         local: None,
         peer: Some(format!("127.0.0.1:{}", 1000 + id)),
+        peer_name: None,
         module: Some(module.into()),
         via: None,
         label: None,
@@ -446,4 +447,57 @@ fn the_kernel_witness_gives_unseen_bytes_per_socket_module_and_process() {
     assert_eq!(r.modules[0].stats.unseen_tx_bytes, 992);
     assert!(r.uses_io_uring);
     assert!(r.notices.is_empty(), "io_uring is said once, as uses_io_uring");
+}
+
+#[test]
+fn peer_names_socketpairs_and_matched_globs() {
+    use crate::wire::{Notice, ATTRIBUTE_NOTICE};
+    let mut a = ProcessAccount::with_limits(small());
+    a.apply(&hello()).unwrap();
+    let named = |id: u64, name: &str| match info(id, Family::Inet, "/a.so") {
+        Message::Socket(mut s) => {
+            s.peer_name = Some(name.into());
+            Message::Socket(s)
+        }
+        _ => unreachable!(),
+    };
+    a.apply(&named(1, "localhost")).unwrap();
+    assert_eq!(
+        a.apply(&named(2, &"x".repeat(MAX_PEER_NAME_LEN + 1))),
+        Err(AccountError::TooLong("a peer name", MAX_PEER_NAME_LEN))
+    );
+    // A socketpair: two connected Unix sockets with no name; not connections, even counted.
+    for id in [3, 4] {
+        let Message::Socket(mut s) = info(id, Family::Unix, "/a.so") else {
+            unreachable!()
+        };
+        s.local = Some("(unnamed)".into());
+        s.peer = Some("(unnamed)".into());
+        a.apply(&Message::Socket(s)).unwrap();
+        a.apply(&delta(id, 5, 5)).unwrap();
+    }
+    for glob in ["libcurl*", "!*/gst/*", "libcurl*"] {
+        a.apply(&Message::Notice(Notice {
+            kind: ATTRIBUTE_NOTICE.into(),
+            message: glob.into(),
+        }))
+        .unwrap();
+    }
+    let r = a.report(true, "running");
+    assert_eq!(r.sockets[0].peer_name.as_deref(), Some("localhost"));
+    assert_eq!(r.sockets.len(), 3, "the rejected line announced nothing");
+    assert_eq!((r.totals.connections, r.totals.sockets, r.totals.tx_bytes), (1, 3, 10));
+    assert!(r.sockets[1].is_socketpair() && !r.sockets[1].is_connection());
+    assert_eq!(r.attribute_matched, ["!*/gst/*", "libcurl*"]);
+    assert!(r.notices.is_empty(), "matched globs are not notices: {:?}", r.notices);
+    for i in 0..small().notices {
+        let _ = a.apply(&Message::Notice(Notice {
+            kind: ATTRIBUTE_NOTICE.into(),
+            message: format!("g{i}"),
+        }));
+    }
+    assert!(
+        a.report(true, "x").attribute_matched.len() <= small().notices,
+        "bounded"
+    );
 }

@@ -124,14 +124,14 @@ pub fn message() -> impl Strategy<Value = Message> {
     let socket = (
         (number(), any::<i32>(), 0u8..4, 0u8..7, 0u8..6),
         (opt_text(), opt_text(), opt_text(), opt_text(), opt_text()),
-        (number(), any::<bool>(), any::<bool>()),
+        (number(), any::<bool>(), any::<bool>(), opt_text()),
         (proptest::option::of(number()), proptest::option::of(socket_delta())),
     )
         .prop_map(
             |(
                 (id, fd, f, p, r),
                 (local, peer, module, via, label),
-                (opened_at, inherited, adopted),
+                (opened_at, inherited, adopted, peer_name),
                 (closed_at, counts),
             )| {
                 Message::Socket(SocketInfo {
@@ -142,6 +142,7 @@ pub fn message() -> impl Strategy<Value = Message> {
                     role: Role::from_code(r),
                     local,
                     peer,
+                    peer_name,
                     module,
                     via,
                     label,

@@ -158,16 +158,16 @@ both_modes! {
     fn stdio_both_ways_is_reported_unseen_exactly(mode) {
         let m = moved(mode, ["libc", "stdio", "stdio", "close"], 10_000, 20_000, None);
         m.assert_split((0, 0), (10_000, 20_000));
-        assert_said_unseen(&m, "19.5 KiB in and 9.8 KiB out");
+        assert_said_unseen(&m, "20.0 kB in and 10.0 kB out");
         assert!(
-            m.run.stderr.contains("; and 19.5 KiB in and 9.8 KiB out outside the calls sockmeter sees"),
+            m.run.stderr.contains("; and 20.0 kB in and 10.0 kB out outside the calls sockmeter sees"),
             "{}",
             m.run.stderr
         );
         // One way through stdio, the other through recv: each counted where it was seen.
         let m = moved(mode, ["libc", "stdio", "recv", "close"], 1_000, 2_000, None);
         m.assert_split((0, 2_000), (1_000, 0));
-        assert_said_unseen(&m, "1000 B out");
+        assert_said_unseen(&m, "1.0 kB out");
     }
 
     /// System call instructions (no libc call at all): unseen, exactly.

@@ -89,6 +89,7 @@ fn socket(id: u64, peer: String, module: String) -> Message {
         role: Role::Connected,
         local: None,
         peer: Some(peer),
+        peer_name: None,
         module: Some(module),
         via: None,
         label: None,

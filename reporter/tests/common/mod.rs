@@ -104,6 +104,7 @@ pub fn socket(id: u64, family: Family, peer: &str) -> Message {
         role: Role::Connected,
         local: None,
         peer: Some(peer.into()),
+        peer_name: None,
         module: Some("/usr/lib/libstandin.so.1".into()),
         via: None,
         label: None,

@@ -5,7 +5,8 @@
 //! number a socket left behind the shim's back is never taken for that socket), [`signals`]
 //! (the host's signal handlers, behind a trampoline), [`children`] (how the host's children
 //! ended, as its `wait` calls learn), [`process`] (exit and exec), [`syscalls`] (`syscall()`
-//! itself, dispatched to the others) and [`uring`] (io_uring rings being created); [`witness`]
+//! itself, dispatched to the others), [`uring`] (io_uring rings being created) and [`resolver`]
+//! (the names the program looks up, so a peer is reported by name); [`witness`]
 //! reads the kernel's own TCP counters at close, exit and exec. `fork` is handled with
 //! `pthread_atfork` (see `runtime`), and Linux's `dlopen` (for RTLD_DEEPBIND plugins) lives with
 //! the platform code because it must tail-call.
@@ -20,7 +21,9 @@ pub mod children;
 pub mod files;
 pub mod io;
 pub mod lifecycle;
+pub mod preflight;
 pub mod process;
+pub mod resolver;
 pub mod signals;
 pub mod syscalls;
 pub mod table;
@@ -28,6 +31,7 @@ pub mod threads;
 pub mod uring;
 pub mod witness;
 
+use libc::{addrinfo, hostent};
 use libc::{
     c_char, c_int, c_long, c_uint, c_ulong, c_void, iovec, loff_t, mmsghdr, mode_t, msghdr, off64_t, off_t,
     pthread_attr_t, pthread_t, sighandler_t, sigset_t, size_t, sockaddr, socklen_t, ssize_t, timespec, FILE,
@@ -226,13 +230,29 @@ hook_table! {
     // ---- the process ending or being replaced (process.rs) ----
     fn _exit(status: c_int) -> () => around process::exit_before, process::after_nothing;
     fn _Exit(status: c_int) -> () => around process::exit_before, process::after_nothing;
-    fn execve(path: *const c_char, argv: *const *const c_char, envp: *const *const c_char) -> c_int => around process::exec3_before, process::exec3_after;
-    fn execv(path: *const c_char, argv: *const *const c_char) -> c_int => around process::exec2_before, process::exec2_after;
-    fn execvp(file: *const c_char, argv: *const *const c_char) -> c_int => around process::exec2_before, process::exec2_after;
+    fn execve(path: *const c_char, argv: *const *const c_char, envp: *const *const c_char) -> c_int => around process::execve_before, process::exec3_after;
+    fn execv(path: *const c_char, argv: *const *const c_char) -> c_int => around process::execv_before, process::exec2_after;
+    fn execvp(file: *const c_char, argv: *const *const c_char) -> c_int => around process::execvp_before, process::exec2_after;
     #[cfg(target_os = "linux")]
-    fn execvpe(file: *const c_char, argv: *const *const c_char, envp: *const *const c_char) -> c_int => around process::exec3_before, process::exec3_after;
+    fn execvpe(file: *const c_char, argv: *const *const c_char, envp: *const *const c_char) -> c_int => around process::execvpe_before, process::exec3_after;
     #[cfg(target_os = "linux")]
-    fn fexecve(fd: c_int, argv: *const *const c_char, envp: *const *const c_char) -> c_int => around process::exec3_before, process::exec3_after;
+    fn fexecve(fd: c_int, argv: *const *const c_char, envp: *const *const c_char) -> c_int => around process::fexecve_before, process::exec3_after;
+
+    // ---- the names the program looks up (resolver.rs): which name each address came from ----
+    fn getaddrinfo(node: *const c_char, service: *const c_char, hints: *const addrinfo, res: *mut *mut addrinfo) -> c_int => after resolver::getaddrinfo;
+    fn gethostbyname(name: *const c_char) -> *mut hostent => after resolver::gethostbyname;
+    #[cfg(target_os = "linux")]
+    fn gethostbyname2(name: *const c_char, af: c_int) -> *mut hostent => after resolver::gethostbyname2;
+    #[cfg(target_os = "linux")]
+    fn gethostbyname_r(name: *const c_char, h: *mut hostent, buf: *mut c_char, len: size_t, result: *mut *mut hostent, herr: *mut c_int) -> c_int => after resolver::gethostbyname_r;
+    #[cfg(target_os = "linux")]
+    fn gethostbyname2_r(name: *const c_char, af: c_int, h: *mut hostent, buf: *mut c_char, len: size_t, result: *mut *mut hostent, herr: *mut c_int) -> c_int => after resolver::gethostbyname2_r;
+    /// glibc's asynchronous lookups (in libc since 2.34, libanl before): requests are read when
+    /// they are done (`GAI_WAIT`, or `gai_error` returning 0).
+    #[cfg(target_os = "linux")]
+    fn getaddrinfo_a(mode: c_int, list: *mut *mut resolver::Gaicb, n: c_int, sev: *mut c_void) -> c_int => after resolver::getaddrinfo_a;
+    #[cfg(target_os = "linux")]
+    fn gai_error(req: *mut resolver::Gaicb) -> c_int => after resolver::gai_error;
 
     // ---- threads carry the module that created them (threads.rs) ----
     #[cfg(target_os = "linux")]

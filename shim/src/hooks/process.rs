@@ -1,7 +1,9 @@
 //! The process ending or being replaced: `_exit`/`_Exit` skip atexit handlers, and exec
 //! replaces the image, so both read the kernel witness of the TCP sockets still open and ship
-//! what is pending first. (`exit()` and a return from main
-//! are handled by the atexit handler the runtime registers; fork by `pthread_atfork`.)
+//! what is pending first. Before an exec, the program about to run is checked: a static or
+//! setuid one cannot be metered, and the run's notes file says so (`super::preflight`).
+//! (`exit()` and a return from main are handled by the atexit handler the runtime registers;
+//! fork by `pthread_atfork`.)
 
 // Handlers are called only by the wrappers `hook_table!` generates, with exactly the arguments
 // the host passed to the libc function (which the real call has just accepted), so pointer
@@ -11,6 +13,7 @@
 use libc::c_int;
 use sockmeter::wire::{ByeReason, ExitStatus};
 
+use super::preflight::{self, Target};
 use crate::runtime;
 
 pub fn exit_before(status: c_int) {
@@ -34,7 +37,8 @@ pub fn after_nothing(_pre: (), _ret: (), _e: c_int, _status: c_int) {}
 /// What the before-part of an exec did, so a failed exec can resume metering.
 pub struct Pending(bool);
 
-fn exec_before() -> Pending {
+fn exec_before(target: Target) -> Pending {
+    preflight::check(target);
     if runtime::owns_region() {
         super::witness::at_exit(false);
     }
@@ -48,16 +52,41 @@ fn exec_after(pending: Pending, _ret: c_int) {
     }
 }
 
-pub fn exec2_before<A, B>(_a: A, _b: B) -> Pending {
-    exec_before()
+/// `execv(path, argv)`.
+pub fn execv_before(path: *const libc::c_char, _argv: *const *const libc::c_char) -> Pending {
+    exec_before(Target::Path(path))
+}
+
+/// `execvp(file, argv)`: `file` is searched for in `PATH`.
+pub fn execvp_before(file: *const libc::c_char, _argv: *const *const libc::c_char) -> Pending {
+    exec_before(Target::Search(file))
 }
 
 pub fn exec2_after<A, B>(p: Pending, ret: c_int, _e: c_int, _a: A, _b: B) {
     exec_after(p, ret);
 }
 
-pub fn exec3_before<A, B, C>(_a: A, _b: B, _c: C) -> Pending {
-    exec_before()
+/// `execve(path, argv, envp)`.
+pub fn execve_before(
+    path: *const libc::c_char,
+    _argv: *const *const libc::c_char,
+    _envp: *const *const libc::c_char,
+) -> Pending {
+    exec_before(Target::Path(path))
+}
+
+/// `execvpe(file, argv, envp)`: `file` is searched for in `PATH`.
+pub fn execvpe_before(
+    file: *const libc::c_char,
+    _argv: *const *const libc::c_char,
+    _envp: *const *const libc::c_char,
+) -> Pending {
+    exec_before(Target::Search(file))
+}
+
+/// `fexecve(fd, argv, envp)`.
+pub fn fexecve_before(fd: c_int, _argv: *const *const libc::c_char, _envp: *const *const libc::c_char) -> Pending {
+    exec_before(Target::Fd(fd))
 }
 
 pub fn exec3_after<A, B, C>(p: Pending, ret: c_int, _e: c_int, _a: A, _b: B, _c: C) {
