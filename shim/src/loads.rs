@@ -9,7 +9,7 @@
 //!   whether `LD_PRELOAD` named it. Objects loaded at start are never unloaded, so the pointer
 //!   identifies them for the life of the image.
 //! * **the dlopen calls**: the shim's `dlopen` notes each file name it is given (before the
-//!   call, without changing it: see `platform/deepbind.rs`), with the time and the plugin that
+//!   call, without changing it: see `hooks/dlopen.rs`), with the time and the plugin that
 //!   asked for it, if any ([`crate::modules::dlopen_requester`]).
 //!
 //! An object loaded later is matched to the first call that named it: by its whole name (the

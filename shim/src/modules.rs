@@ -18,7 +18,8 @@
 //! plugin's dependencies: libcurl under a plugin that uses it). `SOCKMETER_ATTRIBUTE` globs
 //! change the rule: an object matching `GLOB` may be charged, one matching `!GLOB` may not (a
 //! plain glob wins over a `!` one). When the stack shows no module, the socket is charged to the
-//! module that created the thread ([`crate::hooks::threads`]), else to the executable. The first
+//! module that created the thread ([`thread_origin`], set by the `pthread_create` hook), else to
+//! the executable. The first
 //! object outside the shim, the C runtime and a language runtime is kept too, as `via` (libcurl,
 //! in that example).
 //!
@@ -195,8 +196,20 @@ pub fn main_id() -> u32 {
 }
 
 thread_local! {
+    /// The module that created this thread (see `hooks/threads.rs`); 0: none, or the executable.
+    static ORIGIN: Cell<u32> = const { Cell::new(0) };
     static LABELS: [Cell<u32>; MAX_LABEL_DEPTH] = const { [const { Cell::new(0) }; MAX_LABEL_DEPTH] };
     static DEPTH: Cell<usize> = const { Cell::new(0) };
+}
+
+/// This thread's origin: the module that created it (0: none, or the executable).
+pub fn thread_origin() -> u32 {
+    ORIGIN.try_with(Cell::get).unwrap_or(0)
+}
+
+/// Records this thread's origin (the new thread's first act, `hooks/threads.rs`).
+pub fn set_thread_origin(origin: u32) {
+    let _ = ORIGIN.try_with(|c| c.set(origin));
 }
 
 /// The innermost label pushed on this thread, 0 for none.
@@ -238,7 +251,7 @@ pub fn label_pop() {
 pub fn attribute() -> Who {
     let mut who = find();
     if who.module == 0 {
-        who.module = match crate::hooks::threads::origin() {
+        who.module = match thread_origin() {
             0 => main_id(),
             o => o,
         };
@@ -253,7 +266,7 @@ pub fn attribute() -> Who {
 /// stack, else this thread's own origin (0: none, the executable will be the fallback).
 pub fn origin_for_new_thread() -> u32 {
     match find().module {
-        0 => crate::hooks::threads::origin(),
+        0 => thread_origin(),
         m => m,
     }
 }

@@ -20,6 +20,8 @@ use libc::{
 use sockmeter::model::{Dir, Proto, Role};
 use sockmeter::registry::{FdState, Record};
 
+use super::kernel;
+use super::sockets::{record_in_call, record_of, Sock};
 use crate::platform;
 use crate::runtime::{self, reg};
 
@@ -27,44 +29,6 @@ use crate::runtime::{self, reg};
 #[inline]
 pub fn would_block(e: c_int) -> bool {
     e == libc::EAGAIN || e == libc::EWOULDBLOCK || e == libc::EINTR
-}
-
-/// The record of `fd`, recognising a socket created behind the shim's back on first use.
-#[inline(always)]
-pub fn record_of(fd: c_int) -> Option<Sock> {
-    let idx = match reg().fds.get(fd) {
-        FdState::Record(i) => i,
-        FdState::Unknown => super::lifecycle::adopt(fd)?,
-        _ => return None,
-    };
-    Some(Sock {
-        idx,
-        rec: reg().records.get(idx),
-    })
-}
-
-/// [`record_of`] inside a call that just moved `bytes` in `dir` on `fd`: a socket recognised
-/// here has those bytes left out of its kernel witness's starting point (the hooks count them).
-#[inline(always)]
-fn record_in_call(fd: c_int, dir: Dir, bytes: u64) -> Option<Sock> {
-    let idx = match reg().fds.get(fd) {
-        FdState::Record(i) => i,
-        FdState::Unknown => super::lifecycle::adopt_in_call(fd, dir, bytes)?,
-        _ => return None,
-    };
-    Some(Sock {
-        idx,
-        rec: reg().records.get(idx),
-    })
-}
-
-/// A socket's record and its index (for its per-peer counters).
-#[derive(Clone, Copy)]
-pub struct Sock {
-    /// The record index.
-    pub idx: u32,
-    /// The record.
-    pub rec: &'static Record,
 }
 
 /// What one call did, as the counters see it.
@@ -291,7 +255,7 @@ fn mmsg(known: Option<Sock>, ret: c_int, e: c_int, fd: c_int, vec: *const mmsghd
         0
     };
     if fresh && !peekf {
-        super::witness::unbase(sock.rec, dir, bytes);
+        kernel::unbase(sock.rec, dir, bytes);
     }
     let out = outcome(ret as isize, e, peekf);
     sock.rec.counters.count(dir, if peekf { 0 } else { bytes }, out.failed);

@@ -1,14 +1,16 @@
 //! The one hook table. Each hooked function is declared here once; [`table::hook_table!`]
 //! generates its real-function slot, its export and its wrapper. The handlers are in modules
 //! by family: [`io`] (the per-byte path), [`lifecycle`] (sockets appearing, changing and
-//! closing), [`threads`] (a new thread carries the module that created it), [`files`] (new fds that are not sockets, and stdio closing a stream's fd, so a
-//! number a socket left behind the shim's back is never taken for that socket), [`signals`]
-//! (the host's signal handlers, behind a trampoline), [`children`] (how the host's children
-//! ended, as its `wait` calls learn), [`process`] (exit and exec), [`syscalls`] (`syscall()`
-//! itself, dispatched to the others) and [`uring`] (io_uring rings being created); [`witness`]
-//! reads the kernel's own TCP counters at close, exit and exec. `fork` is handled with
-//! `pthread_atfork` (see `runtime`), and Linux's `dlopen` (for RTLD_DEEPBIND plugins) lives with
-//! the platform code because it must tail-call.
+//! closing), [`threads`] (a new thread carries the module that created it), [`files`] (new fds
+//! that are not sockets, and stdio closing a stream's fd, so a number a socket left behind the
+//! shim's back is never taken for that socket), [`signals`] (the host's signal handlers,
+//! behind a trampoline), [`children`] (how the host's children ended, as its `wait` calls
+//! learn), [`process`] (exit, exec, and the fork and exit handlers), [`syscalls`] (`syscall()`
+//! itself, dispatched to the others) and [`uring`] (io_uring rings being created). Beneath
+//! them: [`sockets`] (what the fd table says about an fd, and how a socket gets its record),
+//! [`kernel`] (reading the kernel's own TCP counters) and [`witness`] (when: at close, exit,
+//! exec and fork). `dlopen` is outside the table ([`dlopen`]: it must tail-call the real one);
+//! its rebinding of plugins that escape interposition uses the table's list ([`replacement`]).
 //!
 //! `[fd x]` marks the argument whose fd decides the fast pass-through: an fd known not to be a
 //! socket (a file, a pipe, a tty) costs one table load and goes straight to libc (`[fd x y]`:
@@ -17,11 +19,14 @@
 //! through.
 
 pub mod children;
+pub mod dlopen;
 pub mod files;
 pub mod io;
+pub mod kernel;
 pub mod lifecycle;
 pub mod process;
 pub mod signals;
+pub mod sockets;
 pub mod syscalls;
 pub mod table;
 pub mod threads;
@@ -32,14 +37,36 @@ use libc::{
     c_char, c_int, c_long, c_uint, c_ulong, c_void, iovec, loff_t, mmsghdr, mode_t, msghdr, off64_t, off_t,
     pthread_attr_t, pthread_t, sighandler_t, sigset_t, size_t, sockaddr, socklen_t, ssize_t, timespec, FILE,
 };
-use sockmeter::registry::FdState;
 
 use table::hook_table;
 
-/// True when a call on `fd` goes straight to libc: the fd is known not to be a metered socket.
-#[inline]
-pub fn passes(fd: c_int) -> bool {
-    matches!(crate::runtime::reg().fds.get(fd), FdState::NotSocket | FdState::Ignored)
+/// The replacement for libc symbol `name`, if it is hooked (for rebinding the imports of
+/// objects that escape interposition, `dlopen.rs`).
+pub fn replacement(name: &[u8]) -> Option<usize> {
+    HOOKS
+        .iter()
+        .find(|h| h.name.as_bytes() == name)
+        .map(|h| h.addr as usize)
+}
+
+/// Resolves every real function not resolved yet. Called before the first fork: a forked
+/// child inherits the slots, and one that calls, say, `_exit` would otherwise look it up itself
+/// with `dlsym` (tens of microseconds, in every child).
+pub fn resolve_all() {
+    for h in HOOKS {
+        h.slot.get();
+    }
+}
+
+/// At load, after the runtime is configured: the process's events go to the handlers that
+/// need the hooks (exit, fork: `process.rs`), the endings file is known to the `wait` hooks,
+/// the real `dlopen` is resolved (the naked `dlopen` jumps to it), and the reporting thread
+/// arms the fatal-signal handlers when it starts (`signals.rs`).
+pub fn at_load() {
+    children::setup(crate::runtime::config().socket.as_deref());
+    crate::runtime::on_thread_start(signals::arm_fatal);
+    process::register_handlers();
+    let _ = dlopen::resolve();
 }
 
 /// In a forked child, after the runtime has given it its own accounting: the kernel witness

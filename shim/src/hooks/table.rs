@@ -28,7 +28,7 @@
 //!
 //! A panic in a handler is caught, switches the shim off for the rest of the process (the
 //! host keeps working, uncounted) and never repeats the real call. Handlers live in modules by
-//! family (`io`, `lifecycle`, `process`); the table is in `hooks/mod.rs`.
+//! family; the table is in `hooks/mod.rs`.
 
 use std::ffi::{c_void, CStr};
 use std::sync::atomic::{AtomicPtr, Ordering};
@@ -87,23 +87,6 @@ pub struct HookAddr {
 
 // SAFETY: the addresses are of functions, immutable and valid for the process's life.
 unsafe impl Sync for HookAddr {}
-
-/// The replacement for libc symbol `name`, if it is hooked.
-pub fn replacement(name: &[u8]) -> Option<usize> {
-    super::HOOKS
-        .iter()
-        .find(|h| h.name.as_bytes() == name)
-        .map(|h| h.addr as usize)
-}
-
-/// Resolves every real function not resolved yet. Called before the first fork: a forked
-/// child inherits the slots, and one that calls, say, `_exit` would otherwise look it up itself
-/// with `dlsym` (tens of microseconds, in every child).
-pub fn resolve_all() {
-    for h in super::HOOKS {
-        h.slot.get();
-    }
-}
 
 /// A hooked function's return type: its failure value (returned, with errno ENOSYS, when the
 /// real function does not exist) and whether a result is a failure (errno is then meaningful).
@@ -270,7 +253,7 @@ macro_rules! hook_table {
 
     (@pass $real:ident [] ($($arg:ident),*) $($rest:tt)*) => {};
     (@pass $real:ident [fd $($fd:ident)+] ($($arg:ident),*) $($rest:tt)*) => {
-        if $($crate::hooks::passes($fd))&&+ {
+        if $($crate::hooks::sockets::passes($fd))&&+ {
             return $real($($arg),*);
         }
     };
@@ -305,7 +288,7 @@ macro_rules! hook_table {
         #[inline(never)]
         #[allow(improper_ctypes_definitions)]
         unsafe extern "C" fn counted(real: Real, idx: u32, rec: &'static sockmeter::registry::Record, $($arg: $ty),*) -> $ret {
-            let known = Some($crate::hooks::io::Sock { idx, rec });
+            let known = Some($crate::hooks::sockets::Sock { idx, rec });
             let ret = real($($arg),*);
             // errno is read only after a failure, and not restored: nothing on this path can
             // change it (the handler adds to atomics; starting the shipper, the one call it may

@@ -107,8 +107,7 @@ pub fn classify(fd: c_int) -> FdKind {
     let protocol = sockopt(fd, libc::SO_PROTOCOL).unwrap_or(0);
     let listening = sockopt(fd, libc::SO_ACCEPTCONN).unwrap_or(0) != 0;
     let connected = peer_words(fd).is_some();
-    let (family, proto) =
-        crate::hooks::lifecycle::kind_of(domain, ty, protocol).unwrap_or((Family::Other, Proto::Other));
+    let (family, proto) = super::kind_of(domain, ty, protocol).unwrap_or((Family::Other, Proto::Other));
     FdKind::Socket {
         family,
         proto,
@@ -635,12 +634,6 @@ pub fn ppid() -> u32 {
     unsafe { libc::getppid() as u32 }
 }
 
-/// Resolves what must be known before the host's first call (the real dlopen, which the
-/// naked `dlopen` jumps to).
-pub fn resolve_early() {
-    let _ = super::deepbind::resolve();
-}
-
 /// Registers the fork handlers and the exit handler (`on_exit`, which is given the exit status,
 /// unlike `atexit`).
 pub fn register_process_handlers(
@@ -658,30 +651,164 @@ pub fn register_process_handlers(
     }
 }
 
-/// Runs `crate::runtime::init` when the shim is loaded. glibc passes `argc`, `argv` and
-/// `envp` to `.init_array` functions; the command line is kept from there.
-#[used]
-#[link_section = ".init_array"]
-static INIT: extern "C" fn(c_int, *const *const c_char, *const *const c_char) = {
-    extern "C" fn init(argc: c_int, argv: *const *const c_char, _envp: *const *const c_char) {
-        crate::guard::with(|| {
-            let mut args = Vec::new();
-            for i in 0..argc.max(0) as usize {
-                // SAFETY: the loader passes `argc` valid NUL-terminated strings in `argv`.
-                let p = unsafe { *argv.add(i) };
-                if p.is_null() {
-                    break;
-                }
-                // SAFETY: as above.
-                args.push(unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned());
-            }
-            let _ = ARGV.set(args);
-            crate::loads::at_load();
-        });
-        crate::runtime::init();
+/// Keeps the command line the loader passed to the shim's constructor (glibc passes `argc`,
+/// `argv` and `envp` to `.init_array` functions): no file is opened for it.
+///
+/// # Safety
+/// `argv` must hold `argc` valid NUL-terminated strings (as the loader passes them).
+#[doc(hidden)]
+pub unsafe fn keep_cmdline(argc: c_int, argv: *const *const c_char) {
+    let mut args = Vec::new();
+    for i in 0..argc.max(0) as usize {
+        // SAFETY: the caller's promise.
+        let p = unsafe { *argv.add(i) };
+        if p.is_null() {
+            break;
+        }
+        // SAFETY: as above.
+        args.push(unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned());
     }
-    init
-};
+    let _ = ARGV.set(args);
+}
+
+/// Runs `$f` (a `fn()`) when the shim is loaded (an `.init_array` entry), after keeping the
+/// command line (with the re-entrancy guard held: it allocates).
+macro_rules! on_load {
+    ($f:path) => {
+        #[used]
+        #[link_section = ".init_array"]
+        static ON_LOAD: extern "C" fn(libc::c_int, *const *const libc::c_char, *const *const libc::c_char) = {
+            extern "C" fn init(argc: libc::c_int, argv: *const *const libc::c_char, _envp: *const *const libc::c_char) {
+                // SAFETY: the loader passes `argc` valid NUL-terminated strings in `argv`.
+                $crate::guard::with(|| unsafe { $crate::platform::keep_cmdline(argc, argv) });
+                $f();
+            }
+            init
+        };
+    };
+}
+pub(crate) use on_load;
+
+/// `dlopen` mode bits that load an object outside interposition: glibc's `RTLD_DEEPBIND`.
+pub const DLOPEN_ISOLATED: c_int = libc::RTLD_DEEPBIND;
+
+/// Defines `$name`, the shim's `dlopen` (exported as `dlopen`): a naked function that, unless
+/// the mode has [`DLOPEN_ISOLATED`], calls `$note(file, mode)` with the arguments saved and
+/// then jumps to the address in `$real` (an `AtomicPtr` static), leaving the caller's return
+/// address in place; an isolated open, or one before `$real` is set, jumps to `$slow`
+/// instead. Call-frame information lets the unwinder walk from `$note` to the host.
+macro_rules! dlopen_trampoline {
+    ($name:ident, note = $note:path, real = $real:path, slow = $slow:path) => {
+        /// The exported `dlopen` (see `platform::dlopen_trampoline!`).
+        ///
+        /// # Safety
+        /// Called by C code with dlopen's contract.
+        #[cfg(target_arch = "x86_64")]
+        #[unsafe(naked)]
+        #[export_name = "dlopen"]
+        pub unsafe extern "C" fn $name(file: *const libc::c_char, mode: libc::c_int) -> *mut std::ffi::c_void {
+            core::arch::naked_asm!(
+                ".cfi_startproc",
+                "test esi, {deep}",
+                "jnz 2f",
+                // note(file, mode), keeping the arguments (and a 16-byte aligned stack at the call).
+                "push rdi",
+                ".cfi_adjust_cfa_offset 8",
+                "push rsi",
+                ".cfi_adjust_cfa_offset 8",
+                "sub rsp, 8",
+                ".cfi_adjust_cfa_offset 8",
+                "call {note}",
+                "add rsp, 8",
+                ".cfi_adjust_cfa_offset -8",
+                "pop rsi",
+                ".cfi_adjust_cfa_offset -8",
+                "pop rdi",
+                ".cfi_adjust_cfa_offset -8",
+                "mov rax, qword ptr [rip + {real}]",
+                "test rax, rax",
+                "jz 2f",
+                "jmp rax",
+                "2:",
+                "jmp {slow}",
+                ".cfi_endproc",
+                deep = const $crate::platform::DLOPEN_ISOLATED,
+                note = sym $note,
+                real = sym $real,
+                slow = sym $slow,
+            )
+        }
+
+        /// The exported `dlopen` on aarch64: as on x86_64.
+        ///
+        /// # Safety
+        /// Called by C code with dlopen's contract.
+        #[cfg(target_arch = "aarch64")]
+        #[unsafe(naked)]
+        #[export_name = "dlopen"]
+        pub unsafe extern "C" fn $name(file: *const libc::c_char, mode: libc::c_int) -> *mut std::ffi::c_void {
+            core::arch::naked_asm!(
+                ".cfi_startproc",
+                "tst w1, #{deep}",
+                "b.ne 2f",
+                // note(file, mode), keeping the arguments and the link register.
+                "stp x29, x30, [sp, #-32]!",
+                ".cfi_def_cfa_offset 32",
+                ".cfi_offset x29, -32",
+                ".cfi_offset x30, -24",
+                "mov x29, sp",
+                "stp x0, x1, [sp, #16]",
+                "bl {note}",
+                "ldp x0, x1, [sp, #16]",
+                "ldp x29, x30, [sp], #32",
+                ".cfi_def_cfa_offset 0",
+                ".cfi_restore x29",
+                ".cfi_restore x30",
+                "adrp x16, {real}",
+                "ldr x16, [x16, :lo12:{real}]",
+                "cbz x16, 2f",
+                "br x16",
+                "2:",
+                "b {slow}",
+                ".cfi_endproc",
+                deep = const $crate::platform::DLOPEN_ISOLATED,
+                note = sym $note,
+                real = sym $real,
+                slow = sym $slow,
+            )
+        }
+    };
+}
+pub(crate) use dlopen_trampoline;
+
+/// The load addresses of every object loaded now that has a dynamic section (to tell, after a
+/// `dlopen`, which objects it added).
+pub fn loaded_object_bases() -> Vec<usize> {
+    super::elf_got::loaded_objects().into_iter().map(|o| o.base).collect()
+}
+
+/// Rebinds the imports of every object loaded since `before` (load addresses from
+/// [`loaded_object_bases`]) whose names `lookup` maps to an address (the shim and the C
+/// runtime are left alone): each such GOT slot then points there.
+///
+/// # Safety
+/// Every address `lookup` returns must be a function that can stand in for the named symbol
+/// (same ABI and contract). `lookup` runs under the loader's lock: a plain look-up only.
+pub unsafe fn rebind_objects_since(before: &[usize], lookup: &dyn Fn(&CStr) -> Option<usize>) -> super::Rebound {
+    let shim = shim_base();
+    let mut out = super::Rebound::default();
+    for obj in super::elf_got::loaded_objects() {
+        if before.contains(&obj.base) || obj.base == shim || is_runtime_library(obj.name.as_bytes()) {
+            continue;
+        }
+        // SAFETY: the caller's promise about `lookup`.
+        match unsafe { super::elf_got::patch_object(&obj, lookup) } {
+            Ok(n) => out.patched += n,
+            Err(e) => out.failed.push(format!("{}: {e}", obj.name.to_string_lossy())),
+        }
+    }
+    out
+}
 
 /// The directory the shim was loaded from.
 pub fn shim_dir() -> Option<std::path::PathBuf> {
