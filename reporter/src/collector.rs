@@ -404,6 +404,7 @@ mod tests {
             opened_at: 6,
             inherited: false,
             adopted: false,
+            origin: sockmeter::SocketOrigin::Bsd,
             closed_at: None,
             counts: None,
             kernel_tx_bytes: None,

@@ -165,7 +165,11 @@ pub fn socket_table(sockets: &[&SocketReport]) -> Vec<String> {
             s.proto.clone(),
             local,
             peer,
-            s.role.clone(),
+            if s.origin == "cfsocket" {
+                format!("{} (CFSocket)", s.role)
+            } else {
+                s.role.clone()
+            },
             human(s.tx_bytes),
             human(s.rx_bytes),
         ];
@@ -405,6 +409,17 @@ mod tests {
             module: Some(module.into()),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn cfsocket_sockets_say_so() {
+        let mut cf = tcp("127.0.0.1:5000", "127.0.0.1:80", 10, 20, "/opt/app/plugin.so");
+        cf.origin = "cfsocket".into();
+        let mut bsd = tcp("127.0.0.1:5001", "127.0.0.1:80", 1, 2, "/opt/app/host");
+        bsd.origin = "bsd".into();
+        let t = socket_table(&[&cf, &bsd]).join("\n");
+        assert!(t.contains("connected (CFSocket)") && t.contains("plugin.so"), "{t}");
+        assert_eq!(t.matches("(CFSocket)").count(), 1, "{t}");
     }
 
     fn curl() -> ProcessReport {

@@ -48,6 +48,9 @@ pub struct Who {
     pub via: u32,
     /// Label id.
     pub label: u32,
+    /// Made by CoreFoundation's own code (the first object past the shim): its wake-up sockets
+    /// are its own, not the host's traffic (`hooks/cfsocket.rs`).
+    pub internal: bool,
 }
 
 const MAX_FRAMES: usize = 48;
@@ -61,6 +64,9 @@ const CLASS_SHIM: u8 = 4;
 const CLASS_LABEL: u8 = 5;
 /// A language runtime's own object.
 const CLASS_INTERP: u8 = 6;
+/// CoreFoundation: looked past like a system library; the sockets its own code makes are its
+/// own (`platform::is_corefoundation`).
+const CLASS_CF: u8 = 7;
 
 /// The name table in use (module paths, labels and what is known of each module).
 pub fn names() -> &'static sockmeter::names::Names {
@@ -121,6 +127,8 @@ fn object_meta(path: &[u8], is_shim: bool, origin: loads::Origin) -> Meta {
         }
     } else if is_shim {
         CLASS_SHIM
+    } else if platform::is_corefoundation(path) {
+        CLASS_CF
     } else if platform::is_runtime_library(path) {
         CLASS_RUNTIME
     } else if platform::is_interpreter_library(path) {
@@ -131,7 +139,7 @@ fn object_meta(path: &[u8], is_shim: bool, origin: loads::Origin) -> Meta {
         CLASS_OTHER
     };
     let by_default = match class {
-        CLASS_SHIM | CLASS_RUNTIME | CLASS_INTERP => false,
+        CLASS_SHIM | CLASS_RUNTIME | CLASS_INTERP | CLASS_CF => false,
         _ => match origin.load {
             Load::Dlopen => origin.owner == 0,
             Load::Executable => true,
@@ -278,11 +286,13 @@ fn find() -> Who {
     // charged (a system library such as libcurl, the runtime) does the unwinder walk further.
     if let Some(obj) = platform::caller_ip().and_then(|ip| platform::object_at(ip.saturating_sub(1))) {
         let id = object_id(obj);
-        if meta(id).flag {
+        let m = meta(id);
+        if m.flag && m.class != CLASS_CF {
             return Who {
                 module: id,
                 via: 0,
                 label: current_label(),
+                internal: false,
             };
         }
     }
@@ -291,6 +301,7 @@ fn find() -> Who {
         ..Who::default()
     };
     let mut frames = 0;
+    let mut first = true;
     platform::walk_stack(&mut |ip| {
         frames += 1;
         let Some(obj) = platform::object_at(ip.saturating_sub(1)) else {
@@ -300,6 +311,10 @@ fn find() -> Who {
         let m = meta(id);
         if m.class == CLASS_SHIM {
             return frames < MAX_FRAMES;
+        }
+        if first {
+            first = false;
+            who.internal = m.class == CLASS_CF;
         }
         if who.via == 0 && !matches!(m.class, CLASS_RUNTIME | CLASS_INTERP) {
             who.via = id;

@@ -14,9 +14,9 @@
 use libc::{c_int, c_uint, c_ulong, sockaddr, socklen_t};
 use sockmeter::addr::ADDR_WORDS;
 use sockmeter::model::{Family, Proto, Role};
-use sockmeter::registry::{FdState, FLAG_NO_WITNESS, FLAG_SHUT_WR, OVERFLOW};
+use sockmeter::registry::{FdState, FLAG_CFSOCKET, FLAG_NO_WITNESS, FLAG_SHUT_WR, OVERFLOW};
 
-use super::sockets::{claim, closed, new_socket, parents, record, register};
+use super::sockets::{claim, closed, described, new_socket, parents, record, register};
 use super::witness;
 use crate::modules;
 use crate::platform::{self, FdKind};
@@ -28,7 +28,14 @@ pub fn socket(ret: c_int, _e: c_int, domain: c_int, ty: c_int, protocol: c_int) 
     }
     match platform::kind_of(domain, ty, protocol) {
         Some((family, proto)) => {
-            let mut s = new_socket(ret, family, proto, Role::Unconnected, 0);
+            let who = modules::attribute();
+            // CoreFoundation's own sockets (its wake-up pair; a CFSocket's is taken back by the
+            // `CFSocketCreate*` hook that returns it: `cfsocket.rs`).
+            if who.internal {
+                claim(ret, FdState::Ignored);
+                return;
+            }
+            let mut s = described(ret, family, proto, Role::Unconnected, 0, who);
             if family == Family::Unix {
                 s.local = sockmeter::addr::encode_unix(&[], false, false);
             }
@@ -49,8 +56,13 @@ pub fn socketpair(ret: c_int, _e: c_int, domain: c_int, ty: c_int, protocol: c_i
         return;
     };
     let unnamed = sockmeter::addr::encode_unix(&[], false, false);
+    let who = modules::attribute();
     for fd in fds {
-        let mut s = new_socket(fd, family, proto, Role::Connected, 0);
+        if who.internal {
+            claim(fd, FdState::Ignored);
+            continue;
+        }
+        let mut s = described(fd, family, proto, Role::Connected, 0, who);
         s.local = unnamed;
         s.peer = unnamed;
         register(&s);
@@ -107,7 +119,8 @@ fn accepted(ret: c_int, listener: c_int) {
     if ret < 0 {
         return;
     }
-    let (family, proto) = match record(listener) {
+    let l = record(listener);
+    let (family, proto) = match l {
         Some(l) => (l.family(), l.proto()),
         None => match platform::classify(ret) {
             FdKind::Socket { family, proto, .. } if family != Family::Other => (family, proto),
@@ -117,7 +130,24 @@ fn accepted(ret: c_int, listener: c_int) {
             }
         },
     };
-    let mut s = new_socket(ret, family, proto, Role::Accepted, 0);
+    // A CFSocket listener's connections are the CFSocket's: accepted on CoreFoundation's own
+    // thread, charged to the listener's module, with its origin.
+    let mut s = match l.map(|l| l.meta().socket) {
+        Some(m) if m.flags & FLAG_CFSOCKET != 0 => described(
+            ret,
+            family,
+            proto,
+            Role::Accepted,
+            FLAG_CFSOCKET,
+            modules::Who {
+                module: m.module,
+                via: m.via,
+                label: m.label,
+                internal: false,
+            },
+        ),
+        _ => new_socket(ret, family, proto, Role::Accepted, 0),
+    };
     // Not the caller's address buffer: when it is smaller than the address, the kernel fills
     // only what fits and reports the full length, so reading that length from it would read
     // past the caller's buffer.

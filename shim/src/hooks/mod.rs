@@ -18,6 +18,7 @@
 //! taking the guard. `[sys n]` (`syscall`) passes a number the shim does not meter straight
 //! through.
 
+pub mod cfsocket;
 pub mod children;
 pub mod dlopen;
 pub mod files;
@@ -38,6 +39,7 @@ use libc::{
     pthread_attr_t, pthread_t, sighandler_t, sigset_t, size_t, sockaddr, socklen_t, ssize_t, timespec, FILE,
 };
 
+use cfsocket::{CFOptionFlags, CFRef, CFSocketError, CFSocketRef, CFTimeInterval};
 use table::hook_table;
 
 /// The replacement for libc symbol `name`, if it is hooked (for rebinding the imports of
@@ -53,7 +55,7 @@ pub fn replacement(name: &[u8]) -> Option<usize> {
 /// child inherits the slots, and one that calls, say, `_exit` would otherwise look it up itself
 /// with `dlsym` (tens of microseconds, in every child).
 pub fn resolve_all() {
-    for h in HOOKS {
+    for h in HOOKS.iter().filter(|h| !h.library) {
         h.slot.get();
     }
 }
@@ -154,23 +156,23 @@ hook_table! {
     fn dup2(old: c_int, new: c_int) -> c_int => around lifecycle::dup2_before, lifecycle::dup2_after;
     #[cfg(target_os = "linux")]
     fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int => around lifecycle::dup3_before, lifecycle::dup3_after;
-    /// `fcntl` is variadic in C; every command takes at most one integer or pointer argument,
-    /// which the Linux calling conventions pass in the same register as a fixed third argument.
+    /// `fcntl` is variadic in C; every command takes at most one integer or pointer argument
+    /// (read from where the platform's calling convention puts it, even when the caller passed
+    /// none: the real call then ignores it, as it would).
     #[cfg(target_os = "linux")]
-    fn fcntl(fd: c_int, cmd: c_int, arg: c_ulong) -> c_int [fd fd] => after lifecycle::fcntl;
+    fn fcntl(fd: c_int, cmd: c_int, ...arg: c_ulong) -> c_int [fd fd] => after lifecycle::fcntl;
     #[cfg(target_os = "linux")]
-    fn fcntl64(fd: c_int, cmd: c_int, arg: c_ulong) -> c_int [fd fd] => after lifecycle::fcntl;
+    fn fcntl64(fd: c_int, cmd: c_int, ...arg: c_ulong) -> c_int [fd fd] => after lifecycle::fcntl;
 
     // ---- new fds that are not sockets, stdio closing a stream's fd (files.rs) ----
-    /// `open` and `openat` are variadic in C; the optional mode is an integer, which the Linux
-    /// calling conventions pass in the same register as a fixed argument in its place (read
-    /// by the real call only with O_CREAT or O_TMPFILE, as when called directly).
-    fn open(path: *const c_char, flags: c_int, mode: c_uint) -> c_int => after files::open;
+    /// `open` and `openat` are variadic in C; the optional mode is an integer (read by the real
+    /// call only with O_CREAT or O_TMPFILE, as when called directly).
+    fn open(path: *const c_char, flags: c_int, ...mode: c_uint) -> c_int => after files::open;
     #[cfg(target_os = "linux")]
-    fn open64(path: *const c_char, flags: c_int, mode: c_uint) -> c_int => after files::open;
-    fn openat(dir: c_int, path: *const c_char, flags: c_int, mode: c_uint) -> c_int => after files::openat;
+    fn open64(path: *const c_char, flags: c_int, ...mode: c_uint) -> c_int => after files::open;
+    fn openat(dir: c_int, path: *const c_char, flags: c_int, ...mode: c_uint) -> c_int => after files::openat;
     #[cfg(target_os = "linux")]
-    fn openat64(dir: c_int, path: *const c_char, flags: c_int, mode: c_uint) -> c_int => after files::openat;
+    fn openat64(dir: c_int, path: *const c_char, flags: c_int, ...mode: c_uint) -> c_int => after files::openat;
     #[cfg(target_os = "linux")]
     fn __open_2(path: *const c_char, flags: c_int) -> c_int => after files::open_2;
     #[cfg(target_os = "linux")]
@@ -242,13 +244,23 @@ hook_table! {
 
     // ---- io_uring rings being created (uring.rs): liburing's entry points ----
     #[cfg(target_os = "linux")]
-    fn io_uring_queue_init(entries: c_uint, ring: *mut c_void, flags: c_uint) -> c_int => after uring::queue_init;
+    fn io_uring_queue_init(entries: c_uint, ring: *mut c_void, flags: c_uint) -> c_int [lib] => after uring::queue_init;
     #[cfg(target_os = "linux")]
-    fn io_uring_queue_init_params(entries: c_uint, ring: *mut c_void, p: *mut c_void) -> c_int => after uring::queue_init_params;
+    fn io_uring_queue_init_params(entries: c_uint, ring: *mut c_void, p: *mut c_void) -> c_int [lib] => after uring::queue_init_params;
     #[cfg(target_os = "linux")]
-    fn io_uring_queue_init_mem(entries: c_uint, ring: *mut c_void, p: *mut c_void, buf: *mut c_void, size: size_t) -> c_int => after uring::queue_init_mem;
+    fn io_uring_queue_init_mem(entries: c_uint, ring: *mut c_void, p: *mut c_void, buf: *mut c_void, size: size_t) -> c_int [lib] => after uring::queue_init_mem;
     #[cfg(target_os = "linux")]
-    fn io_uring_setup(entries: c_uint, p: *mut c_void) -> c_int => after uring::setup;
+    fn io_uring_setup(entries: c_uint, p: *mut c_void) -> c_int [lib] => after uring::setup;
+
+    // ---- CoreFoundation's CFSocket (cfsocket.rs): labels sockets, counts nothing ----
+    fn CFSocketCreate(alloc: CFRef, family: i32, ty: i32, protocol: i32, callbacks: CFOptionFlags, callout: CFRef, context: CFRef) -> CFSocketRef [lib] => around cfsocket::create_before, cfsocket::create_after;
+    fn CFSocketCreateWithNative(alloc: CFRef, fd: c_int, callbacks: CFOptionFlags, callout: CFRef, context: CFRef) -> CFSocketRef [lib] => around cfsocket::with_native_before, cfsocket::with_native_after;
+    fn CFSocketCreateWithSocketSignature(alloc: CFRef, sig: CFRef, callbacks: CFOptionFlags, callout: CFRef, context: CFRef) -> CFSocketRef [lib] => around cfsocket::with_signature_before, cfsocket::with_signature_after;
+    fn CFSocketCreateConnectedToSocketSignature(alloc: CFRef, sig: CFRef, callbacks: CFOptionFlags, callout: CFRef, context: CFRef, timeout: CFTimeInterval) -> CFSocketRef [lib] => around cfsocket::connected_before, cfsocket::connected_after;
+    fn CFSocketSetAddress(s: CFSocketRef, address: CFRef) -> CFSocketError [lib] => after cfsocket::set_address;
+    fn CFSocketConnectToAddress(s: CFSocketRef, address: CFRef, timeout: CFTimeInterval) -> CFSocketError [lib] => after cfsocket::connect_to_address;
+    fn CFSocketSendData(s: CFSocketRef, address: CFRef, data: CFRef, timeout: CFTimeInterval) -> CFSocketError [lib] => after cfsocket::send_data;
+    fn CFSocketInvalidate(s: CFSocketRef) -> () [lib] => around cfsocket::invalidate_before, cfsocket::invalidate_after;
 
     // ---- the process ending or being replaced (process.rs) ----
     fn _exit(status: c_int) -> () => around process::exit_before, process::after_nothing;

@@ -40,6 +40,16 @@ pub fn next_symbol(name: &CStr) -> *mut c_void {
     unsafe { libc::dlsym(libc::RTLD_NEXT, name.as_ptr()) }
 }
 
+/// The definition of `name` in a library other than the C library (CoreFoundation, liburing):
+/// the first object loaded after the shim that exports it, as `dlsym(RTLD_NEXT)` would find it,
+/// but also in a library a plugin loaded with `RTLD_LOCAL` (which `dlsym` cannot see: the
+/// host's call would fail), found through the objects' own hash tables, so that no failed
+/// `dlsym` leaves an error behind in the host's `dlerror()`. Called once per symbol, when the
+/// host first calls it (its library is loaded then).
+pub fn library_symbol(name: &CStr) -> *mut c_void {
+    super::elf_got::find_function_after(name, shim_base()).map_or(std::ptr::null_mut(), |a| a as *mut c_void)
+}
+
 /// Encodes a sockaddr without allocating; `None` for AF_UNSPEC or unknown families.
 ///
 /// # Safety
@@ -461,6 +471,12 @@ pub fn is_runtime_library(path: &[u8]) -> bool {
     .any(|p| f.starts_with(p))
 }
 
+/// CoreFoundation (swift-corelibs-foundation's `libCoreFoundation.so`): the sockets its own code
+/// makes are its own.
+pub fn is_corefoundation(path: &[u8]) -> bool {
+    file_name(path).starts_with(b"libCoreFoundation.so")
+}
+
 /// Libraries in the system library directories: skipped when looking for the module.
 pub fn is_system_library(path: &[u8]) -> bool {
     [
@@ -688,6 +704,24 @@ macro_rules! on_load {
     };
 }
 pub(crate) use on_load;
+
+/// How a hook replaces the C library's function (`hooks/table.rs` wraps each hook in this): on
+/// Linux, by exporting it under the function's name from a library loaded ahead of libc
+/// (`LD_PRELOAD`, or linked first). The optional argument of a variadic function (`...NAME`)
+/// arrives in the register a fixed argument in its place would use (x86_64, aarch64), so the
+/// hook takes it as one.
+macro_rules! replacement {
+    (
+        name = $name:ident, symbol = [$($sym:literal)?], library = [$($mode:ident)?], fixed = [$($arg:ident)*],
+        variadic = [$($va:ident)?], $item:item
+    ) => {
+        #[export_name = $crate::platform::replacement!(@sym $name $($sym)?)]
+        $item
+    };
+    (@sym $name:ident) => { stringify!($name) };
+    (@sym $name:ident $sym:literal) => { $sym };
+}
+pub(crate) use replacement;
 
 /// `dlopen` mode bits that load an object outside interposition: glibc's `RTLD_DEEPBIND`.
 pub const DLOPEN_ISOLATED: c_int = libc::RTLD_DEEPBIND;

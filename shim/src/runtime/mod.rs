@@ -421,6 +421,12 @@ pub fn fork_child() {
     shared().image.store(platform::image_token(), Relaxed);
 }
 
+/// Whether `fd` is one of the shim's own (the reporter connection, the shipper's region, link
+/// and adoption channel).
+pub fn owns_fd(fd: libc::c_int) -> bool {
+    fd >= 0 && sink::own_fds().iter().any(|s| s.load(Acquire) == fd)
+}
+
 /// If the host is about to close or replace the reporter connection's fd, move it first.
 pub fn protect_own_fd(fd: libc::c_int) {
     sink::protect(fd, 0);
