@@ -11,7 +11,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 /// The shim's file name.
+#[cfg(not(target_os = "macos"))]
 pub const SHIM_NAME: &str = "libsockmeter_shim.so";
+/// The shim's file name.
+#[cfg(target_os = "macos")]
+pub const SHIM_NAME: &str = "libsockmeter_shim.dylib";
 /// The variable that overrides where the shim is.
 pub const SHIM_ENV: &str = "SOCKMETER_SHIM";
 

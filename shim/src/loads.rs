@@ -106,7 +106,7 @@ fn take_start_set() {
         START_MS.store(platform::now_ms(), Relaxed);
     }
     // SAFETY: getenv with a NUL-terminated name; the value is only read here, at start.
-    let pre = unsafe { libc::getenv(c"LD_PRELOAD".as_ptr()) };
+    let pre = unsafe { libc::getenv(platform::PRELOAD_VAR.as_ptr()) };
     let list: &[u8] = if pre.is_null() {
         &[]
     } else {

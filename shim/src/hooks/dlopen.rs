@@ -73,9 +73,16 @@ extern "C" fn note(file: *const c_char, mode: c_int) {
     platform::set_errno(e);
 }
 
+/// Whether an open with `mode` escapes interposition (glibc's RTLD_DEEPBIND; never on a
+/// platform without such a mode).
+fn is_isolated(mode: c_int) -> bool {
+    let mask = platform::DLOPEN_ISOLATED;
+    mask != 0 && (mode & mask) == mask
+}
+
 /// An isolated open (or any open before the real dlopen was resolved).
 unsafe extern "C" fn dlopen_slow(file: *const c_char, mode: c_int) -> *mut c_void {
-    let isolated = platform::DLOPEN_ISOLATED != 0 && mode & platform::DLOPEN_ISOLATED != 0;
+    let isolated = is_isolated(mode);
     if isolated {
         note(file, mode);
     }

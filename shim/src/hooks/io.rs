@@ -14,15 +14,13 @@
 // arguments are as valid as libc required them to be; and they mirror C signatures.
 #![allow(clippy::not_unsafe_ptr_arg_deref, clippy::too_many_arguments)]
 
-use libc::{
-    c_int, c_uint, c_void, iovec, loff_t, mmsghdr, msghdr, off_t, size_t, sockaddr, socklen_t, ssize_t, timespec,
-};
+use libc::{c_int, c_uint, c_void, iovec, msghdr, off_t, size_t, sockaddr, socklen_t, ssize_t, timespec};
 use sockmeter::model::{Dir, Proto, Role};
 use sockmeter::registry::{FdState, Record};
 
 use super::kernel;
 use super::sockets::{record_in_call, record_of, Sock};
-use crate::platform;
+use crate::platform::{self, loff_t, mmsghdr};
 use crate::runtime::{self, reg};
 
 /// True for the errno values that mean "try again", which are not errors.
@@ -349,6 +347,31 @@ pub fn splice(
     _flags: c_uint,
 ) {
     between(ret, e, fd_in, fd_out);
+}
+
+/// BSD `sendfile(fd, s, offset, len, hdtr, flags)` (macOS): sends from the file `fd` (and the
+/// headers and trailers in `hdtr`) to the socket `s`; `*len` says how many bytes went, also when
+/// the call was interrupted or would block (EINTR, EAGAIN) after sending some.
+#[allow(clippy::too_many_arguments)]
+pub fn sendfile_bsd(
+    ret: c_int,
+    e: c_int,
+    _fd: c_int,
+    s: c_int,
+    _offset: off_t,
+    len: *mut off_t,
+    _hdtr: *mut c_void,
+    _flags: c_int,
+) {
+    let sent = if len.is_null() || (ret != 0 && !would_block(e)) {
+        0
+    } else {
+        // SAFETY: the caller's `off_t *len`, which the kernel has just written (the call
+        // succeeded, or was cut short after sending).
+        unsafe { *len }
+    };
+    let counted = if sent > 0 { sent as isize } else { ret as isize };
+    count(None, s, Dir::Tx, counted, e, false);
 }
 
 /// `preadv`/`preadv64`: on a socket it always fails (ESPIPE: a socket has no offset), and

@@ -28,15 +28,21 @@ pub mod lifecycle;
 pub mod process;
 pub mod signals;
 pub mod sockets;
+// The system call numbers it meters are Linux's.
+#[cfg(target_os = "linux")]
 pub mod syscalls;
 pub mod table;
 pub mod threads;
 pub mod uring;
 pub mod witness;
 
+// Not every platform's entries use every type.
+#[allow(unused_imports)]
+use crate::platform::{loff_t, mmsghdr, off64_t};
+#[allow(unused_imports)]
 use libc::{
-    c_char, c_int, c_long, c_uint, c_ulong, c_void, iovec, loff_t, mmsghdr, mode_t, msghdr, off64_t, off_t,
-    pthread_attr_t, pthread_t, sighandler_t, sigset_t, size_t, sockaddr, socklen_t, ssize_t, timespec, FILE,
+    c_char, c_int, c_long, c_uint, c_ulong, c_void, iovec, mode_t, msghdr, off_t, pthread_attr_t, pthread_t,
+    sighandler_t, sigset_t, size_t, sockaddr, socklen_t, ssize_t, timespec, FILE,
 };
 
 use cfsocket::{CFOptionFlags, CFRef, CFSocketError, CFSocketRef, CFTimeInterval};
@@ -114,11 +120,9 @@ hook_table! {
     /// The vectored calls with an offset: on a socket `preadv`/`pwritev` always fail (ESPIPE),
     /// and the v2 calls with offset -1 are `readv`/`writev` with flags. glibc exports each under
     /// a `64` name too (the same function on 64-bit targets).
-    #[cfg(target_os = "linux")]
     fn preadv(fd: c_int, iov: *const iovec, n: c_int, off: off_t) -> ssize_t [data fd] => after io::preadv;
     #[cfg(target_os = "linux")]
     fn preadv64(fd: c_int, iov: *const iovec, n: c_int, off: off64_t) -> ssize_t [data fd] => after io::preadv;
-    #[cfg(target_os = "linux")]
     fn pwritev(fd: c_int, iov: *const iovec, n: c_int, off: off_t) -> ssize_t [data fd] => after io::pwritev;
     #[cfg(target_os = "linux")]
     fn pwritev64(fd: c_int, iov: *const iovec, n: c_int, off: off64_t) -> ssize_t [data fd] => after io::pwritev;
@@ -229,10 +233,8 @@ hook_table! {
     // ---- the host's children ending (children.rs) ----
     fn wait(status: *mut c_int) -> libc::pid_t => rewrite children::wait;
     fn waitpid(pid: libc::pid_t, status: *mut c_int, options: c_int) -> libc::pid_t => rewrite children::waitpid;
-    #[cfg(target_os = "linux")]
     fn wait3(status: *mut c_int, options: c_int, usage: *mut libc::rusage) -> libc::pid_t => rewrite children::wait3;
     fn wait4(pid: libc::pid_t, status: *mut c_int, options: c_int, usage: *mut libc::rusage) -> libc::pid_t => rewrite children::wait4;
-    #[cfg(target_os = "linux")]
     fn waitid(idtype: libc::idtype_t, id: libc::id_t, info: *mut libc::siginfo_t, options: c_int) -> c_int => after children::waitid;
 
     // ---- syscall() itself (syscalls.rs) ----
@@ -262,6 +264,59 @@ hook_table! {
     fn CFSocketSendData(s: CFSocketRef, address: CFRef, data: CFRef, timeout: CFTimeInterval) -> CFSocketError [lib] => after cfsocket::send_data;
     fn CFSocketInvalidate(s: CFSocketRef) -> () [lib] => around cfsocket::invalidate_before, cfsocket::invalidate_after;
 
+    // ---- macOS: libSystem's non-cancellable variants (distinct symbols a program or libSystem
+    // itself binds to: `recv` calls `__recvfrom_nocancel`, not these) and BSD sendfile ----
+    #[cfg(target_os = "macos")]
+    fn send_nocancel = "send$NOCANCEL" (fd: c_int, buf: *const c_void, len: size_t, flags: c_int) -> ssize_t [data fd] => after io::send;
+    #[cfg(target_os = "macos")]
+    fn sendto_nocancel = "sendto$NOCANCEL" (fd: c_int, buf: *const c_void, len: size_t, flags: c_int, addr: *const sockaddr, alen: socklen_t) -> ssize_t [data fd] => after io::sendto;
+    #[cfg(target_os = "macos")]
+    fn sendmsg_nocancel = "sendmsg$NOCANCEL" (fd: c_int, msg: *const msghdr, flags: c_int) -> ssize_t [data fd] => after io::sendmsg;
+    #[cfg(target_os = "macos")]
+    fn recv_nocancel = "recv$NOCANCEL" (fd: c_int, buf: *mut c_void, len: size_t, flags: c_int) -> ssize_t [data fd] => after io::recv;
+    #[cfg(target_os = "macos")]
+    fn recvfrom_nocancel = "recvfrom$NOCANCEL" (fd: c_int, buf: *mut c_void, len: size_t, flags: c_int, addr: *mut sockaddr, alen: *mut socklen_t) -> ssize_t [data fd] => after io::recvfrom;
+    #[cfg(target_os = "macos")]
+    fn recvmsg_nocancel = "recvmsg$NOCANCEL" (fd: c_int, msg: *mut msghdr, flags: c_int) -> ssize_t [data fd] => after io::recvmsg;
+    #[cfg(target_os = "macos")]
+    fn read_nocancel = "read$NOCANCEL" (fd: c_int, buf: *mut c_void, len: size_t) -> ssize_t [data fd] => after io::read;
+    #[cfg(target_os = "macos")]
+    fn write_nocancel = "write$NOCANCEL" (fd: c_int, buf: *const c_void, len: size_t) -> ssize_t [data fd] => after io::write;
+    #[cfg(target_os = "macos")]
+    fn readv_nocancel = "readv$NOCANCEL" (fd: c_int, iov: *const iovec, n: c_int) -> ssize_t [data fd] => after io::readv;
+    #[cfg(target_os = "macos")]
+    fn writev_nocancel = "writev$NOCANCEL" (fd: c_int, iov: *const iovec, n: c_int) -> ssize_t [data fd] => after io::writev;
+    #[cfg(target_os = "macos")]
+    fn preadv_nocancel = "preadv$NOCANCEL" (fd: c_int, iov: *const iovec, n: c_int, off: off_t) -> ssize_t [data fd] => after io::preadv;
+    #[cfg(target_os = "macos")]
+    fn pwritev_nocancel = "pwritev$NOCANCEL" (fd: c_int, iov: *const iovec, n: c_int, off: off_t) -> ssize_t [data fd] => after io::pwritev;
+    /// BSD sendfile: a file (and headers and trailers) to socket `s`.
+    #[cfg(target_os = "macos")]
+    fn sendfile(fd: c_int, s: c_int, offset: off_t, len: *mut off_t, hdtr: *mut c_void, flags: c_int) -> c_int [fd s] => after io::sendfile_bsd;
+    #[cfg(target_os = "macos")]
+    fn connect_nocancel = "connect$NOCANCEL" (fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int [fd fd] => after lifecycle::connect;
+    #[cfg(target_os = "macos")]
+    fn accept_nocancel = "accept$NOCANCEL" (fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> c_int [fd fd] => after lifecycle::accept;
+    #[cfg(target_os = "macos")]
+    fn close_nocancel = "close$NOCANCEL" (fd: c_int) -> c_int => around lifecycle::close_before, lifecycle::close_after;
+    #[cfg(target_os = "macos")]
+    fn fcntl_nocancel = "fcntl$NOCANCEL" (fd: c_int, cmd: c_int, ...arg: c_ulong) -> c_int [fd fd] => after lifecycle::fcntl;
+    #[cfg(target_os = "macos")]
+    fn open_nocancel = "open$NOCANCEL" (path: *const c_char, flags: c_int, ...mode: c_uint) -> c_int => after files::open;
+    #[cfg(target_os = "macos")]
+    fn openat_nocancel = "openat$NOCANCEL" (dir: c_int, path: *const c_char, flags: c_int, ...mode: c_uint) -> c_int => after files::openat;
+    #[cfg(target_os = "macos")]
+    fn creat_nocancel = "creat$NOCANCEL" (path: *const c_char, mode: mode_t) -> c_int => after files::creat;
+    /// `fopen` under `_DARWIN_C_SOURCE` (the default): the same function with extensions.
+    #[cfg(target_os = "macos")]
+    fn fopen_darwin_extsn = "fopen$DARWIN_EXTSN" (path: *const c_char, mode: *const c_char) -> *mut FILE => after files::fopen;
+    #[cfg(target_os = "macos")]
+    fn wait_nocancel = "wait$NOCANCEL" (status: *mut c_int) -> libc::pid_t => rewrite children::wait;
+    #[cfg(target_os = "macos")]
+    fn waitpid_nocancel = "waitpid$NOCANCEL" (pid: libc::pid_t, status: *mut c_int, options: c_int) -> libc::pid_t => rewrite children::waitpid;
+    #[cfg(target_os = "macos")]
+    fn waitid_nocancel = "waitid$NOCANCEL" (idtype: libc::idtype_t, id: libc::id_t, info: *mut libc::siginfo_t, options: c_int) -> c_int => after children::waitid;
+
     // ---- the process ending or being replaced (process.rs) ----
     fn _exit(status: c_int) -> () => around process::exit_before, process::after_nothing;
     fn _Exit(status: c_int) -> () => around process::exit_before, process::after_nothing;
@@ -274,6 +329,5 @@ hook_table! {
     fn fexecve(fd: c_int, argv: *const *const c_char, envp: *const *const c_char) -> c_int => around process::exec3_before, process::exec3_after;
 
     // ---- threads carry the module that created them (threads.rs) ----
-    #[cfg(target_os = "linux")]
     fn pthread_create(thread: *mut pthread_t, attr: *const pthread_attr_t, start: *mut c_void, arg: *mut c_void) -> c_int => rewrite threads::pthread_create;
 }

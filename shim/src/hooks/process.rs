@@ -21,11 +21,12 @@ pub fn register_handlers() {
     platform::register_process_handlers(before_fork, fork_child, at_exit);
 }
 
-/// `exit()` or a return from `main`: the ending, the witness of the TCP sockets still open
-/// (after writing out the stdio streams on them), the last pass and `bye`.
-extern "C" fn at_exit(status: c_int, _arg: *mut libc::c_void) {
+/// `exit()` or a return from `main`: the ending (where the platform tells the status), the
+/// witness of the TCP sockets still open (after writing out the stdio streams on them), the last
+/// pass and `bye`.
+fn at_exit(status: Option<c_int>) {
     guard::with(|| {
-        if runtime::owns_region() {
+        if let (Some(status), true) = (status, runtime::owns_region()) {
             runtime::shared().set_ending(ExitStatus {
                 exit_code: Some(status & 0xff),
                 signal: None,

@@ -45,9 +45,10 @@ mod macos;
 #[cfg(target_os = "macos")]
 pub use macos::*;
 
-#[cfg(target_os = "linux")]
+mod posix;
+pub use posix::*;
+
 mod runtimes;
-#[cfg(target_os = "linux")]
 pub use runtimes::*;
 
 #[cfg(target_os = "linux")]
