@@ -6,7 +6,9 @@
 //! shim's back is never taken for that socket), [`signals`] (the host's signal handlers,
 //! behind a trampoline), [`children`] (how the host's children ended, as its `wait` calls
 //! learn), [`process`] (exit, exec, and the fork and exit handlers), [`syscalls`] (`syscall()`
-//! itself, dispatched to the others) and [`uring`] (io_uring rings being created). Beneath
+//! itself, dispatched to the others), [`uring`] (io_uring rings being created) and
+//! [`cfsocket`] (CoreFoundation's CFSocket calls: they label sockets, the BSD calls under them
+//! count). Beneath
 //! them: [`sockets`] (what the fd table says about an fd, and how a socket gets its record),
 //! [`kernel`] (reading the kernel's own TCP counters) and [`witness`] (when: at close, exit,
 //! exec and fork). `dlopen` is outside the table ([`dlopen`]: it must tail-call the real one);

@@ -346,6 +346,8 @@ fn visit_slots(img: &Image<'_>, f: &mut dyn FnMut(usize, &CStr, u32)) -> Result<
 const DT_GNU_HASH: u64 = 0x6fff_fef5;
 /// `DT_HASH`: the System V hash table (older objects).
 const DT_HASH: u64 = 4;
+/// `DT_VERSYM`: each dynamic symbol's version index (bit 15: hidden, not the default version).
+const DT_VERSYM: u64 = 0x6fff_fff0;
 
 /// The address of a function `name` defined (exported) by a loaded object after the one at
 /// `after_base` in load order (the objects `dlsym(RTLD_NEXT)` would search from there, and
@@ -388,12 +390,13 @@ fn sysv_hash(name: &[u8]) -> u32 {
 }
 
 /// `name`'s definition in `img` (a function or an indirect one's resolver is not returned:
-/// only `STT_FUNC`), by its hash table.
+/// only `STT_FUNC`; of a versioned symbol, the default version, as `dlsym` would), by its hash
+/// table.
 fn lookup(img: &Image<'_>, name: &[u8]) -> Result<Option<usize>, GotError> {
     let bad = GotError::BadDynamic;
     let (dynamic, size) = img.dynamic().ok_or(bad("no PT_DYNAMIC"))?;
     img.segment(dynamic, size).ok_or(bad("PT_DYNAMIC outside PT_LOAD"))?;
-    let (mut strtab, mut strsz, mut symtab, mut gnu, mut sysv) = (None, None, None, None, None);
+    let (mut strtab, mut strsz, mut symtab, mut gnu, mut sysv, mut versym) = (None, None, None, None, None, None);
     for entry in (dynamic..dynamic.saturating_add(size)).step_by(16).take(size / 16) {
         // SAFETY: the entry lies inside PT_DYNAMIC, checked above to be in a mapped segment.
         let [tag, val] = unsafe { read::<[u64; 2]>(entry) };
@@ -404,6 +407,7 @@ fn lookup(img: &Image<'_>, name: &[u8]) -> Result<Option<usize>, GotError> {
             t if t == DT_SYMTAB as u64 => symtab = Some(val),
             DT_GNU_HASH => gnu = Some(val),
             DT_HASH => sysv = Some(val),
+            DT_VERSYM => versym = Some(val),
             _ => {}
         }
     }
@@ -434,6 +438,14 @@ fn lookup(img: &Image<'_>, name: &[u8]) -> Result<Option<usize>, GotError> {
         let n = strtab.get(u32::from_ne_bytes([n0, n1, n2, n3]) as usize..);
         if n.and_then(|b| CStr::from_bytes_until_nul(b).ok()).map(CStr::to_bytes) != Some(name) {
             return Ok(None);
+        }
+        if let Some(vs) = versym {
+            let at = img.ptr(Some(vs), 2, "DT_VERSYM")?.checked_add(2 * i);
+            let at = at.filter(|&a| img.segment(a, 2).is_some()).ok_or(bad("DT_VERSYM"))?;
+            // SAFETY: checked to be in a mapped segment.
+            if unsafe { read::<u16>(at) } & 0x8000 != 0 {
+                return Ok(None); // a hidden (older) version of the symbol
+            }
         }
         let value = u64::from_ne_bytes([v0, v1, v2, v3, v4, v5, v6, v7]);
         Ok(usize::try_from(value).ok().and_then(|v| img.base.checked_add(v)))
@@ -625,6 +637,11 @@ mod tests {
         assert_eq!(find_function_after(c"no_such_function_anywhere", main), None);
         // Not a function: a data symbol is never returned.
         assert_eq!(find_function_after(c"environ", main), None);
+        // A symbol with two versions (glibc's pthread_cond_wait@GLIBC_2.2.5, hidden, and
+        // @@GLIBC_2.3.2, the default): the one dlsym returns.
+        // SAFETY: as above.
+        let cond = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"pthread_cond_wait".as_ptr()) } as usize;
+        assert_eq!(find_function_after(c"pthread_cond_wait", main), Some(cond));
     }
     use std::os::fd::AsRawFd;
 
