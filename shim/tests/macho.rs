@@ -90,12 +90,14 @@ fn cfg_holds(pred: &str, arch: &str) -> bool {
     }
 }
 
-/// One entry of the table: its C symbol, whether it is a library's (`[lib]`), and its `cfg`s.
+/// One entry of the table: its C symbol, whether it is a library's (`[lib]`), its `cfg`s, and
+/// for a variadic function the number of fixed arguments before `...`.
 #[derive(Debug)]
 struct Entry {
     symbol: String,
     library: bool,
     cfgs: Vec<String>,
+    variadic_after: Option<usize>,
 }
 
 /// The entries of `hook_table! { ... }` in `src/hooks/mod.rs`.
@@ -133,10 +135,14 @@ fn table() -> Vec<Entry> {
             None => name.clone(),
         };
         let library = l.contains("[lib]");
+        let args = &after[after.find('(').expect("arguments") + 1..];
+        let args = &args[..args.find(") ->").expect("end of arguments")];
+        let variadic_after = args.find("...").map(|at| args[..at].matches(':').count());
         out.push(Entry {
             symbol,
             library,
             cfgs: std::mem::take(&mut cfgs),
+            variadic_after,
         });
     }
     assert!(out.len() > 50, "the table was not read: {out:?}");
@@ -388,6 +394,44 @@ fn the_interpose_section_rebinds_every_hooked_function() {
             );
         }
     }
+}
+
+/// On arm64 a variadic function's optional argument comes on the stack (Apple's convention),
+/// so dyld must bind a trampoline there: `ldr xN, [sp]` (N = the number of fixed arguments: the
+/// register the hook reads it from), then `b` to the hook.
+#[test]
+fn arm64_variadic_hooks_take_their_argument_from_the_stack() {
+    let bytes = built("aarch64-apple-darwin", "libsockmeter_shim.dylib");
+    let m = parse(&bytes);
+    let (lo, hi) = section(&m, "__interpose").expect("__interpose");
+    let file_of = |addr: u64| {
+        m.segments
+            .iter()
+            .find(|s| s.vmaddr <= addr && addr < s.vmaddr + s.vmsize)
+            .map(|s| (s.fileoff + addr - s.vmaddr) as usize)
+            .expect("mapped")
+    };
+    let variadic: BTreeMap<String, usize> = table()
+        .into_iter()
+        .filter(|e| e.cfgs.iter().all(|c| cfg_holds(c, "aarch64")))
+        .filter_map(|e| e.variadic_after.map(|n| (format!("_{}", e.symbol), n)))
+        .collect();
+    for f in ["_fcntl", "_fcntl$NOCANCEL", "_open", "_openat"] {
+        assert!(variadic.contains_key(f), "{f}: {variadic:?}");
+    }
+    let mut seen = 0;
+    for imp in m.imports().expect("binds").iter().filter(|i| i.address >= lo && i.address < hi) {
+        let Some(&fixed) = variadic.get(imp.name) else { continue };
+        // The tuple's first word: the replacement (an unslid address, rebased by dyld).
+        let slot = file_of(imp.address - 8);
+        let replacement = u64::from_le_bytes(bytes[slot..slot + 8].try_into().unwrap());
+        let code = file_of(replacement);
+        let word = |k: usize| u32::from_le_bytes(bytes[code + 4 * k..code + 4 * k + 4].try_into().unwrap());
+        assert_eq!(word(0), 0xf940_03e0 | fixed as u32, "{}: ldr x{fixed}, [sp]", imp.name);
+        assert_eq!(word(1) >> 26, 0b000101, "{}: then b to the hook", imp.name);
+        seen += 1;
+    }
+    assert_eq!(seen, variadic.len(), "every variadic hook was checked");
 }
 
 #[test]

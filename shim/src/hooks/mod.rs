@@ -165,7 +165,6 @@ hook_table! {
     /// `fcntl` is variadic in C; every command takes at most one integer or pointer argument
     /// (read from where the platform's calling convention puts it, even when the caller passed
     /// none: the real call then ignores it, as it would).
-    #[cfg(target_os = "linux")]
     fn fcntl(fd: c_int, cmd: c_int, ...arg: c_ulong) -> c_int [fd fd] => after lifecycle::fcntl;
     #[cfg(target_os = "linux")]
     fn fcntl64(fd: c_int, cmd: c_int, ...arg: c_ulong) -> c_int [fd fd] => after lifecycle::fcntl;
@@ -222,7 +221,6 @@ hook_table! {
     #[cfg(target_os = "linux")]
     fn __sigaction(sig: c_int, act: *const libc::sigaction, old: *mut libc::sigaction) -> c_int => rewrite signals::sigaction;
     fn signal(sig: c_int, handler: sighandler_t) -> sighandler_t => rewrite signals::signal;
-    #[cfg(target_os = "linux")]
     fn bsd_signal(sig: c_int, handler: sighandler_t) -> sighandler_t => rewrite signals::signal;
     #[cfg(target_os = "linux")]
     fn ssignal(sig: c_int, handler: sighandler_t) -> sighandler_t => rewrite signals::signal;
