@@ -420,7 +420,12 @@ fn arm64_variadic_hooks_take_their_argument_from_the_stack() {
         assert!(variadic.contains_key(f), "{f}: {variadic:?}");
     }
     let mut seen = 0;
-    for imp in m.imports().expect("binds").iter().filter(|i| i.address >= lo && i.address < hi) {
+    for imp in m
+        .imports()
+        .expect("binds")
+        .iter()
+        .filter(|i| i.address >= lo && i.address < hi)
+    {
         let Some(&fixed) = variadic.get(imp.name) else { continue };
         // The tuple's first word: the replacement (an unslid address, rebased by dyld).
         let slot = file_of(imp.address - 8);
