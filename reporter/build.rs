@@ -17,7 +17,14 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const SHIM: &str = "libsockmeter_shim.so";
+/// The shim's file name for a target (`.dylib` on Apple's).
+fn shim_name(target: &str) -> &'static str {
+    if target.contains("-apple-") {
+        "libsockmeter_shim.dylib"
+    } else {
+        "libsockmeter_shim.so"
+    }
+}
 
 fn main() {
     let manifest = PathBuf::from(env("CARGO_MANIFEST_DIR"));
@@ -87,10 +94,10 @@ fn main() {
         built.push(&target);
     }
     built.push(if release { "release" } else { "debug" });
-    built.push(SHIM);
+    built.push(shim_name(&target));
     let bytes = std::fs::read(&built).unwrap_or_else(|e| panic!("cannot read {}: {e}", built.display()));
     // A copy of our own: another build may rebuild the nested one while this crate compiles.
-    let copy = out_dir.join(SHIM);
+    let copy = out_dir.join(shim_name(&target));
     std::fs::write(&copy, &bytes).unwrap_or_else(|e| panic!("cannot write {}: {e}", copy.display()));
     println!("cargo:rustc-env=SOCKMETER_EMBEDDED_SHIM={}", copy.display());
     println!("cargo:rustc-env=SOCKMETER_EMBEDDED_SHIM_ID={}", content_id(&bytes));

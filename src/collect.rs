@@ -11,8 +11,9 @@
 use crate::account::ProcessAccount;
 use crate::addr::Addr;
 use crate::model::Load;
+use crate::model::SocketOrigin;
 use crate::names::Names;
-use crate::registry::{RecordState, Registry, FLAG_ADOPTED, FLAG_INHERITED};
+use crate::registry::{RecordState, Registry, FLAG_ADOPTED, FLAG_CFSOCKET, FLAG_INHERITED};
 use crate::wire::{Closed, Delta, Message, ModuleInfo, PeerDelta, SocketDelta, SocketInfo};
 
 /// Where a pass finds the text of a name id and what is known of a module: the region's
@@ -235,6 +236,11 @@ impl Shipper {
                     opened_at: s.opened_ms,
                     inherited: s.flags & FLAG_INHERITED != 0,
                     adopted: s.flags & FLAG_ADOPTED != 0,
+                    origin: if s.flags & FLAG_CFSOCKET != 0 {
+                        SocketOrigin::Cfsocket
+                    } else {
+                        SocketOrigin::Bsd
+                    },
                     closed_at: whole_life.then_some(meta.closed_ms),
                     counts: in_line.take(),
                     kernel_tx_bytes: meta.witness.map(|w| w[0]),

@@ -30,5 +30,5 @@ pub mod witness;
 pub use account::ProcessAccount;
 pub use addr::Addr;
 pub use embed::{label, EmbedError, Meter};
-pub use model::{Dir, Family, Load, Proto, Role};
+pub use model::{Dir, Family, Load, Proto, Role, SocketOrigin};
 pub use report::{ProcessReport, Report, SocketReport};

@@ -106,6 +106,19 @@ named_enum! {
     }
 }
 
+named_enum! {
+    /// Through which interface the program made a socket: the BSD calls, or CoreFoundation's
+    /// CFSocket (whose bytes still pass the BSD calls, and are counted there once).
+    #[derive(Default)]
+    SocketOrigin {
+        /// `socket()`, `accept()`, ... (or recognised on first use).
+        #[default]
+        Bsd = 0 => "bsd",
+        /// `CFSocketCreate*` (and sockets a CFSocket listener accepted).
+        Cfsocket = 1 => "cfsocket",
+    }
+}
+
 impl Family {
     /// Inet and inet6 sockets count in the totals; Unix ones only with `--unix`.
     pub const fn is_inet(self) -> bool {

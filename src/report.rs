@@ -213,6 +213,9 @@ pub struct SocketReport {
     /// Recognised on first use.
     #[serde(default)]
     pub adopted: bool,
+    /// `bsd` (the BSD socket calls) or `cfsocket` (CoreFoundation's CFSocket).
+    #[serde(default)]
+    pub origin: String,
     /// Per-peer counts of a datagram socket (first few peers).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub peers: Vec<PeerReport>,

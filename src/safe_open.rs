@@ -29,6 +29,20 @@ pub const CREATE_MODE: libc::mode_t = 0o600;
 /// `statfs.f_type` of procfs.
 const PROC_SUPER_MAGIC: i64 = 0x9fa0;
 
+/// Opens a path component as itself, without following it or needing read access: Linux's
+/// `O_PATH`. macOS has none: `O_SYMLINK` opens a link itself (and anything else as a plain
+/// read-only open, which never blocks with `O_NONBLOCK`).
+#[cfg(target_os = "linux")]
+const O_PATH: libc::c_int = libc::O_PATH;
+#[cfg(not(target_os = "linux"))]
+const O_PATH: libc::c_int = libc::O_RDONLY | libc::O_NONBLOCK | libc::O_SYMLINK;
+/// With [`O_PATH`]: a link is opened as itself (`O_NOFOLLOW` would fail it on macOS, where
+/// `O_SYMLINK` already does the job).
+#[cfg(target_os = "linux")]
+const AS_ITSELF: libc::c_int = O_PATH | libc::O_NOFOLLOW;
+#[cfg(not(target_os = "linux"))]
+const AS_ITSELF: libc::c_int = O_PATH;
+
 /// A symbolic link this process will not follow: it belongs to another user.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error(
@@ -119,11 +133,13 @@ fn on_procfs(dir: &OwnedFd) -> bool {
 }
 
 /// The target of the link `link` (an `O_PATH|O_NOFOLLOW` fd of the link itself, so the owner
-/// checked and the target read are those of one and the same link).
+/// checked and the target read are those of one and the same link; macOS: `freadlink` on the
+/// `O_SYMLINK` fd, the same guarantee).
 fn read_link(link: &OwnedFd) -> io::Result<Vec<u8>> {
     let mut buf = vec![0u8; libc::PATH_MAX as usize + 1];
     // SAFETY: a live fd, an empty NUL-terminated path (meaning the fd itself) and a buffer of
     // `buf.len()` bytes.
+    #[cfg(target_os = "linux")]
     let n = unsafe {
         libc::readlinkat(
             link.as_raw_fd(),
@@ -131,6 +147,15 @@ fn read_link(link: &OwnedFd) -> io::Result<Vec<u8>> {
             buf.as_mut_ptr().cast::<libc::c_char>(),
             buf.len(),
         )
+    };
+    #[cfg(not(target_os = "linux"))]
+    let n = {
+        extern "C" {
+            // macOS 13+: readlink on an fd opened with O_SYMLINK.
+            fn freadlink(fd: libc::c_int, buf: *mut libc::c_char, size: libc::size_t) -> libc::ssize_t;
+        }
+        // SAFETY: a live fd and a buffer of `buf.len()` bytes.
+        unsafe { freadlink(link.as_raw_fd(), buf.as_mut_ptr().cast::<libc::c_char>(), buf.len()) }
     };
     if n < 0 {
         return Err(io::Error::last_os_error());
@@ -185,11 +210,7 @@ impl Walk {
 
     fn start(absolute: bool) -> io::Result<(OwnedFd, PathBuf)> {
         let (name, shown) = if absolute { ("/", "/") } else { (".", "") };
-        let dir = openat(
-            libc::AT_FDCWD,
-            &c_name(name.as_bytes())?,
-            libc::O_PATH | libc::O_DIRECTORY,
-        )?;
+        let dir = openat(libc::AT_FDCWD, &c_name(name.as_bytes())?, O_PATH | libc::O_DIRECTORY)?;
         Ok((dir, PathBuf::from(shown)))
     }
 
@@ -210,14 +231,14 @@ impl Walk {
                 return self.open_last(name, flags);
             }
             if part == OsStr::new("..") {
-                self.step_into(&name, libc::O_PATH | libc::O_DIRECTORY)?;
+                self.step_into(&name, O_PATH | libc::O_DIRECTORY)?;
                 self.shown.pop();
                 if last {
                     return self.open_last(c_name(b".")?, flags);
                 }
                 continue;
             }
-            let node = match openat(self.dir.as_raw_fd(), &name, libc::O_PATH | libc::O_NOFOLLOW) {
+            let node = match openat(self.dir.as_raw_fd(), &name, AS_ITSELF) {
                 Ok(fd) => fd,
                 Err(e) if last && e.kind() == io::ErrorKind::NotFound => return self.open_last(name, flags),
                 Err(e) => return Err(e),
@@ -229,7 +250,7 @@ impl Walk {
                 }
                 // O_NOFOLLOW: a link swapped in since the check above fails (ELOOP) rather
                 // than being followed unchecked.
-                self.step_into(&name, libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW)?;
+                self.step_into(&name, O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW)?;
                 self.shown.push(&part);
                 continue;
             }
@@ -237,7 +258,7 @@ impl Walk {
                 Link::Queued => {}
                 Link::Kernel if last => return self.open_kernel_link(&name, flags),
                 Link::Kernel => {
-                    self.step_into(&name, libc::O_PATH | libc::O_DIRECTORY)?;
+                    self.step_into(&name, O_PATH | libc::O_DIRECTORY)?;
                     self.shown.push(&part);
                 }
             }

@@ -134,6 +134,10 @@ pub struct SocketInfo {
     /// Recognised on first use rather than seen being created.
     #[serde(default)]
     pub adopted: bool,
+    /// Made with the BSD calls or with CoreFoundation's CFSocket (absent from an older shim:
+    /// `bsd`).
+    #[serde(default)]
+    pub origin: crate::model::SocketOrigin,
     /// Set when the socket had already closed when it was first announced (it opened and
     /// closed between two passes, as most short connections do): this one line is its whole
     /// life, `counts` holds everything it counted, and no `delta` or `closed` follows for it.

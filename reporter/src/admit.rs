@@ -31,6 +31,7 @@ pub struct Cred {
 }
 
 /// The peer credentials of a connected Unix socket.
+#[cfg(target_os = "linux")]
 pub fn peer_cred(stream: &UnixStream) -> io::Result<Cred> {
     let mut cred = libc::ucred { pid: 0, uid: 0, gid: 0 };
     let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
@@ -50,6 +51,32 @@ pub fn peer_cred(stream: &UnixStream) -> io::Result<Cred> {
     Ok(Cred {
         pid: u32::try_from(cred.pid).unwrap_or(0),
         uid: cred.uid,
+    })
+}
+
+/// The peer credentials of a connected Unix socket (macOS: `LOCAL_PEERPID`, and `getpeereid`).
+#[cfg(target_os = "macos")]
+pub fn peer_cred(stream: &UnixStream) -> io::Result<Cred> {
+    let mut pid: libc::pid_t = 0;
+    let mut len = std::mem::size_of::<libc::pid_t>() as libc::socklen_t;
+    // SAFETY: a live socket fd, and an out-buffer of `len` bytes for LOCAL_PEERPID's pid_t.
+    let r = unsafe {
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_LOCAL,
+            libc::LOCAL_PEERPID,
+            (&mut pid as *mut libc::pid_t).cast::<libc::c_void>(),
+            &mut len,
+        )
+    };
+    let (mut uid, mut gid) = (0, 0);
+    // SAFETY: a live socket fd and two valid out-pointers.
+    if r != 0 || unsafe { libc::getpeereid(stream.as_raw_fd(), &mut uid, &mut gid) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(Cred {
+        pid: u32::try_from(pid).unwrap_or(0),
+        uid,
     })
 }
 
@@ -104,6 +131,7 @@ fn describe(cred: &Cred) -> String {
 }
 
 /// A process's parent and name, from `/proc/<pid>/stat`.
+#[cfg(target_os = "linux")]
 fn stat(pid: u32) -> io::Result<(u32, String)> {
     let text = std::fs::read(format!("/proc/{pid}/stat"))?;
     // "pid (name) state ppid ...": the name may hold spaces and parentheses, so it ends at
@@ -119,6 +147,34 @@ fn stat(pid: u32) -> io::Result<(u32, String)> {
         .and_then(|p| p.parse().ok())
         .ok_or_else(bad)?;
     Ok((ppid, name))
+}
+
+/// A process's parent and name (macOS: `proc_pidinfo`, `PROC_PIDTBSDINFO`).
+#[cfg(target_os = "macos")]
+fn stat(pid: u32) -> io::Result<(u32, String)> {
+    // SAFETY: proc_bsdinfo is plain data; proc_pidinfo fills at most its size.
+    let mut info: libc::proc_bsdinfo = unsafe { std::mem::zeroed() };
+    let size = std::mem::size_of::<libc::proc_bsdinfo>() as libc::c_int;
+    // SAFETY: a valid out-buffer of `size` bytes.
+    let n = unsafe {
+        libc::proc_pidinfo(
+            pid as libc::c_int,
+            libc::PROC_PIDTBSDINFO,
+            0,
+            (&mut info as *mut libc::proc_bsdinfo).cast::<libc::c_void>(),
+            size,
+        )
+    };
+    if n != size {
+        return Err(io::Error::from_raw_os_error(libc::ESRCH));
+    }
+    let name: Vec<u8> = info
+        .pbi_comm
+        .iter()
+        .take_while(|c| **c != 0)
+        .map(|c| *c as u8)
+        .collect();
+    Ok((info.pbi_ppid, String::from_utf8_lossy(&name).into_owned()))
 }
 
 /// Whether process `pid` is `ancestor` or descends from it, by its chain of parents; `None`

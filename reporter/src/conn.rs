@@ -277,6 +277,7 @@ mod tests {
             opened_at: 1_001,
             inherited: false,
             adopted: false,
+            origin: sockmeter::SocketOrigin::Bsd,
             closed_at: None,
             counts: None,
             kernel_tx_bytes: None,

@@ -84,7 +84,14 @@ fn has_file_caps(p: &Path) -> bool {
     };
     // SAFETY: both strings are NUL-terminated and live across the call; a null buffer of
     // size 0 asks only for the attribute's size.
+    #[cfg(target_os = "linux")]
     let r = unsafe { libc::getxattr(c.as_ptr(), CAP_XATTR.as_ptr().cast(), std::ptr::null_mut(), 0) };
+    // (macOS has no file capabilities.)
+    #[cfg(not(target_os = "linux"))]
+    let r = {
+        let _ = (c, CAP_XATTR);
+        -1
+    };
     r >= 0
 }
 
@@ -135,12 +142,13 @@ pub fn preflight(cmd: &OsStr, path_env: Option<&OsStr>, shim: &Path) -> Vec<Stri
             target = next;
             continue;
         }
-        let Some(elf) = parse_elf(&f) else {
-            return Vec::new();
-        };
         let name = match &script {
             Some(s) => format!("{} (the interpreter of {})", target.display(), s.display()),
             None => target.display().to_string(),
+        };
+        let Some(elf) = parse_elf(&f) else {
+            // Not ELF: a Mach-O program on macOS (DYLD_INSERT_LIBRARIES has limits of its own).
+            return crate::macho::preflight(&name, &target);
         };
         return check(&name, &target, elf, shim);
     }

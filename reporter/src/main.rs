@@ -22,6 +22,7 @@ mod conn;
 mod demo;
 mod elf;
 mod endings;
+mod macho;
 mod private_dir;
 mod reap;
 mod report_out;

@@ -46,7 +46,11 @@ pub fn reap(command: u32) -> Result<Reaped> {
         // __WALL: every kind of child. The shim's shipper processes are orphaned at birth (a
         // double fork) and re-parented here; they are descendants to wait for too (each ends
         // once it has shipped its hosts' last counts).
-        let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG | libc::__WALL) };
+        #[cfg(target_os = "linux")]
+        let every_kind = libc::__WALL;
+        #[cfg(not(target_os = "linux"))]
+        let every_kind = 0;
+        let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG | every_kind) };
         match pid {
             0 => {
                 out.children_left = true;
@@ -75,10 +79,39 @@ pub fn reap(command: u32) -> Result<Reaped> {
 // No unit test here: waitpid(-1) in the test binary would reap other tests' children.
 // The integration tests (tests/standin_shim.rs) exercise it through the binary.
 
-/// A pidfd of `pid` (close-on-exec), or -1 where the kernel has none (before 5.3).
+/// An fd that becomes readable (for `poll`) when process `pid` ends, or -1: a pidfd (Linux 5.3+,
+/// close-on-exec) or, on macOS, a kqueue watching the process (`EVFILT_PROC`, `NOTE_EXIT`; a
+/// kqueue is readable while an event is pending). The caller closes it.
+#[cfg(target_os = "linux")]
 pub fn pidfd_open(pid: u32) -> i32 {
     // SAFETY: the pidfd_open system call; -1 when unsupported.
     unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) as i32 }
+}
+
+/// See the Linux version: a kqueue watching `pid`'s exit.
+#[cfg(target_os = "macos")]
+pub fn pidfd_open(pid: u32) -> i32 {
+    // SAFETY: kqueue and kevent on our own new fd with one valid change record.
+    unsafe {
+        let kq = libc::kqueue();
+        if kq < 0 {
+            return -1;
+        }
+        libc::fcntl(kq, libc::F_SETFD, libc::FD_CLOEXEC);
+        let ev = libc::kevent {
+            ident: pid as libc::uintptr_t,
+            filter: libc::EVFILT_PROC,
+            flags: libc::EV_ADD | libc::EV_ONESHOT,
+            fflags: libc::NOTE_EXIT,
+            data: 0,
+            udata: std::ptr::null_mut(),
+        };
+        if libc::kevent(kq, &ev, 1, std::ptr::null_mut(), 0, std::ptr::null()) != 0 {
+            libc::close(kq);
+            return -1;
+        }
+        kq
+    }
 }
 
 /// Whether process `pid` exists (one we may not signal counts).

@@ -48,6 +48,13 @@ const DRAIN_STALL: Duration = Duration::from_secs(30);
 const WAIT_ALL_TICK: Duration = Duration::from_millis(200);
 /// The socket's name inside the private directory.
 const SOCKET_NAME: &str = "sockmeter.sock";
+/// The variable that makes the loader load the shim into the command: `LD_PRELOAD` (glibc's
+/// ld.so), `DYLD_INSERT_LIBRARIES` (macOS's dyld).
+#[cfg(not(target_os = "macos"))]
+pub const PRELOAD_VAR: &str = "LD_PRELOAD";
+/// See the other platforms' `PRELOAD_VAR`.
+#[cfg(target_os = "macos")]
+pub const PRELOAD_VAR: &str = "DYLD_INSERT_LIBRARIES";
 
 /// `LD_PRELOAD` for the command: the shim first, then whatever the user had (which ld.so
 /// separates with colons or spaces), without a second copy of the shim.
@@ -74,7 +81,7 @@ pub fn child_env(
     attribute: Option<&str>,
 ) -> Vec<(&'static str, OsString)> {
     let mut env = vec![
-        ("LD_PRELOAD", preload_value(shim, existing_preload)),
+        (PRELOAD_VAR, preload_value(shim, existing_preload)),
         ("SOCKMETER_SOCKET", socket.as_os_str().to_owned()),
         ("SOCKMETER_INTERVAL", OsString::from(interval_ms.to_string())),
     ];
@@ -180,7 +187,7 @@ pub fn run(args: &RunArgs) -> Result<i32> {
     }
     let env = child_env(
         &shim,
-        std::env::var_os("LD_PRELOAD").as_deref(),
+        std::env::var_os(PRELOAD_VAR).as_deref(),
         collector.socket_path(),
         args.interval,
         args.attribute_env().as_deref(),
@@ -431,7 +438,7 @@ mod tests {
             Some("*/libfoo.so:/opt/*"),
         );
         let get = |k: &str| env.iter().find(|(n, _)| *n == k).map(|(_, v)| PathBuf::from(v));
-        assert_eq!(get("LD_PRELOAD").unwrap(), PathBuf::from("/s.so:/u.so"));
+        assert_eq!(get(PRELOAD_VAR).unwrap(), PathBuf::from("/s.so:/u.so"));
         assert_eq!(
             get("SOCKMETER_SOCKET").unwrap(),
             PathBuf::from("/tmp/sockmeter.x/sockmeter.sock")

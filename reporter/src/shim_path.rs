@@ -29,7 +29,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 /// The shim's file name.
+#[cfg(not(target_os = "macos"))]
 pub const SHIM_NAME: &str = "libsockmeter_shim.so";
+/// The shim's file name.
+#[cfg(target_os = "macos")]
+pub const SHIM_NAME: &str = "libsockmeter_shim.dylib";
 /// The variable that overrides where the shim is.
 pub const SHIM_ENV: &str = "SOCKMETER_SHIM";
 
@@ -147,7 +151,11 @@ fn extract_into(dir: &Path, bytes: &[u8], id: &str) -> Result<PathBuf> {
     if noexec(dir) {
         bail!("it is on a filesystem mounted noexec (the loader could not map the shim)");
     }
-    let path = dir.join(format!("libsockmeter_shim-{id}.so"));
+    let ext = Path::new(SHIM_NAME)
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("so");
+    let path = dir.join(format!("libsockmeter_shim-{id}.{ext}"));
     if same_file_contents(&path, bytes)? {
         return Ok(path);
     }
@@ -203,15 +211,27 @@ fn private_dir(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Whether `dir`'s file system refuses to map programs from it (mounted `noexec`).
 fn noexec(dir: &Path) -> bool {
     let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
         return false;
     };
-    // SAFETY: an all-zero statvfs is valid to be filled in; `c` is NUL-terminated.
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: as above.
-    let r = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
-    r == 0 && st.f_flag & libc::ST_NOEXEC != 0
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: an all-zero statvfs is valid to be filled in; `c` is NUL-terminated.
+        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        let r = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
+        r == 0 && st.f_flag & libc::ST_NOEXEC != 0
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        // SAFETY: an all-zero statfs is valid to be filled in; `c` is NUL-terminated.
+        let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        let r = unsafe { libc::statfs(c.as_ptr(), &mut st) };
+        r == 0 && st.f_flags & libc::MNT_NOEXEC as u32 != 0
+    }
 }
 
 /// Whether `path` is a regular file of this user's (not a symbolic link) holding exactly

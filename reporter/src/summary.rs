@@ -209,7 +209,11 @@ pub fn socket_table(sockets: &[&SocketReport], u: Units, paint: Paint) -> Vec<St
             s.proto.clone(),
             local,
             peer_cell(s),
-            s.role.clone(),
+            if s.origin == "cfsocket" {
+                format!("{} (CFSocket)", s.role)
+            } else {
+                s.role.clone()
+            },
             u.bytes(s.rx_bytes),
             u.bytes(s.tx_bytes),
             module,

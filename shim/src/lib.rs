@@ -4,12 +4,17 @@
 //! libc): it interposes the libc socket calls, counts every byte per socket in the core
 //! crate's registry, and ships what it sees from a background thread.
 //!
-//! * [`hooks`]: the one hook table and the handlers, by family.
-//! * [`guard`]: the per-thread re-entrancy flag.
-//! * [`modules`]: which module (plugin) opened a socket; host labels.
-//! * [`runtime`]: configuration, the reporting thread, fork/exit/exec.
-//! * [`capi`]: the C embedding API (`include/sockmeter.h`).
-//! * [`platform`]: everything OS-specific, behind one contract.
+//! The layers call one way, each only into those below it:
+//!
+//! * [`capi`]: the C embedding API (`include/sockmeter.h`), and [`hooks`]: the one hook table
+//!   and the handlers, by family;
+//! * [`modules`]: which module (plugin) opened a socket; host labels; and [`loads`]: how each
+//!   loaded object came in;
+//! * [`runtime`]: configuration, the shared region, the shipper or reporting thread;
+//! * [`platform`]: everything OS-specific, behind one contract;
+//! * [`guard`]: the per-thread re-entrancy flag, beneath all of them.
+//!
+//! `shim/tests/layers.rs` checks it.
 
 pub mod capi;
 pub mod guard;
@@ -18,3 +23,16 @@ pub mod loads;
 pub mod modules;
 pub mod platform;
 pub mod runtime;
+
+/// Runs when the shim is loaded, before the host's `main` (see `platform::on_load!`): how
+/// objects came in, the configuration, what the hooks need, then the reporting side may start.
+fn at_load() {
+    guard::with(|| {
+        loads::at_load();
+    });
+    runtime::init();
+    guard::with(hooks::at_load);
+    runtime::ready();
+}
+
+platform::on_load!(at_load);

@@ -9,7 +9,7 @@
 //!   whether `LD_PRELOAD` named it. Objects loaded at start are never unloaded, so the pointer
 //!   identifies them for the life of the image.
 //! * **the dlopen calls**: the shim's `dlopen` notes each file name it is given (before the
-//!   call, without changing it: see `platform/deepbind.rs`), with the time and the plugin that
+//!   call, without changing it: see `hooks/dlopen.rs`), with the time and the plugin that
 //!   asked for it, if any ([`crate::modules::dlopen_requester`]).
 //!
 //! An object loaded later is matched to the first call that named it: by its whole name (the
@@ -106,7 +106,7 @@ fn take_start_set() {
         START_MS.store(platform::now_ms(), Relaxed);
     }
     // SAFETY: getenv with a NUL-terminated name; the value is only read here, at start.
-    let pre = unsafe { libc::getenv(c"LD_PRELOAD".as_ptr()) };
+    let pre = unsafe { libc::getenv(platform::PRELOAD_VAR.as_ptr()) };
     let list: &[u8] = if pre.is_null() {
         &[]
     } else {

@@ -18,7 +18,8 @@
 //! plugin's dependencies: libcurl under a plugin that uses it). `SOCKMETER_ATTRIBUTE` globs
 //! change the rule: an object matching `GLOB` may be charged, one matching `!GLOB` may not (a
 //! plain glob wins over a `!` one). When the stack shows no module, the socket is charged to the
-//! module that created the thread ([`crate::hooks::threads`]), else to the executable. The first
+//! module that created the thread ([`thread_origin`], set by the `pthread_create` hook), else to
+//! the executable. The first
 //! object outside the shim, the C runtime and a language runtime is kept too, as `via` (libcurl,
 //! in that example).
 //!
@@ -47,6 +48,9 @@ pub struct Who {
     pub via: u32,
     /// Label id.
     pub label: u32,
+    /// Made by CoreFoundation's own code (the first object past the shim): its wake-up sockets
+    /// are its own, not the host's traffic (`hooks/cfsocket.rs`).
+    pub internal: bool,
 }
 
 const MAX_FRAMES: usize = 48;
@@ -60,6 +64,9 @@ const CLASS_SHIM: u8 = 4;
 const CLASS_LABEL: u8 = 5;
 /// A language runtime's own object.
 const CLASS_INTERP: u8 = 6;
+/// CoreFoundation: looked past like a system library; the sockets its own code makes are its
+/// own (`platform::is_corefoundation`).
+const CLASS_CF: u8 = 7;
 
 /// The name table in use (module paths, labels and what is known of each module).
 pub fn names() -> &'static sockmeter::names::Names {
@@ -141,6 +148,8 @@ fn object_meta(path: &[u8], is_shim: bool, origin: loads::Origin) -> Meta {
         }
     } else if is_shim {
         CLASS_SHIM
+    } else if platform::is_corefoundation(path) {
+        CLASS_CF
     } else if platform::is_runtime_library(path) {
         CLASS_RUNTIME
     } else if platform::is_interpreter_library(path) {
@@ -151,7 +160,7 @@ fn object_meta(path: &[u8], is_shim: bool, origin: loads::Origin) -> Meta {
         CLASS_OTHER
     };
     let by_default = match class {
-        CLASS_SHIM | CLASS_RUNTIME | CLASS_INTERP => false,
+        CLASS_SHIM | CLASS_RUNTIME | CLASS_INTERP | CLASS_CF => false,
         _ => match origin.load {
             Load::Dlopen => origin.owner == 0,
             Load::Executable => true,
@@ -216,8 +225,20 @@ pub fn main_id() -> u32 {
 }
 
 thread_local! {
+    /// The module that created this thread (see `hooks/threads.rs`); 0: none, or the executable.
+    static ORIGIN: Cell<u32> = const { Cell::new(0) };
     static LABELS: [Cell<u32>; MAX_LABEL_DEPTH] = const { [const { Cell::new(0) }; MAX_LABEL_DEPTH] };
     static DEPTH: Cell<usize> = const { Cell::new(0) };
+}
+
+/// This thread's origin: the module that created it (0: none, or the executable).
+pub fn thread_origin() -> u32 {
+    ORIGIN.try_with(Cell::get).unwrap_or(0)
+}
+
+/// Records this thread's origin (the new thread's first act, `hooks/threads.rs`).
+pub fn set_thread_origin(origin: u32) {
+    let _ = ORIGIN.try_with(|c| c.set(origin));
 }
 
 /// The innermost label pushed on this thread, 0 for none.
@@ -259,7 +280,7 @@ pub fn label_pop() {
 pub fn attribute() -> Who {
     let mut who = find();
     if who.module == 0 {
-        who.module = match crate::hooks::threads::origin() {
+        who.module = match thread_origin() {
             0 => main_id(),
             o => o,
         };
@@ -274,7 +295,7 @@ pub fn attribute() -> Who {
 /// stack, else this thread's own origin (0: none, the executable will be the fallback).
 pub fn origin_for_new_thread() -> u32 {
     match find().module {
-        0 => crate::hooks::threads::origin(),
+        0 => thread_origin(),
         m => m,
     }
 }
@@ -286,11 +307,13 @@ fn find() -> Who {
     // charged (a system library such as libcurl, the runtime) does the unwinder walk further.
     if let Some(obj) = platform::caller_ip().and_then(|ip| platform::object_at(ip.saturating_sub(1))) {
         let id = object_id(obj);
-        if meta(id).flag {
+        let m = meta(id);
+        if m.flag && m.class != CLASS_CF {
             return Who {
                 module: id,
                 via: 0,
                 label: current_label(),
+                internal: false,
             };
         }
     }
@@ -299,6 +322,7 @@ fn find() -> Who {
         ..Who::default()
     };
     let mut frames = 0;
+    let mut first = true;
     platform::walk_stack(&mut |ip| {
         frames += 1;
         let Some(obj) = platform::object_at(ip.saturating_sub(1)) else {
@@ -308,6 +332,10 @@ fn find() -> Who {
         let m = meta(id);
         if m.class == CLASS_SHIM {
             return frames < MAX_FRAMES;
+        }
+        if first {
+            first = false;
+            who.internal = m.class == CLASS_CF;
         }
         if who.via == 0 && !matches!(m.class, CLASS_RUNTIME | CLASS_INTERP) {
             who.via = id;

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::model::{Family, Proto, Role};
+use crate::model::{Family, Proto, Role, SocketOrigin};
 use crate::report::{PeerReport, SocketReport};
 use crate::time::rfc3339;
 use crate::wire::{PeerDelta, SocketDelta};
@@ -71,6 +71,7 @@ pub(super) struct Entry {
     pub role: Role,
     pub inherited: bool,
     pub adopted: bool,
+    pub origin: SocketOrigin,
     pub local: Option<Box<str>>,
     pub peer: Option<Box<str>>,
     /// The name the process looked the peer up by.
@@ -97,6 +98,7 @@ impl Entry {
             role: Role::Unconnected,
             inherited: false,
             adopted: false,
+            origin: SocketOrigin::Bsd,
             local: None,
             peer: None,
             peer_name: None,
@@ -158,6 +160,7 @@ impl Entry {
             closed_at: self.closed_at.map(rfc3339),
             inherited: self.inherited,
             adopted: self.adopted,
+            origin: self.origin.as_str().into(),
             peers: self.peers.clone(),
             // The overflow record's line stands for the connections that shared it.
             folded: if self.role == Role::Overflow { shared } else { 0 },

@@ -69,7 +69,8 @@ fn key(e: &Entry, detail: Detail) -> String {
         Detail::Kind => (None, None, ""),
     };
     format!(
-        "{}{sep}{}{sep}{}{sep}{}{sep}{}{sep}{host}",
+        "{}{sep}{}{sep}{}{sep}{}{sep}{}{sep}{}{sep}{host}",
+        e.origin.as_str(),
         e.family.as_str(),
         e.proto.as_str(),
         e.role.as_str(),
@@ -122,6 +123,7 @@ impl ProcessAccount {
                     family: e.family.as_str().into(),
                     proto: e.proto.as_str().into(),
                     role: e.role.as_str().into(),
+                    origin: e.origin.as_str().into(),
                     module: module.map(str::to_string),
                     label: label.map(str::to_string),
                     peer: peer.map(str::to_string),

@@ -294,6 +294,7 @@ impl ProcessAccount {
                 e.opened_at = s.opened_at;
                 e.inherited = s.inherited;
                 e.adopted = s.adopted;
+                e.origin = s.origin;
                 if let (Some(tx), Some(rx)) = (s.kernel_tx_bytes, s.kernel_rx_bytes) {
                     e.kernel = Some([tx, rx]);
                 }

@@ -24,6 +24,7 @@ fn info(id: u64, family: Family, module: &str) -> Message {
         opened_at: 1,
         inherited: false,
         adopted: false,
+        origin: crate::model::SocketOrigin::Bsd,
         closed_at: None,
         counts: None,
         kernel_tx_bytes: None,

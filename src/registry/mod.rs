@@ -27,8 +27,8 @@ mod records;
 pub use counters::{CounterValues, Counters, PeerSlot, Peers, BYTE_BITS, CALL_BITS};
 pub use fds::{FdState, FdTable};
 pub use records::{
-    NewSocket, Record, RecordMeta, RecordState, Records, FLAG_ADOPTED, FLAG_INHERITED, FLAG_NO_WITNESS, FLAG_SHUT_WR,
-    FLAG_WITNESSED,
+    NewSocket, Record, RecordMeta, RecordState, Records, FLAG_ADOPTED, FLAG_CFSOCKET, FLAG_INHERITED, FLAG_NO_WITNESS,
+    FLAG_SHUT_WR, FLAG_WITNESSED,
 };
 
 use std::sync::atomic::Ordering::*;

@@ -38,6 +38,9 @@ pub const FLAG_SHUT_WR: u32 = 4;
 pub const FLAG_NO_WITNESS: u32 = 8;
 /// Flag bit: [`Record::witness`] holds the kernel's numbers.
 pub const FLAG_WITNESSED: u32 = 16;
+/// Flag bit: the program made the socket with CoreFoundation's CFSocket (or a CFSocket listener
+/// accepted it): its origin is `cfsocket`.
+pub const FLAG_CFSOCKET: u32 = 32;
 
 /// One socket's accounting.
 pub struct Record {

@@ -149,6 +149,7 @@ pub fn message() -> impl Strategy<Value = Message> {
                     opened_at,
                     inherited,
                     adopted,
+                    origin: crate::model::SocketOrigin::from_code((id % 2) as u8),
                     closed_at,
                     counts,
                     kernel_tx_bytes: None,

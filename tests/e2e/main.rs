@@ -6,6 +6,7 @@
 
 mod attribution;
 mod badconfig;
+mod cfsocket;
 mod cprogs;
 mod faults;
 mod harness;

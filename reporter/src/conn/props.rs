@@ -96,6 +96,7 @@ fn socket(id: u64, peer: String, module: String) -> Message {
         opened_at: 1,
         inherited: false,
         adopted: false,
+        origin: sockmeter::SocketOrigin::Bsd,
         closed_at: None,
         counts: None,
         kernel_tx_bytes: None,

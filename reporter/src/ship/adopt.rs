@@ -62,8 +62,13 @@ pub fn receive(chan: i32) -> Received {
         msg.msg_iov = &mut iov;
         msg.msg_iovlen = 1;
         msg.msg_control = control.as_mut_ptr() as *mut libc::c_void;
-        msg.msg_controllen = std::mem::size_of_val(&control);
-        let n = libc::recvmsg(chan, &mut msg, libc::MSG_DONTWAIT | libc::MSG_CMSG_CLOEXEC);
+        msg.msg_controllen = std::mem::size_of_val(&control) as _;
+        // (macOS has no shipper process: nothing is ever adopted there.)
+        #[cfg(target_os = "linux")]
+        let cloexec = libc::MSG_CMSG_CLOEXEC;
+        #[cfg(not(target_os = "linux"))]
+        let cloexec = 0;
+        let n = libc::recvmsg(chan, &mut msg, libc::MSG_DONTWAIT | cloexec);
         let mut fds = Vec::new();
         if n >= 0 {
             let mut c = libc::CMSG_FIRSTHDR(&msg);

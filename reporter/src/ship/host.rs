@@ -66,6 +66,7 @@ fn zombie_status(pid: u32) -> Option<ExitStatus> {
 /// door instead, which admits only the run's own processes.
 fn connect(path: &str) -> std::io::Result<UnixStream> {
     match UnixStream::connect(path) {
+        #[cfg(target_os = "linux")]
         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
             use std::os::linux::net::SocketAddrExt;
             let door = std::os::unix::net::SocketAddr::from_abstract_name(sockmeter::config::door_name(path))?;

@@ -513,3 +513,14 @@ fn modules_say_how_they_came_in() {
         ]
     );
 }
+
+#[test]
+fn cfsocket_sockets_say_so() {
+    let mut cf = tcp("127.0.0.1:5000", "127.0.0.1:80", 10, 20, "/opt/app/plugin.so");
+    cf.origin = "cfsocket".into();
+    let mut bsd = tcp("127.0.0.1:5001", "127.0.0.1:80", 1, 2, "/opt/app/host");
+    bsd.origin = "bsd".into();
+    let t = socket_table(&[&cf, &bsd], Units::default(), Paint::default()).join("\n");
+    assert!(t.contains("connected (CFSocket)") && t.contains("plugin.so"), "{t}");
+    assert_eq!(t.matches("(CFSocket)").count(), 1, "{t}");
+}

@@ -111,6 +111,7 @@ pub fn socket(id: u64, family: Family, peer: &str) -> Message {
         opened_at: 1_700_000_000_001,
         inherited: false,
         adopted: false,
+        origin: sockmeter::SocketOrigin::Bsd,
         closed_at: None,
         counts: None,
         kernel_tx_bytes: None,

@@ -23,7 +23,7 @@
 use libc::{c_char, c_int, c_uint, mode_t, sigset_t, FILE};
 use sockmeter::registry::FdState;
 
-use super::lifecycle;
+use super::sockets;
 use super::table::Fallback;
 use crate::platform;
 use crate::runtime::reg;
@@ -41,7 +41,7 @@ impl Fallback for *mut FILE {
 #[inline]
 fn made(fd: c_int) {
     if fd >= 0 && reg().fds.get(fd) != FdState::NotSocket {
-        lifecycle::claim(fd, FdState::NotSocket);
+        sockets::claim(fd, FdState::NotSocket);
     }
 }
 
@@ -61,11 +61,11 @@ fn stream_fd(f: *mut FILE) -> Option<c_int> {
 }
 
 /// The stream's fd and what the table said about it, before a call that closes it (None in a
-/// vfork child: [`lifecycle::parents`]).
+/// vfork child: [`sockets::parents`]).
 pub fn stream_before(f: *mut FILE) -> Option<(c_int, FdState)> {
     let fd = stream_fd(f)?;
     let was = reg().fds.get(fd);
-    (!lifecycle::parents(was)).then_some((fd, was))
+    (!sockets::parents(was)).then_some((fd, was))
 }
 
 pub fn open(ret: c_int, _e: c_int, _path: *const c_char, _flags: c_int, _mode: c_uint) {
@@ -147,7 +147,7 @@ pub fn fopen(ret: *mut FILE, _e: c_int, _path: *const c_char, _mode: *const c_ch
 /// `fclose` closes the stream's fd inside glibc (even when flushing fails).
 pub fn fclose_after(was: Option<(c_int, FdState)>, _ret: c_int, _e: c_int, _f: *mut FILE) {
     if let Some((fd, was)) = was {
-        lifecycle::closed(fd, was);
+        sockets::closed(fd, was);
     }
 }
 
@@ -165,7 +165,7 @@ pub fn freopen_after(
     _f: *mut FILE,
 ) {
     if let Some((fd, was)) = was {
-        lifecycle::closed(fd, was);
+        sockets::closed(fd, was);
     }
     if let Some(fd) = stream_fd(ret) {
         made(fd);

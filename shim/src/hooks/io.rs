@@ -14,57 +14,19 @@
 // arguments are as valid as libc required them to be; and they mirror C signatures.
 #![allow(clippy::not_unsafe_ptr_arg_deref, clippy::too_many_arguments)]
 
-use libc::{
-    c_int, c_uint, c_void, iovec, loff_t, mmsghdr, msghdr, off_t, size_t, sockaddr, socklen_t, ssize_t, timespec,
-};
+use libc::{c_int, c_uint, c_void, iovec, msghdr, off_t, size_t, sockaddr, socklen_t, ssize_t, timespec};
 use sockmeter::model::{Dir, Proto, Role};
 use sockmeter::registry::{FdState, Record};
 
-use crate::platform;
+use super::kernel;
+use super::sockets::{record_in_call, record_of, Sock};
+use crate::platform::{self, loff_t, mmsghdr};
 use crate::runtime::{self, reg};
 
 /// True for the errno values that mean "try again", which are not errors.
 #[inline]
 pub fn would_block(e: c_int) -> bool {
     e == libc::EAGAIN || e == libc::EWOULDBLOCK || e == libc::EINTR
-}
-
-/// The record of `fd`, recognising a socket created behind the shim's back on first use.
-#[inline(always)]
-pub fn record_of(fd: c_int) -> Option<Sock> {
-    let idx = match reg().fds.get(fd) {
-        FdState::Record(i) => i,
-        FdState::Unknown => super::lifecycle::adopt(fd)?,
-        _ => return None,
-    };
-    Some(Sock {
-        idx,
-        rec: reg().records.get(idx),
-    })
-}
-
-/// [`record_of`] inside a call that just moved `bytes` in `dir` on `fd`: a socket recognised
-/// here has those bytes left out of its kernel witness's starting point (the hooks count them).
-#[inline(always)]
-fn record_in_call(fd: c_int, dir: Dir, bytes: u64) -> Option<Sock> {
-    let idx = match reg().fds.get(fd) {
-        FdState::Record(i) => i,
-        FdState::Unknown => super::lifecycle::adopt_in_call(fd, dir, bytes)?,
-        _ => return None,
-    };
-    Some(Sock {
-        idx,
-        rec: reg().records.get(idx),
-    })
-}
-
-/// A socket's record and its index (for its per-peer counters).
-#[derive(Clone, Copy)]
-pub struct Sock {
-    /// The record index.
-    pub idx: u32,
-    /// The record.
-    pub rec: &'static Record,
 }
 
 /// What one call did, as the counters see it.
@@ -291,7 +253,7 @@ fn mmsg(known: Option<Sock>, ret: c_int, e: c_int, fd: c_int, vec: *const mmsghd
         0
     };
     if fresh && !peekf {
-        super::witness::unbase(sock.rec, dir, bytes);
+        kernel::unbase(sock.rec, dir, bytes);
     }
     let out = outcome(ret as isize, e, peekf);
     sock.rec.counters.count(dir, if peekf { 0 } else { bytes }, out.failed);
@@ -385,6 +347,31 @@ pub fn splice(
     _flags: c_uint,
 ) {
     between(ret, e, fd_in, fd_out);
+}
+
+/// BSD `sendfile(fd, s, offset, len, hdtr, flags)` (macOS): sends from the file `fd` (and the
+/// headers and trailers in `hdtr`) to the socket `s`; `*len` says how many bytes went, also when
+/// the call was interrupted or would block (EINTR, EAGAIN) after sending some.
+#[allow(clippy::too_many_arguments)]
+pub fn sendfile_bsd(
+    ret: c_int,
+    e: c_int,
+    _fd: c_int,
+    s: c_int,
+    _offset: off_t,
+    len: *mut off_t,
+    _hdtr: *mut c_void,
+    _flags: c_int,
+) {
+    let sent = if len.is_null() || (ret != 0 && !would_block(e)) {
+        0
+    } else {
+        // SAFETY: the caller's `off_t *len`, which the kernel has just written (the call
+        // succeeded, or was cut short after sending).
+        unsafe { *len }
+    };
+    let counted = if sent > 0 { sent as isize } else { ret as isize };
+    count(None, s, Dir::Tx, counted, e, false);
 }
 
 /// `preadv`/`preadv64`: on a socket it always fails (ESPIPE: a socket has no offset), and

@@ -13,153 +13,29 @@
 
 use libc::{c_int, c_uint, c_ulong, sockaddr, socklen_t};
 use sockmeter::addr::ADDR_WORDS;
-use sockmeter::model::{Dir, Family, Proto, Role};
-use sockmeter::registry::{FdState, NewSocket, FLAG_ADOPTED, FLAG_NO_WITNESS, FLAG_SHUT_WR, OVERFLOW};
+use sockmeter::model::{Family, Proto, Role};
+use sockmeter::registry::{FdState, FLAG_CFSOCKET, FLAG_NO_WITNESS, FLAG_SHUT_WR, OVERFLOW};
 
+use super::sockets::{claim, closed, described, new_socket, parents, record, register};
+use super::witness;
 use crate::modules;
 use crate::platform::{self, FdKind};
 use crate::runtime::{self, reg};
-
-/// Family and protocol of a `socket(domain, type, protocol)` call; `None` for families not
-/// metered (netlink, packet, ...).
-pub fn kind_of(domain: c_int, ty: c_int, protocol: c_int) -> Option<(Family, Proto)> {
-    let family = match domain {
-        libc::AF_INET => Family::Inet,
-        libc::AF_INET6 => Family::Inet6,
-        libc::AF_UNIX => Family::Unix,
-        _ => return None,
-    };
-    let base = ty & 0xf;
-    let proto = match (family, base) {
-        (Family::Unix, libc::SOCK_STREAM) => Proto::Stream,
-        (Family::Unix, libc::SOCK_DGRAM) => Proto::Dgram,
-        (_, libc::SOCK_SEQPACKET) => Proto::Seqpacket,
-        (_, libc::SOCK_RAW) => Proto::Raw,
-        (_, libc::SOCK_STREAM) => Proto::Tcp,
-        (_, libc::SOCK_DGRAM) if protocol == libc::IPPROTO_ICMP || protocol == libc::IPPROTO_ICMPV6 => Proto::Raw,
-        (_, libc::SOCK_DGRAM) => Proto::Udp,
-        _ => Proto::Other,
-    };
-    Some((family, proto))
-}
-
-fn new_socket(fd: c_int, family: Family, proto: Proto, role: Role, flags: u32) -> NewSocket {
-    let who = modules::attribute();
-    NewSocket {
-        fd,
-        family,
-        proto,
-        role,
-        flags,
-        module: who.module,
-        via: who.via,
-        label: who.label,
-        local: [0; ADDR_WORDS],
-        peer: [0; ADDR_WORDS],
-        opened_ms: platform::now_ms(),
-    }
-}
-
-/// A socket was registered: tell the reporting side, and start it if this is the first.
-fn opened() {
-    runtime::notify();
-    runtime::ensure_started();
-}
-
-/// Registers a new socket on `s.fd` (closing a socket the table still held on that number:
-/// [`sockmeter::registry::Registry::claim`]).
-fn register(s: &NewSocket) {
-    let (idx, _) = reg().open(s, platform::now_ms);
-    // The registry was full: the socket shares the overflow record, and an accepted one is
-    // still a connection.
-    if idx == OVERFLOW && s.role == Role::Accepted {
-        reg().records.count_overflow_connection();
-    }
-    opened();
-}
-
-/// A hooked call has just made `fd`, which is `state`: a socket the table still held on that
-/// number was closed behind the shim and is closed now.
-pub fn claim(fd: c_int, state: FdState) {
-    if parents(reg().fds.get(fd)) {
-        return;
-    }
-    if reg().claim(fd, state, platform::now_ms).is_some() {
-        runtime::notify();
-    }
-}
-
-/// Whether a call that would change what the table says about an fd that is `st` runs in a
-/// vfork child, and must leave the table alone: a vfork child runs in its parent's memory, so
-/// the table is the parent's, whose fds the child's close, dup2 or open do not change (the
-/// child has its own copy of the fd table). Asked (one getpid) only about a socket or one of
-/// the shim's own fds; changes to what is known about other fds are harmless either way.
-pub fn parents(st: FdState) -> bool {
-    matches!(st, FdState::Record(_) | FdState::Ignored) && platform::in_vfork_child()
-}
-
-/// Recognises an fd the shim did not see being created (inherited across exec, made by a raw
-/// system call, or duplicated by an unhooked path): classifies it once and, if it is a metered
-/// socket, gives it a record, and the kernel witness its starting point (a TCP socket is
-/// witnessed from now on).
-pub fn adopt(fd: c_int) -> Option<u32> {
-    adopt_in_call(fd, Dir::Tx, 0)
-}
-
-/// [`adopt`] inside a call that has just moved `bytes` in `dir` on `fd` (the hooks count them,
-/// so the witness's starting point leaves them out).
-pub fn adopt_in_call(fd: c_int, dir: Dir, bytes: u64) -> Option<u32> {
-    let idx = recognise(fd)?;
-    super::witness::base_on_first_use(fd, reg().records.get(idx), dir, bytes);
-    Some(idx)
-}
-
-/// [`adopt`] without the witness's starting point (a socket met at its close is counted from
-/// its creation).
-pub fn recognise(fd: c_int) -> Option<u32> {
-    match platform::classify(fd) {
-        FdKind::Invalid => None,
-        FdKind::NotSocket => {
-            reg().fds.replace(fd, FdState::Unknown, FdState::NotSocket);
-            None
-        }
-        // A vfork child's memory is its parent's: a socket it meets is not registered there
-        // (one getpid, on this rare path only).
-        FdKind::Socket { .. } if platform::in_vfork_child() => None,
-        FdKind::Socket {
-            family,
-            proto,
-            listening,
-            connected,
-        } => {
-            if family == Family::Other {
-                reg().fds.replace(fd, FdState::Unknown, FdState::Ignored);
-                return None;
-            }
-            let role = if listening {
-                Role::Listening
-            } else if connected {
-                Role::Connected
-            } else {
-                Role::Unconnected
-            };
-            let mut s = new_socket(fd, family, proto, role, FLAG_ADOPTED);
-            s.local = platform::local_words(fd).unwrap_or([0; ADDR_WORDS]);
-            s.peer = platform::peer_words(fd).unwrap_or([0; ADDR_WORDS]);
-            let idx = reg().adopt(&s)?;
-            opened();
-            Some(idx)
-        }
-    }
-}
 
 pub fn socket(ret: c_int, _e: c_int, domain: c_int, ty: c_int, protocol: c_int) {
     if ret < 0 {
         return;
     }
-    match kind_of(domain, ty, protocol) {
+    match platform::kind_of(domain, ty, protocol) {
         Some((family, proto)) => {
-            let mut s = new_socket(ret, family, proto, Role::Unconnected, 0);
+            let who = modules::attribute();
+            // CoreFoundation's own sockets (its wake-up pair; a CFSocket's is taken back by the
+            // `CFSocketCreate*` hook that returns it: `cfsocket.rs`).
+            if who.internal {
+                claim(ret, FdState::Ignored);
+                return;
+            }
+            let mut s = described(ret, family, proto, Role::Unconnected, 0, who);
             if family == Family::Unix {
                 s.local = sockmeter::addr::encode_unix(&[], false, false);
             }
@@ -175,23 +51,22 @@ pub fn socketpair(ret: c_int, _e: c_int, domain: c_int, ty: c_int, protocol: c_i
     }
     // SAFETY: on success the kernel wrote two fds into the caller's `int sv[2]`.
     let fds = unsafe { [*sv, *sv.add(1)] };
-    let Some((family, proto)) = kind_of(domain, ty, protocol) else {
+    let Some((family, proto)) = platform::kind_of(domain, ty, protocol) else {
         fds.iter().for_each(|fd| claim(*fd, FdState::Ignored));
         return;
     };
     let unnamed = sockmeter::addr::encode_unix(&[], false, false);
+    let who = modules::attribute();
     for fd in fds {
-        let mut s = new_socket(fd, family, proto, Role::Connected, 0);
+        if who.internal {
+            claim(fd, FdState::Ignored);
+            continue;
+        }
+        let mut s = described(fd, family, proto, Role::Connected, 0, who);
         s.local = unnamed;
         s.peer = unnamed;
         register(&s);
     }
-}
-
-/// The record of socket `fd` whose metadata a hook may change (not the shared overflow
-/// record's).
-fn record(fd: c_int) -> Option<&'static sockmeter::registry::Record> {
-    super::io::record_of(fd).filter(|s| s.idx != OVERFLOW).map(|s| s.rec)
 }
 
 /// Whether `addr` names a peer (not AF_UNSPEC, which dissolves an association).
@@ -244,7 +119,8 @@ fn accepted(ret: c_int, listener: c_int) {
     if ret < 0 {
         return;
     }
-    let (family, proto) = match record(listener) {
+    let l = record(listener);
+    let (family, proto) = match l {
         Some(l) => (l.family(), l.proto()),
         None => match platform::classify(ret) {
             FdKind::Socket { family, proto, .. } if family != Family::Other => (family, proto),
@@ -254,7 +130,24 @@ fn accepted(ret: c_int, listener: c_int) {
             }
         },
     };
-    let mut s = new_socket(ret, family, proto, Role::Accepted, 0);
+    // A CFSocket listener's connections are the CFSocket's: accepted on CoreFoundation's own
+    // thread, charged to the listener's module, with its origin.
+    let mut s = match l.map(|l| l.meta().socket) {
+        Some(m) if m.flags & FLAG_CFSOCKET != 0 => described(
+            ret,
+            family,
+            proto,
+            Role::Accepted,
+            FLAG_CFSOCKET,
+            modules::Who {
+                module: m.module,
+                via: m.via,
+                label: m.label,
+                internal: false,
+            },
+        ),
+        _ => new_socket(ret, family, proto, Role::Accepted, 0),
+    };
     // Not the caller's address buffer: when it is smaller than the address, the kernel fills
     // only what fits and reports the full length, so reading that length from it would read
     // past the caller's buffer.
@@ -305,13 +198,6 @@ pub fn shutdown(ret: c_int, _e: c_int, fd: c_int, how: c_int) {
     }
 }
 
-/// `fd`, which was `was`, has been closed.
-pub fn closed(fd: c_int, was: FdState) {
-    if reg().close(fd, was, platform::now_ms()).is_some() {
-        runtime::notify();
-    }
-}
-
 /// Whether a failed close still released the fd (Linux releases it on every error but EBADF).
 fn released(ret: c_int, e: c_int) -> bool {
     ret == 0 || e != libc::EBADF
@@ -325,7 +211,7 @@ pub fn close_before(fd: c_int) -> Option<FdState> {
         return None;
     }
     runtime::protect_own_fd(fd);
-    Some(super::witness::before_close(fd, reg().fds.get(fd)))
+    Some(witness::before_close(fd, reg().fds.get(fd)))
 }
 
 pub fn close_after(was: Option<FdState>, ret: c_int, e: c_int, fd: c_int) {
@@ -342,7 +228,7 @@ pub fn close_range_before(first: c_uint, last: c_uint, flags: c_int) -> bool {
     }
     if flags & platform::CLOSE_RANGE_CLOEXEC == 0 {
         runtime::protect_own_fd_range(first, last);
-        super::witness::before_close_span(first, last);
+        witness::before_close_span(first, last);
     }
     true
 }
@@ -384,7 +270,7 @@ pub fn closefrom_before(low: c_int) -> bool {
         return false;
     }
     runtime::protect_own_fd_range(low.max(0) as c_uint, c_uint::MAX);
-    super::witness::before_close_span(low.max(0) as c_uint, c_uint::MAX);
+    witness::before_close_span(low.max(0) as c_uint, c_uint::MAX);
     true
 }
 
@@ -425,7 +311,7 @@ pub fn dup2_before(old: c_int, new: c_int) -> Option<FdState> {
     // `new` is closed by the dup: the same witness as a close (but a never-seen fd is not
     // asked: a failed dup2 would leave it open, registered).
     Some(match was {
-        FdState::Record(_) => super::witness::before_close(new, was),
+        FdState::Record(_) => witness::before_close(new, was),
         _ => was,
     })
 }

@@ -1,15 +1,19 @@
 //! The one hook table. Each hooked function is declared here once; [`table::hook_table!`]
 //! generates its real-function slot, its export and its wrapper. The handlers are in modules
 //! by family: [`io`] (the per-byte path), [`lifecycle`] (sockets appearing, changing and
-//! closing), [`threads`] (a new thread carries the module that created it), [`files`] (new fds that are not sockets, and stdio closing a stream's fd, so a
-//! number a socket left behind the shim's back is never taken for that socket), [`signals`]
-//! (the host's signal handlers, behind a trampoline), [`children`] (how the host's children
-//! ended, as its `wait` calls learn), [`process`] (exit and exec), [`syscalls`] (`syscall()`
-//! itself, dispatched to the others), [`uring`] (io_uring rings being created) and [`resolver`]
-//! (the names the program looks up, so a peer is reported by name); [`witness`]
-//! reads the kernel's own TCP counters at close, exit and exec. `fork` is handled with
-//! `pthread_atfork` (see `runtime`), and Linux's `dlopen` (for RTLD_DEEPBIND plugins) lives with
-//! the platform code because it must tail-call.
+//! closing), [`threads`] (a new thread carries the module that created it), [`files`] (new fds
+//! that are not sockets, and stdio closing a stream's fd, so a number a socket left behind the
+//! shim's back is never taken for that socket), [`signals`] (the host's signal handlers,
+//! behind a trampoline), [`children`] (how the host's children ended, as its `wait` calls
+//! learn), [`process`] (exit, exec, and the fork and exit handlers), [`syscalls`] (`syscall()`
+//! itself, dispatched to the others), [`uring`] (io_uring rings being created), [`resolver`]
+//! (the names the program looks up, so a peer is reported by name; [`preflight`] checks a
+//! program about to be exec'd) and [`cfsocket`] (CoreFoundation's CFSocket calls: they label sockets, the BSD calls under them
+//! count). Beneath
+//! them: [`sockets`] (what the fd table says about an fd, and how a socket gets its record),
+//! [`kernel`] (reading the kernel's own TCP counters) and [`witness`] (when: at close, exit,
+//! exec and fork). `dlopen` is outside the table ([`dlopen`]: it must tail-call the real one);
+//! its rebinding of plugins that escape interposition uses the table's list ([`replacement`]).
 //!
 //! `[fd x]` marks the argument whose fd decides the fast pass-through: an fd known not to be a
 //! socket (a file, a pipe, a tty) costs one table load and goes straight to libc (`[fd x y]`:
@@ -17,14 +21,20 @@
 //! taking the guard. `[sys n]` (`syscall`) passes a number the shim does not meter straight
 //! through.
 
+pub mod cfsocket;
 pub mod children;
+pub mod dlopen;
 pub mod files;
 pub mod io;
+pub mod kernel;
 pub mod lifecycle;
 pub mod preflight;
 pub mod process;
 pub mod resolver;
 pub mod signals;
+pub mod sockets;
+// The system call numbers it meters are Linux's.
+#[cfg(target_os = "linux")]
 pub mod syscalls;
 pub mod table;
 pub mod threads;
@@ -32,18 +42,45 @@ pub mod uring;
 pub mod witness;
 
 use libc::{addrinfo, hostent};
+// Not every platform's entries use every type.
+#[allow(unused_imports)]
+use crate::platform::{loff_t, mmsghdr, off64_t};
+#[allow(unused_imports)]
 use libc::{
-    c_char, c_int, c_long, c_uint, c_ulong, c_void, iovec, loff_t, mmsghdr, mode_t, msghdr, off64_t, off_t,
-    pthread_attr_t, pthread_t, sighandler_t, sigset_t, size_t, sockaddr, socklen_t, ssize_t, timespec, FILE,
+    c_char, c_int, c_long, c_uint, c_ulong, c_void, iovec, mode_t, msghdr, off_t, pthread_attr_t, pthread_t,
+    sighandler_t, sigset_t, size_t, sockaddr, socklen_t, ssize_t, timespec, FILE,
 };
-use sockmeter::registry::FdState;
 
+use cfsocket::{CFOptionFlags, CFRef, CFSocketError, CFSocketRef, CFTimeInterval};
 use table::hook_table;
 
-/// True when a call on `fd` goes straight to libc: the fd is known not to be a metered socket.
-#[inline]
-pub fn passes(fd: c_int) -> bool {
-    matches!(crate::runtime::reg().fds.get(fd), FdState::NotSocket | FdState::Ignored)
+/// The replacement for libc symbol `name`, if it is hooked (for rebinding the imports of
+/// objects that escape interposition, `dlopen.rs`).
+pub fn replacement(name: &[u8]) -> Option<usize> {
+    HOOKS
+        .iter()
+        .find(|h| h.name.as_bytes() == name)
+        .map(|h| h.addr as usize)
+}
+
+/// Resolves every real function not resolved yet. Called before the first fork: a forked
+/// child inherits the slots, and one that calls, say, `_exit` would otherwise look it up itself
+/// with `dlsym` (tens of microseconds, in every child).
+pub fn resolve_all() {
+    for h in HOOKS.iter().filter(|h| !h.library) {
+        h.slot.get();
+    }
+}
+
+/// At load, after the runtime is configured: the process's events go to the handlers that
+/// need the hooks (exit, fork: `process.rs`), the endings file is known to the `wait` hooks,
+/// the real `dlopen` is resolved (the naked `dlopen` jumps to it), and the reporting thread
+/// arms the fatal-signal handlers when it starts (`signals.rs`).
+pub fn at_load() {
+    children::setup(crate::runtime::config().socket.as_deref());
+    crate::runtime::on_thread_start(signals::arm_fatal);
+    process::register_handlers();
+    let _ = dlopen::resolve();
 }
 
 /// In a forked child, after the runtime has given it its own accounting: the kernel witness
@@ -89,11 +126,9 @@ hook_table! {
     /// The vectored calls with an offset: on a socket `preadv`/`pwritev` always fail (ESPIPE),
     /// and the v2 calls with offset -1 are `readv`/`writev` with flags. glibc exports each under
     /// a `64` name too (the same function on 64-bit targets).
-    #[cfg(target_os = "linux")]
     fn preadv(fd: c_int, iov: *const iovec, n: c_int, off: off_t) -> ssize_t [data fd] => after io::preadv;
     #[cfg(target_os = "linux")]
     fn preadv64(fd: c_int, iov: *const iovec, n: c_int, off: off64_t) -> ssize_t [data fd] => after io::preadv;
-    #[cfg(target_os = "linux")]
     fn pwritev(fd: c_int, iov: *const iovec, n: c_int, off: off_t) -> ssize_t [data fd] => after io::pwritev;
     #[cfg(target_os = "linux")]
     fn pwritev64(fd: c_int, iov: *const iovec, n: c_int, off: off64_t) -> ssize_t [data fd] => after io::pwritev;
@@ -131,23 +166,22 @@ hook_table! {
     fn dup2(old: c_int, new: c_int) -> c_int => around lifecycle::dup2_before, lifecycle::dup2_after;
     #[cfg(target_os = "linux")]
     fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int => around lifecycle::dup3_before, lifecycle::dup3_after;
-    /// `fcntl` is variadic in C; every command takes at most one integer or pointer argument,
-    /// which the Linux calling conventions pass in the same register as a fixed third argument.
+    /// `fcntl` is variadic in C; every command takes at most one integer or pointer argument
+    /// (read from where the platform's calling convention puts it, even when the caller passed
+    /// none: the real call then ignores it, as it would).
+    fn fcntl(fd: c_int, cmd: c_int, ...arg: c_ulong) -> c_int [fd fd] => after lifecycle::fcntl;
     #[cfg(target_os = "linux")]
-    fn fcntl(fd: c_int, cmd: c_int, arg: c_ulong) -> c_int [fd fd] => after lifecycle::fcntl;
-    #[cfg(target_os = "linux")]
-    fn fcntl64(fd: c_int, cmd: c_int, arg: c_ulong) -> c_int [fd fd] => after lifecycle::fcntl;
+    fn fcntl64(fd: c_int, cmd: c_int, ...arg: c_ulong) -> c_int [fd fd] => after lifecycle::fcntl;
 
     // ---- new fds that are not sockets, stdio closing a stream's fd (files.rs) ----
-    /// `open` and `openat` are variadic in C; the optional mode is an integer, which the Linux
-    /// calling conventions pass in the same register as a fixed argument in its place (read
-    /// by the real call only with O_CREAT or O_TMPFILE, as when called directly).
-    fn open(path: *const c_char, flags: c_int, mode: c_uint) -> c_int => after files::open;
+    /// `open` and `openat` are variadic in C; the optional mode is an integer (read by the real
+    /// call only with O_CREAT or O_TMPFILE, as when called directly).
+    fn open(path: *const c_char, flags: c_int, ...mode: c_uint) -> c_int => after files::open;
     #[cfg(target_os = "linux")]
-    fn open64(path: *const c_char, flags: c_int, mode: c_uint) -> c_int => after files::open;
-    fn openat(dir: c_int, path: *const c_char, flags: c_int, mode: c_uint) -> c_int => after files::openat;
+    fn open64(path: *const c_char, flags: c_int, ...mode: c_uint) -> c_int => after files::open;
+    fn openat(dir: c_int, path: *const c_char, flags: c_int, ...mode: c_uint) -> c_int => after files::openat;
     #[cfg(target_os = "linux")]
-    fn openat64(dir: c_int, path: *const c_char, flags: c_int, mode: c_uint) -> c_int => after files::openat;
+    fn openat64(dir: c_int, path: *const c_char, flags: c_int, ...mode: c_uint) -> c_int => after files::openat;
     #[cfg(target_os = "linux")]
     fn __open_2(path: *const c_char, flags: c_int) -> c_int => after files::open_2;
     #[cfg(target_os = "linux")]
@@ -191,7 +225,6 @@ hook_table! {
     #[cfg(target_os = "linux")]
     fn __sigaction(sig: c_int, act: *const libc::sigaction, old: *mut libc::sigaction) -> c_int => rewrite signals::sigaction;
     fn signal(sig: c_int, handler: sighandler_t) -> sighandler_t => rewrite signals::signal;
-    #[cfg(target_os = "linux")]
     fn bsd_signal(sig: c_int, handler: sighandler_t) -> sighandler_t => rewrite signals::signal;
     #[cfg(target_os = "linux")]
     fn ssignal(sig: c_int, handler: sighandler_t) -> sighandler_t => rewrite signals::signal;
@@ -204,10 +237,8 @@ hook_table! {
     // ---- the host's children ending (children.rs) ----
     fn wait(status: *mut c_int) -> libc::pid_t => rewrite children::wait;
     fn waitpid(pid: libc::pid_t, status: *mut c_int, options: c_int) -> libc::pid_t => rewrite children::waitpid;
-    #[cfg(target_os = "linux")]
     fn wait3(status: *mut c_int, options: c_int, usage: *mut libc::rusage) -> libc::pid_t => rewrite children::wait3;
     fn wait4(pid: libc::pid_t, status: *mut c_int, options: c_int, usage: *mut libc::rusage) -> libc::pid_t => rewrite children::wait4;
-    #[cfg(target_os = "linux")]
     fn waitid(idtype: libc::idtype_t, id: libc::id_t, info: *mut libc::siginfo_t, options: c_int) -> c_int => after children::waitid;
 
     // ---- syscall() itself (syscalls.rs) ----
@@ -219,13 +250,76 @@ hook_table! {
 
     // ---- io_uring rings being created (uring.rs): liburing's entry points ----
     #[cfg(target_os = "linux")]
-    fn io_uring_queue_init(entries: c_uint, ring: *mut c_void, flags: c_uint) -> c_int => after uring::queue_init;
+    fn io_uring_queue_init(entries: c_uint, ring: *mut c_void, flags: c_uint) -> c_int [lib] => after uring::queue_init;
     #[cfg(target_os = "linux")]
-    fn io_uring_queue_init_params(entries: c_uint, ring: *mut c_void, p: *mut c_void) -> c_int => after uring::queue_init_params;
+    fn io_uring_queue_init_params(entries: c_uint, ring: *mut c_void, p: *mut c_void) -> c_int [lib] => after uring::queue_init_params;
     #[cfg(target_os = "linux")]
-    fn io_uring_queue_init_mem(entries: c_uint, ring: *mut c_void, p: *mut c_void, buf: *mut c_void, size: size_t) -> c_int => after uring::queue_init_mem;
+    fn io_uring_queue_init_mem(entries: c_uint, ring: *mut c_void, p: *mut c_void, buf: *mut c_void, size: size_t) -> c_int [lib] => after uring::queue_init_mem;
     #[cfg(target_os = "linux")]
-    fn io_uring_setup(entries: c_uint, p: *mut c_void) -> c_int => after uring::setup;
+    fn io_uring_setup(entries: c_uint, p: *mut c_void) -> c_int [lib] => after uring::setup;
+
+    // ---- CoreFoundation's CFSocket (cfsocket.rs): labels sockets, counts nothing ----
+    fn CFSocketCreate(alloc: CFRef, family: i32, ty: i32, protocol: i32, callbacks: CFOptionFlags, callout: CFRef, context: CFRef) -> CFSocketRef [lib] => around cfsocket::create_before, cfsocket::create_after;
+    fn CFSocketCreateWithNative(alloc: CFRef, fd: c_int, callbacks: CFOptionFlags, callout: CFRef, context: CFRef) -> CFSocketRef [lib] => around cfsocket::with_native_before, cfsocket::with_native_after;
+    fn CFSocketCreateWithSocketSignature(alloc: CFRef, sig: CFRef, callbacks: CFOptionFlags, callout: CFRef, context: CFRef) -> CFSocketRef [lib] => around cfsocket::with_signature_before, cfsocket::with_signature_after;
+    fn CFSocketCreateConnectedToSocketSignature(alloc: CFRef, sig: CFRef, callbacks: CFOptionFlags, callout: CFRef, context: CFRef, timeout: CFTimeInterval) -> CFSocketRef [lib] => around cfsocket::connected_before, cfsocket::connected_after;
+    fn CFSocketSetAddress(s: CFSocketRef, address: CFRef) -> CFSocketError [lib] => after cfsocket::set_address;
+    fn CFSocketConnectToAddress(s: CFSocketRef, address: CFRef, timeout: CFTimeInterval) -> CFSocketError [lib] => after cfsocket::connect_to_address;
+    fn CFSocketSendData(s: CFSocketRef, address: CFRef, data: CFRef, timeout: CFTimeInterval) -> CFSocketError [lib] => after cfsocket::send_data;
+    fn CFSocketInvalidate(s: CFSocketRef) -> () [lib] => around cfsocket::invalidate_before, cfsocket::invalidate_after;
+
+    // ---- macOS: libSystem's non-cancellable variants (distinct symbols a program or libSystem
+    // itself binds to: `recv` calls `__recvfrom_nocancel`, not these) and BSD sendfile ----
+    #[cfg(target_os = "macos")]
+    fn send_nocancel = "send$NOCANCEL" (fd: c_int, buf: *const c_void, len: size_t, flags: c_int) -> ssize_t [data fd] => after io::send;
+    #[cfg(target_os = "macos")]
+    fn sendto_nocancel = "sendto$NOCANCEL" (fd: c_int, buf: *const c_void, len: size_t, flags: c_int, addr: *const sockaddr, alen: socklen_t) -> ssize_t [data fd] => after io::sendto;
+    #[cfg(target_os = "macos")]
+    fn sendmsg_nocancel = "sendmsg$NOCANCEL" (fd: c_int, msg: *const msghdr, flags: c_int) -> ssize_t [data fd] => after io::sendmsg;
+    #[cfg(target_os = "macos")]
+    fn recv_nocancel = "recv$NOCANCEL" (fd: c_int, buf: *mut c_void, len: size_t, flags: c_int) -> ssize_t [data fd] => after io::recv;
+    #[cfg(target_os = "macos")]
+    fn recvfrom_nocancel = "recvfrom$NOCANCEL" (fd: c_int, buf: *mut c_void, len: size_t, flags: c_int, addr: *mut sockaddr, alen: *mut socklen_t) -> ssize_t [data fd] => after io::recvfrom;
+    #[cfg(target_os = "macos")]
+    fn recvmsg_nocancel = "recvmsg$NOCANCEL" (fd: c_int, msg: *mut msghdr, flags: c_int) -> ssize_t [data fd] => after io::recvmsg;
+    #[cfg(target_os = "macos")]
+    fn read_nocancel = "read$NOCANCEL" (fd: c_int, buf: *mut c_void, len: size_t) -> ssize_t [data fd] => after io::read;
+    #[cfg(target_os = "macos")]
+    fn write_nocancel = "write$NOCANCEL" (fd: c_int, buf: *const c_void, len: size_t) -> ssize_t [data fd] => after io::write;
+    #[cfg(target_os = "macos")]
+    fn readv_nocancel = "readv$NOCANCEL" (fd: c_int, iov: *const iovec, n: c_int) -> ssize_t [data fd] => after io::readv;
+    #[cfg(target_os = "macos")]
+    fn writev_nocancel = "writev$NOCANCEL" (fd: c_int, iov: *const iovec, n: c_int) -> ssize_t [data fd] => after io::writev;
+    #[cfg(target_os = "macos")]
+    fn preadv_nocancel = "preadv$NOCANCEL" (fd: c_int, iov: *const iovec, n: c_int, off: off_t) -> ssize_t [data fd] => after io::preadv;
+    #[cfg(target_os = "macos")]
+    fn pwritev_nocancel = "pwritev$NOCANCEL" (fd: c_int, iov: *const iovec, n: c_int, off: off_t) -> ssize_t [data fd] => after io::pwritev;
+    /// BSD sendfile: a file (and headers and trailers) to socket `s`.
+    #[cfg(target_os = "macos")]
+    fn sendfile(fd: c_int, s: c_int, offset: off_t, len: *mut off_t, hdtr: *mut c_void, flags: c_int) -> c_int [fd s] => after io::sendfile_bsd;
+    #[cfg(target_os = "macos")]
+    fn connect_nocancel = "connect$NOCANCEL" (fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int [fd fd] => after lifecycle::connect;
+    #[cfg(target_os = "macos")]
+    fn accept_nocancel = "accept$NOCANCEL" (fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> c_int [fd fd] => after lifecycle::accept;
+    #[cfg(target_os = "macos")]
+    fn close_nocancel = "close$NOCANCEL" (fd: c_int) -> c_int => around lifecycle::close_before, lifecycle::close_after;
+    #[cfg(target_os = "macos")]
+    fn fcntl_nocancel = "fcntl$NOCANCEL" (fd: c_int, cmd: c_int, ...arg: c_ulong) -> c_int [fd fd] => after lifecycle::fcntl;
+    #[cfg(target_os = "macos")]
+    fn open_nocancel = "open$NOCANCEL" (path: *const c_char, flags: c_int, ...mode: c_uint) -> c_int => after files::open;
+    #[cfg(target_os = "macos")]
+    fn openat_nocancel = "openat$NOCANCEL" (dir: c_int, path: *const c_char, flags: c_int, ...mode: c_uint) -> c_int => after files::openat;
+    #[cfg(target_os = "macos")]
+    fn creat_nocancel = "creat$NOCANCEL" (path: *const c_char, mode: mode_t) -> c_int => after files::creat;
+    /// `fopen` under `_DARWIN_C_SOURCE` (the default): the same function with extensions.
+    #[cfg(target_os = "macos")]
+    fn fopen_darwin_extsn = "fopen$DARWIN_EXTSN" (path: *const c_char, mode: *const c_char) -> *mut FILE => after files::fopen;
+    #[cfg(target_os = "macos")]
+    fn wait_nocancel = "wait$NOCANCEL" (status: *mut c_int) -> libc::pid_t => rewrite children::wait;
+    #[cfg(target_os = "macos")]
+    fn waitpid_nocancel = "waitpid$NOCANCEL" (pid: libc::pid_t, status: *mut c_int, options: c_int) -> libc::pid_t => rewrite children::waitpid;
+    #[cfg(target_os = "macos")]
+    fn waitid_nocancel = "waitid$NOCANCEL" (idtype: libc::idtype_t, id: libc::id_t, info: *mut libc::siginfo_t, options: c_int) -> c_int => after children::waitid;
 
     // ---- the process ending or being replaced (process.rs) ----
     fn _exit(status: c_int) -> () => around process::exit_before, process::after_nothing;
@@ -255,6 +349,5 @@ hook_table! {
     fn gai_error(req: *mut resolver::Gaicb) -> c_int => after resolver::gai_error;
 
     // ---- threads carry the module that created them (threads.rs) ----
-    #[cfg(target_os = "linux")]
     fn pthread_create(thread: *mut pthread_t, attr: *const pthread_attr_t, start: *mut c_void, arg: *mut c_void) -> c_int => rewrite threads::pthread_create;
 }

@@ -10,7 +10,9 @@
 //! Only under a reporter (`SOCKMETER_SOCKET`). The exec may be a `vfork` child's, which shares
 //! its parent's memory: nothing here allocates or takes a lock (stack buffers, a few system
 //! calls: open, pread, fstat, fgetxattr, fstatvfs, and a `PATH` search for `execvp`).
-
+// The check reads ELF programs: on macOS (Mach-O) the reporter's preflight speaks for the
+// command, and a descendant's exec is not checked.
+#![cfg_attr(not(target_os = "linux"), allow(dead_code))]
 // Handlers are called only by the wrappers `hook_table!` generates, with the arguments the host
 // passed to exec (NUL-terminated strings, as exec requires).
 #![allow(clippy::not_unsafe_ptr_arg_deref)]
@@ -20,6 +22,8 @@ use std::io::{Cursor, Write};
 
 use libc::{c_char, c_int};
 use sockmeter::preload::{self, Shebang};
+
+use crate::platform;
 
 /// A path buffer (PATH_MAX), NUL-terminated when filled.
 type PathBuf = [u8; 4096];
@@ -161,21 +165,11 @@ impl Drop for Opened {
 
 /// Whether the program open as `fd` runs with `LD_PRELOAD` ignored, and why.
 fn privileged(fd: c_int) -> Option<&'static str> {
-    // SAFETY: fstat, fgetxattr (size query: null buffer, size 0) and fstatvfs on our own fd,
-    // into zeroed structs; getuid-family calls cannot fail.
-    unsafe {
-        let mut st: libc::stat = std::mem::zeroed();
-        if libc::fstat(fd, &mut st) != 0 {
-            return None;
-        }
-        let caps = libc::fgetxattr(fd, c"security.capability".as_ptr(), std::ptr::null_mut(), 0) >= 0;
-        let why = preload::privilege(st.st_mode, st.st_uid, st.st_gid, caps, libc::geteuid(), libc::getegid())?;
-        let mut vfs: libc::statvfs = std::mem::zeroed();
-        if libc::fstatvfs(fd, &mut vfs) == 0 && vfs.f_flag & libc::ST_NOSUID != 0 {
-            return None;
-        }
-        Some(why)
-    }
+    let p = platform::program_privileges(fd)?;
+    // SAFETY: geteuid and getegid cannot fail.
+    let (euid, egid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    let why = preload::privilege(p.mode, p.uid, p.gid, p.caps, euid, egid)?;
+    (!p.nosuid).then_some(why)
 }
 
 /// The notes line for `target` (`<pid> <kind> <sentence>\n`) into `out`; its length, or

@@ -1,20 +1,68 @@
-//! The process ending or being replaced: `_exit`/`_Exit` skip atexit handlers, and exec
-//! replaces the image, so both read the kernel witness of the TCP sockets still open and ship
-//! what is pending first. Before an exec, the program about to run is checked: a static or
+//! The process ending, forking or being replaced: `_exit`/`_Exit` skip atexit handlers, and
+//! exec replaces the image, so both read the kernel witness of the TCP sockets still open and
+//! ship what is pending first. Before an exec, the program about to run is checked: a static or
 //! setuid one cannot be metered, and the run's notes file says so (`super::preflight`).
-//! (`exit()` and a return from main are handled by the atexit handler the runtime registers;
-//! fork by `pthread_atfork`.)
+//! `exit()` and a return from main reach [`at_exit`], and fork the `pthread_atfork` handlers
+//! [`before_fork`] and [`fork_child`], which [`register_handlers`] installs at load.
 
 // Handlers are called only by the wrappers `hook_table!` generates, with exactly the arguments
 // the host passed to the libc function (which the real call has just accepted), so pointer
 // arguments are as valid as libc required them to be; and they mirror C signatures.
 #![allow(clippy::not_unsafe_ptr_arg_deref, clippy::too_many_arguments)]
 
+use std::sync::atomic::{AtomicBool, Ordering::*};
+
 use libc::c_int;
 use sockmeter::wire::{ByeReason, ExitStatus};
 
 use super::preflight::{self, Target};
-use crate::runtime;
+use crate::{guard, platform, runtime};
+
+/// Installs the fork handlers and the exit handler (at load).
+pub fn register_handlers() {
+    platform::register_process_handlers(before_fork, fork_child, at_exit);
+}
+
+/// `exit()` or a return from `main`: the ending (where the platform tells the status), the
+/// witness of the TCP sockets still open (after writing out the stdio streams on them), the last
+/// pass and `bye`.
+fn at_exit(status: Option<c_int>) {
+    guard::with(|| {
+        if let (Some(status), true) = (status, runtime::owns_region()) {
+            runtime::shared().set_ending(ExitStatus {
+                exit_code: Some(status & 0xff),
+                signal: None,
+            });
+        }
+        super::witness::at_exit(true);
+        runtime::finish(ByeReason::Exit)
+    });
+}
+
+/// Before a fork, in the parent: every real function is resolved once (a child would look
+/// each up itself), the TCP sockets open now lose their witness here (the child shares them),
+/// and the runtime prepares the child's region.
+extern "C" fn before_fork() {
+    guard::with(|| {
+        static RESOLVED: AtomicBool = AtomicBool::new(false);
+        if !RESOLVED.swap(true, Relaxed) {
+            super::resolve_all();
+        }
+        super::witness::before_fork();
+        runtime::fork_prepare();
+    });
+}
+
+/// In a forked child: the runtime starts over (its own accounting, no reporting thread yet),
+/// then the hooks' own per-process state.
+extern "C" fn fork_child() {
+    guard::with(|| {
+        runtime::fork_child();
+        super::after_fork_child();
+        // The child starts reporting when it touches a socket itself (a child that only execs
+        // or exits costs nothing more).
+    });
+}
 
 pub fn exit_before(status: c_int) {
     // A vfork child shares the parent's memory: its _exit is not the parent's ending.

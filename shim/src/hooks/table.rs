@@ -28,7 +28,7 @@
 //!
 //! A panic in a handler is caught, switches the shim off for the rest of the process (the
 //! host keeps working, uncounted) and never repeats the real call. Handlers live in modules by
-//! family (`io`, `lifecycle`, `process`); the table is in `hooks/mod.rs`.
+//! family; the table is in `hooks/mod.rs`.
 
 use std::ffi::{c_void, CStr};
 use std::sync::atomic::{AtomicPtr, Ordering};
@@ -36,14 +36,17 @@ use std::sync::atomic::{AtomicPtr, Ordering};
 /// A real function's address, resolved on first use.
 pub struct Slot {
     name: &'static [u8],
+    /// A library's function (`[lib]`), found with `platform::library_symbol`.
+    library: bool,
     ptr: AtomicPtr<c_void>,
 }
 
 impl Slot {
-    /// A slot for the NUL-terminated symbol `name`.
-    pub const fn new(name: &'static [u8]) -> Self {
+    /// A slot for the NUL-terminated symbol `name`, a library's (`library`) or the C library's.
+    pub const fn new(name: &'static [u8], library: bool) -> Self {
         Slot {
             name,
+            library,
             ptr: AtomicPtr::new(std::ptr::null_mut()),
         }
     }
@@ -69,7 +72,11 @@ impl Slot {
         let Ok(name) = CStr::from_bytes_with_nul(self.name) else {
             return std::ptr::null_mut();
         };
-        let p = crate::platform::next_symbol(name);
+        let p = if self.library {
+            crate::platform::library_symbol(name)
+        } else {
+            crate::platform::next_symbol(name)
+        };
         self.ptr.store(p, Ordering::Relaxed);
         p
     }
@@ -77,33 +84,20 @@ impl Slot {
 
 /// A hook's name, the address of its replacement function and its real-function slot.
 pub struct HookAddr {
-    /// The libc symbol name.
+    /// The C symbol name.
     pub name: &'static str,
     /// The replacement's address.
     pub addr: *const (),
     /// The real function's slot.
     pub slot: &'static Slot,
+    /// A function of a library other than the C library (`[lib]`): its real function is looked
+    /// up only when the host calls it (never before a fork: a library the host did not load
+    /// would only leave a failed look-up behind, in `dlerror()`).
+    pub library: bool,
 }
 
 // SAFETY: the addresses are of functions, immutable and valid for the process's life.
 unsafe impl Sync for HookAddr {}
-
-/// The replacement for libc symbol `name`, if it is hooked.
-pub fn replacement(name: &[u8]) -> Option<usize> {
-    super::HOOKS
-        .iter()
-        .find(|h| h.name.as_bytes() == name)
-        .map(|h| h.addr as usize)
-}
-
-/// Resolves every real function not resolved yet. Called before the first fork: a forked
-/// child inherits the slots, and one that calls, say, `_exit` would otherwise look it up itself
-/// with `dlsym` (tens of microseconds, in every child).
-pub fn resolve_all() {
-    for h in super::HOOKS {
-        h.slot.get();
-    }
-}
 
 /// A hooked function's return type: its failure value (returned, with errno ENOSYS, when the
 /// real function does not exist) and whether a result is a failure (errno is then meaningful).
@@ -151,6 +145,15 @@ impl Fallback for i64 {
         *self < 0
     }
 }
+impl Fallback for *mut c_void {
+    /// NULL: a `CFSocketCreate*` that could not create one.
+    fn fallback() -> Self {
+        std::ptr::null_mut()
+    }
+    fn failed(&self) -> bool {
+        self.is_null()
+    }
+}
 impl Fallback for () {
     fn fallback() -> Self {}
     fn failed(&self) -> bool {
@@ -189,17 +192,31 @@ pub fn shield<R>(f: impl FnOnce() -> R) -> Option<R> {
 }
 
 /// Declares the hooked functions. See the module docs for what each entry generates.
+///
+/// An entry is `fn NAME(ARGS) -> RET [MODE FDS] => KIND HANDLERS;` with, where needed:
+/// `fn NAME = "SYMBOL" (...)` when the C symbol is not a Rust identifier (macOS's
+/// `recvfrom$NOCANCEL`); a last argument `...NAME: TYPE` for a variadic C function (`fcntl`,
+/// `open`: the real function is called as variadic, and the platform receives the optional
+/// argument where its calling convention passes it); and the mode `[lib]` for a function of a
+/// library other than the C library (CoreFoundation's): looked up only when the host calls
+/// it (never before a fork), and weakly bound where the platform binds replacements at load.
 macro_rules! hook_table {
     ($(
         $(#[$doc:meta])*
-        fn $name:ident($($arg:ident : $ty:ty),* $(,)?) -> $ret:ty $([$mode:ident $($fd:ident)+])? => $kind:ident $($h:path),+;
+        fn $name:ident $(= $sym:literal)? ($($arg:ident : $ty:ty),* $(, ... $va:ident : $vty:ty)? $(,)?) -> $ret:ty $([$mode:ident $($fd:ident)*])? => $kind:ident $($h:path),+;
     )*) => {
-        /// Every hook's exported name and address (for rebinding the imports of objects that
-        /// escape interposition, such as RTLD_DEEPBIND plugins).
+        /// Every hook's C symbol, address and real-function slot (for rebinding the imports of
+        /// objects that escape interposition, such as RTLD_DEEPBIND plugins, and for resolving
+        /// the real functions before a fork).
         #[allow(unused_doc_comments)]
         pub static HOOKS: &[$crate::hooks::table::HookAddr] = &[$(
             $(#[$doc])*
-            $crate::hooks::table::HookAddr { name: stringify!($name), addr: $name::hook as *const (), slot: &$name::REAL },
+            $crate::hooks::table::HookAddr {
+                name: hook_table!(@sym $name $($sym)?),
+                addr: $name::hook as *const (),
+                slot: &$name::REAL,
+                library: hook_table!(@library [$($mode)?]),
+            },
         )*];
 
         $(
@@ -210,11 +227,14 @@ macro_rules! hook_table {
             use super::*;
 
             /// The real function's type.
-            pub type Real = unsafe extern "C" fn($($ty),*) -> $ret;
+            pub type Real = hook_table!(@real_type ($($ty),*) ($($vty)?) -> $ret);
 
             /// The real function's slot.
             pub static REAL: $crate::hooks::table::Slot =
-                $crate::hooks::table::Slot::new(concat!(stringify!($name), "\0").as_bytes());
+                $crate::hooks::table::Slot::new(
+                    concat!(hook_table!(@sym $name $($sym)?), "\0").as_bytes(),
+                    hook_table!(@library [$($mode)?]),
+                );
 
             /// The real function, if the platform has it.
             #[inline]
@@ -225,52 +245,54 @@ macro_rules! hook_table {
                 unsafe { std::mem::transmute::<*mut std::ffi::c_void, Option<Real>>(p) }
             }
 
-            /// The replacement the host calls instead of the libc function.
-            #[cfg_attr(target_os = "linux", export_name = stringify!($name))]
-            pub unsafe extern "C" fn hook($($arg: $ty),*) -> $ret {
-                // SAFETY: as in `real`: null or this exact C signature.
-                let loaded = unsafe { std::mem::transmute::<*mut std::ffi::c_void, Option<Real>>(REAL.loaded()) };
-                let Some(real) = loaded else { return unresolved($($arg),*) };
-                hook_table!(@pass real [$($mode $($fd)+)?] ($($arg),*) $kind [$($h),+]);
-                slow(real, $($arg),*)
+            $crate::platform::replacement! {
+                name = $name, symbol = [$($sym)?], library = [$($mode)?], fixed = [$($arg)*], variadic = [$($va)?],
+                /// The replacement the host calls instead of the libc function.
+                pub unsafe extern "C" fn hook($($arg: $ty),* $(, $va: $vty)?) -> $ret {
+                    // SAFETY: as in `real`: null or this exact C signature.
+                    let loaded = unsafe { std::mem::transmute::<*mut std::ffi::c_void, Option<Real>>(REAL.loaded()) };
+                    let Some(real) = loaded else { return unresolved($($arg,)* $($va)?) };
+                    hook_table!(@pass real [$($mode $($fd)*)?] ($($arg),* $(, $va)?) $kind [$($h),+]);
+                    slow(real, $($arg,)* $($va)?)
+                }
             }
 
             /// The first call: resolve the real function, then go round again (out of line,
             /// so the wrapper's own path stays a few checks and a jump).
             #[cold]
             #[inline(never)]
-            unsafe extern "C" fn unresolved($($arg: $ty),*) -> $ret {
+            unsafe extern "C" fn unresolved($($arg: $ty),* $(, $va: $vty)?) -> $ret {
                 if real().is_none() {
                     return $crate::hooks::table::missing();
                 }
-                hook($($arg),*)
+                hook($($arg,)* $($va)?)
             }
 
-            hook_table!(@counted [$($mode)?] [$($h),+] ($($arg: $ty),*) -> $ret);
+            hook_table!(@counted [$($mode)?] [$($h),+] ($($arg: $ty),* $(, $va: $vty)?) -> $ret);
 
             /// Everything but the fast pass: out of line, so the fast path saves and restores
             /// only the few registers it needs itself.
             #[inline(never)]
-            unsafe extern "C" fn slow(real: Real, $($arg: $ty),*) -> $ret {
+            unsafe extern "C" fn slow(real: Real, $($arg: $ty),* $(, $va: $vty)?) -> $ret {
                 if !$crate::runtime::active() || $crate::guard::held() {
-                    return real($($arg),*);
+                    return real($($arg,)* $($va)?);
                 }
-                hook_table!(@body $kind [$($mode)?] [$($h),+] real ($($arg),*))
+                hook_table!(@body $kind [$($mode)?] [$($h),+] real ($($arg),* $(, $va)?))
             }
-
-            #[cfg(target_os = "macos")]
-            #[used]
-            #[link_section = "__DATA,__interpose"]
-            static INTERPOSE: $crate::platform::Interpose = $crate::platform::Interpose {
-                replacement: hook as *const (),
-                original: $crate::platform::libc_fn::$name as *const (),
-            };
         }
     )*};
 
+    (@sym $name:ident) => { stringify!($name) };
+    (@sym $name:ident $sym:literal) => { $sym };
+    (@library [lib]) => { true };
+    (@library [$($mode:ident)?]) => { false };
+    (@real_type ($($ty:ty),*) () -> $ret:ty) => { unsafe extern "C" fn($($ty),*) -> $ret };
+    (@real_type ($($ty:ty),*) ($vty:ty) -> $ret:ty) => { unsafe extern "C" fn($($ty),*, ...) -> $ret };
+
     (@pass $real:ident [] ($($arg:ident),*) $($rest:tt)*) => {};
+    (@pass $real:ident [lib] ($($arg:ident),*) $($rest:tt)*) => {};
     (@pass $real:ident [fd $($fd:ident)+] ($($arg:ident),*) $($rest:tt)*) => {
-        if $($crate::hooks::passes($fd))&&+ {
+        if $($crate::hooks::sockets::passes($fd))&&+ {
             return $real($($arg),*);
         }
     };
@@ -305,7 +327,7 @@ macro_rules! hook_table {
         #[inline(never)]
         #[allow(improper_ctypes_definitions)]
         unsafe extern "C" fn counted(real: Real, idx: u32, rec: &'static sockmeter::registry::Record, $($arg: $ty),*) -> $ret {
-            let known = Some($crate::hooks::io::Sock { idx, rec });
+            let known = Some($crate::hooks::sockets::Sock { idx, rec });
             let ret = real($($arg),*);
             // errno is read only after a failure, and not restored: nothing on this path can
             // change it (the handler adds to atomics; starting the shipper, the one call it may

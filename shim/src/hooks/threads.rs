@@ -7,7 +7,7 @@
 //! The `pthread_create` hook therefore finds the module on the *creating* thread's stack (or,
 //! when there is none, the creating thread's own origin, so the rule carries through a chain
 //! of threads) and starts the new thread through [`trampoline`], which records that origin in
-//! a thread-local before calling the host's start routine. Attribution uses it only when the
+//! a thread-local (`modules::set_thread_origin`) before calling the host's start routine. Attribution uses it only when the
 //! stack shows no module ([`crate::modules::attribute`]).
 //!
 //! Cost (docs/benchmarks.md, `threads`): one stack look-up on the creating thread, usually
@@ -21,21 +21,10 @@
 
 #![allow(clippy::not_unsafe_ptr_arg_deref)]
 
-use std::cell::Cell;
-
 use libc::{c_int, c_void, pthread_attr_t, pthread_t};
 
 use crate::hooks::table::Rewrite;
 use crate::modules;
-
-thread_local! {
-    static ORIGIN: Cell<u32> = const { Cell::new(0) };
-}
-
-/// This thread's origin: the module that created it (0: none, or the executable).
-pub fn origin() -> u32 {
-    ORIGIN.try_with(Cell::get).unwrap_or(0)
-}
 
 /// What the new thread needs before it runs the host's routine.
 struct Start {
@@ -99,7 +88,7 @@ unsafe extern "C-unwind" fn trampoline(p: *mut c_void) -> *mut c_void {
     let s = unsafe { Box::from_raw(p as *mut Start) };
     let (start, arg, origin) = (s.start, s.arg, s.origin);
     drop(s);
-    let _ = ORIGIN.try_with(|c| c.set(origin));
+    modules::set_thread_origin(origin);
     // SAFETY: `start` is the host's start routine, `void *(*)(void *)`.
     let f =
         unsafe { std::mem::transmute::<*mut c_void, unsafe extern "C-unwind" fn(*mut c_void) -> *mut c_void>(start) };

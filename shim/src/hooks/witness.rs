@@ -23,93 +23,13 @@
 //! Nothing here is on the per-byte path.
 
 use libc::c_int;
-use sockmeter::model::{Dir, Proto, Role};
-use sockmeter::registry::{FdState, Record, RecordState, FLAG_NO_WITNESS, FLAG_SHUT_WR, FLAG_WITNESSED, OVERFLOW};
+use sockmeter::model::Proto;
+use sockmeter::registry::{FdState, RecordState, FLAG_NO_WITNESS, FLAG_SHUT_WR, FLAG_WITNESSED, OVERFLOW};
 
-use sockmeter::witness::TcpCounts;
-
+use super::kernel::{eligible, keeping_errno, kernel_now, read};
+use super::sockets;
 use crate::platform;
-use crate::runtime::{self, reg};
-
-/// Runs `f` and puts errno back as it was: the witness runs in the before-part of close and
-/// its kin, where a failed `getsockopt` (ENOTSOCK, on a file the shim never saw) would
-/// otherwise be what a successful close leaves in errno.
-fn keeping_errno<R>(f: impl FnOnce() -> R) -> R {
-    let e = platform::errno();
-    let r = f();
-    platform::set_errno(e);
-    r
-}
-
-/// Whether `rec` is a socket the witness reads: TCP, not listening, not shared across a fork.
-fn eligible(rec: &Record) -> bool {
-    rec.proto() == Proto::Tcp && rec.role() != Role::Listening && !rec.has_flag(FLAG_NO_WITNESS)
-}
-
-/// A reading of `fd`'s counters that agrees with its state. The kernel reads `tcpi_state`
-/// before it locks the socket to read the counters, so a FIN that arrives in between (the
-/// peer closing as the program closes: common with short connections) is counted in
-/// `bytes_received` while the state does not show it. That only matters when the FIN would
-/// decide the result: when, by the state, no FIN came and more arrived than the hooks saw read
-/// (`read_at_least`); or when `force`d. Then the counters are read again until the state is the
-/// same before and after one reading (at most a few times; none if it never holds still).
-fn settled(fd: c_int, shut_wr: bool, read_at_least: u64, force: bool) -> Option<TcpCounts> {
-    let mut t = platform::tcp_counts(fd)?;
-    if !force && (t.fin_received(shut_wr) || t.arrived(shut_wr) <= read_at_least) {
-        return Some(t);
-    }
-    for _ in 0..4 {
-        let next = platform::tcp_counts(fd)?;
-        if next.state == t.state {
-            return Some(t);
-        }
-        t = next;
-    }
-    None
-}
-
-/// What the kernel says the program has written and read on `fd` (absolute, since the socket
-/// was created). `read_at_least`: a lower bound of what was read; when it already accounts
-/// for every byte that arrived, nothing can be unread: one `getsockopt`, no FIONREAD.
-/// Otherwise FIONREAD is asked on both sides of a settled reading, until nothing arrived in
-/// between (the program is closing, but the peer may still be sending).
-fn kernel_now(fd: c_int, shut_wr: bool, read_at_least: u64) -> Option<[u64; 2]> {
-    let t = settled(fd, shut_wr, read_at_least, false)?;
-    let arrived = t.arrived(shut_wr);
-    if arrived <= read_at_least {
-        return Some([t.written(shut_wr), arrived]);
-    }
-    for _ in 0..4 {
-        let before = platform::unread_bytes(fd)?;
-        let t = settled(fd, shut_wr, read_at_least, true)?;
-        let after = platform::unread_bytes(fd)?;
-        if before == after {
-            return Some([t.written(shut_wr), t.read(shut_wr, after)]);
-        }
-    }
-    None
-}
-
-/// Reads the witness of `rec` through `fd` and stores it (since the record's base).
-fn read(fd: c_int, rec: &Record) {
-    if !eligible(rec) {
-        return;
-    }
-    let seen = rec.seen_at_least();
-    let base = rec.witness_base();
-    let Some(k) = kernel_now(fd, rec.has_flag(FLAG_SHUT_WR), base[1] + seen[1]) else {
-        return;
-    };
-    let w = [k[0].saturating_sub(base[0]), k[1].saturating_sub(base[1])];
-    // With kernel TLS the kernel counts TLS records, not the program's bytes: no witness.
-    // Asked only when the numbers differ (one more getsockopt).
-    if (w[0] > seen[0] || w[1] > seen[1]) && platform::kernel_tls(fd) {
-        rec.set_flag(FLAG_NO_WITNESS);
-        return;
-    }
-    rec.set_witness(w);
-    runtime::notify();
-}
+use crate::runtime::reg;
 
 /// Before a close of `fd`, which was `was`: when it is the socket's last fd in this process,
 /// the witness is read; an fd the shim has never seen is asked whether it is a TCP socket
@@ -140,7 +60,7 @@ fn met_at_close(fd: c_int) -> FdState {
     if platform::tcp_counts(fd).is_none() {
         return FdState::Unknown;
     }
-    let Some(idx) = super::lifecycle::recognise(fd) else {
+    let Some(idx) = sockets::recognise(fd) else {
         return FdState::Unknown;
     };
     read(fd, reg().records.get(idx));
@@ -157,30 +77,6 @@ pub fn before_close_span(first: u32, last: u32) {
             }
         })
     });
-}
-
-/// The starting point of a socket recognised on first use, inside a call that just moved
-/// `bytes` in `dir` (the kernel's count already has them; the hooks count them too).
-pub fn base_on_first_use(fd: c_int, rec: &Record, dir: Dir, bytes: u64) {
-    if !eligible(rec) {
-        return;
-    }
-    if let Some(k) = keeping_errno(|| kernel_now(fd, false, 0)) {
-        rec.set_witness_base(k);
-        unbase(rec, dir, bytes);
-    }
-}
-
-/// A socket recognised on first use inside a batch call whose bytes are only known after it
-/// was recognised (sendmmsg, recvmmsg): those bytes leave the starting point.
-pub fn unbase(rec: &Record, dir: Dir, bytes: u64) {
-    let mut b = rec.witness_base();
-    let i = match dir {
-        Dir::Tx => 0,
-        Dir::Rx => 1,
-    };
-    b[i] = b[i].saturating_sub(bytes);
-    rec.set_witness_base(b);
 }
 
 /// At exit (and before exec): reads every TCP socket still open. `flush`: first write out the

@@ -342,6 +342,162 @@ fn visit_slots(img: &Image<'_>, f: &mut dyn FnMut(usize, &CStr, u32)) -> Result<
     Ok(())
 }
 
+/// `DT_GNU_HASH`: the GNU hash table of the dynamic symbols.
+const DT_GNU_HASH: u64 = 0x6fff_fef5;
+/// `DT_HASH`: the System V hash table (older objects).
+const DT_HASH: u64 = 4;
+/// `DT_VERSYM`: each dynamic symbol's version index (bit 15: hidden, not the default version).
+const DT_VERSYM: u64 = 0x6fff_fff0;
+
+/// The address of a function `name` defined (exported) by a loaded object after the one at
+/// `after_base` in load order (the objects `dlsym(RTLD_NEXT)` would search from there, and
+/// those loaded with `RTLD_LOCAL`, which it cannot see), found through the objects' own hash
+/// tables without calling `dlsym` (whose failed look-ups leave an error in `dlerror()`). The
+/// first in load order wins.
+pub fn find_function_after(name: &CStr, after_base: usize) -> Option<usize> {
+    let mut found = None;
+    let mut past = false;
+    for_each_image(&mut |img| {
+        if !past {
+            past = img.base == after_base;
+            return false;
+        }
+        if img.is_vdso() {
+            return false;
+        }
+        found = lookup(img, name.to_bytes()).ok().flatten();
+        found.is_some()
+    });
+    found
+}
+
+fn gnu_hash(name: &[u8]) -> u32 {
+    name.iter()
+        .fold(5381u32, |h, &b| h.wrapping_mul(33).wrapping_add(u32::from(b)))
+}
+
+fn sysv_hash(name: &[u8]) -> u32 {
+    let mut h = 0u32;
+    for &b in name {
+        h = (h << 4).wrapping_add(u32::from(b));
+        let g = h & 0xf000_0000;
+        if g != 0 {
+            h ^= g >> 24;
+        }
+        h &= !g;
+    }
+    h
+}
+
+/// `name`'s definition in `img` (a function or an indirect one's resolver is not returned:
+/// only `STT_FUNC`; of a versioned symbol, the default version, as `dlsym` would), by its hash
+/// table.
+fn lookup(img: &Image<'_>, name: &[u8]) -> Result<Option<usize>, GotError> {
+    let bad = GotError::BadDynamic;
+    let (dynamic, size) = img.dynamic().ok_or(bad("no PT_DYNAMIC"))?;
+    img.segment(dynamic, size).ok_or(bad("PT_DYNAMIC outside PT_LOAD"))?;
+    let (mut strtab, mut strsz, mut symtab, mut gnu, mut sysv, mut versym) = (None, None, None, None, None, None);
+    for entry in (dynamic..dynamic.saturating_add(size)).step_by(16).take(size / 16) {
+        // SAFETY: the entry lies inside PT_DYNAMIC, checked above to be in a mapped segment.
+        let [tag, val] = unsafe { read::<[u64; 2]>(entry) };
+        match tag {
+            0 => break,
+            t if t == DT_STRTAB as u64 => strtab = Some(val),
+            t if t == DT_STRSZ as u64 => strsz = usize::try_from(val).ok(),
+            t if t == DT_SYMTAB as u64 => symtab = Some(val),
+            DT_GNU_HASH => gnu = Some(val),
+            DT_HASH => sysv = Some(val),
+            DT_VERSYM => versym = Some(val),
+            _ => {}
+        }
+    }
+    let strsz = strsz.ok_or(bad("DT_STRSZ"))?;
+    let strtab = img.ptr(strtab, strsz, "DT_STRTAB")?;
+    // SAFETY: checked to lie in a mapped, readable segment, kept mapped by the loader lock.
+    let strtab = unsafe { std::slice::from_raw_parts(strtab as *const u8, strsz) };
+    let symtab = img.ptr(symtab, SYM_SIZE, "DT_SYMTAB")?;
+    let u32_at = |a: usize| -> Result<u32, GotError> {
+        img.segment(a, 4).ok_or(bad("hash table"))?;
+        // SAFETY: checked to be in a mapped segment.
+        Ok(unsafe { read::<u32>(a) })
+    };
+    // Whether symbol `i` is `name`, defined here as a function: its address if so.
+    let matches = |i: usize| -> Result<Option<usize>, GotError> {
+        let at = i.checked_mul(SYM_SIZE).and_then(|o| symtab.checked_add(o));
+        let at = at
+            .filter(|&a| img.segment(a, SYM_SIZE).is_some())
+            .ok_or(bad("symbol"))?;
+        // SAFETY: the whole Elf64_Sym at `at` was checked to be in a mapped segment.
+        let sym = unsafe { read::<[u8; SYM_SIZE]>(at) };
+        let [n0, n1, n2, n3, info, _other, s0, s1, v0, v1, v2, v3, v4, v5, v6, v7, ..] = sym;
+        let defined = u16::from_ne_bytes([s0, s1]) != 0;
+        let (kind, bind) = (info & 0xf, info >> 4);
+        if !defined || kind != 2 || !(bind == 1 || bind == 2) {
+            return Ok(None); // not a defined STT_FUNC with STB_GLOBAL/STB_WEAK
+        }
+        let n = strtab.get(u32::from_ne_bytes([n0, n1, n2, n3]) as usize..);
+        if n.and_then(|b| CStr::from_bytes_until_nul(b).ok()).map(CStr::to_bytes) != Some(name) {
+            return Ok(None);
+        }
+        if let Some(vs) = versym {
+            let at = img.ptr(Some(vs), 2, "DT_VERSYM")?.checked_add(2 * i);
+            let at = at.filter(|&a| img.segment(a, 2).is_some()).ok_or(bad("DT_VERSYM"))?;
+            // SAFETY: checked to be in a mapped segment.
+            if unsafe { read::<u16>(at) } & 0x8000 != 0 {
+                return Ok(None); // a hidden (older) version of the symbol
+            }
+        }
+        let value = u64::from_ne_bytes([v0, v1, v2, v3, v4, v5, v6, v7]);
+        Ok(usize::try_from(value).ok().and_then(|v| img.base.checked_add(v)))
+    };
+    if let Some(gnu) = gnu {
+        let table = img.ptr(Some(gnu), 16, "DT_GNU_HASH")?;
+        let (nbuckets, symoffset, bloom_size) = (u32_at(table)?, u32_at(table + 4)?, u32_at(table + 8)?);
+        if nbuckets == 0 {
+            return Ok(None);
+        }
+        let buckets = table + 16 + 8 * bloom_size as usize;
+        let chains = buckets + 4 * nbuckets as usize;
+        let h = gnu_hash(name);
+        let first = u32_at(buckets + 4 * (h % nbuckets) as usize)? as usize;
+        if first == 0 || first < symoffset as usize {
+            return Ok(None);
+        }
+        // A chain ends with a hash whose low bit is set (bounded in case the table is corrupt).
+        for i in first..first + (1 << 20) {
+            let h2 = u32_at(chains + 4 * (i - symoffset as usize))?;
+            if h | 1 == h2 | 1 {
+                if let Some(a) = matches(i)? {
+                    return Ok(Some(a));
+                }
+            }
+            if h2 & 1 != 0 {
+                break;
+            }
+        }
+        return Ok(None);
+    }
+    if let Some(sysv) = sysv {
+        let table = img.ptr(Some(sysv), 8, "DT_HASH")?;
+        let (nbucket, nchain) = (u32_at(table)?, u32_at(table + 4)?);
+        if nbucket == 0 {
+            return Ok(None);
+        }
+        let chain = table + 8 + 4 * nbucket as usize;
+        let mut i = u32_at(table + 8 + 4 * (sysv_hash(name) % nbucket) as usize)? as usize;
+        for _ in 0..nchain {
+            if i == 0 {
+                break;
+            }
+            if let Some(a) = matches(i)? {
+                return Ok(Some(a));
+            }
+            i = u32_at(chain + 4 * i)? as usize;
+        }
+    }
+    Ok(None)
+}
+
 /// Performs `writes` (sorted by slot, deduplicated), one page at a time.
 fn write_slots(img: &Image<'_>, writes: &[(usize, usize)]) -> Result<usize, GotError> {
     // SAFETY: sysconf has no preconditions.
@@ -470,6 +626,23 @@ fn parse_maps_line(line: &[u8]) -> Option<(usize, usize, c_int)> {
 #[cfg(all(test, any(target_arch = "x86_64", target_arch = "aarch64")))]
 mod tests {
     use super::*;
+
+    #[test]
+    fn finds_an_exported_function_through_the_hash_tables() {
+        let main = loaded_objects()[0].base;
+        // SAFETY: dlsym with a NUL-terminated name.
+        let want = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"getaddrinfo".as_ptr()) } as usize;
+        assert_ne!(want, 0);
+        assert_eq!(find_function_after(c"getaddrinfo", main), Some(want));
+        assert_eq!(find_function_after(c"no_such_function_anywhere", main), None);
+        // Not a function: a data symbol is never returned.
+        assert_eq!(find_function_after(c"environ", main), None);
+        // A symbol with two versions (glibc's pthread_cond_wait@GLIBC_2.2.5, hidden, and
+        // @@GLIBC_2.3.2, the default): the one dlsym returns.
+        // SAFETY: as above.
+        let cond = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"pthread_cond_wait".as_ptr()) } as usize;
+        assert_eq!(find_function_after(c"pthread_cond_wait", main), Some(cond));
+    }
     use std::os::fd::AsRawFd;
 
     const LIB_C: &str = "#include <unistd.h>\n int lib_getpid(void) { return getpid(); }\n\

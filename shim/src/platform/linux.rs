@@ -1,13 +1,28 @@
 //! Linux (glibc) implementation of the platform contract in `platform/mod.rs`.
 
 use std::ffi::{c_void, CStr};
-use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicUsize, Ordering::*};
+use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering::*};
 
-use libc::{c_char, c_int, sockaddr, socklen_t};
-use sockmeter::addr::{self, ADDR_WORDS};
+use libc::{c_char, c_int, socklen_t};
 use sockmeter::model::{Family, Proto};
 
+use super::posix::{file_name, peer_words, pid, refresh_self_pid, sockopt};
 use super::{FdKind, Object};
+
+/// The C types of the table's Linux-only entries (`platform/macos.rs` has stand-ins).
+pub use libc::{loff_t, mmsghdr, off64_t};
+
+/// The environment variable that names preloaded libraries.
+pub const PRELOAD_VAR: &CStr = c"LD_PRELOAD";
+
+/// `send` flag: no SIGPIPE when the other end is gone.
+pub const MSG_NOSIGNAL: c_int = libc::MSG_NOSIGNAL;
+
+/// A Unix stream socket of the shim's own (close-on-exec), or -1.
+pub fn unix_stream_socket() -> c_int {
+    // SAFETY: a plain system call.
+    unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) }
+}
 
 /// `CLOSE_RANGE_CLOEXEC`: close_range only marks the fds close-on-exec.
 pub const CLOSE_RANGE_CLOEXEC: c_int = 1 << 2;
@@ -40,56 +55,14 @@ pub fn next_symbol(name: &CStr) -> *mut c_void {
     unsafe { libc::dlsym(libc::RTLD_NEXT, name.as_ptr()) }
 }
 
-/// Encodes a sockaddr without allocating; `None` for AF_UNSPEC or unknown families.
-///
-/// # Safety
-/// `sa` must be null or point to at least `len` readable bytes.
-pub unsafe fn sockaddr_words(sa: *const sockaddr, len: socklen_t) -> Option<[u64; ADDR_WORDS]> {
-    if sa.is_null() || (len as usize) < std::mem::size_of::<libc::sa_family_t>() {
-        return None;
-    }
-    // SAFETY: at least the family field is readable (checked above).
-    let family = c_int::from(unsafe { (*sa).sa_family });
-    match family {
-        libc::AF_INET if len as usize >= std::mem::size_of::<libc::sockaddr_in>() => {
-            // SAFETY: family and length say this is a sockaddr_in.
-            let s = unsafe { std::ptr::read_unaligned(sa as *const libc::sockaddr_in) };
-            Some(addr::encode_v4(
-                s.sin_addr.s_addr.to_ne_bytes(),
-                u16::from_be(s.sin_port),
-            ))
-        }
-        libc::AF_INET6 if len as usize >= std::mem::size_of::<libc::sockaddr_in6>() => {
-            // SAFETY: family and length say this is a sockaddr_in6.
-            let s = unsafe { std::ptr::read_unaligned(sa as *const libc::sockaddr_in6) };
-            Some(addr::encode_v6(
-                s.sin6_addr.s6_addr,
-                u16::from_be(s.sin6_port),
-                s.sin6_scope_id,
-            ))
-        }
-        libc::AF_UNIX => {
-            let off = std::mem::size_of::<libc::sa_family_t>();
-            let n = (len as usize).saturating_sub(off).min(108);
-            // SAFETY: `len` bytes are readable; the path follows the family field.
-            let path = unsafe { std::slice::from_raw_parts((sa as *const u8).add(off), n) };
-            if path.first() == Some(&0) && n > 0 {
-                Some(addr::encode_unix(&path[1..], true, false))
-            } else {
-                let end = path.iter().position(|&b| b == 0).unwrap_or(path.len());
-                Some(addr::encode_unix(&path[..end], false, false))
-            }
-        }
-        _ => None,
-    }
-}
-
-fn sockopt(fd: c_int, opt: c_int) -> Option<c_int> {
-    let mut v: c_int = 0;
-    let mut len = std::mem::size_of::<c_int>() as socklen_t;
-    // SAFETY: valid out-pointers of the right size.
-    let r = unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, opt, &mut v as *mut c_int as *mut c_void, &mut len) };
-    (r == 0).then_some(v)
+/// The definition of `name` in a library other than the C library (CoreFoundation, liburing):
+/// the first object loaded after the shim that exports it, as `dlsym(RTLD_NEXT)` would find it,
+/// but also in a library a plugin loaded with `RTLD_LOCAL` (which `dlsym` cannot see: the
+/// host's call would fail), found through the objects' own hash tables, so that no failed
+/// `dlsym` leaves an error behind in the host's `dlerror()`. Called once per symbol, when the
+/// host first calls it (its library is loaded then).
+pub fn library_symbol(name: &CStr) -> *mut c_void {
+    super::elf_got::find_function_after(name, shim_base()).map_or(std::ptr::null_mut(), |a| a as *mut c_void)
 }
 
 /// What an fd the shim has not seen created is.
@@ -107,8 +80,7 @@ pub fn classify(fd: c_int) -> FdKind {
     let protocol = sockopt(fd, libc::SO_PROTOCOL).unwrap_or(0);
     let listening = sockopt(fd, libc::SO_ACCEPTCONN).unwrap_or(0) != 0;
     let connected = peer_words(fd).is_some();
-    let (family, proto) =
-        crate::hooks::lifecycle::kind_of(domain, ty, protocol).unwrap_or((Family::Other, Proto::Other));
+    let (family, proto) = super::kind_of(domain, ty, protocol).unwrap_or((Family::Other, Proto::Other));
     FdKind::Socket {
         family,
         proto,
@@ -204,36 +176,6 @@ pub fn flush_stdio_on(wanted: impl Fn(c_int) -> bool) {
             fp = (*fp).chain;
         }
     }
-}
-
-fn name_words(fd: c_int, peer: bool) -> Option<[u64; ADDR_WORDS]> {
-    // SAFETY: sockaddr_storage is plain data; zeroed is valid.
-    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as socklen_t;
-    let p = &mut ss as *mut libc::sockaddr_storage as *mut sockaddr;
-    // SAFETY: valid out-pointers sized by `len`.
-    let r = unsafe {
-        if peer {
-            libc::getpeername(fd, p, &mut len)
-        } else {
-            libc::getsockname(fd, p, &mut len)
-        }
-    };
-    if r != 0 {
-        return None;
-    }
-    // SAFETY: the kernel wrote `len` bytes into `ss`.
-    unsafe { sockaddr_words(p, len.min(std::mem::size_of::<libc::sockaddr_storage>() as socklen_t)) }
-}
-
-/// getsockname, encoded.
-pub fn local_words(fd: c_int) -> Option<[u64; ADDR_WORDS]> {
-    name_words(fd, false)
-}
-
-/// getpeername, encoded.
-pub fn peer_words(fd: c_int) -> Option<[u64; ADDR_WORDS]> {
-    name_words(fd, true)
 }
 
 /// glibc's `struct dl_find_object` (2.35+), with room to spare for later fields.
@@ -335,38 +277,6 @@ pub fn shim_base() -> usize {
     b
 }
 
-#[repr(C)]
-struct UnwindContext {
-    _private: [u8; 0],
-}
-
-extern "C" {
-    fn _Unwind_Backtrace(trace: extern "C" fn(*mut UnwindContext, *mut c_void) -> c_int, arg: *mut c_void) -> c_int;
-    fn _Unwind_GetIP(ctx: *mut UnwindContext) -> usize;
-}
-
-type Visit<'a> = &'a mut dyn FnMut(usize) -> bool;
-
-extern "C" fn walk_one(ctx: *mut UnwindContext, arg: *mut c_void) -> c_int {
-    // SAFETY: `arg` is the `Visit` passed to _Unwind_Backtrace by `walk_stack`, alive and
-    // exclusively borrowed for its duration.
-    let visit = unsafe { &mut *(arg as *mut Visit<'_>) };
-    // SAFETY: ctx is the unwinder's live context.
-    let ip = unsafe { _Unwind_GetIP(ctx) };
-    if ip == 0 || !visit(ip) {
-        return 5; // _URC_END_OF_STACK: stop
-    }
-    0 // _URC_NO_REASON: go on
-}
-
-/// Calls `visit` with each return address on this thread's stack, innermost first, until it
-/// returns false (so a walk that has found what it looks for stops there: each frame costs the
-/// unwinder a table lookup).
-pub fn walk_stack(mut visit: Visit<'_>) {
-    // SAFETY: walk_one only calls `visit`, which lives for the whole call.
-    unsafe { _Unwind_Backtrace(walk_one, &mut visit as *mut Visit<'_> as *mut c_void) };
-}
-
 /// Calls `f` with the loader's name (`l_name`, the pointer itself: it identifies the object
 /// while it is loaded) of every object loaded now, the main program included.
 pub fn for_each_object(f: &mut dyn FnMut(*const c_char)) {
@@ -392,36 +302,7 @@ pub fn for_each_object(f: &mut dyn FnMut(*const c_char)) {
 #[inline(never)]
 pub fn caller_ip() -> Option<usize> {
     let (lo, hi) = shim_range();
-    let mut fp: usize;
-    // SAFETY: reading the frame-pointer register.
-    #[cfg(target_arch = "x86_64")]
-    unsafe {
-        core::arch::asm!("mov {}, rbp", out(reg) fp, options(nomem, nostack, preserves_flags))
-    };
-    // SAFETY: as above (x29 is the frame pointer on aarch64).
-    #[cfg(target_arch = "aarch64")]
-    unsafe {
-        core::arch::asm!("mov {}, x29", out(reg) fp, options(nomem, nostack, preserves_flags))
-    };
-    let start = fp;
-    for _ in 0..32 {
-        // A frame record lives above the current one on this thread's stack.
-        if fp == 0 || !fp.is_multiple_of(std::mem::align_of::<usize>()) || fp < start || fp - start > (1 << 20) {
-            return None;
-        }
-        // SAFETY: `fp` points at a frame record of the shim's own code (checked to be on this
-        // stack, above our frame, aligned): [fp] is the caller's frame pointer, [fp + 8] the
-        // return address.
-        let (next, ret) = unsafe { (*(fp as *const usize), *((fp + 8) as *const usize)) };
-        if ret < lo || ret >= hi {
-            return (ret != 0).then_some(ret);
-        }
-        if next <= fp {
-            return None;
-        }
-        fp = next;
-    }
-    None
+    super::posix::first_return_outside(lo, hi)
 }
 
 /// The shim's code range (start, end) from the loader.
@@ -438,10 +319,6 @@ fn shim_range() -> (usize, usize) {
             _ => (0, 0),
         }
     })
-}
-
-fn file_name(path: &[u8]) -> &[u8] {
-    path.rsplit(|&b| b == b'/').next().unwrap_or(path)
 }
 
 /// The C runtime and the loader: never a module.
@@ -462,6 +339,12 @@ pub fn is_runtime_library(path: &[u8]) -> bool {
     .any(|p| f.starts_with(p))
 }
 
+/// CoreFoundation (swift-corelibs-foundation's `libCoreFoundation.so`): the sockets its own code
+/// makes are its own.
+pub fn is_corefoundation(path: &[u8]) -> bool {
+    file_name(path).starts_with(b"libCoreFoundation.so")
+}
+
 /// Libraries in the system library directories: skipped when looking for the module.
 pub fn is_system_library(path: &[u8]) -> bool {
     [
@@ -476,25 +359,6 @@ pub fn is_system_library(path: &[u8]) -> bool {
     ]
     .iter()
     .any(|d| path.starts_with(d))
-}
-
-/// realpath of `raw` into `buf`; the raw name if that fails. Returns the length.
-pub fn real_path(raw: &[u8], buf: &mut [u8; 4096]) -> usize {
-    let mut c = [0u8; 4096];
-    let n = raw.len().min(c.len() - 1);
-    c[..n].copy_from_slice(&raw[..n]);
-    let mut out = [0 as c_char; libc::PATH_MAX as usize + 1];
-    // SAFETY: `c` is NUL-terminated; `out` has PATH_MAX+1 bytes as realpath requires.
-    let r = unsafe { libc::realpath(c.as_ptr() as *const c_char, out.as_mut_ptr()) };
-    if r.is_null() {
-        buf[..n].copy_from_slice(&raw[..n]);
-        return n;
-    }
-    // SAFETY: realpath wrote a NUL-terminated string into `out`.
-    let s = unsafe { CStr::from_ptr(out.as_ptr()) }.to_bytes();
-    let m = s.len().min(buf.len());
-    buf[..m].copy_from_slice(&s[..m]);
-    m
 }
 
 /// The executable's absolute path into `buf`; returns the length.
@@ -514,33 +378,6 @@ pub fn exe_path() -> String {
     let mut buf = [0u8; 4096];
     let n = exe_path_into(&mut buf);
     String::from_utf8_lossy(&buf[..n]).into_owned()
-}
-
-static ARGV: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
-
-/// The command line, as the loader passed it to the shim's constructor (no file is opened:
-/// the shim must not take an fd number the host would otherwise get).
-pub fn cmdline() -> Vec<String> {
-    ARGV.get().cloned().unwrap_or_default()
-}
-
-/// Runs `f` (which starts one of the shim's own threads) with every signal blocked in the
-/// calling thread, so the new thread is born blocking them all (a thread inherits its creator's
-/// mask) and no process-directed signal can reach it, not even before it runs: such a signal
-/// goes to one of the host's threads, as without the shim (a host that blocks a signal
-/// everywhere and takes it with `sigwait` must still find it pending). The caller's mask is
-/// put back after.
-pub fn spawn_blocking_signals<R>(f: impl FnOnce() -> R) -> R {
-    // SAFETY: sigfillset/pthread_sigmask on our own sets, for the calling thread.
-    unsafe {
-        let mut all: libc::sigset_t = std::mem::zeroed();
-        let mut old: libc::sigset_t = std::mem::zeroed();
-        libc::sigfillset(&mut all);
-        libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut old);
-        let r = f();
-        libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
-        r
-    }
 }
 
 /// Sleeps up to `timeout` unless `word` is non-zero, waking early when [`wake_one`] is called
@@ -594,21 +431,6 @@ pub fn image_token() -> u64 {
     (r ^ (ts.tv_nsec as u64).rotate_left(17) ^ (ts.tv_sec as u64).rotate_left(41) ^ u64::from(pid()).rotate_left(3)) | 1
 }
 
-/// This process's id.
-pub fn pid() -> u32 {
-    // SAFETY: getpid is always safe.
-    unsafe { libc::getpid() as u32 }
-}
-
-/// The pid of the process this memory belongs to: read at load time and again in every fork
-/// child. A vfork child runs in its parent's memory until it execs or exits, so it reads its
-/// parent's pid here (and no atfork handler runs for it).
-static SELF_PID: AtomicU32 = AtomicU32::new(0);
-
-extern "C" fn refresh_self_pid() {
-    SELF_PID.store(pid(), Relaxed);
-}
-
 #[used]
 #[link_section = ".init_array"]
 static SELF_PID_INIT: extern "C" fn() = {
@@ -620,77 +442,207 @@ static SELF_PID_INIT: extern "C" fn() = {
     init
 };
 
-/// Whether this is a vfork child (or any child sharing its parent's memory without being a
-/// thread of it): everything the shim holds in memory is its parent's, which it must leave
-/// alone. One system call (getpid); callers ask only before changing what the parent knows
-/// about a socket. False before the shim's constructor ran.
-pub fn in_vfork_child() -> bool {
-    let own = SELF_PID.load(Relaxed);
-    own != 0 && own != pid()
-}
+/// What runs at `exit()`, given the status (see [`register_process_handlers`]).
+static AT_EXIT: AtomicPtr<()> = AtomicPtr::new(std::ptr::null_mut());
 
-/// The parent's id.
-pub fn ppid() -> u32 {
-    // SAFETY: getppid is always safe.
-    unsafe { libc::getppid() as u32 }
-}
-
-/// Resolves what must be known before the host's first call (the real dlopen, which the
-/// naked `dlopen` jumps to).
-pub fn resolve_early() {
-    let _ = super::deepbind::resolve();
-}
-
-/// Registers the fork handlers and the exit handler (`on_exit`, which is given the exit status,
-/// unlike `atexit`).
-pub fn register_process_handlers(
-    prepare: extern "C" fn(),
-    child: extern "C" fn(),
-    at_exit: extern "C" fn(c_int, *mut c_void),
-) {
+/// Registers the fork handlers and the exit handler, which is given the exit status (`on_exit`,
+/// unlike `atexit`, knows it).
+pub fn register_process_handlers(prepare: extern "C" fn(), child: extern "C" fn(), at_exit: fn(Option<c_int>)) {
     extern "C" {
         fn on_exit(f: extern "C" fn(c_int, *mut c_void), arg: *mut c_void) -> c_int;
     }
+    extern "C" fn exiting(status: c_int, _arg: *mut c_void) {
+        let f = AT_EXIT.load(Acquire);
+        if !f.is_null() {
+            // SAFETY: only ever set below, from a `fn(Option<c_int>)`.
+            let f = unsafe { std::mem::transmute::<*mut (), fn(Option<c_int>)>(f) };
+            f(Some(status));
+        }
+    }
+    AT_EXIT.store(at_exit as *mut (), Release);
     // SAFETY: plain registrations of functions that live as long as the process.
     unsafe {
         libc::pthread_atfork(Some(prepare), None, Some(child));
-        on_exit(at_exit, std::ptr::null_mut());
+        on_exit(exiting, std::ptr::null_mut());
     }
 }
 
-/// Runs `crate::runtime::init` when the shim is loaded. glibc passes `argc`, `argv` and
-/// `envp` to `.init_array` functions; the command line is kept from there.
-#[used]
-#[link_section = ".init_array"]
-static INIT: extern "C" fn(c_int, *const *const c_char, *const *const c_char) = {
-    extern "C" fn init(argc: c_int, argv: *const *const c_char, _envp: *const *const c_char) {
-        crate::guard::with(|| {
-            let mut args = Vec::new();
-            for i in 0..argc.max(0) as usize {
+/// Runs `$f` (a `fn()`) when the shim is loaded (an `.init_array` entry), after keeping the
+/// command line (with the re-entrancy guard held: it allocates).
+macro_rules! on_load {
+    ($f:path) => {
+        #[used]
+        #[link_section = ".init_array"]
+        static ON_LOAD: extern "C" fn(libc::c_int, *const *const libc::c_char, *const *const libc::c_char) = {
+            extern "C" fn init(argc: libc::c_int, argv: *const *const libc::c_char, _envp: *const *const libc::c_char) {
                 // SAFETY: the loader passes `argc` valid NUL-terminated strings in `argv`.
-                let p = unsafe { *argv.add(i) };
-                if p.is_null() {
-                    break;
-                }
-                // SAFETY: as above.
-                args.push(unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned());
+                $crate::guard::with(|| unsafe { $crate::platform::keep_cmdline(argc, argv) });
+                $f();
             }
-            let _ = ARGV.set(args);
-            crate::loads::at_load();
-        });
-        crate::runtime::init();
-    }
-    init
-};
+            init
+        };
+    };
+}
+pub(crate) use on_load;
 
-/// The directory the shim was loaded from.
-pub fn shim_dir() -> Option<std::path::PathBuf> {
-    // SAFETY: zeroed Dl_info is valid; dladdr fills it for an address inside the shim.
-    let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
-    if unsafe { libc::dladdr(shim_dir as *const () as *const c_void, &mut info) } == 0 || info.dli_fname.is_null() {
-        return None;
+/// How a hook replaces the C library's function (`hooks/table.rs` wraps each hook in this): on
+/// Linux, by exporting it under the function's name from a library loaded ahead of libc
+/// (`LD_PRELOAD`, or linked first). The optional argument of a variadic function (`...NAME`)
+/// arrives in the register a fixed argument in its place would use (x86_64, aarch64), so the
+/// hook takes it as one.
+macro_rules! replacement {
+    (
+        name = $name:ident, symbol = [$($sym:literal)?], library = [$($mode:ident)?], fixed = [$($arg:ident)*],
+        variadic = [$($va:ident)?], $item:item
+    ) => {
+        #[export_name = $crate::platform::replacement!(@sym $name $($sym)?)]
+        $item
+    };
+    (@sym $name:ident) => { stringify!($name) };
+    (@sym $name:ident $sym:literal) => { $sym };
+}
+pub(crate) use replacement;
+
+/// `dlopen` mode bits that load an object outside interposition: glibc's `RTLD_DEEPBIND`.
+pub const DLOPEN_ISOLATED: c_int = libc::RTLD_DEEPBIND;
+
+/// Defines `$name`, the shim's `dlopen` (exported as `dlopen`): a naked function that, unless
+/// the mode has [`DLOPEN_ISOLATED`], calls `$note(file, mode)` with the arguments saved and
+/// then jumps to the address in `$real` (an `AtomicPtr` static), leaving the caller's return
+/// address in place; an isolated open, or one before `$real` is set, jumps to `$slow`
+/// instead. Call-frame information lets the unwinder walk from `$note` to the host.
+macro_rules! dlopen_trampoline {
+    ($name:ident, note = $note:path, real = $real:path, slow = $slow:path) => {
+        /// The exported `dlopen` (see `platform::dlopen_trampoline!`).
+        ///
+        /// # Safety
+        /// Called by C code with dlopen's contract.
+        #[cfg(target_arch = "x86_64")]
+        #[unsafe(naked)]
+        #[export_name = "dlopen"]
+        pub unsafe extern "C" fn $name(file: *const libc::c_char, mode: libc::c_int) -> *mut std::ffi::c_void {
+            core::arch::naked_asm!(
+                ".cfi_startproc",
+                "test esi, {deep}",
+                "jnz 2f",
+                // note(file, mode), keeping the arguments (and a 16-byte aligned stack at the call).
+                "push rdi",
+                ".cfi_adjust_cfa_offset 8",
+                "push rsi",
+                ".cfi_adjust_cfa_offset 8",
+                "sub rsp, 8",
+                ".cfi_adjust_cfa_offset 8",
+                "call {note}",
+                "add rsp, 8",
+                ".cfi_adjust_cfa_offset -8",
+                "pop rsi",
+                ".cfi_adjust_cfa_offset -8",
+                "pop rdi",
+                ".cfi_adjust_cfa_offset -8",
+                "mov rax, qword ptr [rip + {real}]",
+                "test rax, rax",
+                "jz 2f",
+                "jmp rax",
+                "2:",
+                "jmp {slow}",
+                ".cfi_endproc",
+                deep = const $crate::platform::DLOPEN_ISOLATED,
+                note = sym $note,
+                real = sym $real,
+                slow = sym $slow,
+            )
+        }
+
+        /// The exported `dlopen` on aarch64: as on x86_64.
+        ///
+        /// # Safety
+        /// Called by C code with dlopen's contract.
+        #[cfg(target_arch = "aarch64")]
+        #[unsafe(naked)]
+        #[export_name = "dlopen"]
+        pub unsafe extern "C" fn $name(file: *const libc::c_char, mode: libc::c_int) -> *mut std::ffi::c_void {
+            core::arch::naked_asm!(
+                ".cfi_startproc",
+                "tst w1, #{deep}",
+                "b.ne 2f",
+                // note(file, mode), keeping the arguments and the link register.
+                "stp x29, x30, [sp, #-32]!",
+                ".cfi_def_cfa_offset 32",
+                ".cfi_offset x29, -32",
+                ".cfi_offset x30, -24",
+                "mov x29, sp",
+                "stp x0, x1, [sp, #16]",
+                "bl {note}",
+                "ldp x0, x1, [sp, #16]",
+                "ldp x29, x30, [sp], #32",
+                ".cfi_def_cfa_offset 0",
+                ".cfi_restore x29",
+                ".cfi_restore x30",
+                "adrp x16, {real}",
+                "ldr x16, [x16, :lo12:{real}]",
+                "cbz x16, 2f",
+                "br x16",
+                "2:",
+                "b {slow}",
+                ".cfi_endproc",
+                deep = const $crate::platform::DLOPEN_ISOLATED,
+                note = sym $note,
+                real = sym $real,
+                slow = sym $slow,
+            )
+        }
+    };
+}
+pub(crate) use dlopen_trampoline;
+
+/// The load addresses of every object loaded now that has a dynamic section (to tell, after a
+/// `dlopen`, which objects it added).
+pub fn loaded_object_bases() -> Vec<usize> {
+    super::elf_got::loaded_objects().into_iter().map(|o| o.base).collect()
+}
+
+/// Rebinds the imports of every object loaded since `before` (load addresses from
+/// [`loaded_object_bases`]) whose names `lookup` maps to an address (the shim and the C
+/// runtime are left alone): each such GOT slot then points there.
+///
+/// # Safety
+/// Every address `lookup` returns must be a function that can stand in for the named symbol
+/// (same ABI and contract). `lookup` runs under the loader's lock: a plain look-up only.
+pub unsafe fn rebind_objects_since(before: &[usize], lookup: &dyn Fn(&CStr) -> Option<usize>) -> super::Rebound {
+    let shim = shim_base();
+    let mut out = super::Rebound::default();
+    for obj in super::elf_got::loaded_objects() {
+        if before.contains(&obj.base) || obj.base == shim || is_runtime_library(obj.name.as_bytes()) {
+            continue;
+        }
+        // SAFETY: the caller's promise about `lookup`.
+        match unsafe { super::elf_got::patch_object(&obj, lookup) } {
+            Ok(n) => out.patched += n,
+            Err(e) => out.failed.push(format!("{}: {e}", obj.name.to_string_lossy())),
+        }
     }
-    // SAFETY: dladdr returned a NUL-terminated file name.
-    let path = unsafe { CStr::from_ptr(info.dli_fname) }.to_string_lossy().into_owned();
-    std::fs::canonicalize(path).ok()?.parent().map(|p| p.to_path_buf())
+    out
+}
+
+/// The privileges of the program open as `fd` (see [`super::ProgramPrivileges`]); None if it
+/// cannot be read.
+pub fn program_privileges(fd: c_int) -> Option<super::ProgramPrivileges> {
+    // SAFETY: fstat, fgetxattr (a size query: null buffer, size 0) and fstatvfs on the caller's
+    // fd, into zeroed structs.
+    unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        if libc::fstat(fd, &mut st) != 0 {
+            return None;
+        }
+        let caps = libc::fgetxattr(fd, c"security.capability".as_ptr(), std::ptr::null_mut(), 0) >= 0;
+        let mut vfs: libc::statvfs = std::mem::zeroed();
+        let nosuid = libc::fstatvfs(fd, &mut vfs) == 0 && vfs.f_flag & libc::ST_NOSUID != 0;
+        Some(super::ProgramPrivileges {
+            mode: st.st_mode,
+            uid: st.st_uid,
+            gid: st.st_gid,
+            caps,
+            nosuid,
+        })
+    }
 }

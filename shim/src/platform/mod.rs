@@ -45,9 +45,10 @@ mod macos;
 #[cfg(target_os = "macos")]
 pub use macos::*;
 
-#[cfg(target_os = "linux")]
+mod posix;
+pub use posix::*;
+
 mod runtimes;
-#[cfg(target_os = "linux")]
 pub use runtimes::*;
 
 #[cfg(target_os = "linux")]
@@ -56,9 +57,50 @@ mod shipper;
 pub use shipper::*;
 
 #[cfg(target_os = "linux")]
-pub mod deepbind;
-#[cfg(target_os = "linux")]
-pub mod elf_got;
+mod elf_got;
+
+use libc::c_int;
+use sockmeter::model::{Family, Proto};
+
+/// Family and protocol of a `socket(domain, type, protocol)` call; `None` for families not
+/// metered (netlink, packet, ...). The type's flag bits (`SOCK_NONBLOCK`, `SOCK_CLOEXEC`, where
+/// What decides whether the dynamic loader honours the preload variable for a program
+/// (`program_privileges`, read from its open file).
+#[derive(Clone, Copy, Debug)]
+pub struct ProgramPrivileges {
+    /// Its mode bits (setuid, setgid).
+    pub mode: u32,
+    /// Its owner.
+    pub uid: u32,
+    /// Its group.
+    pub gid: u32,
+    /// Whether it carries file capabilities (Linux).
+    pub caps: bool,
+    /// Whether its file system ignores setuid bits (`nosuid`).
+    pub nosuid: bool,
+}
+
+/// the platform has them) are ignored.
+pub fn kind_of(domain: c_int, ty: c_int, protocol: c_int) -> Option<(Family, Proto)> {
+    let family = match domain {
+        libc::AF_INET => Family::Inet,
+        libc::AF_INET6 => Family::Inet6,
+        libc::AF_UNIX => Family::Unix,
+        _ => return None,
+    };
+    let base = ty & 0xf;
+    let proto = match (family, base) {
+        (Family::Unix, libc::SOCK_STREAM) => Proto::Stream,
+        (Family::Unix, libc::SOCK_DGRAM) => Proto::Dgram,
+        (_, libc::SOCK_SEQPACKET) => Proto::Seqpacket,
+        (_, libc::SOCK_RAW) => Proto::Raw,
+        (_, libc::SOCK_STREAM) => Proto::Tcp,
+        (_, libc::SOCK_DGRAM) if protocol == libc::IPPROTO_ICMP || protocol == libc::IPPROTO_ICMPV6 => Proto::Raw,
+        (_, libc::SOCK_DGRAM) => Proto::Udp,
+        _ => Proto::Other,
+    };
+    Some((family, proto))
+}
 
 /// What `classify` found out about an fd.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,14 +112,24 @@ pub enum FdKind {
     /// A socket.
     Socket {
         /// Its family.
-        family: sockmeter::Family,
+        family: Family,
         /// Its protocol.
-        proto: sockmeter::Proto,
+        proto: Proto,
         /// Whether it listens.
         listening: bool,
         /// Whether it has a peer.
         connected: bool,
     },
+}
+
+/// What `rebind_objects_since` did: import slots pointed at the hooks, and the objects it
+/// could not (fully) rebind, each with the reason.
+#[derive(Debug, Default)]
+pub struct Rebound {
+    /// Slots changed.
+    pub patched: usize,
+    /// `name: reason` for each object that failed.
+    pub failed: Vec<String>,
 }
 
 /// A loaded object found by `object_at`.

@@ -10,7 +10,7 @@ use sockmeter::{ProcessAccount, ProcessReport};
 
 use super::reg;
 use super::sink::Sink;
-use crate::{modules, platform};
+use crate::platform;
 
 /// A C callback receiving each wire message as one NDJSON line (`len` bytes, newline
 /// included, then a NUL) and the user pointer given at registration; a non-zero return
@@ -153,7 +153,7 @@ impl Collector {
             return;
         }
         let mut shipper = std::mem::take(&mut self.shipper);
-        shipper.pass_in_batches(reg(), modules::names(), platform::now_ms(), &mut |batch| {
+        shipper.pass_in_batches(reg(), &super::shared().names, platform::now_ms(), &mut |batch| {
             self.emit(batch)
         });
         self.shipper = shipper;

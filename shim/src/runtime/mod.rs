@@ -2,16 +2,20 @@
 //!
 //! * [`reg()`]: the fd table and socket records the hooks write into (`sockmeter::registry`),
 //!   a zero-initialised static that works before any constructor runs.
-//! * The configuration, read once by [`init`] (the load-time constructor).
+//! * The configuration, read once by [`init`] at load ([`ready`] ends the loading).
 //! * Who ships: a shipper process (`helper`, under a reporter), or else the collector
 //!   ([`collector::Collector`]) and its thread, started lazily the first time the process
 //!   touches a socket (the reporter connection is made right then, by that hook, so the host's
 //!   fd numbering is not disturbed by another thread). Either wakes every
 //!   `min(interval, 100 ms)` and runs a pass when the region's change counter moved (hooks bump
 //!   it when sockets appear, change or close) or the interval has passed.
-//! * Process events: `exit` (an atexit handler), `_exit` and exec (hooks), fork (a
-//!   `pthread_atfork` child handler: the child is a new process with its own counters from the
-//!   fork on, and a new connection; it must not touch the parent's lock or connection).
+//! * Process events, for the hooks' handlers (`hooks/process.rs`, which registers them):
+//!   [`finish`] at exit and exec, [`fork_prepare`] and [`fork_child`] around a fork (the child
+//!   is a new process with its own counters from the fork on, and a new connection; it must not
+//!   touch the parent's lock or connection).
+//!
+//! The runtime calls nothing above it (`hooks`, `modules`): what it must run for them it is
+//! given ([`on_thread_start`]).
 
 pub mod collector;
 pub mod helper;
@@ -120,7 +124,7 @@ pub fn disable_after_panic() {
     }
 }
 
-/// The load-time constructor.
+/// The configuration and the region, at load ([`ready`] ends the loading).
 pub fn init() {
     guard::with(|| {
         std::panic::set_hook(Box::new(|_| {}));
@@ -137,17 +141,31 @@ pub fn init() {
         let _ = CONFIG.set(cfg);
         let loaded = platform::now_ms();
         IMAGE_PID.store(platform::pid(), Release);
-        crate::hooks::children::setup(config().socket.as_deref());
         helper::setup();
         shared().started_ms.store(loaded, Relaxed);
         shared().image.store(platform::image_token(), Relaxed);
-        platform::register_process_handlers(before_fork, on_fork_child, on_exit);
-        platform::resolve_early();
+    });
+}
+
+/// The end of loading, once the layers above have set up what they need ([`init`] first):
+/// the reporting side may start from now on, and starts now if a socket was met already (by a
+/// hook that ran before the constructor).
+pub fn ready() {
+    guard::with(|| {
         INITED.store(true, Release);
         if reg().records.high_water() > 1 {
             ensure_started();
         }
     });
+}
+
+/// Called once when the reporting thread has started (thread mode): set at load by the hooks
+/// (the fatal-signal handlers behind the host's defaults, `hooks/signals.rs`).
+static ON_THREAD_START: AtomicPtr<()> = AtomicPtr::new(std::ptr::null_mut());
+
+/// Sets what runs when the reporting thread has started (see [`ON_THREAD_START`]).
+pub fn on_thread_start(f: fn()) {
+    ON_THREAD_START.store(f as *mut (), Release);
 }
 
 static PROBLEMS: OnceLock<Vec<String>> = OnceLock::new();
@@ -272,7 +290,12 @@ fn start_now() {
     match spawned {
         Ok(_) => {
             THREAD_PID.store(platform::pid(), Release);
-            crate::hooks::signals::arm_fatal();
+            let f = ON_THREAD_START.load(Acquire);
+            if !f.is_null() {
+                // SAFETY: only ever set by `on_thread_start`, from a `fn()`.
+                let f = unsafe { std::mem::transmute::<*mut (), fn()>(f) };
+                f();
+            }
         }
         Err(_) => say("cannot start the reporting thread; counts are kept and written at exit"),
     }
@@ -372,52 +395,36 @@ pub fn resume_after_failed_exec() {
     }
 }
 
-extern "C" fn on_exit(status: libc::c_int, _arg: *mut c_void) {
-    guard::with(|| {
-        if owns_region() {
-            shared().set_ending(sockmeter::wire::ExitStatus {
-                exit_code: Some(status & 0xff),
-                signal: None,
-            });
-        }
-        crate::hooks::witness::at_exit(true);
-        finish(ByeReason::Exit)
-    });
+/// Before a fork, in the parent (the caller holds the guard): a shipper's region is
+/// snapshotted for the child.
+pub fn fork_prepare() {
+    if helper::on() {
+        helper::before_fork();
+    }
 }
 
-extern "C" fn before_fork() {
-    guard::with(|| {
-        static RESOLVED: AtomicBool = AtomicBool::new(false);
-        if !RESOLVED.swap(true, Relaxed) {
-            crate::hooks::table::resolve_all();
-        }
-        crate::hooks::witness::before_fork();
-        if helper::on() {
-            helper::before_fork();
-        }
-    });
+/// In a forked child (the caller holds the guard): the parent's thread, lock and connection
+/// are not ours; the child gets accounting of its own and starts over.
+pub fn fork_child() {
+    STARTED.store(false, Relaxed);
+    FORKED.store(true, Relaxed);
+    COLLECTOR.store(std::ptr::null_mut(), Release);
+    sink::Sink::abandon_inherited();
+    let forked = platform::now_ms();
+    IMAGE_PID.store(platform::pid(), Release);
+    if helper::on() {
+        helper::fork_child();
+    } else {
+        reg().records.reset_after_fork();
+    }
+    shared().started_ms.store(forked, Relaxed);
+    shared().image.store(platform::image_token(), Relaxed);
 }
 
-extern "C" fn on_fork_child() {
-    guard::with(|| {
-        // The parent's thread, lock and connection are not ours: start over.
-        STARTED.store(false, Relaxed);
-        FORKED.store(true, Relaxed);
-        COLLECTOR.store(std::ptr::null_mut(), Release);
-        sink::Sink::abandon_inherited();
-        let forked = platform::now_ms();
-        IMAGE_PID.store(platform::pid(), Release);
-        if helper::on() {
-            helper::fork_child();
-        } else {
-            reg().records.reset_after_fork();
-        }
-        shared().started_ms.store(forked, Relaxed);
-        shared().image.store(platform::image_token(), Relaxed);
-        crate::hooks::after_fork_child();
-        // The child starts reporting when it touches a socket itself (a child that only execs
-        // or exits costs nothing more).
-    });
+/// Whether `fd` is one of the shim's own (the reporter connection, the shipper's region, link
+/// and adoption channel).
+pub fn owns_fd(fd: libc::c_int) -> bool {
+    fd >= 0 && sink::own_fds().iter().any(|s| s.load(Acquire) == fd)
 }
 
 /// If the host is about to close or replace the reporter connection's fd, move it first.

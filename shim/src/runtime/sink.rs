@@ -1,6 +1,6 @@
 //! Where the messages go: the reporter's Unix socket and, at exit, the report file.
 //!
-//! The connection is made when the process first touches a socket, with `SOCK_CLOEXEC`,
+//! The connection is made when the process first touches a socket, close-on-exec,
 //! moved to a high fd number out of the host's way. It is non-blocking, and what the reporter
 //! has not read yet waits in an [`Outbox`]: a reporter that stops reading never blocks the
 //! host's reporting thread (nor, through it, the host's exit), and while lines wait no new
@@ -25,6 +25,7 @@ use std::sync::atomic::{AtomicBool, AtomicI32, Ordering::*};
 use libc::c_int;
 use sockmeter::outbox::{self, Flushed, Heard, Outbox};
 
+use crate::platform;
 use crate::runtime::reg;
 use sockmeter::registry::FdState;
 
@@ -172,7 +173,7 @@ impl Sink {
                     fd,
                     b.as_ptr() as *const libc::c_void,
                     b.len(),
-                    libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
+                    platform::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
                 )
             };
             if n < 0 {
@@ -324,7 +325,7 @@ fn connect_to(name: &[u8], abstract_name: bool) -> std::io::Result<c_int> {
     };
     // SAFETY: plain socket calls on our own fd with valid pointers.
     unsafe {
-        let fd = libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        let fd = platform::unix_stream_socket();
         if fd < 0 {
             return Err(std::io::Error::last_os_error());
         }

@@ -135,10 +135,16 @@ fn soak(mode: Mode, shape: &Shape) {
     for s in p.sockets.iter().filter(|s| s.role == "accepted") {
         if s.folded > 0 {
             // k connections folded into one line (the report keeps 20,000 closed sockets one
-            // by one): out = sum of 3 x (in_i - 4) + 7 = 3 x in - 5k.
+            // by one): out = sum of 3 x (in_i - 4) + 7 = 3 x in - 5k; the connection that said
+            // stop (4 B in, nothing out) may be among them, 7 B short of that.
+            let short = (3 * s.rx_bytes).checked_sub(s.tx_bytes + 5 * s.folded);
+            if short == Some(7) {
+                quit += 1;
+                continue;
+            }
             assert_eq!(
-                s.tx_bytes + 5 * s.folded,
-                3 * s.rx_bytes,
+                short,
+                Some(0),
                 "{} folded connections do not fit the protocol{}",
                 s.folded,
                 ctx(&r)
