@@ -129,19 +129,22 @@ impl Collector {
     /// wrote before it heard that arrives) or until `grace` is over.
     pub fn ask_to_reconnect(&mut self, grace: Duration) {
         use std::io::Write;
-        for s in &mut self.slots {
-            if let Some(st) = &mut s.stream {
-                let _ = st.write(sockmeter::outbox::RECONNECT_LINE);
-                s.conn.release();
-            }
-        }
         let deadline = std::time::Instant::now() + grace;
-        while self.open_connections() > 0 {
+        loop {
+            // Connections waiting to be accepted are told too (closing the listener would
+            // reset them, with what they wrote).
+            self.accept_all(false);
+            for s in &mut self.slots {
+                if let (Some(st), false) = (&mut s.stream, s.conn.released()) {
+                    let _ = st.write(sockmeter::outbox::RECONNECT_LINE);
+                    s.conn.release();
+                }
+            }
             let now = std::time::Instant::now();
-            if now >= deadline {
+            if self.open_connections() == 0 || now >= deadline {
                 break;
             }
-            let _ = self.poll_streams((deadline - now).min(Duration::from_millis(50)));
+            let _ = self.poll_with((deadline - now).min(Duration::from_millis(50)), true);
         }
     }
 
@@ -255,11 +258,6 @@ impl Collector {
     /// what every ready connection has sent. A signal cuts the wait short.
     pub fn poll(&mut self, timeout: Duration) -> Result<()> {
         self.poll_with(timeout, true)
-    }
-
-    /// As [`Collector::poll`], without taking new connections.
-    fn poll_streams(&mut self, timeout: Duration) -> Result<()> {
-        self.poll_with(timeout, false)
     }
 
     fn poll_with(&mut self, timeout: Duration, accept: bool) -> Result<()> {

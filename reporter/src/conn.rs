@@ -66,6 +66,11 @@ impl Conn {
         self.released = true;
     }
 
+    /// Whether [`Conn::release`] was called.
+    pub fn released(&self) -> bool {
+        self.released
+    }
+
     /// From now on, keeps the event-stream lines of what this connection brings
     /// ([`Conn::take_recorded`]).
     pub fn record(&mut self) {
@@ -170,13 +175,12 @@ impl Conn {
         }
         self.eof = true;
         let rest = std::mem::take(&mut self.buf);
-        if !rest.is_empty() && !self.skipping {
+        // Asked to reconnect, the shim sends a line it had not finished (newline included)
+        // whole again on its next connection: it is not read here, or it would count twice.
+        if !rest.is_empty() && !self.skipping && !self.released {
             self.lines += 1;
             match wire::decode(&rest) {
                 Ok(msg) => self.apply(&msg, &mut warnings),
-                // Asked to reconnect, the shim sends a line it had only begun whole again on its
-                // next connection: nothing is missing.
-                Err(_) if self.released => {}
                 Err(_) => self.torn(),
             }
         }

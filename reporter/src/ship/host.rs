@@ -261,7 +261,11 @@ impl Out {
                 );
                 self.absent(&line);
             }
-            None => self.backoff.soon(now_ms()),
+            // The reporter stops and asked for this: its absence is no news.
+            None => {
+                self.said = true;
+                self.backoff.soon(now_ms());
+            }
         }
     }
 

@@ -207,7 +207,8 @@ impl Collector {
         if self.finished {
             return false;
         }
-        // A host thread: a reporter that is back may be reached with a new socket.
+        // A host thread: a reporter that is back may be reached with a new socket, now.
+        self.sink.try_now();
         self.connect(true);
         self.pass();
         let bye = Bye {

@@ -191,6 +191,12 @@ impl Sink {
         false
     }
 
+    /// The next [`Sink::connect`] tries at once, whatever the pause (the process is ending: its
+    /// last lines have no later try).
+    pub fn try_now(&mut self) {
+        self.backoff = Backoff::new();
+    }
+
     /// One try to reach a reporter that reconnects (when the pause since the last try is over):
     /// the spare is connected; true when it was.
     fn reconnect(&mut self, path: &str, may_open: bool) -> bool {
@@ -260,7 +266,11 @@ impl Sink {
                     "the reporter at SOCKMETER_SOCKET={p} went away ({why}); counting on: the counts go to it once it is back"
                 ));
             }
-            None => self.backoff.soon(now),
+            // The reporter stops and asked for this: its absence is no news.
+            None => {
+                self.said = true;
+                self.backoff.soon(now);
+            }
         }
     }
 
@@ -491,8 +501,13 @@ fn connect_spare(path: &str, may_open: bool) -> std::io::Result<c_int> {
         return Err(std::io::Error::last_os_error());
     }
     SPARE_FD.store(-1, Release);
-    // The next break needs another: the host's next socket call makes it.
-    SPARE_WANTED.store(true, Release);
+    // The next break needs another: made now in a host thread, else by the host's next socket
+    // call.
+    let next = if may_open { open_spare().ok() } else { None };
+    match next {
+        Some(next) => SPARE_FD.store(next, Release),
+        None => SPARE_WANTED.store(true, Release),
+    }
     Ok(fd)
 }
 
