@@ -237,3 +237,22 @@ impl Drop for Tmux {
         let _ = self.cmd().arg("kill-server").status();
     }
 }
+
+/// `sockmeter replay -` of `text`: the report it writes.
+pub fn replay_text(text: &str) -> sockmeter::report::Report {
+    use std::io::Write;
+    let json = harness::scratch_path("replay").with_extension("json");
+    let mut c = Command::new(harness::sockmeter())
+        .args(["replay", "-", "--json"])
+        .arg(&json)
+        .without_sockmeter_env()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("replay");
+    c.stdin.take().expect("stdin").write_all(text.as_bytes()).expect("feed replay");
+    let out = c.wait_with_output().expect("replay");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    harness::read_report(&json)
+}

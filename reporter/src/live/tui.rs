@@ -114,7 +114,7 @@ impl Tui {
             let t = &v.total;
             let header = vec![
                 Line::from(format!(
-                    "{title}: {} process{} ({} running), {} connection{}",
+                    "{} process{} ({} running), {} connection{} - {title}",
                     v.processes_total,
                     if v.processes_total == 1 { "" } else { "es" },
                     v.processes_running,
