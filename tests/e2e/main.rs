@@ -18,6 +18,7 @@ mod net;
 mod origins;
 mod overhead;
 mod plugins;
+mod prometheus;
 mod reporters;
 mod security;
 mod silentzero;

@@ -217,6 +217,18 @@ impl Tmux {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// The pid of the program the window's shell is running now (its only child), if any.
+    pub fn shell_child(&self) -> Option<u32> {
+        let out = self.cmd().args(["list-panes", "-t", "t", "-F", "#{pane_pid}"]).output().ok()?;
+        let shell: u32 = String::from_utf8_lossy(&out.stdout).trim().parse().ok()?;
+        std::fs::read_to_string(format!("/proc/{shell}/task/{shell}/children"))
+            .ok()?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    }
+
     /// Waits (bounded) until the screen satisfies `cond`; the screen then (the last one seen
     /// when it never did, for the failure message).
     pub fn wait_for(&self, within: Duration, cond: impl Fn(&str) -> bool) -> Result<String, String> {
