@@ -297,6 +297,9 @@ fn in_a_finished_run(socket: &str) -> bool {
 }
 
 #[cfg(test)]
+mod props;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -349,6 +349,9 @@ fn conn_for<'a>(r: &'a mut Replayed, index: &mut HashMap<(u32, u64), usize>, con
 }
 
 #[cfg(test)]
+mod props;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use sockmeter::model::{Family, Proto, Role};
