@@ -71,10 +71,22 @@ pub fn is_run_socket(socket: &str) -> bool {
 pub fn worth_retrying(e: &io::Error) -> bool {
     matches!(
         e.raw_os_error(),
-        Some(libc::ENOENT | libc::ECONNREFUSED | libc::EAGAIN | libc::ECONNRESET | libc::EPIPE | libc::ENOTCONN | libc::ETIMEDOUT)
+        Some(
+            libc::ENOENT
+                | libc::ECONNREFUSED
+                | libc::EAGAIN
+                | libc::ECONNRESET
+                | libc::EPIPE
+                | libc::ENOTCONN
+                | libc::ETIMEDOUT
+        )
     ) || matches!(
         e.kind(),
-        ErrorKind::WriteZero | ErrorKind::BrokenPipe | ErrorKind::ConnectionReset | ErrorKind::NotConnected | ErrorKind::WouldBlock
+        ErrorKind::WriteZero
+            | ErrorKind::BrokenPipe
+            | ErrorKind::ConnectionReset
+            | ErrorKind::NotConnected
+            | ErrorKind::WouldBlock
     )
 }
 
@@ -94,7 +106,10 @@ impl Backoff {
 
     /// A try is due at once.
     pub fn new() -> Self {
-        Backoff { pause_ms: 0, next_ms: 0 }
+        Backoff {
+            pause_ms: 0,
+            next_ms: 0,
+        }
     }
 
     /// Whether a try is due at `now_ms` (ms on any monotonic or wall clock).

@@ -280,13 +280,33 @@ mod tests {
 
     #[test]
     fn listen_replay_and_the_live_options_parse() {
-        let r = run_args(&["run", "--live", "--json-stream", "-", "--prometheus", "127.0.0.1:9464", "--", "x"]);
+        let r = run_args(&[
+            "run",
+            "--live",
+            "--json-stream",
+            "-",
+            "--prometheus",
+            "127.0.0.1:9464",
+            "--",
+            "x",
+        ]);
         assert!(r.live);
         assert_eq!(r.json_stream, Some(PathBuf::from("-")));
         assert_eq!(r.prometheus, Some("127.0.0.1:9464".parse().unwrap()));
-        match parse(&["listen", "--socket", "/s", "--json", "r", "--json-stream", "f", "--live", "--prometheus", "[::1]:9"])
-            .unwrap()
-            .command
+        match parse(&[
+            "listen",
+            "--socket",
+            "/s",
+            "--json",
+            "r",
+            "--json-stream",
+            "f",
+            "--live",
+            "--prometheus",
+            "[::1]:9",
+        ])
+        .unwrap()
+        .command
         {
             Command::Listen(l) => {
                 assert_eq!(l.socket, Some(PathBuf::from("/s")));
@@ -295,9 +315,14 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert!(matches!(parse(&["replay", "f", "--json", "o"]).unwrap().command, Command::Replay(_)));
+        assert!(matches!(
+            parse(&["replay", "f", "--json", "o"]).unwrap().command,
+            Command::Replay(_)
+        ));
         assert_eq!(
-            parse(&["run", "--prometheus", "localhost", "--", "x"]).unwrap_err().kind(),
+            parse(&["run", "--prometheus", "localhost", "--", "x"])
+                .unwrap_err()
+                .kind(),
             ErrorKind::ValueValidation
         );
         assert!(parse(&["replay"]).is_err());

@@ -186,7 +186,14 @@ impl Conn {
         }
         let (id, pid, released) = (self.id, self.pid(), self.released);
         if let Some(r) = &mut self.recorded {
-            crate::stream::event_line(r, &crate::stream::Event::Eof { conn: id, pid, released });
+            crate::stream::event_line(
+                r,
+                &crate::stream::Event::Eof {
+                    conn: id,
+                    pid,
+                    released,
+                },
+            );
         }
         if self.bad_lines > 1 {
             warnings.push(format!(

@@ -39,9 +39,7 @@ const CLOSE_GRACE: Duration = Duration::from_secs(3);
 
 /// A value as a shell reads it back: as is when it is plain, else in single quotes.
 fn shell_word(v: &[u8]) -> String {
-    let plain = !v.is_empty()
-        && v.iter()
-            .all(|b| b.is_ascii_alphanumeric() || b"/._:=+-,@%".contains(b));
+    let plain = !v.is_empty() && v.iter().all(|b| b.is_ascii_alphanumeric() || b"/._:=+-,@%".contains(b));
     let s = String::from_utf8_lossy(v);
     if plain {
         s.into_owned()
@@ -75,7 +73,9 @@ fn clear_stale(path: &Path) -> Result<()> {
     }
     match std::os::unix::net::UnixStream::connect(path) {
         Ok(_) => bail!("another reporter listens at {} already", path.display()),
-        Err(_) => std::fs::remove_file(path).with_context(|| format!("cannot remove the stale socket {}", path.display())),
+        Err(_) => {
+            std::fs::remove_file(path).with_context(|| format!("cannot remove the stale socket {}", path.display()))
+        }
     }
 }
 
@@ -114,10 +114,15 @@ pub fn listen(args: &ListenArgs) -> Result<i32> {
     let socket = if socket.is_absolute() {
         socket
     } else {
-        std::env::current_dir().context("cannot tell the current directory")?.join(socket)
+        std::env::current_dir()
+            .context("cannot tell the current directory")?
+            .join(socket)
     };
     if socket.as_os_str().len() > MAX_SOCKET_PATH {
-        bail!("{}: longer than a Unix socket path may be ({MAX_SOCKET_PATH} bytes)", socket.display());
+        bail!(
+            "{}: longer than a Unix socket path may be ({MAX_SOCKET_PATH} bytes)",
+            socket.display()
+        );
     }
     let dir = socket.parent().context("the socket needs a directory")?;
     user_dir::prepare(dir)?;

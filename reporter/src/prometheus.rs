@@ -61,11 +61,14 @@ struct Proc {
     groups: BTreeMap<Group, Counts>,
 }
 
+/// A process image: its pid and start.
+type ProcKey = (u32, String);
+
 /// What `/metrics` says, updated by the reporter's loop.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    /// By image: pid and start.
-    procs: HashMap<(u32, String), Proc>,
+    /// By image.
+    procs: HashMap<ProcKey, Proc>,
     updates: u64,
 }
 
@@ -115,7 +118,8 @@ impl Metrics {
         }
         // Past the bound, the least recent fold for good: ended before running, then those
         // last seen running longest ago, then the oldest.
-        let mut shown: Vec<((bool, u64, String), (u32, String))> = self
+        type Recency = (bool, u64, String);
+        let mut shown: Vec<(Recency, ProcKey)> = self
             .procs
             .iter()
             .filter(|(_, p)| !p.folded)
@@ -141,7 +145,9 @@ impl Metrics {
         for p in procs {
             for ((module, label), c) in &p.groups {
                 if p.folded {
-                    let f = folded.entry((p.exe.clone(), module.clone(), label.clone())).or_default();
+                    let f = folded
+                        .entry((p.exe.clone(), module.clone(), label.clone()))
+                        .or_default();
                     for (m, v) in f.iter_mut().zip(c) {
                         *m = m.saturating_add(*v);
                     }
@@ -191,19 +197,23 @@ impl Collector for Scrape {
             ),
         ];
         for (name, help, i) in metrics {
-            let mut fam = encoder.encode_descriptor(name, help, None, prometheus_client::metrics::MetricType::Counter)?;
+            let mut fam =
+                encoder.encode_descriptor(name, help, None, prometheus_client::metrics::MetricType::Counter)?;
             for (labels, c) in &series {
                 let me = fam.encode_family(labels)?;
                 ConstCounter::new(c[i]).encode(me)?;
             }
         }
-        let (running, ended) = m.procs.values().fold((0i64, 0i64), |(r, e), p| {
-            if p.running {
-                (r + 1, e)
-            } else {
-                (r, e + 1)
-            }
-        });
+        let (running, ended) = m.procs.values().fold(
+            (0i64, 0i64),
+            |(r, e), p| {
+                if p.running {
+                    (r + 1, e)
+                } else {
+                    (r, e + 1)
+                }
+            },
+        );
         let mut fam = encoder.encode_descriptor(
             "sockmeter_processes",
             "Metered process images the reporter knows, running or ended.",
@@ -284,7 +294,13 @@ fn answer(conn: &mut TcpStream, registry: &Registry) -> std::io::Result<()> {
         }
         head.extend_from_slice(&buf[..n]);
         if head.len() > MAX_REQUEST {
-            return respond(conn, "431 Request Header Fields Too Large", "text/plain", b"request too large\n", false);
+            return respond(
+                conn,
+                "431 Request Header Fields Too Large",
+                "text/plain",
+                b"request too large\n",
+                false,
+            );
         }
     }
     let line = head.split(|b| *b == b'\n').next().unwrap_or_default();
@@ -297,7 +313,13 @@ fn answer(conn: &mut TcpStream, registry: &Registry) -> std::io::Result<()> {
         ("GET" | "HEAD", "/metrics") => {
             let mut text = String::new();
             if prometheus_client::encoding::prometheus_text::encode(&mut text, registry).is_err() {
-                return respond(conn, "500 Internal Server Error", "text/plain", b"cannot encode\n", head_only);
+                return respond(
+                    conn,
+                    "500 Internal Server Error",
+                    "text/plain",
+                    b"cannot encode\n",
+                    head_only,
+                );
             }
             respond(
                 conn,
@@ -314,7 +336,13 @@ fn answer(conn: &mut TcpStream, registry: &Registry) -> std::io::Result<()> {
             b"sockmeter: metrics at /metrics\n",
             head_only,
         ),
-        ("GET" | "HEAD", _) => respond(conn, "404 Not Found", "text/plain", b"not found; try /metrics\n", head_only),
+        ("GET" | "HEAD", _) => respond(
+            conn,
+            "404 Not Found",
+            "text/plain",
+            b"not found; try /metrics\n",
+            head_only,
+        ),
         _ => respond(conn, "405 Method Not Allowed", "text/plain", b"GET /metrics\n", false),
     }
 }
@@ -388,18 +416,30 @@ mod tests {
             vec![],
             None,
             false,
-            vec![process(1, "running", 10, "/m/a.so", Some("weather")), process(2, "exit", 5, "/m/b.so", None)],
+            vec![
+                process(1, "running", 10, "/m/a.so", Some("weather")),
+                process(2, "exit", 5, "/m/b.so", None),
+            ],
         );
         m.update(&r);
         let text = scrape(m);
-        assert!(text.contains("# HELP sockmeter_tx_bytes_total Bytes the metered processes sent"), "{text}");
+        assert!(
+            text.contains("# HELP sockmeter_tx_bytes_total Bytes the metered processes sent"),
+            "{text}"
+        );
         assert!(text.contains("# TYPE sockmeter_tx_bytes_total counter"), "{text}");
         assert!(text.contains("# TYPE sockmeter_processes gauge"), "{text}");
         assert!(
-            text.contains(r#"sockmeter_tx_bytes_total{pid="1",exe="/usr/bin/x \"odd\"",module="/m/a.so",label="weather"} 10"#),
+            text.contains(
+                r#"sockmeter_tx_bytes_total{pid="1",exe="/usr/bin/x \"odd\"",module="/m/a.so",label="weather"} 10"#
+            ),
             "{text}"
         );
-        assert_eq!(sum(&text, "sockmeter_tx_bytes_total"), 15, "Unix sockets are not in the totals");
+        assert_eq!(
+            sum(&text, "sockmeter_tx_bytes_total"),
+            15,
+            "Unix sockets are not in the totals"
+        );
         assert_eq!(sum(&text, "sockmeter_rx_bytes_total"), 30);
         assert_eq!(sum(&text, "sockmeter_connections_total"), 2);
         assert!(text.contains("sockmeter_processes{state=\"running\"} 1"), "{text}");
@@ -427,14 +467,24 @@ mod tests {
         assert_eq!(ended[0].1[0], 50);
         // A process whose counts the report no longer shows (it cannot, but a reader must not
         // care) keeps what it had.
-        m.update(&Report::new(vec![], None, false, vec![process(1, "exit", 0, "/m/a.so", None)]));
+        m.update(&Report::new(
+            vec![],
+            None,
+            false,
+            vec![process(1, "exit", 0, "/m/a.so", None)],
+        ));
         assert_eq!(m.series().iter().map(|(_, c)| c[0]).sum::<u64>(), last);
     }
 
     #[test]
     fn the_http_server_answers_metrics_and_refuses_the_rest() {
         let e = Exporter::start("127.0.0.1:0".parse().unwrap()).unwrap();
-        e.update(&Report::new(vec![], None, false, vec![process(7, "running", 3, "/m", None)]));
+        e.update(&Report::new(
+            vec![],
+            None,
+            false,
+            vec![process(7, "running", 3, "/m", None)],
+        ));
         let get = |req: &str| {
             let mut c = TcpStream::connect(e.addr()).unwrap();
             c.write_all(req.as_bytes()).unwrap();

@@ -152,7 +152,10 @@ pub fn run(args: &RunArgs) -> Result<i32> {
         append: false,
         live: args.live.then(|| {
             let cmd: Vec<String> = args.command.iter().map(|a| a.to_string_lossy().into_owned()).collect();
-            (format!("sockmeter run: {}", cmd.join(" ")), Duration::from_millis(args.interval))
+            (
+                format!("sockmeter run: {}", cmd.join(" ")),
+                Duration::from_millis(args.interval),
+            )
         }),
         repaint: true,
         prometheus: args.prometheus,

@@ -169,7 +169,10 @@ impl StreamOut {
         }
         if let Err(e) = self.out.write_all(lines).and_then(|()| self.out.flush()) {
             self.broken = true;
-            say!("sockmeter: warning: cannot write the event stream to {}: {e}; it stops here", self.what);
+            say!(
+                "sockmeter: warning: cannot write the event stream to {}: {e}; it stops here",
+                self.what
+            );
         }
     }
 
@@ -239,7 +242,9 @@ pub fn read(mut input: impl BufRead) -> Result<Replayed> {
         if line.last() != Some(&b'\n') && n as u64 == MAX_LINE as u64 + 4096 {
             // Too long: skip to the end of the line.
             let mut rest = Vec::new();
-            input.read_until(b'\n', &mut rest).context("cannot read the event stream")?;
+            input
+                .read_until(b'\n', &mut rest)
+                .context("cannot read the event stream")?;
             bad += 1;
             first_bad.get_or_insert_with(|| format!("line {number}: longer than a wire line"));
             continue;
@@ -284,10 +289,7 @@ pub fn read(mut input: impl BufRead) -> Result<Replayed> {
         };
         match ev {
             Event::Stream {
-                stream,
-                command,
-                unix,
-                ..
+                stream, command, unix, ..
             } => {
                 if stream > STREAM_VERSION {
                     bail!("the event stream is version {stream}; this sockmeter reads version {STREAM_VERSION}");
@@ -411,8 +413,16 @@ mod tests {
         message_line(&mut out, 3, Some(42), &hello(42));
         let text = String::from_utf8(out).unwrap();
         let lines: Vec<&str> = text.lines().collect();
-        assert!(lines[0].starts_with("{\"v\":1,\"conn\":3,\"pid\":42,\"type\":\"delta\""), "{}", lines[0]);
-        assert!(lines[1].starts_with("{\"v\":1,\"conn\":3,\"type\":\"hello\""), "{}", lines[1]);
+        assert!(
+            lines[0].starts_with("{\"v\":1,\"conn\":3,\"pid\":42,\"type\":\"delta\""),
+            "{}",
+            lines[0]
+        );
+        assert!(
+            lines[1].starts_with("{\"v\":1,\"conn\":3,\"type\":\"hello\""),
+            "{}",
+            lines[1]
+        );
         assert_eq!(wire::decode(lines[0].as_bytes()).unwrap(), delta(1, 9));
         assert_eq!(wire::decode(lines[1].as_bytes()).unwrap(), hello(42));
         let mut ev = Vec::new();
@@ -459,7 +469,12 @@ mod tests {
         stream.extend(live.take_recorded());
         let mut open = Conn::new(2);
         open.record();
-        open.feed(&[hello(43), socket(1), delta(1, 7)].iter().flat_map(encode).collect::<Vec<u8>>());
+        open.feed(
+            &[hello(43), socket(1), delta(1, 7)]
+                .iter()
+                .flat_map(encode)
+                .collect::<Vec<u8>>(),
+        );
         stream.extend(open.take_recorded());
         event_line(
             &mut stream,
@@ -500,7 +515,11 @@ mod tests {
         assert_eq!(r.conns.len(), 1);
         assert_eq!(r.conns[0].report(false, "running").totals.tx_bytes, 11);
         assert_eq!(r.warnings.len(), 1, "{:?}", r.warnings);
-        assert!(r.warnings[0].starts_with("skipped 3 unreadable lines of the event stream (first: line 1:"), "{}", r.warnings[0]);
+        assert!(
+            r.warnings[0].starts_with("skipped 3 unreadable lines of the event stream (first: line 1:"),
+            "{}",
+            r.warnings[0]
+        );
         let future = b"{\"v\":1,\"type\":\"stream\",\"stream\":99,\"reporter\":\"run\",\"at\":1}\n";
         assert!(read(&future[..]).is_err());
     }

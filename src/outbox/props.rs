@@ -46,7 +46,11 @@ fn hear(pieces: &[Vec<u8>], eof: bool) -> Heard {
     let mut at = 0;
     listen(|buf| {
         let Some(p) = pieces.get(at) else {
-            return if eof { Ok(0) } else { Err(io::ErrorKind::WouldBlock.into()) };
+            return if eof {
+                Ok(0)
+            } else {
+                Err(io::ErrorKind::WouldBlock.into())
+            };
         };
         at += 1;
         let n = p.len().min(buf.len());
@@ -83,7 +87,7 @@ fn socket(id: u64) -> Message {
     Message::Socket(SocketInfo {
         id,
         fd: 3,
-        family: if id % 2 == 0 { Family::Inet } else { Family::Inet6 },
+        family: if id & 1 == 0 { Family::Inet } else { Family::Inet6 },
         proto: Proto::Tcp,
         role: Role::Connected,
         local: None,

@@ -156,11 +156,17 @@ mod tests {
             theirs.apply(&m).unwrap();
         }
         announced.sort();
-        assert_eq!(announced, [1, 2, 3, 4], "open sockets and the closed one the waiting lines need");
+        assert_eq!(
+            announced,
+            [1, 2, 3, 4],
+            "open sockets and the closed one the waiting lines need"
+        );
         for m in &waiting {
             theirs.apply(m).expect("every waiting line names a known socket");
         }
-        theirs.apply(&delta(2, 3)).expect("a later delta of an open socket is known too");
+        theirs
+            .apply(&delta(2, 3))
+            .expect("a later delta of an open socket is known too");
         let r = theirs.report(false, "running");
         assert_eq!(r.totals.tx_bytes, 5 + 7 + 3, "exactly what the new reporter was sent");
         assert_eq!(r.totals.connections, 4);

@@ -148,14 +148,29 @@ fn a_shipper_keeps_an_ended_process_counts_for_the_next_listen() {
     let env = vec![
         ("LD_PRELOAD".to_string(), harness::shim().display().to_string()),
         ("SOCKMETER_SOCKET".to_string(), socket.display().to_string()),
-        ("SOCKMETER_SHIPPER".to_string(), harness::sockmeter().display().to_string()),
+        (
+            "SOCKMETER_SHIPPER".to_string(),
+            harness::sockmeter().display().to_string(),
+        ),
     ];
     // The client's stdout and stderr are pipes: it is finished when both close, which its
     // lingering shipper must not hold up.
-    let (sent, _) = finish_drip(drip(&env, Mode::Shipper, &["--port", &port.port.to_string(), "--conns", "2", "--size", "700"]));
+    let (sent, _) = finish_drip(drip(
+        &env,
+        Mode::Shipper,
+        &["--port", &port.port.to_string(), "--conns", "2", "--size", "700"],
+    ));
     let seen = port.finish();
     assert_eq!(seen.rx, sent);
-    let l = Listen::start(&socket, &["--json", &json.display().to_string(), "--json-stream", &stream.display().to_string()]);
+    let l = Listen::start(
+        &socket,
+        &[
+            "--json",
+            &json.display().to_string(),
+            "--json-stream",
+            &stream.display().to_string(),
+        ],
+    );
     assert!(
         eventually(Duration::from_secs(30), || !byes(&stream).is_empty()),
         "the shipper delivered its ended host's counts"

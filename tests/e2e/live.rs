@@ -32,10 +32,7 @@ fn assert_terminal_sane(t: &Tmux) {
     let screen = t
         .wait_for(WAIT, printed)
         .unwrap_or_else(|s| panic!("stty did not answer:\n{s}"));
-    let line = screen
-        .lines()
-        .find(|l| l.ends_with("STTY"))
-        .unwrap_or_default();
+    let line = screen.lines().find(|l| l.ends_with("STTY")).unwrap_or_default();
     assert_eq!(line.trim(), "echo icanon STTY", "the terminal is as it was:\n{screen}");
 }
 
@@ -57,9 +54,14 @@ fn the_live_view_shows_the_traffic_and_q_gives_the_terminal_back() {
     t.line(&run_line(Mode::Shipper, &json, &drip));
     let peer = format!("127.0.0.1:{}", counter.port);
     let screen = t
-        .wait_for(WAIT, |s| s.contains("busiest connections") && s.contains(&peer) && s.contains("KiB/s"))
+        .wait_for(WAIT, |s| {
+            s.contains("busiest connections") && s.contains(&peer) && s.contains("KiB/s")
+        })
         .unwrap_or_else(|s| panic!("the view did not show the connection:\n{s}"));
-    assert!(screen.contains("processes") && screen.contains("modules and labels"), "{screen}");
+    assert!(
+        screen.contains("processes") && screen.contains("modules and labels"),
+        "{screen}"
+    );
     assert!(screen.contains("1 process (1 running), 1 connection"), "{screen}");
     t.key("t");
     t.wait_for(WAIT, |s| s.contains("sort: tx"))
@@ -148,5 +150,9 @@ fn without_a_terminal_the_live_view_is_one_line_per_interval() {
     let clock = &lines[0]["sockmeter: ".len().."sockmeter: 12:00:00".len()];
     assert!(clock.chars().filter(|c| *c == ':').count() == 2, "{}", lines[0]);
     assert_eq!(r.report.totals.tx_bytes, seen.rx);
-    assert!(r.stderr.contains("sockmeter: total: 0 B in, 1.5 KiB out"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("sockmeter: total: 0 B in, 1.5 KiB out"),
+        "{}",
+        r.stderr
+    );
 }

@@ -190,7 +190,16 @@ fn listen_live_prometheus_report_and_replay_agree() {
     let env = env_from(&dir.join("env1"));
     t.wait_for(WAIT, |s| s.contains("busiest connections"))
         .unwrap_or_else(|s| panic!("the live view:\n{s}"));
-    let long_args = ["--port", port.as_str(), "--until", stop.to_str().unwrap(), "--size", "100", "--every", "0.02"];
+    let long_args = [
+        "--port",
+        port.as_str(),
+        "--until",
+        stop.to_str().unwrap(),
+        "--size",
+        "100",
+        "--every",
+        "0.02",
+    ];
     let long_shipper = drip(&env, Mode::Shipper, &long_args);
     let long_thread = drip(&env, Mode::Thread, &long_args);
     let mut sent = 0;
@@ -210,7 +219,10 @@ fn listen_live_prometheus_report_and_replay_agree() {
     sent += finish_drip(drip(&env, Mode::Shipper, &short)).0;
     t.line(&listen_line(&socket, metrics, &stream, &r2, &dir.join("env2")));
     let env2 = env_from(&dir.join("env2"));
-    assert_eq!(env2, env, "the same environment: processes need not know of the restart");
+    assert_eq!(
+        env2, env,
+        "the same environment: processes need not know of the restart"
+    );
     for mode in [Mode::Shipper, Mode::Thread] {
         sent += finish_drip(drip(&env, mode, &short)).0;
     }
@@ -243,8 +255,10 @@ fn listen_live_prometheus_report_and_replay_agree() {
     // The live view, in exact bytes.
     t.key("b");
     let want = format!("out {} B (", seen.rx);
-    t.wait_for(WAIT, |s| s.lines().any(|l| l.starts_with("total: in 0 B (") && l.contains(&want)))
-        .unwrap_or_else(|s| panic!("the live view does not show {want}:\n{s}"));
+    t.wait_for(WAIT, |s| {
+        s.lines().any(|l| l.starts_with("total: in 0 B (") && l.contains(&want))
+    })
+    .unwrap_or_else(|s| panic!("the live view does not show {want}:\n{s}"));
     // The report, when listen is stopped from its view.
     t.key("q");
     t.wait_for(WAIT, |s| s.matches("LISTEN-DONE=0").count() == 2)
@@ -252,7 +266,11 @@ fn listen_live_prometheus_report_and_replay_agree() {
     let r = read_report(&r2);
     assert_eq!((r.totals.tx_bytes, r.totals.connections), (seen.rx, 12), "the report");
     assert_eq!(r.processes.len(), 7, "each process image once, its connections merged");
-    assert!(r.processes.iter().all(|p| p.end == "exit"), "{:?}", r.processes.iter().map(|p| &p.end).collect::<Vec<_>>());
+    assert!(
+        r.processes.iter().all(|p| p.end == "exit"),
+        "{:?}",
+        r.processes.iter().map(|p| &p.end).collect::<Vec<_>>()
+    );
     // replay of the recorded stream.
     let out = Command::new(harness::sockmeter())
         .arg("replay")

@@ -179,7 +179,16 @@ impl Tmux {
         let t = Tmux { socket };
         let st = t
             .cmd()
-            .args(["new-session", "-d", "-s", "t", "-x", &width.to_string(), "-y", &height.to_string()])
+            .args([
+                "new-session",
+                "-d",
+                "-s",
+                "t",
+                "-x",
+                &width.to_string(),
+                "-y",
+                &height.to_string(),
+            ])
             .args(["env", "PS1=$ ", "TERM=xterm-256color", "bash", "--norc", "--noprofile"])
             .status()
             .expect("tmux is needed by the live view's tests (.ci/run installs it)");
@@ -201,7 +210,11 @@ impl Tmux {
 
     /// Types `text` literally.
     pub fn keys_literal(&self, text: &str) {
-        let st = self.cmd().args(["send-keys", "-t", "t", "-l", text]).status().expect("tmux");
+        let st = self
+            .cmd()
+            .args(["send-keys", "-t", "t", "-l", text])
+            .status()
+            .expect("tmux");
         assert!(st.success());
     }
 
@@ -213,13 +226,21 @@ impl Tmux {
 
     /// The screen's text now.
     pub fn screen(&self) -> String {
-        let out = self.cmd().args(["capture-pane", "-p", "-t", "t"]).output().expect("tmux");
+        let out = self
+            .cmd()
+            .args(["capture-pane", "-p", "-t", "t"])
+            .output()
+            .expect("tmux");
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// The pid of the program the window's shell is running now (its only child), if any.
     pub fn shell_child(&self) -> Option<u32> {
-        let out = self.cmd().args(["list-panes", "-t", "t", "-F", "#{pane_pid}"]).output().ok()?;
+        let out = self
+            .cmd()
+            .args(["list-panes", "-t", "t", "-F", "#{pane_pid}"])
+            .output()
+            .ok()?;
         let shell: u32 = String::from_utf8_lossy(&out.stdout).trim().parse().ok()?;
         std::fs::read_to_string(format!("/proc/{shell}/task/{shell}/children"))
             .ok()?
@@ -263,7 +284,11 @@ pub fn replay_text(text: &str) -> sockmeter::report::Report {
         .stderr(Stdio::piped())
         .spawn()
         .expect("replay");
-    c.stdin.take().expect("stdin").write_all(text.as_bytes()).expect("feed replay");
+    c.stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("feed replay");
     let out = c.wait_with_output().expect("replay");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     harness::read_report(&json)

@@ -110,7 +110,9 @@ impl Live {
     }
 
     fn draw(&mut self, repaint: bool) {
-        let (Mode::Tui(t), Some(v)) = (&mut self.mode, &self.view) else { return };
+        let (Mode::Tui(t), Some(v)) = (&mut self.mode, &self.view) else {
+            return;
+        };
         if let Err(e) = t.draw(v, &self.title, self.key, self.exact, repaint) {
             t.leave();
             self.mode = Mode::Off;

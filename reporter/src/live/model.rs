@@ -91,10 +91,13 @@ pub struct View {
     pub connections: Vec<Row>,
 }
 
+/// Bytes received and sent so far, by row.
+type Seen = HashMap<String, (u64, u64)>;
+
 /// Turns reports into views, remembering the previous one for the rates.
 #[derive(Debug, Default)]
 pub struct Model {
-    prev: Option<(Instant, HashMap<String, (u64, u64)>)>,
+    prev: Option<(Instant, Seen)>,
 }
 
 fn basename(p: &str) -> &str {
@@ -105,8 +108,11 @@ impl Model {
     /// The view of `report` (taken at `now`), sorted by `key`.
     pub fn view(&mut self, report: &Report, now: Instant, key: SortKey) -> View {
         let unix = report.unix_in_totals;
-        let mut seen: HashMap<String, (u64, u64)> = HashMap::new();
-        let elapsed = self.prev.as_ref().map(|(t, _)| now.saturating_duration_since(*t).as_secs_f64());
+        let mut seen: Seen = HashMap::new();
+        let elapsed = self
+            .prev
+            .as_ref()
+            .map(|(t, _)| now.saturating_duration_since(*t).as_secs_f64());
         let prev = self.prev.as_ref().map(|(_, m)| m);
         // Rates against the previous refresh (none on the first).
         let mut rate = |k: String, rx: u64, tx: u64| -> (u64, u64) {
@@ -282,17 +288,28 @@ mod tests {
         let mut m = Model::default();
         let t0 = Instant::now();
         let first = m.view(&report(100, 1000, 0), t0, SortKey::Rx);
-        assert_eq!((first.total.rx_rate, first.total.rx), (0, 1000), "no rate without a previous refresh");
+        assert_eq!(
+            (first.total.rx_rate, first.total.rx),
+            (0, 1000),
+            "no rate without a previous refresh"
+        );
         let v = m.view(&report(300, 3000, 500), t0 + Duration::from_secs(2), SortKey::Rx);
         assert_eq!((v.total.rx_rate, v.total.tx_rate), (1250, 100));
         assert_eq!(v.processes[0].process, "host");
         assert_eq!(v.groups[0].what, "weather.so");
         assert_eq!(v.groups[0].rx_rate, 1250);
         assert_eq!(v.connections.len(), 2);
-        assert_eq!(v.connections[0].what, "tcp 127.0.0.1:5000 -> 10.0.0.1:80", "{:?}", v.connections);
+        assert_eq!(
+            v.connections[0].what, "tcp 127.0.0.1:5000 -> 10.0.0.1:80",
+            "{:?}",
+            v.connections
+        );
         assert_eq!(v.connections[0].rx_rate, 1000);
         let by_tx = m.view(&report(300, 3000, 1500), t0 + Duration::from_secs(3), SortKey::Tx);
-        assert_eq!(by_tx.connections[0].what, "tcp 127.0.0.1:5000 -> 10.0.0.1:80", "no tx rate: totals decide");
+        assert_eq!(
+            by_tx.connections[0].what, "tcp 127.0.0.1:5000 -> 10.0.0.1:80",
+            "no tx rate: totals decide"
+        );
         let by_rx = m.view(&report(300, 3000, 2500), t0 + Duration::from_secs(4), SortKey::Rx);
         assert_eq!(by_rx.connections[0].what, "tcp 127.0.0.1:5000 -> 10.0.0.2:80");
         assert_eq!(bytes(1536, false), "1.5 KiB");

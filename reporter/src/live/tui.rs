@@ -140,7 +140,13 @@ impl Tui {
                     bytes(r.tx, exact),
                 ]
             };
-            fn table<'a>(title: &str, head: Vec<&'a str>, rows: Vec<Vec<String>>, widths: Vec<Constraint>, bold: Style) -> Table<'a> {
+            fn table<'a>(
+                title: &str,
+                head: Vec<&'a str>,
+                rows: Vec<Vec<String>>,
+                widths: Vec<Constraint>,
+                bold: Style,
+            ) -> Table<'a> {
                 Table::new(rows.into_iter().map(TRow::new), widths)
                     .header(TRow::new(head).style(bold))
                     .block(Block::bordered().title(title.to_string()))
@@ -180,7 +186,16 @@ impl Tui {
             f.render_widget(
                 table(
                     "modules and labels",
-                    vec!["pid", "process", "module / label", "in/s", "out/s", "in", "out", "conns"],
+                    vec![
+                        "pid",
+                        "process",
+                        "module / label",
+                        "in/s",
+                        "out/s",
+                        "in",
+                        "out",
+                        "conns",
+                    ],
                     group_rows,
                     vec![w(8), w(16), Constraint::Fill(1), w(12), w(12), w(12), w(12), w(6)],
                     bold,
@@ -200,9 +215,29 @@ impl Tui {
             f.render_widget(
                 table(
                     "busiest connections",
-                    vec!["pid", "process", "connection", "module", "in/s", "out/s", "in", "out", ""],
+                    vec![
+                        "pid",
+                        "process",
+                        "connection",
+                        "module",
+                        "in/s",
+                        "out/s",
+                        "in",
+                        "out",
+                        "",
+                    ],
                     conn_rows,
-                    vec![w(8), w(12), Constraint::Fill(2), Constraint::Fill(1), w(12), w(12), w(12), w(12), w(6)],
+                    vec![
+                        w(8),
+                        w(12),
+                        Constraint::Fill(2),
+                        Constraint::Fill(1),
+                        w(12),
+                        w(12),
+                        w(12),
+                        w(12),
+                        w(6),
+                    ],
                     bold,
                 ),
                 conns,

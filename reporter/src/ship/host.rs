@@ -466,7 +466,8 @@ impl Host {
     /// gone, or ended the run, or has been away for longer than [`LINGER`] since the end).
     pub fn done(&self) -> bool {
         let lingered = self.ended_at.is_some_and(|t| t.elapsed() >= LINGER);
-        self.ended && (self.out.outbox.is_empty() || self.out.talk == Talk::Down || (self.out.talk == Talk::Away && lingered))
+        self.ended
+            && (self.out.outbox.is_empty() || self.out.talk == Talk::Down || (self.out.talk == Talk::Away && lingered))
     }
 
     /// Whether the host has ended (its last pass and `bye` are queued).

@@ -115,7 +115,11 @@ pub fn ship(a: &ShipArgs) -> i32 {
         // Every host has ended and some wait for a reporter that is away: let go of the
         // terminal the shipper inherited, so that nobody waiting for it to close (a shell, a
         // pipe's reader) waits for the reporter too.
-        if !released && !hosts.is_empty() && hosts.iter().all(Host::has_ended) && hosts.iter().any(Host::waiting_for_reporter) {
+        if !released
+            && !hosts.is_empty()
+            && hosts.iter().all(Host::has_ended)
+            && hosts.iter().any(Host::waiting_for_reporter)
+        {
             release_stdio();
             released = true;
         }

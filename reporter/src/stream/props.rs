@@ -49,34 +49,35 @@ fn a_recorded_stream_replays_every_connection_exactly() {
             proptest::collection::vec((0usize..3, segment()), 0..40),
             proptest::collection::vec(any::<bool>(), 3),
         );
-        runner().run(&input, |(segments, ended)| {
-            let mut conns: Vec<Conn> = (1..=3).map(Conn::new).collect();
-            let mut stream = header();
-            for c in &mut conns {
-                c.record();
-            }
-            for (i, seg) in segments {
-                conns[i].feed(&seg);
-                stream.extend(conns[i].take_recorded());
-            }
-            for (c, end) in conns.iter_mut().zip(ended) {
-                if end {
-                    c.end_of_stream();
-                    stream.extend(c.take_recorded());
+        runner()
+            .run(&input, |(segments, ended)| {
+                let mut conns: Vec<Conn> = (1..=3).map(Conn::new).collect();
+                let mut stream = header();
+                for c in &mut conns {
+                    c.record();
                 }
-            }
-            let back = read(&stream[..]).expect("a stream the reporter wrote reads back");
-            for c in &conns {
-                let live = c.report(true, "running");
-                match back.conns.iter().find(|b| b.id() == c.id()) {
-                    Some(b) => prop_assert_eq!(b.report(true, "running"), live),
-                    // A connection that brought nothing, not even a skipped line, left no line.
-                    None => prop_assert!(c.is_empty() || live.totals == Default::default()),
+                for (i, seg) in segments {
+                    conns[i].feed(&seg);
+                    stream.extend(conns[i].take_recorded());
                 }
-            }
-            Ok(())
-        })
-        .unwrap();
+                for (c, end) in conns.iter_mut().zip(ended) {
+                    if end {
+                        c.end_of_stream();
+                        stream.extend(c.take_recorded());
+                    }
+                }
+                let back = read(&stream[..]).expect("a stream the reporter wrote reads back");
+                for c in &conns {
+                    let live = c.report(true, "running");
+                    match back.conns.iter().find(|b| b.id() == c.id()) {
+                        Some(b) => prop_assert_eq!(b.report(true, "running"), live),
+                        // A connection that brought nothing, not even a skipped line, left no line.
+                        None => prop_assert!(c.is_empty() || live.totals == Default::default()),
+                    }
+                }
+                Ok(())
+            })
+            .unwrap();
     });
 }
 
@@ -115,16 +116,17 @@ fn stream_line() -> impl Strategy<Value = Vec<u8>> {
 fn any_lines_given_to_replay_are_read_or_skipped_never_a_panic() {
     watchdog(120, || {
         let input = proptest::collection::vec(stream_line(), 0..60);
-        runner().run(&input, |lines| {
-            let data = lines.concat();
-            let back = read(&data[..]).expect("version 1 lines only: never an error");
-            for c in &back.conns {
-                // A report can be made of whatever was read.
-                let _ = c.report(true, "running");
-            }
-            prop_assert!(back.warnings.len() <= data.len() + 1);
-            Ok(())
-        })
-        .unwrap();
+        runner()
+            .run(&input, |lines| {
+                let data = lines.concat();
+                let back = read(&data[..]).expect("version 1 lines only: never an error");
+                for c in &back.conns {
+                    // A report can be made of whatever was read.
+                    let _ = c.report(true, "running");
+                }
+                prop_assert!(back.warnings.len() <= data.len() + 1);
+                Ok(())
+            })
+            .unwrap();
     });
 }

@@ -70,7 +70,10 @@ impl FdLock {
     /// The lock if it is free now (a hook, which may run in a signal handler that interrupted
     /// the lock's holder on the same thread, never waits for it).
     fn try_take() -> Option<FdLock> {
-        FD_LOCK.compare_exchange(false, true, Acquire, Relaxed).ok().map(|_| FdLock)
+        FD_LOCK
+            .compare_exchange(false, true, Acquire, Relaxed)
+            .ok()
+            .map(|_| FdLock)
     }
 }
 
@@ -469,7 +472,13 @@ fn make_spare() {
 /// (the caller holds [`FdLock`] and is a host thread).
 fn open_spare() -> std::io::Result<c_int> {
     // SAFETY: a plain socket call; the fd is ours.
-    let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK, 0) };
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_UNIX,
+            libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+            0,
+        )
+    };
     if fd < 0 {
         return Err(std::io::Error::last_os_error());
     }
