@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::harness::{self, both_modes, fresh_dir, read_report, Counter, Mode, WithoutSockmeterEnv};
-use crate::reporters::{byes, drip, eventually, finish_drip, our_lines, Listen};
+use crate::reporters::{byes, drip, eventually, finish_drip, hello_pids, our_lines, Listen};
 
 /// Waits (bounded) until the stream holds a `bye` from each of `pids`.
 fn all_said_bye(stream: &Path, pids: &[u32]) {
@@ -59,6 +59,10 @@ both_modes! {
         let (first, err1) = finish_drip(drip(&env, mode, &["--port", &p, "--conns", "3", "--size", "1000"]));
         assert!(our_lines(&err1).is_empty(), "{err1}");
         assert!(eventually(Duration::from_secs(30), || port.accepted() >= 4), "the long one streams");
+        assert!(
+            eventually(Duration::from_secs(30), || hello_pids(&stream).contains(&long_pid)),
+            "the long one reached the first listen"
+        );
         let (code, err) = l1.stop();
         assert_eq!(code, 0, "{err}");
         let mid = read_report(&r1);
@@ -74,7 +78,7 @@ both_modes! {
         let seen = port.finish();
         assert_eq!(seen.rx, first + second + streamed, "the server got it all");
         assert!(our_lines(&long_err).is_empty(), "a restart asked for is not a failure to report: {long_err}");
-        let pids: Vec<u32> = read_pids(&stream);
+        let pids: Vec<u32> = hello_pids(&stream);
         all_said_bye(&stream, &pids);
         let (code, err) = l2.stop();
         assert_eq!(code, 0, "{err}");
@@ -121,20 +125,6 @@ both_modes! {
         assert_eq!(r.totals.tx_bytes, seen.rx, "everything, counted while nobody listened:\n{lerr}");
         assert_eq!(r.processes.len(), 1);
     }
-}
-
-/// The pids of every hello in the stream.
-fn read_pids(stream: &Path) -> Vec<u32> {
-    let mut pids: Vec<u32> = std::fs::read_to_string(stream)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| v["type"] == "hello")
-        .filter_map(|v| v["pid"].as_u64().map(|p| p as u32))
-        .collect();
-    pids.sort();
-    pids.dedup();
-    pids
 }
 
 /// A process that ends while no reporter listens keeps its counts in its shipper (which lets go

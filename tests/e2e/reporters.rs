@@ -161,6 +161,20 @@ pub fn byes(stream: &Path) -> Vec<u32> {
         .collect()
 }
 
+/// The pids of every `hello` an event stream holds so far, sorted, each once.
+pub fn hello_pids(stream: &Path) -> Vec<u32> {
+    let mut pids: Vec<u32> = std::fs::read_to_string(stream)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["type"] == "hello")
+        .filter_map(|v| v["pid"].as_u64().map(|p| p as u32))
+        .collect();
+    pids.sort();
+    pids.dedup();
+    pids
+}
+
 /// Lines of ours on a metered program's stderr.
 pub fn our_lines(stderr: &str) -> Vec<&str> {
     stderr.lines().filter(|l| l.starts_with("sockmeter:")).collect()
