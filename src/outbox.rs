@@ -91,7 +91,7 @@ pub fn worth_retrying(e: &io::Error) -> bool {
 }
 
 /// The pause between two tries to reach a reporter that is not there: 200 ms, doubling up to
-/// 2 s; back to 200 ms once a connection is made.
+/// 1 s; back to 200 ms once a connection is made.
 #[derive(Clone, Copy, Debug)]
 pub struct Backoff {
     pause_ms: u64,
@@ -102,7 +102,7 @@ impl Backoff {
     /// The first pause.
     pub const FIRST_MS: u64 = 200;
     /// The longest pause.
-    pub const MAX_MS: u64 = 2000;
+    pub const MAX_MS: u64 = 1000;
 
     /// A try is due at once.
     pub fn new() -> Self {

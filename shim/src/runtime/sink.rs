@@ -23,7 +23,7 @@
 //! **Reconnecting** (a `sockmeter listen` reporter, or any socket that is not a `sockmeter
 //! run`'s: `sockmeter::outbox::reconnects`). Such a reporter may not be there yet, go away, or
 //! stop and start again. The sink then keeps the waiting lines (rewound to a whole line), tries
-//! again with a growing pause (200 ms to 2 s) from the reporting thread, and a new connection
+//! again with a growing pause (200 ms to 1 s) from the reporting thread, and a new connection
 //! first hears the collector's preamble (`sockmeter::outbox::resume`). The reporting thread
 //! must not make an fd: a new socket briefly takes the lowest free number, which a host thread
 //! opening a file at that moment would otherwise have got. So it connects a *spare*: an
