@@ -155,6 +155,11 @@ pub struct Outbox {
     done: usize,
     /// Bytes waiting above which [`Outbox::accepts_more`] says no.
     hold: usize,
+    /// Where in `buf` each batch with closes in it ends, and how many closes it holds (batches
+    /// not entirely written yet only).
+    marks: std::collections::VecDeque<(usize, usize)>,
+    /// The closes those batches hold.
+    marked: usize,
 }
 
 impl Outbox {
@@ -164,6 +169,8 @@ impl Outbox {
             buf: Vec::new(),
             done: 0,
             hold,
+            marks: std::collections::VecDeque::new(),
+            marked: 0,
         }
     }
 
@@ -172,10 +179,48 @@ impl Outbox {
         self.buf.extend_from_slice(lines);
     }
 
+    /// Queues complete lines holding `closes` `closed` lines, counted until written
+    /// ([`Outbox::closes_waiting`]).
+    pub fn push_counting(&mut self, lines: &[u8], closes: usize) {
+        self.push(lines);
+        if closes > 0 {
+            self.marks.push_back((self.buf.len(), closes));
+            self.marked += closes;
+        }
+    }
+
+    /// The `closed` lines queued with [`Outbox::push_counting`] and not entirely written (a
+    /// sender that reconnects runs no pass while more wait than it can announce again: see
+    /// [`resume`]).
+    pub fn closes_waiting(&self) -> usize {
+        self.marked
+    }
+
+    /// Forgets the marks of batches written up to `done`.
+    fn drop_written_marks(&mut self) {
+        while let Some(&(end, n)) = self.marks.front() {
+            if end > self.done {
+                break;
+            }
+            self.marks.pop_front();
+            self.marked -= n;
+        }
+    }
+
+    /// `buf` lost its first `n` bytes.
+    fn shift_marks(&mut self, n: usize) {
+        for m in &mut self.marks {
+            m.0 -= n;
+        }
+    }
+
     /// Puts complete lines before everything waiting (a new connection's first lines; call it
     /// after [`Outbox::rewind_to_line`], so that nothing waiting is a cut line).
     pub fn prepend(&mut self, lines: &[u8]) {
         self.buf.splice(self.done..self.done, lines.iter().copied());
+        for m in &mut self.marks {
+            m.0 += lines.len();
+        }
     }
 
     /// Bytes not yet written.
@@ -204,16 +249,22 @@ impl Outbox {
             if self.done == self.buf.len() {
                 self.buf.clear();
                 self.done = 0;
+                self.marks.clear();
+                self.marked = 0;
                 return Flushed::All;
             }
             match write(&self.buf[self.done..]) {
                 Ok(0) => return Flushed::Broken(ErrorKind::WriteZero.into()),
-                Ok(n) => self.done += n.min(self.buf.len() - self.done),
+                Ok(n) => {
+                    self.done += n.min(self.buf.len() - self.done);
+                    self.drop_written_marks();
+                }
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {
                     // Keep the buffer from growing by what was already written.
                     if self.done >= COMPACT {
                         self.buf.drain(..self.done);
+                        self.shift_marks(self.done);
                         self.done = 0;
                     }
                     return Flushed::Blocked;
@@ -231,6 +282,8 @@ impl Outbox {
             .rposition(|&b| b == b'\n')
             .map_or(0, |i| i + 1);
         self.buf.drain(..keep_from);
+        // Marks end at a line's end: those not dropped yet lie beyond `keep_from`.
+        self.shift_marks(keep_from);
         self.done = 0;
     }
 
@@ -238,6 +291,8 @@ impl Outbox {
     pub fn clear(&mut self) {
         self.buf.clear();
         self.done = 0;
+        self.marks.clear();
+        self.marked = 0;
     }
 }
 
@@ -361,6 +416,37 @@ mod tests {
             },
             Flushed::Broken(_)
         ));
+    }
+
+    #[test]
+    fn closes_are_counted_until_written_across_rewinds_and_preambles() {
+        let mut o = Outbox::new(1000);
+        o.push_counting(b"a\nclosed\n", 1);
+        o.push(b"delta\n");
+        o.push_counting(b"closed\nclosed\n", 2);
+        assert_eq!(o.closes_waiting(), 3);
+        let mut room = 12usize;
+        let mut take = |b: &[u8]| {
+            if room == 0 {
+                return Err(ErrorKind::WouldBlock.into());
+            }
+            let n = b.len().min(room);
+            room -= n;
+            Ok(n)
+        };
+        // "a\nclosed\n" (9 bytes) and "del" are written: the first batch is out.
+        assert!(matches!(o.flush(&mut take), Flushed::Blocked));
+        assert_eq!(o.closes_waiting(), 2);
+        o.rewind_to_line();
+        o.prepend(b"hello\n");
+        assert_eq!(o.unsent(), b"hello\ndelta\nclosed\nclosed\n");
+        assert_eq!(o.closes_waiting(), 2);
+        let mut all = |b: &[u8]| Ok(b.len().min(13));
+        assert!(matches!(o.flush(&mut all), Flushed::All));
+        assert_eq!(o.closes_waiting(), 0);
+        o.push_counting(b"closed\n", 1);
+        o.clear();
+        assert_eq!(o.closes_waiting(), 0);
     }
 
     #[test]

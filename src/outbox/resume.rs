@@ -10,8 +10,9 @@
 //! one process image by pid, start and image token), a `module` line for every module, and a
 //! `socket` line for every socket that is open, or that the waiting lines name before they
 //! announce it. The account the sender keeps of its own messages has them all: it holds every
-//! open socket, and the most recent closed ones (a sender runs no pass while more closes wait
-//! than its account keeps one by one, see [`closes_kept`]).
+//! open socket, and the most recent closed ones (a sender that reconnects runs no pass while
+//! more closes wait to be written than its account keeps one by one, see [`closes_kept`] and
+//! `Outbox::closes_waiting`).
 
 use std::collections::HashSet;
 

@@ -156,3 +156,33 @@ fn without_a_terminal_the_live_view_is_one_line_per_interval() {
         r.stderr
     );
 }
+
+/// A terminal that goes away under the live view (its window closed): `listen --live` leaves
+/// the view, stops on the hang-up (SIGHUP) and writes its report, like any `listen` told to
+/// stop; it neither spins on the dead terminal nor dies of it.
+#[test]
+fn a_terminal_that_hangs_up_stops_listen_cleanly() {
+    let dir = crate::harness::fresh_dir("hangup");
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let (socket, json) = (dir.join("s.sock"), dir.join("r.json"));
+    let t = Tmux::start(120, 40);
+    t.line(&format!(
+        "{} listen --socket {} --live --json {} > {}",
+        harness::sockmeter().display(),
+        socket.display(),
+        json.display(),
+        dir.join("env").display()
+    ));
+    t.wait_for(WAIT, |s| s.contains("busiest connections"))
+        .unwrap_or_else(|s| panic!("the live view:\n{s}"));
+    let pid = t.shell_child().expect("listen runs in the terminal");
+    t.kill();
+    assert!(
+        crate::reporters::eventually(WAIT, || !std::path::Path::new(&format!("/proc/{pid}")).exists()
+            || std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.contains(") Z "))),
+        "listen still runs after its terminal went away"
+    );
+    let r = read_report(&json);
+    assert!(r.processes.is_empty());
+    assert!(!socket.exists(), "it removed its socket as at any stop");
+}

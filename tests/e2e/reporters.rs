@@ -279,9 +279,17 @@ impl Tmux {
     }
 }
 
+impl Tmux {
+    /// Closes the terminal: the tmux server goes, and with it the window's terminal (a hang-up
+    /// for whatever runs in it).
+    pub fn kill(&self) {
+        let _ = self.cmd().arg("kill-server").status();
+    }
+}
+
 impl Drop for Tmux {
     fn drop(&mut self) {
-        let _ = self.cmd().arg("kill-server").status();
+        self.kill();
     }
 }
 

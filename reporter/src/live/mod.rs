@@ -139,6 +139,13 @@ impl Live {
                     redraw = true;
                 }
                 Key::Resize => redraw = true,
+                // Nobody to show it to: the view stops (a `listen` goes on, and the hang-up's
+                // SIGHUP stops it as usual).
+                Key::Gone => {
+                    t.leave();
+                    self.mode = Mode::Off;
+                    return action;
+                }
             }
         }
         if redraw {

@@ -28,12 +28,24 @@ pub enum Key {
     Exact,
     /// The terminal changed size.
     Resize,
+    /// The terminal hung up (its window closed, the session ended).
+    Gone,
 }
+
+/// Keys read in one call at most.
+const MAX_KEYS: usize = 64;
 
 /// The terminal, taken over.
 pub struct Tui {
-    terminal: Terminal<CrosstermBackend<Stderr>>,
+    /// Never dropped: ratatui's drop shows the cursor with `eprintln!` on failure, which panics
+    /// when the terminal is gone (stderr gives EIO); [`Tui::leave`] restores it instead.
+    terminal: std::mem::ManuallyDrop<Terminal<CrosstermBackend<Stderr>>>,
     active: bool,
+    /// The fd crossterm reads keys from (stdin when it is a terminal, else our own /dev/tty),
+    /// polled here first: on a terminal that hung up, crossterm's reader would read end of file
+    /// forever, in a loop that never returns.
+    tty: std::os::fd::RawFd,
+    own_tty: bool,
 }
 
 /// Whether the live view can be drawn: stderr is a terminal.
@@ -67,14 +79,57 @@ impl Tui {
                 return Err(e);
             }
         };
-        Ok(Tui { terminal, active: true })
+        let (tty, own_tty) = if std::io::stdin().is_terminal() {
+            (0, false)
+        } else {
+            // SAFETY: opening the controlling terminal; the fd is ours, closed on drop.
+            let fd = unsafe { libc::open(c"/dev/tty".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOCTTY) };
+            (fd, fd >= 0)
+        };
+        Ok(Tui {
+            terminal: std::mem::ManuallyDrop::new(terminal),
+            active: true,
+            tty,
+            own_tty,
+        })
+    }
+
+    /// Whether the terminal has input (Some(true)), none now (Some(false)), or hung up (None).
+    fn input(&self) -> Option<bool> {
+        if self.tty < 0 {
+            return Some(false);
+        }
+        let mut p = libc::pollfd {
+            fd: self.tty,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: polling one valid pollfd, without waiting.
+        let n = unsafe { libc::poll(&mut p, 1, 0) };
+        if n < 0 {
+            return Some(false);
+        }
+        if p.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0 {
+            return None;
+        }
+        Some(p.revents & libc::POLLIN != 0)
     }
 
     /// Keys pressed since the last call (never waits).
     pub fn keys(&mut self) -> Vec<Key> {
         let mut out = Vec::new();
-        while self.active && event::poll(std::time::Duration::ZERO).unwrap_or(false) {
+        match self.input() {
+            None => return vec![Key::Gone],
+            Some(false) => return out,
+            Some(true) => {}
+        }
+        while self.active && out.len() < MAX_KEYS && event::poll(std::time::Duration::ZERO).unwrap_or(false) {
             let Ok(ev) = event::read() else { break };
+            // A key is always followed by a look at the terminal: a hang-up stops here.
+            if self.input().is_none() {
+                out.push(Key::Gone);
+                break;
+            }
             match ev {
                 Event::Key(k) if k.kind != KeyEventKind::Release => {
                     let ctrl = k.modifiers.contains(KeyModifiers::CONTROL);
@@ -266,5 +321,9 @@ impl Tui {
 impl Drop for Tui {
     fn drop(&mut self) {
         self.leave();
+        if self.own_tty {
+            // SAFETY: our own fd.
+            unsafe { libc::close(self.tty) };
+        }
     }
 }

@@ -146,9 +146,6 @@ struct Out {
     backoff: Backoff,
     /// The reporter's absence was said (once per absence).
     said: bool,
-    /// Closes queued since the outbox was last empty (no pass while as many wait as the account
-    /// keeps closed sockets one by one: `outbox::resume`).
-    closes_waiting: usize,
 }
 
 impl Out {
@@ -157,7 +154,7 @@ impl Out {
     fn emit(&mut self, msgs: Vec<Message>) {
         let region = self.region;
         let subscribed = region.subscribed.load(Ordering::Acquire) != 0;
-        self.closes_waiting += msgs.iter().filter(|m| matches!(m, Message::Closed(_))).count();
+        let closes = msgs.iter().filter(|m| matches!(m, Message::Closed(_))).count();
         let mut lines = Vec::new();
         encode_batch(&mut self.account, msgs, &mut lines, |line| {
             if subscribed {
@@ -165,14 +162,16 @@ impl Out {
             }
         });
         if self.talk != Talk::Down {
-            self.outbox.push(&lines);
+            self.outbox.push_counting(&lines, closes);
             self.flush();
         }
     }
 
-    /// Whether a new pass may run: little enough waits.
+    /// Whether a new pass may run: little enough waits (for a reporter that reconnects, also
+    /// no more closes than the account can announce again: `outbox::resume`).
     fn accepts_more(&self) -> bool {
-        self.outbox.accepts_more() && self.closes_waiting < resume::closes_kept(&self.account)
+        self.outbox.accepts_more()
+            && (!self.reconnects || self.outbox.closes_waiting() < resume::closes_kept(&self.account))
     }
 
     /// Writes what waits, as far as the reporter takes it.
@@ -184,9 +183,6 @@ impl Out {
             } else {
                 self.gone(&format!("the connection failed ({e})"));
             }
-        }
-        if self.outbox.is_empty() {
-            self.closes_waiting = 0;
         }
     }
 
@@ -331,7 +327,6 @@ impl Host {
             hello: hello.clone(),
             backoff: Backoff::new(),
             said: false,
-            closes_waiting: 0,
         };
         // The hello goes to the account and the subscribers here, and to each connection in
         // its preamble.

@@ -94,10 +94,6 @@ pub struct Collector {
     hello: Hello,
     subscribers: Subscribers,
     finished: bool,
-    /// Closes queued since the outbox was last empty: a pass waits while as many wait as the
-    /// account keeps closed sockets one by one, so a new connection's preamble can announce
-    /// every socket the waiting lines name (`sockmeter::outbox::resume`).
-    closes_waiting: usize,
 }
 
 /// When this process image started (see `Shared::started_ms`); now, if that was never set.
@@ -135,7 +131,6 @@ impl Collector {
             hello,
             subscribers: Subscribers::new(),
             finished: false,
-            closes_waiting: 0,
         }
     }
 
@@ -145,19 +140,12 @@ impl Collector {
         self.sink.listen();
         self.connect(false);
         self.sink.flush();
-        self.drained();
     }
 
     /// Whether the reporter has read (nearly) all that was sent: a pass may run. While it
     /// has not, the counters keep what is not shipped.
     pub fn ready(&self) -> bool {
-        self.sink.accepts_more() && self.closes_waiting < resume::closes_kept(&self.account)
-    }
-
-    fn drained(&mut self) {
-        if self.sink.is_drained() {
-            self.closes_waiting = 0;
-        }
+        self.sink.accepts_more() && self.sink.room_for_closes(resume::closes_kept(&self.account))
     }
 
     /// One pass: ship what changed.
@@ -192,14 +180,13 @@ impl Collector {
             return;
         }
         self.connect(false);
-        self.closes_waiting += msgs.iter().filter(|m| matches!(m, Message::Closed(_))).count();
+        let closes = msgs.iter().filter(|m| matches!(m, Message::Closed(_))).count();
         let mut lines = Vec::new();
         let subscribers = &mut self.subscribers;
         encode_batch(&mut self.account, msgs, &mut lines, |line| subscribers.deliver(line));
         // Queued while a reporter is wanted, connected or not (one that reconnects gets them
         // later); dropped once there is none.
-        self.sink.send(&lines);
-        self.drained();
+        self.sink.send(&lines, closes);
     }
 
     /// The last pass, the goodbye, the report file. Returns false if already finished.

@@ -133,11 +133,6 @@ impl Sink {
         self.flush();
     }
 
-    /// Whether everything queued has been written.
-    pub fn is_drained(&self) -> bool {
-        self.outbox.is_empty()
-    }
-
     /// Whether a reporter is configured and reachable so far.
     pub fn wanted(&self) -> bool {
         self.path.is_some() && !self.gave_up
@@ -288,13 +283,21 @@ impl Sink {
         taken
     }
 
-    /// Queues lines and writes what the reporter takes now, never waiting for it.
-    pub fn send(&mut self, lines: &[u8]) {
+    /// Queues lines (holding `closes` `closed` lines) and writes what the reporter takes now,
+    /// never waiting for it.
+    pub fn send(&mut self, lines: &[u8], closes: usize) {
         if !self.wanted() {
             return;
         }
-        self.outbox.push(lines);
+        self.outbox.push_counting(lines, closes);
         self.flush();
+    }
+
+    /// Whether a new pass may run without queueing more closes than `kept` (the closed sockets
+    /// the collector's account keeps one by one): a reporter that reconnects hears every socket
+    /// the waiting lines name announced again, from that account (`outbox::resume`).
+    pub fn room_for_closes(&self, kept: usize) -> bool {
+        !self.reconnects || self.outbox.closes_waiting() < kept
     }
 
     /// Writes what waits, as far as the reporter takes it (one system call at a time under the
