@@ -16,6 +16,16 @@
 //! over (the command ended; it is not waiting for this process any more), so that a process
 //! that outlives the run (a daemon) goes quiet instead of reporting a failure to the terminal
 //! later. A connection that ends without it means the reporter went away.
+//!
+//! Two kinds of reporter: `sockmeter run`'s lives as long as its command, in a private
+//! directory it made (`…/sockmeter.XXXXXX/`), and never comes back once gone; `sockmeter
+//! listen`'s (or any socket set by hand) serves processes started elsewhere and may start
+//! after them, stop and start again. [`reconnects`] tells them apart by the socket's
+//! directory. A shim of a `listen` reporter never goes quiet for good: when the reporter is not
+//! there, goes away, or says [`RECONNECT_LINE`] as it stops, the shim keeps counting, tries
+//! again with a growing pause ([`Backoff`]), and on the new connection first sends
+//! [`resume::preamble`] (its `hello`, its modules, the sockets the waiting lines need), then the
+//! lines that were waiting.
 
 use std::io::{self, ErrorKind};
 
@@ -32,6 +42,99 @@ const COMPACT: usize = 64 * 1024;
 
 /// What the reporter sends each connection still open when the run ends.
 pub const END_LINE: &[u8] = b"{\"v\":1,\"type\":\"end\"}\n";
+/// What a `listen` reporter sends each connection as it stops: keep counting, and connect
+/// again (to the next reporter at the same socket) later. After it the reporter reads on until
+/// the shim closes its end, so everything the shim wrote before it heard this line arrives.
+pub const RECONNECT_LINE: &[u8] = b"{\"v\":1,\"type\":\"reconnect\"}\n";
+
+pub mod resume;
+
+/// Whether a shim whose reporter at `socket` is not there, went away or asked it to reconnect
+/// tries again later: every socket but a `sockmeter run`'s, which lives in the private
+/// directory the run made (`sockmeter.XXXXXX`) and has no reporter once the run is over.
+pub fn reconnects(socket: &str) -> bool {
+    !is_run_socket(socket)
+}
+
+/// Whether `socket` lies in a directory named like `sockmeter run`'s private ones
+/// (`sockmeter.XXXXXX`): `sockmeter listen` refuses such a directory, so the name decides.
+pub fn is_run_socket(socket: &str) -> bool {
+    std::path::Path::new(socket)
+        .parent()
+        .and_then(|d| d.file_name())
+        .is_some_and(|n| n.to_string_lossy().starts_with("sockmeter."))
+}
+
+/// Whether a failed connect or a broken connection to a reporter is worth trying again: the
+/// socket is not there (yet), nobody listens, the queue is full, or the connection broke. A
+/// path that can never be a socket address (too long, a NUL) is not.
+pub fn worth_retrying(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(
+            libc::ENOENT
+                | libc::ECONNREFUSED
+                | libc::EAGAIN
+                | libc::ECONNRESET
+                | libc::EPIPE
+                | libc::ENOTCONN
+                | libc::ETIMEDOUT
+        )
+    ) || matches!(
+        e.kind(),
+        ErrorKind::WriteZero
+            | ErrorKind::BrokenPipe
+            | ErrorKind::ConnectionReset
+            | ErrorKind::NotConnected
+            | ErrorKind::WouldBlock
+    )
+}
+
+/// The pause between two tries to reach a reporter that is not there: 200 ms, doubling up to
+/// 1 s; back to 200 ms once a connection is made.
+#[derive(Clone, Copy, Debug)]
+pub struct Backoff {
+    pause_ms: u64,
+    next_ms: u64,
+}
+
+impl Backoff {
+    /// The first pause.
+    pub const FIRST_MS: u64 = 200;
+    /// The longest pause.
+    pub const MAX_MS: u64 = 1000;
+
+    /// A try is due at once.
+    pub fn new() -> Self {
+        Backoff {
+            pause_ms: 0,
+            next_ms: 0,
+        }
+    }
+
+    /// Whether a try is due at `now_ms` (ms on any monotonic or wall clock).
+    pub fn due(&self, now_ms: u64) -> bool {
+        now_ms >= self.next_ms
+    }
+
+    /// A try failed at `now_ms`: the next one waits longer.
+    pub fn failed(&mut self, now_ms: u64) {
+        self.pause_ms = (self.pause_ms * 2).clamp(Self::FIRST_MS, Self::MAX_MS);
+        self.next_ms = now_ms.saturating_add(self.pause_ms);
+    }
+
+    /// The reporter asked to be reached again later (it is restarting): the first pause.
+    pub fn soon(&mut self, now_ms: u64) {
+        self.pause_ms = Self::FIRST_MS;
+        self.next_ms = now_ms.saturating_add(self.pause_ms);
+    }
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 
 /// How far a flush got.
 #[derive(Debug)]
@@ -52,6 +155,11 @@ pub struct Outbox {
     done: usize,
     /// Bytes waiting above which [`Outbox::accepts_more`] says no.
     hold: usize,
+    /// Where in `buf` each batch with closes in it ends, and how many closes it holds (batches
+    /// not entirely written yet only).
+    marks: std::collections::VecDeque<(usize, usize)>,
+    /// The closes those batches hold.
+    marked: usize,
 }
 
 impl Outbox {
@@ -61,12 +169,58 @@ impl Outbox {
             buf: Vec::new(),
             done: 0,
             hold,
+            marks: std::collections::VecDeque::new(),
+            marked: 0,
         }
     }
 
     /// Queues complete lines (each ends with a newline).
     pub fn push(&mut self, lines: &[u8]) {
         self.buf.extend_from_slice(lines);
+    }
+
+    /// Queues complete lines holding `closes` `closed` lines, counted until written
+    /// ([`Outbox::closes_waiting`]).
+    pub fn push_counting(&mut self, lines: &[u8], closes: usize) {
+        self.push(lines);
+        if closes > 0 {
+            self.marks.push_back((self.buf.len(), closes));
+            self.marked += closes;
+        }
+    }
+
+    /// The `closed` lines queued with [`Outbox::push_counting`] and not entirely written (a
+    /// sender that reconnects runs no pass while more wait than it can announce again: see
+    /// [`resume`]).
+    pub fn closes_waiting(&self) -> usize {
+        self.marked
+    }
+
+    /// Forgets the marks of batches written up to `done`.
+    fn drop_written_marks(&mut self) {
+        while let Some(&(end, n)) = self.marks.front() {
+            if end > self.done {
+                break;
+            }
+            self.marks.pop_front();
+            self.marked -= n;
+        }
+    }
+
+    /// `buf` lost its first `n` bytes.
+    fn shift_marks(&mut self, n: usize) {
+        for m in &mut self.marks {
+            m.0 -= n;
+        }
+    }
+
+    /// Puts complete lines before everything waiting (a new connection's first lines; call it
+    /// after [`Outbox::rewind_to_line`], so that nothing waiting is a cut line).
+    pub fn prepend(&mut self, lines: &[u8]) {
+        self.buf.splice(self.done..self.done, lines.iter().copied());
+        for m in &mut self.marks {
+            m.0 += lines.len();
+        }
     }
 
     /// Bytes not yet written.
@@ -95,16 +249,22 @@ impl Outbox {
             if self.done == self.buf.len() {
                 self.buf.clear();
                 self.done = 0;
+                self.marks.clear();
+                self.marked = 0;
                 return Flushed::All;
             }
             match write(&self.buf[self.done..]) {
                 Ok(0) => return Flushed::Broken(ErrorKind::WriteZero.into()),
-                Ok(n) => self.done += n.min(self.buf.len() - self.done),
+                Ok(n) => {
+                    self.done += n.min(self.buf.len() - self.done);
+                    self.drop_written_marks();
+                }
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {
                     // Keep the buffer from growing by what was already written.
                     if self.done >= COMPACT {
                         self.buf.drain(..self.done);
+                        self.shift_marks(self.done);
                         self.done = 0;
                     }
                     return Flushed::Blocked;
@@ -122,6 +282,8 @@ impl Outbox {
             .rposition(|&b| b == b'\n')
             .map_or(0, |i| i + 1);
         self.buf.drain(..keep_from);
+        // Marks end at a line's end: those not dropped yet lie beyond `keep_from`.
+        self.shift_marks(keep_from);
         self.done = 0;
     }
 
@@ -138,6 +300,8 @@ impl Outbox {
     pub fn clear(&mut self) {
         self.buf.clear();
         self.done = 0;
+        self.marks.clear();
+        self.marked = 0;
     }
 }
 
@@ -150,23 +314,29 @@ pub enum Heard {
     End,
     /// The connection ended without [`END_LINE`]: the reporter went away.
     Gone,
+    /// The reporter is stopping and asks to be reached again later ([`RECONNECT_LINE`]).
+    Reconnect,
 }
 
 /// Reads what the reporter said with `read` (a non-blocking read), without blocking.
 pub fn listen(mut read: impl FnMut(&mut [u8]) -> io::Result<usize>) -> Heard {
     let mut buf = [0u8; 256];
     let mut heard = Heard::Nothing;
+    // What the reporter said before its end is what counts; an end without a word is `Gone`.
+    let at_end = |heard: Heard| if heard == Heard::Nothing { Heard::Gone } else { heard };
     loop {
         match read(&mut buf) {
-            Ok(0) => return if heard == Heard::End { heard } else { Heard::Gone },
+            Ok(0) => return at_end(heard),
             Ok(n) => {
                 if buf[..n].windows(5).any(|w| w == b"\"end\"") {
                     heard = Heard::End;
+                } else if heard == Heard::Nothing && buf[..n].windows(11).any(|w| w == b"\"reconnect\"") {
+                    heard = Heard::Reconnect;
                 }
             }
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
             Err(e) if e.kind() == ErrorKind::WouldBlock => return heard,
-            Err(_) => return if heard == Heard::End { heard } else { Heard::Gone },
+            Err(_) => return at_end(heard),
         }
     }
 }
@@ -204,6 +374,9 @@ fn in_a_finished_run(socket: &str) -> bool {
         .is_some_and(|n| n.to_string_lossy().starts_with("sockmeter."));
     named && dir.is_some_and(|d| !d.exists())
 }
+
+#[cfg(test)]
+mod props;
 
 #[cfg(test)]
 mod tests {
@@ -257,6 +430,37 @@ mod tests {
             },
             Flushed::Broken(_)
         ));
+    }
+
+    #[test]
+    fn closes_are_counted_until_written_across_rewinds_and_preambles() {
+        let mut o = Outbox::new(1000);
+        o.push_counting(b"a\nclosed\n", 1);
+        o.push(b"delta\n");
+        o.push_counting(b"closed\nclosed\n", 2);
+        assert_eq!(o.closes_waiting(), 3);
+        let mut room = 12usize;
+        let mut take = |b: &[u8]| {
+            if room == 0 {
+                return Err(ErrorKind::WouldBlock.into());
+            }
+            let n = b.len().min(room);
+            room -= n;
+            Ok(n)
+        };
+        // "a\nclosed\n" (9 bytes) and "del" are written: the first batch is out.
+        assert!(matches!(o.flush(&mut take), Flushed::Blocked));
+        assert_eq!(o.closes_waiting(), 2);
+        o.rewind_to_line();
+        o.prepend(b"hello\n");
+        assert_eq!(o.unsent(), b"hello\ndelta\nclosed\nclosed\n");
+        assert_eq!(o.closes_waiting(), 2);
+        let mut all = |b: &[u8]| Ok(b.len().min(13));
+        assert!(matches!(o.flush(&mut all), Flushed::All));
+        assert_eq!(o.closes_waiting(), 0);
+        o.push_counting(b"closed\n", 1);
+        o.clear();
+        assert_eq!(o.closes_waiting(), 0);
     }
 
     #[test]

@@ -64,6 +64,12 @@ pub enum Command {
         after_help = RUN_AFTER_HELP
     )]
     Run(RunArgs),
+    /// Serve metered processes started elsewhere (daemons, GUI applications, services) until
+    /// SIGINT or SIGTERM, then report.
+    #[command(after_help = LISTEN_AFTER_HELP)]
+    Listen(ListenArgs),
+    /// Print the summary and write the report of a recorded event stream (--json-stream).
+    Replay(ReplayArgs),
     /// Print the absolute path of the shim that `run` injects.
     ShimPath,
     /// Show per-plugin metering on the built examples: a host, two plugins, a loopback server.
@@ -119,6 +125,19 @@ pub struct RunArgs {
     #[command(flatten)]
     pub summary: SummaryArgs,
 
+    /// Show a live view while the command runs (on a terminal: a table refreshing in place,
+    /// `q` leaves it, Ctrl-C goes to the command; otherwise one line per interval on stderr).
+    #[arg(long)]
+    pub live: bool,
+
+    /// Write the event stream (NDJSON, docs/wire.md) to FILE, or to stdout with `-`.
+    #[arg(long, value_name = "FILE")]
+    pub json_stream: Option<PathBuf>,
+
+    /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9464).
+    #[arg(long, value_name = "ADDR")]
+    pub prometheus: Option<std::net::SocketAddr>,
+
     /// The command to run and its arguments (after `--`).
     #[arg(
         value_name = "CMD",
@@ -171,6 +190,64 @@ fn parse_top(s: &str) -> Result<usize, String> {
         Ok(n) if n >= 1 => Ok(usize::try_from(n).unwrap_or(usize::MAX)),
         _ => Err("expected a number of processes or rows, 1 or more".into()),
     }
+}
+
+/// What `sockmeter listen --help` ends with.
+const LISTEN_AFTER_HELP: &str = "\
+listen prints the environment to give the programs to meter on stdout, one line:
+  LD_PRELOAD=... SOCKMETER_SOCKET=... SOCKMETER_SHIPPER=...
+They may start before or after it, come and go, and keep counting while it restarts. The socket
+lives in a directory only you can enter (created 0700; one owned by someone else or open to
+others is refused). The report is written on SIGINT or SIGTERM. With --json-stream, a listen
+started again on the same FILE continues it: its report, live view and metrics go on from what
+the file holds.";
+
+/// `sockmeter listen [--socket PATH] [--json FILE] [--json-stream FILE] [--live] [--prometheus ADDR]`
+#[derive(Debug, Args)]
+pub struct ListenArgs {
+    /// The socket to listen on (default: $XDG_RUNTIME_DIR/sockmeter/sockmeter.sock, or
+    /// /tmp/sockmeter-UID/sockmeter.sock); its directory must be yours and closed to others.
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+
+    /// Write the JSON report (sockmeter.report.v1) to FILE when stopped.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+
+    /// Append the event stream (NDJSON, docs/wire.md) to FILE (continuing what it holds), or
+    /// write it to stdout with `-`.
+    #[arg(long, value_name = "FILE")]
+    pub json_stream: Option<PathBuf>,
+
+    /// Show a live view (on a terminal: a table refreshing in place, `q` or Ctrl-C stops;
+    /// otherwise one line per interval on stderr).
+    #[arg(long)]
+    pub live: bool,
+
+    /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9464).
+    #[arg(long, value_name = "ADDR")]
+    pub prometheus: Option<std::net::SocketAddr>,
+
+    /// How often the live view refreshes, in milliseconds; also given to the programs as
+    /// SOCKMETER_INTERVAL when set.
+    #[arg(long, value_name = "MS", value_parser = parse_interval)]
+    pub interval: Option<u64>,
+
+    /// Count Unix-domain sockets in the totals.
+    #[arg(long)]
+    pub unix: bool,
+}
+
+/// `sockmeter replay FILE [--json OUT]`
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// The event stream (written with --json-stream), or `-` for stdin.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+
+    /// Write the JSON report (sockmeter.report.v1) to OUT.
+    #[arg(long, value_name = "OUT")]
+    pub json: Option<PathBuf>,
 }
 
 /// Validates one `--attribute` glob (`sockmeter::glob::check`): not empty, no `:` (the list
@@ -435,6 +512,56 @@ mod tests {
         assert!(parse(&["run", "--"]).is_err());
         assert!(parse(&["frobnicate"]).is_err());
         assert_eq!(parse(&["run", "--bogus", "--", "true"]).unwrap_err().exit_code(), 2);
+    }
+
+    #[test]
+    fn listen_replay_and_the_live_options_parse() {
+        let r = run_args(&[
+            "run",
+            "--live",
+            "--json-stream",
+            "-",
+            "--prometheus",
+            "127.0.0.1:9464",
+            "--",
+            "x",
+        ]);
+        assert!(r.live);
+        assert_eq!(r.json_stream, Some(PathBuf::from("-")));
+        assert_eq!(r.prometheus, Some("127.0.0.1:9464".parse().unwrap()));
+        match parse(&[
+            "listen",
+            "--socket",
+            "/s",
+            "--json",
+            "r",
+            "--json-stream",
+            "f",
+            "--live",
+            "--prometheus",
+            "[::1]:9",
+        ])
+        .unwrap()
+        .command
+        {
+            Command::Listen(l) => {
+                assert_eq!(l.socket, Some(PathBuf::from("/s")));
+                assert!(l.live && l.interval.is_none());
+                assert_eq!(l.prometheus, Some("[::1]:9".parse().unwrap()));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            parse(&["replay", "f", "--json", "o"]).unwrap().command,
+            Command::Replay(_)
+        ));
+        assert_eq!(
+            parse(&["run", "--prometheus", "localhost", "--", "x"])
+                .unwrap_err()
+                .kind(),
+            ErrorKind::ValueValidation
+        );
+        assert!(parse(&["replay"]).is_err());
     }
 
     #[test]

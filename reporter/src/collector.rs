@@ -63,6 +63,8 @@ pub struct Collector {
     /// Connections refused, and why the first one was.
     refused: u64,
     first_refused: Option<String>,
+    /// Event-stream lines of every connection, when recording ([`Collector::record`]).
+    records: Option<Vec<u8>>,
 }
 
 impl Collector {
@@ -86,7 +88,67 @@ impl Collector {
             images: Default::default(),
             refused: 0,
             first_refused: None,
+            records: None,
         })
+    }
+
+    /// Records the event stream of every connection from now on ([`Collector::take_records`]).
+    pub fn record(&mut self) {
+        self.records.get_or_insert_with(Vec::new);
+    }
+
+    /// The event-stream lines recorded since the last call.
+    pub fn take_records(&mut self) -> Vec<u8> {
+        self.records.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    fn keep_records(&mut self, i: usize) {
+        if let Some(r) = &mut self.records {
+            r.extend(self.slots[i].conn.take_recorded());
+        }
+    }
+
+    /// Takes connections an earlier reporter had (read back from its event stream): they are
+    /// part of every report from now on, and new connections are numbered after them.
+    pub fn add_history(&mut self, conns: Vec<Conn>) {
+        for conn in conns {
+            self.next_id = self.next_id.max(conn.id() + 1);
+            self.slots.push(Slot {
+                conn,
+                stream: None,
+                last_data: None,
+                peer_pid: 0,
+            });
+        }
+    }
+
+    /// How many connections are open now.
+    pub fn open_connections(&self) -> usize {
+        self.slots.iter().filter(|s| s.stream.is_some()).count()
+    }
+
+    /// A `listen` reporter stops: every open connection is asked to connect again later
+    /// (`outbox::RECONNECT_LINE`), and read until it closes its end (so everything its shim
+    /// wrote before it heard that arrives) or until `grace` is over.
+    pub fn ask_to_reconnect(&mut self, grace: Duration) {
+        use std::io::Write;
+        let deadline = std::time::Instant::now() + grace;
+        loop {
+            // Connections waiting to be accepted are told too (closing the listener would
+            // reset them, with what they wrote).
+            self.accept_all(false);
+            for s in &mut self.slots {
+                if let (Some(st), false) = (&mut s.stream, s.conn.released()) {
+                    let _ = st.write(sockmeter::outbox::RECONNECT_LINE);
+                    s.conn.release();
+                }
+            }
+            let now = std::time::Instant::now();
+            if self.open_connections() == 0 || now >= deadline {
+                break;
+            }
+            let _ = self.poll_with((deadline - now).min(Duration::from_millis(50)), true);
+        }
     }
 
     /// Opens the second door (see the module docs). Only for a policy that checks who the peer
@@ -113,7 +175,6 @@ impl Collector {
     }
 
     /// Changes who may connect from now on.
-    #[allow(dead_code)] // for `sockmeter listen` (same uid)
     pub fn set_policy(&mut self, policy: Policy) {
         self.policy = policy;
     }
@@ -209,14 +270,18 @@ impl Collector {
     /// Waits up to `timeout` for activity, then accepts every pending connection and reads
     /// what every ready connection has sent. A signal cuts the wait short.
     pub fn poll(&mut self, timeout: Duration) -> Result<()> {
+        self.poll_with(timeout, true)
+    }
+
+    fn poll_with(&mut self, timeout: Duration, accept: bool) -> Result<()> {
         let mut fds = Vec::with_capacity(self.slots.len() + 2);
         fds.push(libc::pollfd {
-            fd: self.listener.as_raw_fd(),
+            fd: if accept { self.listener.as_raw_fd() } else { -1 },
             events: libc::POLLIN,
             revents: 0,
         });
         fds.push(libc::pollfd {
-            fd: self.door.as_ref().map_or(-1, |d| d.as_raw_fd()),
+            fd: self.door.as_ref().filter(|_| accept).map_or(-1, |d| d.as_raw_fd()),
             events: libc::POLLIN,
             revents: 0,
         });
@@ -281,8 +346,12 @@ impl Collector {
                     }
                     let id = self.next_id;
                     self.next_id += 1;
+                    let mut conn = Conn::with_images(id, self.images.clone());
+                    if self.records.is_some() {
+                        conn.record();
+                    }
                     self.slots.push(Slot {
-                        conn: Conn::with_images(id, self.images.clone()),
+                        conn,
                         stream: Some(stream),
                         last_data: None,
                         peer_pid,
@@ -357,18 +426,26 @@ impl Collector {
             slot.stream = None;
             self.warnings.extend(slot.conn.end_of_stream());
         }
+        self.keep_records(i);
     }
 
     /// Stops listening and hands over every connection that said `hello` (a process).
     /// Connections still open stay unfinished (their processes are reported as `running`).
-    pub fn finish(mut self) -> Vec<Conn> {
+    pub fn finish(self) -> Vec<Conn> {
+        self.finish_saying(Some(sockmeter::outbox::END_LINE))
+    }
+
+    /// As [`Collector::finish`], saying `last` (or nothing) to each connection still open.
+    pub fn finish_saying(mut self, last: Option<&[u8]>) -> Vec<Conn> {
         use std::io::Write;
         for s in &mut self.slots {
             // The run is over: a process still connected (a daemon that outlives the command)
             // goes quiet rather than telling the user's terminal later that the reporter went
             // away. Best effort: a connection that cannot take one line now is closed anyway.
             if let Some(mut st) = s.stream.take() {
-                let _ = st.write(sockmeter::outbox::END_LINE);
+                if let Some(line) = last {
+                    let _ = st.write(line);
+                }
             }
         }
         let _ = std::fs::remove_file(&self.path);

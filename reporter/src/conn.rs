@@ -6,6 +6,10 @@
 //! fails to decode, or one longer than [`MAX_LINE`], is skipped with one warning naming the
 //! connection (later bad lines of the same connection are only counted, then summed up when
 //! it ends), and everything read before and after it is kept.
+//!
+//! A reader may also *record* what it takes in ([`Conn::record`]): each message it accepted,
+//! each line it skipped and its end, as lines of the event stream (`--json-stream`, see
+//! [`crate::stream`]), which `replay` reads back through the same code.
 
 use sockmeter::wire::{self, ByeReason, Message, MAX_LINE};
 use sockmeter::{ProcessAccount, ProcessReport};
@@ -38,6 +42,11 @@ pub struct Conn {
     /// This connection is a reconnection: its first lines may name sockets announced on the
     /// earlier connection (their counts are kept and merged; that is not an error).
     reconnection: bool,
+    /// Event-stream lines not taken yet, when recording.
+    recorded: Option<Vec<u8>>,
+    /// The reporter asked the process to reconnect later (a `listen` stopping): its stream's
+    /// end is no loss, the process runs on.
+    released: bool,
 }
 
 /// The process images seen by a reporter's connections (see [`Conn::with_images`]).
@@ -45,7 +54,6 @@ pub type Images = std::sync::Arc<std::sync::Mutex<std::collections::HashSet<(u32
 
 impl Conn {
     /// A new reader; `id` numbers connections in the order they were accepted.
-    #[cfg(test)]
     pub fn new(id: u64) -> Self {
         Self::with_images(id, Images::default())
     }
@@ -65,7 +73,35 @@ impl Conn {
             bad_lines: 0,
             first_error: None,
             lines: 0,
+            recorded: None,
+            released: false,
         }
+    }
+
+    /// The reporter asked the process to connect again later: when the stream ends, the process
+    /// is still running (reported `running`, not `lost`).
+    pub fn release(&mut self) {
+        self.released = true;
+    }
+
+    /// Whether [`Conn::release`] was called.
+    pub fn released(&self) -> bool {
+        self.released
+    }
+
+    /// From now on, keeps the event-stream lines of what this connection brings
+    /// ([`Conn::take_recorded`]).
+    pub fn record(&mut self) {
+        self.recorded.get_or_insert_with(Vec::new);
+    }
+
+    /// The event-stream lines recorded since the last call (empty when not recording).
+    pub fn take_recorded(&mut self) -> Vec<u8> {
+        self.recorded.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    fn pid(&self) -> Option<u32> {
+        self.account.hello().map(|h| h.pid)
     }
 
     /// A reader whose account keeps to `limits`.
@@ -157,14 +193,25 @@ impl Conn {
         }
         self.eof = true;
         let rest = std::mem::take(&mut self.buf);
-        if !rest.is_empty() && !self.skipping {
+        // Asked to reconnect, the shim sends a line it had not finished (newline included)
+        // whole again on its next connection: it is not read here, or it would count twice.
+        if !rest.is_empty() && !self.skipping && !self.released {
             self.lines += 1;
             match wire::decode(&rest) {
                 Ok(msg) => self.apply(&msg, &mut warnings),
-                Err(_) => self
-                    .account
-                    .add_notice("the connection ended in the middle of a message".into()),
+                Err(_) => self.torn(),
             }
+        }
+        let (id, pid, released) = (self.id, self.pid(), self.released);
+        if let Some(r) = &mut self.recorded {
+            crate::stream::event_line(
+                r,
+                &crate::stream::Event::Eof {
+                    conn: id,
+                    pid,
+                    released,
+                },
+            );
         }
         if self.bad_lines > 1 {
             warnings.push(format!(
@@ -197,15 +244,69 @@ impl Conn {
                 self.reconnection = !seen.insert((h.pid, h.started_at, h.image));
             }
         }
-        match self.account.apply(msg) {
-            // Counts for a socket the earlier connection announced: kept, merged at the end.
-            Err(sockmeter::account::AccountError::UnknownSocket(_)) if self.reconnection => {}
-            Err(e) => self.bad_line(&e.to_string(), warnings),
-            Ok(()) => {}
+        let kept = match self.account.apply(msg) {
+            Ok(()) => true,
+            // Counts for a socket the earlier connection of this image announced: kept, merged
+            // at the end, and no slip.
+            Err(sockmeter::account::AccountError::UnknownSocket(_)) if self.reconnection => true,
+            // A slip whose counts were kept: recorded as the message itself (its replay makes
+            // the same slip).
+            Err(e) if !e.rejected() => {
+                self.count_bad(&e.to_string(), warnings);
+                true
+            }
+            Err(e) => {
+                self.bad_line(&e.to_string(), warnings);
+                false
+            }
+        };
+        if kept {
+            let (id, pid) = (self.id, self.pid());
+            if let Some(r) = &mut self.recorded {
+                crate::stream::message_line(r, id, pid, msg);
+            }
         }
     }
 
+    /// The connection ended in the middle of a message (noted, not warned).
+    fn torn(&mut self) {
+        self.account
+            .add_notice("the connection ended in the middle of a message".into());
+        let (id, pid) = (self.id, self.pid());
+        if let Some(r) = &mut self.recorded {
+            crate::stream::event_line(r, &crate::stream::Event::Torn { conn: id, pid });
+        }
+    }
+
+    /// Replays a recorded end: the stream ended in the middle of a message.
+    pub fn replay_torn(&mut self) {
+        self.torn();
+    }
+
+    /// Replays a recorded skipped line (`error` says why it was skipped).
+    pub fn replay_skipped(&mut self, error: &str) -> Vec<String> {
+        let mut warnings = Vec::new();
+        self.bad_line(error, &mut warnings);
+        warnings
+    }
+
+    /// A line skipped (recorded as such).
     fn bad_line(&mut self, error: &str, warnings: &mut Vec<String>) {
+        let (id, pid) = (self.id, self.pid());
+        if let Some(r) = &mut self.recorded {
+            crate::stream::event_line(
+                r,
+                &crate::stream::Event::Skipped {
+                    conn: id,
+                    pid,
+                    error: error.to_string(),
+                },
+            );
+        }
+        self.count_bad(error, warnings);
+    }
+
+    fn count_bad(&mut self, error: &str, warnings: &mut Vec<String>) {
         self.bad_lines += 1;
         if self.first_error.is_none() {
             self.first_error = Some(error.to_string());
@@ -225,7 +326,7 @@ impl Conn {
     /// As [`Conn::report`], for `account` (this connection's, or the merge of several
     /// connections of one process image, this one the last).
     pub fn report_with(&self, account: &ProcessAccount, include_unix: bool, end_hint: &str) -> ProcessReport {
-        let hint = if self.eof { "lost" } else { end_hint };
+        let hint = if self.eof && !self.released { "lost" } else { end_hint };
         let mut r = account.report(include_unix, hint);
         if let Some(first) = &self.first_error {
             let n = self.bad_lines;
@@ -239,7 +340,7 @@ impl Conn {
 }
 
 #[cfg(test)]
-mod props;
+pub(crate) mod props;
 
 #[cfg(test)]
 mod tests {

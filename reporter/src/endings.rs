@@ -25,9 +25,24 @@ impl Endings {
         Self::default()
     }
 
-    /// Process `pid` ended as `status` at `at` (ms since the epoch).
+    /// Process `pid` ended as `status` at `at` (ms since the epoch); an ending already known
+    /// is not added again.
     pub fn add(&mut self, pid: u32, at: u64, status: ExitStatus) {
-        self.by_pid.entry(pid).or_default().push((at, status));
+        let list = self.by_pid.entry(pid).or_default();
+        if !list.contains(&(at, status)) {
+            list.push((at, status));
+        }
+    }
+
+    /// Every ending: (pid, when, how), by pid.
+    pub fn all(&self) -> Vec<(u32, u64, ExitStatus)> {
+        let mut out: Vec<(u32, u64, ExitStatus)> = self
+            .by_pid
+            .iter()
+            .flat_map(|(pid, l)| l.iter().map(|(at, st)| (*pid, *at, *st)))
+            .collect();
+        out.sort_by_key(|(pid, at, _)| (*pid, *at));
+        out
     }
 
     /// Adds what metered parents reaped (the endings file beside the reporter's socket:

@@ -22,15 +22,22 @@ mod conn;
 mod demo;
 mod elf;
 mod endings;
+mod listen;
+mod live;
 mod macho;
+mod outputs;
 mod private_dir;
+mod prometheus;
 mod reap;
+mod replay;
 mod report_out;
 mod run;
 mod shim_path;
 mod ship;
 mod signals;
+mod stream;
 mod summary;
+mod user_dir;
 
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
@@ -76,6 +83,8 @@ fn main() {
     }
     let outcome = match &cli.command {
         Command::Run(args) => run::run(args),
+        Command::Listen(args) => listen::listen(args),
+        Command::Replay(args) => replay::replay(args),
         Command::ShimPath => shim_path(),
         Command::Demo => demo::demo(),
         Command::Ship(args) => Ok(ship::ship(args)),

@@ -53,7 +53,21 @@ pub fn assemble(
     end_hint: &str,
     endings: &Endings,
 ) -> Report {
-    let mut order: Vec<&Conn> = conns.iter().collect();
+    let refs: Vec<&Conn> = conns.iter().collect();
+    assemble_refs(command, exit_status, unix, &refs, end_hint, endings)
+}
+
+/// [`assemble`], from borrowed connections (a live view or an exporter, while the collector
+/// keeps serving them).
+pub fn assemble_refs(
+    command: &[OsString],
+    exit_status: Option<i32>,
+    unix: bool,
+    conns: &[&Conn],
+    end_hint: &str,
+    endings: &Endings,
+) -> Report {
+    let mut order: Vec<&Conn> = conns.to_vec();
     order.sort_by_key(|c| (c.account().hello().map_or(u64::MAX, |h| h.started_at), c.id()));
     // A process image whose connection was taken by the host (a close sweep) reconnects with
     // the same hello (pid, start, image token): its connections make one process. Two images

@@ -29,6 +29,8 @@ use sockmeter::config::Config;
 use crate::cli::RunArgs;
 use crate::collector::Collector;
 use crate::endings::Endings;
+use crate::live::Action;
+use crate::outputs::{Options, Outputs};
 use crate::private_dir::PrivateDir;
 use crate::{elf, reap, report_out, shim_path, signals, summary};
 
@@ -157,6 +159,21 @@ pub fn run(args: &RunArgs) -> Result<i32> {
     if let Some(json) = &args.json {
         report_out::check_writable(json)?;
     }
+    // The stream's file and the metrics' port are checked (and taken) before anything runs.
+    let mut outputs = Outputs::new(Options {
+        stream: args.json_stream.clone(),
+        append: false,
+        live: args.live.then(|| {
+            let cmd: Vec<String> = args.command.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+            (
+                format!("sockmeter run: {}", cmd.join(" ")),
+                Duration::from_millis(args.interval),
+            )
+        }),
+        repaint: true,
+        prometheus: args.prometheus,
+        unix: args.unix,
+    })?;
     let program = &args.command[0];
     let notes = elf::preflight(program, std::env::var_os("PATH").as_deref(), &shim);
     for n in &notes {
@@ -210,9 +227,11 @@ pub fn run(args: &RunArgs) -> Result<i32> {
     };
     signals::child_started(pid);
 
+    outputs.start(&mut collector, "run", &args.command);
     let mut server = Server {
         collector,
         broken: false,
+        outputs,
     };
     // Our own child, not yet reaped: the pidfd is for it.
     let pidfd = reap::pidfd_open(pid);
@@ -224,7 +243,7 @@ pub fn run(args: &RunArgs) -> Result<i32> {
     };
     let mut endings = Endings::new();
     let status = loop {
-        server.serve(tick);
+        server.serve(tick, &endings);
         let r = reap::reap(pid)?;
         for (p, at, st) in r.ended {
             endings.add(p, at, st);
@@ -241,7 +260,9 @@ pub fn run(args: &RunArgs) -> Result<i32> {
         unsafe { libc::close(pidfd) };
     }
     wait_for_descendants(&mut server, pid, &mut endings, args.wait_all)?;
-    let collector = server.collector;
+    let mut outputs = server.outputs;
+    outputs.leave_view();
+    let mut collector = server.collector;
     let running: Vec<String> = collector.conns().filter(|c| c.is_open()).map(|c| c.who()).collect();
     if !running.is_empty() {
         say!(
@@ -252,6 +273,7 @@ pub fn run(args: &RunArgs) -> Result<i32> {
 
     let code = exit_code(status);
     let collector_notices = collector.notices();
+    let records = collector.take_records();
     let conns = collector.finish();
     endings.add_file(&endings_file);
     let exec_notes = descendant_notes(&notes_file, &notes);
@@ -260,6 +282,7 @@ pub fn run(args: &RunArgs) -> Result<i32> {
     report.notices.extend(notes.iter().cloned());
     report.notices.extend(exec_notes);
     report.notices.extend(collector_notices);
+    outputs.finish(&records, &endings, &report);
     let opts = summary_options(args, notes);
     let text = if args.summary.quiet {
         summary::warnings(&report, &opts)
@@ -326,23 +349,52 @@ pub fn descendant_notes(path: &Path, said: &[String]) -> Vec<String> {
 struct Server {
     collector: Collector,
     broken: bool,
+    /// The stream, the live view and the metrics.
+    outputs: Outputs,
 }
 
 impl Server {
-    /// Serves connections for up to `timeout` (or just sleeps, once the loop has failed).
-    fn serve(&mut self, timeout: Duration) {
+    /// Serves connections for up to `timeout` (or just sleeps, once the loop has failed), then
+    /// brings the outputs up to date.
+    fn serve(&mut self, timeout: Duration, endings: &Endings) {
+        let timeout = timeout.min(self.outputs.max_wait());
         if self.broken {
             std::thread::sleep(timeout);
+            self.after(endings);
             return;
         }
         let r = self.collector.poll(timeout);
-        for w in self.collector.take_warnings() {
-            say!("sockmeter: warning: {w}");
-        }
+        self.after(endings);
+        self.outputs.warn(self.collector.take_warnings());
         if let Err(e) = r {
             say!("sockmeter: warning: {e:#}; counts sent from now on are lost");
             self.broken = true;
         }
+    }
+
+    /// The outputs after a round; what the user asked in the live view: `q` leaves it, Ctrl-C
+    /// (read as a key in raw mode) goes to the terminal's foreground process group as the
+    /// terminal would have sent it, so the command gets it as it would without the view.
+    fn after(&mut self, endings: &Endings) {
+        match self.outputs.after_poll(&mut self.collector, endings) {
+            None => {}
+            Some(Action::Leave) => self.outputs.leave_view(),
+            Some(Action::Interrupt) => {
+                self.outputs.leave_view();
+                interrupt_foreground();
+            }
+        }
+    }
+}
+
+/// Sends SIGINT to the foreground process group of the terminal on stderr (ours when it
+/// cannot be told), as the terminal does for Ctrl-C.
+fn interrupt_foreground() {
+    // SAFETY: tcgetpgrp on our own stderr; kill with a process group id.
+    unsafe {
+        let pgrp = libc::tcgetpgrp(2);
+        let target = if pgrp > 0 { -pgrp } else { 0 };
+        libc::kill(target, libc::SIGINT);
     }
 }
 
@@ -356,7 +408,7 @@ fn wait_for_descendants(server: &mut Server, command: u32, endings: &mut Endings
     }
     let deadline = Instant::now() + GRACE;
     loop {
-        server.serve(Duration::ZERO);
+        server.serve(Duration::ZERO, endings);
         let r = reap::reap(command)?;
         for (p, at, st) in r.ended {
             endings.add(p, at, st);
@@ -381,7 +433,7 @@ fn wait_for_descendants(server: &mut Server, command: u32, endings: &mut Endings
         } else {
             TICK
         };
-        server.serve(wait);
+        server.serve(wait, endings);
     }
 }
 
@@ -398,7 +450,7 @@ fn wait_for_all(server: &mut Server, command: u32, endings: &mut Endings) -> Res
         if (awaited == 0 && !r.children_left) || signals::pending().is_some() {
             return Ok(());
         }
-        server.serve(WAIT_ALL_TICK);
+        server.serve(WAIT_ALL_TICK, endings);
     }
 }
 

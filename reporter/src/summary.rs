@@ -34,7 +34,7 @@ use sockmeter::Family;
 
 pub use groups::GroupBy;
 pub use table::Paint;
-pub use units::Units;
+pub use units::{human, Units};
 
 use table::Table;
 use units::{basename, command_line, ending, plural};
@@ -339,7 +339,13 @@ fn busiest(p: &ProcessReport) -> u64 {
     p.totals.rx_bytes.saturating_add(p.totals.tx_bytes)
 }
 
-/// The whole summary, one line per `\n`.
+/// The summary with the default options, without colour (`listen` and `replay`, which print it
+/// through plain stderr).
+pub fn render(report: &Report) -> String {
+    render_with(report, &Options::default())
+}
+
+/// The whole summary with `opts`, one line per `\n`.
 pub fn render_with(report: &Report, opts: &Options) -> String {
     let unix = report.unix_in_totals;
     let (u, paint) = (opts.units, opts.paint);

@@ -28,7 +28,7 @@ use fold::Folded;
 use crate::model::{Family, Role};
 use crate::report::{GroupStats, LabelReport, ModuleReport, ProcessReport, ProcessTotals, SocketReport, UnixTotals};
 use crate::time::rfc3339;
-use crate::wire::{ByeReason, ExitStatus, Hello, Message, ModuleInfo, SocketDelta};
+use crate::wire::{ByeReason, ExitStatus, Hello, Message, ModuleInfo, SocketDelta, SocketInfo};
 
 /// Closed sockets kept one by one before folding starts.
 pub const DEFAULT_CLOSED_LIMIT: usize = 20_000;
@@ -196,6 +196,48 @@ impl ProcessAccount {
             name_bytes: self.name_bytes,
             notices: self.notices.len(),
         }
+    }
+
+    /// The ids of the sockets open now, in id order.
+    pub fn open_ids(&self) -> Vec<u64> {
+        self.sockets
+            .iter()
+            .filter(|(_, e)| e.closed_at.is_none())
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// Socket `id` announced again, as an open socket with its latest metadata and no counts
+    /// (for a new connection of the same process: `outbox::resume`); None when this account
+    /// does not hold it one by one (never announced, or folded).
+    pub fn announcement(&self, id: u64) -> Option<SocketInfo> {
+        let e = self.sockets.get(&id)?;
+        Some(SocketInfo {
+            id,
+            fd: e.fd,
+            family: e.family,
+            proto: e.proto,
+            role: e.role,
+            local: e.local.as_deref().map(str::to_string),
+            peer: e.peer.as_deref().map(str::to_string),
+            module: e.module.as_deref().map(str::to_string),
+            via: e.via.as_deref().map(str::to_string),
+            label: e.label.as_deref().map(str::to_string),
+            opened_at: e.opened_at,
+            inherited: e.inherited,
+            adopted: e.adopted,
+            closed_at: None,
+            counts: None,
+            kernel_tx_bytes: e.kernel.map(|k| k[0]),
+            kernel_rx_bytes: e.kernel.map(|k| k[1]),
+            origin: e.origin,
+            peer_name: e.peer_name.as_deref().map(str::to_string),
+        })
+    }
+
+    /// How each module came in, as the `module` lines said.
+    pub fn module_infos(&self) -> impl Iterator<Item = &ModuleInfo> {
+        self.modules.values()
     }
 
     /// Adds a notice of the reader's own (e.g. "the connection broke").

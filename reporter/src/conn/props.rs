@@ -26,7 +26,7 @@ const CASES: u32 = 600;
 
 /// Runs `body` in a thread (with room for proptest's value trees) and fails if it has not
 /// finished within `secs`.
-fn watchdog(secs: u64, body: impl FnOnce() + Send + 'static) {
+pub(crate) fn watchdog(secs: u64, body: impl FnOnce() + Send + 'static) {
     let (tx, rx) = std::sync::mpsc::channel();
     let t = std::thread::Builder::new()
         .stack_size(64 << 20)
@@ -139,7 +139,7 @@ fn count() -> impl Strategy<Value = u64> {
 }
 
 /// A valid message about a few sockets, names and peers (so the small limits are reached).
-fn valid() -> impl Strategy<Value = Message> {
+pub(crate) fn valid() -> impl Strategy<Value = Message> {
     let name = || (0u8..8).prop_map(|n| format!("/m{n}.so"));
     let peer = || (0u8..6).prop_map(|n| format!("10.0.0.{n}:53"));
     prop_oneof![
@@ -154,7 +154,7 @@ fn valid() -> impl Strategy<Value = Message> {
 }
 
 /// One line of a hostile stream (with its newline, or none when `MAX_LINE` is passed).
-fn segment() -> impl Strategy<Value = Vec<u8>> {
+pub(crate) fn segment() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![
         30 => valid().prop_map(|m| encode(&m)),
         10 => proptest::collection::vec(any::<u8>(), 0..200),

@@ -3,6 +3,14 @@
 //! `exec_pending` is set), its passes, its snapshot answers and, at the end, `bye` and its
 //! `SOCKMETER_REPORT` file. The first host is the process that started the shipper; forked
 //! children adopted through the adoption channel (`adopt.rs`) are hosts too.
+//!
+//! A reporter that reconnects (`sockmeter listen`, any socket not in a `sockmeter run`'s
+//! private directory: `sockmeter::outbox::reconnects`) may not be there yet, go away, or stop
+//! and start again: the host is then *away*. Its lines wait (rewound to a whole line), passes
+//! go on while little enough waits, a new connection is tried after a growing pause, and once
+//! made it hears the preamble first (`sockmeter::outbox::resume`: hello, modules, the sockets
+//! the waiting lines need), then the waiting lines. A host that has ended keeps its last lines
+//! for a reporter that is away for up to [`LINGER`].
 
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
@@ -12,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use sockmeter::collect::{encode_batch, Shipper};
 use sockmeter::config::Config;
-use sockmeter::outbox::{self, Flushed, Heard, Outbox};
+use sockmeter::outbox::{self, resume, Backoff, Flushed, Heard, Outbox};
 use sockmeter::shared::Shared;
 use sockmeter::time::now_ms;
 use sockmeter::wire::{Bye, ByeReason, ExitStatus, Hello, Message, Origin};
@@ -110,11 +118,17 @@ fn hello(w: &Who, region: &Shared, interval_ms: u64) -> Hello {
     }
 }
 
+/// How long a host that has ended keeps its last lines for a reporter that is away (one that
+/// reconnects: restarting, or not started yet) before they are given up.
+pub const LINGER: Duration = Duration::from_secs(30);
+
 /// Where the connection to the reporter stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Talk {
     /// Talking (lines may be waiting in the outbox).
     Up,
+    /// A reporter that reconnects is not there now: lines wait, a connection is tried again.
+    Away,
     /// The reporter ended the run, or went away: nothing more is sent.
     Down,
 }
@@ -126,6 +140,13 @@ struct Out {
     talk: Talk,
     account: ProcessAccount,
     path: String,
+    /// The host's hello, the first line of every connection.
+    hello: Hello,
+    /// The reporter may come and go (see the module docs).
+    reconnects: bool,
+    backoff: Backoff,
+    /// The reporter's absence was said (once per absence).
+    said: bool,
 }
 
 impl Out {
@@ -134,33 +155,114 @@ impl Out {
     fn emit(&mut self, msgs: Vec<Message>) {
         let region = self.region;
         let subscribed = region.subscribed.load(Ordering::Acquire) != 0;
+        let closes = msgs.iter().filter(|m| matches!(m, Message::Closed(_))).count();
         let mut lines = Vec::new();
         encode_batch(&mut self.account, msgs, &mut lines, |line| {
             if subscribed {
                 region.events.push(line.strip_suffix(b"\n").unwrap_or(line));
             }
         });
-        if self.talk == Talk::Up {
-            self.outbox.push(&lines);
+        if self.talk != Talk::Down {
+            self.outbox.push_counting(&lines, closes);
             self.flush();
         }
+    }
+
+    /// Whether a new pass may run: little enough waits (for a reporter that reconnects, also
+    /// no more closes than the account can announce again: `outbox::resume`).
+    fn accepts_more(&self) -> bool {
+        self.outbox.accepts_more()
+            && (!self.reconnects || self.outbox.closes_waiting() < resume::closes_kept(&self.account))
     }
 
     /// Writes what waits, as far as the reporter takes it.
     fn flush(&mut self) {
         let Some(s) = &mut self.stream else { return };
         if let Flushed::Broken(e) = self.outbox.flush(|b| s.write(b)) {
-            self.gone(&format!("the connection failed ({e})"));
+            if self.reconnects && outbox::worth_retrying(&e) {
+                self.broke(Some(&format!("the connection failed: {e}")));
+            } else {
+                self.gone(&format!("the connection failed ({e})"));
+            }
         }
     }
 
-    /// Reads what the reporter said: the end of the run, or its own end.
+    /// Reads what the reporter said: the end of the run, its own end, or that it restarts.
     fn listen(&mut self) {
         let Some(s) = &mut self.stream else { return };
         match outbox::listen(|b| s.read(b)) {
             Heard::Nothing => {}
             Heard::End => self.down(),
+            Heard::Gone if self.reconnects => self.broke(Some("it closed the connection")),
             Heard::Gone => self.gone("it closed the connection"),
+            Heard::Reconnect if self.reconnects => self.broke(None),
+            Heard::Reconnect => self.down(),
+        }
+    }
+
+    /// One try to reach a reporter that is away, when the pause since the last is over; a new
+    /// connection hears the preamble, then the waiting lines.
+    fn retry(&mut self) {
+        if self.talk != Talk::Away || !self.backoff.due(now_ms()) {
+            return;
+        }
+        match connect(&self.path).and_then(|s| s.set_nonblocking(true).map(|()| s)) {
+            Ok(s) => {
+                self.stream = Some(s);
+                self.talk = Talk::Up;
+                self.said = false;
+                self.backoff = Backoff::new();
+                let preamble = resume::preamble(&self.hello, &self.account, self.outbox.unsent());
+                self.outbox.prepend(&preamble);
+                self.flush();
+            }
+            Err(e) if self.reconnects && outbox::worth_retrying(&e) => {
+                self.backoff.failed(now_ms());
+                let line = format!(
+                    "sockmeter: cannot reach the reporter at SOCKMETER_SOCKET={}: {e}; counting on: the counts go to it once it is there",
+                    self.path
+                );
+                self.absent(&line);
+            }
+            Err(e) => {
+                if self.region.quiet.load(Ordering::Acquire) == 0 && outbox::first_to_say(&self.path) {
+                    say!("sockmeter: cannot reach the reporter at SOCKMETER_SOCKET={}: {e}; this run's processes are still metered, but their counts are not reported", self.path);
+                }
+                self.down();
+            }
+        }
+    }
+
+    /// Says (once per absence, and once for all the reporter's processes) that it is not there.
+    fn absent(&mut self, line: &str) {
+        if !self.said {
+            self.said = true;
+            if outbox::first_to_say(&self.path) {
+                say!("{line}");
+            }
+        }
+    }
+
+    /// A reporter that reconnects went away (`why`), or asked to be reached again later
+    /// (None): the waiting lines are kept whole for the next connection.
+    fn broke(&mut self, why: Option<&str>) {
+        self.outbox.rewind_to_line();
+        self.stream = None;
+        self.talk = Talk::Away;
+        match why {
+            Some(why) => {
+                self.backoff.failed(now_ms());
+                let line = format!(
+                    "sockmeter: the reporter at SOCKMETER_SOCKET={} went away ({why}); counting on: the counts go to it once it is back",
+                    self.path
+                );
+                self.absent(&line);
+            }
+            // The reporter stops and asked for this: its absence is no news.
+            None => {
+                self.said = true;
+                self.backoff.soon(now_ms());
+            }
         }
     }
 
@@ -196,6 +298,8 @@ pub struct Host {
     seen: u64,
     /// Set once the host ended: its last pass and `bye` are queued.
     ended: bool,
+    /// When it ended.
+    ended_at: Option<Instant>,
 }
 
 impl Host {
@@ -212,28 +316,28 @@ impl Host {
             return None;
         };
         let path = cfg.socket.clone().unwrap_or_default();
-        let stream = match connect(&path).and_then(|s| s.set_nonblocking(true).map(|()| s)) {
-            Ok(s) => Some(s),
-            Err(e) => {
-                if region.quiet.load(Ordering::Acquire) == 0 && outbox::first_to_say(&path) {
-                    say!("sockmeter: cannot reach the reporter at SOCKMETER_SOCKET={path}: {e}; this run's processes are still metered, but their counts are not reported");
-                }
-                None
-            }
-        };
-        let talk = if stream.is_some() { Talk::Up } else { Talk::Down };
+        let hello = hello(&who, region, cfg.interval_ms);
         let mut out = Out {
             region,
-            stream,
+            stream: None,
             outbox: Outbox::new(outbox::SHIPPER_HOLD),
-            talk,
+            talk: Talk::Away,
             account: ProcessAccount::new(),
+            reconnects: outbox::reconnects(&path),
             path,
+            hello: hello.clone(),
+            backoff: Backoff::new(),
+            said: false,
         };
-        if talk == Talk::Down {
-            region.quiet.store(1, Ordering::Release);
-        }
-        out.emit(vec![Message::Hello(hello(&who, region, cfg.interval_ms))]);
+        // The hello goes to the account and the subscribers here, and to each connection in
+        // its preamble.
+        let mut line = Vec::new();
+        encode_batch(&mut out.account, vec![Message::Hello(hello)], &mut line, |l| {
+            if region.subscribed.load(Ordering::Acquire) != 0 {
+                region.events.push(l.strip_suffix(b"\n").unwrap_or(l));
+            }
+        });
+        out.retry();
         Some(Host {
             pid: who.pid,
             out,
@@ -243,6 +347,7 @@ impl Host {
             last: Instant::now(),
             seen: u64::MAX,
             ended: false,
+            ended_at: None,
         })
     }
 
@@ -268,6 +373,7 @@ impl Host {
             self.out.listen();
             self.out.flush();
         }
+        self.out.retry();
     }
 
     /// After a poll, with this host's entries: how it ended, if it did.
@@ -313,7 +419,7 @@ impl Host {
         let answered = region.snapshot.answered.load(Ordering::Acquire);
         let due =
             changes != self.seen || self.last.elapsed() >= Duration::from_millis(cfg.interval_ms) || asked > answered;
-        if due && self.out.outbox.accepts_more() {
+        if due && self.out.accepts_more() {
             self.seen = changes;
             self.last = Instant::now();
             self.pass();
@@ -331,6 +437,7 @@ impl Host {
             return;
         }
         self.ended = true;
+        self.ended_at = Some(Instant::now());
         self.pass();
         let status = match reason {
             ByeReason::Exit => self.out.region.ending().or_else(|| zombie_status(self.pid)),
@@ -352,14 +459,26 @@ impl Host {
     }
 
     /// Whether this host's part is done: it ended and the reporter has everything (or is
-    /// gone, or ended the run).
+    /// gone, or ended the run, or has been away for longer than [`LINGER`] since the end).
     pub fn done(&self) -> bool {
-        self.ended && (self.out.outbox.is_empty() || self.out.talk == Talk::Down)
+        let lingered = self.ended_at.is_some_and(|t| t.elapsed() >= LINGER);
+        self.ended
+            && (self.out.outbox.is_empty() || self.out.talk == Talk::Down || (self.out.talk == Talk::Away && lingered))
     }
 
-    /// Whether the reporter is still listening to this host.
+    /// Whether the host has ended (its last pass and `bye` are queued).
+    pub fn has_ended(&self) -> bool {
+        self.ended
+    }
+
+    /// Whether the host has ended and waits for a reporter that is away.
+    pub fn waiting_for_reporter(&self) -> bool {
+        self.ended && self.out.talk == Talk::Away && !self.out.outbox.is_empty()
+    }
+
+    /// Whether the reporter is still listening to this host (or will, once back).
     pub fn heard(&self) -> bool {
-        self.out.talk == Talk::Up
+        self.out.talk != Talk::Down
     }
 
     /// The report file, once done.

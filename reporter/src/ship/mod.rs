@@ -80,6 +80,7 @@ pub fn ship(a: &ShipArgs) -> i32 {
     // Set once the reporter is gone or has ended the run: later hand-overs would find nobody
     // to ship to either.
     let mut quiet = false;
+    let mut released = false;
     // Until every host has ended and the reporter has all of it, and no process is left that
     // could still hand one over. A host whose reporter ended the run (or went away) is left to
     // itself: it counts on, quietly, with nobody to ship to.
@@ -111,6 +112,17 @@ pub fn ship(a: &ShipArgs) -> i32 {
                 None => h.tick(&cfg),
             }
         }
+        // Every host has ended and some wait for a reporter that is away: let go of the
+        // terminal the shipper inherited, so that nobody waiting for it to close (a shell, a
+        // pipe's reader) waits for the reporter too.
+        if !released
+            && !hosts.is_empty()
+            && hosts.iter().all(Host::has_ended)
+            && hosts.iter().any(Host::waiting_for_reporter)
+        {
+            release_stdio();
+            released = true;
+        }
         let mut i = 0;
         while i < hosts.len() {
             if hosts[i].done() || !hosts[i].heard() {
@@ -125,6 +137,20 @@ pub fn ship(a: &ShipArgs) -> i32 {
         }
     }
     0
+}
+
+/// Points stdin, stdout and stderr at /dev/null.
+fn release_stdio() {
+    // SAFETY: opening /dev/null and duplicating it over our own standard fds.
+    unsafe {
+        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC);
+        if null >= 0 {
+            for fd in 0..3 {
+                libc::dup2(null, fd);
+            }
+            libc::close(null);
+        }
+    }
 }
 
 /// Each adopted child costs three fds here (its pidfd, its link, its reporter connection), and

@@ -631,9 +631,9 @@ mod tests {
     fn finds_an_exported_function_through_the_hash_tables() {
         let main = loaded_objects()[0].base;
         // SAFETY: dlsym with a NUL-terminated name.
-        let want = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"getaddrinfo".as_ptr()) } as usize;
+        let want = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"getpwuid".as_ptr()) } as usize;
         assert_ne!(want, 0);
-        assert_eq!(find_function_after(c"getaddrinfo", main), Some(want));
+        assert_eq!(find_function_after(c"getpwuid", main), Some(want));
         assert_eq!(find_function_after(c"no_such_function_anywhere", main), None);
         // Not a function: a data symbol is never returned.
         assert_eq!(find_function_after(c"environ", main), None);

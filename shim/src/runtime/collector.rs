@@ -5,7 +5,8 @@
 use std::ffi::c_void;
 
 use sockmeter::collect::{encode_batch, Shipper};
-use sockmeter::wire::{self, Bye, ByeReason, Hello, Message, Origin};
+use sockmeter::outbox::resume;
+use sockmeter::wire::{Bye, ByeReason, Hello, Message, Origin};
 use sockmeter::{ProcessAccount, ProcessReport};
 
 use super::reg;
@@ -91,7 +92,6 @@ pub struct Collector {
     account: ProcessAccount,
     sink: Sink,
     hello: Hello,
-    hello_sent: bool,
     subscribers: Subscribers,
     finished: bool,
 }
@@ -129,22 +129,23 @@ impl Collector {
             account,
             sink: Sink::new(cfg.socket.clone()),
             hello,
-            hello_sent: false,
             subscribers: Subscribers::new(),
             finished: false,
         }
     }
 
-    /// Writes what waits for the reporter and hears what it said (every tick of the thread).
+    /// Writes what waits for the reporter and hears what it said, and tries to reach a reporter
+    /// that was not there (every tick of the thread).
     pub fn service(&mut self) {
         self.sink.listen();
+        self.connect(false);
         self.sink.flush();
     }
 
     /// Whether the reporter has read (nearly) all that was sent: a pass may run. While it
     /// has not, the counters keep what is not shipped.
     pub fn ready(&self) -> bool {
-        self.sink.accepts_more()
+        self.sink.accepts_more() && self.sink.room_for_closes(resume::closes_kept(&self.account))
     }
 
     /// One pass: ship what changed.
@@ -161,18 +162,16 @@ impl Collector {
         self.emit(notices);
     }
 
-    /// Connects to the reporter and says hello, if one is configured and this was not done.
-    pub fn connect(&mut self) {
-        if self.sink.taken_by_host() {
-            // The host closed our connection: start a new one, announcing every socket again
-            // (the reporter shows it as a second entry for this pid; totals stay exact).
-            self.hello_sent = false;
-            self.shipper.reannounce();
-        }
-        if self.sink.wanted() && !self.hello_sent && self.sink.connect() {
-            // First on the new connection, before lines that waited for the old one.
-            self.sink.send_first(&wire::encode(&Message::Hello(self.hello.clone())));
-            self.hello_sent = true;
+    /// Connects to the reporter if one is configured and the connection is not made (or was
+    /// lost), and puts the new connection's preamble first: the hello, the modules and the
+    /// sockets the waiting lines need (`sockmeter::outbox::resume`; the reporter merges the
+    /// connections of one image). `may_open`: called in a host thread (see `Sink::connect`).
+    pub fn connect(&mut self, may_open: bool) {
+        // The host closed our connection: a new one, as after any break.
+        self.sink.taken_by_host();
+        if self.sink.wanted() && self.sink.connect(may_open) && self.sink.needs_greeting() {
+            let preamble = resume::preamble(&self.hello, &self.account, self.sink.waiting());
+            self.sink.greet(&preamble);
         }
     }
 
@@ -180,13 +179,14 @@ impl Collector {
         if msgs.is_empty() {
             return;
         }
-        self.connect();
+        self.connect(false);
+        let closes = msgs.iter().filter(|m| matches!(m, Message::Closed(_))).count();
         let mut lines = Vec::new();
         let subscribers = &mut self.subscribers;
         encode_batch(&mut self.account, msgs, &mut lines, |line| subscribers.deliver(line));
-        if self.hello_sent {
-            self.sink.send(&lines);
-        }
+        // Queued while a reporter is wanted, connected or not (one that reconnects gets them
+        // later); dropped once there is none.
+        self.sink.send(&lines, closes);
     }
 
     /// The last pass, the goodbye, the report file. Returns false if already finished.
@@ -194,6 +194,9 @@ impl Collector {
         if self.finished {
             return false;
         }
+        // A host thread: a reporter that is back may be reached with a new socket, now.
+        self.sink.try_now();
+        self.connect(true);
         self.pass();
         let bye = Bye {
             at: platform::now_ms(),
@@ -201,7 +204,7 @@ impl Collector {
             dropped_events: 0,
             status: (reason == ByeReason::Exit).then(|| super::shared().ending()).flatten(),
         };
-        if self.hello_sent || !self.subscribers.is_empty() {
+        if self.sink.wanted() || !self.subscribers.is_empty() {
             self.emit(vec![Message::Bye(bye)]);
         } else {
             let _ = self.account.apply(&Message::Bye(bye));
@@ -217,7 +220,6 @@ impl Collector {
     /// After a failed exec: carry on, as a new connection.
     pub fn resume(&mut self) {
         self.finished = false;
-        self.hello_sent = false;
         self.sink.reopen();
     }
 

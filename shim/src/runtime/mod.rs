@@ -209,6 +209,9 @@ fn check_report_path(pattern: &str, path: &str) {
 #[inline]
 pub fn notify() {
     shared().changes.fetch_add(1, Relaxed);
+    // A host thread opening or closing a socket: the moment to make the reporter connection's
+    // spare, when one is wanted (thread mode, a reporter that reconnects; see `sink`).
+    sink::spare_if_wanted();
 }
 
 fn collector() -> &'static Mutex<Collector> {
@@ -280,7 +283,7 @@ fn start_now() {
     // the lowest free fd before moving to a high number, and doing that here, rather than in
     // the reporting thread, means no host thread can be handed a different fd number meanwhile
     // (a single-threaded host sees exactly the fd numbers it would without the shim).
-    lock().connect();
+    lock().connect(true);
     let spawned = platform::spawn_blocking_signals(|| {
         std::thread::Builder::new()
             .name("sockmeter".into())

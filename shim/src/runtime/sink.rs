@@ -19,11 +19,24 @@
 //! happens under [`FdLock`], a spin lock the host's close waits on only when it targets our
 //! fd. The lock is held for one system call at a time, never across anything that takes it
 //! again.
+//!
+//! **Reconnecting** (a `sockmeter listen` reporter, or any socket that is not a `sockmeter
+//! run`'s: `sockmeter::outbox::reconnects`). Such a reporter may not be there yet, go away, or
+//! stop and start again. The sink then keeps the waiting lines (rewound to a whole line), tries
+//! again with a growing pause (200 ms to 1 s) from the reporting thread, and a new connection
+//! first hears the collector's preamble (`sockmeter::outbox::resume`). The reporting thread
+//! must not make an fd: a new socket briefly takes the lowest free number, which a host thread
+//! opening a file at that moment would otherwise have got. So it connects a *spare*: an
+//! unconnected socket made beforehand in a host thread, in a hook that opens or closes a socket
+//! (`spare_if_wanted`, from `runtime::notify`), or by the hook that starts reporting, exactly as
+//! the first connection is made; an unconnected Unix socket can be connected again after a
+//! failed try, so one spare serves a whole outage. A broken connection uses it up; the next
+//! spare comes with the host's next socket call.
 
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering::*};
 
 use libc::c_int;
-use sockmeter::outbox::{self, Flushed, Heard, Outbox};
+use sockmeter::outbox::{self, Backoff, Flushed, Heard, Outbox};
 
 use crate::platform;
 use crate::runtime::reg;
@@ -38,6 +51,11 @@ static TEMP_FD: AtomicI32 = AtomicI32::new(-1);
 static TAKEN: AtomicBool = AtomicBool::new(false);
 /// Held while the reporter fd is used or moved.
 static FD_LOCK: AtomicBool = AtomicBool::new(false);
+/// An unconnected socket, at a high fd number, for the next connection to a reporter that
+/// reconnects (-1 when none; see the module docs).
+pub static SPARE_FD: AtomicI32 = AtomicI32::new(-1);
+/// Set when a spare is wanted: the next host thread that opens or closes a socket makes one.
+static SPARE_WANTED: AtomicBool = AtomicBool::new(false);
 
 /// The lock around every use of the reporter fd (see the module docs). Released on drop.
 struct FdLock;
@@ -48,6 +66,15 @@ impl FdLock {
             std::thread::yield_now();
         }
         FdLock
+    }
+
+    /// The lock if it is free now (a hook, which may run in a signal handler that interrupted
+    /// the lock's holder on the same thread, never waits for it).
+    fn try_take() -> Option<FdLock> {
+        FD_LOCK
+            .compare_exchange(false, true, Acquire, Relaxed)
+            .ok()
+            .map(|_| FdLock)
     }
 }
 
@@ -66,16 +93,45 @@ pub struct Sink {
     /// No more connections: the reporter could not be reached, went away, or ended the run.
     gave_up: bool,
     outbox: Outbox,
+    /// The reporter may come and go: try again rather than give up (see the module docs).
+    reconnects: bool,
+    /// When to try again.
+    backoff: Backoff,
+    /// The reporter's absence was said (once per absence).
+    said: bool,
+    /// A new connection was made and has not heard its preamble yet.
+    greet: bool,
 }
 
 impl Sink {
     /// A sink for the socket at `path` (none: messages are only kept in-process).
     pub fn new(path: Option<String>) -> Self {
         Sink {
+            reconnects: path.as_deref().is_some_and(outbox::reconnects),
             path,
             gave_up: false,
             outbox: Outbox::new(outbox::THREAD_HOLD),
+            backoff: Backoff::new(),
+            said: false,
+            greet: false,
         }
+    }
+
+    /// Whether a new connection waits for its preamble ([`Sink::greet`]).
+    pub fn needs_greeting(&self) -> bool {
+        self.greet && OWN_FD.load(Acquire) >= 0
+    }
+
+    /// The lines waiting for the reporter (whole lines once a connection broke).
+    pub fn waiting(&self) -> &[u8] {
+        self.outbox.unsent()
+    }
+
+    /// Puts a new connection's preamble before the waiting lines, and writes.
+    pub fn greet(&mut self, preamble: &[u8]) {
+        self.greet = false;
+        self.outbox.prepend(preamble);
+        self.flush();
     }
 
     /// Whether a reporter is configured and reachable so far.
@@ -88,8 +144,10 @@ impl Sink {
         self.outbox.accepts_more()
     }
 
-    /// Connects if needed; true when connected.
-    pub fn connect(&mut self) -> bool {
+    /// Connects if needed; true when connected. `may_open`: the caller is a host thread (a
+    /// hook, the exit or exec path), which may make a new socket; the reporting thread only
+    /// connects a spare (see the module docs).
+    pub fn connect(&mut self, may_open: bool) -> bool {
         if OWN_FD.load(Acquire) >= 0 {
             return true;
         }
@@ -97,6 +155,9 @@ impl Sink {
         if self.gave_up || super::shared().quiet.load(Acquire) != 0 {
             self.gave_up = true;
             return false;
+        }
+        if self.reconnects {
+            return self.reconnect(&path, may_open);
         }
         // A host thread sweeping fds may close our temporary fd before we move it: try again.
         let mut last = None;
@@ -106,6 +167,7 @@ impl Sink {
                 Ok(fd) => {
                     OWN_FD.store(fd, Release);
                     reg().fds.set(fd, FdState::Ignored);
+                    self.greet = true;
                     return true;
                 }
                 Err(e) => {
@@ -128,30 +190,115 @@ impl Sink {
         false
     }
 
-    /// Whether the host took the connection since the last call (then a new connection, with
-    /// a new hello and every socket announced again, is needed).
-    pub fn taken_by_host(&self) -> bool {
-        TAKEN.swap(false, AcqRel)
+    /// The next [`Sink::connect`] tries at once, whatever the pause (the process is ending: its
+    /// last lines have no later try).
+    pub fn try_now(&mut self) {
+        self.backoff = Backoff::new();
     }
 
-    /// Queues a new connection's first line (its `hello`) before whatever waits from an earlier
-    /// connection, and writes what the reporter takes.
-    pub fn send_first(&mut self, line: &[u8]) {
-        if !self.wanted() {
-            return;
+    /// One try to reach a reporter that reconnects (when the pause since the last try is over):
+    /// the spare is connected; true when it was.
+    fn reconnect(&mut self, path: &str, may_open: bool) -> bool {
+        let now = crate::platform::now_ms();
+        if !self.backoff.due(now) {
+            return false;
         }
+        match connect_spare(path, may_open) {
+            Ok(fd) => {
+                OWN_FD.store(fd, Release);
+                self.greet = true;
+                self.said = false;
+                self.backoff = Backoff::new();
+                true
+            }
+            Err(e) if outbox::worth_retrying(&e) => {
+                self.backoff.failed(now);
+                // No spare yet (the reporting thread waits for a host thread to make one) is
+                // not worth a line.
+                if e.kind() != std::io::ErrorKind::WouldBlock || e.raw_os_error().is_some() {
+                    self.absent(&format!(
+                        "cannot reach the reporter at SOCKMETER_SOCKET={path}: {e}; counting on: the counts go to it once it is there"
+                    ));
+                }
+                false
+            }
+            Err(e) => {
+                if outbox::first_to_say(path) {
+                    crate::runtime::say(&format!(
+                        "cannot reach the reporter at SOCKMETER_SOCKET={path}: {e}; this process is still metered, but its counts are not reported"
+                    ));
+                }
+                self.quiet();
+                false
+            }
+        }
+    }
+
+    /// Says (once per absence, and once for every process of the reporter's) that the
+    /// reporter is not there.
+    fn absent(&mut self, line: &str) {
+        if !self.said {
+            self.said = true;
+            if let Some(p) = &self.path {
+                if outbox::first_to_say(p) {
+                    crate::runtime::say(line);
+                }
+            }
+        }
+    }
+
+    /// The connection broke, or the reporter asked to be reached again later (`why` is None):
+    /// the waiting lines are kept whole for the next connection, which comes after a pause.
+    fn broke(&mut self, why: Option<&str>) {
         self.outbox.rewind_to_line();
-        self.outbox.push_front(line);
-        self.flush();
+        self.close();
+        self.greet = false;
+        if SPARE_FD.load(Acquire) < 0 {
+            SPARE_WANTED.store(true, Release);
+        }
+        let now = crate::platform::now_ms();
+        match why {
+            Some(why) => {
+                self.backoff.failed(now);
+                let p = self.path.clone().unwrap_or_default();
+                self.absent(&format!(
+                    "the reporter at SOCKMETER_SOCKET={p} went away ({why}); counting on: the counts go to it once it is back"
+                ));
+            }
+            // The reporter stops and asked for this: its absence is no news.
+            None => {
+                self.said = true;
+                self.backoff.soon(now);
+            }
+        }
     }
 
-    /// Queues lines and writes what the reporter takes now, never waiting for it.
-    pub fn send(&mut self, lines: &[u8]) {
+    /// Whether the host took the connection since the last call; if it did, the waiting lines
+    /// are rewound for a new connection, which will hear the preamble first.
+    pub fn taken_by_host(&mut self) -> bool {
+        let taken = TAKEN.swap(false, AcqRel);
+        if taken {
+            self.outbox.rewind_to_line();
+            self.greet = false;
+        }
+        taken
+    }
+
+    /// Queues lines (holding `closes` `closed` lines) and writes what the reporter takes now,
+    /// never waiting for it.
+    pub fn send(&mut self, lines: &[u8], closes: usize) {
         if !self.wanted() {
             return;
         }
-        self.outbox.push(lines);
+        self.outbox.push_counting(lines, closes);
         self.flush();
+    }
+
+    /// Whether a new pass may run without queueing more closes than `kept` (the closed sockets
+    /// the collector's account keeps one by one): a reporter that reconnects hears every socket
+    /// the waiting lines name announced again, from that account (`outbox::resume`).
+    pub fn room_for_closes(&self, kept: usize) -> bool {
+        !self.reconnects || self.outbox.closes_waiting() < kept
     }
 
     /// Writes what waits, as far as the reporter takes it (one system call at a time under the
@@ -184,8 +331,10 @@ impl Sink {
         });
         if let Flushed::Broken(e) = result {
             if e.kind() == std::io::ErrorKind::NotConnected {
-                // The host took the connection: the next pass connects again.
+                // The host took the connection (or it broke): the next pass connects again.
                 self.outbox.rewind_to_line();
+            } else if self.reconnects && outbox::worth_retrying(&e) {
+                self.broke(Some(&format!("the connection failed: {e}")));
             } else {
                 self.gone(&format!("the connection failed ({e})"));
             }
@@ -211,7 +360,10 @@ impl Sink {
         match heard {
             Heard::Nothing => {}
             Heard::End => self.quiet(),
+            Heard::Gone if self.reconnects => self.broke(Some("it closed the connection")),
             Heard::Gone => self.gone("it closed the connection"),
+            Heard::Reconnect if self.reconnects => self.broke(None),
+            Heard::Reconnect => self.quiet(),
         }
     }
 
@@ -261,17 +413,20 @@ impl Sink {
         }
     }
 
-    /// Forgets an inherited connection without writing to it (a forked child must not talk
-    /// on its parent's stream).
+    /// Forgets an inherited connection (and spare) without writing to it (a forked child must
+    /// not talk on its parent's stream).
     pub fn abandon_inherited() {
         // The parent's thread may have held the lock at fork time; in the child it is ours.
         FD_LOCK.store(false, Release);
         TEMP_FD.store(-1, Release);
-        let fd = OWN_FD.swap(-1, AcqRel);
-        if fd >= 0 {
-            reg().fds.set(fd, FdState::Unknown);
-            // SAFETY: closing the child's copy of the parent's fd; the parent keeps its own.
-            unsafe { libc::close(fd) };
+        SPARE_WANTED.store(false, Release);
+        for slot in [&OWN_FD, &SPARE_FD] {
+            let fd = slot.swap(-1, AcqRel);
+            if fd >= 0 {
+                reg().fds.set(fd, FdState::Unknown);
+                // SAFETY: closing the child's copy of the parent's fd; the parent keeps its own.
+                unsafe { libc::close(fd) };
+            }
         }
     }
 
@@ -292,18 +447,84 @@ impl Drop for ClearTemp {
     }
 }
 
-/// Makes the connection (the caller holds [`FdLock`]).
-fn connect_unix(path: &str) -> std::io::Result<c_int> {
-    match connect_to(path.as_bytes(), false) {
-        // This process changed its user and cannot enter the reporter's private directory:
-        // the run's second door (it admits only the run's own processes).
-        Err(e) if e.raw_os_error() == Some(libc::EACCES) => connect_to(&sockmeter::config::door_name(path), true),
-        other => other,
+/// Makes a spare when one is wanted (see the module docs). Called by hooks that open or close
+/// a socket, in a host thread with the guard held; one relaxed load when none is wanted.
+#[inline]
+pub fn spare_if_wanted() {
+    if SPARE_WANTED.load(Relaxed) {
+        make_spare();
     }
 }
 
-/// Connects to the Unix socket at `name` (a path, or an abstract name without its leading NUL).
-fn connect_to(name: &[u8], abstract_name: bool) -> std::io::Result<c_int> {
+#[cold]
+fn make_spare() {
+    // A vfork child shares our memory but not our fds; a signal handler may have interrupted
+    // the lock's holder: neither waits, the next call makes it.
+    if !super::owns_region() {
+        return;
+    }
+    let Some(_lock) = FdLock::try_take() else { return };
+    if SPARE_FD.load(Acquire) < 0 {
+        if let Ok(fd) = open_spare() {
+            SPARE_FD.store(fd, Release);
+        }
+    }
+    SPARE_WANTED.store(false, Release);
+}
+
+/// A new unconnected, non-blocking Unix stream socket at a high fd number, marked ignored
+/// (the caller holds [`FdLock`] and is a host thread).
+fn open_spare() -> std::io::Result<c_int> {
+    // Close-on-exec from the start (platform::unix_stream_socket), non-blocking just after.
+    let fd = crate::platform::unix_stream_socket();
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: fcntl on our own new fd.
+    unsafe {
+        let fl = libc::fcntl(fd, libc::F_GETFL);
+        libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK);
+    }
+    TEMP_FD.store(fd, Release);
+    let _clear = ClearTemp;
+    let fd = crate::platform::move_high(fd, HIGH_FD);
+    reg().fds.set(fd, FdState::Ignored);
+    Ok(fd)
+}
+
+/// Connects the spare to the reporter at `path` (making the spare first when `may_open` and
+/// there is none); the connected fd. A failed try keeps the spare for the next one; without a
+/// spare the error is `WouldBlock` (no OS error).
+fn connect_spare(path: &str, may_open: bool) -> std::io::Result<c_int> {
+    let _lock = FdLock::take();
+    let mut fd = SPARE_FD.load(Acquire);
+    if fd < 0 {
+        if !may_open {
+            SPARE_WANTED.store(true, Release);
+            return Err(std::io::ErrorKind::WouldBlock.into());
+        }
+        fd = open_spare()?;
+        SPARE_FD.store(fd, Release);
+    }
+    let (sa, len) = unix_addr(path.as_bytes(), false)?;
+    // SAFETY: connecting our own socket with a valid address; non-blocking, so a reporter
+    // whose queue is full is EAGAIN, not a wait.
+    if unsafe { libc::connect(fd, &sa as *const libc::sockaddr_un as *const libc::sockaddr, len) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    SPARE_FD.store(-1, Release);
+    // The next break needs another: made now in a host thread, else by the host's next socket
+    // call.
+    let next = if may_open { open_spare().ok() } else { None };
+    match next {
+        Some(next) => SPARE_FD.store(next, Release),
+        None => SPARE_WANTED.store(true, Release),
+    }
+    Ok(fd)
+}
+
+/// A Unix socket address for `name` (a path, or an abstract name without its leading NUL).
+fn unix_addr(name: &[u8], abstract_name: bool) -> std::io::Result<(libc::sockaddr_un, libc::socklen_t)> {
     // SAFETY: sockaddr_un is plain data.
     let mut sa: libc::sockaddr_un = unsafe { std::mem::zeroed() };
     let skip = usize::from(abstract_name);
@@ -323,6 +544,22 @@ fn connect_to(name: &[u8], abstract_name: bool) -> std::io::Result<c_int> {
     } else {
         std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t
     };
+    Ok((sa, len))
+}
+
+/// Makes the connection (the caller holds [`FdLock`]).
+fn connect_unix(path: &str) -> std::io::Result<c_int> {
+    match connect_to(path.as_bytes(), false) {
+        // This process changed its user and cannot enter the reporter's private directory:
+        // the run's second door (it admits only the run's own processes).
+        Err(e) if e.raw_os_error() == Some(libc::EACCES) => connect_to(&sockmeter::config::door_name(path), true),
+        other => other,
+    }
+}
+
+/// Connects to the Unix socket at `name` (a path, or an abstract name without its leading NUL).
+fn connect_to(name: &[u8], abstract_name: bool) -> std::io::Result<c_int> {
+    let (sa, len) = unix_addr(name, abstract_name)?;
     // SAFETY: plain socket calls on our own fd with valid pointers.
     unsafe {
         let fd = platform::unix_stream_socket();
@@ -345,11 +582,11 @@ fn connect_to(name: &[u8], abstract_name: bool) -> std::io::Result<c_int> {
 }
 
 /// Every fd the shim keeps open in the host (the slots hold -1 when unused): the reporter
-/// connection (thread mode), and in shipper mode the region's memfd, the link to the shipper
-/// and the adoption channel.
-pub fn own_fds() -> [&'static std::sync::atomic::AtomicI32; 4] {
+/// connection and its spare (thread mode), and in shipper mode the region's memfd, the link to
+/// the shipper and the adoption channel.
+pub fn own_fds() -> [&'static std::sync::atomic::AtomicI32; 5] {
     use super::helper::{ADOPT_FD, LINK_FD, MEM_FD};
-    [&OWN_FD, &MEM_FD, &LINK_FD, &ADOPT_FD]
+    [&OWN_FD, &MEM_FD, &LINK_FD, &ADOPT_FD, &SPARE_FD]
 }
 
 /// Moves the reporter connection away from `fd` if the host is about to close or replace it
@@ -376,6 +613,8 @@ pub fn protect(fd: c_int, min_fd: c_int) {
             slot.store(-1, Release);
             if std::ptr::eq(slot, &OWN_FD) {
                 TAKEN.store(true, Release);
+            } else if std::ptr::eq(slot, &SPARE_FD) {
+                SPARE_WANTED.store(true, Release);
             }
         }
     }
