@@ -99,3 +99,20 @@ pub extern "C" fn sockmeter_flush() {
 pub extern "C" fn sockmeter_version() -> *const c_char {
     concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr() as *const c_char
 }
+
+/// Not part of the API (no declaration in `include/sockmeter.h`): proves, in the shipped
+/// library, that a panic inside the shim is caught before it reaches the host. Panics inside
+/// the same guard every entry point uses and returns 1 when the panic was caught (the shim's
+/// own unwinder works), 0 if the guard was already held. `tests/e2e/loading.rs` calls it.
+#[no_mangle]
+pub extern "C" fn sockmeter_selftest_unwind() -> c_int {
+    let caught = guard::with(|| {
+        let r = std::panic::catch_unwind(|| {
+            if std::hint::black_box(true) {
+                panic!("sockmeter self-test: a deliberate panic");
+            }
+        });
+        c_int::from(r.is_err())
+    });
+    caught.unwrap_or(0)
+}

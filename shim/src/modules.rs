@@ -134,7 +134,7 @@ fn glob_matched(i: usize, g: &str) {
         return;
     };
     if SAID.fetch_or(bit, Relaxed) & bit == 0 {
-        crate::runtime::shared().push_notice(sockmeter::wire::ATTRIBUTE_NOTICE, g);
+        crate::runtime::push_notice(sockmeter::wire::ATTRIBUTE_NOTICE, g);
     }
 }
 

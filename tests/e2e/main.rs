@@ -16,6 +16,7 @@ mod install;
 mod invisible;
 mod listen;
 mod live;
+mod loading;
 mod names;
 mod net;
 mod origins;

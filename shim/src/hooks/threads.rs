@@ -47,6 +47,9 @@ pub fn pthread_create(
     start: *mut c_void,
     arg: *mut c_void,
 ) -> Spawn {
+    // The last moment the process is surely single-threaded: shipper mode's region is made
+    // now if it is still to be made (`runtime::settle_region`).
+    crate::runtime::settle_region();
     let none = Spawn {
         start: std::ptr::null_mut(),
     };

@@ -87,6 +87,11 @@ pub fn at_exit(flush: bool) {
 }
 
 fn at_exit_inner(flush: bool) {
+    // A process that never had a socket has nothing to witness (and its exit touches no page
+    // of the tables).
+    if reg().records.high_water() <= 1 {
+        return;
+    }
     let open_tcp = |fd: c_int| match reg().fds.get(fd) {
         FdState::Record(idx) if idx != OVERFLOW => {
             let rec = reg().records.get(idx);

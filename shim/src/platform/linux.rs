@@ -148,10 +148,19 @@ struct IoFileHead {
 }
 
 extern "C" {
+    /// glibc's own answer to "is this process single-threaded?" (exported since 2.32; it only
+    /// ever goes from 1 to 0 while more than one thread may exist).
+    static __libc_single_threaded: c_char;
     /// glibc's list of open streams (exported since 2.2.5).
     static _IO_list_all: *mut IoFileHead;
     fn __fpending(fp: *mut libc::FILE) -> libc::size_t;
     fn fflush_unlocked(fp: *mut libc::FILE) -> c_int;
+}
+
+/// Whether the process surely has one thread only (glibc's `__libc_single_threaded`).
+pub fn single_threaded() -> bool {
+    // SAFETY: a byte glibc exports for exactly this question; read once.
+    unsafe { std::ptr::read_volatile(&raw const __libc_single_threaded) != 0 }
 }
 
 /// Writes out the pending output of every stdio stream whose fd `wanted` says, the way libc

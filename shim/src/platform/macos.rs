@@ -76,6 +76,12 @@ pub fn set_errno(e: c_int) {
     unsafe { *libc::__error() = e }
 }
 
+/// Whether the process surely has one thread only: not known here (false; shipper mode, which
+/// asks, is Linux-only).
+pub fn single_threaded() -> bool {
+    false
+}
+
 /// Wall-clock ms since the epoch (the commpage clock: no system call).
 pub fn now_ms() -> u64 {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };

@@ -25,6 +25,8 @@
 //!   objects attribution skips (the system library directories; libc, the loader, threads,
 //!   the shim itself; a language runtime's own objects, `runtimes.rs`).
 //! * `exe_path()`, `cmdline()`, `pid()`, `ppid()`.
+//! * `single_threaded()`: whether the process surely has one thread only (false when unknown):
+//!   shipper mode's region is made lazily only then.
 //! * `spawn_blocking_signals(f)`: the shim's own threads are born blocking every signal, so they
 //!   take none of the host's.
 //! * shipper mode (`shipper.rs` on Linux): `create_region` (a shared mapping others can map),

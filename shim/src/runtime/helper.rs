@@ -5,8 +5,10 @@
 //! cancellation bookkeeping around every system call, locked malloc), which costs a
 //! single-threaded host far more than the hooks do. Instead:
 //!
-//! * at load time the region (`sockmeter::shared::Shared`: registry, names, mailboxes) moves
-//!   into a memfd mapping;
+//! * the first time the process needs it (before its first socket is registered, or its first
+//!   thread is created), the region (`sockmeter::shared::Shared`: registry, names, mailboxes)
+//!   moves into a memfd mapping ([`settle`]); a program that never touches a socket never makes
+//!   one;
 //! * the first time the process touches a socket, `sockmeter __ship` is started by a double
 //!   fork (never the host's child: no SIGCHLD, nothing for `wait()`, in any image), with the
 //!   memfd and the read end of a "link" pipe. The host keeps only the pipe's write end (moved to
@@ -28,7 +30,7 @@
 //! found, `SOCKMETER_SHIPPER=none`, no memfd) the shim falls back to its in-process thread.
 
 use std::ffi::{c_void, CString};
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering::*};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, Ordering::*};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -84,6 +86,9 @@ fn new_region(from: &Shared) -> Option<(libc::c_int, &'static Shared)> {
     region.registry.copy_from(&from.registry);
     region.names.copy_from(&from.names);
     region.quiet.store(from.quiet.load(Acquire), Release);
+    region.started_ms.store(from.started_ms.load(Acquire), Release);
+    region.image.store(from.image.load(Acquire), Release);
+    region.ending.store(from.ending.load(Acquire), Release);
     region.registry.fds.set(fd, sockmeter::registry::FdState::Ignored);
     region.seal();
     Some((fd, region))
@@ -93,12 +98,67 @@ fn reg_ignore(fd: libc::c_int) {
     shared().registry.fds.set(fd, sockmeter::registry::FdState::Ignored);
 }
 
-/// At load time: use a shipper when a reporter is configured and one can be found.
+/// Shipper mode's region, by state: not configured, configured but not made yet, being made,
+/// made (or found impossible: then `HELPER_MODE` stays false and the in-process thread ships).
+const NONE: u8 = 0;
+const PENDING: u8 = 1;
+const MAKING: u8 = 2;
+const SETTLED: u8 = 3;
+static REGION_STATE: AtomicU8 = AtomicU8::new(NONE);
+
+/// At load time: note whether a shipper is wanted (a reporter is configured). The region is made
+/// by [`settle`] when the process first needs it (its first socket, its first thread), so a
+/// program that never touches a socket pays nothing for it; made now when the process already
+/// has threads (a host that loaded the shim late), since the switch must happen while nothing
+/// else runs (see [`settle`]).
 pub fn setup() {
     let cfg = config();
     if cfg.socket.is_none() || cfg.disabled {
         return;
     }
+    REGION_STATE.store(PENDING, Release);
+    if !platform::single_threaded() {
+        settle();
+    }
+}
+
+/// Whether shipper mode is configured and its region not made yet.
+pub fn pending() -> bool {
+    REGION_STATE.load(Acquire) == PENDING
+}
+
+/// Makes shipper mode's region if it is wanted and not made yet: moves the accounting from the
+/// static region into a memfd mapping the shipper can map. Called before the first socket is
+/// registered (`runtime::start_now`, from the hook that met it) and before the first thread is
+/// created (the `pthread_create` hook), so the process is single-threaded when the region
+/// pointer switches: no other thread can hold a record of the static region, and the copy
+/// takes everything the static region held (fds known not to be sockets, names, notices).
+/// Not in a vfork child (it shares our memory but not our fds).
+pub fn settle() {
+    if REGION_STATE.load(Acquire) == SETTLED || !super::owns_region() {
+        return;
+    }
+    match REGION_STATE.compare_exchange(PENDING, MAKING, AcqRel, Acquire) {
+        Ok(_) => {
+            make_region();
+            REGION_STATE.store(SETTLED, Release);
+        }
+        // Another thread (one the `pthread_create` hook did not see) is making it: wait for
+        // it, briefly, so that nothing is registered in the static region after the copy.
+        Err(MAKING) => {
+            for _ in 0..(1 << 22) {
+                if REGION_STATE.load(Acquire) != MAKING {
+                    return;
+                }
+                std::hint::spin_loop();
+            }
+        }
+        Err(_) => {}
+    }
+}
+
+/// The region and the shipper's path, when one can be found.
+fn make_region() {
     let Some(exe) = shipper_exe() else { return };
     let Some((fd, region)) = new_region(shared()) else {
         return;

@@ -99,9 +99,25 @@ pub fn attribute_globs() -> &'static [String] {
 /// modes read it from the region's notice ring (the shipper, or the reporting thread): a
 /// notice queued before the mode is settled is found either way.
 pub fn add_notice(kind: &str, text: String) {
-    shared().push_notice(kind, &text);
+    push_notice(kind, &text);
     ensure_started();
     notify();
+}
+
+/// Queues a notice in the region in use, made first if it is still to be made (a notice before
+/// the first socket must not stay behind in the static region).
+pub fn push_notice(kind: &str, text: &str) {
+    settle_region();
+    shared().push_notice(kind, text);
+}
+
+/// Before a socket is registered, or a thread created: shipper mode's region is made now if it
+/// is wanted and not made yet (`helper::settle`, which says why then).
+#[inline]
+pub fn settle_region() {
+    if helper::pending() {
+        helper::settle();
+    }
 }
 
 /// One line on stderr, prefixed `sockmeter:`. Only from shim code (guard held).
@@ -153,7 +169,7 @@ pub fn init() {
 pub fn ready() {
     guard::with(|| {
         INITED.store(true, Release);
-        if reg().records.high_water() > 1 {
+        if EARLY.load(Acquire) {
             ensure_started();
         }
     });
@@ -246,14 +262,26 @@ fn lock() -> MutexGuard<'static, Collector> {
 /// Starts the reporting thread if it is not running in this process yet.
 #[inline]
 pub fn ensure_started() {
-    if STARTED.load(Relaxed) || !INITED.load(Acquire) {
+    if STARTED.load(Relaxed) {
         return;
     }
     start();
 }
 
+/// A socket was met before the constructor ran (`ready` starts the reporting side then).
+static EARLY: AtomicBool = AtomicBool::new(false);
+
 #[cold]
 fn start() {
+    if !INITED.load(Acquire) {
+        EARLY.store(true, Release);
+        return;
+    }
+    // A vfork child shares our memory but not our fds: it must not make the region, nor mark
+    // the process started for its parent.
+    if helper::pending() && !owns_region() {
+        return;
+    }
     if STARTED.swap(true, AcqRel) {
         return;
     }
@@ -264,6 +292,7 @@ fn start() {
 }
 
 fn start_now() {
+    settle_region();
     OWNER_PID.store(platform::pid(), Release);
     if !FORKED.load(Relaxed) {
         complain_once();
@@ -452,6 +481,7 @@ pub fn protect_own_fd_range(first: libc::c_uint, last: libc::c_uint) {
 
 /// This process's report as JSON, after a fresh pass (the embedding API).
 pub fn snapshot_json() -> Option<String> {
+    settle_region();
     if helper::on() {
         ensure_started();
         if helper::on() {

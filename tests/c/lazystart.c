@@ -1,0 +1,98 @@
+/* lazystart PORT MODE: what a process that starts without sockets sees of the shim, and what its
+ * first sockets are counted as.
+ *
+ *   MODE none:    never touches a socket; prints how many memfd regions it holds (the shim's
+ *                 shared region is made only for a process that needs it: expect 0).
+ *   MODE single:  prints the memfd count, resolves "localhost" (getaddrinfo notes the name
+ *                 before any socket exists), then one connection: sends 3000 bytes, reads the
+ *                 reply to EOF. Prints what it sent and received.
+ *   MODE threads: starts two threads before any socket exists; each makes one connection as
+ *                 above (sending 2000 and 5000 bytes), at the same time. Prints the totals.
+ */
+#include "common.h"
+#include <dirent.h>
+#include <netdb.h>
+#include <pthread.h>
+
+static int memfds(void) {
+    DIR *d = opendir("/proc/self/fd");
+    int n = 0;
+    struct dirent *e;
+    char path[64], target[256];
+    if (!d) return -1;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        snprintf(path, sizeof path, "/proc/self/fd/%s", e->d_name);
+        ssize_t k = readlink(path, target, sizeof target - 1);
+        if (k > 0) {
+            target[k] = 0;
+            if (strncmp(target, "/memfd:", 7) == 0) n++;
+        }
+    }
+    closedir(d);
+    return n;
+}
+
+static const char *port;
+static long sent_total, recv_total;
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void one(size_t n) {
+    struct addrinfo hints = {0}, *ai;
+    hints.ai_family = AF_INET;
+    hints.ai_socktype = SOCK_STREAM;
+    if (getaddrinfo("localhost", port, &hints, &ai) != 0) { fprintf(stderr, "getaddrinfo\n"); exit(2); }
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0 || connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) { perror("connect"); exit(2); }
+    freeaddrinfo(ai);
+    char buf[4096];
+    memset(buf, 'x', sizeof buf);
+    size_t left = n;
+    long s = 0, r = 0;
+    while (left > 0) {
+        ssize_t k = send(fd, buf, left < sizeof buf ? left : sizeof buf, 0);
+        if (k <= 0) { perror("send"); exit(2); }
+        left -= (size_t)k;
+        s += k;
+    }
+    shutdown(fd, SHUT_WR);
+    for (;;) {
+        ssize_t k = recv(fd, buf, sizeof buf, 0);
+        if (k < 0) { perror("recv"); exit(2); }
+        if (k == 0) break;
+        r += k;
+    }
+    close(fd);
+    pthread_mutex_lock(&mu);
+    sent_total += s;
+    recv_total += r;
+    pthread_mutex_unlock(&mu);
+}
+
+static pthread_barrier_t bar;
+static void *worker(void *arg) {
+    pthread_barrier_wait(&bar);
+    one((size_t)(long)arg);
+    return NULL;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 3) { fprintf(stderr, "usage: lazystart PORT none|single|threads\n"); return 2; }
+    port = argv[1];
+    const char *mode = argv[2];
+    alarm(LIFETIME);
+    printf("memfds_at_start=%d\n", memfds());
+    if (strcmp(mode, "single") == 0) {
+        one(3000);
+    } else if (strcmp(mode, "threads") == 0) {
+        pthread_t a, b;
+        pthread_barrier_init(&bar, NULL, 2);
+        pthread_create(&a, NULL, worker, (void *)2000L);
+        pthread_create(&b, NULL, worker, (void *)5000L);
+        pthread_join(a, NULL);
+        pthread_join(b, NULL);
+    }
+    printf("memfds_at_end=%d\n", memfds());
+    printf("sent=%ld received=%ld\n", sent_total, recv_total);
+    return 0;
+}

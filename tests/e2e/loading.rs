@@ -1,0 +1,86 @@
+//! What loading the shim costs a process, and what it must not cost: the shim needs no library
+//! but libc and the loader (its unwinder is linked in, `shim/build.rs`), a panic inside it is
+//! still caught in the shipped library, and shipper mode's shared region is made only when a
+//! process first needs it (its first socket or its first thread), with everything noted before
+//! that (a name from `getaddrinfo`) carried into it. `scripts/bench`'s `spawn` row prices the
+//! loading; these tests hold the behaviour.
+
+use crate::harness::{self, both_modes, compile_c, direct, run_in, Counter};
+
+/// The shim's dynamic section names only libc and the loader: no `libgcc_s.so.1`, which every
+/// process loading the shim used to map and initialise.
+#[test]
+fn the_shim_needs_only_libc_and_the_loader() {
+    let out = std::process::Command::new("readelf")
+        .args(["-d", &harness::shim().display().to_string()])
+        .output()
+        .expect("readelf (binutils) is needed");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut needed: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("(NEEDED)"))
+        .filter_map(|l| l.split('[').nth(1)?.split(']').next())
+        .collect();
+    needed.sort();
+    assert_eq!(needed, ["ld-linux-x86-64.so.2", "libc.so.6"], "{text}");
+}
+
+/// A panic inside the shim, raised and caught in the loaded library itself (its own unwinder,
+/// not libgcc_s's): the host goes on, and so does metering.
+#[test]
+fn a_panic_inside_the_shipped_shim_is_caught() {
+    let prog = compile_c("selftest_unwind", &["-ldl"]).display().to_string();
+    let shim = harness::shim().display().to_string();
+    let out = direct(&[&prog], &[("LD_PRELOAD", shim.as_str())]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(stdout.trim(), "caught=1", "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+both_modes! {
+    /// A process that never touches a socket holds no region of the shim's (no memfd), in
+    /// either mode.
+    fn a_process_without_sockets_gets_no_region(mode) {
+        let prog = compile_c("lazystart", &["-pthread"]).display().to_string();
+        let r = run_in(mode, &[], &[&prog, "1", "none"], &[]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert!(r.stdout.contains("memfds_at_start=0\n"), "{}", r.stdout);
+        assert!(r.stdout.contains("memfds_at_end=0\n"), "{}", r.stdout);
+    }
+
+    /// The first socket makes the region: the connection is counted to the byte, and the name
+    /// `getaddrinfo` noted before any socket existed is the peer's name.
+    fn the_first_socket_is_counted_and_named(mode) {
+        let peer = Counter::start(1, 700);
+        let prog = compile_c("lazystart", &["-pthread"]).display().to_string();
+        let port = peer.port.to_string();
+        let r = run_in(mode, &[], &[&prog, &port, "single"], &[]);
+        let seen = peer.finish();
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert!(r.stdout.contains("memfds_at_start=0\n"), "{}", r.stdout);
+        assert_eq!((seen.rx, seen.tx), (3000, 700));
+        assert!(r.stdout.contains("sent=3000 received=700"), "{}", r.stdout);
+        let p = r.proc(&prog);
+        assert_eq!((p.totals.tx_bytes, p.totals.rx_bytes), (seen.rx, seen.tx), "{}", r.stderr);
+        let s = p.sockets.iter().find(|s| s.tx_bytes > 0).expect("the connection");
+        assert_eq!((s.peer_name.as_deref(), s.tx_bytes, s.rx_bytes), (Some("localhost"), 3000, 700));
+    }
+
+    /// Threads started before any socket (the region is made before the first of them): two
+    /// connections made at the same time on two threads are both counted to the byte.
+    fn threads_started_before_any_socket_are_counted(mode) {
+        let peer = Counter::start(2, 900);
+        let prog = compile_c("lazystart", &["-pthread"]).display().to_string();
+        let port = peer.port.to_string();
+        let r = run_in(mode, &[], &[&prog, &port, "threads"], &[]);
+        let seen = peer.finish();
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert_eq!((seen.rx, seen.tx, seen.conns), (7000, 1800, 2));
+        let p = r.proc(&prog);
+        assert_eq!((p.totals.tx_bytes, p.totals.rx_bytes), (7000, 1800), "{}", r.stderr);
+        let mut sent: Vec<u64> = p.sockets.iter().filter(|s| s.tx_bytes > 0).map(|s| s.tx_bytes).collect();
+        sent.sort();
+        assert_eq!(sent, [2000, 5000]);
+    }
+}
