@@ -140,7 +140,9 @@ pub fn settle() {
     }
     match REGION_STATE.compare_exchange(PENDING, MAKING, AcqRel, Acquire) {
         Ok(_) => {
-            make_region();
+            // No signal handler of the host's runs on this thread meanwhile: one that opened a
+            // socket would find the region half made (and this thread waiting on itself).
+            platform::spawn_blocking_signals(make_region);
             REGION_STATE.store(SETTLED, Release);
         }
         // Another thread (one the `pthread_create` hook did not see) is making it: wait for
