@@ -153,18 +153,31 @@ impl Hosts {
     /// Copies every entry of `other` (a forked child's table starts with its parent's; the
     /// copy is made in a single-threaded moment).
     pub fn copy_from(&self, other: &Hosts) {
+        // Only the entries either table ever used (slots are taken in order), and of each name
+        // only its bytes: a fork copies this table twice, and the whole of it is 70 KB.
+        let used = self.used().max(other.used());
         self.next.store(other.next.load(Relaxed), Relaxed);
-        for (d, s) in self.entries.iter().zip(&other.entries) {
+        for (d, s) in self.entries[..used].iter().zip(&other.entries[..used]) {
             let seq = s.seq.load(Acquire);
+            if seq == 0 || seq & 1 == 1 {
+                // Never written, or caught mid-write: left empty.
+                d.seq.store(0, Release);
+                continue;
+            }
             d.ip[0].store(s.ip[0].load(Relaxed), Relaxed);
             d.ip[1].store(s.ip[1].load(Relaxed), Relaxed);
-            d.len.store(s.len.load(Relaxed), Relaxed);
-            for (a, b) in d.name.iter().zip(&s.name) {
+            let len = (s.len.load(Relaxed) as usize).min(MAX_HOST_NAME);
+            d.len.store(len as u32, Relaxed);
+            for (a, b) in d.name[..len].iter().zip(&s.name[..len]) {
                 a.store(b.load(Relaxed), Relaxed);
             }
-            // An entry caught mid-write is left empty.
-            d.seq.store(if seq & 1 == 1 { 0 } else { seq }, Release);
+            d.seq.store(seq, Release);
         }
+    }
+
+    /// How many slots were ever taken (they are taken in order, then reused round the ring).
+    fn used(&self) -> usize {
+        (self.next.load(Acquire) as usize).min(MAX_HOSTS)
     }
 }
 
@@ -245,8 +258,9 @@ mod tests {
                 })
             })
             .collect();
+        // Reads for as long as the writers write (a scan is short: it must not end first).
         let mut seen = 0;
-        for _ in 0..20_000 {
+        while seen < 20_000 && writers.iter().any(|w| !w.is_finished()) {
             if let Some(n) = h.name_of(&ip) {
                 assert!(names.contains(&n.as_str()), "torn: {n}");
                 seen += 1;
