@@ -140,7 +140,10 @@ impl Hosts {
     /// The name `ip` was looked up by, if it is in the table.
     pub fn name_of(&self, ip: &IpKey) -> Option<String> {
         let w = words(ip);
-        self.entries
+        // Only the slots ever taken: a reader in another process (the shipper, for each socket
+        // it announces) would otherwise fault in the whole table of every region it maps. A
+        // name recorded before the socket was registered is seen: the registration published it.
+        self.entries[..self.used()]
             .iter()
             .find_map(|e| self.read_if(e, &w, |n| String::from_utf8_lossy(n).into_owned()))
     }
