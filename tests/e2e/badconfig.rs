@@ -97,6 +97,26 @@ fn an_unreachable_reporter_gets_one_line_and_the_host_is_unharmed() {
     );
 }
 
+/// A shipper path that is not an executable (a host started by hand for `sockmeter listen`;
+/// `sockmeter run` refuses it before running): one line naming the variable, beside the line
+/// for the reporter that is not there; the host ships from a thread and is unharmed.
+#[test]
+fn a_missing_shipper_gets_one_line_and_the_host_is_unharmed() {
+    let shim = shim().into_os_string();
+    let gone = scratch().join("no-such-dir/reporter.sock").into_os_string();
+    let missing = scratch().join("no-such-dir/sockmeter").into_os_string();
+    let lines = compare(&[
+        ("LD_PRELOAD", shim.as_os_str()),
+        ("SOCKMETER_SOCKET", gone.as_os_str()),
+        ("SOCKMETER_SHIPPER", missing.as_os_str()),
+    ]);
+    let shipper: Vec<String> = lines.iter().filter(|l| l.contains("SOCKMETER_SHIPPER")).cloned().collect();
+    one_line("SOCKMETER_SHIPPER", &shipper);
+    assert!(shipper[0].contains("not an executable file"), "{}", shipper[0]);
+    let rest: Vec<String> = lines.iter().filter(|l| !l.contains("SOCKMETER_SHIPPER")).cloned().collect();
+    one_line("SOCKMETER_SOCKET", &rest);
+}
+
 #[test]
 fn an_unwritable_report_path_gets_one_line_and_the_host_is_unharmed() {
     let shim = shim().to_string_lossy().into_owned();

@@ -161,7 +161,17 @@ pub fn settle() {
 
 /// The region and the shipper's path, when one can be found.
 fn make_region() {
-    let Some(exe) = shipper_exe() else { return };
+    let Some(exe) = shipper_exe() else {
+        // `sockmeter run` checks the variable before it runs anything; a host started by hand
+        // (for `sockmeter listen`) hears it here, once, at its first socket.
+        if let Some(p) = std::env::var_os("SOCKMETER_SHIPPER").filter(|p| p != "none") {
+            let shown: String = p.to_string_lossy().chars().take(200).collect();
+            say(&format!(
+                "SOCKMETER_SHIPPER={shown:?}: not an executable file; this process ships from a thread of its own instead"
+            ));
+        }
+        return;
+    };
     let Some((fd, region)) = new_region(shared()) else {
         return;
     };
