@@ -14,6 +14,9 @@
  *                                    down the chain (inherited: opened by the first image,
  *                                    used by each, closed by the last); execs
  *                                    "storm PORT chain DEPTH-1" until DEPTH is 0
+ *   storm PORT lchain DEPTH          as chain, each image exec'ing the next with a function of
+ *                                    the variadic family by depth (execl, execle with environ,
+ *                                    execlp), which glibc runs on its internal execve
  *   storm PORT client SIZE           one connection: send SIZE bytes, half-close, read to EOF
  *
  * The peer serves every connection with "e,s1000". Every process that makes a connection
@@ -136,7 +139,7 @@ static int storm_vfork(int n, int spawn) {
     return 0;
 }
 
-static int storm_chain(int depth, int shared_fd) {
+static int storm_chain(int depth, int shared_fd, int list) {
     char name[32];
     snprintf(name, sizeof name, "chain%d", depth);
     int own = connect_v4(port);
@@ -159,6 +162,13 @@ static int storm_chain(int depth, int shared_fd) {
     snprintf(d, sizeof d, "%d", depth - 1);
     snprintf(p, sizeof p, "%u", port);
     snprintf(f, sizeof f, "%d", shared_fd);
+    if (list) {
+        switch (depth % 3) {
+        case 0: execl(self, self, p, "lchain", d, f, (char *)NULL); die("execl");
+        case 1: execle(self, self, p, "lchain", d, f, (char *)NULL, environ); die("execle");
+        default: execlp(self, self, p, "lchain", d, f, (char *)NULL); die("execlp");
+        }
+    }
     char *av[] = {(char *)self, p, "chain", d, f, NULL};
     execv(self, av);
     die("execv");
@@ -176,7 +186,9 @@ int main(int argc, char **argv) {
     if (!strcmp(mode, "vfork") && argc == 4) return storm_vfork(atoi(argv[3]), 0);
     if (!strcmp(mode, "spawn") && argc == 4) return storm_vfork(atoi(argv[3]), 1);
     if (!strcmp(mode, "chain") && (argc == 4 || argc == 5))
-        return storm_chain(atoi(argv[3]), argc == 5 ? atoi(argv[4]) : -1);
+        return storm_chain(atoi(argv[3]), argc == 5 ? atoi(argv[4]) : -1, 0);
+    if (!strcmp(mode, "lchain") && (argc == 4 || argc == 5))
+        return storm_chain(atoi(argv[3]), argc == 5 ? atoi(argv[4]) : -1, 1);
     if (!strcmp(mode, "client") && argc == 4) {
         one("client", (size_t)atoi(argv[3]));
         return 0;

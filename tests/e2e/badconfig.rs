@@ -110,10 +110,18 @@ fn a_missing_shipper_gets_one_line_and_the_host_is_unharmed() {
         ("SOCKMETER_SOCKET", gone.as_os_str()),
         ("SOCKMETER_SHIPPER", missing.as_os_str()),
     ]);
-    let shipper: Vec<String> = lines.iter().filter(|l| l.contains("SOCKMETER_SHIPPER")).cloned().collect();
+    let shipper: Vec<String> = lines
+        .iter()
+        .filter(|l| l.contains("SOCKMETER_SHIPPER"))
+        .cloned()
+        .collect();
     one_line("SOCKMETER_SHIPPER", &shipper);
     assert!(shipper[0].contains("not an executable file"), "{}", shipper[0]);
-    let rest: Vec<String> = lines.iter().filter(|l| !l.contains("SOCKMETER_SHIPPER")).cloned().collect();
+    let rest: Vec<String> = lines
+        .iter()
+        .filter(|l| !l.contains("SOCKMETER_SHIPPER"))
+        .cloned()
+        .collect();
     one_line("SOCKMETER_SOCKET", &rest);
 }
 

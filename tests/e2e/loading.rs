@@ -84,3 +84,32 @@ both_modes! {
         assert_eq!(sent, [2000, 5000]);
     }
 }
+
+both_modes! {
+    /// The `execl` family (shim/src/hooks/execlist.rs) behaves as glibc's own: a failed
+    /// `execl`/`execlp` returns -1 with ENOENT and metering goes on (the connection after it is
+    /// exact), and an `execle` with 600 extra arguments and its own environment runs the new
+    /// image with exactly those; the same output as without the shim.
+    fn the_execl_family_behaves_as_glibcs_own(mode) {
+        let prog = compile_c("execlist", &[]).display().to_string();
+        let plain_peer = Counter::start(1, 400);
+        let plain = direct(&[&prog, &plain_peer.port.to_string()], &[]);
+        plain_peer.finish();
+        let peer = Counter::start(1, 400);
+        let port = peer.port.to_string();
+        let r = run_in(mode, &[], &[&prog, &port], &[]);
+        let seen = peer.finish();
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        let expected = "execl -1 errno 2\nexeclp -1 errno 2\nsent 2500 received 400\nargc 602 env one-variable\n";
+        assert_eq!(String::from_utf8_lossy(&plain.stdout), expected, "without the shim");
+        assert_eq!(r.stdout, expected, "under the shim{}", r.stderr);
+        assert_eq!((seen.rx, seen.tx), (2500, 400));
+        let p = r
+            .report
+            .processes
+            .iter()
+            .find(|p| p.totals.tx_bytes > 0)
+            .unwrap_or_else(|| panic!("the image that made the connection:\n{}", r.stderr));
+        assert_eq!((p.totals.tx_bytes, p.totals.rx_bytes), (2500, 400), "{}", r.stderr);
+    }
+}

@@ -12,7 +12,8 @@
 //! count). Beneath
 //! them: [`sockets`] (what the fd table says about an fd, and how a socket gets its record),
 //! [`kernel`] (reading the kernel's own TCP counters) and [`witness`] (when: at close, exit,
-//! exec and fork). `dlopen` is outside the table ([`dlopen`]: it must tail-call the real one);
+//! exec and fork). `dlopen` is outside the table ([`dlopen`]: it must tail-call the real one),
+//! and so is the `execl` family (`execlist`, Linux: a list of arguments with no fixed length);
 //! its rebinding of plugins that escape interposition uses the table's list ([`replacement`]).
 //!
 //! `[fd x]` marks the argument whose fd decides the fast pass-through: an fd known not to be a
@@ -24,6 +25,8 @@
 pub mod cfsocket;
 pub mod children;
 pub mod dlopen;
+#[cfg(target_os = "linux")]
+pub mod execlist;
 pub mod files;
 pub mod io;
 pub mod kernel;

@@ -604,6 +604,92 @@ macro_rules! dlopen_trampoline {
 }
 pub(crate) use dlopen_trampoline;
 
+/// Defines `$name`, exported as `$symbol`: a naked function for a member of the `execl`
+/// family (`execl(path, arg0, ..., NULL)` and kin), whose argument list has no fixed length.
+/// It stores the argument registers after the first in its frame and calls
+/// `$collect(kind, first, regs, nregs, stack)`: `regs` points at the `nregs` stored register
+/// words, `stack` at the caller's stack arguments that follow them (the C calling convention
+/// of Linux on x86_64 and aarch64 passes a variadic pointer argument as it would a fixed one);
+/// it returns what `$collect` returns. Call-frame information lets the unwinder walk through.
+macro_rules! exec_list_trampoline {
+    ($name:ident, $symbol:literal, kind = $kind:expr, collect = $collect:path) => {
+        /// An exported member of the `execl` family (see `platform::exec_list_trampoline!`).
+        ///
+        /// # Safety
+        /// Called by C code with the contract of the function it is exported as.
+        #[cfg(target_arch = "x86_64")]
+        #[unsafe(naked)]
+        #[export_name = $symbol]
+        pub unsafe extern "C" fn $name(path: *const libc::c_char) -> libc::c_int {
+            core::arch::naked_asm!(
+                ".cfi_startproc",
+                "push rbp",
+                ".cfi_adjust_cfa_offset 8",
+                ".cfi_offset rbp, -16",
+                "mov rbp, rsp",
+                ".cfi_def_cfa_register rbp",
+                // The five argument registers after `path` (16-byte aligned stack at the call).
+                "sub rsp, 48",
+                "mov qword ptr [rsp], rsi",
+                "mov qword ptr [rsp + 8], rdx",
+                "mov qword ptr [rsp + 16], rcx",
+                "mov qword ptr [rsp + 24], r8",
+                "mov qword ptr [rsp + 32], r9",
+                "mov rsi, rdi",
+                "mov edi, {kind}",
+                "mov rdx, rsp",
+                "mov ecx, 5",
+                // The caller's stack arguments: above our saved rbp and the return address.
+                "lea r8, [rbp + 16]",
+                "call {collect}",
+                "leave",
+                ".cfi_def_cfa rsp, 8",
+                "ret",
+                ".cfi_endproc",
+                kind = const $kind,
+                collect = sym $collect,
+            )
+        }
+
+        /// As on x86_64: the seven argument registers after `path`, then the stack.
+        ///
+        /// # Safety
+        /// Called by C code with the contract of the function it is exported as.
+        #[cfg(target_arch = "aarch64")]
+        #[unsafe(naked)]
+        #[export_name = $symbol]
+        pub unsafe extern "C" fn $name(path: *const libc::c_char) -> libc::c_int {
+            core::arch::naked_asm!(
+                ".cfi_startproc",
+                "stp x29, x30, [sp, #-80]!",
+                ".cfi_def_cfa_offset 80",
+                ".cfi_offset x29, -80",
+                ".cfi_offset x30, -72",
+                "mov x29, sp",
+                "stp x1, x2, [sp, #16]",
+                "stp x3, x4, [sp, #32]",
+                "stp x5, x6, [sp, #48]",
+                "str x7, [sp, #64]",
+                "mov x1, x0",
+                "mov w0, #{kind}",
+                "add x2, sp, #16",
+                "mov x3, #7",
+                "add x4, sp, #80",
+                "bl {collect}",
+                "ldp x29, x30, [sp], #80",
+                ".cfi_def_cfa_offset 0",
+                ".cfi_restore x29",
+                ".cfi_restore x30",
+                "ret",
+                ".cfi_endproc",
+                kind = const $kind,
+                collect = sym $collect,
+            )
+        }
+    };
+}
+pub(crate) use exec_list_trampoline;
+
 /// The load addresses of every object loaded now that has a dynamic section (to tell, after a
 /// `dlopen`, which objects it added).
 pub fn loaded_object_bases() -> Vec<usize> {

@@ -153,15 +153,11 @@ fn spawn_storm(mode: Mode, how: &str) {
     assert_sum_mirror(&r, None, &seen.values().copied().collect::<Vec<_>>());
 }
 
-fn exec_chain(mode: Mode) {
+fn exec_chain(mode: Mode, how: &str) {
     let depth = 3usize;
     let bin = prog("storm", &[]);
     let server = Oracle::server(depth + 2, "e,s1000");
-    let r = metered_in(
-        mode,
-        &[&bin, &server.port.to_string(), "chain", &depth.to_string()],
-        &[],
-    );
+    let r = metered_in(mode, &[&bin, &server.port.to_string(), how, &depth.to_string()], &[]);
     let seen = by_port(server.conns());
     let lines = proc_lines(&r.stdout);
     assert_eq!(lines.len(), depth + 1, "{}", ctx(&r));
@@ -234,6 +230,12 @@ both_modes! {
     /// Four images of one process, each with a connection of its own and a part of one inherited
     /// connection, each reported as its own entry with exactly its own bytes.
     fn exec_chain_images_each_count_their_own_part_exactly(mode) {
-        exec_chain(mode);
+        exec_chain(mode, "chain");
+    }
+
+    /// The same chain through `execl`, `execle` and `execlp`, which glibc runs on its internal
+    /// execve (no call to the hooked one): each image still ends with its last counts shipped.
+    fn an_execl_family_chain_counts_each_image_exactly(mode) {
+        exec_chain(mode, "lchain");
     }
 }
