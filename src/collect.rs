@@ -13,7 +13,7 @@ use crate::addr::Addr;
 use crate::model::Load;
 use crate::model::SocketOrigin;
 use crate::names::Names;
-use crate::registry::{RecordState, Registry, FLAG_ADOPTED, FLAG_CFSOCKET, FLAG_INHERITED};
+use crate::registry::{RecordState, Registry, Taken, FLAG_ADOPTED, FLAG_CFSOCKET, FLAG_INHERITED};
 use crate::wire::{Closed, Delta, Message, ModuleInfo, PeerDelta, SocketDelta, SocketInfo};
 
 /// Where a pass finds the text of a name id and what is known of a module: the region's
@@ -55,6 +55,8 @@ struct Shipped {
     announced: bool,
     id: u64,
     generation: u32,
+    /// The socket's counters as last taken.
+    taken: Taken,
 }
 
 /// About how many sockets' messages go into one batch.
@@ -166,8 +168,8 @@ impl Shipper {
                 });
                 *sh = Shipped::default();
             }
-            let d = rec.counters.take();
-            rec.add_taken(d.tx_bytes, d.rx_bytes);
+            let d = rec.counters.take_since(&mut sh.taken);
+            rec.note_taken(&sh.taken, d.tx_bytes, d.rx_bytes);
             let mut peers = Vec::new();
             for p in reg.records.peers(idx as u32).iter() {
                 let Some(addr) = p.addr() else { continue };

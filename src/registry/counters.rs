@@ -7,13 +7,18 @@ use super::MAX_PEERS;
 use crate::addr::ADDR_WORDS;
 use crate::model::Dir;
 
-/// Traffic counters: one word per direction, so counting a call is one atomic add.
+/// Traffic counters: one word per direction, so counting a call is one add.
 ///
 /// Each direction's word packs the calls (high [`CALL_BITS`] bits) and the bytes (low
-/// [`BYTE_BITS`] bits). The one reader (the shipper, or the reporting thread) takes the words
-/// with an atomic swap every tick: what it takes it ships, and an add that lands after the
-/// swap is part of the next take, so nothing is lost at a boundary. Between two takes (at most
-/// 100 ms apart while a reader runs) a direction can hold 2^40 bytes (1 TiB) and 2^24 calls.
+/// [`BYTE_BITS`] bits). A socket's words only grow (wrapping): its one reader (the shipper, or
+/// the reporting thread) never writes them, it keeps the words as of its last take
+/// ([`Taken`]) and ships the difference ([`Counters::take_since`]). So a writer that is the
+/// process's only thread may add with a plain instruction instead of a locked one
+/// ([`Counters::count_by`]; the shim does, where a locked add after a system call costs tens of
+/// nanoseconds: docs/benchmarks.md). Between two takes (at most 100 ms apart while a reader
+/// runs) a direction can move 2^40 bytes (1 TiB) and 2^24 calls. Per-peer counters
+/// ([`PeerSlot`]) are still taken by an atomic swap ([`Counters::take`]), and their writers
+/// always add atomically.
 #[derive(Default)]
 pub struct Counters {
     pub(super) tx: AtomicU64,
@@ -27,6 +32,19 @@ pub const BYTE_BITS: u32 = 40;
 pub const CALL_BITS: u32 = 64 - BYTE_BITS;
 pub(super) const ONE_CALL: u64 = 1 << BYTE_BITS;
 pub(super) const BYTE_MASK: u64 = ONE_CALL - 1;
+
+/// A reader's memory of one socket's counters: the words as of its last take.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Taken {
+    words: [u64; 3],
+}
+
+impl Taken {
+    /// The send and receive words as taken.
+    pub fn direction_words(&self) -> [u64; 2] {
+        [self.words[0], self.words[1]]
+    }
+}
 
 /// A plain copy of [`Counters`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -72,18 +90,45 @@ impl Counters {
     /// Counts one call: `bytes` moved (0 for a failure or a peek), `failed` for a real error.
     #[inline]
     pub fn count(&self, dir: Dir, bytes: u64, failed: bool) {
+        self.count_by(dir, bytes, failed, |w, v| {
+            w.fetch_add(v, Relaxed);
+        });
+    }
+
+    /// As [`Counters::count`], adding with `add` (an atomic add, or, for a writer that is the
+    /// only one, a plain add instruction: see the type's docs).
+    #[inline(always)]
+    pub fn count_by(&self, dir: Dir, bytes: u64, failed: bool, add: impl Fn(&AtomicU64, u64)) {
         let w = match dir {
             Dir::Tx => &self.tx,
             Dir::Rx => &self.rx,
         };
-        w.fetch_add(ONE_CALL | (bytes & BYTE_MASK), Relaxed);
+        add(w, ONE_CALL | (bytes & BYTE_MASK));
         if failed {
-            self.errors.fetch_add(1, Relaxed);
+            add(&self.errors, 1);
         }
     }
 
-    /// Takes what was counted since the last take (see the type's docs). Only the one reader
-    /// calls this.
+    /// What was counted since `last` (the reader's previous take of this socket; zero for a
+    /// socket it has not taken yet), and `last` becomes now. Never writes the counters.
+    pub fn take_since(&self, last: &mut Taken) -> CounterValues {
+        let now = [self.tx.load(Acquire), self.rx.load(Acquire), self.errors.load(Acquire)];
+        let d = |i: usize| now[i].wrapping_sub(last.words[i]);
+        let v = CounterValues::from_words(d(0), d(1), d(2));
+        last.words = now;
+        v
+    }
+
+    /// The bytes counted since `words` (a direction's word as a reader took it), by direction.
+    pub(super) fn bytes_since(&self, words: [u64; 2]) -> [u64; 2] {
+        [
+            self.tx.load(Acquire).wrapping_sub(words[0]) & BYTE_MASK,
+            self.rx.load(Acquire).wrapping_sub(words[1]) & BYTE_MASK,
+        ]
+    }
+
+    /// Takes what was counted since the last take by swapping the words to zero (per-peer
+    /// counters; see the type's docs). Only the one reader calls this.
     pub fn take(&self) -> CounterValues {
         let take = |w: &AtomicU64| if w.load(Relaxed) == 0 { 0 } else { w.swap(0, Relaxed) };
         CounterValues::from_words(take(&self.tx), take(&self.rx), take(&self.errors))
@@ -260,5 +305,59 @@ mod counter_tests {
         assert_eq!(total.rx_bytes, 4 * 300_000);
         assert_eq!((total.tx_calls, total.rx_calls, total.errors), (400_000, 400_000, 400));
         assert!(c.take().is_zero());
+    }
+
+    /// The reader's side of a socket's counters: deltas since its last take, while writers
+    /// count, lose nothing and never write the words.
+    #[test]
+    fn takes_since_while_counting_lose_nothing() {
+        let c = std::sync::Arc::new(Counters::new());
+        let writers: Vec<_> = (0..4)
+            .map(|_| {
+                let c = c.clone();
+                std::thread::spawn(move || {
+                    for i in 0..100_000u64 {
+                        c.count(Dir::Tx, i % 7, false);
+                        c.count(Dir::Rx, 3, i % 1000 == 0);
+                    }
+                })
+            })
+            .collect();
+        let mut last = Taken::default();
+        let mut total = CounterValues::default();
+        let mut add = |d: CounterValues| {
+            total.tx_bytes += d.tx_bytes;
+            total.rx_bytes += d.rx_bytes;
+            total.tx_calls += d.tx_calls;
+            total.rx_calls += d.rx_calls;
+            total.errors += d.errors;
+        };
+        while !writers.iter().all(|w| w.is_finished()) {
+            add(c.take_since(&mut last));
+        }
+        for w in writers {
+            w.join().unwrap();
+        }
+        add(c.take_since(&mut last));
+        let per_thread_tx: u64 = (0..100_000u64).map(|i| i % 7).sum();
+        assert_eq!(total.tx_bytes, 4 * per_thread_tx);
+        assert_eq!(total.rx_bytes, 4 * 300_000);
+        assert_eq!((total.tx_calls, total.rx_calls, total.errors), (400_000, 400_000, 400));
+        assert!(c.take_since(&mut last).is_zero());
+        assert_eq!(c.peek().rx_calls, 400_000, "the words were never reset");
+    }
+
+    /// A word that wraps past 2^64 between two takes still gives the exact difference.
+    #[test]
+    fn a_word_that_wraps_gives_the_exact_difference() {
+        let c = Counters::new();
+        c.tx.store(u64::MAX - ONE_CALL, Relaxed);
+        let mut last = Taken::default();
+        let _ = c.take_since(&mut last);
+        for _ in 0..3 {
+            c.count(Dir::Tx, 1_000_000, false);
+        }
+        let d = c.take_since(&mut last);
+        assert_eq!((d.tx_calls, d.tx_bytes), (3, 3_000_000));
     }
 }

@@ -24,7 +24,7 @@ mod counters;
 mod fds;
 mod records;
 
-pub use counters::{CounterValues, Counters, PeerSlot, Peers, BYTE_BITS, CALL_BITS};
+pub use counters::{CounterValues, Counters, PeerSlot, Peers, Taken, BYTE_BITS, CALL_BITS};
 pub use fds::{FdState, FdTable};
 pub use records::{
     NewSocket, Record, RecordMeta, RecordState, Records, FLAG_ADOPTED, FLAG_CFSOCKET, FLAG_INHERITED, FLAG_NO_WITNESS,

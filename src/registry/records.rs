@@ -66,8 +66,10 @@ pub struct Record {
     /// ... what it said at the last reading (close, exit, exec), less `base` ...
     pub(super) witness: [AtomicU64; 2],
     /// ... and the bytes the reader has taken from `counters` so far (a lower bound of what
-    /// the hooks counted, for the close path to skip a system call when the numbers agree).
+    /// the hooks counted, for the close path to skip a system call when the numbers agree) ...
     pub(super) taken: [AtomicU64; 2],
+    /// ... and the direction words as it took them.
+    pub(super) taken_words: [AtomicU64; 2],
 }
 
 /// A consistent-enough copy of a record's metadata, for the reporting thread: the socket as it
@@ -139,6 +141,7 @@ impl Record {
             base: [const { AtomicU64::new(0) }; 2],
             witness: [const { AtomicU64::new(0) }; 2],
             taken: [const { AtomicU64::new(0) }; 2],
+            taken_words: [const { AtomicU64::new(0) }; 2],
         }
     }
 
@@ -271,8 +274,13 @@ impl Record {
             .then(|| [self.witness[0].load(Relaxed), self.witness[1].load(Relaxed)])
     }
 
-    /// The reader took `tx`/`rx` bytes from the counters (see [`Record::seen_at_least`]).
-    pub fn add_taken(&self, tx: u64, rx: u64) {
+    /// The reader took `tx`/`rx` bytes from the counters, leaving them at `last` (see
+    /// [`Record::seen_at_least`]): the words first, then the bytes, so that a reader of both in
+    /// the other order can miss a take, never count one twice.
+    pub fn note_taken(&self, last: &super::counters::Taken, tx: u64, rx: u64) {
+        let w = last.direction_words();
+        self.taken_words[0].store(w[0], Release);
+        self.taken_words[1].store(w[1], Release);
         if tx > 0 {
             self.taken[0].fetch_add(tx, Release);
         }
@@ -282,18 +290,23 @@ impl Record {
     }
 
     /// A lower bound of the (tx, rx) bytes the hooks have counted on this socket in this image:
-    /// what the reader took, plus what the counters hold. The reader swaps a counter to zero
-    /// before it adds what it took, so reading in this order can miss a take in flight, never
-    /// count one twice.
+    /// what the reader took, plus what was counted since its last take.
     pub fn seen_at_least(&self) -> [u64; 2] {
         let taken = [self.taken[0].load(Acquire), self.taken[1].load(Acquire)];
-        let now = self.counters.peek();
-        [taken[0] + now.tx_bytes, taken[1] + now.rx_bytes]
+        let words = [self.taken_words[0].load(Acquire), self.taken_words[1].load(Acquire)];
+        let since = self.counters.bytes_since(words);
+        [taken[0] + since[0], taken[1] + since[1]]
     }
 
     /// Forgets the kernel witness (a forked child starts its own).
     pub(super) fn reset_witness(&self) {
-        for a in self.base.iter().chain(&self.witness).chain(&self.taken) {
+        for a in self
+            .base
+            .iter()
+            .chain(&self.witness)
+            .chain(&self.taken)
+            .chain(&self.taken_words)
+        {
             a.store(0, Relaxed);
         }
         self.flags.fetch_and(!FLAG_WITNESSED, AcqRel);
@@ -342,6 +355,7 @@ impl Record {
             (&self.base, &o.base),
             (&self.witness, &o.witness),
             (&self.taken, &o.taken),
+            (&self.taken_words, &o.taken_words),
         ] {
             d[0].store(s[0].load(Relaxed), Relaxed);
             d[1].store(s[1].load(Relaxed), Relaxed);

@@ -3,7 +3,7 @@
 //! `ps` report them from inside the host. Each test compares a metered run with an unmetered one
 //! of the same program, and runs in both shipping modes.
 
-use crate::harness::{self, both_modes, compile_c, direct, python, run_in, Peer};
+use crate::harness::{self, both_modes, compile_c, direct, python, run_in, Peer, Sink};
 
 /// The lines `tests/c/hostview.c` prints for stages 1 and 2 when nothing is preloaded.
 fn unmetered_view(prog: &str, bytes: &str) -> String {
@@ -165,6 +165,25 @@ both_modes! {
         assert_eq!(own["sent"].as_u64(), Some(received), "the peer got what the program sent");
         let p = r.proc("sigstorm");
         assert_eq!(p.totals.tx_bytes, received, "every handler's datagram, exact:\n{}", r.stderr);
+    }
+}
+
+both_modes! {
+    /// The handler and the main flow send on the same TCP connection, so handlers land between
+    /// the main flow's send and its count of it (in a single-threaded host, a plain add: one
+    /// instruction, which a handler cannot split): the report equals what the peer received.
+    fn a_handler_sending_on_the_main_flows_socket_is_counted_exactly(mode) {
+        let sink = Sink::start();
+        let prog = compile_c("sigstorm", &[]).display().to_string();
+        let r = run_in(mode, &[], &[&prog, &sink.port.to_string(), "400", "shared"], &[]);
+        let received = sink.received() as u64;
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        let own: serde_json::Value = serde_json::from_str(r.stdout.trim()).expect("the program's line");
+        assert!(own["signals"].as_u64().unwrap_or(0) >= 50, "the storm happened: {own}");
+        assert_eq!(own["sent"].as_u64(), Some(received), "the peer got what the program sent");
+        let p = r.proc("sigstorm");
+        assert_eq!(p.totals.tx_bytes, received, "every byte of both, exact:\n{}", r.stderr);
+        assert_eq!(p.totals.tx_calls, own["loops"].as_u64().unwrap() + own["signals"].as_u64().unwrap(), "every call of both");
     }
 }
 

@@ -55,7 +55,9 @@ fn count(known: Option<Sock>, fd: c_int, dir: Dir, ret: isize, e: c_int, peek: b
         Some(s) => s,
         None => record_in_call(fd, dir, out.bytes)?,
     };
-    sock.rec.counters.count(dir, out.bytes, out.failed);
+    sock.rec
+        .counters
+        .count_by(dir, out.bytes, out.failed, platform::add_counter);
     runtime::ensure_started();
     Some((sock, out))
 }
@@ -256,7 +258,9 @@ fn mmsg(known: Option<Sock>, ret: c_int, e: c_int, fd: c_int, vec: *const mmsghd
         kernel::unbase(sock.rec, dir, bytes);
     }
     let out = outcome(ret as isize, e, peekf);
-    sock.rec.counters.count(dir, if peekf { 0 } else { bytes }, out.failed);
+    sock.rec
+        .counters
+        .count_by(dir, if peekf { 0 } else { bytes }, out.failed, platform::add_counter);
     runtime::ensure_started();
 }
 

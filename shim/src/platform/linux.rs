@@ -163,6 +163,26 @@ pub fn single_threaded() -> bool {
     unsafe { std::ptr::read_volatile(&raw const __libc_single_threaded) != 0 }
 }
 
+/// Adds `v` to a counter word the reader only reads (`sockmeter::registry::Counters`). In a
+/// process with one thread, one plain `add` instruction: no other thread can add meanwhile,
+/// this thread's signal handlers run between instructions, and a reader in another process
+/// sees the old or the new word (an aligned 8-byte store). A locked add right after a system
+/// call costs tens of nanoseconds on some machines (docs/benchmarks.md); this is the per-byte
+/// path's one write. Otherwise an atomic add.
+#[inline(always)]
+pub fn add_counter(w: &std::sync::atomic::AtomicU64, v: u64) {
+    #[cfg(target_arch = "x86_64")]
+    if single_threaded() {
+        // SAFETY: `w` is a valid, aligned u64 that only this thread writes now (see above);
+        // the instruction touches nothing else (it sets the flags, which are not preserved).
+        unsafe {
+            core::arch::asm!("add qword ptr [{p}], {v}", p = in(reg) w.as_ptr(), v = in(reg) v, options(nostack));
+        }
+        return;
+    }
+    w.fetch_add(v, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// Writes out the pending output of every stdio stream whose fd `wanted` says, the way libc
 /// itself does at exit (`_IO_cleanup`, after the last atexit handler): walking its list of
 /// streams without locks. Not `fflush(NULL)`, which takes every stream's lock, and a thread

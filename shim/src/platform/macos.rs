@@ -82,6 +82,12 @@ pub fn single_threaded() -> bool {
     false
 }
 
+/// Adds `v` to a counter word (see the Linux platform): an atomic add here.
+#[inline(always)]
+pub fn add_counter(w: &std::sync::atomic::AtomicU64, v: u64) {
+    w.fetch_add(v, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// Wall-clock ms since the epoch (the commpage clock: no system call).
 pub fn now_ms() -> u64 {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };

@@ -27,6 +27,8 @@
 //! * `exe_path()`, `cmdline()`, `pid()`, `ppid()`.
 //! * `single_threaded()`: whether the process surely has one thread only (false when unknown):
 //!   shipper mode's region is made lazily only then.
+//! * `add_counter(word, v)`: the per-byte path's one write, a plain add where the process has
+//!   one thread and the platform allows it, else an atomic add.
 //! * `spawn_blocking_signals(f)`: the shim's own threads are born blocking every signal, so they
 //!   take none of the host's.
 //! * shipper mode (`shipper.rs` on Linux): `create_region` (a shared mapping others can map),
