@@ -11,6 +11,7 @@
 use crate::account::ProcessAccount;
 use crate::addr::Addr;
 use crate::model::Load;
+use crate::model::Role;
 use crate::model::SocketOrigin;
 use crate::names::Names;
 use crate::registry::{RecordState, Registry, Taken, FLAG_ADOPTED, FLAG_CFSOCKET, FLAG_INHERITED};
@@ -156,6 +157,21 @@ impl Shipper {
                     });
                     *sh = Shipped::default();
                 }
+                continue;
+            }
+            // Nothing new since the last pass (an idle socket, most of a busy process's): the
+            // same socket and metadata, still open, not a single count. Such a record costs a
+            // few loads, not a copy of its metadata and a look at its peer slots. Sockets that
+            // count per peer (unconnected datagram sockets) and the overflow record, which
+            // also counts connections, are always looked at.
+            if sh.announced
+                && state == RecordState::Open
+                && idx as u32 != crate::registry::OVERFLOW
+                && !matches!(rec.role(), Role::Unconnected | Role::Datagram)
+                && rec.id() == sh.id
+                && rec.generation() == sh.generation
+                && rec.counters.unchanged_since(&sh.taken)
+            {
                 continue;
             }
             let meta = rec.meta();
@@ -334,6 +350,36 @@ mod tests {
         assert_eq!(r.sockets[0].module.as_deref(), Some("/m2.so"));
         assert_eq!(r.sockets[0].closed_at, Some(crate::time::rfc3339(3)));
         assert_eq!(REG.records.get(idx).state(), RecordState::Free);
+    }
+
+    /// An idle socket is skipped (no message), and what it does later is shipped: a count, a
+    /// change of metadata, its close.
+    #[test]
+    fn idle_sockets_are_skipped_and_woken_by_a_count_a_change_or_a_close() {
+        static OWN: Registry = Registry::new();
+        let idx = OWN.open(&connected(6, 81), || 1).0;
+        let rec = OWN.records.get(idx);
+        let mut sh = Shipper::new();
+        let mut acct = ProcessAccount::new();
+        let mut apply = |msgs: Vec<Message>| {
+            let n = msgs.len();
+            for m in msgs {
+                acct.apply(&m).unwrap();
+            }
+            n
+        };
+        assert_eq!(apply(sh.pass(&OWN, &names, 1)), 1, "announced");
+        assert_eq!(apply(sh.pass(&OWN, &names, 2)), 0, "idle: nothing");
+        rec.counters.count(Dir::Rx, 9, false);
+        assert_eq!(apply(sh.pass(&OWN, &names, 3)), 1, "a count: its delta");
+        assert_eq!(apply(sh.pass(&OWN, &names, 4)), 0, "idle again");
+        rec.set_peer(&[0; ADDR_WORDS]);
+        assert_eq!(apply(sh.pass(&OWN, &names, 5)), 1, "a change: announced again");
+        assert_eq!(OWN.close(6, FdState::Record(idx), 6), Some(idx));
+        assert_eq!(apply(sh.pass(&OWN, &names, 7)), 1, "the close");
+        let r = acct.report(false, "running");
+        assert_eq!((r.totals.rx_bytes, r.totals.rx_calls), (9, 1));
+        assert_eq!(OWN.records.get(idx).state(), RecordState::Free);
     }
 
     #[test]

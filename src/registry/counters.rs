@@ -119,6 +119,14 @@ impl Counters {
         v
     }
 
+    /// Whether nothing was counted since `last` (the reader's previous take).
+    #[inline]
+    pub fn unchanged_since(&self, last: &Taken) -> bool {
+        self.tx.load(Acquire) == last.words[0]
+            && self.rx.load(Acquire) == last.words[1]
+            && self.errors.load(Acquire) == last.words[2]
+    }
+
     /// The bytes counted since `words` (a direction's word as a reader took it), by direction.
     pub(super) fn bytes_since(&self, words: [u64; 2]) -> [u64; 2] {
         [

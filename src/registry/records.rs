@@ -167,6 +167,19 @@ impl Record {
         Family::from_code(self.kind.load(Relaxed) as u8)
     }
 
+    /// The socket's id (a reused record gets a new one).
+    #[inline]
+    pub fn id(&self) -> u64 {
+        self.id.load(Acquire)
+    }
+
+    /// The metadata generation: it moves whenever what a reader announces changes (role,
+    /// addresses, attribution, flags that are shipped, the kernel witness).
+    #[inline]
+    pub fn generation(&self) -> u32 {
+        self.meta_gen.load(Acquire)
+    }
+
     /// The protocol.
     #[inline]
     pub fn proto(&self) -> Proto {
