@@ -170,6 +170,9 @@ pub fn listen(args: &ListenArgs) -> Result<i32> {
     let shipper = std::env::var_os("SOCKMETER_SHIPPER")
         .or_else(|| std::env::current_exe().ok().map(PathBuf::into_os_string))
         .unwrap_or_default();
+    // Before the environment line: whoever reads it may stop us at once (a service manager, a
+    // test), and SIGTERM must then write the report rather than kill us.
+    signals::install().context("cannot install signal handlers")?;
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "{}", env_line(&shim, &socket, &shipper, args.interval))
@@ -183,7 +186,6 @@ pub fn listen(args: &ListenArgs) -> Result<i32> {
     if let Some(addr) = outputs.metrics_addr() {
         say!("sockmeter: Prometheus metrics at http://{addr}/metrics");
     }
-    signals::install().context("cannot install signal handlers")?;
     outputs.start(&mut collector, "listen", &[]);
 
     let mut broken = false;

@@ -217,3 +217,18 @@ fn listen_refuses_an_unsafe_directory_and_a_socket_in_use() {
     assert_eq!(code, 0, "{err}");
     assert!(!mine.join("s.sock").exists(), "its socket is removed at its end");
 }
+
+/// SIGTERM the moment the environment line is out (a service manager that stops what it just
+/// started): `listen` writes its report and exits 0, every time. It used to print the line
+/// before it handled SIGTERM, and died of it when the signal came first.
+#[test]
+fn sigterm_right_after_the_environment_line_writes_the_report() {
+    let base = fresh_dir("listen-early-term");
+    for i in 0..20 {
+        let json = base.join(format!("r{i}.json"));
+        let l = Listen::start(&base.join(format!("s{i}/s.sock")), &["--json", json.to_str().unwrap()]);
+        let (code, err) = l.stop();
+        assert_eq!(code, 0, "round {i}: {err}");
+        assert!(json.exists(), "round {i}: the report was written: {err}");
+    }
+}
