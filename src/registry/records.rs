@@ -543,13 +543,16 @@ impl Records {
 
     /// In a forked child: every open socket starts again from zero (the child is a new process
     /// with its own counters) and is marked inherited; closed records the parent had not yet
-    /// reported are dropped (they are the parent's to report).
-    pub fn reset_after_fork(&self) {
+    /// reported are dropped (they are the parent's to report). Returns how many sockets the
+    /// child inherited open.
+    pub fn reset_after_fork(&self) -> u32 {
         self.overflow_conns.store(0, Relaxed);
+        let mut open = 0;
         for idx in 0..self.high_water() {
             let r = &self.recs[idx as usize];
             match r.state.load(Acquire) {
                 REC_OPEN => {
+                    open += 1;
                     r.counters.reset();
                     r.reset_witness();
                     self.peers[idx as usize].zero();
@@ -560,6 +563,7 @@ impl Records {
                 _ => {}
             }
         }
+        open
     }
 }
 

@@ -8,7 +8,12 @@
  *                 reply to EOF. Prints what it sent and received.
  *   MODE threads: starts two threads before any socket exists; each makes one connection as
  *                 above (sending 2000 and 5000 bytes), at the same time. Prints the totals.
+ *   MODE fork:    one connection (3000 bytes), closed; then forks a child, which prints how
+ *                 many memfd regions it holds before touching a socket (it inherited no open
+ *                 socket: expect 0), makes one connection (2000 bytes) and exits; the parent
+ *                 waits. The child prints "child sent=2000 received=R".
  */
+#include <sys/wait.h>
 #include "common.h"
 #include <dirent.h>
 #include <netdb.h>
@@ -84,6 +89,20 @@ int main(int argc, char **argv) {
     printf("memfds_at_start=%d\n", memfds());
     if (strcmp(mode, "single") == 0) {
         one(3000);
+    } else if (strcmp(mode, "fork") == 0) {
+        one(3000);
+        fflush(stdout);
+        pid_t c = fork();
+        if (c == 0) {
+            sent_total = recv_total = 0;
+            printf("child memfds=%d\n", memfds());
+            one(2000);
+            printf("child sent=%ld received=%ld\n", sent_total, recv_total);
+            fflush(stdout);
+            _exit(0);
+        }
+        int st;
+        waitpid(c, &st, 0);
     } else if (strcmp(mode, "threads") == 0) {
         pthread_t a, b;
         pthread_barrier_init(&bar, NULL, 2);

@@ -67,6 +67,25 @@ both_modes! {
         assert_eq!((s.peer_name.as_deref(), s.tx_bytes, s.rx_bytes), (Some("localhost"), 3000, 700));
     }
 
+    /// A forked child that inherited no open socket makes no region until it needs one (a
+    /// fork+exec child never does); when it then connects, that connection is its own, exact.
+    fn a_forked_child_without_sockets_gets_its_region_when_it_needs_one(mode) {
+        let peer = Counter::start(2, 500);
+        let prog = compile_c("lazystart", &["-pthread"]).display().to_string();
+        let port = peer.port.to_string();
+        let r = run_in(mode, &[], &[&prog, &port, "fork"], &[]);
+        let seen = peer.finish();
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert!(r.stdout.contains("child memfds=0\n"), "{}", r.stdout);
+        assert!(r.stdout.contains("child sent=2000 received=500"), "{}", r.stdout);
+        assert_eq!((seen.rx, seen.tx, seen.conns), (5000, 1000, 2));
+        let procs = r.procs(&prog);
+        assert_eq!(procs.len(), 2, "{}", r.stderr);
+        let mut sent: Vec<(u64, u64)> = procs.iter().map(|p| (p.totals.tx_bytes, p.totals.rx_bytes)).collect();
+        sent.sort();
+        assert_eq!(sent, [(2000, 500), (3000, 500)], "{}", r.stderr);
+    }
+
     /// Threads started before any socket (the region is made before the first of them): two
     /// connections made at the same time on two threads are both counted to the byte.
     fn threads_started_before_any_socket_are_counted(mode) {

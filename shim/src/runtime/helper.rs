@@ -17,9 +17,10 @@
 //!   sees the host exit through a pidfd (so even SIGKILL loses nothing) and an exec through the
 //!   link pipe closing (close-on-exec) while `exec_pending` is set;
 //! * a forked child moves its accounting into a region of its own (copying the parent's open
-//!   sockets, counters zeroed). When it first touches a socket it hands that region to the
-//!   shipper its parent already has, over the inherited *adoption channel* (a socketpair:
-//!   the memfd, a link pipe of its own and a pidfd of itself, passed with `SCM_RIGHTS`); only
+//!   sockets, counters zeroed; a child that inherited none makes it when it first needs one).
+//!   When it first touches a socket it hands that region to the shipper its parent already
+//!   has, over the inherited *adoption channel* (a socketpair: the memfd, a link pipe of its
+//!   own and a pidfd of itself, passed with `SCM_RIGHTS`); only
 //!   if that fails (no channel, the shipper gone, its queue full) does it start its own.
 //!   Starting a shipper is a clone and an exec, ~1 ms of CPU mostly while the child waits; a
 //!   hand-over is one message.
@@ -356,7 +357,14 @@ pub fn fork_child() {
             unsafe { libc::close(f) };
         }
     }
-    local.registry.records.reset_after_fork();
+    // A child that holds none of its parent's sockets (most fork+exec children) is like a
+    // fresh process: its region is made when it first needs one (`settle`), or never. One that
+    // holds some counts on them from its first instruction: its region is made now.
+    if local.registry.records.reset_after_fork() == 0 {
+        HELPER_MODE.store(false, Release);
+        REGION_STATE.store(PENDING, Release);
+        return;
+    }
     match new_region(local) {
         Some((fd, region)) => {
             REGION.store(region as *const Shared as *mut Shared, Release);

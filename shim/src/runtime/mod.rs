@@ -447,7 +447,7 @@ pub fn fork_child() {
     if helper::on() {
         helper::fork_child();
     } else {
-        reg().records.reset_after_fork();
+        let _ = reg().records.reset_after_fork();
     }
     shared().started_ms.store(forked, Relaxed);
     shared().image.store(platform::image_token(), Relaxed);
