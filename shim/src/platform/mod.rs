@@ -43,11 +43,19 @@
 mod linux;
 #[cfg(target_os = "linux")]
 pub use linux::*;
+#[cfg(target_os = "linux")]
+mod linux_naked;
+#[cfg(target_os = "linux")]
+pub(crate) use linux_naked::*;
 
 #[cfg(target_os = "macos")]
 mod macos;
 #[cfg(target_os = "macos")]
 pub use macos::*;
+#[cfg(target_os = "macos")]
+mod macos_naked;
+#[cfg(target_os = "macos")]
+pub(crate) use macos_naked::*;
 
 mod posix;
 pub use posix::*;
@@ -62,6 +70,8 @@ pub use shipper::*;
 
 #[cfg(target_os = "linux")]
 mod elf_got;
+#[cfg(target_os = "linux")]
+mod page_prots;
 
 use libc::c_int;
 use sockmeter::model::{Family, Proto};
