@@ -279,9 +279,9 @@ pub(super) fn store_words(w: &[AtomicU64; ADDR_WORDS], v: &[u64; ADDR_WORDS]) {
 mod counter_tests {
     use super::*;
 
-    #[test]
-    fn takes_while_counting_lose_nothing() {
-        let c = std::sync::Arc::new(Counters::new());
+    /// Four threads count while `take` reads, until they are done and once more: what was
+    /// taken, in total.
+    fn taken_while_four_count(c: &std::sync::Arc<Counters>, mut take: impl FnMut() -> CounterValues) -> CounterValues {
         let writers: Vec<_> = (0..4)
             .map(|_| {
                 let c = c.clone();
@@ -293,45 +293,6 @@ mod counter_tests {
                 })
             })
             .collect();
-        let mut total = CounterValues::default();
-        let add = |t: &mut CounterValues, d: CounterValues| {
-            t.tx_bytes += d.tx_bytes;
-            t.rx_bytes += d.rx_bytes;
-            t.tx_calls += d.tx_calls;
-            t.rx_calls += d.rx_calls;
-            t.errors += d.errors;
-        };
-        while !writers.iter().all(|w| w.is_finished()) {
-            add(&mut total, c.take());
-        }
-        for w in writers {
-            w.join().unwrap();
-        }
-        add(&mut total, c.take());
-        let per_thread_tx: u64 = (0..100_000u64).map(|i| i % 7).sum();
-        assert_eq!(total.tx_bytes, 4 * per_thread_tx);
-        assert_eq!(total.rx_bytes, 4 * 300_000);
-        assert_eq!((total.tx_calls, total.rx_calls, total.errors), (400_000, 400_000, 400));
-        assert!(c.take().is_zero());
-    }
-
-    /// The reader's side of a socket's counters: deltas since its last take, while writers
-    /// count, lose nothing and never write the words.
-    #[test]
-    fn takes_since_while_counting_lose_nothing() {
-        let c = std::sync::Arc::new(Counters::new());
-        let writers: Vec<_> = (0..4)
-            .map(|_| {
-                let c = c.clone();
-                std::thread::spawn(move || {
-                    for i in 0..100_000u64 {
-                        c.count(Dir::Tx, i % 7, false);
-                        c.count(Dir::Rx, 3, i % 1000 == 0);
-                    }
-                })
-            })
-            .collect();
-        let mut last = Taken::default();
         let mut total = CounterValues::default();
         let mut add = |d: CounterValues| {
             total.tx_bytes += d.tx_bytes;
@@ -341,16 +302,38 @@ mod counter_tests {
             total.errors += d.errors;
         };
         while !writers.iter().all(|w| w.is_finished()) {
-            add(c.take_since(&mut last));
+            add(take());
         }
         for w in writers {
             w.join().unwrap();
         }
-        add(c.take_since(&mut last));
+        add(take());
+        total
+    }
+
+    /// What four threads counted, exactly.
+    fn assert_all_of_four(total: CounterValues) {
         let per_thread_tx: u64 = (0..100_000u64).map(|i| i % 7).sum();
         assert_eq!(total.tx_bytes, 4 * per_thread_tx);
         assert_eq!(total.rx_bytes, 4 * 300_000);
         assert_eq!((total.tx_calls, total.rx_calls, total.errors), (400_000, 400_000, 400));
+    }
+
+    /// Per-peer counters: taken by a swap to zero while writers count, nothing lost.
+    #[test]
+    fn takes_while_counting_lose_nothing() {
+        let c = std::sync::Arc::new(Counters::new());
+        assert_all_of_four(taken_while_four_count(&c, || c.take()));
+        assert!(c.take().is_zero());
+    }
+
+    /// The reader's side of a socket's counters: deltas since its last take, while writers
+    /// count, lose nothing and never write the words.
+    #[test]
+    fn takes_since_while_counting_lose_nothing() {
+        let c = std::sync::Arc::new(Counters::new());
+        let mut last = Taken::default();
+        assert_all_of_four(taken_while_four_count(&c, || c.take_since(&mut last)));
         assert!(c.take_since(&mut last).is_zero());
         assert_eq!(c.peek().rx_calls, 400_000, "the words were never reset");
     }

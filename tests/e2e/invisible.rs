@@ -3,7 +3,7 @@
 //! `ps` report them from inside the host. Each test compares a metered run with an unmetered one
 //! of the same program, and runs in both shipping modes.
 
-use crate::harness::{self, both_modes, compile_c, direct, python, run_in, Peer, Sink};
+use crate::harness::{self, both_modes, compile_c, direct, python, run_in, Mode, Peer, Run, Sink};
 
 /// The lines `tests/c/hostview.c` prints for stages 1 and 2 when nothing is preloaded.
 fn unmetered_view(prog: &str, bytes: &str) -> String {
@@ -155,17 +155,34 @@ both_modes! {
                 }
             }
         });
-        let prog = compile_c("sigstorm", &[]).display().to_string();
-        let r = run_in(mode, &[], &[&prog, &port.to_string(), "400"], &[]);
-        stop.store(true, std::sync::atomic::Ordering::Release);
-        let received = counter.join().expect("peer");
-        assert_eq!(r.code, 0, "{}", r.stderr);
-        let own: serde_json::Value = serde_json::from_str(r.stdout.trim()).expect("the program's line");
-        assert!(own["signals"].as_u64().unwrap_or(0) >= 50, "the storm happened: {own}");
-        assert_eq!(own["sent"].as_u64(), Some(received), "the peer got what the program sent");
-        let p = r.proc("sigstorm");
-        assert_eq!(p.totals.tx_bytes, received, "every handler's datagram, exact:\n{}", r.stderr);
+        sigstorm(mode, port, &[], || {
+            stop.store(true, std::sync::atomic::Ordering::Release);
+            counter.join().expect("peer")
+        });
     }
+}
+
+/// Runs `sigstorm PORT 400 <extra>` in `mode`; `received` gives what the unmetered peer got
+/// once the program has ended. Checks that the storm happened, that the peer got what the
+/// program says it sent, and that the report's bytes sent are exactly that.
+fn sigstorm(mode: Mode, port: u16, extra: &[&str], received: impl FnOnce() -> u64) -> (Run, serde_json::Value) {
+    let prog = compile_c("sigstorm", &[]).display().to_string();
+    let port = port.to_string();
+    let mut cmd = vec![prog.as_str(), port.as_str(), "400"];
+    cmd.extend_from_slice(extra);
+    let r = run_in(mode, &[], &cmd, &[]);
+    let received = received();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let own: serde_json::Value = serde_json::from_str(r.stdout.trim()).expect("the program's line");
+    assert!(own["signals"].as_u64().unwrap_or(0) >= 50, "the storm happened: {own}");
+    assert_eq!(
+        own["sent"].as_u64(),
+        Some(received),
+        "the peer got what the program sent"
+    );
+    let p = r.proc("sigstorm");
+    assert_eq!(p.totals.tx_bytes, received, "every byte sent, exact:\n{}", r.stderr);
+    (r, own)
 }
 
 both_modes! {
@@ -174,15 +191,9 @@ both_modes! {
     /// instruction, which a handler cannot split): the report equals what the peer received.
     fn a_handler_sending_on_the_main_flows_socket_is_counted_exactly(mode) {
         let sink = Sink::start();
-        let prog = compile_c("sigstorm", &[]).display().to_string();
-        let r = run_in(mode, &[], &[&prog, &sink.port.to_string(), "400", "shared"], &[]);
-        let received = sink.received() as u64;
-        assert_eq!(r.code, 0, "{}", r.stderr);
-        let own: serde_json::Value = serde_json::from_str(r.stdout.trim()).expect("the program's line");
-        assert!(own["signals"].as_u64().unwrap_or(0) >= 50, "the storm happened: {own}");
-        assert_eq!(own["sent"].as_u64(), Some(received), "the peer got what the program sent");
+        let port = sink.port;
+        let (r, own) = sigstorm(mode, port, &["shared"], || sink.received() as u64);
         let p = r.proc("sigstorm");
-        assert_eq!(p.totals.tx_bytes, received, "every byte of both, exact:\n{}", r.stderr);
         assert_eq!(p.totals.tx_calls, own["loops"].as_u64().unwrap() + own["signals"].as_u64().unwrap(), "every call of both");
     }
 }

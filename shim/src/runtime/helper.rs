@@ -162,7 +162,10 @@ pub fn settle() {
 
 /// The region and the shipper's path, when one can be found.
 fn make_region() {
-    let Some(exe) = shipper_exe() else {
+    // A forked child knows the path already, from its parent (`try_lock`: a lock some other
+    // thread of the parent held at the fork is never released in the child).
+    let known = EXE.try_lock().ok().and_then(|e| e.clone());
+    let Some(exe) = known.or_else(shipper_exe) else {
         // `sockmeter run` checks the variable before it runs anything; a host started by hand
         // (for `sockmeter listen`) hears it here, once, at its first socket.
         if let Some(p) = std::env::var_os("SOCKMETER_SHIPPER").filter(|p| p != "none") {
