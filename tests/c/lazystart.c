@@ -12,6 +12,12 @@
  *                 many memfd regions it holds before touching a socket (it inherited no open
  *                 socket: expect 0), makes one connection (2000 bytes) and exits; the parent
  *                 waits. The child prints "child sent=2000 received=R".
+ *   MODE many N:  one connection (3000 bytes), then N children one after the other, each
+ *                 making one connection (100 bytes) and calling _exit. Then the parent finds
+ *                 its shipper (the process running `sockmeter __ship ... --pid=<parent>`) and
+ *                 waits (up to 60 s) until the shipper holds at most one region mapped (its own
+ *                 memfd "sockmeter" mappings, from /proc/<shipper>/maps): prints
+ *                 "shipper_regions=K", or "shipper=none" when there is no shipper.
  */
 #include <sys/wait.h>
 #include "common.h"
@@ -81,8 +87,49 @@ static void *worker(void *arg) {
     return NULL;
 }
 
+/* The pid of this process's shipper, or 0. */
+static pid_t find_shipper(void) {
+    char want[64];
+    snprintf(want, sizeof want, "--pid=%d", (int)getpid());
+    DIR *d = opendir("/proc");
+    pid_t found = 0;
+    struct dirent *e;
+    if (!d) return 0;
+    while (!found && (e = readdir(d))) {
+        if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+        char path[300], cmd[4096];
+        snprintf(path, sizeof path, "/proc/%s/cmdline", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f) continue;
+        size_t n = fread(cmd, 1, sizeof cmd - 1, f);
+        fclose(f);
+        int ship = 0, mine = 0;
+        for (size_t i = 0; i < n; i += strlen(cmd + i) + 1) {
+            cmd[n] = 0;
+            if (strcmp(cmd + i, "__ship") == 0) ship = 1;
+            if (strcmp(cmd + i, want) == 0) mine = 1;
+        }
+        if (ship && mine) found = (pid_t)atoi(e->d_name);
+    }
+    closedir(d);
+    return found;
+}
+
+/* How many of the shim's regions process `pid` has mapped. */
+static int regions_mapped(pid_t pid) {
+    char path[64], line[512];
+    snprintf(path, sizeof path, "/proc/%d/maps", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    int n = 0;
+    while (fgets(line, sizeof line, f))
+        if (strstr(line, "/memfd:sockmeter")) n++;
+    fclose(f);
+    return n;
+}
+
 int main(int argc, char **argv) {
-    if (argc < 3) { fprintf(stderr, "usage: lazystart PORT none|single|threads\n"); return 2; }
+    if (argc < 3) { fprintf(stderr, "usage: lazystart PORT none|single|threads|fork|many N\n"); return 2; }
     port = argv[1];
     const char *mode = argv[2];
     alarm(LIFETIME);
@@ -103,6 +150,34 @@ int main(int argc, char **argv) {
         }
         int st;
         waitpid(c, &st, 0);
+    } else if (strcmp(mode, "many") == 0 && argc > 3) {
+        one(3000);
+        int n = atoi(argv[3]);
+        fflush(stdout);
+        for (int i = 0; i < n; i++) {
+            pid_t c = fork();
+            if (c < 0) { perror("fork"); return 2; }
+            if (c == 0) {
+                one(100);
+                _exit(0);
+            }
+            int st;
+            if (waitpid(c, &st, 0) != c || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+                fprintf(stderr, "child %d failed\n", i);
+                return 2;
+            }
+        }
+        pid_t sp = find_shipper();
+        if (sp == 0) {
+            printf("shipper=none\n");
+        } else {
+            int k = regions_mapped(sp);
+            for (int i = 0; i < 6000 && k > 1; i++) {
+                usleep(10000);
+                k = regions_mapped(sp);
+            }
+            printf("shipper_regions=%d\n", k);
+        }
     } else if (strcmp(mode, "threads") == 0) {
         pthread_t a, b;
         pthread_barrier_init(&bar, NULL, 2);

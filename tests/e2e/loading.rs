@@ -86,6 +86,35 @@ both_modes! {
         assert_eq!(sent, [(2000, 500), (3000, 500)], "{}", r.stderr);
     }
 
+    /// A forking server's shipper serves a host per child and lets each one go: 300 children,
+    /// one connection each, every one exact, and afterwards the shipper holds only the
+    /// parent's region (it used to keep every child's mapped: one mapping and the touched
+    /// pages per child, until `vm.max_map_count` made the next adoption fail).
+    fn a_shipper_lets_each_forked_childs_region_go(mode) {
+        const CHILDREN: u64 = 300;
+        let peer = Counter::start(CHILDREN + 1, 50);
+        let prog = compile_c("lazystart", &["-pthread"]).display().to_string();
+        let port = peer.port.to_string();
+        let r = run_in(mode, &[], &[&prog, &port, "many", &CHILDREN.to_string()], &[]);
+        let seen = peer.finish();
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert_eq!((seen.rx, seen.tx, seen.conns), (3000 + 100 * CHILDREN, 50 * (CHILDREN + 1), CHILDREN + 1));
+        match mode {
+            harness::Mode::Shipper => assert!(r.stdout.contains("shipper_regions=1\n"), "{}", r.stdout),
+            harness::Mode::Thread => assert!(r.stdout.contains("shipper=none\n"), "{}", r.stdout),
+        }
+        let procs = r.procs(&prog);
+        assert_eq!(procs.len() as u64, CHILDREN + 1, "{}", r.stderr);
+        let children: Vec<(u64, u64)> = procs
+            .iter()
+            .filter(|p| p.origin == "fork")
+            .map(|p| (p.totals.tx_bytes, p.totals.rx_bytes))
+            .collect();
+        assert_eq!(children, vec![(100, 50); CHILDREN as usize], "{}", r.stderr);
+        let (tx, rx) = procs.iter().fold((0, 0), |(t, x), p| (t + p.totals.tx_bytes, x + p.totals.rx_bytes));
+        assert_eq!((tx, rx), (seen.rx, seen.tx), "{}", r.stderr);
+    }
+
     /// Threads started before any socket (the region is made before the first of them): two
     /// connections made at the same time on two threads are both counted to the byte.
     fn threads_started_before_any_socket_are_counted(mode) {

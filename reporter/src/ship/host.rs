@@ -26,11 +26,37 @@ use sockmeter::time::now_ms;
 use sockmeter::wire::{Bye, ByeReason, ExitStatus, Hello, Message, Origin};
 use sockmeter::ProcessAccount;
 
-fn map(fd: i32) -> Option<&'static Shared> {
+/// The shipper's mapping of one host's region, unmapped when the host is dropped: a forking
+/// server's shipper serves a host per child, and kept mapped, every child's region would stay
+/// (one mapping each, up to the kernel's `vm.max_map_count`, and the pages the child touched).
+struct Mapping(std::ptr::NonNull<Shared>);
+
+impl Mapping {
+    /// The region. The `'static` is bounded by the [`Host`] that owns this mapping: its `Out`
+    /// holds the reference and is dropped before the mapping (field order), and no reference
+    /// leaves the host.
+    fn region(&self) -> &'static Shared {
+        // SAFETY: a live mapping of exactly one `Shared` made by the shim (see `map`), every
+        // field atomics, so sharing it with the host is sound; see above for the lifetime.
+        unsafe { self.0.as_ref() }
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: our own mapping of `size_of::<Shared>()` bytes, made in `map`; nothing refers
+        // to it any more (see `region`).
+        unsafe { libc::munmap(self.0.as_ptr().cast(), std::mem::size_of::<Shared>()) };
+    }
+}
+
+fn map(fd: i32) -> Option<Mapping> {
     let size = std::mem::size_of::<Shared>();
     // SAFETY: fstat with a valid out-pointer.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     if unsafe { libc::fstat(fd, &mut st) } != 0 || (st.st_size as usize) < size {
+        // SAFETY: our copy of the memfd.
+        unsafe { libc::close(fd) };
         return None;
     }
     // SAFETY: mapping the shim's region read-write and shared, at its full size.
@@ -49,10 +75,8 @@ fn map(fd: i32) -> Option<&'static Shared> {
     if p == libc::MAP_FAILED {
         return None;
     }
-    // SAFETY: a mapping of exactly one `Shared`, made by the shim, never unmapped; every field
-    // is atomics, so sharing it with the host is sound.
-    let s: &'static Shared = unsafe { &*(p as *const Shared) };
-    s.is_valid().then_some(s)
+    let m = Mapping(std::ptr::NonNull::new(p.cast())?);
+    m.region().is_valid().then_some(m)
 }
 
 /// How process `pid` ended, read from its `/proc` entry while it is a zombie its parent has not
@@ -300,13 +324,15 @@ pub struct Host {
     ended: bool,
     /// When it ended.
     ended_at: Option<Instant>,
+    /// The region `out` reads; last, so that it is unmapped after everything else is dropped.
+    mapping: Mapping,
 }
 
 impl Host {
     /// Maps the region (`mem`, which this closes), connects to the reporter and says hello.
     /// None when the region cannot be mapped (`mem`, `link` and `pidfd` are closed then).
     pub fn start(who: Who, mem: i32, link: i32, pidfd: i32, cfg: &Config) -> Option<Host> {
-        let Some(region) = map(mem) else {
+        let Some(mapping) = map(mem) else {
             for fd in [link, pidfd] {
                 if fd >= 0 {
                     // SAFETY: fds we own.
@@ -315,6 +341,7 @@ impl Host {
             }
             return None;
         };
+        let region = mapping.region();
         let path = cfg.socket.clone().unwrap_or_default();
         let hello = hello(&who, region, cfg.interval_ms);
         let mut out = Out {
@@ -348,6 +375,7 @@ impl Host {
             seen: u64::MAX,
             ended: false,
             ended_at: None,
+            mapping,
         })
     }
 
@@ -495,7 +523,7 @@ impl Host {
     }
 
     fn pass(&mut self) {
-        let region = self.out.region;
+        let region = self.mapping.region();
         let out = &mut self.out;
         self.shipper
             .pass_in_batches(&region.registry, &region.names, now_ms(), &mut |batch| out.emit(batch));
