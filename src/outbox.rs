@@ -37,6 +37,10 @@ use std::io::{self, ErrorKind};
 pub const SHIPPER_HOLD: usize = 16 << 20;
 /// The same for the reporting thread inside a host: the waiting lines are the host's memory.
 pub const THREAD_HOLD: usize = 1 << 20;
+/// How long what an ended process has not delivered waits for a reporter that reconnects (a
+/// `sockmeter listen` that is not there): in its shipper, or in thread mode in the writer
+/// process its exit hands the lines to.
+pub const LINGER: std::time::Duration = std::time::Duration::from_secs(30);
 /// What the buffer keeps of lines already written before it compacts.
 const COMPACT: usize = 64 * 1024;
 

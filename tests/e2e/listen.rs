@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use crate::harness::{self, both_modes, fresh_dir, read_report, Counter, Mode, WithoutSockmeterEnv};
+use crate::harness::{self, both_modes, fresh_dir, read_report, Counter, WithoutSockmeterEnv};
 use crate::reporters::{byes, drip, eventually, finish_drip, hello_pids, our_lines, Listen};
 
 /// Waits (bounded) until the stream holds a `bye` from each of `pids`.
@@ -127,49 +127,52 @@ both_modes! {
     }
 }
 
-/// A process that ends while no reporter listens keeps its counts in its shipper (which lets go
-/// of the terminal, so nothing waits for it) and delivers them when `listen` starts.
-#[test]
-fn a_shipper_keeps_an_ended_process_counts_for_the_next_listen() {
-    let dir = fresh_dir("listen-linger");
-    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
-    let (socket, json, stream) = (dir.join("s.sock"), dir.join("r.json"), dir.join("s.ndjson"));
-    let port = Counter::start(2, 0);
-    let env = vec![
-        ("LD_PRELOAD".to_string(), harness::shim().display().to_string()),
-        ("SOCKMETER_SOCKET".to_string(), socket.display().to_string()),
-        (
-            "SOCKMETER_SHIPPER".to_string(),
-            harness::sockmeter().display().to_string(),
-        ),
-    ];
-    // The client's stdout and stderr are pipes: it is finished when both close, which its
-    // lingering shipper must not hold up.
-    let (sent, _) = finish_drip(drip(
-        &env,
-        Mode::Shipper,
-        &["--port", &port.port.to_string(), "--conns", "2", "--size", "700"],
-    ));
-    let seen = port.finish();
-    assert_eq!(seen.rx, sent);
-    let l = Listen::start(
-        &socket,
-        &[
-            "--json",
-            &json.display().to_string(),
-            "--json-stream",
-            &stream.display().to_string(),
-        ],
-    );
-    assert!(
-        eventually(Duration::from_secs(30), || !byes(&stream).is_empty()),
-        "the shipper delivered its ended host's counts"
-    );
-    let (code, err) = l.stop();
-    assert_eq!(code, 0, "{err}");
-    let r = read_report(&json);
-    assert_eq!((r.totals.tx_bytes, r.totals.connections), (1400, 2), "{err}");
-    assert_eq!(r.processes[0].end, "exit");
+both_modes! {
+    /// A process that ends while no reporter listens keeps its counts for the next `listen`, and
+    /// nothing waits for it: in its shipper (which lets go of the terminal), or, in thread mode,
+    /// in a writer process the exit hands them to (it keeps no fd of the host's and tries for
+    /// 30 s). They are delivered, exact, when `listen` starts.
+    fn an_ended_process_keeps_its_counts_for_the_next_listen(mode) {
+        let dir = fresh_dir("listen-linger");
+        std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+        let (socket, json, stream) = (dir.join("s.sock"), dir.join("r.json"), dir.join("s.ndjson"));
+        let port = Counter::start(2, 0);
+        let env = vec![
+            ("LD_PRELOAD".to_string(), harness::shim().display().to_string()),
+            ("SOCKMETER_SOCKET".to_string(), socket.display().to_string()),
+            (
+                "SOCKMETER_SHIPPER".to_string(),
+                harness::sockmeter().display().to_string(),
+            ),
+        ];
+        // The client's stdout and stderr are pipes: it is finished when both close, which what
+        // keeps its counts (its shipper, or the writer) must not hold up.
+        let (sent, _) = finish_drip(drip(
+            &env,
+            mode,
+            &["--port", &port.port.to_string(), "--conns", "2", "--size", "700"],
+        ));
+        let seen = port.finish();
+        assert_eq!(seen.rx, sent);
+        let l = Listen::start(
+            &socket,
+            &[
+                "--json",
+                &json.display().to_string(),
+                "--json-stream",
+                &stream.display().to_string(),
+            ],
+        );
+        assert!(
+            eventually(Duration::from_secs(30), || !byes(&stream).is_empty()),
+            "the ended host's counts were delivered"
+        );
+        let (code, err) = l.stop();
+        assert_eq!(code, 0, "{err}");
+        let r = read_report(&json);
+        assert_eq!((r.totals.tx_bytes, r.totals.connections), (1400, 2), "{err}");
+        assert_eq!(r.processes[0].end, "exit");
+    }
 }
 
 fn listen_fails(socket: &Path) -> String {

@@ -144,7 +144,7 @@ fn hello(w: &Who, region: &Shared, interval_ms: u64) -> Hello {
 
 /// How long a host that has ended keeps its last lines for a reporter that is away (one that
 /// reconnects: restarting, or not started yet) before they are given up.
-pub const LINGER: Duration = Duration::from_secs(30);
+pub const LINGER: Duration = outbox::LINGER;
 
 /// Where the connection to the reporter stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

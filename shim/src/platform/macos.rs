@@ -551,6 +551,11 @@ pub fn move_high(fd: c_int, high: c_int) -> c_int {
     }
 }
 
+/// Not on macOS: a writer process that waits for a reporter that is not there could not be
+/// hidden from the host (see the module docs), so an exit while a `listen` is away loses the
+/// lines that waited.
+pub fn hand_off_later(_addrs: &[(libc::sockaddr_un, libc::socklen_t)], _bytes: &[u8], _for_ms: u64) {}
+
 /// The last lines of a process image, written to the reporter connection `fd` before the host
 /// exits or execs: a process of their own cannot be started unseen here (see the module docs),
 /// so they are written with a bounded wait (2 s in all) for a reporter that is slow to read.

@@ -31,6 +31,10 @@
 //!   one thread and the platform allows it, else an atomic add.
 //! * `spawn_blocking_signals(f)`: the shim's own threads are born blocking every signal, so they
 //!   take none of the host's.
+//! * `hand_off(fd, bytes)`: the last lines of an exiting process in thread mode, written to its
+//!   reporter connection without the host waiting; `hand_off_later(addrs, bytes, for_ms)`: the
+//!   same for a reporter that is not there now (a `listen` that is away), reached later by a
+//!   writer of its own (Linux; not on macOS).
 //! * shipper mode (`shipper.rs` on Linux): `create_region` (a shared mapping others can map),
 //!   `link_pair`, `spawn_shipper` (a process that is never the host's child), and for forked children `adoption_pair`, `pidfd_self` and
 //!   `send_with_fds` (handing a region to the shipper that already exists).

@@ -395,6 +395,85 @@ pub fn hand_off(fd: c_int, bytes: &[u8]) {
     }
 }
 
+/// Hands `bytes` to a writer process that reaches the reporter itself, for a reporter that is
+/// not there now (a `sockmeter listen` that reconnects): the same double clone as
+/// [`hand_off`], and the writer tries each address in `addrs` in turn, again after a growing
+/// pause (200 ms to 1 s), for up to `for_ms`, and writes everything to the first that accepts
+/// (or gives up); an address after the first is tried only when the one before it refused
+/// this user (`EACCES`: the run's second door, as `runtime::sink` connects). It keeps none of
+/// the host's fds, so nothing of the host's waits for it.
+pub fn hand_off_later(addrs: &[(libc::sockaddr_un, libc::socklen_t)], bytes: &[u8], for_ms: u64) {
+    // SAFETY: as in `hand_off`: the children have copies of this memory and run only system
+    // calls; the host waits only for the middle child, which exits at once.
+    unsafe {
+        let middle = libc::syscall(libc::SYS_clone, 0 as libc::c_ulong, 0usize, 0usize, 0usize, 0usize);
+        if middle < 0 {
+            return;
+        }
+        if middle == 0 {
+            let writer = libc::syscall(
+                libc::SYS_clone,
+                libc::SIGCHLD as libc::c_ulong,
+                0usize,
+                0usize,
+                0usize,
+                0usize,
+            );
+            if writer == 0 {
+                reach_and_write(addrs, bytes, for_ms);
+            }
+            libc::syscall(libc::SYS_exit, 0);
+        }
+        while libc::waitpid(middle as libc::pid_t, std::ptr::null_mut(), libc::__WCLONE) < 0 && errno() == libc::EINTR {
+        }
+    }
+}
+
+/// The later writer's life (see [`hand_off_later`]).
+unsafe fn reach_and_write(addrs: &[(libc::sockaddr_un, libc::socklen_t)], bytes: &[u8], for_ms: u64) -> ! {
+    // SAFETY: raw system calls on our own fds, addresses and memory.
+    unsafe {
+        libc::syscall(libc::SYS_close_range, 0u32, u32::MAX, 0u32);
+        libc::syscall(libc::SYS_setsid);
+        let (mut waited, mut pause) = (0u64, sockmeter::outbox::Backoff::FIRST_MS);
+        loop {
+            for (sa, len) in addrs {
+                let fd = libc::syscall(
+                    libc::SYS_socket,
+                    libc::AF_UNIX,
+                    libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
+                    0,
+                ) as c_int;
+                if fd < 0 {
+                    break;
+                }
+                if libc::syscall(libc::SYS_connect, fd, sa as *const libc::sockaddr_un, *len) == 0 {
+                    write_out(fd, bytes);
+                }
+                let refused_us = errno() == libc::EACCES;
+                libc::syscall(libc::SYS_close, fd);
+                if !refused_us {
+                    break;
+                }
+            }
+            if waited >= for_ms {
+                libc::syscall(libc::SYS_exit, 0);
+            }
+            let ts = libc::timespec {
+                tv_sec: (pause / 1000) as libc::time_t,
+                tv_nsec: ((pause % 1000) * 1_000_000) as libc::c_long,
+            };
+            libc::syscall(
+                libc::SYS_nanosleep,
+                &ts as *const libc::timespec,
+                std::ptr::null_mut::<libc::timespec>(),
+            );
+            waited += pause;
+            pause = (pause * 2).min(sockmeter::outbox::Backoff::MAX_MS);
+        }
+    }
+}
+
 /// The writer's life: only `fd` open, its own session, every byte written (waiting for room
 /// as long as the reporter lives), then exit.
 unsafe fn write_out(fd: c_int, bytes: &[u8]) -> ! {

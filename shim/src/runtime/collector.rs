@@ -209,7 +209,12 @@ impl Collector {
         } else {
             let _ = self.account.apply(&Message::Bye(bye));
         }
-        self.sink.hand_off();
+        if self.sink.away_with_lines() {
+            let preamble = resume::preamble(&self.hello, &self.account, self.sink.waiting());
+            self.sink.hand_off_later(&preamble);
+        } else {
+            self.sink.hand_off();
+        }
         self.finished = true;
         // The image's report, at exit and before an exec (with `%p`, the next image of the
         // same pid writes the same file later; without it, both are appended).

@@ -402,6 +402,33 @@ impl Sink {
         self.close();
     }
 
+    /// Whether the process ends with lines waiting for a reporter that reconnects and is not
+    /// there now (a `listen` that is away): [`Sink::hand_off_later`] keeps them then.
+    pub fn away_with_lines(&self) -> bool {
+        self.reconnects && !self.gave_up && OWN_FD.load(Acquire) < 0 && !self.outbox.is_empty()
+    }
+
+    /// The last lines of this image, for a reporter that is away: `preamble` (what a new
+    /// connection hears first) and the waiting lines go to a writer process that tries to
+    /// reach it for [`outbox::LINGER`], as a shipper keeps an ended host's lines; the host does
+    /// not wait.
+    pub fn hand_off_later(&mut self, preamble: &[u8]) {
+        let Some(path) = self.path.clone() else { return };
+        let mut addrs = Vec::with_capacity(2);
+        if let Ok(a) = unix_addr(path.as_bytes(), false) {
+            addrs.push(a);
+        }
+        // A process that gave up its user's rights knocks at the run's second door.
+        if let Ok(a) = unix_addr(&sockmeter::config::door_name(&path), true) {
+            addrs.push(a);
+        }
+        let mut bytes = Vec::with_capacity(preamble.len() + self.outbox.unsent().len());
+        bytes.extend_from_slice(preamble);
+        bytes.extend_from_slice(self.outbox.unsent());
+        crate::platform::hand_off_later(&addrs, &bytes, outbox::LINGER.as_millis() as u64);
+        self.outbox.clear();
+    }
+
     /// Closes the connection (the reporter sees EOF).
     pub fn close(&mut self) {
         let _lock = FdLock::take();
