@@ -277,6 +277,40 @@ both_modes! {
 }
 
 both_modes! {
+    /// Ctrl-C to a Python program: its own SIGINT handler turns it into a KeyboardInterrupt,
+    /// and after the traceback the interpreter sets SIGINT back to `SIG_DFL` and raises it
+    /// again to die of it, as a shell expects. The program dies of signal 2 with every byte it
+    /// sent counted, exact against the server: in thread mode the default it set late still
+    /// gets the last pass behind it (it used to be armed only for signals already at `SIG_DFL`
+    /// when the reporting thread started, and the report then held the first pass's 4096 bytes
+    /// of ~1.5 MB).
+    fn ctrl_c_to_python_keeps_every_byte(mode) {
+        let counter = Counter::start(1, 0);
+        let script = format!(
+            "import socket, time\ns = socket.create_connection(('127.0.0.1', {}))\nprint('up', flush=True)\nwhile True:\n    s.sendall(b'x' * 4096)\n    time.sleep(0.0005)\n",
+            counter.port
+        );
+        let run = Background::start(mode, &[harness::python(), "-c", &script]);
+        assert!(eventually(Duration::from_secs(60), || counter.accepted() >= 1), "the connection is up");
+        // Past the first pass (the reporting thread's, or the shipper's), well before the next
+        // full interval.
+        std::thread::sleep(Duration::from_millis(400));
+        run.signal_group(libc::SIGINT);
+        let json = run.json.clone();
+        let (code, _, err) = run.wait(Duration::from_secs(60));
+        let seen = counter.finish();
+        assert_eq!(code, 130, "the command's status:\n{err}");
+        assert!(err.contains("KeyboardInterrupt"), "Python's own traceback:\n{err}");
+        let r = read_report(&json);
+        assert_eq!(r.processes.len(), 1, "{err}");
+        let p = &r.processes[0];
+        assert_eq!((p.end.as_str(), p.signal), ("signal", Some(libc::SIGINT)), "{err}");
+        assert!(seen.rx > 4096 * 10, "it streamed for a while: {}", seen.rx);
+        assert_eq!(r.totals.tx_bytes, seen.rx, "every byte, exact:\n{err}");
+    }
+}
+
+both_modes! {
     /// How each process ended is in the report: a shell (which never touches a socket, so it
     /// ships nothing) runs one metered child that exits with status 3 and another that a
     /// SIGTERM kills; the report has exit code 3 for the first and signal 15 for the second

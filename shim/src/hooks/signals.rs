@@ -23,8 +23,10 @@
 //! it asks the reporting thread for a last pass (bounded), then restores the default and
 //! raises the signal again, so the process dies of it as it would have (same wait status, a
 //! core dump for SIGQUIT). The host still reads `SIG_DFL` back, and a host that sets `SIG_DFL`
-//! itself keeps the handler behind it. (Under a shipper process nothing of this is needed: the
-//! shipper reads the dead host's counters.)
+//! itself while the reporting thread runs gets the handler behind it, whatever the signal's
+//! disposition was when the thread started (Python dies of an uncaught KeyboardInterrupt that
+//! way). (Under a shipper process nothing of this is needed: the shipper reads the dead host's
+//! counters.)
 
 #![allow(clippy::not_unsafe_ptr_arg_deref)]
 
@@ -73,6 +75,23 @@ const FATAL: [c_int; 8] = [
 
 /// Which signals have [`fatal`] behind the host's `SIG_DFL`.
 static ARMED: [std::sync::atomic::AtomicBool; SIGNALS] = [const { std::sync::atomic::AtomicBool::new(false) }; SIGNALS];
+/// Set once the reporting thread has started ([`arm_fatal`]): from then on a fatal signal the
+/// host *sets* to `SIG_DFL` gets [`fatal`] behind it too, not only one that was at `SIG_DFL`
+/// when the thread started. (Python installs its own SIGINT handler at start, and after an
+/// uncaught KeyboardInterrupt sets `SIG_DFL` and raises SIGINT again to die of it: without
+/// this, the counts since the last pass died with it.)
+static FATAL_ON: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether a `SIG_DFL` the host asks for `sig` gets [`fatal`] behind it.
+fn fatal_behind_default(sig: c_int) -> bool {
+    armed(sig) || (FATAL_ON.load(Acquire) && FATAL.contains(&sig))
+}
+
+fn set_armed(sig: c_int, on: bool) {
+    if let Some(a) = usize::try_from(sig).ok().and_then(|s| ARMED.get(s)) {
+        a.store(on, Release);
+    }
+}
 
 fn fatal_addr() -> sighandler_t {
     fatal as *const () as sighandler_t
@@ -91,6 +110,7 @@ pub fn arm_fatal() {
     let Some(real) = crate::hooks::sigaction::real() else {
         return;
     };
+    FATAL_ON.store(true, Release);
     for sig in FATAL {
         // SAFETY: an all-zero sigaction is a valid value; the real sigaction reads and writes
         // our own structs.
@@ -163,6 +183,8 @@ pub struct SigactionCall {
     swapped: bool,
     /// The host handler recorded before this call (to read back, or to restore on failure).
     prev: sighandler_t,
+    /// The real call puts [`fatal`] behind the host's `SIG_DFL`.
+    arms: bool,
 }
 
 type SigactionArgs = (c_int, *const libc::sigaction, *mut libc::sigaction);
@@ -175,6 +197,7 @@ pub fn sigaction(sig: c_int, act: *const libc::sigaction, _old: *mut libc::sigac
         act: unsafe { std::mem::zeroed() },
         swapped: false,
         prev: 0,
+        arms: false,
     };
     let Some(s) = slot(sig) else { return call };
     call.prev = s.load(Acquire);
@@ -188,12 +211,13 @@ pub fn sigaction(sig: c_int, act: *const libc::sigaction, _old: *mut libc::sigac
         call.act.sa_sigaction = trampoline_addr();
         call.swapped = true;
         s.store(a.sa_sigaction, Release);
-    } else if a.sa_sigaction == libc::SIG_DFL && armed(sig) {
+    } else if a.sa_sigaction == libc::SIG_DFL && fatal_behind_default(sig) {
         // The host asks for the default: the last pass stays behind it.
         call.act = a;
         call.act.sa_sigaction = fatal_addr();
         call.act.sa_flags = libc::SA_RESTART;
         call.swapped = true;
+        call.arms = true;
         s.store(0, Release);
     } else if armed(sig) {
         // SIG_IGN: nothing to do at a death that will not come.
@@ -222,6 +246,9 @@ impl Rewrite<SigactionArgs, c_int> for SigactionCall {
             }
             return ret;
         }
+        if self.arms {
+            set_armed(self.sig, true);
+        }
         if !old.is_null() {
             // SAFETY: the real sigaction succeeded and wrote the old action into `*old`.
             let o = unsafe { &mut *old };
@@ -243,6 +270,8 @@ pub struct SignalCall {
     sig: c_int,
     swapped: bool,
     prev: sighandler_t,
+    /// The real call puts [`fatal`] behind the host's `SIG_DFL`.
+    arms: bool,
 }
 
 /// Every `signal`-family function.
@@ -251,6 +280,7 @@ pub fn signal(sig: c_int, handler: sighandler_t) -> SignalCall {
         sig,
         swapped: false,
         prev: 0,
+        arms: false,
     };
     let Some(s) = slot(sig) else { return call };
     if is_function(handler) {
@@ -271,8 +301,9 @@ impl Rewrite<(c_int, sighandler_t), sighandler_t> for SignalCall {
     fn args(&mut self, (sig, handler): (c_int, sighandler_t)) -> (c_int, sighandler_t) {
         if self.swapped {
             (sig, trampoline_addr())
-        } else if handler == libc::SIG_DFL && armed(sig) {
+        } else if handler == libc::SIG_DFL && fatal_behind_default(sig) {
             // The host asks for the default: the last pass stays behind it.
+            self.arms = true;
             (sig, fatal_addr())
         } else {
             (sig, handler)
@@ -287,6 +318,9 @@ impl Rewrite<(c_int, sighandler_t), sighandler_t> for SignalCall {
                 }
             }
             return ret;
+        }
+        if self.arms {
+            set_armed(self.sig, true);
         }
         if ret == trampoline_addr() {
             self.prev
