@@ -311,6 +311,28 @@ both_modes! {
 }
 
 both_modes! {
+    /// A program that aborts (a failed assertion, an uncaught C++ exception): it dies of
+    /// SIGABRT as it would, with every byte it sent counted, exact. In thread mode `abort()`'s
+    /// signal gets the last pass behind its default like a Ctrl-C does (it used to lose what the
+    /// last interval counted: the report held 4,096 of ~2.6 MB).
+    fn an_aborting_program_keeps_every_byte(mode) {
+        let counter = Counter::start(1, 0);
+        let prog = compile_c("streamer", &[]).display().to_string();
+        let run = Background::start(mode, &[&prog, &counter.port.to_string(), "700", "0", "400"]);
+        let json = run.json.clone();
+        let (code, _, err) = run.wait(Duration::from_secs(60));
+        let seen = counter.finish();
+        assert_eq!(code, 128 + libc::SIGABRT, "the command's status, as a shell reports it:\n{err}");
+        let r = read_report(&json);
+        assert_eq!(r.processes.len(), 1, "{err}");
+        let p = &r.processes[0];
+        assert_eq!((p.end.as_str(), p.signal), ("signal", Some(libc::SIGABRT)), "{err}");
+        assert!(seen.rx > 700 * 10, "it streamed for a while: {}", seen.rx);
+        assert_eq!(r.totals.tx_bytes, seen.rx, "every byte, exact:\n{err}");
+    }
+}
+
+both_modes! {
     /// How each process ended is in the report: a shell (which never touches a socket, so it
     /// ships nothing) runs one metered child that exits with status 3 and another that a
     /// SIGTERM kills; the report has exit code 3 for the first and signal 15 for the second

@@ -61,8 +61,12 @@ fn trampoline_addr() -> sighandler_t {
     trampoline as *const () as sighandler_t
 }
 
-/// Signals whose default action ends the process, given [`fatal`] in thread mode.
-const FATAL: [c_int; 8] = [
+/// Signals whose default action ends the process, given [`fatal`] in thread mode: the ones
+/// sent to a process (and `abort()`'s SIGABRT, which it raises itself and lets a handler run
+/// first). Not the faults a bad instruction raises (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP),
+/// where the process's memory is suspect, nor SIGSYS (seccomp: the last pass's own calls may
+/// be the ones refused), nor the real-time signals (glibc uses the first two itself).
+const FATAL: [c_int; 13] = [
     libc::SIGHUP,
     libc::SIGINT,
     libc::SIGQUIT,
@@ -71,6 +75,11 @@ const FATAL: [c_int; 8] = [
     libc::SIGALRM,
     libc::SIGUSR1,
     libc::SIGUSR2,
+    libc::SIGABRT,
+    libc::SIGXCPU,
+    libc::SIGXFSZ,
+    libc::SIGVTALRM,
+    libc::SIGPROF,
 ];
 
 /// Which signals have [`fatal`] behind the host's `SIG_DFL`.
