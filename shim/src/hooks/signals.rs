@@ -225,6 +225,9 @@ pub fn sigaction(sig: c_int, act: *const libc::sigaction, _old: *mut libc::sigac
         call.act = a;
         call.act.sa_sigaction = fatal_addr();
         call.act.sa_flags = libc::SA_RESTART;
+        // As `arm_fatal` does: no other signal's handler runs inside the last pass.
+        // SAFETY: sigfillset on our own set.
+        unsafe { libc::sigfillset(&mut call.act.sa_mask) };
         call.swapped = true;
         call.arms = true;
         s.store(0, Release);
