@@ -36,8 +36,10 @@ macro_rules! first_variant {
 
 named_enum! {
     /// Address family of a socket.
+    #[derive(Default)]
     Family {
         /// Any family sockmeter does not meter in detail.
+        #[default]
         Other = 0 => "other",
         /// IPv4.
         Inet = 1 => "inet",
@@ -50,8 +52,10 @@ named_enum! {
 
 named_enum! {
     /// Transport protocol (for Unix sockets, the socket type).
+    #[derive(Default)]
     Proto {
         /// Unknown or other.
+        #[default]
         Other = 0 => "other",
         /// TCP (inet stream).
         Tcp = 1 => "tcp",
@@ -70,8 +74,10 @@ named_enum! {
 
 named_enum! {
     /// What a socket is doing.
+    #[derive(Default)]
     Role {
         /// Created, not yet connected, bound to listen, or known as a datagram endpoint.
+        #[default]
         Unconnected = 0 => "unconnected",
         /// Connected by this process (connect).
         Connected = 1 => "connected",

@@ -94,8 +94,8 @@ fn is_zero(v: &u64) -> bool {
     *v == 0
 }
 
-/// `socket`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// `socket`. (`Default`: an unconnected socket of no known family, nothing else known.)
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SocketInfo {
     /// Socket id, unique within the process image.
     pub id: u64,

@@ -371,18 +371,9 @@ mod tests {
             role: Role::Connected,
             local: Some("127.0.0.1:5000".into()),
             peer: Some("127.0.0.1:8080".into()),
-            peer_name: None,
             module: Some("/usr/bin/curl".into()),
-            via: None,
-            label: None,
             opened_at: 1_001,
-            inherited: false,
-            adopted: false,
-            origin: sockmeter::SocketOrigin::Bsd,
-            closed_at: None,
-            counts: None,
-            kernel_tx_bytes: None,
-            kernel_rx_bytes: None,
+            ..Default::default()
         })
     }
 

@@ -380,20 +380,11 @@ mod tests {
             family: Family::Inet,
             proto: Proto::Tcp,
             role: Role::Connected,
-            local: None,
             peer: Some("10.0.0.1:443".into()),
             module: Some("/bin/x".into()),
-            via: None,
-            label: None,
             opened_at: 6,
-            inherited: false,
-            adopted: false,
-            closed_at: None,
-            counts: None,
-            kernel_tx_bytes: None,
-            kernel_rx_bytes: None,
             origin: Default::default(),
-            peer_name: None,
+            ..Default::default()
         })
     }
 

@@ -9,6 +9,8 @@
 # lines) and whether the report counted every datagram. One process may hold at most
 # `ulimit -Hn` fds: past that, use PROCS > 1. `scripts/bench` builds target/bench/w_rss.
 #   for n in 0 10000 100000; do scripts/bench.d/scale.sh target/release/sockmeter $n 6; done
+# Two builds side by side (interleaved, as any comparison here should be):
+#   for i in 1 2; do for sm in /tmp/before/sockmeter target/release/sockmeter; do scripts/bench.d/scale.sh $sm 19900; done; done
 set -euo pipefail
 SM=$1
 N=$2

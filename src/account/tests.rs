@@ -15,20 +15,10 @@ fn info(id: u64, family: Family, module: &str) -> Message {
             Proto::Tcp
         },
         role: Role::Connected,
-        local: None,
         peer: Some(format!("127.0.0.1:{}", 1000 + id)),
-        peer_name: None,
         module: Some(module.into()),
-        via: None,
-        label: None,
         opened_at: 1,
-        inherited: false,
-        adopted: false,
-        origin: crate::model::SocketOrigin::Bsd,
-        closed_at: None,
-        counts: None,
-        kernel_tx_bytes: None,
-        kernel_rx_bytes: None,
+        ..Default::default()
     })
 }
 

@@ -90,20 +90,10 @@ fn socket(id: u64) -> Message {
         family: if id & 1 == 0 { Family::Inet } else { Family::Inet6 },
         proto: Proto::Tcp,
         role: Role::Connected,
-        local: None,
         peer: Some(format!("10.0.0.{id}:80")),
         module: Some(format!("/m{}.so", id % 3)),
-        via: None,
-        label: None,
         opened_at: 1,
-        inherited: false,
-        adopted: false,
-        closed_at: None,
-        counts: None,
-        kernel_tx_bytes: None,
-        kernel_rx_bytes: None,
-        origin: Default::default(),
-        peer_name: None,
+        ..Default::default()
     })
 }
 

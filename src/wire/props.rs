@@ -152,8 +152,7 @@ pub fn message() -> impl Strategy<Value = Message> {
                     origin: crate::model::SocketOrigin::from_code((id % 2) as u8),
                     closed_at,
                     counts,
-                    kernel_tx_bytes: None,
-                    kernel_rx_bytes: None,
+                    ..Default::default()
                 })
             },
         );

@@ -296,17 +296,8 @@ both_modes! {
         // full interval.
         std::thread::sleep(Duration::from_millis(400));
         run.signal_group(libc::SIGINT);
-        let json = run.json.clone();
-        let (code, _, err) = run.wait(Duration::from_secs(60));
-        let seen = counter.finish();
-        assert_eq!(code, 130, "the command's status:\n{err}");
+        let err = died_of_with_every_byte(run, counter, libc::SIGINT, 4096 * 10);
         assert!(err.contains("KeyboardInterrupt"), "Python's own traceback:\n{err}");
-        let r = read_report(&json);
-        assert_eq!(r.processes.len(), 1, "{err}");
-        let p = &r.processes[0];
-        assert_eq!((p.end.as_str(), p.signal), ("signal", Some(libc::SIGINT)), "{err}");
-        assert!(seen.rx > 4096 * 10, "it streamed for a while: {}", seen.rx);
-        assert_eq!(r.totals.tx_bytes, seen.rx, "every byte, exact:\n{err}");
     }
 }
 
@@ -319,17 +310,25 @@ both_modes! {
         let counter = Counter::start(1, 0);
         let prog = compile_c("streamer", &[]).display().to_string();
         let run = Background::start(mode, &[&prog, &counter.port.to_string(), "700", "0", "400"]);
-        let json = run.json.clone();
-        let (code, _, err) = run.wait(Duration::from_secs(60));
-        let seen = counter.finish();
-        assert_eq!(code, 128 + libc::SIGABRT, "the command's status, as a shell reports it:\n{err}");
-        let r = read_report(&json);
-        assert_eq!(r.processes.len(), 1, "{err}");
-        let p = &r.processes[0];
-        assert_eq!((p.end.as_str(), p.signal), ("signal", Some(libc::SIGABRT)), "{err}");
-        assert!(seen.rx > 700 * 10, "it streamed for a while: {}", seen.rx);
-        assert_eq!(r.totals.tx_bytes, seen.rx, "every byte, exact:\n{err}");
+        died_of_with_every_byte(run, counter, libc::SIGABRT, 700 * 10);
     }
+}
+
+/// Waits for a one-process command that dies of `sig`: the command's status is 128+`sig` (as a
+/// shell reports it), the report's only process ended by `sig`, and its bytes are exactly what
+/// `counter` received (more than `at_least`: it streamed for a while). Returns its stderr.
+fn died_of_with_every_byte(run: Background, counter: Counter, sig: libc::c_int, at_least: u64) -> String {
+    let json = run.json.clone();
+    let (code, _, err) = run.wait(Duration::from_secs(60));
+    let seen = counter.finish();
+    assert_eq!(code, 128 + sig, "the command's status:\n{err}");
+    let r = read_report(&json);
+    assert_eq!(r.processes.len(), 1, "{err}");
+    let p = &r.processes[0];
+    assert_eq!((p.end.as_str(), p.signal), ("signal", Some(sig)), "{err}");
+    assert!(seen.rx > at_least, "it streamed for a while: {}", seen.rx);
+    assert_eq!(r.totals.tx_bytes, seen.rx, "every byte, exact:\n{err}");
+    err
 }
 
 both_modes! {

@@ -107,13 +107,23 @@ pub fn python() -> &'static str {
     })
 }
 
-/// Compiles `tests/c/<name>.c` with `cc -O2 -Wall <flags>` (`-l` flags after the source; once
+/// Compiles `tests/c/<name>.c` (and the `.c` files of `tests/c/<name>/`, if there is such a
+/// directory) with `cc -O2 -Wall <flags>` (`-l` flags after the sources; once
 /// per name+flags) and returns
 /// the executable. Safe to call from parallel tests: each compile writes its own temporary file
 /// (a [`scratch_path`]) and renames it into place atomically, so a caller never sees
 /// a half-written executable; two racing compiles of the same program just both succeed.
 pub fn compile_c(name: &str, flags: &[&str]) -> PathBuf {
     let src = root().join("tests/c").join(format!("{name}.c"));
+    // A program too large for one file keeps the rest in `tests/c/NAME/`, compiled with it.
+    let mut parts: Vec<PathBuf> = std::fs::read_dir(root().join("tests/c").join(name))
+        .map(|d| {
+            d.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "c"))
+                .collect()
+        })
+        .unwrap_or_default();
+    parts.sort();
     let tag: String = flags
         .iter()
         .map(|f| f.replace(|c: char| !c.is_ascii_alphanumeric(), ""))
@@ -132,6 +142,7 @@ pub fn compile_c(name: &str, flags: &[&str]) -> PathBuf {
         .arg("-o")
         .arg(&tmp)
         .arg(&src)
+        .args(&parts)
         .args(libs)
         .status()
         .expect("cc");

@@ -37,6 +37,26 @@ fn replay(stream: &Path, json: &Path) {
     );
 }
 
+/// A fresh directory for a `listen` socket, closed to others (as `listen` requires).
+fn private_dir(name: &str) -> std::path::PathBuf {
+    let dir = fresh_dir(name);
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    dir
+}
+
+/// What a program started by hand for a `listen` at `socket` carries: the shim, the socket and
+/// the shipper (the mode's variables come on top, `drip`).
+fn host_env(socket: &Path) -> Vec<(String, String)> {
+    vec![
+        ("LD_PRELOAD".to_string(), harness::shim().display().to_string()),
+        ("SOCKMETER_SOCKET".to_string(), socket.display().to_string()),
+        (
+            "SOCKMETER_SHIPPER".to_string(),
+            harness::sockmeter().display().to_string(),
+        ),
+    ]
+}
+
 both_modes! {
     /// Processes come and go (short ones started one after the other, a long one streaming
     /// throughout) while `listen` is stopped with SIGTERM and started again on the same event
@@ -44,8 +64,7 @@ both_modes! {
     /// second `listen`'s report holds everything, exact against the server, each process once
     /// (its connections before and after the restart merged); `replay` of the stream agrees.
     fn a_listen_restart_loses_nothing(mode) {
-        let dir = fresh_dir("listen-restart");
-        std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+        let dir = private_dir("listen-restart");
         let (socket, stream, stop) = (dir.join("s.sock"), dir.join("stream.ndjson"), dir.join("stop"));
         let (r1, r2, r3) = (dir.join("r1.json"), dir.join("r2.json"), dir.join("r3.json"));
         let port = Counter::start(1 + 3 + 3, 0);
@@ -95,15 +114,10 @@ both_modes! {
     /// A process started while no reporter listens (its socket does not exist yet) counts on,
     /// says so once, and sends everything once `listen` starts: exact.
     fn a_process_started_before_listen_is_counted_once_it_is_there(mode) {
-        let dir = fresh_dir("listen-late");
-        std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+        let dir = private_dir("listen-late");
         let (socket, stop, json) = (dir.join("s.sock"), dir.join("stop"), dir.join("r.json"));
         let port = Counter::start(1, 0);
-        let env = vec![
-            ("LD_PRELOAD".to_string(), harness::shim().display().to_string()),
-            ("SOCKMETER_SOCKET".to_string(), socket.display().to_string()),
-            ("SOCKMETER_SHIPPER".to_string(), harness::sockmeter().display().to_string()),
-        ];
+        let env = host_env(&socket);
         let p = port.port.to_string();
         let early = drip(&env, mode, &["--port", &p, "--until", &stop.display().to_string(), "--size", "100", "--every", "0.02"]);
         let early_pid = early.id();
@@ -133,18 +147,10 @@ both_modes! {
     /// in a writer process the exit hands them to (it keeps no fd of the host's and tries for
     /// 30 s). They are delivered, exact, when `listen` starts.
     fn an_ended_process_keeps_its_counts_for_the_next_listen(mode) {
-        let dir = fresh_dir("listen-linger");
-        std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+        let dir = private_dir("listen-linger");
         let (socket, json, stream) = (dir.join("s.sock"), dir.join("r.json"), dir.join("s.ndjson"));
         let port = Counter::start(2, 0);
-        let env = vec![
-            ("LD_PRELOAD".to_string(), harness::shim().display().to_string()),
-            ("SOCKMETER_SOCKET".to_string(), socket.display().to_string()),
-            (
-                "SOCKMETER_SHIPPER".to_string(),
-                harness::sockmeter().display().to_string(),
-            ),
-        ];
+        let env = host_env(&socket);
         // The client's stdout and stderr are pipes: it is finished when both close, which what
         // keeps its counts (its shipper, or the writer) must not hold up.
         let (sent, _) = finish_drip(drip(

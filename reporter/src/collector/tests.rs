@@ -28,20 +28,9 @@ fn traffic(id: u64, family: Family, tx: u64) -> Vec<u8> {
         family,
         proto: Proto::Tcp,
         role: Role::Connected,
-        local: None,
         peer: Some("10.0.0.1:443".into()),
-        peer_name: None,
-        module: None,
-        via: None,
-        label: None,
         opened_at: 6,
-        inherited: false,
-        adopted: false,
-        origin: sockmeter::SocketOrigin::Bsd,
-        closed_at: None,
-        counts: None,
-        kernel_tx_bytes: None,
-        kernel_rx_bytes: None,
+        ..Default::default()
     }));
     v.extend(encode(&Message::Delta(Delta {
         at: 7,

@@ -87,20 +87,10 @@ fn socket(id: u64, peer: String, module: String) -> Message {
         family: Family::Inet,
         proto: Proto::Tcp,
         role: Role::Connected,
-        local: None,
         peer: Some(peer),
-        peer_name: None,
         module: Some(module),
-        via: None,
-        label: None,
         opened_at: 1,
-        inherited: false,
-        adopted: false,
-        origin: sockmeter::SocketOrigin::Bsd,
-        closed_at: None,
-        counts: None,
-        kernel_tx_bytes: None,
-        kernel_rx_bytes: None,
+        ..Default::default()
     })
 }
 

@@ -102,20 +102,10 @@ pub fn socket(id: u64, family: Family, peer: &str) -> Message {
             Proto::Tcp
         },
         role: Role::Connected,
-        local: None,
         peer: Some(peer.into()),
-        peer_name: None,
         module: Some("/usr/lib/libstandin.so.1".into()),
-        via: None,
-        label: None,
         opened_at: 1_700_000_000_001,
-        inherited: false,
-        adopted: false,
-        origin: sockmeter::SocketOrigin::Bsd,
-        closed_at: None,
-        counts: None,
-        kernel_tx_bytes: None,
-        kernel_rx_bytes: None,
+        ..Default::default()
     })
 }
 

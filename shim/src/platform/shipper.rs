@@ -368,16 +368,23 @@ pub fn send_with_fds(sock: c_int, bytes: &[u8], fds: &[c_int]) -> bool {
 /// the peer's end of file), takes a session of its own (the terminal's Ctrl-C is for the host)
 /// and makes system calls only: it is a copy of a process that may have had other threads.
 pub fn hand_off(fd: c_int, bytes: &[u8]) {
-    // SAFETY: a fork-like clone (no CLONE_VM: the children have copies of this memory, `bytes`
-    // included, and run only system calls); the host waits only for the middle, its own clone
-    // child, which exits at once.
+    // SAFETY: `write_out` makes system calls only, on the writer's copies of `fd` and `bytes`.
+    in_writer(|| unsafe { write_out(fd, bytes) });
+}
+
+/// Runs `writer` in an orphaned grandchild (the double fork of [`hand_off`]) and returns once
+/// the middle child is collected. `writer` must make system calls only (it exits when done).
+fn in_writer(writer: impl FnOnce()) {
+    // SAFETY: a fork-like clone (no CLONE_VM: the children have copies of this memory, what
+    // `writer` captured included, and run only system calls); the host waits only for the
+    // middle, its own clone child, which exits at once.
     unsafe {
         let middle = libc::syscall(libc::SYS_clone, 0 as libc::c_ulong, 0usize, 0usize, 0usize, 0usize);
         if middle < 0 {
             return;
         }
         if middle == 0 {
-            let writer = libc::syscall(
+            let child = libc::syscall(
                 libc::SYS_clone,
                 libc::SIGCHLD as libc::c_ulong,
                 0usize,
@@ -385,8 +392,8 @@ pub fn hand_off(fd: c_int, bytes: &[u8]) {
                 0usize,
                 0usize,
             );
-            if writer == 0 {
-                write_out(fd, bytes);
+            if child == 0 {
+                writer();
             }
             libc::syscall(libc::SYS_exit, 0);
         }
@@ -396,37 +403,16 @@ pub fn hand_off(fd: c_int, bytes: &[u8]) {
 }
 
 /// Hands `bytes` to a writer process that reaches the reporter itself, for a reporter that is
-/// not there now (a `sockmeter listen` that reconnects): the same double clone as
-/// [`hand_off`], and the writer tries each address in `addrs` in turn, again after a growing
+/// not there now (a `sockmeter listen` that reconnects): the same double fork as
+/// [`hand_off`] ([`in_writer`]), and the writer tries each address in `addrs` in turn, again after a growing
 /// pause (200 ms to 1 s), for up to `for_ms`, and writes everything to the first that accepts
 /// (or gives up); an address after the first is tried only when the one before it refused
 /// this user (`EACCES`: the run's second door, as `runtime::sink` connects). It keeps none of
 /// the host's fds, so nothing of the host's waits for it.
 pub fn hand_off_later(addrs: &[(libc::sockaddr_un, libc::socklen_t)], bytes: &[u8], for_ms: u64) {
-    // SAFETY: as in `hand_off`: the children have copies of this memory and run only system
-    // calls; the host waits only for the middle child, which exits at once.
-    unsafe {
-        let middle = libc::syscall(libc::SYS_clone, 0 as libc::c_ulong, 0usize, 0usize, 0usize, 0usize);
-        if middle < 0 {
-            return;
-        }
-        if middle == 0 {
-            let writer = libc::syscall(
-                libc::SYS_clone,
-                libc::SIGCHLD as libc::c_ulong,
-                0usize,
-                0usize,
-                0usize,
-                0usize,
-            );
-            if writer == 0 {
-                reach_and_write(addrs, bytes, for_ms);
-            }
-            libc::syscall(libc::SYS_exit, 0);
-        }
-        while libc::waitpid(middle as libc::pid_t, std::ptr::null_mut(), libc::__WCLONE) < 0 && errno() == libc::EINTR {
-        }
-    }
+    // SAFETY: `reach_and_write` makes system calls only, on the writer's copies of the
+    // addresses and `bytes`.
+    in_writer(|| unsafe { reach_and_write(addrs, bytes, for_ms) });
 }
 
 /// The later writer's life (see [`hand_off_later`]).

@@ -1,8 +1,9 @@
-//! Every hook returns what libc returns, with the same errno (`tests/c/hookcalls.c`): each
-//! function in the hook table called for success, EAGAIN, EBADF, ENOTSOCK, EPIPE,
-//! ECONNRESET, partial writes, MSG_PEEK, zero lengths, invalid pointers (EFAULT) and its
-//! other errors; the whole output of a metered run equals an unmetered run's, line by line,
-//! and every inet socket's counts are exactly the bytes its calls returned.
+//! Every hook returns what libc returns, with the same errno (`tests/c/hookcalls.c`, and one
+//! file per family of calls in `tests/c/hookcalls/`): each function in the hook table called
+//! for success, EAGAIN, EBADF, ENOTSOCK, EPIPE, ECONNRESET, partial writes, MSG_PEEK, zero
+//! lengths, invalid pointers (EFAULT) and its other errors; the whole output of a metered run
+//! equals an unmetered run's, line by line, and every inet socket's counts are exactly the
+//! bytes its calls returned.
 
 use super::*;
 
