@@ -14,7 +14,7 @@ use crate::model::Load;
 use crate::model::Role;
 use crate::model::SocketOrigin;
 use crate::names::Names;
-use crate::registry::{RecordState, Registry, Taken, FLAG_ADOPTED, FLAG_CFSOCKET, FLAG_INHERITED};
+use crate::registry::{RecordState, Registry, Taken, FLAG_ADOPTED, FLAG_CFSOCKET, FLAG_INHERITED, FLAG_SHARED};
 use crate::wire::{Closed, Delta, Message, ModuleInfo, PeerDelta, SocketDelta, SocketInfo};
 
 /// Where a pass finds the text of a name id and what is known of a module: the region's
@@ -263,6 +263,9 @@ impl Shipper {
                     counts: in_line.take(),
                     kernel_tx_bytes: meta.witness.map(|w| w[0]),
                     kernel_rx_bytes: meta.witness.map(|w| w[1]),
+                    kernel_base_tx_bytes: meta.witness_base[0],
+                    kernel_base_rx_bytes: meta.witness_base[1],
+                    shared: s.flags & FLAG_SHARED != 0,
                 }));
             }
             deltas.extend(in_delta);

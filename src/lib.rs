@@ -14,6 +14,7 @@ pub mod collect;
 pub mod config;
 pub mod embed;
 pub mod glob;
+pub mod holders;
 pub mod hostnames;
 pub mod model;
 pub mod names;

@@ -239,6 +239,21 @@ pub struct SocketReport {
     /// Bytes received outside the calls sockmeter sees (as `unseen_tx_bytes`).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub unseen_rx_bytes: u64,
+    /// The kernel's count of written bytes when this process began counting the socket (the
+    /// fork, for one a forked child inherited; its first use, for one recognised then): the
+    /// witness counts from there. Absent when zero.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub kernel_base_tx_bytes: u64,
+    /// The same for the bytes read.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub kernel_base_rx_bytes: u64,
+    /// The socket was open in another process too (across a fork, in the parent or the
+    /// child). The kernel's counts are then every holder's together: what no hook saw is
+    /// worked out over all the run's holders of the connection and charged to one of them
+    /// ([`crate::holders`]); in a process's own report (`SOCKMETER_REPORT`, a snapshot), which
+    /// has no other holder to weigh, it is not worked out.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub shared: bool,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -322,8 +337,10 @@ impl SocketReport {
         self.kernel_tx_bytes = kernel.map(|k| k[0]);
         self.kernel_rx_bytes = kernel.map(|k| k[1]);
         let [tx, rx] = kernel.unwrap_or([0, 0]);
-        self.unseen_tx_bytes = tx.saturating_sub(self.tx_bytes);
-        self.unseen_rx_bytes = rx.saturating_sub(self.rx_bytes);
+        // A shared socket's numbers include the other holders' bytes: see `shared`.
+        let own = !self.shared;
+        self.unseen_tx_bytes = if own { tx.saturating_sub(self.tx_bytes) } else { 0 };
+        self.unseen_rx_bytes = if own { rx.saturating_sub(self.rx_bytes) } else { 0 };
     }
 
     /// Whether this is a TCP connection (connected or accepted) that has no kernel witness.

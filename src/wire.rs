@@ -34,6 +34,9 @@ pub struct Envelope {
 }
 
 /// The messages a metered process sends.
+// `socket` is the largest variant and the most frequent one: a pass's batch is mostly `socket`
+// lines, so boxing it would add an allocation per line without making a batch smaller.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Message {
@@ -155,6 +158,23 @@ pub struct SocketInfo {
     /// The same for the data bytes the program read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kernel_rx_bytes: Option<u64>,
+    /// The kernel's count of written bytes when this process began counting the socket (the
+    /// fork, for a socket a forked child inherited; its first use, for one recognised then): the
+    /// witness is counted from there. Absent when zero.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub kernel_base_tx_bytes: u64,
+    /// The same for the bytes read.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub kernel_base_rx_bytes: u64,
+    /// The socket was open in another process too (across a fork, in the parent or the
+    /// child): its witness counts every holder's bytes, and the reporter weighs it against the
+    /// other holders' (`crate::holders`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub shared: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// Counter differences of one socket.

@@ -104,6 +104,9 @@ pub fn assemble_refs(
         processes.push(report);
     }
     processes.sort_by(|a, b| a.started_at.cmp(&b.started_at));
+    // A connection open in several processes (across a fork): what no hook saw is worked out
+    // over all of its holders here, where they are all known.
+    sockmeter::holders::reconcile(&mut processes);
     let command = command.iter().map(|a| a.to_string_lossy().into_owned()).collect();
     Report::new(command, exit_status, unix, processes)
 }

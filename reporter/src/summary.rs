@@ -282,7 +282,7 @@ pub fn witness_lines(p: &ProcessReport, counted: &[&SocketReport], u: Units) -> 
     let unwitnessed = counted.iter().filter(|s| s.unwitnessed_connection()).count() as u64;
     if unwitnessed > 0 && p.end != "running" {
         out.push(format!(
-            "{who}: {} without a kernel witness (open across a fork, still open when the process was killed, kernel TLS, or a kernel before 4.19): what {} moved outside the hooked calls is not known",
+            "{who}: {} without a kernel witness (still open when the process was killed, kernel TLS, or a kernel before 4.19): what {} moved outside the hooked calls is not known",
             plural(unwitnessed, "TCP connection"),
             if unwitnessed == 1 { "it" } else { "they" }
         ));

@@ -85,6 +85,10 @@ pub(super) struct Entry {
     pub peers: Vec<PeerReport>,
     /// The kernel witness's (written, read), once shipped (TCP).
     pub kernel: Option<[u64; 2]>,
+    /// The kernel's (written, read) when the process began counting the socket.
+    pub kernel_base: [u64; 2],
+    /// Open in another process too (across a fork).
+    pub shared: bool,
 }
 
 impl Entry {
@@ -110,6 +114,8 @@ impl Entry {
             counts: [0; 6],
             peers: Vec::new(),
             kernel: None,
+            kernel_base: [0, 0],
+            shared: false,
         })
     }
 
@@ -164,6 +170,9 @@ impl Entry {
             peers: self.peers.clone(),
             // The overflow record's line stands for the connections that shared it.
             folded: if self.role == Role::Overflow { shared } else { 0 },
+            kernel_base_tx_bytes: self.kernel_base[0],
+            kernel_base_rx_bytes: self.kernel_base[1],
+            shared: self.shared,
             ..Default::default()
         };
         r.set_witness(self.kernel);

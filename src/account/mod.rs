@@ -230,6 +230,9 @@ impl ProcessAccount {
             counts: None,
             kernel_tx_bytes: e.kernel.map(|k| k[0]),
             kernel_rx_bytes: e.kernel.map(|k| k[1]),
+            kernel_base_tx_bytes: e.kernel_base[0],
+            kernel_base_rx_bytes: e.kernel_base[1],
+            shared: e.shared,
             origin: e.origin,
             peer_name: e.peer_name.as_deref().map(str::to_string),
         })
@@ -340,6 +343,8 @@ impl ProcessAccount {
                 if let (Some(tx), Some(rx)) = (s.kernel_tx_bytes, s.kernel_rx_bytes) {
                     e.kernel = Some([tx, rx]);
                 }
+                e.kernel_base = [s.kernel_base_tx_bytes, s.kernel_base_rx_bytes];
+                e.shared = s.shared;
                 // A socket whose whole life fits in one line.
                 if let Some(c) = &s.counts {
                     self.add(s.id, c);

@@ -28,7 +28,7 @@ pub use counters::{CounterValues, Counters, PeerSlot, Peers, Taken, BYTE_BITS, C
 pub use fds::{FdState, FdTable};
 pub use records::{
     NewSocket, Record, RecordMeta, RecordState, Records, FLAG_ADOPTED, FLAG_CFSOCKET, FLAG_INHERITED, FLAG_NO_WITNESS,
-    FLAG_SHUT_WR, FLAG_WITNESSED,
+    FLAG_REBASE, FLAG_SHARED, FLAG_SHUT_WR, FLAG_WITNESSED,
 };
 
 use std::sync::atomic::Ordering::*;

@@ -33,14 +33,21 @@ pub const FLAG_ADOPTED: u32 = 2;
 /// Flag bit: the program shut down its sending side (`shutdown(SHUT_WR)` or `SHUT_RDWR`); the
 /// kernel witness needs it to read a TCP socket in `CLOSE` (see `crate::witness`).
 pub const FLAG_SHUT_WR: u32 = 4;
-/// Flag bit: no kernel witness for this socket in this process image (it was open across a
-/// fork: the kernel counts what every process holding it moved).
+/// Flag bit: no kernel witness for this socket in this process image (it could not be read, or
+/// the kernel counts TLS records, not the program's bytes).
 pub const FLAG_NO_WITNESS: u32 = 8;
 /// Flag bit: [`Record::witness`] holds the kernel's numbers.
 pub const FLAG_WITNESSED: u32 = 16;
 /// Flag bit: the program made the socket with CoreFoundation's CFSocket (or a CFSocket listener
 /// accepted it): its origin is `cfsocket`.
 pub const FLAG_CFSOCKET: u32 = 32;
+/// Flag bit: the socket was open in another process too (it was open across a fork, in the
+/// parent or in the child): the kernel's counts are every holder's together, so the reporter
+/// weighs this process's witness against the other holders' (`crate::holders`).
+pub const FLAG_SHARED: u32 = 64;
+/// Flag bit, set in a parent before a fork: a child that inherits the socket reads its own
+/// witness base (the kernel's counts at the fork) and clears it. Never shipped.
+pub const FLAG_REBASE: u32 = 128;
 
 /// One socket's accounting.
 pub struct Record {
@@ -87,6 +94,9 @@ pub struct RecordMeta {
     pub generation: u32,
     /// The kernel witness's (written, read) bytes, once read (TCP only).
     pub witness: Option<[u64; 2]>,
+    /// The kernel's (written, read) when this process image began counting the socket (zero
+    /// for one it made; see [`Record::witness_base`]).
+    pub witness_base: [u64; 2],
 }
 
 /// What a hook knows about a socket it is about to register.
@@ -346,6 +356,7 @@ impl Record {
             closed_ms: self.closed_ms.load(Relaxed),
             generation: self.meta_gen.load(Acquire),
             witness: self.witness(),
+            witness_base: self.witness_base(),
         }
     }
 

@@ -25,9 +25,11 @@
  *
  *   silentzero syscalls PORT   every socket and fd call through syscall(): see below.
  *   silentzero uring PORT      syscall(SYS_io_uring_setup), then one send through libc.
- *   silentzero fork PORT TX RX connect, fork; the child writes TX through stdio, reads RX
- *                              through recv, closes, exits; the parent waits, then closes its
- *                              copy. Prints "child local LOCALPORT". */
+ *   silentzero fork PORT TX RX [PTX [CHILDTX]]
+ *                              connect, fork; the child writes TX through CHILDTX (stdio, the
+ *                              default, or send), reads RX through recv, closes, exits; the
+ *                              parent waits, writes PTX (default 0) through stdio, then
+ *                              closes its copy. Prints "child local LOCALPORT". */
 #include "common.h"
 #include <poll.h>
 #include <pthread.h>
@@ -373,12 +375,12 @@ static int uring_mode(unsigned short port) {
 }
 
 /* A socket shared across fork (see the usage above). */
-static int fork_mode(unsigned short port, size_t tx, size_t rx) {
+static int fork_mode(unsigned short port, size_t tx, size_t rx, size_t ptx, const char *child_tx) {
     int fd = connect_v4(port);
     pid_t pid = fork();
     if (pid < 0) die("fork");
     if (pid == 0) {
-        move_all(fd, tx_stdio, tx, 1);
+        move_all(fd, pick(child_tx, 1), tx, 1);
         move_all(fd, rx_recv, rx, 0);
         say("child local %u", local_port(fd));
         if (close(fd) < 0) die("close in the child");
@@ -386,6 +388,7 @@ static int fork_mode(unsigned short port, size_t tx, size_t rx) {
     }
     int st;
     if (waitpid(pid, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) fail("silentzero: the child failed");
+    move_all(fd, tx_stdio, ptx, 1);
     if (close(fd) < 0) die("close in the parent");
     return 0;
 }
@@ -411,8 +414,9 @@ int main(int argc, char **argv) {
     start_clock();
     if (argc == 3 && strcmp(argv[1], "syscalls") == 0) return syscalls_mode((unsigned short)atoi(argv[2]));
     if (argc == 3 && strcmp(argv[1], "uring") == 0) return uring_mode((unsigned short)atoi(argv[2]));
-    if (argc == 5 && strcmp(argv[1], "fork") == 0)
-        return fork_mode((unsigned short)atoi(argv[2]), strtoul(argv[3], NULL, 10), strtoul(argv[4], NULL, 10));
+    if (argc >= 5 && argc <= 7 && strcmp(argv[1], "fork") == 0)
+        return fork_mode((unsigned short)atoi(argv[2]), strtoul(argv[3], NULL, 10), strtoul(argv[4], NULL, 10),
+                         argc > 5 ? strtoul(argv[5], NULL, 10) : 0, argc > 6 ? argv[6] : "stdio");
     if (argc != 8) fail("usage: silentzero OPEN TXPATH RXPATH END PORT TX RX");
     const char *end = argv[4];
     size_t tx = strtoul(argv[6], NULL, 10), rxn = strtoul(argv[7], NULL, 10);

@@ -110,6 +110,57 @@ fn assert_said_unseen(m: &Moved, what: &str) {
     assert!(line.contains(&place) && line.contains("(silentzero)"), "{line}");
 }
 
+/// `silentzero fork PORT TX RX PTX CHILDTX`: the child writes TX (through `child_tx`) and
+/// reads RX, the parent writes PTX through stdio after it. Checks that every byte the peer saw
+/// is counted or unseen in one of the two, that both sockets are marked shared and have a
+/// witness, and that the summary names no connection without one. Returns (parent, child),
+/// each ((counted tx, rx), (unseen tx, rx)).
+#[allow(clippy::type_complexity)]
+fn shared_across_fork(
+    mode: Mode,
+    tx: u64,
+    rx: u64,
+    ptx: u64,
+    child_tx: &str,
+) -> (((u64, u64), (u64, u64)), ((u64, u64), (u64, u64))) {
+    let bin = prog("silentzero", &[]);
+    let peer = Oracle::server(1, &format!("r{tx},s{rx},e"));
+    let port = peer.port.to_string();
+    let args = [tx.to_string(), rx.to_string(), ptx.to_string()];
+    let r = harness::expecting_unseen(|| {
+        harness::run_in(
+            mode,
+            &[],
+            &[&bin, "fork", &port, &args[0], &args[1], &args[2], child_tx],
+            &[],
+        )
+    });
+    let seen = peer.conns()[0];
+    assert_eq!((seen.rx, seen.tx), (tx + ptx, rx));
+    let procs = r.procs("silentzero");
+    assert_eq!(procs.len(), 2, "{}", r.stderr);
+    let split = |origin: &str| {
+        let p = procs.iter().find(|p| p.origin == origin).expect(origin);
+        let s = &p.sockets[0];
+        assert!(s.shared && s.kernel_tx_bytes.is_some(), "{origin}: {s:?}");
+        assert_eq!(
+            (p.totals.unseen_tx_bytes, p.totals.unseen_rx_bytes),
+            (s.unseen_tx_bytes, s.unseen_rx_bytes)
+        );
+        ((s.tx_bytes, s.rx_bytes), (s.unseen_tx_bytes, s.unseen_rx_bytes))
+    };
+    let (parent, child) = (split("start"), split("fork"));
+    let all = |f: fn(&((u64, u64), (u64, u64))) -> u64| f(&parent) + f(&child);
+    assert_eq!(
+        (all(|h| h.0 .0 + h.1 .0), all(|h| h.0 .1 + h.1 .1)),
+        (seen.rx, seen.tx),
+        "every byte counted or unseen once\n{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("without a kernel witness"), "{}", r.stderr);
+    (parent, child)
+}
+
 both_modes! {
     /// splice() from a pipe to the socket (filled with vmsplice and tee, which only ever touch
     /// pipes) and from the socket to a pipe: both counted exactly, nothing unseen.
@@ -252,32 +303,53 @@ both_modes! {
     }
 
     /// A socket shared across fork: the child's bytes (stdio out, recv in) are its own, from
-    /// the fork on; the parent, whose kernel counts would include the child's, has no witness
-    /// for it and the summary says so.
-    fn a_socket_shared_across_fork_is_witnessed_in_the_child_only(mode) {
-        let bin = prog("silentzero", &[]);
-        let peer = Oracle::server(1, "r1200,s3400,e");
-        let port = peer.port.to_string();
-        let r = harness::expecting_unseen(|| harness::run_in(mode, &[], &[&bin, "fork", &port, "1200", "3400"], &[]));
-        let seen = peer.conns()[0];
-        let procs = r.procs("silentzero");
-        assert_eq!(procs.len(), 2, "{}", r.stderr);
-        let child = procs.iter().find(|p| p.origin == "fork").expect("the child");
-        let parent = procs.iter().find(|p| p.origin == "start").expect("the parent");
-        let cs = &child.sockets[0];
-        assert!(cs.inherited, "{cs:?}");
-        assert_eq!((cs.tx_bytes, cs.rx_bytes), (0, seen.tx), "{cs:?}");
-        assert_eq!((cs.unseen_tx_bytes, cs.unseen_rx_bytes), (seen.rx, 0), "{cs:?}");
-        let ps = &parent.sockets[0];
-        assert_eq!((ps.kernel_tx_bytes, ps.unseen_tx_bytes, ps.tx_bytes), (None, 0, 0), "{ps:?}");
-        assert!(
-            r.stderr.contains(&format!(
-                "pid {} silentzero: 1 TCP connection without a kernel witness",
-                parent.pid
-            )),
-            "{}",
-            r.stderr
+    /// the fork on; the parent, whose kernel counts include the child's, is weighed against
+    /// the child (`sockmeter::holders`) and has nothing unseen.
+    fn a_socket_shared_across_fork_is_witnessed_in_both_holders(mode) {
+        let (parent, child) = shared_across_fork(mode, 1200, 3400, 0, "stdio");
+        assert_eq!(child, ((0, 3400), (1200, 0)));
+        assert_eq!(parent, ((0, 0), (0, 0)));
+    }
+
+    /// The parent writes through stdio after its child ended: each holder is charged with
+    /// its own unseen bytes, out of one kernel count.
+    fn a_parent_writing_past_the_hooks_after_its_child_is_charged_for_it(mode) {
+        let (parent, child) = shared_across_fork(mode, 1200, 3400, 700, "stdio");
+        assert_eq!(child, ((0, 3400), (1200, 0)));
+        assert_eq!(parent, ((0, 0), (700, 0)));
+    }
+
+    /// The child's bytes are counted by the hooks; the parent's stdio bytes are its unseen.
+    fn a_childs_counted_bytes_are_not_the_parents_unseen(mode) {
+        let (parent, child) = shared_across_fork(mode, 1200, 3400, 700, "send");
+        assert_eq!(child, ((1200, 3400), (0, 0)));
+        assert_eq!(parent, ((0, 0), (700, 0)));
+    }
+
+    /// bash writing to a `/dev/tcp` connection with `echo` (stdio inside bash: past the hooks)
+    /// after a command substitution forked a subshell that held the socket too: every byte the
+    /// peer got is in the report, as bash's unseen bytes, and the summary says so.
+    fn a_shell_writing_to_dev_tcp_after_a_subshell_is_not_a_silent_zero(mode) {
+        let peer = Oracle::server(1, "e");
+        let script = format!(
+            "exec 3<>/dev/tcp/127.0.0.1/{}; x=$(echo sub); for i in $(seq 1 400); do echo \"line $i $x of the shell's own output\" >&3; done; exec 3>&-",
+            peer.port
         );
+        let r = harness::expecting_unseen(|| harness::run_in(mode, &[], &["bash", "-c", &script], &[]));
+        let seen = peer.conns()[0];
+        assert!(seen.rx > 10_000, "{seen:?}");
+        let bash: Vec<&ProcessReport> = r.procs("bash").into_iter().filter(|p| p.origin == "start").collect();
+        assert_eq!(bash.len(), 1, "{}", r.stderr);
+        let s = bash[0]
+            .sockets
+            .iter()
+            .find(|s| s.local.as_deref() == Some(&format!("127.0.0.1:{}", seen.port)))
+            .unwrap_or_else(|| panic!("bash's connection\n{}", r.stderr));
+        assert!(s.shared, "{s:?}");
+        assert_eq!((s.tx_bytes, s.unseen_tx_bytes), (0, seen.rx), "{s:?}\n{}", r.stderr);
+        assert_eq!(r.report.totals.unseen_tx_bytes, seen.rx, "{}", r.stderr);
+        assert!(!r.stderr.contains("without a kernel witness"), "{}", r.stderr);
+        assert!(r.stderr.contains("moved outside the calls sockmeter sees"), "{}", r.stderr);
     }
 
     /// Every socket and fd call through syscall(): a socketpair, a listener, a connection to it

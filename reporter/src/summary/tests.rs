@@ -384,7 +384,7 @@ sockmeter: pid 7 w_stdio: 2.1 kB in, 69 B out over 3 connections with 127.0.0.1:
   tcp    127.0.0.1:40002  127.0.0.1:8080  connected  0 B     5 B   0 B        0 B         w_stdio
 sockmeter: pid 7 w_stdio: 1.0 kB out moved outside the calls sockmeter sees (stdio, io_uring, raw system calls...; the kernel's TCP counters say so) on 127.0.0.1:40000 -> 127.0.0.1:8080 (w_stdio)
 sockmeter: pid 7 w_stdio uses io_uring: its socket I/O is seen only by the kernel witness
-sockmeter: pid 7 w_stdio: 1 TCP connection without a kernel witness (open across a fork, still open when the process was killed, kernel TLS, or a kernel before 4.19): what it moved outside the hooked calls is not known
+sockmeter: pid 7 w_stdio: 1 TCP connection without a kernel witness (still open when the process was killed, kernel TLS, or a kernel before 4.19): what it moved outside the hooked calls is not known
 sockmeter: total: 2.1 kB in, 69 B out over 3 connections in 1 process; and 1.0 kB out outside the calls sockmeter sees
 ";
     assert_eq!(text, expected, "\n{text}");

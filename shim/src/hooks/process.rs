@@ -40,8 +40,8 @@ fn at_exit(status: Option<c_int>) {
 }
 
 /// Before a fork, in the parent: every real function is resolved once (a child would look
-/// each up itself), the TCP sockets open now lose their witness here (the child shares them),
-/// and the runtime prepares the child's region.
+/// each up itself), the TCP sockets open now are marked shared (the child holds them too, and
+/// reads its witness base), and the runtime prepares the child's region.
 extern "C" fn before_fork() {
     guard::with(|| {
         static RESOLVED: AtomicBool = AtomicBool::new(false);

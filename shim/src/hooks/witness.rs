@@ -16,15 +16,16 @@
 //! difference as `unseen_tx_bytes` / `unseen_rx_bytes`. The numbers cover what the socket
 //! moved since the shim began counting it in this process image: for a socket seen being
 //! created, its whole life; for one recognised on first use, from then on (the *base*, read
-//! at that moment); for one inherited across fork, from the fork (read in the child). A parent
-//! does not witness a socket that was open when it forked: the kernel's counts are per socket,
-//! and every process holding it adds to them.
+//! at that moment); for one inherited across fork, from the fork (read in the child). A socket
+//! open across a fork is marked shared in both processes: the kernel's counts are per socket,
+//! and every process holding it adds to them, so the reporter, which sees every holder, works
+//! out what no hook saw over all of them (`sockmeter::holders`).
 //!
 //! Nothing here is on the per-byte path.
 
 use libc::c_int;
 use sockmeter::model::Proto;
-use sockmeter::registry::{FdState, RecordState, FLAG_NO_WITNESS, FLAG_SHUT_WR, FLAG_WITNESSED, OVERFLOW};
+use sockmeter::registry::{FdState, RecordState, FLAG_NO_WITNESS, FLAG_REBASE, FLAG_SHARED, FLAG_SHUT_WR, OVERFLOW};
 
 use super::kernel::{eligible, keeping_errno, kernel_now, read};
 use super::sockets;
@@ -112,13 +113,16 @@ fn at_exit_inner(flush: bool) {
 }
 
 /// In the parent, before a fork: every TCP socket open now is shared with the child from here
-/// on, and the kernel's counts of it will be both processes' together: no witness for it here.
+/// on, and the kernel's counts of it will be both processes' together. Each process still
+/// reads its witness (the reporter weighs the holders against each other: `sockmeter::holders`);
+/// the child reads its base at the fork.
 pub fn before_fork() {
     let records = &reg().records;
     for idx in 1..records.high_water() {
         let rec = records.get(idx);
         if rec.state() == RecordState::Open && rec.proto() == Proto::Tcp {
-            rec.set_flag(FLAG_NO_WITNESS);
+            // Announced with its witness (read at its close, exit or exec).
+            rec.set_flag(FLAG_SHARED | FLAG_REBASE);
         }
     }
 }
@@ -132,13 +136,10 @@ pub fn after_fork_child() {
 fn after_fork_child_inner() {
     reg().fds.for_each_record_in(0, u32::MAX, |fd, idx| {
         let rec = reg().records.get(idx);
-        if idx == OVERFLOW || rec.state() != RecordState::Open || rec.proto() != Proto::Tcp {
-            return;
+        if idx == OVERFLOW || rec.state() != RecordState::Open || !rec.has_flag(FLAG_REBASE) {
+            return; // not inherited open, or done through another of its fds
         }
-        if rec.has_flag(FLAG_WITNESSED) || !rec.has_flag(FLAG_NO_WITNESS) {
-            return; // done through another of its fds
-        }
-        rec.clear_flag(FLAG_NO_WITNESS);
+        rec.clear_flag(FLAG_REBASE);
         if !eligible(rec) {
             return;
         }
