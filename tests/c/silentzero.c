@@ -29,7 +29,10 @@
  *                              connect, fork; the child writes TX through CHILDTX (stdio, the
  *                              default, or send), reads RX through recv, closes, exits; the
  *                              parent waits, writes PTX (default 0) through stdio, then
- *                              closes its copy. Prints "child local LOCALPORT". */
+ *                              closes its copy. Prints "child local LOCALPORT".
+ *   silentzero pass PORT TX PTX  make a socketpair, fork, then connect; pass the socket to the
+ *                              child (SCM_RIGHTS), which writes TX through send, closes it and
+ *                              exits; the parent waits, writes PTX through stdio, closes. */
 #include "common.h"
 #include <poll.h>
 #include <pthread.h>
@@ -393,6 +396,48 @@ static int fork_mode(unsigned short port, size_t tx, size_t rx, size_t ptx, cons
     return 0;
 }
 
+/* A TCP socket passed to another process (see the usage above). */
+static int pass_mode(unsigned short port, size_t tx, size_t ptx) {
+    int sp[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sp) < 0) die("socketpair");
+    pid_t pid = fork();
+    if (pid < 0) die("fork");
+    char one = 'x';
+    struct iovec iov = { &one, 1 };
+    union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } u;
+    struct msghdr m;
+    memset(&m, 0, sizeof m);
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    m.msg_control = u.buf;
+    m.msg_controllen = sizeof u.buf;
+    if (pid == 0) {
+        close(sp[0]);
+        if (recvmsg(sp[1], &m, 0) != 1) die("recvmsg");
+        struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+        if (!c || c->cmsg_type != SCM_RIGHTS) fail("silentzero: no fd received");
+        int fd;
+        memcpy(&fd, CMSG_DATA(c), sizeof fd);
+        move_all(fd, pick("send", 1), tx, 1);
+        if (close(fd) < 0) die("close in the child");
+        _exit(0);
+    }
+    close(sp[1]);
+    int fd = connect_v4(port);
+    struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &fd, sizeof fd);
+    if (sendmsg(sp[0], &m, 0) != 1) die("sendmsg");
+    int st;
+    if (waitpid(pid, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) fail("silentzero: the child failed");
+    move_all(fd, tx_stdio, ptx, 1);
+    say("local %u", local_port(fd));
+    if (close(fd) < 0) die("close in the parent");
+    return 0;
+}
+
 /* Blocks in fgets(stdin), holding stdin's lock, until the process ends. */
 static void *read_stdin(void *arg) {
     (void)arg;
@@ -414,6 +459,8 @@ int main(int argc, char **argv) {
     start_clock();
     if (argc == 3 && strcmp(argv[1], "syscalls") == 0) return syscalls_mode((unsigned short)atoi(argv[2]));
     if (argc == 3 && strcmp(argv[1], "uring") == 0) return uring_mode((unsigned short)atoi(argv[2]));
+    if (argc == 5 && strcmp(argv[1], "pass") == 0)
+        return pass_mode((unsigned short)atoi(argv[2]), strtoul(argv[3], NULL, 10), strtoul(argv[4], NULL, 10));
     if (argc >= 5 && argc <= 7 && strcmp(argv[1], "fork") == 0)
         return fork_mode((unsigned short)atoi(argv[2]), strtoul(argv[3], NULL, 10), strtoul(argv[4], NULL, 10),
                          argc > 5 ? strtoul(argv[5], NULL, 10) : 0, argc > 6 ? argv[6] : "stdio");

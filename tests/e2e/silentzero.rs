@@ -161,6 +161,49 @@ fn shared_across_fork(
     (parent, child)
 }
 
+/// `silentzero pass PORT TX PTX`: the parent passes its connection to its child over a Unix
+/// socket; the child sends TX, then the parent writes PTX through stdio. Checks the peer's
+/// count against both processes' and that both sockets are marked shared. Returns (sender,
+/// receiver), each ((counted tx, rx), (unseen tx, rx)).
+#[allow(clippy::type_complexity)]
+fn passed(mode: Mode, tx: u64, ptx: u64) -> (((u64, u64), (u64, u64)), ((u64, u64), (u64, u64))) {
+    let bin = prog("silentzero", &[]);
+    let peer = Oracle::server(1, "e");
+    let port = peer.port.to_string();
+    let (tx_s, ptx_s) = (tx.to_string(), ptx.to_string());
+    let cmd = [bin.as_str(), "pass", &port, &tx_s, &ptx_s];
+    let r = if ptx > 0 {
+        harness::expecting_unseen(|| harness::run_in(mode, &[], &cmd, &[]))
+    } else {
+        harness::run_in(mode, &[], &cmd, &[])
+    };
+    let seen = peer.conns()[0];
+    assert_eq!(seen.rx, tx + ptx);
+    let procs = r.procs("silentzero");
+    assert_eq!(procs.len(), 2, "{}", r.stderr);
+    let split = |origin: &str| {
+        let p = procs.iter().find(|p| p.origin == origin).expect(origin);
+        let tcp: Vec<&SocketReport> = p.sockets.iter().filter(|s| s.proto == "tcp").collect();
+        assert_eq!(tcp.len(), 1, "{origin}: {:?}", p.sockets);
+        let s = tcp[0];
+        assert_eq!(
+            s.local.as_deref(),
+            Some(format!("127.0.0.1:{}", seen.port).as_str()),
+            "{s:?}"
+        );
+        assert!(s.shared && s.kernel_tx_bytes.is_some(), "{origin}: {s:?}\n{}", r.stderr);
+        ((s.tx_bytes, s.rx_bytes), (s.unseen_tx_bytes, s.unseen_rx_bytes))
+    };
+    let (sender, receiver) = (split("start"), split("fork"));
+    assert_eq!(
+        sender.0 .0 + sender.1 .0 + receiver.0 .0 + receiver.1 .0,
+        seen.rx,
+        "every byte counted or unseen once\n{}",
+        r.stderr
+    );
+    (sender, receiver)
+}
+
 both_modes! {
     /// splice() from a pipe to the socket (filled with vmsplice and tee, which only ever touch
     /// pipes) and from the socket to a pipe: both counted exactly, nothing unseen.
@@ -350,6 +393,22 @@ both_modes! {
         assert_eq!(r.report.totals.unseen_tx_bytes, seen.rx, "{}", r.stderr);
         assert!(!r.stderr.contains("without a kernel witness"), "{}", r.stderr);
         assert!(r.stderr.contains("moved outside the calls sockmeter sees"), "{}", r.stderr);
+    }
+
+    /// A TCP socket passed to another process (SCM_RIGHTS): the receiver's bytes are counted
+    /// once, by its hooks; they used to come back as the sender's unseen bytes (its kernel
+    /// count includes the receiver's). The harness fails any unseen byte here.
+    fn a_passed_sockets_bytes_are_counted_once(mode) {
+        let (sender, receiver) = passed(mode, 40_000, 0);
+        assert_eq!(receiver, ((40_000, 0), (0, 0)));
+        assert_eq!(sender, ((0, 0), (0, 0)));
+    }
+
+    /// The sender's own stdio bytes after the receiver's are the sender's unseen bytes.
+    fn a_sender_writing_past_the_hooks_after_passing_a_socket_is_charged_for_it(mode) {
+        let (sender, receiver) = passed(mode, 40_000, 900);
+        assert_eq!(receiver, ((40_000, 0), (0, 0)));
+        assert_eq!(sender, ((0, 0), (900, 0)));
     }
 
     /// Every socket and fd call through syscall(): a socketpair, a listener, a connection to it

@@ -6,7 +6,8 @@
 //! once), add the call and the bytes the kernel accepted or delivered to the socket's counter
 //! word for that direction (one atomic add), and, for a
 //! datagram socket given an address, to that peer's counters. No allocation, no lock, no
-//! system call (after an fd's first use). `MSG_PEEK` reads count as calls with no bytes;
+//! system call (after an fd's first use; and a `recvmsg` that receives sockets registers them:
+//! `passing.rs`). `MSG_PEEK` reads count as calls with no bytes;
 //! `EAGAIN`/`EWOULDBLOCK` count as calls, not errors.
 
 // Handlers are called only by the wrappers `hook_table!` generates, with exactly the arguments
@@ -19,6 +20,7 @@ use sockmeter::model::{Dir, Proto, Role};
 use sockmeter::registry::{FdState, Record};
 
 use super::kernel;
+use super::passing;
 use super::sockets::{record_in_call, record_of, Sock};
 use crate::platform::{self, loff_t, mmsghdr};
 use crate::runtime::{self, reg};
@@ -148,11 +150,19 @@ pub fn sendto(
 
 #[inline]
 pub fn sendmsg(known: Option<Sock>, ret: ssize_t, e: c_int, fd: c_int, msg: *const msghdr, _flags: c_int) {
+    let guarded = known.is_none();
     if let Some(c) = count(known, fd, Dir::Tx, ret, e, false) {
         if counts_peers(c.0.rec) && args_were_read(ret, e) && !msg.is_null() {
             // SAFETY: the caller's msghdr, which the kernel has just read (`args_were_read`).
             let m = unsafe { &*msg };
             count_one_peer(c, m.msg_name as *const sockaddr, m.msg_namelen, Dir::Tx);
+        }
+    }
+    if ret >= 0 && !msg.is_null() {
+        // SAFETY: as above: the kernel accepted the message, control data included.
+        let m = unsafe { &*msg };
+        if passing::carries_control(m) {
+            passing::sent(m, guarded);
         }
     }
 }
@@ -185,11 +195,19 @@ pub fn recvfrom(
 
 #[inline]
 pub fn recvmsg(known: Option<Sock>, ret: ssize_t, e: c_int, fd: c_int, msg: *mut msghdr, flags: c_int) {
+    let guarded = known.is_none();
     if let Some(c) = count(known, fd, Dir::Rx, ret, e, peek(flags)) {
         if ret >= 0 && !msg.is_null() {
             // SAFETY: the caller's msghdr, just filled in by the kernel.
             let m = unsafe { &*msg };
             count_one_peer(c, m.msg_name as *const sockaddr, m.msg_namelen, Dir::Rx);
+        }
+    }
+    if ret >= 0 && !msg.is_null() {
+        // SAFETY: as above.
+        let m = unsafe { &*msg };
+        if passing::carries_control(m) {
+            passing::received(m, guarded);
         }
     }
 }

@@ -31,6 +31,7 @@ pub mod files;
 pub mod io;
 pub mod kernel;
 pub mod lifecycle;
+pub mod passing;
 pub mod preflight;
 pub mod process;
 pub mod resolver;
