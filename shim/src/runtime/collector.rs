@@ -111,7 +111,7 @@ impl Collector {
         let hello = Hello {
             pid: platform::pid(),
             ppid: platform::ppid(),
-            exe: platform::exe_path(),
+            exe: platform::exe_path_cached().to_string(),
             argv: platform::cmdline(),
             started_at: started_ms(),
             origin,

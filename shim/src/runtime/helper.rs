@@ -214,7 +214,7 @@ pub fn spawn(origin_fork: bool) -> bool {
         arg(format!("--adopt={adopt_shipper}")),
         arg(format!("--pid={}", platform::pid())),
         arg(format!("--ppid={}", platform::ppid())),
-        arg(format!("--exe={}", platform::exe_path())),
+        arg(format!("--exe={}", platform::exe_path_cached())),
         arg(format!("--origin={}", if origin_fork { "fork" } else { "start" })),
         arg("--".into()),
     ];
@@ -298,8 +298,14 @@ fn adopt() -> bool {
         unsafe { libc::close(pidfd) };
         return false;
     };
-    let mut msg = format!("{}\0{}\0{}\0", platform::pid(), platform::ppid(), platform::exe_path()).into_bytes();
-    for a in platform::cmdline() {
+    // Built by hand: in a forked child, the formatting machinery's first use costs page faults.
+    let exe = platform::exe_path_cached();
+    let mut msg = Vec::with_capacity(64 + exe.len());
+    push_decimal(&mut msg, platform::pid());
+    push_decimal(&mut msg, platform::ppid());
+    msg.extend_from_slice(exe.as_bytes());
+    msg.push(0);
+    for a in platform::cmdline_ref() {
         // The shipper reads messages of up to 64 KiB (a longer one would be cut, and with it
         // the fds): a very long command line is shortened instead.
         if msg.len() + a.len() + 1 > MAX_ADOPTION_MESSAGE {
@@ -322,6 +328,22 @@ fn adopt() -> bool {
     }
     handed_over(w);
     true
+}
+
+/// Appends `n` in decimal and a NUL.
+fn push_decimal(out: &mut Vec<u8>, mut n: u32) {
+    let mut digits = [0u8; 10];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+    out.push(0);
 }
 
 /// Before an exec: the shipper ships the last counts and says `bye` (reason exec) when the
