@@ -25,6 +25,7 @@ mod plugins;
 mod prometheus;
 mod reporters;
 mod security;
+mod shared;
 mod silentzero;
 mod stream;
 mod summary;

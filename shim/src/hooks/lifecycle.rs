@@ -283,7 +283,12 @@ pub fn closefrom_after(own: bool, _ret: (), _e: c_int, low: c_int) {
 /// `new` is now what `old` is (the dup family), unless this is a vfork child (see
 /// [`parents`]).
 fn duped(old: c_int, new: c_int) {
-    if parents(reg().fds.get(old)) || parents(reg().fds.get(new)) {
+    let was = reg().fds.get(old);
+    if parents(was) || parents(reg().fds.get(new)) {
+        // As in `dup2_before`: a vfork child passing a socket on.
+        if let (FdState::Record(idx), true) = (was, platform::in_vfork_child()) {
+            witness::shared_with_another(idx);
+        }
         return;
     }
     if reg().dup(old, new, platform::now_ms).is_some() {
@@ -300,7 +305,13 @@ pub fn dup(ret: c_int, _e: c_int, fd: c_int) {
 /// What `new` is before the dup2 that replaces it, or None in a vfork child (see [`parents`]).
 pub fn dup2_before(old: c_int, new: c_int) -> Option<FdState> {
     let was = reg().fds.get(new);
-    if parents(was) || parents(reg().fds.get(old)) {
+    let from = reg().fds.get(old);
+    if parents(was) || parents(from) {
+        // A vfork child hands a socket to the program it is about to exec (a subprocess's
+        // stdout): the socket will be open there too.
+        if let (FdState::Record(idx), true) = (from, platform::in_vfork_child()) {
+            witness::shared_with_another(idx);
+        }
         return None;
     }
     runtime::protect_own_fd(new);

@@ -335,6 +335,10 @@ hook_table! {
     fn execvpe(file: *const c_char, argv: *const *const c_char, envp: *const *const c_char) -> c_int => around process::execvpe_before, process::exec3_after;
     #[cfg(target_os = "linux")]
     fn fexecve(fd: c_int, argv: *const *const c_char, envp: *const *const c_char) -> c_int => around process::fexecve_before, process::exec3_after;
+    /// A spawned program gets the host's inheritable fds: its TCP sockets are shared.
+    fn posix_spawn(pid: *mut libc::pid_t, path: *const c_char, actions: *const libc::posix_spawn_file_actions_t, attr: *const libc::posix_spawnattr_t, argv: *const *mut c_char, envp: *const *mut c_char) -> c_int => around process::spawn_before, process::spawn_after;
+    fn posix_spawnp(pid: *mut libc::pid_t, file: *const c_char, actions: *const libc::posix_spawn_file_actions_t, attr: *const libc::posix_spawnattr_t, argv: *const *mut c_char, envp: *const *mut c_char) -> c_int => around process::spawn_before, process::spawn_after;
+    fn posix_spawn_file_actions_adddup2(actions: *mut libc::posix_spawn_file_actions_t, fd: c_int, newfd: c_int) -> c_int => after process::spawn_adddup2;
 
     // ---- the names the program looks up (resolver.rs): which name each address came from ----
     fn getaddrinfo(node: *const c_char, service: *const c_char, hints: *const addrinfo, res: *mut *mut addrinfo) -> c_int => after resolver::getaddrinfo;

@@ -89,6 +89,9 @@ fn exec_before(target: Target) -> Pending {
     preflight::check(target);
     if runtime::owns_region() {
         super::witness::at_exit(false);
+    } else {
+        // A vfork child: the sockets it keeps across the exec are its parent's too.
+        super::witness::before_spawn();
     }
     Pending(runtime::finish(ByeReason::Exec))
 }
@@ -139,4 +142,29 @@ pub fn fexecve_before(fd: c_int, _argv: *const *const libc::c_char, _envp: *cons
 
 pub fn exec3_after<A, B, C>(p: Pending, ret: c_int, _e: c_int, _a: A, _b: B, _c: C) {
     exec_after(p, ret);
+}
+
+/// `posix_spawn`/`posix_spawnp`: the program started shares every TCP socket whose fd is not
+/// close-on-exec (glibc's child runs no hook: it duplicates and execs with internal calls).
+pub fn spawn_before(
+    _pid: *mut libc::pid_t,
+    _path: *const libc::c_char,
+    _actions: *const libc::posix_spawn_file_actions_t,
+    _attr: *const libc::posix_spawnattr_t,
+    _argv: *const *mut libc::c_char,
+    _envp: *const *mut libc::c_char,
+) {
+    super::witness::before_spawn();
+}
+
+pub fn spawn_after<A, B, C, D, E, F>(_p: (), _ret: c_int, _e: c_int, _a: A, _b: B, _c: C, _d: D, _x: E, _f: F) {}
+
+/// `posix_spawn_file_actions_adddup2(actions, fd, newfd)`: a spawn with these actions gives
+/// `fd` to the program it starts (even a close-on-exec one).
+pub fn spawn_adddup2(ret: c_int, _e: c_int, _actions: *mut libc::posix_spawn_file_actions_t, fd: c_int, _new: c_int) {
+    if ret == 0 {
+        if let sockmeter::registry::FdState::Record(idx) = runtime::reg().fds.get(fd) {
+            super::witness::shared_with_another(idx);
+        }
+    }
 }

@@ -127,6 +127,35 @@ pub fn before_fork() {
     }
 }
 
+/// The socket of record `idx` may be open in another process from now on (a vfork child
+/// duplicated it for the program it is about to run, or a spawn's file actions will): shared.
+pub fn shared_with_another(idx: u32) {
+    if idx != OVERFLOW {
+        let rec = reg().records.get(idx);
+        if rec.proto() == Proto::Tcp {
+            rec.set_flag(FLAG_SHARED);
+        }
+    }
+}
+
+/// Before a program is started with this process's fds (`posix_spawn`, or an exec in a vfork
+/// child, whose memory is its parent's): every TCP socket whose fd is not close-on-exec will be
+/// open in that program too. One `fcntl` per TCP socket, on this path only.
+pub fn before_spawn() {
+    keeping_errno(|| {
+        reg().fds.for_each_record_in(0, u32::MAX, |fd, idx| {
+            if idx == OVERFLOW || reg().records.get(idx).proto() != Proto::Tcp {
+                return;
+            }
+            // SAFETY: F_GETFD on an fd number; a closed one gives EBADF.
+            let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+            if flags >= 0 && flags & libc::FD_CLOEXEC == 0 {
+                shared_with_another(idx);
+            }
+        })
+    });
+}
+
 /// In a forked child: each inherited TCP socket is witnessed from the fork on (its base is
 /// read now; the counters started from zero).
 pub fn after_fork_child() {

@@ -1,5 +1,6 @@
 /* hookcalls: the calls that make, change and end sockets and fds, and the process ones (see tests/c/hookcalls.c). */
 #include "hookcalls.h"
+#include <spawn.h>
 
 void lifecycle(void) {
     struct sockaddr_in a = lo4(0);
@@ -129,6 +130,19 @@ void exec_family(char **argv) {
     int d = open(argv[1], O_RDONLY | O_DIRECTORY);
     CALL("fexecve EACCES", fexecve(d, av, environ));
     close(d);
+    /* posix_spawn: its file actions, a program that does not exist, one that does. */
+    posix_spawn_file_actions_t fa;
+    if (posix_spawn_file_actions_init(&fa) != 0) die("posix_spawn_file_actions_init");
+    CALL("posix_spawn_file_actions_adddup2 ok", posix_spawn_file_actions_adddup2(&fa, 2, 1));
+    CALL("posix_spawn_file_actions_adddup2 EBADF", posix_spawn_file_actions_adddup2(&fa, -1, 1));
+    char *tav[] = {"true", NULL};
+    pid_t sp = -1;
+    CALL("posix_spawn ENOENT", posix_spawn(&sp, "/no/such/program", &fa, NULL, tav, environ));
+    CALL("posix_spawnp ok", posix_spawnp(&sp, "true", &fa, NULL, tav, environ));
+    int sst = -1;
+    if (waitpid(sp, &sst, 0) != sp) die("waitpid spawned");
+    say("spawned true left: status %d", WIFEXITED(sst) ? WEXITSTATUS(sst) : -1);
+    posix_spawn_file_actions_destroy(&fa);
     pid_t k = fork();
     if (k == 0) _exit(0);
     int st = -1;
