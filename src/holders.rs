@@ -71,11 +71,13 @@ pub fn reconcile(processes: &mut [ProcessReport]) {
         }
     }
     let mut charges: Vec<(usize, usize, [u64; 2])> = Vec::new();
+    let mut covered: Vec<(usize, usize, u32)> = Vec::new();
     for members in by_conn.into_values() {
         if !members.iter().any(|&(p, s)| processes[p].sockets[s].shared) {
             continue;
         }
         for group in overlapping(processes, members) {
+            covered.extend(cover(processes, &group));
             let mut charge: HashMap<(usize, usize), [u64; 2]> = HashMap::new();
             for dir in 0..2 {
                 let holders: Vec<Holder> = group.iter().map(|&(p, s)| holder(processes, p, s, dir)).collect();
@@ -89,6 +91,26 @@ pub fn reconcile(processes: &mut [ProcessReport]) {
     for (p, s, n) in charges {
         charge(&mut processes[p], s, n);
     }
+    for (p, s, by) in covered {
+        processes[p].sockets[s].witnessed_by = Some(by);
+    }
+}
+
+/// The holders of one connection that have no reading, each with the pid of a holder whose
+/// reading covers them (the first with one), when a shared holder has one.
+fn cover(processes: &[ProcessReport], group: &[(usize, usize)]) -> Vec<(usize, usize, u32)> {
+    let read = |&(p, s): &(usize, usize)| processes[p].sockets[s].kernel_tx_bytes.is_some();
+    let Some(&(wp, _)) = group
+        .iter()
+        .find(|&&(p, s)| read(&(p, s)) && processes[p].sockets[s].shared)
+    else {
+        return Vec::new();
+    };
+    group
+        .iter()
+        .filter(|m| !read(m))
+        .map(|&(p, s)| (p, s, processes[wp].pid))
+        .collect()
 }
 
 /// A TCP connection of one socket's own line (not a folded group).

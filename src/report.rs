@@ -254,6 +254,12 @@ pub struct SocketReport {
     /// has no other holder to weigh, it is not worked out.
     #[serde(default, skip_serializing_if = "is_false")]
     pub shared: bool,
+    /// A socket with no witness of its own that another holder's witness covers (the pid of
+    /// one such process): a program that got the socket from this run's other processes and
+    /// closed it where it could not be read (`fclose`), say. Its counted bytes are weighed
+    /// in that holder's reading.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub witnessed_by: Option<u32>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -349,6 +355,7 @@ impl SocketReport {
             && self.is_connection()
             && self.folded == 0
             && self.kernel_tx_bytes.is_none()
+            && self.witnessed_by.is_none()
     }
 
     /// Whether this socket counts in totals: inet always, Unix only when asked.

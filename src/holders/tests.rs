@@ -172,6 +172,29 @@ fn a_holder_without_a_reading_still_has_its_counted_bytes_subtracted() {
 }
 
 #[test]
+fn a_holder_without_a_reading_is_covered_by_one_that_has_one() {
+    // python handed its connection to cat, which closed it with fclose (no reading of its own).
+    let python = shared(0, [0, 0], [700, 0], [0, 0]);
+    let cat = H {
+        started: 1,
+        closed: Some(2),
+        shared: false,
+        counted: [600, 0],
+        kernel: None,
+        base: [0, 0],
+    };
+    let mut ps = vec![process(10, &python), process(11, &cat)];
+    reconcile(&mut ps);
+    assert_eq!(ps[1].sockets[0].witnessed_by, Some(10));
+    assert!(!ps[1].sockets[0].unwitnessed_connection());
+    assert_eq!(ps[0].sockets[0].unseen_tx_bytes, 100);
+    // Alone, it is a connection without a witness.
+    let mut alone = vec![process(11, &cat)];
+    reconcile(&mut alone);
+    assert!(alone[0].sockets[0].unwitnessed_connection());
+}
+
+#[test]
 fn the_same_addresses_later_are_another_connection() {
     let mut first = shared(0, [0, 0], [100, 0], [0, 0]);
     first.closed = Some(1);
