@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::cprogs::Oracle;
 use crate::harness::{self, both_modes, compile_c, read_report, scratch_path, Counter, Mode};
 
 /// `sockmeter run --json FILE -- cmd` started in the background, stdout and stderr piped (read
@@ -312,6 +313,60 @@ both_modes! {
         let run = Background::start(mode, &[&prog, &counter.port.to_string(), "700", "0", "400"]);
         died_of_with_every_byte(run, counter, libc::SIGABRT, 700 * 10);
     }
+}
+
+both_modes! {
+    /// Ctrl-C while the program is blocked in one send the peer is not reading: what that call
+    /// queued never comes back to its hook (the process dies inside it), but the handler behind
+    /// the default reads the kernel's witness first, so every byte the peer got is in the
+    /// report, as unseen bytes, in both modes. They used to be lost.
+    fn ctrl_c_in_a_blocked_send_loses_nothing(mode) {
+        let dir = harness::fresh_dir("bigsend");
+        let marks = dir.to_str().expect("utf-8").to_string();
+        let peer = Oracle::spawn(&["server", "1", "f,e"], &[("PEER_MARKER_DIR", marks.as_str())], true);
+        let portfile = dir.join("port");
+        let prog = compile_c("bigsend", &[]).display().to_string();
+        let size = (64u64 << 20).to_string();
+        let run = Background::start(mode, &[&prog, &peer.port.to_string(), &size, portfile.to_str().expect("utf-8")]);
+        assert!(eventually(Duration::from_secs(60), || portfile.exists()), "it connected");
+        let client: u16 = std::fs::read_to_string(&portfile).expect("port").trim().parse().expect("a port");
+        assert!(
+            eventually(Duration::from_secs(60), || queued_at(peer.port, client) > 0),
+            "its send is blocked with bytes waiting at the peer"
+        );
+        run.signal_group(libc::SIGINT);
+        let json = run.json.clone();
+        let (code, _, err) = run.wait(Duration::from_secs(60));
+        std::fs::write(dir.join(format!("mark-{client}")), "").expect("marker");
+        let seen = peer.conns()[0];
+        assert_eq!(code, 130, "{err}");
+        assert!(seen.rx > 0, "the peer got what the send queued");
+        let r = read_report(&json);
+        assert_eq!(r.processes.len(), 1, "{err}");
+        assert_eq!(r.processes[0].signal, Some(libc::SIGINT), "{err}");
+        let t = &r.totals;
+        assert_eq!(
+            (t.tx_bytes, t.unseen_tx_bytes),
+            (0, seen.rx),
+            "every byte the one interrupted call moved, from the kernel's witness:\n{err}"
+        );
+    }
+}
+
+/// Bytes waiting in the receive queue of the TCP socket on 127.0.0.1:`local` connected to
+/// 127.0.0.1:`remote` (`/proc/net/tcp`), 0 when there is none.
+fn queued_at(local: u16, remote: u16) -> u64 {
+    let text = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    let want = (format!("0100007F:{local:04X}"), format!("0100007F:{remote:04X}"));
+    text.lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|f| f.len() > 4 && f[1] == want.0 && f[2] == want.1)
+        .and_then(|f| {
+            f[4].split_once(':')
+                .and_then(|(_, rx)| u64::from_str_radix(rx, 16).ok())
+        })
+        .unwrap_or(0)
 }
 
 /// Waits for a one-process command that dies of `sig`: the command's status is 128+`sig` (as a

@@ -16,17 +16,19 @@
 //!
 //! The trampoline touches one atomic and the guard's thread-local flag: async-signal-safe.
 //!
-//! **Fatal signals in thread mode.** A process that reports from its own thread and is killed
-//! by a signal (Ctrl-C's SIGINT, a SIGTERM, a SIGPIPE) would take its last interval's counts
-//! with it. So while the reporting thread runs, the signals whose default action ends the
-//! process and that the host left at `SIG_DFL` get [`fatal`] as their handler ([`arm_fatal`]):
-//! it asks the reporting thread for a last pass (bounded), then restores the default and
-//! raises the signal again, so the process dies of it as it would have (same wait status, a
-//! core dump for SIGQUIT). The host still reads `SIG_DFL` back, and a host that sets `SIG_DFL`
-//! itself while the reporting thread runs gets the handler behind it, whatever the signal's
-//! disposition was when the thread started (Python dies of an uncaught KeyboardInterrupt that
-//! way). (Under a shipper process nothing of this is needed: the shipper reads the dead host's
-//! counters.)
+//! **Fatal signals.** A process killed by a signal (Ctrl-C's SIGINT, a SIGTERM, a SIGPIPE)
+//! dies inside whatever call it was in: a send blocked on a full buffer never returns to its
+//! hook, and what it queued is only in the kernel's count. And a process that reports from its
+//! own thread would take its last interval's counts with it. So once reporting runs (either
+//! mode), the signals whose default action ends the process and that the host left at
+//! `SIG_DFL` get [`fatal`] as their handler ([`arm_fatal`]): it reads the kernel witness of
+//! every TCP socket still open, asks the reporting thread (thread mode) for a last pass
+//! (bounded), then restores the default and raises the signal again, so the process dies of
+//! it as it would have (same wait status, a core dump for SIGQUIT). The host still reads
+//! `SIG_DFL` back, and a host that sets `SIG_DFL` itself once reporting runs gets the handler
+//! behind it, whatever the signal's disposition was when reporting started (Python dies of an
+//! uncaught KeyboardInterrupt that way). Under a shipper the shipper reads the dead host's
+//! counters, witness included.
 
 #![allow(clippy::not_unsafe_ptr_arg_deref)]
 
@@ -84,7 +86,7 @@ const FATAL: [c_int; 13] = [
 
 /// Which signals have [`fatal`] behind the host's `SIG_DFL`.
 static ARMED: [std::sync::atomic::AtomicBool; SIGNALS] = [const { std::sync::atomic::AtomicBool::new(false) }; SIGNALS];
-/// Set once the reporting thread has started ([`arm_fatal`]): from then on a fatal signal the
+/// Set once reporting has started ([`arm_fatal`]): from then on a fatal signal the
 /// host *sets* to `SIG_DFL` gets [`fatal`] behind it too, not only one that was at `SIG_DFL`
 /// when the thread started. (Python installs its own SIGINT handler at start, and after an
 /// uncaught KeyboardInterrupt sets `SIG_DFL` and raises SIGINT again to die of it: without
@@ -113,13 +115,16 @@ fn armed(sig: c_int) -> bool {
         .is_some_and(|a| a.load(Acquire))
 }
 
-/// Installs [`fatal`] for every fatal signal the host leaves at `SIG_DFL` (thread mode, when
-/// the reporting thread starts). Uses the real `sigaction` directly.
+/// Installs [`fatal`] for every fatal signal the host leaves at `SIG_DFL` (once reporting
+/// starts, in either mode). Uses the real `sigaction` directly.
 pub fn arm_fatal() {
     let Some(real) = crate::hooks::sigaction::real() else {
         return;
     };
-    FATAL_ON.store(true, Release);
+    // Armed already: in a forked child, whose dispositions are its parent's.
+    if FATAL_ON.swap(true, AcqRel) {
+        return;
+    }
     for sig in FATAL {
         // SAFETY: an all-zero sigaction is a valid value; the real sigaction reads and writes
         // our own structs.
@@ -147,6 +152,12 @@ pub fn arm_fatal() {
 /// The handler behind a fatal signal's `SIG_DFL` (see the module docs).
 extern "C" fn fatal(sig: c_int) {
     let e = crate::platform::errno();
+    // The call the signal interrupted (a send blocked on a full buffer) never returns to its
+    // hook: what it moved is only in the kernel's counts. Read them now, for every TCP socket
+    // still open, while the fds exist (a vfork child's sockets are its parent's).
+    if crate::runtime::owns_region() {
+        crate::hooks::witness::at_exit(false);
+    }
     crate::runtime::last_pass_before_dying(sig);
     // Back to the default, then the same signal again: it is blocked while this handler runs,
     // and kills the process the moment the handler returns.

@@ -175,13 +175,23 @@ pub fn ready() {
     });
 }
 
-/// Called once when the reporting thread has started (thread mode): set at load by the hooks
-/// (the fatal-signal handlers behind the host's defaults, `hooks/signals.rs`).
+/// Called once reporting has started (the reporting thread, or the shipper): set at load by the
+/// hooks (the fatal-signal handlers behind the host's defaults, `hooks/signals.rs`).
 static ON_THREAD_START: AtomicPtr<()> = AtomicPtr::new(std::ptr::null_mut());
 
 /// Sets what runs when the reporting thread has started (see [`ON_THREAD_START`]).
 pub fn on_thread_start(f: fn()) {
     ON_THREAD_START.store(f as *mut (), Release);
+}
+
+/// Runs what [`on_thread_start`] set, once reporting has started (either mode).
+fn run_on_start() {
+    let f = ON_THREAD_START.load(Acquire);
+    if !f.is_null() {
+        // SAFETY: only ever set by `on_thread_start`, from a `fn()`.
+        let f = unsafe { std::mem::transmute::<*mut (), fn()>(f) };
+        f();
+    }
 }
 
 static PROBLEMS: OnceLock<Vec<String>> = OnceLock::new();
@@ -304,6 +314,9 @@ fn start_now() {
     }
     if helper::on() {
         if helper::spawn(FORKED.load(Relaxed)) {
+            // The shipper reads a dead host's counters, but not what the call a fatal signal
+            // interrupted moved: the handler behind the defaults reads the kernel's witness.
+            run_on_start();
             return;
         }
         helper::disable();
@@ -322,12 +335,7 @@ fn start_now() {
     match spawned {
         Ok(_) => {
             THREAD_PID.store(platform::pid(), Release);
-            let f = ON_THREAD_START.load(Acquire);
-            if !f.is_null() {
-                // SAFETY: only ever set by `on_thread_start`, from a `fn()`.
-                let f = unsafe { std::mem::transmute::<*mut (), fn()>(f) };
-                f();
-            }
+            run_on_start();
         }
         Err(_) => say("cannot start the reporting thread; counts are kept and written at exit"),
     }
