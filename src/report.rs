@@ -256,7 +256,7 @@ pub struct SocketReport {
     pub shared: bool,
     /// A socket with no witness of its own that another holder's witness covers (the pid of
     /// one such process): a program that got the socket from this run's other processes and
-    /// closed it where it could not be read (`fclose`), say. Its counted bytes are weighed
+    /// was killed by SIGKILL, say. Its counted bytes are weighed
     /// in that holder's reading.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub witnessed_by: Option<u32>,

@@ -173,7 +173,7 @@ fn a_holder_without_a_reading_still_has_its_counted_bytes_subtracted() {
 
 #[test]
 fn a_holder_without_a_reading_is_covered_by_one_that_has_one() {
-    // python handed its connection to cat, which closed it with fclose (no reading of its own).
+    // python handed its connection to cat, which was killed by SIGKILL (no reading of its own).
     let python = shared(0, [0, 0], [700, 0], [0, 0]);
     let cat = H {
         started: 1,

@@ -15,7 +15,8 @@
  *   preadv2, preadv64v2, sys (recvfrom, read, readv, recvmsg, preadv2 in turn), stdio (fgets,
  *   then fread), asm, unread (recv half of them and close with the rest unread), aliases
  *   (glibc's public __read).
- * END: close, shut (shutdown(SHUT_WR) before reading, then read to EOF, then close), exit
+ * END: close, fclose (fclose of the stdio stream TXPATH wrote through, which writes out what
+ *   it holds, then closes), shut (shutdown(SHUT_WR) before reading, then read to EOF, then close), exit
  *   (return from main, socket open), exit_reader (the same while another thread is blocked
  *   reading stdin, holding its stdio lock), _exit (socket open), kill (SIGKILL, socket open).
  *
@@ -485,7 +486,10 @@ int main(int argc, char **argv) {
         if (recv(fd, b, sizeof b, 0) != 0) fail("silentzero: no EOF after the reply");
     }
     say("moved tx %zu rx %zu local %u espipe %d", tx, want, local_port(fd), espipe);
-    if (strcmp(end, "close") == 0 || shut) {
+    if (strcmp(end, "fclose") == 0) {
+        if (!wfile) fail("silentzero: fclose needs a stdio TXPATH");
+        if (fclose(wfile) != 0) die("fclose");
+    } else if (strcmp(end, "close") == 0 || shut) {
         if (close(fd) < 0) die("close");
     } else if (strcmp(end, "_exit") == 0) {
         _exit(0);

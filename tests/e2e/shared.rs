@@ -154,8 +154,8 @@ fn handed_to_a_program(mode: Mode, how: &str) {
     assert_eq!((c.tx_bytes, p.tx_bytes), (40_000, 700), "{}", r.stderr);
     assert!(p.shared, "{p:?}");
     assert_eq!(r.report.totals.tx_bytes, seen.rx, "{}", r.stderr);
-    // cat closes its stdout with fclose at exit, where no witness can be read: python's covers
-    // it, and the summary does not call it a connection without one.
+    // cat closes its stdout with fclose at exit: witnessed there (or, were it not, covered by
+    // python's reading); the summary calls it no connection without a witness.
     assert!(
         c.kernel_tx_bytes.is_some() || c.witnessed_by == Some(py[0].pid),
         "{c:?}\n{}",

@@ -153,6 +153,15 @@ both_modes! {
         assert!(m.sock().module.as_deref().is_some_and(|p| p.ends_with("/silentzero")));
     }
 
+    /// A socket closed with `fclose` (coreutils close stdout that way at exit): its witness is
+    /// read before, plus what the stream still held and `fclose` wrote (no hook sees libc write
+    /// it), so those bytes are unseen, exactly, and the socket has a witness.
+    fn a_socket_closed_by_fclose_is_witnessed_with_what_the_stream_held(mode) {
+        let m = moved(mode, ["libc", "stdio_unflushed", "recv", "fclose"], 3000, 0, Some("e"));
+        m.assert_split((0, 0), (3000, 0));
+        assert_said_unseen(&m, "3.0 kB out");
+    }
+
     /// fdopen + fwrite + fflush out, fgets + fread in: libc calls itself, no hook sees a byte;
     /// the kernel witness reports every one as unseen, and the summary says so, with where.
     fn stdio_both_ways_is_reported_unseen_exactly(mode) {

@@ -25,6 +25,7 @@ use sockmeter::registry::FdState;
 
 use super::sockets;
 use super::table::Fallback;
+use super::witness;
 use crate::platform;
 use crate::runtime::reg;
 
@@ -144,9 +145,23 @@ pub fn fopen(ret: *mut FILE, _e: c_int, _path: *const c_char, _mode: *const c_ch
     }
 }
 
+/// An `fclose` in progress: the stream's fd and what it was, and a socket's witness as it
+/// will be once the stream's buffer is written (`witness::before_fclose`).
+pub struct Fclose {
+    stream: Option<(c_int, FdState)>,
+    witness: Option<(u32, [u64; 2])>,
+}
+
+pub fn fclose_before(f: *mut FILE) -> Fclose {
+    let stream = stream_before(f);
+    let witness = stream.and_then(|(fd, was)| witness::before_fclose(fd, was, platform::stdio_pending(f)));
+    Fclose { stream, witness }
+}
+
 /// `fclose` closes the stream's fd inside glibc (even when flushing fails).
-pub fn fclose_after(was: Option<(c_int, FdState)>, _ret: c_int, _e: c_int, _f: *mut FILE) {
-    if let Some((fd, was)) = was {
+pub fn fclose_after(c: Fclose, ret: c_int, _e: c_int, _f: *mut FILE) {
+    witness::after_fclose(c.witness, ret);
+    if let Some((fd, was)) = c.stream {
         sockets::closed(fd, was);
     }
 }

@@ -222,7 +222,7 @@ hook_table! {
     fn freopen(path: *const c_char, mode: *const c_char, f: *mut FILE) -> *mut FILE => around files::freopen_before, files::freopen_after;
     #[cfg(target_os = "linux")]
     fn freopen64(path: *const c_char, mode: *const c_char, f: *mut FILE) -> *mut FILE => around files::freopen_before, files::freopen_after;
-    fn fclose(f: *mut FILE) -> c_int => around files::stream_before, files::fclose_after;
+    fn fclose(f: *mut FILE) -> c_int => around files::fclose_before, files::fclose_after;
 
     // ---- the host's signal handlers, behind the trampoline (signals.rs) ----
     fn sigaction(sig: c_int, act: *const libc::sigaction, old: *mut libc::sigaction) -> c_int => rewrite signals::sigaction;

@@ -68,6 +68,40 @@ fn met_at_close(fd: c_int) -> FdState {
     FdState::Record(idx)
 }
 
+/// Before `fclose` of a stream on `fd`, which was `was`: when it is the socket's last fd in
+/// this process, its witness as it will be once `fclose` has written the `pending` bytes the
+/// stream holds (libc writes them itself: no hook sees them). [`after_fclose`] stores it only
+/// when `fclose` succeeded, so that every pending byte was written. (coreutils close stdout
+/// with `fclose` at exit: `cat file > /dev/tcp/...` had no witness.)
+pub fn before_fclose(fd: c_int, was: FdState, pending: Option<u64>) -> Option<(u32, [u64; 2])> {
+    keeping_errno(|| {
+        let FdState::Record(idx) = was else { return None };
+        let rec = reg().records.get(idx);
+        if idx == OVERFLOW || rec.refs() > 1 || !eligible(rec) {
+            return None;
+        }
+        let pending = pending?;
+        let seen = rec.seen_at_least();
+        let base = rec.witness_base();
+        let k = kernel_now(fd, rec.has_flag(FLAG_SHUT_WR), base[1] + seen[1])?;
+        let w = [(k[0] + pending).saturating_sub(base[0]), k[1].saturating_sub(base[1])];
+        // As `read`: kernel TLS counts records, not bytes (asked only when the numbers differ).
+        if (w[0] > seen[0] || w[1] > seen[1]) && platform::kernel_tls(fd) {
+            rec.set_flag(FLAG_NO_WITNESS);
+            return None;
+        }
+        Some((idx, w))
+    })
+}
+
+/// After `fclose` returned `ret`: the witness [`before_fclose`] took, if it succeeded.
+pub fn after_fclose(taken: Option<(u32, [u64; 2])>, ret: c_int) {
+    if let (Some((idx, w)), 0) = (taken, ret) {
+        reg().records.get(idx).set_witness(w);
+        crate::runtime::notify();
+    }
+}
+
 /// Before `close_range`/`closefrom` over `first..=last`: reads every TCP socket there (a
 /// socket with another fd outside the range is read again at its last close).
 pub fn before_close_span(first: u32, last: u32) {

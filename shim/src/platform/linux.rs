@@ -157,6 +157,15 @@ extern "C" {
     fn fflush_unlocked(fp: *mut libc::FILE) -> c_int;
 }
 
+/// The bytes `f` holds that are not written yet (`fclose` writes them before it closes). Called
+/// only with the stream the host is passing to `fclose`, as the other hooks' pointer arguments.
+#[allow(clippy::not_unsafe_ptr_arg_deref)]
+pub fn stdio_pending(f: *mut libc::FILE) -> Option<u64> {
+    // SAFETY: a stream the host is passing to fclose (which requires a valid one); __fpending
+    // only reads its buffer pointers.
+    Some(unsafe { __fpending(f) } as u64)
+}
+
 /// Whether the process surely has one thread only (glibc's `__libc_single_threaded`).
 pub fn single_threaded() -> bool {
     // SAFETY: a byte glibc exports for exactly this question; read once.

@@ -186,6 +186,11 @@ pub fn kernel_tls(_fd: c_int) -> bool {
 /// does not have.
 pub fn flush_stdio_on(_wanted: impl Fn(c_int) -> bool) {}
 
+/// Not asked: no kernel witness on macOS.
+pub fn stdio_pending(_f: *mut libc::FILE) -> Option<u64> {
+    None
+}
+
 /// The main executable's Mach-O header (dyld's image 0).
 fn main_header() -> usize {
     extern "C" {

@@ -38,6 +38,9 @@
 //! * shipper mode (`shipper.rs` on Linux): `create_region` (a shared mapping others can map),
 //!   `link_pair`, `spawn_shipper` (a process that is never the host's child), and for forked children `adoption_pair`, `pidfd_self` and
 //!   `send_with_fds` (handing a region to the shipper that already exists).
+//! * the kernel witness (Linux; none on macOS): `tcp_counts(fd)`, `unread_bytes(fd)`,
+//!   `kernel_tls(fd)`, `flush_stdio_on(wanted)` (at exit) and `stdio_pending(stream)` (the
+//!   bytes a stream holds that `fclose` is about to write).
 //! * `constructor!` / hook export: how a function runs at load time and how a hook replaces
 //!   the libc function (a `#[no_mangle]` export on Linux, an `__interpose` entry on macOS).
 //! * the flag constants the handlers test (`MSG_PEEK`, `EAGAIN`, ...) come from `libc`, which
