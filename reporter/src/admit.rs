@@ -12,6 +12,15 @@
 //! exited and been reaped when its connection is accepted cannot be checked (its `/proc` entry
 //! is gone): it is admitted, because refusing it would lose real counts whenever the reporter
 //! falls behind a short-lived process; it said all it will say before it exited.
+//!
+//! The pid the kernel recorded names the peer only while the peer lives: once it has exited
+//! and been reaped, the pid may be given to another process (with `pid_max` at 32,768, a busy
+//! machine recycles pids within seconds), and the walk would judge that one. So the peer is
+//! also pinned by a pidfd the kernel takes at `connect` (`SO_PEERPIDFD`, Linux 6.5+,
+//! [`Pinned`]): a peer that has exited, before the walk or during it, is taken unchecked, and a
+//! refusal stands only when the pinned peer still lives after the walk (its pid cannot have
+//! been reused then). A short-lived shipper of the run was once refused that way, and its
+//! host's counts lost.
 
 use std::io;
 use std::os::fd::AsRawFd;
@@ -80,6 +89,52 @@ pub fn peer_cred(stream: &UnixStream) -> io::Result<Cred> {
     })
 }
 
+/// The peer's process as the kernel pinned it at `connect` (see the module docs); nothing where
+/// the kernel cannot (before Linux 6.5, macOS): then the pid alone is judged, as before.
+pub struct Pinned(Option<std::os::fd::OwnedFd>);
+
+impl Pinned {
+    /// The pidfd of `stream`'s peer, when the kernel gives one.
+    #[cfg(target_os = "linux")]
+    pub fn of(stream: &UnixStream) -> Pinned {
+        use std::os::fd::FromRawFd;
+        /// `SO_PEERPIDFD` (include/uapi/asm-generic/socket.h).
+        const SO_PEERPIDFD: libc::c_int = 77;
+        let mut fd: libc::c_int = -1;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: a live socket fd and an out-buffer of `len` bytes for one int.
+        let r = unsafe {
+            libc::getsockopt(
+                stream.as_raw_fd(),
+                libc::SOL_SOCKET,
+                SO_PEERPIDFD,
+                (&mut fd as *mut libc::c_int).cast::<libc::c_void>(),
+                &mut len,
+            )
+        };
+        // SAFETY: on success the kernel installed a new fd that only we own.
+        Pinned((r == 0 && fd >= 0).then(|| unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }))
+    }
+
+    /// No pidfd on macOS.
+    #[cfg(not(target_os = "linux"))]
+    pub fn of(_stream: &UnixStream) -> Pinned {
+        Pinned(None)
+    }
+
+    /// Whether the pinned peer has exited (a pidfd turns readable then); false when unknown.
+    fn exited(&self) -> bool {
+        let Some(fd) = &self.0 else { return false };
+        let mut p = libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, no waiting.
+        unsafe { libc::poll(&mut p, 1, 0) == 1 && p.revents & libc::POLLIN != 0 }
+    }
+}
+
 /// Which connections a reporter takes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Policy {
@@ -106,6 +161,18 @@ impl Policy {
     /// The rule of `sockmeter run`: this process's descendants.
     pub fn run() -> Policy {
         Policy::DescendantsOf(std::process::id())
+    }
+
+    /// Judges the peer `cred`, pinned by `pin` (see the module docs).
+    pub fn check_pinned(&self, cred: &Cred, pin: &Pinned) -> Verdict {
+        if pin.exited() {
+            return Verdict::Unchecked;
+        }
+        match self.check(cred) {
+            // Its pid may have named another process during the walk.
+            Verdict::Refuse(_) if pin.exited() => Verdict::Unchecked,
+            v => v,
+        }
     }
 
     /// Judges the peer `cred`.
@@ -270,6 +337,34 @@ mod tests {
         assert_eq!((ppid, name.as_str()), (std::process::id(), "x) (y z"));
         odd.kill().unwrap();
         odd.wait().unwrap();
+    }
+
+    #[test]
+    fn a_refusal_stands_only_while_the_pinned_peer_lives() {
+        // A peer that is alive and not a descendant: refused. Once it has exited, its pid may
+        // name another process: taken unchecked.
+        let dir = crate::private_dir::PrivateDir::new().unwrap();
+        let path = dir.path().join("s");
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let mut peer = Command::new("python3")
+            .args([
+                "-c",
+                "import socket,sys,time; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); print(flush=True); sys.stdin.read()",
+                path.to_str().unwrap(),
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (stream, _) = listener.accept().unwrap();
+        let (cred, pin) = (peer_cred(&stream).unwrap(), Pinned::of(&stream));
+        assert!(pin.0.is_some(), "SO_PEERPIDFD (Linux 6.5+)");
+        // The root: a pid that is not an ancestor of the peer (the peer's own child, never).
+        let not_ancestor = Policy::DescendantsOf(4_999_999);
+        assert!(matches!(not_ancestor.check_pinned(&cred, &pin), Verdict::Refuse(_)));
+        drop(peer.stdin.take());
+        peer.wait().unwrap();
+        assert_eq!(not_ancestor.check_pinned(&cred, &pin), Verdict::Unchecked);
     }
 
     #[test]

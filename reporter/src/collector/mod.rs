@@ -372,7 +372,7 @@ impl Collector {
     /// said) and closed when the caller drops it.
     fn admit(&mut self, stream: &UnixStream) -> Option<u32> {
         let (verdict, pid) = match admit::peer_cred(stream) {
-            Ok(cred) => (self.policy.check(&cred), cred.pid),
+            Ok(cred) => (self.policy.check_pinned(&cred, &admit::Pinned::of(stream)), cred.pid),
             Err(e) => (
                 Verdict::Refuse(format!("a peer whose credentials cannot be read ({e})")),
                 0,
