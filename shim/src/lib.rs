@@ -22,6 +22,7 @@ pub mod hooks;
 pub mod loads;
 pub mod modules;
 pub mod platform;
+pub mod publish;
 pub mod runtime;
 
 /// Runs when the shim is loaded, before the host's `main` (see `platform::on_load!`): how

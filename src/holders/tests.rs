@@ -87,6 +87,19 @@ fn shared(started: u64, counted: [u64; 2], kernel: [u64; 2], base: [u64; 2]) -> 
     }
 }
 
+/// A holder that was never read (killed by SIGKILL; still open when `closed` is None), its
+/// socket `shared` or recognised on first use after an exec.
+fn unread(started: u64, closed: Option<u64>, shared: bool, counted: [u64; 2]) -> H {
+    H {
+        started,
+        closed,
+        shared,
+        counted,
+        kernel: None,
+        base: [0, 0],
+    }
+}
+
 #[test]
 fn a_shell_writing_past_the_hooks_after_a_subshell_is_charged_for_it() {
     // bash: `exec 3<>/dev/tcp/...`, `x=$(...)` (the subshell never touched the socket and
@@ -125,12 +138,8 @@ fn a_program_a_child_execd_keeps_its_own_witness_and_is_not_charged_twice() {
     // through stdio (its own witness: unseen 100); then bash wrote 300 through stdio.
     let bash = shared(0, [0, 0], [1_000, 0], [0, 0]);
     let cat = H {
-        started: 1,
-        closed: Some(2),
-        shared: false,
-        counted: [600, 0],
         kernel: Some([700, 0]),
-        base: [0, 0],
+        ..unread(1, Some(2), false, [600, 0])
     };
     assert_eq!(split(&[bash, cat]), [(300, 0), (100, 0)]);
 }
@@ -144,14 +153,7 @@ fn holders_that_counted_everything_have_nothing_unseen() {
 
 #[test]
 fn without_a_reading_nothing_is_charged() {
-    let killed = H {
-        started: 0,
-        closed: None,
-        shared: true,
-        counted: [0, 0],
-        kernel: None,
-        base: [0, 0],
-    };
+    let killed = unread(0, None, true, [0, 0]);
     assert_eq!(split(&[killed]), [(0, 0)]);
 }
 
@@ -160,14 +162,7 @@ fn a_holder_without_a_reading_still_has_its_counted_bytes_subtracted() {
     // The child was killed (no reading) after sending 400 through send; the parent's reading
     // covers them.
     let parent = shared(0, [0, 0], [400, 0], [0, 0]);
-    let child = H {
-        started: 1,
-        closed: None,
-        shared: true,
-        counted: [400, 0],
-        kernel: None,
-        base: [0, 0],
-    };
+    let child = unread(1, None, true, [400, 0]);
     assert_eq!(split(&[parent, child]), [(0, 0), (0, 0)]);
 }
 
@@ -175,14 +170,7 @@ fn a_holder_without_a_reading_still_has_its_counted_bytes_subtracted() {
 fn a_holder_without_a_reading_is_covered_by_one_that_has_one() {
     // python handed its connection to cat, which was killed by SIGKILL (no reading of its own).
     let python = shared(0, [0, 0], [700, 0], [0, 0]);
-    let cat = H {
-        started: 1,
-        closed: Some(2),
-        shared: false,
-        counted: [600, 0],
-        kernel: None,
-        base: [0, 0],
-    };
+    let cat = unread(1, Some(2), false, [600, 0]);
     let mut ps = vec![process(10, &python), process(11, &cat)];
     reconcile(&mut ps);
     assert_eq!(ps[1].sockets[0].witnessed_by, Some(10));

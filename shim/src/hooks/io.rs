@@ -196,19 +196,17 @@ pub fn recvfrom(
 #[inline]
 pub fn recvmsg(known: Option<Sock>, ret: ssize_t, e: c_int, fd: c_int, msg: *mut msghdr, flags: c_int) {
     let guarded = known.is_none();
-    if let Some(c) = count(known, fd, Dir::Rx, ret, e, peek(flags)) {
-        if ret >= 0 && !msg.is_null() {
-            // SAFETY: the caller's msghdr, just filled in by the kernel.
-            let m = unsafe { &*msg };
-            count_one_peer(c, m.msg_name as *const sockaddr, m.msg_namelen, Dir::Rx);
-        }
+    let c = count(known, fd, Dir::Rx, ret, e, peek(flags));
+    if ret < 0 || msg.is_null() {
+        return;
     }
-    if ret >= 0 && !msg.is_null() {
-        // SAFETY: as above.
-        let m = unsafe { &*msg };
-        if passing::carries_control(m) {
-            passing::received(m, guarded);
-        }
+    // SAFETY: the caller's msghdr, just filled in by the kernel.
+    let m = unsafe { &*msg };
+    if let Some(c) = c {
+        count_one_peer(c, m.msg_name as *const sockaddr, m.msg_namelen, Dir::Rx);
+    }
+    if passing::carries_control(m) {
+        passing::received(m, guarded);
     }
 }
 

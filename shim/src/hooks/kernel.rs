@@ -76,21 +76,33 @@ pub fn kernel_now(fd: c_int, shut_wr: bool, read_at_least: u64) -> Option<[u64; 
 
 /// Reads the witness of `rec` through `fd` and stores it (since the record's base).
 pub fn read(fd: c_int, rec: &Record) {
+    if let Some(w) = reading(fd, rec, 0) {
+        store(rec, w);
+    }
+}
+
+/// The witness of `rec` through `fd` (since the record's base), with `pending` bytes more
+/// written that no hook will see (a stream's buffer that `fclose` is about to write). None
+/// when the socket has none: not eligible, no reading that holds still, or kernel TLS.
+pub fn reading(fd: c_int, rec: &Record, pending: u64) -> Option<[u64; 2]> {
     if !eligible(rec) {
-        return;
+        return None;
     }
     let seen = rec.seen_at_least();
     let base = rec.witness_base();
-    let Some(k) = kernel_now(fd, rec.has_flag(FLAG_SHUT_WR), base[1] + seen[1]) else {
-        return;
-    };
-    let w = [k[0].saturating_sub(base[0]), k[1].saturating_sub(base[1])];
+    let k = kernel_now(fd, rec.has_flag(FLAG_SHUT_WR), base[1] + seen[1])?;
+    let w = [(k[0] + pending).saturating_sub(base[0]), k[1].saturating_sub(base[1])];
     // With kernel TLS the kernel counts TLS records, not the program's bytes: no witness.
     // Asked only when the numbers differ (one more getsockopt).
     if (w[0] > seen[0] || w[1] > seen[1]) && platform::kernel_tls(fd) {
         rec.set_flag(FLAG_NO_WITNESS);
-        return;
+        return None;
     }
+    Some(w)
+}
+
+/// Stores a witness [`reading`] took; the next pass announces it.
+pub fn store(rec: &Record, w: [u64; 2]) {
     rec.set_witness(w);
     runtime::notify();
 }

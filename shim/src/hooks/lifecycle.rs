@@ -280,15 +280,25 @@ pub fn closefrom_after(own: bool, _ret: (), _e: c_int, low: c_int) {
     }
 }
 
+/// Whether a dup of an fd that is `from` over one that is `over` runs in a vfork child, and
+/// must leave the table alone ([`parents`]). A socket duplicated there is being handed to the
+/// program the child is about to exec (a subprocess's stdout): it is open there too, so its
+/// record is marked shared.
+fn vfork_dup(from: FdState, over: FdState) -> bool {
+    if !parents(from) && !parents(over) {
+        return false;
+    }
+    // `parents` said yes: this is a vfork child (no second `getpid`).
+    if let FdState::Record(idx) = from {
+        witness::shared_with_another(idx);
+    }
+    true
+}
+
 /// `new` is now what `old` is (the dup family), unless this is a vfork child (see
 /// [`parents`]).
 fn duped(old: c_int, new: c_int) {
-    let was = reg().fds.get(old);
-    if parents(was) || parents(reg().fds.get(new)) {
-        // As in `dup2_before`: a vfork child passing a socket on.
-        if let (FdState::Record(idx), true) = (was, platform::in_vfork_child()) {
-            witness::shared_with_another(idx);
-        }
+    if vfork_dup(reg().fds.get(old), reg().fds.get(new)) {
         return;
     }
     if reg().dup(old, new, platform::now_ms).is_some() {
@@ -305,13 +315,7 @@ pub fn dup(ret: c_int, _e: c_int, fd: c_int) {
 /// What `new` is before the dup2 that replaces it, or None in a vfork child (see [`parents`]).
 pub fn dup2_before(old: c_int, new: c_int) -> Option<FdState> {
     let was = reg().fds.get(new);
-    let from = reg().fds.get(old);
-    if parents(was) || parents(from) {
-        // A vfork child hands a socket to the program it is about to exec (a subprocess's
-        // stdout): the socket will be open there too.
-        if let (FdState::Record(idx), true) = (from, platform::in_vfork_child()) {
-            witness::shared_with_another(idx);
-        }
+    if vfork_dup(reg().fds.get(old), was) {
         return None;
     }
     runtime::protect_own_fd(new);

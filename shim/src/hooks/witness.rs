@@ -25,9 +25,11 @@
 
 use libc::c_int;
 use sockmeter::model::Proto;
-use sockmeter::registry::{FdState, RecordState, FLAG_NO_WITNESS, FLAG_REBASE, FLAG_SHARED, FLAG_SHUT_WR, OVERFLOW};
+use sockmeter::registry::{
+    FdState, Record, RecordState, FLAG_NO_WITNESS, FLAG_REBASE, FLAG_SHARED, FLAG_SHUT_WR, OVERFLOW,
+};
 
-use super::kernel::{eligible, keeping_errno, kernel_now, read};
+use super::kernel::{eligible, keeping_errno, kernel_now, read, reading, store};
 use super::sockets;
 use crate::platform;
 use crate::runtime::reg;
@@ -41,16 +43,21 @@ pub fn before_close(fd: c_int, was: FdState) -> FdState {
 
 fn before_close_inner(fd: c_int, was: FdState) -> FdState {
     match was {
-        FdState::Record(idx) if idx != OVERFLOW => {
-            let rec = reg().records.get(idx);
-            if rec.refs() <= 1 {
+        FdState::Unknown => met_at_close(fd),
+        _ => {
+            if let Some((_, rec)) = last_fd(was) {
                 read(fd, rec);
             }
             was
         }
-        FdState::Unknown => met_at_close(fd),
-        _ => was,
     }
+}
+
+/// The record of an fd that was `was`, when that fd is the socket's last in this process.
+fn last_fd(was: FdState) -> Option<(u32, &'static Record)> {
+    let FdState::Record(idx) = was else { return None };
+    let rec = reg().records.get(idx);
+    (idx != OVERFLOW && rec.refs() <= 1).then_some((idx, rec))
 }
 
 /// A TCP socket the shim never saw before its close (inherited, or made by a raw system
@@ -75,30 +82,15 @@ fn met_at_close(fd: c_int) -> FdState {
 /// with `fclose` at exit: `cat file > /dev/tcp/...` had no witness.)
 pub fn before_fclose(fd: c_int, was: FdState, pending: Option<u64>) -> Option<(u32, [u64; 2])> {
     keeping_errno(|| {
-        let FdState::Record(idx) = was else { return None };
-        let rec = reg().records.get(idx);
-        if idx == OVERFLOW || rec.refs() > 1 || !eligible(rec) {
-            return None;
-        }
-        let pending = pending?;
-        let seen = rec.seen_at_least();
-        let base = rec.witness_base();
-        let k = kernel_now(fd, rec.has_flag(FLAG_SHUT_WR), base[1] + seen[1])?;
-        let w = [(k[0] + pending).saturating_sub(base[0]), k[1].saturating_sub(base[1])];
-        // As `read`: kernel TLS counts records, not bytes (asked only when the numbers differ).
-        if (w[0] > seen[0] || w[1] > seen[1]) && platform::kernel_tls(fd) {
-            rec.set_flag(FLAG_NO_WITNESS);
-            return None;
-        }
-        Some((idx, w))
+        let (idx, rec) = last_fd(was)?;
+        Some((idx, reading(fd, rec, pending?)?))
     })
 }
 
 /// After `fclose` returned `ret`: the witness [`before_fclose`] took, if it succeeded.
 pub fn after_fclose(taken: Option<(u32, [u64; 2])>, ret: c_int) {
     if let (Some((idx, w)), 0) = (taken, ret) {
-        reg().records.get(idx).set_witness(w);
-        crate::runtime::notify();
+        store(reg().records.get(idx), w);
     }
 }
 

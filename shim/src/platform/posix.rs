@@ -167,27 +167,8 @@ static EXE_PATH: std::sync::atomic::AtomicPtr<String> = std::sync::atomic::Atomi
 
 /// The executable's absolute path, asked of the system once per process image: a forked child
 /// runs the same file (a forking server's child hands its region over without a `readlink`).
-/// No lock (a lock another thread of the parent held at a fork would never be released in the
-/// child): the first caller's answer is published with one compare-and-swap.
 pub fn exe_path_cached() -> &'static str {
-    use std::sync::atomic::Ordering::{AcqRel, Acquire};
-    let known = EXE_PATH.load(Acquire);
-    if !known.is_null() {
-        // SAFETY: published below from a leaked Box, never freed.
-        return unsafe { &*known };
-    }
-    let mine = Box::into_raw(Box::new(super::exe_path()));
-    match EXE_PATH.compare_exchange(std::ptr::null_mut(), mine, AcqRel, Acquire) {
-        // SAFETY: `mine` is leaked for the life of the image.
-        Ok(_) => unsafe { &*mine },
-        Err(theirs) => {
-            // SAFETY: `mine` was never published; `theirs` was, from a leaked Box.
-            unsafe {
-                drop(Box::from_raw(mine));
-                &*theirs
-            }
-        }
-    }
+    crate::publish::once(&EXE_PATH, super::exe_path).as_str()
 }
 
 /// Runs `f` (which starts one of the shim's own threads) with every signal blocked in the

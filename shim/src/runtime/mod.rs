@@ -241,28 +241,15 @@ pub fn notify() {
 }
 
 fn collector() -> &'static Mutex<Collector> {
-    let p = COLLECTOR.load(Acquire);
-    if !p.is_null() {
-        // SAFETY: a leaked Box, replaced (never freed) only in a fork child.
-        return unsafe { &*p };
-    }
-    let origin = if FORKED.load(Relaxed) {
-        Origin::Fork
-    } else {
-        Origin::Start
-    };
-    let fresh = Box::into_raw(Box::new(Mutex::new(Collector::new(origin))));
-    match COLLECTOR.compare_exchange(std::ptr::null_mut(), fresh, AcqRel, Acquire) {
-        // SAFETY: just published.
-        Ok(_) => unsafe { &*fresh },
-        Err(existing) => {
-            // SAFETY: `fresh` was never shared.
-            unsafe {
-                drop(Box::from_raw(fresh));
-                &*existing
-            }
-        }
-    }
+    // Reset to null (never freed) only in a fork child, which makes its own.
+    crate::publish::once(&COLLECTOR, || {
+        let origin = if FORKED.load(Relaxed) {
+            Origin::Fork
+        } else {
+            Origin::Start
+        };
+        Mutex::new(Collector::new(origin))
+    })
 }
 
 fn lock() -> MutexGuard<'static, Collector> {

@@ -1,6 +1,18 @@
 /* hookcalls: every data call on sockets, files and pipes (see tests/c/hookcalls.c). */
 #include "hookcalls.h"
 
+/* A connection whose server end closes with `n` bytes it never read: the client's end is reset
+ * (returned once the reset has arrived). */
+static int reset_pair(int l, unsigned short lport, size_t n, const char *send_what, const char *close_what) {
+    int c, s;
+    pair(l, lport, &c, &s);
+    TX(send_what, c, send(c, buf, n, 0));
+    await_in(s);
+    CALL(close_what, close(s));
+    await_in(c);
+    return c;
+}
+
 void data_path(const char *dir) {
     unsigned short lport;
     int l = listen_v4(0, &lport);
@@ -129,21 +141,11 @@ void data_path(const char *dir) {
     TX("sendmsg after SHUT_WR", c3, sendmsg(c3, &mh, 0));
     RX("recv EOF", s3, recv(s3, buf, 10, 0));
     /* The peer closes with data unread: a reset. */
-    int c4, s4;
-    pair(l, lport, &c4, &s4);
-    TX("send 40 never read", c4, send(c4, buf, 40, 0));
-    await_in(s4);
-    CALL("close with unread data", close(s4));
-    await_in(c4);
+    int c4 = reset_pair(l, lport, 40, "send 40 never read", "close with unread data");
     RX("recv ECONNRESET", c4, recv(c4, buf, 10, 0));
     TX("send after reset", c4, send(c4, buf, 10, 0));
     RX("recv after reset", c4, recv(c4, buf, 10, 0));
-    int c5, s5;
-    pair(l, lport, &c5, &s5);
-    TX("send 50 never read", c5, send(c5, buf, 50, 0));
-    await_in(s5);
-    CALL("close with unread data 2", close(s5));
-    await_in(c5);
+    int c5 = reset_pair(l, lport, 50, "send 50 never read", "close with unread data 2");
     TX("send ECONNRESET", c5, send(c5, buf, 10, 0));
     TX("writev after reset", c5, writev(c5, iov, 3));
     RX("read after reset", c5, read(c5, buf, 10));
