@@ -14,6 +14,9 @@ fn main() {
         // of a symbol lookup at every process start.
         println!("cargo:rustc-cdylib-link-arg=-Wl,-Bsymbolic-functions");
     }
+    if os == "linux" && std::env::var("CARGO_CFG_TARGET_ARCH").as_deref() == Ok("x86_64") && env == "gnu" {
+        preload_stage();
+    }
     if os == "macos" {
         println!("cargo:rustc-cdylib-link-arg=-undefined");
         println!("cargo:rustc-cdylib-link-arg=dynamic_lookup");
@@ -42,4 +45,65 @@ fn static_unwinder() {
     };
     println!("cargo:rustc-link-search=native={}", dir.display());
     println!("cargo:rustc-link-lib=static:+whole-archive,-bundle=gcc_eh");
+}
+
+/// Linux (x86_64, glibc): the preload stage, `libsockmeter_preload.so` (`stage1/lib.rs`), a
+/// `no_std` library that must not unwind, which the workspace's profile (built to unwind, for
+/// the shim's `catch_unwind`) cannot make: compiled here with `rustc` and `panic = "abort"`,
+/// and put beside the shim in the profile's directory (`target/<profile>/`), where `sockmeter
+/// run` looks for it. Other targets have no preload stage: `sockmeter run` then preloads the
+/// shim itself.
+fn preload_stage() {
+    use std::path::PathBuf;
+    let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    for f in ["stage1", "src/hooks/list.rs", "src/hooks/sysclass.rs"] {
+        println!("cargo:rerun-if-changed={}", manifest.join(f).display());
+    }
+    let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+    let lib = out.join("libsockmeter_preload.so");
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let target = std::env::var("TARGET").unwrap_or_default();
+    let host = std::env::var("HOST").unwrap_or_default();
+    let mut cmd = std::process::Command::new(rustc);
+    cmd.args([
+        "--edition",
+        "2021",
+        "--crate-type",
+        "cdylib",
+        "--crate-name",
+        "sockmeter_preload",
+    ])
+    .args([
+        "-C",
+        "panic=abort",
+        "-C",
+        "opt-level=3",
+        "-C",
+        "debuginfo=1",
+        "-l",
+        "dylib=c",
+    ])
+    .arg("-o")
+    .arg(&lib)
+    .arg(manifest.join("stage1").join("lib.rs"));
+    if target != host {
+        cmd.args(["--target", &target]);
+    }
+    let res = cmd.output().expect("cannot run rustc for the preload stage");
+    if !res.status.success() {
+        panic!(
+            "building the preload stage failed:\n{}",
+            String::from_utf8_lossy(&res.stderr)
+        );
+    }
+    // OUT_DIR is <target>/[<triple>/]<profile>/build/<pkg>-<hash>/out.
+    let profile_dir = out
+        .ancestors()
+        .find(|a| a.file_name().is_some_and(|n| n == "build"))
+        .and_then(|b| b.parent())
+        .expect("OUT_DIR is inside a cargo target directory");
+    let dest = profile_dir.join("libsockmeter_preload.so");
+    let tmp = profile_dir.join(".libsockmeter_preload.so.tmp");
+    std::fs::copy(&lib, &tmp).expect("cannot copy the preload stage");
+    std::fs::rename(&tmp, &dest).expect("cannot put the preload stage beside the shim");
 }

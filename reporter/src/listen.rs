@@ -106,7 +106,7 @@ fn resume(file: Option<&PathBuf>) -> Result<Option<stream::Replayed>> {
 /// Runs `sockmeter listen` until SIGINT, SIGTERM, SIGHUP or SIGQUIT (or `q` / Ctrl-C in the live
 /// view); exit status 0 (1 if the report could not be written).
 pub fn listen(args: &ListenArgs) -> Result<i32> {
-    let shim = shim_path::find()?;
+    let shim = shim_path::find_preload()?;
     if let Some(json) = &args.json {
         report_out::check_writable(json)?;
     }

@@ -51,7 +51,7 @@ use crate::cli::{Cli, Command};
 const EXIT_USAGE: i32 = 2;
 
 fn shim_path() -> Result<i32> {
-    let p = shim_path::find()?;
+    let p = shim_path::find_preload()?;
     let mut out = std::io::stdout().lock();
     out.write_all(p.as_os_str().as_bytes())
         .and_then(|()| out.write_all(b"\n"))

@@ -152,7 +152,7 @@ fn spawn_failure(cmd: &OsStr, e: &std::io::Error) -> (String, i32) {
 
 /// Runs `sockmeter run`; returns the exit status to leave with. An error means nothing ran.
 pub fn run(args: &RunArgs) -> Result<i32> {
-    let shim = shim_path::find()?;
+    let shim = shim_path::find_preload()?;
     if shim.as_os_str().as_bytes().iter().any(|b| *b == b':' || *b == b' ') {
         bail!("the shim's path {} contains a colon or a space, which LD_PRELOAD cannot carry; install it elsewhere or set SOCKMETER_SHIM", shim.display());
     }

@@ -34,6 +34,9 @@ pub const SHIM_NAME: &str = "libsockmeter_shim.so";
 /// The shim's file name.
 #[cfg(target_os = "macos")]
 pub const SHIM_NAME: &str = "libsockmeter_shim.dylib";
+/// The preload stage's file name (Linux, x86_64): a small library that loads the shim from its
+/// own directory only when a process first meets a socket (`shim/stage1/lib.rs`).
+pub const PRELOAD_NAME: &str = "libsockmeter_preload.so";
 /// The variable that overrides where the shim is.
 pub const SHIM_ENV: &str = "SOCKMETER_SHIM";
 
@@ -51,6 +54,27 @@ pub fn find() -> Result<PathBuf> {
     }
     let env = |k: &str| std::env::var_os(k);
     extract(&cache_dirs(env, home_of_user()), EMBEDDED, EMBEDDED_ID)
+}
+
+/// What `run` and `listen` preload (and `shim-path` prints): `SOCKMETER_SHIM` as it is when
+/// set; else the preload stage when it sits beside the shim found (a workspace build, a
+/// packaged install); else the shim itself (the embedded copy, or a target without a preload
+/// stage).
+pub fn find_preload() -> Result<PathBuf> {
+    let shim = find()?;
+    if std::env::var_os(SHIM_ENV).is_some() {
+        return Ok(shim);
+    }
+    Ok(preload_beside(&shim).unwrap_or(shim))
+}
+
+/// The preload stage beside `shim`, if there is one (it loads its sibling of the shim's name).
+pub fn preload_beside(shim: &Path) -> Option<PathBuf> {
+    if shim.file_name()? != SHIM_NAME {
+        return None;
+    }
+    let p = shim.with_file_name(PRELOAD_NAME);
+    p.is_file().then_some(p)
 }
 
 /// The shim given the value of `SOCKMETER_SHIM` (if set) and the executable's path; `None` when

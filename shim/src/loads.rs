@@ -105,14 +105,13 @@ fn take_start_set() {
     if START_MS.load(Relaxed) == 0 {
         START_MS.store(platform::now_ms(), Relaxed);
     }
-    // SAFETY: getenv with a NUL-terminated name; the value is only read here, at start.
-    let pre = unsafe { libc::getenv(platform::PRELOAD_VAR.as_ptr()) };
-    let list: &[u8] = if pre.is_null() {
-        &[]
-    } else {
-        // SAFETY: getenv returned a NUL-terminated string.
-        unsafe { std::ffi::CStr::from_ptr(pre) }.to_bytes()
-    };
+    // The variable as the process started with it (the preload stage's copy, when it loaded
+    // the shim later).
+    let pre = platform::PRELOAD_VAR.to_str().ok().and_then(platform::start_var);
+    let list: &[u8] = pre
+        .as_deref()
+        .map(std::os::unix::ffi::OsStrExt::as_bytes)
+        .unwrap_or_default();
     let mut n = 0;
     platform::for_each_object(&mut |name| {
         if n < MAX_START && !name.is_null() {

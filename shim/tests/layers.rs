@@ -1,8 +1,8 @@
 //! The shim's layers call one way (`src/lib.rs`): capi and hooks, then modules, loads,
 //! runtime, platform, and the guard beneath all. This test reads the sources and fails on a
 //! reference from a lower layer to a higher one (`crate::hooks` from `runtime/`, say), and on
-//! handler families of `hooks/` that reach each other in a cycle (the table, `hooks/mod.rs`,
-//! and its machinery, `hooks/table.rs`, are not families). Comments are not code: a doc link
+//! handler families of `hooks/` that reach each other in a cycle (the table, `hooks/list.rs`,
+//! `hooks/mod.rs` and the table's machinery, `hooks/table.rs`, are not families). Comments are not code: a doc link
 //! upward is allowed.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -128,7 +128,7 @@ fn hook_families_form_no_cycle() {
     let fams: Vec<String> = files(&dir)
         .iter()
         .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
-        .filter(|n| n != "mod" && n != "table")
+        .filter(|n| n != "mod" && n != "table" && n != "list")
         .collect();
     let mut edges: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for f in &fams {

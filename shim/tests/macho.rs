@@ -1,7 +1,7 @@
 //! The macOS builds, read back (scripts/build-macos cross-builds them; scripts/test runs it
 //! first): for x86_64 and arm64 macOS, the shim dylib's `__DATA,__interpose` section rebinds
 //! exactly the functions the hook table declares for that platform and architecture (read from
-//! the table itself, `src/hooks/mod.rs`, with its `cfg` attributes evaluated for the target;
+//! the table itself, `src/hooks/list.rs`, with its `cfg` attributes evaluated for the target;
 //! plus `dlopen`, the one hook outside the table), each tuple binding a libSystem function by
 //! two-level name, or, for a library's function (`[lib]`: CoreFoundation's), weakly and by flat
 //! lookup, which is the only thing left to flat lookup; and the dylib and `sockmeter` need
@@ -100,9 +100,9 @@ struct Entry {
     variadic_after: Option<usize>,
 }
 
-/// The entries of `hook_table! { ... }` in `src/hooks/mod.rs`.
+/// The entries of `hook_table! { ... }` in `src/hooks/list.rs`.
 fn table() -> Vec<Entry> {
-    let src = std::fs::read_to_string(root().join("shim/src/hooks/mod.rs")).expect("hooks/mod.rs");
+    let src = std::fs::read_to_string(root().join("shim/src/hooks/list.rs")).expect("hooks/list.rs");
     let start = src.find("hook_table! {").expect("the table");
     let body = &src[start + "hook_table! {".len()..];
     let mut out = Vec::new();

@@ -22,6 +22,7 @@ mod net;
 mod origins;
 mod overhead;
 mod plugins;
+mod preload;
 mod prometheus;
 mod reporters;
 mod security;

@@ -149,6 +149,39 @@ pub fn arm_fatal() {
     }
 }
 
+/// Puts the handlers already installed behind the trampoline, as if they had come through the
+/// hooks: the preload stage loads the shim late, and passes the host's earlier `sigaction` and
+/// `signal` calls straight to libc. Uses the real `sigaction`; the signals libc keeps for
+/// itself refuse it and are left alone.
+pub fn adopt_installed() {
+    let Some(real) = crate::hooks::sigaction::real() else {
+        return;
+    };
+    for sig in 1..SIGNALS as c_int {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        let Some(s) = slot(sig) else { continue };
+        // SAFETY: an all-zero sigaction is a valid value; the real sigaction reads and writes
+        // our own structs.
+        unsafe {
+            let mut old: libc::sigaction = std::mem::zeroed();
+            if real(sig, std::ptr::null(), &mut old) != 0 || !is_function(old.sa_sigaction) {
+                continue;
+            }
+            if old.sa_sigaction == trampoline_addr() || old.sa_sigaction == fatal_addr() {
+                continue;
+            }
+            s.store(old.sa_sigaction, Release);
+            let mut act = old;
+            act.sa_sigaction = trampoline_addr();
+            if real(sig, &act, std::ptr::null_mut()) != 0 {
+                s.store(0, Release);
+            }
+        }
+    }
+}
+
 /// The handler behind a fatal signal's `SIG_DFL` (see the module docs).
 extern "C" fn fatal(sig: c_int) {
     let e = crate::platform::errno();

@@ -28,26 +28,19 @@
 use libc::{c_int, c_long};
 use sockmeter::registry::FdState;
 
+use super::sysclass::{sys_class, SysClass};
+
 use super::{io, lifecycle, process, sockets, uring};
 
 /// Whether `syscall(n, a1, ...)` goes straight to libc: not a number the shim meters, or a
 /// data or fd call on an fd known not to be a socket.
 #[inline(always)]
 pub fn passes(n: c_long, a1: c_long, _a2: c_long, a3: c_long, _a4: c_long, _a5: c_long, _a6: c_long) -> bool {
-    use libc::*;
-    match n {
-        SYS_read | SYS_write | SYS_readv | SYS_writev | SYS_preadv | SYS_pwritev | SYS_preadv2 | SYS_pwritev2
-        | SYS_sendto | SYS_recvfrom | SYS_sendmsg | SYS_recvmsg | SYS_sendmmsg | SYS_recvmmsg | SYS_connect
-        | SYS_accept | SYS_accept4 | SYS_bind | SYS_listen | SYS_shutdown | SYS_dup | SYS_fcntl => {
-            sockets::passes(a1 as c_int)
-        }
-        SYS_sendfile | SYS_splice => sockets::passes(a1 as c_int) && sockets::passes(a3 as c_int),
-        SYS_socket | SYS_socketpair | SYS_close | SYS_close_range | SYS_dup3 | SYS_io_uring_setup | SYS_exit_group => {
-            false
-        }
-        #[cfg(target_arch = "x86_64")]
-        SYS_dup2 => false,
-        _ => true,
+    match sys_class(n) {
+        SysClass::OnFd => sockets::passes(a1 as c_int),
+        SysClass::OnTwoFds => sockets::passes(a1 as c_int) && sockets::passes(a3 as c_int),
+        SysClass::Always => false,
+        SysClass::Pass => true,
     }
 }
 

@@ -28,7 +28,7 @@
 //!
 //! A panic in a handler is caught, switches the shim off for the rest of the process (the
 //! host keeps working, uncounted) and never repeats the real call. Handlers live in modules by
-//! family; the table is in `hooks/mod.rs`.
+//! family; the table is in `hooks/list.rs`.
 
 use std::ffi::{c_void, CStr};
 use std::sync::atomic::{AtomicPtr, Ordering};

@@ -61,8 +61,106 @@ pub fn next_symbol(name: &CStr) -> *mut c_void {
 /// host's call would fail), found through the objects' own hash tables, so that no failed
 /// `dlsym` leaves an error behind in the host's `dlerror()`. Called once per symbol, when the
 /// host first calls it (its library is loaded then).
+/// Under the preload stage the search starts after the stage (the shim itself, loaded later by
+/// it, is left out).
 pub fn library_symbol(name: &CStr) -> *mut c_void {
-    super::elf_got::find_function_after(name, shim_base()).map_or(std::ptr::null_mut(), |a| a as *mut c_void)
+    let front = stage1().map_or(shim_base(), |s| s.base);
+    super::elf_got::find_function_after_skipping(name, front, shim_base())
+        .map_or(std::ptr::null_mut(), |a| a as *mut c_void)
+}
+
+/// What the preload stage (`shim/stage1/`) kept at the start, when it loaded the shim.
+#[repr(C)]
+struct Stage1Start {
+    env: *const u8,
+    env_len: usize,
+    started_ms: u64,
+}
+
+/// The preload stage, when it is the one that loaded the shim: its load address, the
+/// environment variables it kept at the start (`NAME=value\0` entries) and when the process
+/// image started.
+#[derive(Clone, Copy)]
+pub struct Stage1 {
+    /// Its load address.
+    pub base: usize,
+    /// The `SOCKMETER_*` and `LD_PRELOAD` variables as they were at the start.
+    pub env: &'static [u8],
+    /// When the process image started (ms since the epoch).
+    pub started_ms: u64,
+}
+
+/// The preload stage, found once (through the objects' own symbol tables: no failed `dlsym`
+/// is left in the host's `dlerror()`).
+pub fn stage1() -> Option<Stage1> {
+    static FOUND: std::sync::OnceLock<Option<Stage1>> = std::sync::OnceLock::new();
+    *FOUND.get_or_init(|| {
+        let f = super::elf_got::find_function_after_skipping(c"sockmeter_stage1_start", 0, shim_base())?;
+        let base = object_at(f)?.base;
+        // SAFETY: the stage's function, which takes nothing and returns a pointer to a static
+        // `Stage1Start` its constructor filled before any hook could load the shim.
+        let s = unsafe {
+            let start: extern "C" fn() -> *const Stage1Start = std::mem::transmute(f);
+            &*start()
+        };
+        let env = if s.env.is_null() {
+            &[][..]
+        } else {
+            // SAFETY: `env_len` bytes of a static buffer, never written again.
+            unsafe { std::slice::from_raw_parts(s.env, s.env_len) }
+        };
+        Some(Stage1 {
+            base,
+            env,
+            started_ms: s.started_ms,
+        })
+    })
+}
+
+/// The `SOCKMETER_*` and `LD_PRELOAD` variables as the process started with them, each
+/// `NAME=value` and NUL-terminated: the preload stage's copy when the stage loaded the shim
+/// (the host may have changed its environment since), else the shim's own, taken the first
+/// time it is asked (`runtime::init`, at load).
+pub fn start_env() -> &'static [u8] {
+    use std::os::unix::ffi::OsStrExt;
+    if let Some(s) = stage1() {
+        return s.env;
+    }
+    static OWN: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    OWN.get_or_init(|| {
+        let mut out = Vec::new();
+        for (k, v) in std::env::vars_os() {
+            let k = k.as_bytes();
+            if k.starts_with(b"SOCKMETER_") || k == b"LD_PRELOAD" {
+                out.extend_from_slice(k);
+                out.push(b'=');
+                out.extend_from_slice(v.as_bytes());
+                out.push(0);
+            }
+        }
+        out
+    })
+}
+
+/// Variable `name` (a `SOCKMETER_*` one, or `LD_PRELOAD`) as the process started with it
+/// ([`start_env`]).
+pub fn start_var(name: &str) -> Option<std::ffi::OsString> {
+    use std::os::unix::ffi::OsStrExt;
+    start_env().split(|b| *b == 0).find_map(|e| {
+        let v = e.strip_prefix(name.as_bytes())?.strip_prefix(b"=")?;
+        Some(std::ffi::OsStr::from_bytes(v).to_owned())
+    })
+}
+
+/// Whether the preload stage loaded the shim (after the process started, at its first call
+/// with something to meter).
+pub fn loaded_late() -> bool {
+    stage1().is_some()
+}
+
+/// When the process image started: the preload stage's time when it loaded the shim, else now.
+pub fn image_started_ms() -> u64 {
+    stage1().map_or_else(now_ms, |s| s.started_ms)
 }
 
 /// What an fd the shim has not seen created is.

@@ -96,6 +96,22 @@ pub fn now_ms() -> u64 {
     (ts.tv_sec as u64).saturating_mul(1000) + (ts.tv_nsec as u64) / 1_000_000
 }
 
+/// Variable `name` as the process started with it (macOS has no preload stage: the
+/// environment).
+pub fn start_var(name: &str) -> Option<std::ffi::OsString> {
+    std::env::var_os(name)
+}
+
+/// Whether the shim was loaded after the process started (macOS has no preload stage: no).
+pub fn loaded_late() -> bool {
+    false
+}
+
+/// When the process image started: the shim is loaded at the start (no preload stage), so now.
+pub fn image_started_ms() -> u64 {
+    now_ms()
+}
+
 /// The real libSystem function `name`: what the shim's own image sees (`dlsym(RTLD_NEXT)`
 /// searches the shim's dependencies; dlsym never returns an interposed address).
 pub fn next_symbol(name: &CStr) -> *mut c_void {

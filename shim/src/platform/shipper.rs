@@ -200,15 +200,26 @@ pub fn spawn_shipper(exe: &CStr, args: &[std::ffi::CString], keep: [c_int; 3]) -
     let mut argv: Vec<*const c_char> = args.iter().map(|a| a.as_ptr()).collect();
     argv.push(std::ptr::null());
     // The shipper's environment: the host's, without LD_PRELOAD (the shipper must not load the
-    // shim: it would meter itself and start a shipper of its own), and with SOCKMETER_DISABLE.
+    // shim: it would meter itself and start a shipper of its own), with SOCKMETER_DISABLE, and
+    // with the SOCKMETER_* variables as the process started with them (the shim's
+    // configuration, which a host that changed its environment no longer carries).
     let disable = c"SOCKMETER_DISABLE=1";
     let mut envp: Vec<*const c_char> = vec![disable.as_ptr()];
+    let start = super::start_env();
+    let mut at = 0;
+    for entry in start.split(|b| *b == 0) {
+        if entry.starts_with(b"SOCKMETER_") && !entry.starts_with(b"SOCKMETER_DISABLE=") {
+            // Each entry of `start_env` is NUL-terminated, and the buffer lives for the process.
+            envp.push(start[at..].as_ptr() as *const c_char);
+        }
+        at += entry.len() + 1;
+    }
     // SAFETY: `environ` is the process's NULL-terminated array of NUL-terminated strings.
     unsafe {
         let mut p = environ;
         while !p.is_null() && !(*p).is_null() {
             let entry = CStr::from_ptr(*p).to_bytes();
-            if !entry.starts_with(b"LD_PRELOAD=") && !entry.starts_with(b"SOCKMETER_DISABLE=") {
+            if !entry.starts_with(b"LD_PRELOAD=") && !entry.starts_with(b"SOCKMETER_") {
                 envp.push(*p);
             }
             p = p.add(1);

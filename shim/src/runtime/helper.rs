@@ -63,7 +63,7 @@ pub fn on() -> bool {
 }
 
 fn shipper_exe() -> Option<CString> {
-    let path = match std::env::var_os("SOCKMETER_SHIPPER") {
+    let path = match platform::start_var("SOCKMETER_SHIPPER") {
         Some(p) if p == "none" => return None,
         Some(p) => std::path::PathBuf::from(p),
         None => platform::shim_dir()?.join("sockmeter"),
@@ -168,7 +168,7 @@ fn make_region() {
     let Some(exe) = known.or_else(shipper_exe) else {
         // `sockmeter run` checks the variable before it runs anything; a host started by hand
         // (for `sockmeter listen`) hears it here, once, at its first socket.
-        if let Some(p) = std::env::var_os("SOCKMETER_SHIPPER").filter(|p| p != "none") {
+        if let Some(p) = platform::start_var("SOCKMETER_SHIPPER").filter(|p| p != "none") {
             let shown: String = p.to_string_lossy().chars().take(200).collect();
             say(&format!(
                 "SOCKMETER_SHIPPER={shown:?}: not an executable file; this process ships from a thread of its own instead"

@@ -144,7 +144,7 @@ pub fn disable_after_panic() {
 pub fn init() {
     guard::with(|| {
         std::panic::set_hook(Box::new(|_| {}));
-        let (cfg, errs) = Config::from_lookup(|k| std::env::var_os(k));
+        let (cfg, errs) = Config::from_lookup(platform::start_var);
         // Said when the process first touches a socket (`complain_once`), not here: under a
         // plain LD_PRELOAD every process of a script loads the shim, and only those with
         // something to meter should speak.
@@ -155,7 +155,7 @@ pub fn init() {
         let _ = PROBLEMS.set(problems);
         DISABLED.store(cfg.disabled, Relaxed);
         let _ = CONFIG.set(cfg);
-        let loaded = platform::now_ms();
+        let loaded = platform::image_started_ms();
         IMAGE_PID.store(platform::pid(), Release);
         helper::setup();
         shared().started_ms.store(loaded, Relaxed);

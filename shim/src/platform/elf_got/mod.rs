@@ -356,15 +356,22 @@ const DT_VERSYM: u64 = 0x6fff_fff0;
 /// those loaded with `RTLD_LOCAL`, which it cannot see), found through the objects' own hash
 /// tables without calling `dlsym` (whose failed look-ups leave an error in `dlerror()`). The
 /// first in load order wins.
+#[cfg(test)]
 pub fn find_function_after(name: &CStr, after_base: usize) -> Option<usize> {
+    find_function_after_skipping(name, after_base, usize::MAX)
+}
+
+/// [`find_function_after`], leaving out the object at `skip_base` (the shim, when the preload
+/// stage loaded it after the objects it must find). `after_base` 0: from the first object.
+pub fn find_function_after_skipping(name: &CStr, after_base: usize, skip_base: usize) -> Option<usize> {
     let mut found = None;
-    let mut past = false;
+    let mut past = after_base == 0;
     for_each_image(&mut |img| {
         if !past {
             past = img.base == after_base;
             return false;
         }
-        if img.is_vdso() {
+        if img.is_vdso() || img.base == skip_base {
             return false;
         }
         found = lookup(img, name.to_bytes()).ok().flatten();
