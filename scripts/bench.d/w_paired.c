@@ -3,8 +3,10 @@
  * A process-level comparison (run the workload without preload, then with it) carries the
  * machine's run-to-run noise, which on a small VM is larger than the few nanoseconds a hook
  * adds.  This workload cancels that noise: it alternates short blocks of the same calls made
- *   A: through the symbol the program normally binds to (the interposer's, when one is
- *      preloaded: dlsym(RTLD_DEFAULT, ...)), and
+ *   A: through the function the program's own calls reach: its GOT entry for the name (the
+ *      interposer's, when one is preloaded), read once the program has its first socket
+ *      (sockmeter's preload stage binds the program's GOT to the shim when it loads it,
+ *      at the first socket), and
  *   B: straight into libc (dlsym on libc.so.6's own handle: no interposer on the way),
  * in the order A B, B A, A B, ... for ROUNDS rounds of BLOCK calls each, both through a
  * function pointer (the same code shape), and reports the ratio of A's time per call to B's:
@@ -41,6 +43,13 @@ static void *libc_handle(void) {
 static void *sym(void *handle, const char *name) {
     void *p = dlsym(handle, name);
     if (!p) { fprintf(stderr, "workload: dlsym %s: %s\n", name, dlerror()); exit(2); }
+    return p;
+}
+
+/* `p` (a function's address, read from the program's GOT where this is called), kept from
+ * being read earlier. */
+static void *bound(void *p) {
+    __asm__ volatile("" : "+r"(p));
     return p;
 }
 
@@ -82,12 +91,13 @@ static void tally_print(struct tally *t, const char *name, unsigned long long tx
 /* ---- eagain: recv() on a connected nonblocking socket with nothing to read ---- */
 static int eagain(int argc, char **argv) {
     unsigned long rounds = arg_ull(argc, argv, 2, 400), block = arg_ull(argc, argv, 3, 2000);
-    recv_fn ra = (recv_fn)sym(RTLD_DEFAULT, "recv"), rb = (recv_fn)sym(libc_handle(), "recv");
+    recv_fn rb = (recv_fn)sym(libc_handle(), "recv");
     int l, port;
     l = listen_loopback(&port, 1);
     int c = connect_loopback(port);
     int s = accept(l, NULL, NULL);
     if (s < 0) die("accept");
+    recv_fn ra = (recv_fn)bound((void *)recv);
     if (fcntl(c, F_SETFL, O_NONBLOCK) < 0) die("fcntl");
     char b[64];
     struct tally t;
@@ -116,8 +126,8 @@ static int stream(int argc, char **argv) {
     size_t size = strtoull(argv[3], NULL, 0);
     unsigned long rounds = strtoull(argv[4], NULL, 0), block = strtoull(argv[5], NULL, 0);
     void *libc = libc_handle();
-    send_fn sa = (send_fn)sym(RTLD_DEFAULT, "send"), sb = (send_fn)sym(libc, "send");
-    recv_fn ra = (recv_fn)sym(RTLD_DEFAULT, "recv"), rb = (recv_fn)sym(libc, "recv");
+    send_fn sb = (send_fn)sym(libc, "send");
+    recv_fn rb = (recv_fn)sym(libc, "recv");
     char *buf = malloc(size);
     if (!buf) die("malloc");
     memset(buf, 'p', size);
@@ -131,6 +141,8 @@ static int stream(int argc, char **argv) {
     /* send phase: every call sends a whole message (blocking socket) */
     int s = peer_open(port, "SINK", size, count);
     tx += sizeof(struct peer_hdr);
+    send_fn sa = (send_fn)bound((void *)send);
+    recv_fn ra = (recv_fn)bound((void *)recv);
     for (unsigned long r = 0; r < rounds; r++) {
         double ns[2];
         for (int k = 0; k < 2; k++) {
@@ -209,8 +221,8 @@ static int file(int argc, char **argv) {
     if (argc < 3) { fprintf(stderr, "usage: w_paired file PATH ROUNDS BLOCK\n"); return 2; }
     unsigned long rounds = arg_ull(argc, argv, 3, 400), block = arg_ull(argc, argv, 4, 1000);
     void *libc = libc_handle();
-    write_fn wa = (write_fn)sym(RTLD_DEFAULT, "write"), wb = (write_fn)sym(libc, "write");
-    read_fn rda = (read_fn)sym(RTLD_DEFAULT, "read"), rdb = (read_fn)sym(libc, "read");
+    write_fn wa = (write_fn)bound((void *)write), wb = (write_fn)sym(libc, "write");
+    read_fn rda = (read_fn)bound((void *)read), rdb = (read_fn)sym(libc, "read");
     int fd = open(argv[2], O_RDWR | O_CREAT | O_TRUNC, 0600);
     if (fd < 0) die("open");
     char b[4096];
@@ -279,8 +291,8 @@ static int short_conns(int argc, char **argv) {
     unsigned long rounds = strtoull(argv[3], NULL, 0), block = strtoull(argv[4], NULL, 0);
     void *libc = libc_handle();
     const struct conn_fns fa = {
-        (socket_fn)sym(RTLD_DEFAULT, "socket"), (connect_fn)sym(RTLD_DEFAULT, "connect"),
-        (send_fn)sym(RTLD_DEFAULT, "send"), (recv_fn)sym(RTLD_DEFAULT, "recv"), (close_fn)sym(RTLD_DEFAULT, "close"),
+        (socket_fn)bound((void *)socket), (connect_fn)bound((void *)connect),
+        (send_fn)bound((void *)send), (recv_fn)bound((void *)recv), (close_fn)bound((void *)close),
     };
     const struct conn_fns fb = {
         (socket_fn)sym(libc, "socket"), (connect_fn)sym(libc, "connect"),
@@ -313,8 +325,8 @@ static int open_close(int argc, char **argv) {
     if (argc < 3) { fprintf(stderr, "usage: w_paired open PATH ROUNDS BLOCK\n"); return 2; }
     unsigned long rounds = arg_ull(argc, argv, 3, 400), block = arg_ull(argc, argv, 4, 1000);
     void *libc = libc_handle();
-    open_fn oa = (open_fn)sym(RTLD_DEFAULT, "open"), ob = (open_fn)sym(libc, "open");
-    close_fn ca = (close_fn)sym(RTLD_DEFAULT, "close"), cb = (close_fn)sym(libc, "close");
+    open_fn oa = (open_fn)bound((void *)open), ob = (open_fn)sym(libc, "open");
+    close_fn ca = (close_fn)bound((void *)close), cb = (close_fn)sym(libc, "close");
     int fd = open(argv[2], O_RDWR | O_CREAT | O_TRUNC, 0600);
     if (fd < 0) die("create");
     close(fd);

@@ -350,6 +350,7 @@ pub const fn fast_path(class: Class, fd_first: bool) -> usize {
     match class {
         Class::Fds if fd_first => 1,
         Class::Close => 2,
+        Class::Makes => 3,
         _ => 0,
     }
 }

@@ -9,7 +9,9 @@
 /// Defines the export `$name` of entry `$idx`, with the fast path `$fast` (`fast_path` in
 /// `lib.rs`): while the shim is not loaded, a call whose fd (the first argument) the table
 /// says is not a socket jumps to libc from here (resolved already; else `s1_slow` resolves
-/// it), `close` forgetting the number first.
+/// it), `close` forgetting the number first; a call that makes an fd that is never a socket
+/// (`open` and its kin) calls libc from here and marks the fd it returns (a negative result
+/// is past the table: `cmp eax` is unsigned).
 macro_rules! export {
     ($name:ident, $idx:expr, $fast:expr) => {
         /// An export (see `trampoline.rs`).
@@ -26,7 +28,27 @@ macro_rules! export {
                 "jz 2f",
                 "jmp r11",
                 "2:",
-                ".if {fast}",
+                ".if {fast} == 3",
+                // A call that makes an fd that is never a socket: libc's, then the mark.
+                "mov r11, qword ptr [rip + {real} + {off}]",
+                "test r11, r11",
+                "jz 3f",
+                "sub rsp, 8",
+                ".cfi_adjust_cfa_offset 8",
+                "call r11",
+                "add rsp, 8",
+                ".cfi_adjust_cfa_offset -8",
+                "cmp eax, {max}",
+                "jae 4f",
+                // The int result, zero-extended (the upper half of rax is not the callee's to
+                // set).
+                "mov r10d, eax",
+                "lea r11, [rip + {fds}]",
+                "mov byte ptr [r11 + r10], 1",
+                "4:",
+                "ret",
+                ".endif",
+                ".if {fast} == 1 || {fast} == 2",
                 // The fd, zero-extended: a negative one is past the table.
                 "mov r10d, edi",
                 "cmp r10, {max}",

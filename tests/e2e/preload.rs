@@ -155,6 +155,22 @@ both_modes! {
         assert_eq!(r.proc(&prog).totals.tx_bytes, 777, "{}", r.stderr);
     }
 
+    /// Once the first socket has loaded the shim, the program's GOT leads to the shim itself:
+    /// a hooked call no longer jumps through the stage (what `scripts/bench`'s paired rows
+    /// price), and the datagram is counted.
+    fn after_the_load_calls_go_to_the_shim_directly(mode) {
+        let peer = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp peer");
+        let port = peer.local_addr().expect("addr").port().to_string();
+        let prog = compile_c("got_after", &["-ldl"]).display().to_string();
+        let r = run_in(mode, &[], &[&prog, &port], &[]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        let want = "before=libsockmeter_preload.so after=libsockmeter_shim.so sent=12";
+        assert_eq!(r.stdout.trim(), want, "{}", r.stderr);
+        let mut buf = [0u8; 64];
+        assert_eq!(peer.recv(&mut buf).expect("the datagram"), 12);
+        assert_eq!(r.proc(&prog).totals.tx_bytes, 12, "{}", r.stderr);
+    }
+
     /// A host that empties its environment before its first socket is still metered, with the
     /// configuration it started with: the stage kept it.
     fn a_host_that_clears_its_environment_first_is_still_metered(mode) {

@@ -67,6 +67,11 @@ extern "C" fn note(file: *const c_char, mode: c_int) {
             // SAFETY: dlopen's contract: a NUL-terminated file name.
             let name = unsafe { CStr::from_ptr(file) }.to_bytes();
             crate::loads::note_dlopen(name, crate::modules::dlopen_requester());
+            // Under the preload stage: the objects earlier dlopens brought in call the hooks
+            // directly from now (here, where the host takes the loader's locks itself next:
+            // never on a socket call, which a signal handler may make while the interrupted
+            // code holds them).
+            super::bind_past_stage();
         });
         crate::guard::leave();
     }

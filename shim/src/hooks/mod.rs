@@ -89,7 +89,18 @@ pub fn at_load() {
     let _ = dlopen::resolve();
     if crate::platform::loaded_late() {
         signals::adopt_installed();
+        bind_past_stage();
     }
+}
+
+/// Under the preload stage: the GOT slots of the objects loaded so far that lead through the
+/// stage to a hook are pointed at the hook itself (`platform::bind_past_stage`), at load and
+/// again, for objects loaded since, at each later `dlopen` (a plugin, or Python's `_socket`,
+/// loaded after the shim, is bound at the next `dlopen`). Never on a socket call: it takes the
+/// loader's lock, and a signal handler that makes a socket may have interrupted its holder.
+pub fn bind_past_stage() {
+    // SAFETY: `replacement` gives each hooked name's own hook, a plain look-up.
+    unsafe { crate::platform::bind_past_stage(&|name| replacement(name.to_bytes())) };
 }
 
 /// In a forked child, after the runtime has given it its own accounting: the kernel witness

@@ -671,6 +671,119 @@ pub unsafe fn rebind_objects_since(before: &[usize], lookup: &dyn Fn(&CStr) -> O
     out
 }
 
+/// Under the preload stage: points the GOT slots that lead to the stage's exports (or, not
+/// bound yet, into their own object's PLT) at the functions `lookup` gives for their names, in
+/// every object loaded now and not done before, but the stage, the shim and the C runtime. A
+/// hooked call from those objects then costs what it costs without the stage (no jump through
+/// it). Cheap when no object was loaded since the last call (the loader's count of loads).
+/// Returns how many slots changed.
+///
+/// # Safety
+/// As [`rebind_objects_since`]: `lookup` gives functions that stand in for the named symbols,
+/// and runs under the loader's lock.
+pub unsafe fn bind_past_stage(lookup: &dyn Fn(&CStr) -> Option<usize>) -> usize {
+    let Some(stage) = stage1() else { return 0 };
+    // No handler of this thread's runs while the loader's lock is held below (one that called
+    // `dl_iterate_phdr` or `dlopen` would wait for it forever).
+    let mask = block_signals();
+    // SAFETY: the caller's promise.
+    let changed = unsafe { bind_past(stage, lookup) };
+    restore_signals(&mask);
+    changed
+}
+
+/// [`bind_past_stage`] with the signals blocked.
+///
+/// # Safety
+/// As [`bind_past_stage`].
+unsafe fn bind_past(stage: Stage1, lookup: &dyn Fn(&CStr) -> Option<usize>) -> usize {
+    use std::sync::atomic::AtomicU64;
+    use std::sync::Mutex;
+    static ADDS: AtomicU64 = AtomicU64::new(u64::MAX);
+    static DONE: Mutex<Vec<(usize, usize)>> = Mutex::new(Vec::new());
+    let adds = loads_count();
+    if adds == ADDS.load(Relaxed) {
+        return 0;
+    }
+    // Not while another thread does it (nor in a fork child of one that was): the next call
+    // does it.
+    let Ok(mut done) = DONE.try_lock() else { return 0 };
+    let Some((s_lo, s_hi)) = super::elf_got::object_extent(stage.base) else {
+        return 0;
+    };
+    let shim = shim_base();
+    let mut changed = 0;
+    for obj in super::elf_got::loaded_objects() {
+        let key = (obj.base, obj.dynamic as usize);
+        if done.contains(&key) || obj.base == shim || obj.base == stage.base || is_runtime_library(obj.name.as_bytes())
+        {
+            continue;
+        }
+        let rep = |name: &CStr, current: usize, (lo, hi): (usize, usize)| {
+            let through_stage = (s_lo..s_hi).contains(&current);
+            let not_bound_yet = (lo..hi).contains(&current);
+            if through_stage || not_bound_yet {
+                lookup(name)
+            } else {
+                None
+            }
+        };
+        // SAFETY: the caller's promise about `lookup`; a slot is changed only from the stage's
+        // export (or the object's own lazy stub) to the shim's function of the same name,
+        // which the stage's export would jump to.
+        if let Ok(n) = unsafe { super::elf_got::patch_object_with(&obj, &rep) } {
+            changed += n;
+        }
+        done.push(key);
+    }
+    ADDS.store(adds, Relaxed);
+    changed
+}
+
+/// Blocks every signal of this thread but the faults of a bad instruction; the mask to put
+/// back.
+fn block_signals() -> libc::sigset_t {
+    // SAFETY: sigset operations on our own sets; pthread_sigmask with valid pointers.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        for sig in [
+            libc::SIGILL,
+            libc::SIGTRAP,
+            libc::SIGBUS,
+            libc::SIGFPE,
+            libc::SIGSEGV,
+            libc::SIGSYS,
+        ] {
+            libc::sigdelset(&mut all, sig);
+        }
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+        old
+    }
+}
+
+/// Puts back a mask [`block_signals`] returned.
+fn restore_signals(old: &libc::sigset_t) {
+    // SAFETY: a mask pthread_sigmask filled.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, old, std::ptr::null_mut()) };
+}
+
+/// The loader's count of objects loaded so far (`dlpi_adds`).
+fn loads_count() -> u64 {
+    unsafe extern "C" fn first(info: *mut libc::dl_phdr_info, size: usize, data: *mut c_void) -> c_int {
+        if size >= std::mem::size_of::<libc::dl_phdr_info>() {
+            // SAFETY: the loader passes a valid info of `size` bytes; `data` is our u64.
+            unsafe { *(data as *mut u64) = (*info).dlpi_adds };
+        }
+        1
+    }
+    let mut adds = 0u64;
+    // SAFETY: the callback matches the ABI and writes only our u64.
+    unsafe { libc::dl_iterate_phdr(Some(first), (&mut adds as *mut u64).cast()) };
+    adds
+}
+
 /// The privileges of the program open as `fd` (see [`super::ProgramPrivileges`]); None if it
 /// cannot be read.
 pub fn program_privileges(fd: c_int) -> Option<super::ProgramPrivileges> {

@@ -102,6 +102,14 @@ pub fn start_var(name: &str) -> Option<std::ffi::OsString> {
     std::env::var_os(name)
 }
 
+/// Under a preload stage, points calls through it at the shim (macOS has none: nothing to do).
+///
+/// # Safety
+/// None needed here; the signature is the contract's.
+pub unsafe fn bind_past_stage(_lookup: &dyn Fn(&std::ffi::CStr) -> Option<usize>) -> usize {
+    0
+}
+
 /// Whether the shim was loaded after the process started (macOS has no preload stage: no).
 pub fn loaded_late() -> bool {
     false

@@ -41,6 +41,12 @@
 //! * the kernel witness (Linux; none on macOS): `tcp_counts(fd)`, `unread_bytes(fd)`,
 //!   `kernel_tls(fd)`, `flush_stdio_on(wanted)` (at exit) and `stdio_pending(stream)` (the
 //!   bytes a stream holds that `fclose` is about to write).
+//! * the preload stage (Linux x86_64, `shim/stage1/`; macOS has none): `loaded_late()`
+//!   (whether the stage loaded the shim after the process started), `start_var(name)` (a
+//!   `SOCKMETER_*` or preload variable as the process started with it: the stage's copy, else
+//!   the shim's own from its load; macOS: the environment), `image_started_ms()` (when the
+//!   process image started), and `bind_past_stage(lookup)` (points the GOT slots that lead
+//!   through the stage at the shim's hooks; macOS: nothing to do).
 //! * `constructor!` / hook export: how a function runs at load time and how a hook replaces
 //!   the libc function (a `#[no_mangle]` export on Linux, an `__interpose` entry on macOS).
 //! * the flag constants the handlers test (`MSG_PEEK`, `EAGAIN`, ...) come from `libc`, which

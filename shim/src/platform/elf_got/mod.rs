@@ -151,6 +151,16 @@ impl Image<'_> {
         addr.ok_or(GotError::BadDynamic(what))
     }
 
+    /// The absolute `[start, end)` its `PT_LOAD` segments cover.
+    fn extent(&self) -> (usize, usize) {
+        let spans = self
+            .phdrs
+            .iter()
+            .filter(|p| p.p_type == PT_LOAD)
+            .filter_map(|p| self.span(p));
+        spans.fold((usize::MAX, 0), |(lo, hi), (s, e)| (lo.min(s), hi.max(e)))
+    }
+
     fn is_vdso(&self) -> bool {
         let n = self.name.to_bytes();
         // SAFETY: getauxval only reads the process's auxiliary vector.
@@ -207,6 +217,18 @@ fn for_each_image(mut f: Visitor<'_>) {
     unsafe { libc::dl_iterate_phdr(Some(trampoline), (&mut f as *mut Visitor<'_>).cast()) };
 }
 
+/// The absolute `[start, end)` of the loaded object at `base`, if one is loaded there.
+pub fn object_extent(base: usize) -> Option<(usize, usize)> {
+    let mut out = None;
+    for_each_image(&mut |img| {
+        if img.base == base {
+            out = Some(img.extent());
+        }
+        out.is_some()
+    });
+    out
+}
+
 /// All currently loaded objects that have a dynamic section, in the loader's order
 /// (main program first). The vDSO is left out: it has no GOT.
 pub fn loaded_objects() -> Vec<LoadedObject> {
@@ -235,6 +257,19 @@ pub unsafe fn patch_object(
     obj: &LoadedObject,
     replacement: &dyn Fn(&CStr) -> Option<usize>,
 ) -> Result<usize, GotError> {
+    // SAFETY: the caller's promise, for every slot `replacement` names.
+    unsafe { patch_object_with(obj, &|name, _current, _span| replacement(name)) }
+}
+
+/// A replacement that also sees a slot's current value and its object's `[start, end)`.
+pub type SlotReplacement<'a> = dyn Fn(&CStr, usize, (usize, usize)) -> Option<usize> + 'a;
+
+/// [`patch_object`], where `replacement` also sees the slot's current value (and the object's
+/// own `[start, end)`): it may leave a slot alone by what it holds now.
+///
+/// # Safety
+/// As [`patch_object`].
+pub unsafe fn patch_object_with(obj: &LoadedObject, replacement: &SlotReplacement<'_>) -> Result<usize, GotError> {
     if SLOT_TYPES.is_empty() {
         return Err(GotError::Unsupported("architecture"));
     }
@@ -252,13 +287,14 @@ pub unsafe fn patch_object(
     result
 }
 
-fn patch_image(img: &Image<'_>, rep: &dyn Fn(&CStr) -> Option<usize>) -> Result<usize, GotError> {
+fn patch_image(img: &Image<'_>, rep: &SlotReplacement<'_>) -> Result<usize, GotError> {
     let mut writes: Vec<(usize, usize)> = Vec::new();
+    let span = img.extent();
     visit_slots(img, &mut |slot, name, _| {
         // SAFETY: visit_slots only reports aligned slots inside a mapped segment, kept
         // mapped by the loader lock. AtomicUsize has the layout of usize.
         let current = unsafe { &*(slot as *const AtomicUsize) }.load(Ordering::Relaxed);
-        if let Some(addr) = rep(name).filter(|&a| a != current) {
+        if let Some(addr) = rep(name, current, span).filter(|&a| a != current) {
             writes.push((slot, addr));
         }
     })?;
