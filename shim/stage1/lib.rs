@@ -580,16 +580,16 @@ fn load() -> bool {
                 }
                 // Another thread is loading it. Waited for, but not forever: a thread that
                 // holds a lock the load needs (a library's constructor making a socket under
-                // the loader's lock) goes to libc after a second rather than deadlock.
+                // the loader's lock) goes to libc after about a second rather than deadlock.
                 waited += 1;
-                if waited > 100_000 {
+                if waited > 20_100 {
                     return false;
                 }
-                if waited % 64 == 0 {
-                    sys::sleep_10us();
-                } else {
+                if waited <= 100 {
                     // SAFETY: sched_yield has no preconditions.
                     unsafe { sched_yield() };
+                } else {
+                    sys::sleep_50us();
                 }
             }
             _ => {

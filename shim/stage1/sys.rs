@@ -73,11 +73,11 @@ pub fn restore_signals(old: &SigSet) {
     unsafe { pthread_sigmask(SIG_SETMASK, old, core::ptr::null_mut()) };
 }
 
-/// Sleeps 10 µs (waiting for another thread's load).
-pub fn sleep_10us() {
+/// Sleeps 50 µs (waiting for another thread's load).
+pub fn sleep_50us() {
     let t = Timespec {
         tv_sec: 0,
-        tv_nsec: 10_000,
+        tv_nsec: 50_000,
     };
     // SAFETY: valid timespec pointers.
     unsafe { nanosleep(&t, core::ptr::null_mut()) };
