@@ -642,13 +642,11 @@ static PID: AtomicU32 = AtomicU32::new(0);
 
 fn in_vfork_child() -> bool {
     let own = PID.load(Relaxed);
-    // SAFETY: getpid has no preconditions.
-    own != 0 && own != unsafe { getpid() } as u32
+    own != 0 && own != getpid()
 }
 
 extern "C" fn after_fork_child() {
-    // SAFETY: getpid has no preconditions.
-    PID.store(unsafe { getpid() } as u32, Relaxed);
+    PID.store(getpid(), Relaxed);
 }
 
 /// What the constructor kept for the shim (see `sockmeter_stage1_start`).
@@ -692,11 +690,9 @@ fn kept(entry: &[u8]) -> bool {
 }
 
 extern "C" fn at_load(_argc: c_int, _argv: *const *const c_char, envp: *const *const c_char) {
-    // SAFETY: getpid has no preconditions; pthread_atfork with a valid function.
-    unsafe {
-        PID.store(getpid() as u32, Relaxed);
-        pthread_atfork(None, None, Some(after_fork_child));
-    }
+    PID.store(getpid(), Relaxed);
+    // SAFETY: pthread_atfork with a valid function.
+    unsafe { pthread_atfork(None, None, Some(after_fork_child)) };
     STARTED_MS.store(now_ms(), Relaxed);
     if envp.is_null() {
         return;

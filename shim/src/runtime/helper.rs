@@ -400,9 +400,10 @@ pub fn fork_child() {
     }
 }
 
-/// Wakes the shipper (a byte on the link; never blocks).
+/// Wakes the shipper (a byte on the link; never blocks). Not from a signal handler that
+/// interrupted this thread while it held the fd lock: the shipper's own timer wakes it.
 fn wake() {
-    super::sink::with_fd_lock(|| {
+    let _ = super::sink::with_fd_lock(|| {
         let w = LINK_FD.load(Acquire);
         if w >= 0 {
             platform::poke(w);

@@ -57,6 +57,12 @@ pub static SPARE_FD: AtomicI32 = AtomicI32::new(-1);
 /// Set when a spare is wanted: the next host thread that opens or closes a socket makes one.
 static SPARE_WANTED: AtomicBool = AtomicBool::new(false);
 
+thread_local! {
+    /// Whether this thread holds [`FD_LOCK`]: a signal handler that interrupted the holder
+    /// must never wait for it (it would wait forever).
+    static HOLDING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 /// The lock around every use of the reporter fd (see the module docs). Released on drop.
 struct FdLock;
 
@@ -65,21 +71,30 @@ impl FdLock {
         while FD_LOCK.compare_exchange_weak(false, true, Acquire, Relaxed).is_err() {
             std::thread::yield_now();
         }
+        HOLDING.set(true);
         FdLock
+    }
+
+    /// The lock, unless this thread holds it already: then a hook runs in a signal handler
+    /// that interrupted the holder (the shim making its connection while the host's timer
+    /// fires, `invisible::handlers_that_interrupt_the_shim_are_counted`), and gets `None`.
+    fn take_unless_held() -> Option<FdLock> {
+        (!HOLDING.get()).then(FdLock::take)
     }
 
     /// The lock if it is free now (a hook, which may run in a signal handler that interrupted
     /// the lock's holder on the same thread, never waits for it).
     fn try_take() -> Option<FdLock> {
-        FD_LOCK
-            .compare_exchange(false, true, Acquire, Relaxed)
-            .ok()
-            .map(|_| FdLock)
+        FD_LOCK.compare_exchange(false, true, Acquire, Relaxed).ok().map(|_| {
+            HOLDING.set(true);
+            FdLock
+        })
     }
 }
 
 impl Drop for FdLock {
     fn drop(&mut self) {
+        HOLDING.set(false);
         FD_LOCK.store(false, Release);
     }
 }
@@ -624,7 +639,12 @@ pub fn protect(fd: c_int, min_fd: c_int) {
     if fd < 0 || (!ours(fd) && TEMP_FD.load(Acquire) != fd) {
         return;
     }
-    let _lock = FdLock::take();
+    // Nested in a signal handler on the thread that holds the lock (making or moving the
+    // connection): the number the host closes is its own now, or the host closes ours, which
+    // the next report makes again; waiting would never end.
+    let Some(_lock) = FdLock::take_unless_held() else {
+        return;
+    };
     for slot in own_fds() {
         if slot.load(Acquire) != fd {
             continue;
@@ -650,8 +670,9 @@ pub fn protect(fd: c_int, min_fd: c_int) {
 }
 
 /// Runs `f` with the fd lock held (for a write to one of our fds that a host thread might be
-/// closing at the same moment).
-pub fn with_fd_lock<R>(f: impl FnOnce() -> R) -> R {
-    let _lock = FdLock::take();
-    f()
+/// closing at the same moment); not when this thread holds it already (a signal handler that
+/// interrupted the holder: the fds may be mid-move), then `None`.
+pub fn with_fd_lock<R>(f: impl FnOnce() -> R) -> Option<R> {
+    let _lock = FdLock::take_unless_held()?;
+    Some(f())
 }
