@@ -96,6 +96,13 @@ fn preload_stage() {
             String::from_utf8_lossy(&res.stderr)
         );
     }
+    // Clippy does not see the stage (not a cargo crate): rustc's warnings are passed on.
+    for line in String::from_utf8_lossy(&res.stderr)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+    {
+        println!("cargo:warning=preload stage: {line}");
+    }
     // OUT_DIR is <target>/[<triple>/]<profile>/build/<pkg>-<hash>/out.
     let profile_dir = out
         .ancestors()

@@ -6,20 +6,21 @@
 //! for a call that makes an fd, calls it and then `s1_mark`. Call-frame information lets the
 //! unwinder walk through `s1_slow`.
 
-/// Defines the export `$name` of entry `$idx`, with the fast path `$fast` (`fast_path` in
+/// Defines the export `$sym` (Rust name `$name`) of entry `$idx` (the table's, then the
+/// exports outside it), with the fast path `$fast` (`fast_path` in
 /// `lib.rs`): while the shim is not loaded, a call whose fd (the first argument) the table
 /// says is not a socket jumps to libc from here (resolved already; else `s1_slow` resolves
 /// it), `close` forgetting the number first; a call that makes an fd that is never a socket
 /// (`open` and its kin) calls libc from here and marks the fd it returns (a negative result
 /// is past the table: `cmp eax` is unsigned).
 macro_rules! export {
-    ($name:ident, $idx:expr, $fast:expr) => {
+    ($name:ident, $sym:expr, $idx:expr, $fast:expr) => {
         /// An export (see `trampoline.rs`).
         ///
         /// # Safety
         /// Called by C code with the contract of the libc function of this name.
         #[unsafe(naked)]
-        #[export_name = stringify!($name)]
+        #[export_name = $sym]
         pub unsafe extern "C" fn $name() {
             core::arch::naked_asm!(
                 ".cfi_startproc",
@@ -81,36 +82,6 @@ macro_rules! export {
     };
 }
 pub(crate) use export;
-
-/// Defines the export `$sym` (outside the hook table) numbered `$n` after the table.
-macro_rules! export_extra {
-    ($name:ident, $sym:literal, $n:expr) => {
-        /// An export outside the hook table (see `trampoline.rs`).
-        ///
-        /// # Safety
-        /// Called by C code with the contract of the function of this name.
-        #[unsafe(naked)]
-        #[export_name = $sym]
-        pub unsafe extern "C" fn $name() {
-            core::arch::naked_asm!(
-                ".cfi_startproc",
-                "mov r11, qword ptr [rip + {tab} + {off}]",
-                "test r11, r11",
-                "jz 2f",
-                "jmp r11",
-                "2:",
-                "mov r11d, {idx}",
-                "jmp {slow}",
-                ".cfi_endproc",
-                tab = sym $crate::SOCKMETER_STAGE2,
-                off = const ($crate::Hook::Extra as usize + $n) * 8,
-                idx = const $crate::Hook::Extra as usize + $n,
-                slow = sym $crate::trampoline::s1_slow,
-            )
-        }
-    };
-}
-pub(crate) use export_extra;
 
 /// The slow path shared by every export (see the module's docs).
 ///

@@ -81,6 +81,27 @@ fn the_preload_stage_needs_only_libc_and_never_calls_its_own_exports() {
     assert_eq!(imports, Vec::<&str>::new(), "{text}");
 }
 
+/// Runs `tests/c/late_handler.c` (a handler for `signal`, then one connection sending
+/// `bytes`): the host reads back its own handler, the kernel holds the shim's trampoline, the
+/// signal arrives, the peer got every byte and the report says so; `at_install` says whether
+/// the shim was loaded right after the handler was installed.
+fn late_handler(mode: harness::Mode, signal: &str, bytes: u64, at_install: &str) {
+    let peer = Counter::start(1, 0);
+    let prog = compile_c("late_handler", &[]).display().to_string();
+    let r = run_in(
+        mode,
+        &[],
+        &[&prog, &peer.port.to_string(), &bytes.to_string(), signal],
+        &[],
+    );
+    let seen = peer.finish();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let want = format!("{at_install} same=1 function=1 kernel_differs=1 caught=1 sent={bytes}");
+    assert_eq!(r.stdout.trim(), want, "{}", r.stderr);
+    assert_eq!(seen.rx, bytes);
+    assert_eq!(r.proc(&prog).totals.tx_bytes, bytes, "{}", r.stderr);
+}
+
 /// The sockmeter libraries `grep` has mapped, as `/proc/self/maps` lists them (grep opens and
 /// reads that file and writes to a pipe: calls the stage passes to libc).
 fn mapped(r: &harness::Run) -> Vec<String> {
@@ -129,30 +150,14 @@ both_modes! {
     /// host reads back its own handler through libc's `sigaction`, and the signal still
     /// reaches it.
     fn a_fault_handler_installed_before_the_shim_loads_is_adopted(mode) {
-        let peer = Counter::start(1, 0);
-        let prog = compile_c("late_handler", &[]).display().to_string();
-        let r = run_in(mode, &[], &[&prog, &peer.port.to_string(), "5555", "segv"], &[]);
-        let seen = peer.finish();
-        assert_eq!(r.code, 0, "{}", r.stderr);
-        let want = "shim_at_install=0 same=1 function=1 kernel_differs=1 caught=1 sent=5555";
-        assert_eq!(r.stdout.trim(), want, "{}", r.stderr);
-        assert_eq!(seen.rx, 5555);
-        assert_eq!(r.proc(&prog).totals.tx_bytes, 5555, "{}", r.stderr);
+        late_handler(mode, "segv", 5555, "shim_at_install=0");
     }
 
     /// A handler for a signal a process is sent loads the shim before it is installed (so that
     /// no handler can be the first to meet a socket, loading the shim inside a signal handler),
     /// and goes to the kernel behind the trampoline.
     fn a_handler_for_a_sent_signal_loads_the_shim_first(mode) {
-        let peer = Counter::start(1, 0);
-        let prog = compile_c("late_handler", &[]).display().to_string();
-        let r = run_in(mode, &[], &[&prog, &peer.port.to_string(), "777", "usr1"], &[]);
-        let seen = peer.finish();
-        assert_eq!(r.code, 0, "{}", r.stderr);
-        let want = "shim_at_install=1 same=1 function=1 kernel_differs=1 caught=1 sent=777";
-        assert_eq!(r.stdout.trim(), want, "{}", r.stderr);
-        assert_eq!(seen.rx, 777);
-        assert_eq!(r.proc(&prog).totals.tx_bytes, 777, "{}", r.stderr);
+        late_handler(mode, "usr1", 777, "shim_at_install=1");
     }
 
     /// Once the first socket has loaded the shim, the program's GOT leads to the shim itself:

@@ -59,7 +59,11 @@ pub use linux::*;
 #[cfg(target_os = "linux")]
 mod linux_naked;
 #[cfg(target_os = "linux")]
+mod linux_stage;
+#[cfg(target_os = "linux")]
 pub(crate) use linux_naked::*;
+#[cfg(target_os = "linux")]
+pub use linux_stage::*;
 
 #[cfg(target_os = "macos")]
 mod macos;
