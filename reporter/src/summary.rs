@@ -268,8 +268,14 @@ pub fn witness_lines(p: &ProcessReport, counted: &[&SocketReport], u: Units) -> 
         if where_.len() > MAX_PEERS {
             places.push(format!("+{} more", where_.len() - MAX_PEERS));
         }
+        // A process killed by a signal may have died inside a call, or between the kernel's
+        // return and the hook's count: that call's bytes are only in the kernel's counts.
+        let cut_short = match p.signal {
+            Some(sig) => format!("a call signal {sig} cut short, "),
+            None => String::new(),
+        };
         out.push(format!(
-            "{who}: {} moved outside the calls sockmeter sees (stdio, io_uring, raw system calls...; the kernel's TCP counters say so) on {}",
+            "{who}: {} moved outside the calls sockmeter sees ({cut_short}stdio, io_uring, raw system calls...; the kernel's TCP counters say so) on {}",
             in_and_out(t.unseen_rx_bytes, t.unseen_tx_bytes, u),
             places.join(", ")
         ));

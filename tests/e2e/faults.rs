@@ -272,7 +272,7 @@ both_modes! {
             assert_eq!(p.exit_code, None);
         }
         assert!(seen.rx > 0);
-        assert_eq!(r.totals.tx_bytes, seen.rx, "every byte sent before the Ctrl-C, exact:\n{err}");
+        every_byte_at_most_one_call_cut_short(&r, seen.rx, 700, &err);
         assert_eq!(r.totals.connections, 2);
     }
 }
@@ -297,7 +297,7 @@ both_modes! {
         // full interval.
         std::thread::sleep(Duration::from_millis(400));
         run.signal_group(libc::SIGINT);
-        let err = died_of_with_every_byte(run, counter, libc::SIGINT, 4096 * 10);
+        let err = died_of_with_every_byte(run, counter, libc::SIGINT, 4096 * 10, 4096);
         assert!(err.contains("KeyboardInterrupt"), "Python's own traceback:\n{err}");
     }
 }
@@ -311,7 +311,7 @@ both_modes! {
         let counter = Counter::start(1, 0);
         let prog = compile_c("streamer", &[]).display().to_string();
         let run = Background::start(mode, &[&prog, &counter.port.to_string(), "700", "0", "400"]);
-        died_of_with_every_byte(run, counter, libc::SIGABRT, 700 * 10);
+        died_of_with_every_byte(run, counter, libc::SIGABRT, 700 * 10, 700);
     }
 }
 
@@ -372,7 +372,28 @@ fn queued_at(local: u16, remote: u16) -> u64 {
 /// Waits for a one-process command that dies of `sig`: the command's status is 128+`sig` (as a
 /// shell reports it), the report's only process ended by `sig`, and its bytes are exactly what
 /// `counter` received (more than `at_least`: it streamed for a while). Returns its stderr.
-fn died_of_with_every_byte(run: Background, counter: Counter, sig: libc::c_int, at_least: u64) -> String {
+/// Every byte the peer got is in the report, and each process's bytes are counted by its calls
+/// except at most one call (of `call` bytes) that the fatal signal cut short: a signal that lands
+/// after the kernel moved a send's bytes and before its hook counted them ends the process
+/// there, and the handler behind the default finds those bytes in the kernel's counts
+/// (unseen). Which of the two happens is the signal's timing, so the test allows either.
+fn every_byte_at_most_one_call_cut_short(r: &sockmeter::report::Report, peer_got: u64, call: u64, err: &str) {
+    assert_eq!(
+        r.totals.tx_bytes + r.totals.unseen_tx_bytes,
+        peer_got,
+        "every byte sent before the signal, exact:\n{err}"
+    );
+    for p in &r.processes {
+        assert!(
+            p.totals.unseen_tx_bytes <= call,
+            "pid {}: {} bytes not counted by a call, more than the one call the signal cut short ({call}):\n{err}",
+            p.pid,
+            p.totals.unseen_tx_bytes
+        );
+    }
+}
+
+fn died_of_with_every_byte(run: Background, counter: Counter, sig: libc::c_int, at_least: u64, call: u64) -> String {
     let json = run.json.clone();
     let (code, _, err) = run.wait(Duration::from_secs(60));
     let seen = counter.finish();
@@ -382,7 +403,7 @@ fn died_of_with_every_byte(run: Background, counter: Counter, sig: libc::c_int, 
     let p = &r.processes[0];
     assert_eq!((p.end.as_str(), p.signal), ("signal", Some(sig)), "{err}");
     assert!(seen.rx > at_least, "it streamed for a while: {}", seen.rx);
-    assert_eq!(r.totals.tx_bytes, seen.rx, "every byte, exact:\n{err}");
+    every_byte_at_most_one_call_cut_short(&r, seen.rx, call, &err);
     err
 }
 

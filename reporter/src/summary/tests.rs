@@ -391,6 +391,32 @@ sockmeter: total: 2.1 kB in, 69 B out over 3 connections in 1 process; and 1.0 k
 }
 
 #[test]
+fn bytes_a_fatal_signal_left_uncounted_name_the_signal_first() {
+    let mut s = tcp("127.0.0.1:40000", "127.0.0.1:8080", 0, 1400, "/usr/bin/streamer");
+    s.set_witness(Some([2100, 0]));
+    let p = ProcessReport {
+        pid: 9,
+        argv: vec!["streamer".into()],
+        end: "signal".into(),
+        signal: Some(2),
+        totals: ProcessTotals {
+            tx_bytes: 1400,
+            connections: 1,
+            sockets: 1,
+            unseen_tx_bytes: 700,
+            ..Default::default()
+        },
+        sockets: vec![s],
+        ..Default::default()
+    };
+    let lines = witness_lines(&p, &p.sockets.iter().collect::<Vec<_>>(), Units::default());
+    assert_eq!(
+        lines,
+        vec!["sockmeter: pid 9 streamer: 700 B out moved outside the calls sockmeter sees (a call signal 2 cut short, stdio, io_uring, raw system calls...; the kernel's TCP counters say so) on 127.0.0.1:40000 -> 127.0.0.1:8080 (streamer)"]
+    );
+}
+
+#[test]
 fn nothing_reported() {
     let text = render(&Report::new(vec!["static".into()], Some(0), false, vec![]));
     assert_eq!(
