@@ -111,7 +111,7 @@ pub struct Shipper {
 }
 
 fn addr_text(w: &[u64; crate::addr::ADDR_WORDS]) -> Option<String> {
-    Addr::decode(w).map(|a| a.to_string())
+    Addr::decode(w).map(|a| a.text())
 }
 
 impl Shipper {

@@ -167,15 +167,22 @@ impl Config {
 
     /// Writes process `pid`'s report to `SOCKMETER_REPORT`, if that is set, as one JSON line:
     /// replacing the file when the pattern gives each process a file of its own (`%p`),
-    /// appending otherwise. Returns the path and how the write went (None: no report wanted).
+    /// appending otherwise. Returns the path and how the write went (None: no report wanted;
+    /// `process` is then never called: a shipper with no report file to write used to build a
+    /// report of every socket at each host's end).
     ///
     /// The file is opened with [`crate::safe_open`]: created with mode 0600, and never through
     /// a symbolic link owned by another user than this process's or root (a link in a shared
     /// directory must not make a root process overwrite a file of root's); `/dev/stderr`
     /// works.
-    pub fn write_report(&self, pid: u32, process: crate::ProcessReport) -> Option<(String, std::io::Result<()>)> {
+    pub fn write_report(
+        &self,
+        pid: u32,
+        process: impl FnOnce() -> crate::ProcessReport,
+    ) -> Option<(String, std::io::Result<()>)> {
         use std::io::Write;
         let path = self.report_path(pid)?;
+        let process = process();
         let per_process = self.report.as_deref().is_some_and(|r| r.contains("%p"));
         let report = crate::Report::new(Vec::new(), None, self.unix_in_totals, vec![process]);
         let mut line = serde_json::to_vec(&report).unwrap_or_default();
@@ -288,7 +295,7 @@ mod tests {
         let each = dir.join("r-%p.json").to_string_lossy().into_owned();
         let (c, _) = read(&[("SOCKMETER_REPORT", &each)]);
         for _ in 0..2 {
-            let (path, r) = c.write_report(7, process()).unwrap();
+            let (path, r) = c.write_report(7, process).unwrap();
             r.unwrap();
             assert_eq!(path, dir.join("r-7.json").to_string_lossy());
         }
@@ -301,8 +308,8 @@ mod tests {
 
         let shared = dir.join("all.json").to_string_lossy().into_owned();
         let (c, _) = read(&[("SOCKMETER_REPORT", &shared)]);
-        c.write_report(7, process()).unwrap().1.unwrap();
-        c.write_report(8, process()).unwrap().1.unwrap();
+        c.write_report(7, process).unwrap().1.unwrap();
+        c.write_report(8, process).unwrap().1.unwrap();
         assert_eq!(
             std::fs::read_to_string(dir.join("all.json")).unwrap().lines().count(),
             2,

@@ -463,6 +463,20 @@ struct Head<'a> {
     kind: std::borrow::Cow<'a, str>,
 }
 
+/// The type of a line that begins as [`encode_into`] begins every line (`{"v":1,"type":"socket",`),
+/// read without parsing the line: the first of the two reads below scanned the whole line, and
+/// was two fifths of the reporter's cost of decoding it. Any other beginning (another writer's
+/// field order, another version) takes the full read.
+fn written_head(line: &[u8]) -> Option<&str> {
+    let rest = line.strip_prefix(LINE_HEAD)?.strip_prefix(b"\"type\":\"")?;
+    let end = rest.iter().position(|&c| c == b'"')?;
+    let kind = &rest[..end];
+    if kind.is_empty() || !kind.iter().all(|&c| c.is_ascii_lowercase() || c == b'_') {
+        return None;
+    }
+    std::str::from_utf8(kind).ok()
+}
+
 /// Parses one line (without or with its newline).
 ///
 /// The line is read twice: once for its version and type, then straight into that type's
@@ -473,14 +487,20 @@ pub fn decode(line: &[u8]) -> Result<Message, WireError> {
     if line.len() > MAX_LINE {
         return Err(WireError::TooLong);
     }
-    let head: Head = serde_json::from_slice(line)?;
-    if head.v != WIRE_VERSION {
-        return Err(WireError::Version(head.v));
-    }
+    let kind = match written_head(line) {
+        Some(kind) => std::borrow::Cow::Borrowed(kind),
+        None => {
+            let head: Head = serde_json::from_slice(line)?;
+            if head.v != WIRE_VERSION {
+                return Err(WireError::Version(head.v));
+            }
+            head.kind
+        }
+    };
     fn body<'a, T: Deserialize<'a>>(line: &'a [u8]) -> Result<T, WireError> {
         Ok(serde_json::from_slice(line)?)
     }
-    Ok(match head.kind.as_ref() {
+    Ok(match kind.as_ref() {
         "hello" => Message::Hello(body(line)?),
         "socket" => Message::Socket(body(line)?),
         "delta" => Message::Delta(body(line)?),
@@ -505,6 +525,27 @@ mod props;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_line_in_another_field_order_or_version_takes_the_full_read() {
+        let closed = Message::Closed(Closed { id: 7, closed_at: 9 });
+        assert_eq!(written_head(&encode(&closed)), Some("closed"));
+        let reordered = br#"{"type":"closed","id":7,"v":1,"closed_at":9}"#;
+        assert_eq!(written_head(reordered), None);
+        assert_eq!(decode(reordered).unwrap(), closed);
+        assert!(matches!(
+            decode(br#"{"v":2,"type":"closed","id":7,"closed_at":9}"#),
+            Err(WireError::Version(2))
+        ));
+        assert!(matches!(
+            decode(br#"{"v":1,"type":"Closed","id":7,"closed_at":9}"#),
+            Err(WireError::Malformed(_))
+        ));
+        assert!(
+            decode(br#"{"v":1,"type":"closed","id":7}"#).is_err(),
+            "a missing field is still an error"
+        );
+    }
 
     #[test]
     fn endings_lines_round_trip_and_junk_is_skipped() {

@@ -68,15 +68,25 @@ fn key(e: &Entry, detail: Detail) -> String {
         Detail::NoHost => (e.module.as_deref(), e.label.as_deref(), ""),
         Detail::Kind => (None, None, ""),
     };
-    format!(
-        "{}{sep}{}{sep}{}{sep}{}{sep}{}{sep}{}{sep}{host}",
+    // Pushed, not `format!`ed: a short-lived socket is folded at its close, and the
+    // formatting machinery was a sixth of the cost of a closed socket in the collector.
+    let parts = [
         e.origin.as_str(),
         e.family.as_str(),
         e.proto.as_str(),
         e.role.as_str(),
         module.unwrap_or(""),
         label.unwrap_or(""),
-    )
+        host,
+    ];
+    let mut k = String::with_capacity(parts.iter().map(|p| p.len() + 1).sum());
+    for (i, p) in parts.into_iter().enumerate() {
+        if i > 0 {
+            k.push(sep);
+        }
+        k.push_str(p);
+    }
+    k
 }
 
 impl ProcessAccount {

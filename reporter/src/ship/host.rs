@@ -517,7 +517,8 @@ impl Host {
                 unsafe { libc::close(fd) };
             }
         }
-        if let Some((path, Err(e))) = cfg.write_report(self.pid, self.out.account.report(cfg.unix_in_totals, "exit")) {
+        if let Some((path, Err(e))) = cfg.write_report(self.pid, || self.out.account.report(cfg.unix_in_totals, "exit"))
+        {
             say!("sockmeter: cannot write SOCKMETER_REPORT={path}: {e}");
         }
     }

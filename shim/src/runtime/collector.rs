@@ -180,6 +180,14 @@ impl Collector {
             return;
         }
         self.connect(false);
+        if !self.sink.wanted() && self.subscribers.is_empty() {
+            // No reporter and no subscriber reads the lines (a report file only): the account
+            // is all there is to keep, and encoding them was half of a pass's cost.
+            for m in &msgs {
+                let _ = self.account.apply(m);
+            }
+            return;
+        }
         let closes = msgs.iter().filter(|m| matches!(m, Message::Closed(_))).count();
         let mut lines = Vec::new();
         let subscribers = &mut self.subscribers;
@@ -229,7 +237,7 @@ impl Collector {
     }
 
     fn write_report_file(&self) {
-        if let Some((path, Err(e))) = super::config().write_report(self.hello.pid, self.snapshot_report()) {
+        if let Some((path, Err(e))) = super::config().write_report(self.hello.pid, || self.snapshot_report()) {
             if super::report_path_was_fine() {
                 super::say(&format!("cannot write SOCKMETER_REPORT={path}: {e}"));
             }
