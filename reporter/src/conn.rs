@@ -151,9 +151,26 @@ impl Conn {
     }
 
     /// Feeds bytes read from the connection; returns the warnings to show the user.
-    pub fn feed(&mut self, mut data: &[u8]) -> Vec<String> {
+    pub fn feed(&mut self, data: &[u8]) -> Vec<String> {
+        self.feed_lines(data, false).0
+    }
+
+    /// As [`Conn::feed`], but stops after the line that said `bye` when more follows: a
+    /// shipper sends its next host's image on a connection whose image said `bye`
+    /// (docs/wire.md), and what follows is that image's. Returns the warnings and how many
+    /// bytes of `data` this image took.
+    pub fn feed_image(&mut self, data: &[u8]) -> (Vec<String>, usize) {
+        self.feed_lines(data, true)
+    }
+
+    fn feed_lines(&mut self, data: &[u8], image_ends_at_bye: bool) -> (Vec<String>, usize) {
+        let whole = data.len();
+        let mut data = data;
         let mut warnings = Vec::new();
         while !data.is_empty() {
+            if image_ends_at_bye && self.account.ended().is_some() && self.buf.is_empty() && !self.skipping {
+                return (warnings, whole - data.len());
+            }
             let nl = data.iter().position(|&b| b == b'\n');
             let (chunk, rest, complete) = match nl {
                 Some(i) => (&data[..i], &data[i + 1..], true),
@@ -181,7 +198,7 @@ impl Conn {
                 self.line(&line, &mut warnings);
             }
         }
-        warnings
+        (warnings, whole)
     }
 
     /// The stream ended; returns the warnings to show the user. A last line without its

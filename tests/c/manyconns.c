@@ -5,7 +5,9 @@
  * Waits for GOFILE to exist (so the test can stop or kill the reporter first), then makes N
  * connections to 127.0.0.1:PORT one after another: each sends SIZE bytes, shuts down its write
  * side, reads the reply to EOF and closes. With FORK=1 each connection is made by a forked
- * child (which exits with _exit). Then creates DONEFILE and prints {"tx": N, "rx": N}. */
+ * child (which exits with _exit); with FORK=2 the parent first makes one connection of its own (so,
+ * metered, it has a shipper before its first fork: tests/e2e/net/processes.rs). Then creates
+ * DONEFILE and prints {"tx": N, "rx": N}: what the process itself moved. */
 #include "common.h"
 
 static unsigned long long tx, rx;
@@ -48,6 +50,7 @@ int main(int argc, char **argv) {
         if (i > (LIFETIME - 10) * 100) fail("no go file at %s", argv[4]);
         usleep(10000);
     }
+    if (forking == 2) one(port, size);
     for (long i = 0; i < n; i++) {
         if (!forking) {
             one(port, size);

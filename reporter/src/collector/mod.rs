@@ -399,18 +399,30 @@ impl Collector {
     }
 
     fn read_slot(&mut self, i: usize) {
-        let slot = &mut self.slots[i];
-        let Some(stream) = slot.stream.as_mut() else {
+        let Some(mut stream) = self.slots[i].stream.take() else {
             return;
         };
+        // The slot whose image the connection carries now (a shipper sends its hosts' images
+        // in turn on one connection: see [`Collector::next_image`]).
+        let mut cur = i;
         let mut buf = [0u8; 64 * 1024];
         let mut budget = READ_BUDGET;
         let ended = loop {
             match stream.read(&mut buf) {
                 Ok(0) => break true,
                 Ok(n) => {
-                    slot.last_data = Some(std::time::Instant::now());
-                    self.warnings.extend(slot.conn.feed(&buf[..n]));
+                    let mut data = &buf[..n];
+                    loop {
+                        let slot = &mut self.slots[cur];
+                        slot.last_data = Some(std::time::Instant::now());
+                        let (warnings, used) = slot.conn.feed_image(data);
+                        self.warnings.extend(warnings);
+                        data = &data[used..];
+                        if data.is_empty() {
+                            break;
+                        }
+                        cur = self.next_image(cur);
+                    }
                     budget = budget.saturating_sub(n);
                     if budget == 0 {
                         break false;
@@ -423,10 +435,36 @@ impl Collector {
             }
         };
         if ended {
-            slot.stream = None;
-            self.warnings.extend(slot.conn.end_of_stream());
+            self.warnings.extend(self.slots[cur].conn.end_of_stream());
+        } else {
+            self.slots[cur].stream = Some(stream);
         }
-        self.keep_records(i);
+        self.keep_records(cur);
+    }
+
+    /// The image on slot `cur`'s connection said `bye` and the connection goes on with another
+    /// (a shipper's next host: it keeps a connection whose host ended for the next one, rather
+    /// than a connection per forked child). The old image ends as if its connection had
+    /// closed; the new one is a connection of its own in every report (same peer, a new id).
+    /// Returns the new image's slot.
+    fn next_image(&mut self, cur: usize) -> usize {
+        let warnings = self.slots[cur].conn.end_of_stream();
+        self.warnings.extend(warnings);
+        self.keep_records(cur);
+        let id = self.next_id;
+        self.next_id += 1;
+        let mut conn = Conn::with_images(id, self.images.clone());
+        if self.records.is_some() {
+            conn.record();
+        }
+        let peer_pid = self.slots[cur].peer_pid;
+        self.slots.push(Slot {
+            conn,
+            stream: None,
+            last_data: None,
+            peer_pid,
+        });
+        self.slots.len() - 1
     }
 
     /// Stops listening and hands over every connection that said `hello` (a process).

@@ -229,3 +229,54 @@ fn a_connection_without_hello_is_no_process() {
     );
     assert!(c.finish().is_empty());
 }
+
+/// A shipper sends its hosts' images in turn on one connection: each `bye` ends an image and
+/// the next `hello` starts another, a process of its own with its own counts, whether the two
+/// arrive in one read or split anywhere; nothing is warned, and the connection stays open for
+/// a third.
+#[test]
+fn images_in_turn_on_one_connection_are_processes_of_their_own() {
+    let dir = PrivateDir::new().unwrap();
+    let mut c = Collector::bind(&dir.path().join("s")).unwrap();
+    let me = std::process::id();
+    let first = [hello(me), traffic(1, Family::Inet, 100), bye(ByeReason::Exit)].concat();
+    let second = [hello(me + 1), traffic(1, Family::Inet, 7), bye(ByeReason::Exit)].concat();
+    let third = [hello(me + 2), traffic(1, Family::Inet, 3)].concat();
+    let mut s = UnixStream::connect(c.socket_path()).unwrap();
+    // The second image begins in the same write as the first one's bye, and is cut mid-line.
+    let both = [first, second.clone()].concat();
+    let cut = both.len() - second.len() + 9;
+    s.write_all(&both[..cut]).unwrap();
+    pump(&mut c, |c| c.conns().count() == 2);
+    s.write_all(&both[cut..]).unwrap();
+    pump(&mut c, |c| {
+        c.conns()
+            .filter(|k| k.status() == Status::SaidBye(ByeReason::Exit))
+            .count()
+            == 2
+    });
+    s.write_all(&third).unwrap();
+    pump(&mut c, |c| {
+        c.conns().count() == 3 && c.conns().last().is_some_and(|k| k.account().hello().is_some())
+    });
+    pump(&mut c, |c| {
+        c.conns()
+            .last()
+            .is_some_and(|k| k.account().report(false, "running").totals.tx_bytes == 3)
+    });
+    assert!(c.take_warnings().is_empty());
+    let conns: Vec<&Conn> = c.conns().collect();
+    let seen: Vec<(u32, u64, bool)> = conns
+        .iter()
+        .map(|k| {
+            let r = k.account().report(false, "running");
+            (r.pid, r.totals.tx_bytes, k.is_open())
+        })
+        .collect();
+    assert_eq!(seen, vec![(me, 100, false), (me + 1, 7, false), (me + 2, 3, true)]);
+    assert_eq!(c.open_connections(), 1, "one connection, still open");
+    assert_eq!(c.awaited(), 1, "only the third image is waited for");
+    drop(s);
+    pump(&mut c, |c| c.open_connections() == 0);
+    assert_eq!(c.conns().last().map(|k| k.status()), Some(Status::Lost));
+}

@@ -26,6 +26,8 @@ use sockmeter::time::now_ms;
 use sockmeter::wire::{Bye, ByeReason, ExitStatus, Hello, Message, Origin};
 use sockmeter::ProcessAccount;
 
+use super::pool::Pool;
+
 /// The shipper's mapping of one host's region, unmapped when the host is dropped: a forking
 /// server's shipper serves a host per child, and kept mapped, every child's region would stay
 /// (one mapping each, up to the kernel's `vm.max_map_count`, and the pages the child touched).
@@ -231,15 +233,7 @@ impl Out {
             return;
         }
         match connect(&self.path).and_then(|s| s.set_nonblocking(true).map(|()| s)) {
-            Ok(s) => {
-                self.stream = Some(s);
-                self.talk = Talk::Up;
-                self.said = false;
-                self.backoff = Backoff::new();
-                let preamble = resume::preamble(&self.hello, &self.account, self.outbox.unsent());
-                self.outbox.prepend(&preamble);
-                self.flush();
-            }
+            Ok(s) => self.connected(s),
             Err(e) if self.reconnects && outbox::worth_retrying(&e) => {
                 self.backoff.failed(now_ms());
                 let line = format!(
@@ -255,6 +249,18 @@ impl Out {
                 self.down();
             }
         }
+    }
+
+    /// A connection to the reporter, new or kept from a host that ended (`pool.rs`): it hears
+    /// the preamble (this host's hello first), then the waiting lines.
+    fn connected(&mut self, s: UnixStream) {
+        self.stream = Some(s);
+        self.talk = Talk::Up;
+        self.said = false;
+        self.backoff = Backoff::new();
+        let preamble = resume::preamble(&self.hello, &self.account, self.outbox.unsent());
+        self.outbox.prepend(&preamble);
+        self.flush();
     }
 
     /// Says (once per absence, and once for all the reporter's processes) that it is not there.
@@ -331,7 +337,7 @@ pub struct Host {
 impl Host {
     /// Maps the region (`mem`, which this closes), connects to the reporter and says hello.
     /// None when the region cannot be mapped (`mem`, `link` and `pidfd` are closed then).
-    pub fn start(who: Who, mem: i32, link: i32, pidfd: i32, cfg: &Config) -> Option<Host> {
+    pub fn start(who: Who, mem: i32, link: i32, pidfd: i32, cfg: &Config, pool: &mut Pool) -> Option<Host> {
         let Some(mapping) = map(mem) else {
             for fd in [link, pidfd] {
                 if fd >= 0 {
@@ -364,7 +370,10 @@ impl Host {
                 region.events.push(l.strip_suffix(b"\n").unwrap_or(l));
             }
         });
-        out.retry();
+        match pool.take() {
+            Some(s) => out.connected(s),
+            None => out.retry(),
+        }
         Some(Host {
             pid: who.pid,
             out,
@@ -507,6 +516,16 @@ impl Host {
     /// Whether the reporter is still listening to this host (or will, once back).
     pub fn heard(&self) -> bool {
         self.out.talk != Talk::Down
+    }
+
+    /// The connection of a host that is done, when the reporter has everything it sent and
+    /// still listens: for the next host (`pool.rs`).
+    pub fn take_connection(&mut self) -> Option<UnixStream> {
+        if self.ended && self.out.talk == Talk::Up && self.out.outbox.is_empty() {
+            self.out.stream.take()
+        } else {
+            None
+        }
     }
 
     /// The report file, once done.

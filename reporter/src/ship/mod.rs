@@ -17,11 +17,13 @@
 
 mod adopt;
 mod host;
+mod pool;
 
 use sockmeter::config::Config;
 use sockmeter::wire::Origin;
 
 use host::{Host, Who};
+use pool::Pool;
 
 /// The arguments the shim passes.
 #[derive(Debug, clap::Args)]
@@ -70,7 +72,8 @@ pub fn ship(a: &ShipArgs) -> i32 {
             Origin::Start
         },
     };
-    let Some(first) = Host::start(who, a.mem, a.link, crate::reap::pidfd_open(a.pid), &cfg) else {
+    let mut pool = Pool::default();
+    let Some(first) = Host::start(who, a.mem, a.link, crate::reap::pidfd_open(a.pid), &cfg, &mut pool) else {
         say!("sockmeter: the shipper for pid {} cannot map the shim's region", a.pid);
         return 2;
     };
@@ -96,7 +99,7 @@ pub fn ship(a: &ShipArgs) -> i32 {
         }
         // SAFETY: polling our own fds (negative ones are ignored by poll).
         unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, tick) };
-        if chan >= 0 && fds[0].revents != 0 && !take_adoptees(chan, &mut hosts, &cfg) {
+        if chan >= 0 && fds[0].revents != 0 && !take_adoptees(chan, &mut hosts, &cfg, &mut pool) {
             // SAFETY: our own fd.
             unsafe { libc::close(chan) };
             chan = -1;
@@ -127,7 +130,11 @@ pub fn ship(a: &ShipArgs) -> i32 {
         while i < hosts.len() {
             if hosts[i].done() || !hosts[i].heard() {
                 quiet |= !hosts[i].heard();
-                hosts.remove(i).finish(&cfg);
+                let mut done = hosts.remove(i);
+                if let Some(s) = done.take_connection() {
+                    pool.put(s);
+                }
+                done.finish(&cfg);
             } else {
                 i += 1;
             }
@@ -168,7 +175,7 @@ fn raise_open_files() {
 
 /// Reads every queued adoption message and starts a host for each. False when the channel
 /// has ended.
-fn take_adoptees(chan: i32, hosts: &mut Vec<Host>, cfg: &Config) -> bool {
+fn take_adoptees(chan: i32, hosts: &mut Vec<Host>, cfg: &Config, pool: &mut Pool) -> bool {
     loop {
         match adopt::receive(chan) {
             adopt::Received::Adoptee(c) => {
@@ -180,7 +187,7 @@ fn take_adoptees(chan: i32, hosts: &mut Vec<Host>, cfg: &Config) -> bool {
                     origin: Origin::Fork,
                 };
                 let pid = who.pid;
-                match Host::start(who, c.mem, c.link, c.pidfd, cfg) {
+                match Host::start(who, c.mem, c.link, c.pidfd, cfg, pool) {
                     Some(h) => hosts.push(h),
                     None => {
                         say!("sockmeter: the shipper cannot map the region of forked pid {pid}; its counts are lost")

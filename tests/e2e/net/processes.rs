@@ -354,3 +354,66 @@ fn exec_image_adopts_inherited_socket_and_both_images_sum_to_the_peer() {
     assert_eq!(pre.totals.rx_bytes + post.totals.rx_bytes, n(&v, "tx"));
     assert_mirrors_peer(&r, None, &v);
 }
+
+/// A host that forks a child per connection, one after another (a forking server, a shell
+/// loop): the shipper keeps a finished child's reporter connection for the next child, which
+/// says its own hello on it. Seen from the kernel (`strace -f` of the command and everything
+/// it starts, the shipper included): a handful of connections to the reporter for 30 children,
+/// not one each as before; and every child is still a process of its own in the report, with
+/// exactly the bytes the server saw.
+#[test]
+fn forked_children_one_after_another_share_the_shippers_reporter_connections() {
+    let n = 30u64;
+    let size = 700u64;
+    let reply = 300usize;
+    // The parent makes a connection first, so it has its shipper before its first fork.
+    let counter = harness::Counter::start(n + 1, reply);
+    let (go, done) = (scratch_path("go"), scratch_path("done"));
+    std::fs::write(&go, b"").unwrap();
+    let trace = scratch_path("connects.txt");
+    let prog = harness::compile_c("manyconns", &[]).display().to_string();
+    let r = harness::run_in(
+        harness::Mode::Shipper,
+        &[],
+        &[
+            "strace",
+            "-f",
+            "-qq",
+            "-e",
+            "trace=connect",
+            "-o",
+            &trace.display().to_string(),
+            &prog,
+            &counter.port.to_string(),
+            &n.to_string(),
+            &size.to_string(),
+            &go.display().to_string(),
+            &done.display().to_string(),
+            "2",
+        ],
+        &[],
+    );
+    let seen = counter.finish();
+    assert_ok(&r);
+    assert_eq!(seen.conns, n + 1);
+    let text = std::fs::read_to_string(&trace).unwrap();
+    let to_reporter = text
+        .lines()
+        .filter(|l| l.contains("AF_UNIX") && l.contains("sockmeter.sock"))
+        .count();
+    assert!(
+        (1..=5).contains(&to_reporter),
+        "{to_reporter} connections to the reporter for {n} children (one each before):\n{text}"
+    );
+    let children: Vec<&ProcessReport> = r.report.processes.iter().filter(|p| p.origin == "fork").collect();
+    assert_eq!(children.len() as u64, n, "a process per child:\n{}", r.stderr);
+    for p in &children {
+        assert_eq!(
+            (p.totals.tx_bytes, p.totals.rx_bytes, p.totals.connections),
+            (size, reply as u64, 1),
+            "child {}",
+            p.pid
+        );
+    }
+    assert_eq!((r.report.totals.tx_bytes, r.report.totals.rx_bytes), (seen.rx, seen.tx));
+}
