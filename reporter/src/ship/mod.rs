@@ -97,8 +97,11 @@ pub fn ship(a: &ShipArgs) -> i32 {
         for h in &hosts {
             fds.extend(h.poll_fds());
         }
+        let kept = fds.len();
+        fds.extend(pool.poll_fds());
         // SAFETY: polling our own fds (negative ones are ignored by poll).
         unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, tick) };
+        pool.serve(&fds[kept..]);
         if chan >= 0 && fds[0].revents != 0 && !take_adoptees(chan, &mut hosts, &cfg, &mut pool) {
             // SAFETY: our own fd.
             unsafe { libc::close(chan) };

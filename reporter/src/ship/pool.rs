@@ -9,6 +9,7 @@
 //! alive at once, not as hosts.
 
 use std::io::Read;
+use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 
 use sockmeter::outbox::{self, Heard};
@@ -28,6 +29,31 @@ impl Pool {
         if self.idle.len() < MAX_IDLE {
             self.idle.push(stream);
         }
+    }
+
+    /// The kept connections, to poll with the hosts' fds: a reporter that ends the run, asks
+    /// to be reached again (a `listen` that stops waits for its connections to close) or goes
+    /// away is heard at once, not when the next host comes.
+    pub fn poll_fds(&self) -> Vec<libc::pollfd> {
+        self.idle
+            .iter()
+            .map(|s| libc::pollfd {
+                fd: s.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect()
+    }
+
+    /// After a poll, with the entries [`Pool::poll_fds`] gave (before any other change to the
+    /// pool): drops the connections the reporter said something on or closed.
+    pub fn serve(&mut self, polled: &[libc::pollfd]) {
+        let mut i = 0;
+        self.idle.retain_mut(|s| {
+            let ready = polled.get(i).is_some_and(|p| p.revents != 0);
+            i += 1;
+            !ready || outbox::listen(|b| s.read(b)) == Heard::Nothing
+        });
     }
 
     /// A kept connection the reporter still listens on. One on which it ended the run, asked
@@ -69,6 +95,35 @@ mod tests {
         let mut b = [0u8; 1];
         theirs.read_exact(&mut b).unwrap();
         assert_eq!(&b, b"x");
+    }
+
+    #[test]
+    fn a_connection_the_reporter_asks_to_reconnect_is_let_go_at_once() {
+        let mut pool = Pool::default();
+        let mut peers = Vec::new();
+        for _ in 0..2 {
+            let (ours, theirs) = UnixStream::pair().unwrap();
+            ours.set_nonblocking(true).unwrap();
+            pool.put(ours);
+            peers.push(theirs);
+        }
+        peers[0].write_all(outbox::RECONNECT_LINE).unwrap();
+        let mut fds = pool.poll_fds();
+        // SAFETY: polling our own fds.
+        unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 1000) };
+        pool.serve(&fds);
+        // Closed on our side: the reporter's end reads EOF.
+        peers[0]
+            .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        let mut b = [0u8; 8];
+        assert_eq!(
+            peers[0].read(&mut b).unwrap(),
+            0,
+            "the connection asked to reconnect is closed"
+        );
+        assert!(pool.take().is_some(), "the other one is kept");
+        assert!(pool.take().is_none());
     }
 
     #[test]
