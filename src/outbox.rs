@@ -354,6 +354,11 @@ pub fn listen(mut read: impl FnMut(&mut [u8]) -> io::Result<usize>) -> Heard {
 /// says nothing at all.
 pub fn first_to_say(socket: &str) -> bool {
     use std::os::unix::fs::OpenOptionsExt;
+    if socket.is_empty() {
+        // No socket named (a shipper whose host lost it): no marker, which would be
+        // `.unreachable` in whatever directory the process runs in (one was once found there).
+        return true;
+    }
     let marker = format!("{socket}.unreachable");
     match std::fs::OpenOptions::new()
         .write(true)
@@ -480,6 +485,11 @@ mod tests {
         assert!(
             first_to_say(&by_hand.display().to_string()),
             "a path that never existed is said"
+        );
+        assert!(first_to_say(""), "no socket named: said");
+        assert!(
+            !std::path::Path::new(".unreachable").exists(),
+            "and no marker in the current directory"
         );
     }
 
