@@ -446,6 +446,15 @@ pub fn encode(msg: &Message) -> Vec<u8> {
 /// the message's own object without its opening brace (the same text as serialising an
 /// [`Envelope`], without copying the message into one).
 pub fn encode_into(msg: &Message, out: &mut Vec<u8>) {
+    if fast::encode_into(msg, out) {
+        return;
+    }
+    encode_with_serde(msg, out);
+}
+
+/// [`encode_into`] through serde_json alone (the messages `fast.rs` does not write, and the
+/// oracle its tests compare with).
+fn encode_with_serde(msg: &Message, out: &mut Vec<u8>) {
     let start = out.len();
     if serde_json::to_writer(&mut *out, msg).is_err() || out.get(start) != Some(&b'{') {
         out.truncate(start);
@@ -518,6 +527,8 @@ pub fn decode(line: &[u8]) -> Result<Message, WireError> {
         }
     })
 }
+
+mod fast;
 
 #[cfg(test)]
 mod props;

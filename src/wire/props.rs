@@ -1,10 +1,12 @@
-//! Property tests of [`decode`]: thousands of generated lines, valid and hostile.
+//! Property tests of [`decode`] and [`encode_into`]: thousands of generated lines, valid and
+//! hostile.
 //!
 //! Properties: decoding never panics (arbitrary bytes; valid lines truncated, with bytes
 //! flipped or inserted, non-UTF-8, a value replaced by an extreme number, a wrong type, a huge
 //! string or deep nesting); a line that decodes re-encodes to a line that decodes the same;
-//! every message survives encode → decode unchanged. Each test runs in a watchdog thread, so a
-//! hang fails it instead of stalling the suite. Cases: [`CASES`] per property (4 properties).
+//! every message survives encode → decode unchanged; the hand-written lines (`fast.rs`) are
+//! serde_json's, byte for byte. Each test runs in a watchdog thread, so a hang fails it instead
+//! of stalling the suite. Cases: [`CASES`] per property.
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
@@ -126,6 +128,13 @@ pub fn message() -> impl Strategy<Value = Message> {
         (opt_text(), opt_text(), opt_text(), opt_text(), opt_text()),
         (number(), any::<bool>(), any::<bool>(), opt_text()),
         (proptest::option::of(number()), proptest::option::of(socket_delta())),
+        (
+            proptest::option::of(number()),
+            proptest::option::of(number()),
+            prop_oneof![Just(0u64), number()],
+            prop_oneof![Just(0u64), number()],
+            any::<bool>(),
+        ),
     )
         .prop_map(
             |(
@@ -133,6 +142,7 @@ pub fn message() -> impl Strategy<Value = Message> {
                 (local, peer, module, via, label),
                 (opened_at, inherited, adopted, peer_name),
                 (closed_at, counts),
+                (kernel_tx_bytes, kernel_rx_bytes, kernel_base_tx_bytes, kernel_base_rx_bytes, shared),
             )| {
                 Message::Socket(SocketInfo {
                     id,
@@ -152,7 +162,11 @@ pub fn message() -> impl Strategy<Value = Message> {
                     origin: crate::model::SocketOrigin::from_code((id % 2) as u8),
                     closed_at,
                     counts,
-                    ..Default::default()
+                    kernel_tx_bytes,
+                    kernel_rx_bytes,
+                    kernel_base_tx_bytes,
+                    kernel_base_rx_bytes,
+                    shared,
                 })
             },
         );
@@ -318,6 +332,24 @@ fn every_message_round_trips() {
                 let line = encode(&m);
                 prop_assert_eq!(line.iter().filter(|b| **b == b'\n').count(), 1, "one line");
                 prop_assert_eq!(decode(&line).unwrap(), m);
+                Ok(())
+            })
+            .unwrap();
+    });
+}
+
+/// The hand-written lines (`fast.rs`) are serde_json's, byte for byte, for every message drawn
+/// (the others are serde_json's by construction).
+#[test]
+fn hand_written_lines_are_serdes() {
+    watchdog(120, || {
+        runner()
+            .run(&message(), |m| {
+                let mut fast = Vec::new();
+                encode_into(&m, &mut fast);
+                let mut slow = Vec::new();
+                super::encode_with_serde(&m, &mut slow);
+                prop_assert_eq!(String::from_utf8_lossy(&fast), String::from_utf8_lossy(&slow));
                 Ok(())
             })
             .unwrap();
