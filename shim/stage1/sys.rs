@@ -232,11 +232,8 @@ fn shim_path(buf: &mut [u8; 4096]) -> Option<usize> {
 /// One line on stderr: `sockmeter: cannot load the shim (<what>: <why>); this process is not
 /// metered`.
 fn complain(what: &[u8], why: *const c_char) {
-    // SAFETY: RTLD_NEXT look-up of a NUL-terminated name.
-    let w = unsafe { dlsym(RTLD_NEXT, c"write".as_ptr()) };
-    if w.is_null() {
-        return;
-    }
+    // The line is made first: `why` is dlerror's buffer, which the `dlsym` below frees or
+    // reuses (read after it, the message was once a few bytes of garbage).
     let mut line = [0u8; 1024];
     let mut n = 0;
     let mut put = |s: &[u8]| {
@@ -253,6 +250,11 @@ fn complain(what: &[u8], why: *const c_char) {
         put(unsafe { core::slice::from_raw_parts(why as *const u8, k) });
     }
     put(b"); this process is not metered\n");
+    // SAFETY: RTLD_NEXT look-up of a NUL-terminated name.
+    let w = unsafe { dlsym(RTLD_NEXT, c"write".as_ptr()) };
+    if w.is_null() {
+        return;
+    }
     // SAFETY: libc's write, with our buffer.
     unsafe {
         let write: WriteFn = core::mem::transmute(w);
