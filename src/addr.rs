@@ -143,20 +143,7 @@ impl Addr {
 
 /// Appends `n` in decimal.
 fn push_decimal(s: &mut String, n: u32) {
-    let mut digits = [0u8; 10];
-    let mut i = digits.len();
-    let mut n = n;
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    for &d in &digits[i..] {
-        s.push(char::from(d));
-    }
+    s.push_str(itoa::Buffer::new().format(n));
 }
 
 impl fmt::Display for Addr {

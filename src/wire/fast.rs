@@ -5,29 +5,36 @@
 //! instructions under callgrind; docs/benchmarks.md). Every other message, and any string that
 //! needs escaping, still goes through serde_json.
 
-use super::{Closed, Delta, Message, PeerDelta, SocketDelta, SocketInfo, LINE_HEAD};
+use super::{Delta, Message, SocketDelta, SocketInfo, LINE_HEAD};
 
 /// Appends `msg`'s line (with its newline) to `out` when it is one of the three; false, with
 /// nothing appended, for any other message.
 pub(super) fn encode_into(msg: &Message, out: &mut Vec<u8>) -> bool {
-    let kind: &[u8] = match msg {
-        Message::Socket(_) => b"socket",
-        Message::Delta(_) => b"delta",
-        Message::Closed(_) => b"closed",
-        _ => return false,
-    };
-    out.extend_from_slice(LINE_HEAD);
-    out.extend_from_slice(b"\"type\":\"");
-    out.extend_from_slice(kind);
-    out.push(b'"');
     match msg {
-        Message::Socket(s) => socket(s, out),
-        Message::Delta(d) => delta(d, out),
-        Message::Closed(c) => closed(c, out),
-        _ => unreachable!("matched above"),
+        Message::Socket(s) => {
+            head(out, "socket");
+            socket(s, out);
+        }
+        Message::Delta(d) => {
+            head(out, "delta");
+            delta(d, out);
+        }
+        Message::Closed(c) => {
+            head(out, "closed");
+            numbers(out, &[("id", c.id), ("closed_at", c.closed_at)]);
+        }
+        _ => return false,
     }
     out.extend_from_slice(b"}\n");
     true
+}
+
+/// `{"v":1,"type":"<kind>"`, the start of every line.
+fn head(out: &mut Vec<u8>, kind: &str) {
+    out.extend_from_slice(LINE_HEAD);
+    out.extend_from_slice(b"\"type\":\"");
+    out.extend_from_slice(kind.as_bytes());
+    out.push(b'"');
 }
 
 /// `,"name":` (every field here follows another).
@@ -39,6 +46,14 @@ fn key(out: &mut Vec<u8>, name: &str) {
 
 fn number(out: &mut Vec<u8>, v: impl itoa::Integer) {
     out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+}
+
+/// `,"a":1,"b":2...`: number fields in a row.
+fn numbers(out: &mut Vec<u8>, fields: &[(&str, u64)]) {
+    for &(name, v) in fields {
+        key(out, name);
+        number(out, v);
+    }
 }
 
 fn boolean(out: &mut Vec<u8>, v: bool) {
@@ -105,12 +120,10 @@ fn socket(s: &SocketInfo, out: &mut Vec<u8>) {
     optional_number(out, "kernel_tx_bytes", s.kernel_tx_bytes);
     optional_number(out, "kernel_rx_bytes", s.kernel_rx_bytes);
     if s.kernel_base_tx_bytes != 0 {
-        key(out, "kernel_base_tx_bytes");
-        number(out, s.kernel_base_tx_bytes);
+        numbers(out, &[("kernel_base_tx_bytes", s.kernel_base_tx_bytes)]);
     }
     if s.kernel_base_rx_bytes != 0 {
-        key(out, "kernel_base_rx_bytes");
-        number(out, s.kernel_base_rx_bytes);
+        numbers(out, &[("kernel_base_rx_bytes", s.kernel_base_rx_bytes)]);
     }
     if s.shared {
         key(out, "shared");
@@ -121,19 +134,18 @@ fn socket(s: &SocketInfo, out: &mut Vec<u8>) {
 fn socket_delta(d: &SocketDelta, out: &mut Vec<u8>) {
     out.extend_from_slice(b"{\"id\":");
     number(out, d.id);
-    key(out, "tx_bytes");
-    number(out, d.tx_bytes);
-    key(out, "rx_bytes");
-    number(out, d.rx_bytes);
-    key(out, "tx_calls");
-    number(out, d.tx_calls);
-    key(out, "rx_calls");
-    number(out, d.rx_calls);
-    key(out, "errors");
-    number(out, d.errors);
+    numbers(
+        out,
+        &[
+            ("tx_bytes", d.tx_bytes),
+            ("rx_bytes", d.rx_bytes),
+            ("tx_calls", d.tx_calls),
+            ("rx_calls", d.rx_calls),
+            ("errors", d.errors),
+        ],
+    );
     if d.connections != 0 {
-        key(out, "connections");
-        number(out, d.connections);
+        numbers(out, &[("connections", d.connections)]);
     }
     if !d.peers.is_empty() {
         key(out, "peers");
@@ -142,24 +154,21 @@ fn socket_delta(d: &SocketDelta, out: &mut Vec<u8>) {
             if i > 0 {
                 out.push(b',');
             }
-            peer_delta(p, out);
+            out.extend_from_slice(b"{\"peer\":");
+            string(out, &p.peer);
+            numbers(
+                out,
+                &[
+                    ("tx_bytes", p.tx_bytes),
+                    ("rx_bytes", p.rx_bytes),
+                    ("tx_calls", p.tx_calls),
+                    ("rx_calls", p.rx_calls),
+                ],
+            );
+            out.push(b'}');
         }
         out.push(b']');
     }
-    out.push(b'}');
-}
-
-fn peer_delta(p: &PeerDelta, out: &mut Vec<u8>) {
-    out.extend_from_slice(b"{\"peer\":");
-    string(out, &p.peer);
-    key(out, "tx_bytes");
-    number(out, p.tx_bytes);
-    key(out, "rx_bytes");
-    number(out, p.rx_bytes);
-    key(out, "tx_calls");
-    number(out, p.tx_calls);
-    key(out, "rx_calls");
-    number(out, p.rx_calls);
     out.push(b'}');
 }
 
@@ -175,11 +184,4 @@ fn delta(d: &Delta, out: &mut Vec<u8>) {
         socket_delta(s, out);
     }
     out.push(b']');
-}
-
-fn closed(c: &Closed, out: &mut Vec<u8>) {
-    key(out, "id");
-    number(out, c.id);
-    key(out, "closed_at");
-    number(out, c.closed_at);
 }
