@@ -65,7 +65,7 @@ fn cf_program(name: &str, out: &str, extra: &[&str]) -> String {
             "compiling {name}.c against CoreFoundation failed:\n{}",
             String::from_utf8_lossy(&o.stderr)
         );
-        std::fs::rename(&tmp, &path).expect("rename");
+        harness::put_in_place(&tmp, &path);
     }
     path.to_string_lossy().into_owned()
 }

@@ -111,8 +111,8 @@ pub fn python() -> &'static str {
 /// directory) with `cc -O2 -Wall <flags>` (`-l` flags after the sources; once
 /// per name+flags) and returns
 /// the executable. Safe to call from parallel tests: each compile writes its own temporary file
-/// (a [`scratch_path`]) and renames it into place atomically, so a caller never sees
-/// a half-written executable; two racing compiles of the same program just both succeed.
+/// (a [`scratch_path`]) and puts it in place with [`put_in_place`], so a caller never sees a
+/// half-written executable, and the first of two racing compiles stays.
 pub fn compile_c(name: &str, flags: &[&str]) -> PathBuf {
     let src = root().join("tests/c").join(format!("{name}.c"));
     // A program too large for one file keeps the rest in `tests/c/NAME/`, compiled with it.
@@ -147,8 +147,22 @@ pub fn compile_c(name: &str, flags: &[&str]) -> PathBuf {
         .status()
         .expect("cc");
     assert!(st.success(), "compiling {} failed", src.display());
-    std::fs::rename(&tmp, &out).unwrap_or_else(|e| panic!("rename {} to {}: {e}", tmp.display(), out.display()));
+    put_in_place(&tmp, &out);
     out
+}
+
+/// Moves the finished file `tmp` to `out` unless `out` already exists (another test built the
+/// same file at the same time): the first stays. Replacing it would pull the file from under a
+/// program another test is running from it, whose executable then reads `… (deleted)` in its
+/// report (`cfsocket::a_plugins_cfsocket_is_charged_to_the_plugin` once failed so, when its two
+/// modes compiled the same host at once).
+pub fn put_in_place(tmp: &Path, out: &Path) {
+    match std::fs::hard_link(tmp, out) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => panic!("link {} to {}: {e}", tmp.display(), out.display()),
+    }
+    let _ = std::fs::remove_file(tmp);
 }
 
 /// What `sockmeter run` produced.

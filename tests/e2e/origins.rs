@@ -42,7 +42,7 @@ fn cc(out: &str, args: &[&str]) -> PathBuf {
         "cc {args:?}:\n{}",
         String::from_utf8_lossy(&o.stderr)
     );
-    std::fs::rename(&tmp, &path).expect("rename");
+    harness::put_in_place(&tmp, &path);
     path
 }
 
@@ -246,7 +246,7 @@ fn private_libpython() -> &'static (String, PathBuf, String) {
         if !lib.exists() {
             let tmp = dir.join(format!("{}.tmp", v[2]));
             std::fs::copy(Path::new(v[1]).join(v[2]), &tmp).expect("copy libpython (apt-get install libpython3-dev)");
-            std::fs::rename(&tmp, &lib).expect("rename");
+            harness::put_in_place(&tmp, &lib);
         }
         (v[0].to_string(), dir, v[2].to_string())
     })

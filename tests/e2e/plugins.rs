@@ -40,7 +40,7 @@ fn cc(out: &Path, args: &[&str]) {
         "cc {args:?} failed (libcurl headers: apt-get install libcurl4-openssl-dev):\n{}",
         String::from_utf8_lossy(&o.stderr)
     );
-    std::fs::rename(&tmp, out).expect("rename");
+    harness::put_in_place(&tmp, out);
 }
 
 fn src(rel: &str) -> String {

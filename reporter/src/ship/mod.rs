@@ -102,13 +102,7 @@ pub fn ship(a: &ShipArgs) -> i32 {
         // SAFETY: polling our own fds (negative ones are ignored by poll).
         unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, tick) };
         pool.serve(&fds[kept..]);
-        if chan >= 0 && fds[0].revents != 0 && !take_adoptees(chan, &mut hosts, &cfg, &mut pool) {
-            // SAFETY: our own fd.
-            unsafe { libc::close(chan) };
-            chan = -1;
-        }
-        // Hosts that ended get their last pass and bye; the others a tick. (Adoptees pushed
-        // just now have no poll entries yet: they start with the next round.)
+        // Hosts that ended get their last pass and bye; the others a tick.
         let polled = &fds[1..];
         for (k, h) in hosts.iter_mut().enumerate() {
             let Some(p) = polled.get(3 * k..3 * k + 3) else { break };
@@ -141,6 +135,14 @@ pub fn ship(a: &ShipArgs) -> i32 {
             } else {
                 i += 1;
             }
+        }
+        // Hand-overs last: a host that ended this round has left its connection in the pool by
+        // now, for the child that follows it (a forking server's next child is often waiting
+        // in the channel by the time its predecessor's end is seen).
+        if chan >= 0 && fds[0].revents != 0 && !take_adoptees(chan, &mut hosts, &cfg, &mut pool) {
+            // SAFETY: our own fd.
+            unsafe { libc::close(chan) };
+            chan = -1;
         }
         if hosts.is_empty() && chan >= 0 && quiet {
             break;
