@@ -18,6 +18,7 @@ pub mod holders;
 pub mod hostnames;
 pub mod model;
 pub mod names;
+pub mod nursery;
 pub mod outbox;
 pub mod preload;
 pub mod registry;

@@ -37,7 +37,9 @@ static int memfds(void) {
         ssize_t k = readlink(path, target, sizeof target - 1);
         if (k > 0) {
             target[k] = 0;
-            if (strncmp(target, "/memfd:", 7) == 0) n++;
+            /* A region is "/memfd:sockmeter"; the nursery a forking parent keeps for its
+             * children ("/memfd:sockmeter-nursery") is not one of the process's own. */
+            if (strcmp(target, "/memfd:sockmeter (deleted)") == 0) n++;
         }
     }
     closedir(d);
@@ -123,7 +125,7 @@ static int regions_mapped(pid_t pid) {
     if (!f) return -1;
     int n = 0;
     while (fgets(line, sizeof line, f))
-        if (strstr(line, "/memfd:sockmeter")) n++;
+        if (strstr(line, "/memfd:sockmeter (deleted)")) n++;
     fclose(f);
     return n;
 }

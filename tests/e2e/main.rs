@@ -19,6 +19,7 @@ mod live;
 mod loading;
 mod names;
 mod net;
+mod nursery;
 mod origins;
 mod overhead;
 mod plugins;

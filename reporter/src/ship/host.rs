@@ -27,59 +27,7 @@ use sockmeter::wire::{Bye, ByeReason, ExitStatus, Hello, Message, Origin};
 use sockmeter::ProcessAccount;
 
 use super::pool::Pool;
-
-/// The shipper's mapping of one host's region, unmapped when the host is dropped: a forking
-/// server's shipper serves a host per child, and kept mapped, every child's region would stay
-/// (one mapping each, up to the kernel's `vm.max_map_count`, and the pages the child touched).
-struct Mapping(std::ptr::NonNull<Shared>);
-
-impl Mapping {
-    /// The region. The `'static` is bounded by the [`Host`] that owns this mapping: its `Out`
-    /// holds the reference and is dropped before the mapping (field order), and no reference
-    /// leaves the host.
-    fn region(&self) -> &'static Shared {
-        // SAFETY: a live mapping of exactly one `Shared` made by the shim (see `map`), every
-        // field atomics, so sharing it with the host is sound; see above for the lifetime.
-        unsafe { self.0.as_ref() }
-    }
-}
-
-impl Drop for Mapping {
-    fn drop(&mut self) {
-        // SAFETY: our own mapping of `size_of::<Shared>()` bytes, made in `map`; nothing refers
-        // to it any more (see `region`).
-        unsafe { libc::munmap(self.0.as_ptr().cast(), std::mem::size_of::<Shared>()) };
-    }
-}
-
-fn map(fd: i32) -> Option<Mapping> {
-    let size = std::mem::size_of::<Shared>();
-    // SAFETY: fstat with a valid out-pointer.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    if unsafe { libc::fstat(fd, &mut st) } != 0 || (st.st_size as usize) < size {
-        // SAFETY: our copy of the memfd.
-        unsafe { libc::close(fd) };
-        return None;
-    }
-    // SAFETY: mapping the shim's region read-write and shared, at its full size.
-    let p = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            size,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_SHARED,
-            fd,
-            0,
-        )
-    };
-    // SAFETY: our copy of the memfd; the mapping keeps the memory.
-    unsafe { libc::close(fd) };
-    if p == libc::MAP_FAILED {
-        return None;
-    }
-    let m = Mapping(std::ptr::NonNull::new(p.cast())?);
-    m.region().is_valid().then_some(m)
-}
+use super::region::{Region, Regions};
 
 /// How process `pid` ended, read from its `/proc` entry while it is a zombie its parent has not
 /// reaped yet (field 52 of `stat`, a `wait` status word). Best effort: once the parent has
@@ -317,6 +265,18 @@ impl Out {
     }
 }
 
+/// What the shipper is handed for a host (each fd is the shipper's to close).
+pub struct Handover {
+    /// The memfd that holds its region.
+    pub mem: i32,
+    /// Where in it the region starts (0, or a nursery's slot: `sockmeter::nursery`).
+    pub offset: usize,
+    /// The read end of its link pipe.
+    pub link: i32,
+    /// A pidfd of it (-1: none).
+    pub pidfd: i32,
+}
+
 /// A host being shipped.
 pub struct Host {
     pid: u32,
@@ -331,14 +291,20 @@ pub struct Host {
     /// When it ended.
     ended_at: Option<Instant>,
     /// The region `out` reads; last, so that it is unmapped after everything else is dropped.
-    mapping: Mapping,
+    region: Region,
 }
 
 impl Host {
-    /// Maps the region (`mem`, which this closes), connects to the reporter and says hello.
-    /// None when the region cannot be mapped (`mem`, `link` and `pidfd` are closed then).
-    pub fn start(who: Who, mem: i32, link: i32, pidfd: i32, cfg: &Config, pool: &mut Pool) -> Option<Host> {
-        let Some(mapping) = map(mem) else {
+    /// Maps the region, connects to the reporter and says hello. None when the region cannot
+    /// be mapped (the hand-over's fds are closed then).
+    pub fn start(who: Who, h: Handover, cfg: &Config, pool: &mut Pool, regions: &mut Regions) -> Option<Host> {
+        let Handover {
+            mem,
+            offset,
+            link,
+            pidfd,
+        } = h;
+        let Some(mapping) = regions.open(mem, offset) else {
             for fd in [link, pidfd] {
                 if fd >= 0 {
                     // SAFETY: fds we own.
@@ -347,7 +313,7 @@ impl Host {
             }
             return None;
         };
-        let region = mapping.region();
+        let region = mapping.get();
         let path = cfg.socket.clone().unwrap_or_default();
         let hello = hello(&who, region, cfg.interval_ms);
         let mut out = Out {
@@ -384,7 +350,7 @@ impl Host {
             seen: u64::MAX,
             ended: false,
             ended_at: None,
-            mapping,
+            region: mapping,
         })
     }
 
@@ -540,10 +506,17 @@ impl Host {
         {
             say!("sockmeter: cannot write SOCKMETER_REPORT={path}: {e}");
         }
+        // A nursery's slot goes to the next child once its process is gone (exited or
+        // exec'd); one whose process still runs (the reporter ended the run) stays its.
+        let Host { out, region, ended, .. } = self;
+        drop(out);
+        if ended {
+            region.release();
+        }
     }
 
     fn pass(&mut self) {
-        let region = self.mapping.region();
+        let region = self.region.get();
         let out = &mut self.out;
         self.shipper
             .pass_in_batches(&region.registry, &region.names, now_ms(), &mut |batch| out.emit(batch));

@@ -18,12 +18,14 @@
 mod adopt;
 mod host;
 mod pool;
+mod region;
 
 use sockmeter::config::Config;
 use sockmeter::wire::Origin;
 
-use host::{Host, Who};
+use host::{Handover, Host, Who};
 use pool::Pool;
+use region::Regions;
 
 /// The arguments the shim passes.
 #[derive(Debug, clap::Args)]
@@ -31,6 +33,9 @@ pub struct ShipArgs {
     /// The region's memfd.
     #[arg(long)]
     pub mem: i32,
+    /// Where the region starts in it (0, or a slot of a nursery).
+    #[arg(long, default_value_t = 0)]
+    pub offset: usize,
     /// The read end of the link pipe.
     #[arg(long)]
     pub link: i32,
@@ -73,7 +78,14 @@ pub fn ship(a: &ShipArgs) -> i32 {
         },
     };
     let mut pool = Pool::default();
-    let Some(first) = Host::start(who, a.mem, a.link, crate::reap::pidfd_open(a.pid), &cfg, &mut pool) else {
+    let mut regions = Regions::default();
+    let handed = Handover {
+        mem: a.mem,
+        offset: a.offset,
+        link: a.link,
+        pidfd: crate::reap::pidfd_open(a.pid),
+    };
+    let Some(first) = Host::start(who, handed, &cfg, &mut pool, &mut regions) else {
         say!("sockmeter: the shipper for pid {} cannot map the shim's region", a.pid);
         return 2;
     };
@@ -139,7 +151,7 @@ pub fn ship(a: &ShipArgs) -> i32 {
         // Hand-overs last: a host that ended this round has left its connection in the pool by
         // now, for the child that follows it (a forking server's next child is often waiting
         // in the channel by the time its predecessor's end is seen).
-        if chan >= 0 && fds[0].revents != 0 && !take_adoptees(chan, &mut hosts, &cfg, &mut pool) {
+        if chan >= 0 && fds[0].revents != 0 && !take_adoptees(chan, &mut hosts, &cfg, &mut pool, &mut regions) {
             // SAFETY: our own fd.
             unsafe { libc::close(chan) };
             chan = -1;
@@ -180,7 +192,7 @@ fn raise_open_files() {
 
 /// Reads every queued adoption message and starts a host for each. False when the channel
 /// has ended.
-fn take_adoptees(chan: i32, hosts: &mut Vec<Host>, cfg: &Config, pool: &mut Pool) -> bool {
+fn take_adoptees(chan: i32, hosts: &mut Vec<Host>, cfg: &Config, pool: &mut Pool, regions: &mut Regions) -> bool {
     loop {
         match adopt::receive(chan) {
             adopt::Received::Adoptee(c) => {
@@ -192,7 +204,13 @@ fn take_adoptees(chan: i32, hosts: &mut Vec<Host>, cfg: &Config, pool: &mut Pool
                     origin: Origin::Fork,
                 };
                 let pid = who.pid;
-                match Host::start(who, c.mem, c.link, c.pidfd, cfg, pool) {
+                let handed = Handover {
+                    mem: c.mem,
+                    offset: c.offset,
+                    link: c.link,
+                    pidfd: c.pidfd,
+                };
+                match Host::start(who, handed, cfg, pool, regions) {
                     Some(h) => hosts.push(h),
                     None => {
                         say!("sockmeter: the shipper cannot map the region of forked pid {pid}; its counts are lost")

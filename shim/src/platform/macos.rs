@@ -534,7 +534,7 @@ pub unsafe fn rebind_objects_since(_before: &[usize], _lookup: &dyn Fn(&CStr) ->
 // ---- shipper mode: not on macOS (see the module docs) ----
 
 /// No shared region for a shipper on macOS: the runtime reports from its thread.
-pub fn create_region(_size: usize, _high: c_int) -> Option<(c_int, *mut c_void)> {
+pub fn create_region(_name: &std::ffi::CStr, _size: usize, _high: c_int) -> Option<(c_int, *mut c_void)> {
     None
 }
 

@@ -27,6 +27,8 @@
 //! * `exe_path()`, `cmdline()`, `pid()`, `ppid()`.
 //! * `single_threaded()`: whether the process surely has one thread only (false when unknown):
 //!   shipper mode's region is made lazily only then.
+//! * `address_space_limited()`: whether `RLIMIT_AS` caps the address space (then the forked
+//!   children's nursery, `runtime/nursery.rs`, is not mapped).
 //! * `add_counter(word, v)`: the per-byte path's one write, a plain add where the process has
 //!   one thread and the platform allows it, else an atomic add.
 //! * `spawn_blocking_signals(f)`: the shim's own threads are born blocking every signal, so they

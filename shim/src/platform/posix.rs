@@ -288,3 +288,11 @@ pub fn first_return_outside(lo: usize, hi: usize) -> Option<usize> {
     }
     None
 }
+
+/// Whether the process's address space is limited (`RLIMIT_AS` is not infinite): then the shim
+/// maps no more than it must (the host may need what is left).
+pub fn address_space_limited() -> bool {
+    // SAFETY: getrlimit with a valid out-pointer.
+    let mut rl: libc::rlimit = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut rl) != 0 || rl.rlim_cur != libc::RLIM_INFINITY }
+}

@@ -8,12 +8,12 @@ use libc::{c_char, c_int};
 
 use super::linux::{errno, CLOSE_RANGE_CLOEXEC};
 
-/// Creates the shared region: a memfd of `size` bytes, mapped shared. Returns the memfd (moved
+/// Creates a shared region: a memfd called `name` of `size` bytes, mapped shared. Returns the memfd (moved
 /// to an fd number of at least `high`, close-on-exec) and the mapping.
-pub fn create_region(size: usize, high: c_int) -> Option<(c_int, *mut c_void)> {
+pub fn create_region(name: &CStr, size: usize, high: c_int) -> Option<(c_int, *mut c_void)> {
     // SAFETY: plain system calls on our own fds; every failure path closes what it opened.
     unsafe {
-        let fd = libc::memfd_create(c"sockmeter".as_ptr(), libc::MFD_CLOEXEC);
+        let fd = libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC);
         if fd < 0 {
             return None;
         }

@@ -78,21 +78,38 @@ fn shipper_exe() -> Option<CString> {
 
 static EXE: Mutex<Option<CString>> = Mutex::new(None);
 
-/// Moves the accounting into a fresh region, copying `from`. None if no region can be made.
-fn new_region(from: &Shared) -> Option<(libc::c_int, &'static Shared)> {
-    let (fd, p) = platform::create_region(std::mem::size_of::<Shared>(), HIGH_FD)?;
-    // SAFETY: a fresh, zero-filled, writable shared mapping of exactly one `Shared`; an all-zero
-    // `Shared` is a valid empty one (every field is an atomic or an array of them).
-    let region: &'static Shared = unsafe { &*(p as *const Shared) };
+/// Where a region lives: a memfd of its own (until a shipper has it, `MEM_FD`), or a slot of
+/// the nursery this process was forked with (`nursery::claimed`).
+enum Place {
+    Own(libc::c_int),
+    Slot,
+}
+
+/// Moves the accounting into a fresh region, copying `from`: a free slot of the nursery a
+/// forked child inherited, else a memfd of its own. None if no region can be made.
+fn new_region(from: &Shared) -> Option<(Place, &'static Shared)> {
+    let (place, region) = match super::nursery::claim() {
+        Some(slot) => (Place::Slot, slot),
+        None => {
+            let (fd, p) = platform::create_region(c"sockmeter", std::mem::size_of::<Shared>(), HIGH_FD)?;
+            // SAFETY: a fresh, zero-filled, writable shared mapping of exactly one `Shared`; an
+            // all-zero `Shared` is a valid empty one (every field is an atomic or an array of
+            // them).
+            let region: &'static Shared = unsafe { &*(p as *const Shared) };
+            (Place::Own(fd), region)
+        }
+    };
     region.registry.copy_from(&from.registry);
     region.names.copy_from(&from.names);
     region.quiet.store(from.quiet.load(Acquire), Release);
     region.started_ms.store(from.started_ms.load(Acquire), Release);
     region.image.store(from.image.load(Acquire), Release);
     region.ending.store(from.ending.load(Acquire), Release);
-    region.registry.fds.set(fd, sockmeter::registry::FdState::Ignored);
+    if let Place::Own(fd) = place {
+        region.registry.fds.set(fd, sockmeter::registry::FdState::Ignored);
+    }
     region.seal();
-    Some((fd, region))
+    Some((place, region))
 }
 
 fn reg_ignore(fd: libc::c_int) {
@@ -176,14 +193,16 @@ fn make_region() {
         }
         return;
     };
-    let Some((fd, region)) = new_region(shared()) else {
+    let Some((place, region)) = new_region(shared()) else {
         return;
     };
     if let Ok(mut e) = EXE.lock() {
         *e = Some(exe);
     }
     REGION.store(region as *const Shared as *mut Shared, Release);
-    MEM_FD.store(fd, Release);
+    if let Place::Own(fd) = place {
+        MEM_FD.store(fd, Release);
+    }
     HELPER_MODE.store(true, Release);
 }
 
@@ -193,7 +212,7 @@ pub fn spawn(origin_fork: bool) -> bool {
     if origin_fork && adopt() {
         return true;
     }
-    let mem = MEM_FD.load(Acquire);
+    let (mem, offset) = region_fd();
     let exe = EXE.lock().ok().and_then(|e| e.clone());
     let (Some(exe), true) = (exe, mem >= 0) else {
         return false;
@@ -210,6 +229,7 @@ pub fn spawn(origin_fork: bool) -> bool {
         arg("sockmeter".into()),
         arg("__ship".into()),
         arg(format!("--mem={mem}")),
+        arg(format!("--offset={offset}")),
         arg(format!("--link={r}")),
         arg(format!("--adopt={adopt_shipper}")),
         arg(format!("--pid={}", platform::pid())),
@@ -285,7 +305,7 @@ fn replace_adopt_fd(new: libc::c_int) {
 /// child starts a shipper of its own.
 fn adopt() -> bool {
     let chan = ADOPT_FD.load(Acquire);
-    let mem = MEM_FD.load(Acquire);
+    let (mem, offset) = region_fd();
     if chan < 0 || mem < 0 {
         return false;
     }
@@ -303,6 +323,7 @@ fn adopt() -> bool {
     let mut msg = Vec::with_capacity(64 + exe.len());
     push_decimal(&mut msg, platform::pid());
     push_decimal(&mut msg, platform::ppid());
+    push_decimal(&mut msg, offset as u64);
     msg.extend_from_slice(exe.as_bytes());
     msg.push(0);
     for a in platform::cmdline_ref() {
@@ -330,8 +351,14 @@ fn adopt() -> bool {
     true
 }
 
+/// The memfd the shipper maps for this process's region, and where in it the region starts: a
+/// slot of the nursery, or a memfd of its own (offset 0).
+fn region_fd() -> (libc::c_int, usize) {
+    super::nursery::claimed().unwrap_or((MEM_FD.load(Acquire), 0))
+}
+
 /// Appends `n` in decimal and a NUL.
-fn push_decimal(out: &mut Vec<u8>, n: u32) {
+fn push_decimal(out: &mut Vec<u8>, n: impl itoa::Integer) {
     out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
     out.push(0);
 }
@@ -345,6 +372,7 @@ pub fn exec_pending(pending: bool) {
 /// Before a fork, in the parent: a private snapshot of the region (the child inherits the
 /// shared mapping, which the parent keeps changing; it needs the state as of the fork).
 pub fn before_fork() {
+    super::nursery::prepare(HIGH_FD, ADOPT_FD.load(Acquire) >= 0 && LINK_FD.load(Acquire) >= 0);
     let (local, now) = (super::local(), shared());
     if !std::ptr::eq(local, now) {
         local.registry.copy_from(&now.registry);
@@ -360,6 +388,7 @@ pub fn fork_child() {
     if let Ok(mut subs) = SUBSCRIBERS.try_lock() {
         *subs = Subscribers::new();
     }
+    super::nursery::fork_child();
     let local = super::local();
     // From here on the child counts into its private snapshot, never the parent's region.
     REGION.store(local as *const Shared as *mut Shared, Release);
@@ -381,9 +410,11 @@ pub fn fork_child() {
         return;
     }
     match new_region(local) {
-        Some((fd, region)) => {
+        Some((place, region)) => {
             REGION.store(region as *const Shared as *mut Shared, Release);
-            MEM_FD.store(fd, Release);
+            if let Place::Own(fd) = place {
+                MEM_FD.store(fd, Release);
+            }
         }
         // No region: count privately and report from a thread.
         None => HELPER_MODE.store(false, Release),

@@ -19,6 +19,7 @@
 
 pub mod collector;
 pub mod helper;
+pub mod nursery;
 pub mod sink;
 
 use std::ffi::c_void;

@@ -625,10 +625,10 @@ fn connect_to(name: &[u8], abstract_name: bool) -> std::io::Result<c_int> {
 
 /// Every fd the shim keeps open in the host (the slots hold -1 when unused): the reporter
 /// connection and its spare (thread mode), and in shipper mode the region's memfd, the link to
-/// the shipper and the adoption channel.
-pub fn own_fds() -> [&'static std::sync::atomic::AtomicI32; 5] {
+/// the shipper, the adoption channel and the forked children's nursery.
+pub fn own_fds() -> [&'static std::sync::atomic::AtomicI32; 6] {
     use super::helper::{ADOPT_FD, LINK_FD, MEM_FD};
-    [&OWN_FD, &MEM_FD, &LINK_FD, &ADOPT_FD, &SPARE_FD]
+    [&OWN_FD, &MEM_FD, &LINK_FD, &ADOPT_FD, &SPARE_FD, &super::nursery::FD]
 }
 
 /// Moves the reporter connection away from `fd` if the host is about to close or replace it

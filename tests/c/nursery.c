@@ -1,0 +1,108 @@
+/* Forked children and the nursery their parent keeps for them (docs/architecture.md,
+ * "The nursery"), as the kernel shows it in /proc/self/maps.
+ *
+ *   nursery PORT N SIZE MODE
+ *
+ * The parent makes one connection first (SIZE bytes out, the reply read to EOF), so, metered in
+ * shipper mode, it has a shipper before its first fork. Then N children:
+ *   MODE serial:     one after another: each connects, sends SIZE bytes, reads the reply to EOF,
+ *                    closes, prints its line and _exits; the parent waits for it, and 3 ms more,
+ *                    before the next.
+ *   MODE concurrent: all at once: each connects, then waits until every child has connected
+ *                    (a pipe that the parent closes once N children said so), then as above.
+ * Each child's line, printed after its connection closed: "child PID regions=R nurseries=M",
+ * where R is how many mappings of a shim region ("/memfd:sockmeter (deleted)") it has (its
+ * parent's, inherited, and one of its own if it made one: 1 means it counted in a slot of the
+ * nursery) and M how many of a nursery ("/memfd:sockmeter-nursery (deleted)"). The parent then
+ * prints "parent regions=R nurseries=M" and "tx=T rx=X" (its own connection's bytes). */
+#include "common.h"
+#include <sys/wait.h>
+
+static void maps(int *regions, int *nurseries) {
+    FILE *f = fopen("/proc/self/maps", "r");
+    if (!f) die("maps");
+    char line[512];
+    *regions = *nurseries = 0;
+    while (fgets(line, sizeof line, f)) {
+        if (strstr(line, "/memfd:sockmeter (deleted)")) (*regions)++;
+        if (strstr(line, "/memfd:sockmeter-nursery (deleted)")) (*nurseries)++;
+    }
+    fclose(f);
+}
+
+static unsigned long long exchange(int fd, size_t size, unsigned long long *rx) {
+    static char buf[65536];
+    fill(buf, size < sizeof buf ? size : sizeof buf, 7);
+    unsigned long long tx = 0;
+    for (size_t sent = 0; sent < size;) {
+        size_t n = size - sent < sizeof buf ? size - sent : sizeof buf;
+        ssize_t w = send(fd, buf, n, 0);
+        if (w < 0) die("send");
+        sent += (size_t)w;
+        tx += (unsigned long long)w;
+    }
+    if (shutdown(fd, SHUT_WR) < 0) die("shutdown");
+    for (;;) {
+        ssize_t r = recv(fd, buf, sizeof buf, 0);
+        if (r < 0) die("recv");
+        if (r == 0) break;
+        *rx += (unsigned long long)r;
+    }
+    if (close(fd) < 0) die("close");
+    return tx;
+}
+
+static void child_line(void) {
+    int r, m;
+    maps(&r, &m);
+    say("child %d regions=%d nurseries=%d\n", (int)getpid(), r, m);
+}
+
+int main(int argc, char **argv) {
+    if (argc != 5) fail("usage: nursery PORT N SIZE serial|concurrent\n");
+    start_clock();
+    unsigned short port = (unsigned short)atoi(argv[1]);
+    int n = atoi(argv[2]);
+    size_t size = (size_t)atol(argv[3]);
+    int concurrent = strcmp(argv[4], "concurrent") == 0;
+    unsigned long long rx = 0, tx = exchange(connect_v4(port), size, &rx);
+    int connected[2], go[2];
+    if (pipe(connected) < 0 || pipe(go) < 0) die("pipe");
+    int bad = 0;
+    for (int i = 0; i < n; i++) {
+        pid_t p = fork();
+        if (p < 0) die("fork");
+        if (p == 0) {
+            unsigned long long crx = 0;
+            int fd = connect_v4(port);
+            if (concurrent) {
+                close(go[1]);
+                char c = 1, x;
+                if (write(connected[1], &c, 1) != 1) die("write");
+                if (read(go[0], &x, 1) != 0) die("go");
+            }
+            exchange(fd, size, &crx);
+            child_line();
+            _exit(0);
+        }
+        if (!concurrent) {
+            bad |= wait_all(1);
+            /* A moment for the shipper to see the child's end and give its slot back (one that
+             * has not yet is no error: the next child takes another slot, or makes a region). */
+            usleep(3000);
+        }
+    }
+    if (concurrent) {
+        for (int i = 0; i < n; i++) {
+            char c;
+            if (read(connected[0], &c, 1) != 1) die("connected");
+        }
+        close(go[1]);
+        bad |= wait_all(n);
+    }
+    int r, m;
+    maps(&r, &m);
+    say("parent regions=%d nurseries=%d\n", r, m);
+    say("tx=%llu rx=%llu\n", tx, rx);
+    return bad;
+}

@@ -1,0 +1,126 @@
+//! The nursery (`sockmeter::nursery`): a parent in shipper mode makes, at its first fork, a
+//! memfd of a few spare regions that its forked children count in instead of making a memfd
+//! each; the shipper gives a slot back once its child has ended. Seen as the kernel shows it
+//! (`/proc/self/maps` of each child and of the parent, `tests/c/nursery.c`), with every child's
+//! counts against what the server received and sent. Shipper mode only: thread mode has no
+//! shipper to hand a region to.
+
+use sockmeter::report::ProcessReport;
+
+use crate::harness::{compile_c, run_in, Counter, Mode, Run};
+
+/// How many children a nursery holds at once (`sockmeter::nursery::SLOTS`).
+const SLOTS: usize = sockmeter::nursery::SLOTS;
+
+/// Each child's `(pid, regions, nurseries)` from its line.
+fn children(r: &Run) -> Vec<(u32, u32, u32)> {
+    let field = |l: &str, k: &str| -> u32 {
+        l.split_whitespace()
+            .find_map(|w| w.strip_prefix(k))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{k} in {l:?}"))
+    };
+    r.stdout
+        .lines()
+        .filter(|l| l.starts_with("child "))
+        .map(|l| {
+            (
+                l.split_whitespace().nth(1).unwrap().parse().unwrap(),
+                field(l, "regions="),
+                field(l, "nurseries="),
+            )
+        })
+        .collect()
+}
+
+/// Runs `nursery PORT n size mode` metered (through `prefix`, a command it is run by, if any)
+/// and checks what holds in any case: every child and the parent are exact against the server.
+fn run(n: u64, mode: &str, prefix: &[&str]) -> Run {
+    let (size, reply) = (700u64, 300usize);
+    let counter = Counter::start(n + 1, reply);
+    let prog = compile_c("nursery", &[]).display().to_string();
+    let (port, count, size_s) = (counter.port.to_string(), n.to_string(), size.to_string());
+    let mut cmd: Vec<&str> = prefix.to_vec();
+    cmd.extend([prog.as_str(), &port, &count, &size_s, mode]);
+    let r = run_in(Mode::Shipper, &[], &cmd, &[]);
+    let seen = counter.finish();
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(seen.conns, n + 1);
+    let procs = r.procs(&prog);
+    let kids: Vec<&&ProcessReport> = procs.iter().filter(|p| p.origin == "fork").collect();
+    assert_eq!(kids.len() as u64, n, "a process per child:\n{}", r.stderr);
+    for p in &kids {
+        assert_eq!(
+            (p.totals.tx_bytes, p.totals.rx_bytes, p.totals.connections),
+            (size, reply as u64, 1),
+            "child {}:\n{}",
+            p.pid,
+            r.stderr
+        );
+    }
+    assert_eq!(
+        (r.report.totals.tx_bytes, r.report.totals.rx_bytes),
+        (seen.rx, seen.tx),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(children(&r).len() as u64, n, "{}", r.stdout);
+    r
+}
+
+/// Children forked one after another count in the nursery, which the parent makes once: no
+/// child maps a region of its own beyond the one it inherited, and more children than the
+/// nursery has slots used one, so slots were given back and taken again.
+#[test]
+fn children_one_after_another_count_in_the_nursery_and_its_slots_come_back() {
+    let n = 30;
+    let r = run(n, "serial", &[]);
+    assert!(r.stdout.contains("parent regions=1 nurseries=1\n"), "{}", r.stdout);
+    let kids = children(&r);
+    assert!(
+        kids.iter().all(|&(_, _, m)| m == 1),
+        "every child inherited the nursery:\n{}",
+        r.stdout
+    );
+    let in_slots = kids.iter().filter(|&&(_, regions, _)| regions == 1).count();
+    // A child that found every slot taken (the shipper had not seen its predecessors end yet:
+    // a loaded machine) made a region of its own, and is exact all the same (`run`).
+    assert!(
+        in_slots > SLOTS,
+        "{in_slots} of {n} children counted in a slot: slots are not given back\n{}",
+        r.stdout
+    );
+}
+
+/// More children alive at once than the nursery has slots: at most that many count in it,
+/// the others make regions of their own, and every one is exact.
+#[test]
+fn children_beyond_the_nurserys_slots_make_regions_of_their_own() {
+    let n = 3 * SLOTS as u64;
+    let r = run(n, "concurrent", &[]);
+    let kids = children(&r);
+    let in_slots = kids.iter().filter(|&&(_, regions, _)| regions == 1).count();
+    let own = kids.iter().filter(|&&(_, regions, _)| regions == 2).count();
+    assert!(
+        (1..=SLOTS).contains(&in_slots),
+        "{in_slots} children in {SLOTS} slots:\n{}",
+        r.stdout
+    );
+    assert_eq!(in_slots + own, n as usize, "{}", r.stdout);
+}
+
+/// A process whose address space is limited (`ulimit -v`) gets no nursery (its slots are
+/// address space the host may need): its children make regions of their own, as before.
+#[test]
+fn a_limited_address_space_gets_no_nursery() {
+    let n = 6;
+    // 16 GiB: far more than the program needs, but not unlimited.
+    let r = run(n, "serial", &["sh", "-c", "ulimit -v 16777216 && exec \"$@\"", "sh"]);
+    assert!(r.stdout.contains("parent regions=1 nurseries=0\n"), "{}", r.stdout);
+    let kids = children(&r);
+    assert!(
+        kids.iter().all(|&(_, regions, m)| (regions, m) == (2, 0)),
+        "{}",
+        r.stdout
+    );
+}
