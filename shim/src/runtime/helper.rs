@@ -17,10 +17,11 @@
 //!   sees the host exit through a pidfd (so even SIGKILL loses nothing) and an exec through the
 //!   link pipe closing (close-on-exec) while `exec_pending` is set;
 //! * a forked child moves its accounting into a region of its own (copying the parent's open
-//!   sockets, counters zeroed; a child that inherited none makes it when it first needs one).
+//!   sockets, counters zeroed; a child that inherited none makes it when it first needs one):
+//!   a free slot of the nursery its parent made at its first fork (`nursery.rs`), else a memfd.
 //!   When it first touches a socket it hands that region to the shipper its parent already
-//!   has, over the inherited *adoption channel* (a socketpair: the memfd, a link pipe of its
-//!   own and a pidfd of itself, passed with `SCM_RIGHTS`); only
+//!   has, over the inherited *adoption channel* (a socketpair: the memfd and the region's offset
+//!   in it, a link pipe of its own and a pidfd of itself, passed with `SCM_RIGHTS`); only
 //!   if that fails (no channel, the shipper gone, its queue full) does it start its own.
 //!   Starting a shipper is a clone and an exec, ~1 ms of CPU mostly while the child waits; a
 //!   hand-over is one message.
