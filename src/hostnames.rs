@@ -13,6 +13,8 @@
 
 use std::sync::atomic::{fence, AtomicU32, AtomicU64, AtomicU8, Ordering::*};
 
+use crate::keep::Keep;
+
 use crate::addr::{Addr, ADDR_WORDS};
 
 /// Addresses remembered per process.
@@ -159,22 +161,22 @@ impl Hosts {
         // Only the entries either table ever used (slots are taken in order), and of each name
         // only its bytes: a fork copies this table twice, and the whole of it is 70 KB.
         let used = self.used().max(other.used());
-        self.next.store(other.next.load(Relaxed), Relaxed);
+        self.next.keep(other.next.load(Relaxed), Relaxed);
         for (d, s) in self.entries[..used].iter().zip(&other.entries[..used]) {
             let seq = s.seq.load(Acquire);
             if seq == 0 || seq & 1 == 1 {
                 // Never written, or caught mid-write: left empty.
-                d.seq.store(0, Release);
+                d.seq.keep(0, Release);
                 continue;
             }
-            d.ip[0].store(s.ip[0].load(Relaxed), Relaxed);
-            d.ip[1].store(s.ip[1].load(Relaxed), Relaxed);
+            d.ip[0].keep(s.ip[0].load(Relaxed), Relaxed);
+            d.ip[1].keep(s.ip[1].load(Relaxed), Relaxed);
             let len = (s.len.load(Relaxed) as usize).min(MAX_HOST_NAME);
-            d.len.store(len as u32, Relaxed);
+            d.len.keep(len as u32, Relaxed);
             for (a, b) in d.name[..len].iter().zip(&s.name[..len]) {
-                a.store(b.load(Relaxed), Relaxed);
+                a.keep(b.load(Relaxed), Relaxed);
             }
-            d.seq.store(seq, Release);
+            d.seq.keep(seq, Release);
         }
     }
 

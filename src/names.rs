@@ -9,6 +9,8 @@
 
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering::*};
 
+use crate::keep::Keep;
+
 /// How many names the table holds.
 pub const MAX_NAMES: usize = 2048;
 /// Bytes of name text the table holds.
@@ -185,22 +187,22 @@ impl Names {
         let n = (other.count.load(Acquire) as usize).min(MAX_NAMES);
         let used = other.used.load(Acquire).min(ARENA);
         for (d, s) in self.arena[..used].iter().zip(&other.arena[..used]) {
-            d.store(s.load(Relaxed), Relaxed);
+            d.keep(s.load(Relaxed), Relaxed);
         }
         for (d, s) in self.entries[..n].iter().zip(&other.entries[..n]) {
-            d.class.store(s.class.load(Relaxed), Relaxed);
-            d.flag.store(s.flag.load(Relaxed), Relaxed);
-            d.load.store(s.load.load(Relaxed), Relaxed);
-            d.loaded_ms.store(s.loaded_ms.load(Relaxed), Relaxed);
-            d.owner.store(s.owner.load(Relaxed), Relaxed);
-            d.key.store(s.key.load(Relaxed), Relaxed);
-            d.hash.store(s.hash.load(Relaxed), Relaxed);
-            d.off.store(s.off.load(Relaxed), Relaxed);
-            d.len.store(s.len.load(Relaxed), Relaxed);
-            d.ready.store(s.ready.load(Acquire), Release);
+            d.class.keep(s.class.load(Relaxed), Relaxed);
+            d.flag.keep(s.flag.load(Relaxed), Relaxed);
+            d.load.keep(s.load.load(Relaxed), Relaxed);
+            d.loaded_ms.keep(s.loaded_ms.load(Relaxed), Relaxed);
+            d.owner.keep(s.owner.load(Relaxed), Relaxed);
+            d.key.keep(s.key.load(Relaxed), Relaxed);
+            d.hash.keep(s.hash.load(Relaxed), Relaxed);
+            d.off.keep(s.off.load(Relaxed), Relaxed);
+            d.len.keep(s.len.load(Relaxed), Relaxed);
+            d.ready.keep(s.ready.load(Acquire), Release);
         }
-        self.used.store(used, Release);
-        self.count.store(n as u32, Release);
+        self.used.keep(used, Release);
+        self.count.keep(n as u32, Release);
         self.hosts.copy_from(&other.hosts);
     }
 }

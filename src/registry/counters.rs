@@ -3,6 +3,8 @@
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
 
+use crate::keep::Keep;
+
 use super::MAX_PEERS;
 use crate::addr::ADDR_WORDS;
 use crate::model::Dir;
@@ -148,9 +150,9 @@ impl Counters {
     }
 
     pub(super) fn copy_from(&self, o: &Counters) {
-        self.tx.store(o.tx.load(Relaxed), Relaxed);
-        self.rx.store(o.rx.load(Relaxed), Relaxed);
-        self.errors.store(o.errors.load(Relaxed), Relaxed);
+        self.tx.keep(o.tx.load(Relaxed), Relaxed);
+        self.rx.keep(o.rx.load(Relaxed), Relaxed);
+        self.errors.keep(o.errors.load(Relaxed), Relaxed);
     }
 
     pub(super) fn reset(&self) {
@@ -235,9 +237,9 @@ impl Peers {
             if st == PEER_FREE && d.state.load(Relaxed) == PEER_FREE {
                 continue;
             }
-            store_words(&d.addr, &load_words(&s.addr));
+            keep_words(&d.addr, &load_words(&s.addr));
             d.counters.copy_from(&s.counters);
-            d.state.store(st, Release);
+            d.state.keep(st, Release);
         }
     }
 
@@ -267,6 +269,13 @@ pub(super) fn load_words(w: &[AtomicU64; ADDR_WORDS]) -> [u64; ADDR_WORDS] {
         *o = a.load(Relaxed);
     }
     out
+}
+
+/// As [`store_words`], writing only the words that differ (`crate::keep`).
+pub(super) fn keep_words(w: &[AtomicU64; ADDR_WORDS], v: &[u64; ADDR_WORDS]) {
+    for (a, x) in w.iter().zip(v) {
+        a.keep(*x, Relaxed);
+    }
 }
 
 pub(super) fn store_words(w: &[AtomicU64; ADDR_WORDS], v: &[u64; ADDR_WORDS]) {

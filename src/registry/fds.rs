@@ -2,6 +2,8 @@
 
 use std::sync::atomic::{AtomicU32, Ordering::*};
 
+use crate::keep::Keep;
+
 use super::MAX_FDS;
 
 pub(super) const FD_UNKNOWN: u32 = 0;
@@ -86,16 +88,20 @@ impl FdTable {
         }
     }
 
-    /// Copies every entry of `other` (a forked child's fresh table starts with its parent's).
+    /// Makes this table a copy of `other` (a forked child's fresh table starts with its
+    /// parent's), writing only the entries that differ.
     pub fn copy_from(&self, other: &FdTable) {
         let top = (other.top.load(Acquire) as usize).min(MAX_FDS);
-        for (d, s) in self.slots[..top].iter().zip(&other.slots[..top]) {
-            let v = s.load(Relaxed);
-            if v != FD_UNKNOWN || d.load(Relaxed) != FD_UNKNOWN {
-                d.store(v, Relaxed);
-            }
+        let upto = top.max((self.top.load(Acquire) as usize).min(MAX_FDS));
+        for (i, d) in self.slots[..upto].iter().enumerate() {
+            let v = if i < top {
+                other.slots[i].load(Relaxed)
+            } else {
+                FD_UNKNOWN
+            };
+            d.keep(v, Relaxed);
         }
-        self.top.fetch_max(top as u32, Release);
+        self.top.keep(top as u32, Release);
     }
 
     /// Records what `fd` is and returns what the table said before (out of range: nothing is

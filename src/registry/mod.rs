@@ -31,11 +31,6 @@ pub use records::{
     FLAG_REBASE, FLAG_SHARED, FLAG_SHUT_WR, FLAG_WITNESSED,
 };
 
-use std::sync::atomic::Ordering::*;
-
-use fds::FD_UNKNOWN;
-use records::REC_FREE;
-
 /// fds at or above this number are not metered (the fd table would grow too large).
 pub const MAX_FDS: usize = 1 << 20;
 /// How many sockets can be open (or closed but not yet reported) at once.
@@ -63,30 +58,13 @@ impl Registry {
     }
 
     /// Makes this registry a copy of `other` (moving the process's accounting into a new
-    /// region: at load time, and around fork). Only what was ever used is copied; what this
-    /// registry held before is forgotten first.
+    /// region: at load time, and around fork). Only what either ever used is visited, and only
+    /// what differs is written (`crate::keep`): the parent's snapshot before each fork leaves
+    /// the pages that did not change clean (no copy-on-write fault for them after the fork),
+    /// and a fresh region gets no page for a word that stays zero.
     pub fn copy_from(&self, other: &Registry) {
-        self.clear_used();
         self.records.copy_from(&other.records);
         self.fds.copy_from(&other.fds);
-    }
-
-    /// Forgets everything (touching only what was used).
-    fn clear_used(&self) {
-        let top = (self.fds.top.load(Acquire) as usize).min(MAX_FDS);
-        for s in &self.fds.slots[..top] {
-            if s.load(Relaxed) != FD_UNKNOWN {
-                s.store(FD_UNKNOWN, Relaxed);
-            }
-        }
-        self.fds.top.store(0, Release);
-        let hw = (self.records.high_water() as usize).min(MAX_RECORDS);
-        for r in &self.records.recs[..hw] {
-            if r.state.load(Relaxed) != REC_FREE {
-                r.state.store(REC_FREE, Release);
-            }
-        }
-        self.records.high_water.store(0, Release);
     }
 
     /// Registers a new socket on `s.fd` and returns its record index, and the index of a
@@ -334,5 +312,57 @@ mod copy_tests {
             5,
             "the original is untouched"
         );
+    }
+
+    static C: Registry = Registry::new();
+    static D: Registry = Registry::new();
+
+    /// Copied again after the source changed (the parent's snapshot at its next fork), the copy
+    /// is the source again: what the source freed or forgot is gone from the copy too, though
+    /// only what differs is written.
+    #[test]
+    fn a_copy_made_again_follows_the_source() {
+        let sock = |fd| NewSocket {
+            fd,
+            family: Family::Inet,
+            proto: Proto::Tcp,
+            role: Role::Connected,
+            flags: 0,
+            module: 1,
+            via: 0,
+            label: 0,
+            local: [0; ADDR_WORDS],
+            peer: [0; ADDR_WORDS],
+            opened_ms: 1,
+        };
+        let (a, _) = C.open(&sock(40), || 1);
+        let (b, _) = C.open(&sock(7), || 1);
+        C.fds.set(3, FdState::NotSocket);
+        D.copy_from(&C);
+        assert_eq!(
+            (D.fds.get(40), D.fds.get(7), D.fds.get(3)),
+            (FdState::Record(a), FdState::Record(b), FdState::NotSocket)
+        );
+        // The source closes and frees both, forgets fd 3, and opens another socket on fd 5.
+        for (fd, idx) in [(40, a), (7, b)] {
+            C.fds.set(fd, FdState::Unknown);
+            C.records
+                .get(idx)
+                .state
+                .store(records::REC_CLOSED, std::sync::atomic::Ordering::Release);
+            C.records.free(idx);
+        }
+        C.fds.set(3, FdState::Unknown);
+        let (c, _) = C.open(&sock(5), || 2);
+        D.copy_from(&C);
+        for fd in [40, 7, 3] {
+            assert_eq!(D.fds.get(fd), FdState::Unknown, "fd {fd}");
+        }
+        assert_eq!(D.fds.get(5), FdState::Record(c));
+        assert_eq!(D.records.high_water(), C.records.high_water());
+        for idx in 1..D.records.high_water().max(3) {
+            assert_eq!(D.records.get(idx).state(), C.records.get(idx).state(), "record {idx}");
+        }
+        assert_eq!(D.records.get(c).id(), C.records.get(c).id());
     }
 }

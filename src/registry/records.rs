@@ -3,7 +3,9 @@
 
 use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering::*};
 
-use super::counters::{load_words, store_words, Counters, Peers};
+use crate::keep::Keep;
+
+use super::counters::{keep_words, load_words, store_words, Counters, Peers};
 use super::{MAX_RECORDS, OVERFLOW};
 use crate::addr::ADDR_WORDS;
 use crate::model::{Family, Proto, Role};
@@ -361,19 +363,19 @@ impl Record {
     }
 
     pub(super) fn copy_from(&self, o: &Record) {
-        self.refs.store(o.refs.load(Relaxed), Relaxed);
-        self.id.store(o.id.load(Relaxed), Relaxed);
-        self.kind.store(o.kind.load(Relaxed), Relaxed);
-        self.flags.store(o.flags.load(Relaxed), Relaxed);
-        self.meta_gen.store(o.meta_gen.load(Relaxed), Relaxed);
-        self.module.store(o.module.load(Relaxed), Relaxed);
-        self.via.store(o.via.load(Relaxed), Relaxed);
-        self.label.store(o.label.load(Relaxed), Relaxed);
-        self.fd.store(o.fd.load(Relaxed), Relaxed);
-        self.opened_ms.store(o.opened_ms.load(Relaxed), Relaxed);
-        self.closed_ms.store(o.closed_ms.load(Relaxed), Relaxed);
-        store_words(&self.local, &load_words(&o.local));
-        store_words(&self.peer, &load_words(&o.peer));
+        self.refs.keep(o.refs.load(Relaxed), Relaxed);
+        self.id.keep(o.id.load(Relaxed), Relaxed);
+        self.kind.keep(o.kind.load(Relaxed), Relaxed);
+        self.flags.keep(o.flags.load(Relaxed), Relaxed);
+        self.meta_gen.keep(o.meta_gen.load(Relaxed), Relaxed);
+        self.module.keep(o.module.load(Relaxed), Relaxed);
+        self.via.keep(o.via.load(Relaxed), Relaxed);
+        self.label.keep(o.label.load(Relaxed), Relaxed);
+        self.fd.keep(o.fd.load(Relaxed), Relaxed);
+        self.opened_ms.keep(o.opened_ms.load(Relaxed), Relaxed);
+        self.closed_ms.keep(o.closed_ms.load(Relaxed), Relaxed);
+        keep_words(&self.local, &load_words(&o.local));
+        keep_words(&self.peer, &load_words(&o.peer));
         self.counters.copy_from(&o.counters);
         for (d, s) in [
             (&self.base, &o.base),
@@ -381,10 +383,10 @@ impl Record {
             (&self.taken, &o.taken),
             (&self.taken_words, &o.taken_words),
         ] {
-            d[0].store(s[0].load(Relaxed), Relaxed);
-            d[1].store(s[1].load(Relaxed), Relaxed);
+            d[0].keep(s[0].load(Relaxed), Relaxed);
+            d[1].keep(s[1].load(Relaxed), Relaxed);
         }
-        self.state.store(o.state.load(Acquire), Release);
+        self.state.keep(o.state.load(Acquire), Release);
     }
 
     pub(super) fn fill(&self, id: u64, s: &NewSocket) {
@@ -522,20 +524,24 @@ impl Records {
         }
     }
 
-    /// Copies every record of `other` (see [`Registry::copy_from`]).
+    /// Makes these records a copy of `other`'s (see [`Registry::copy_from`]): every record
+    /// used in either is copied or freed, writing only what differs.
     pub fn copy_from(&self, other: &Records) {
         let hw = other.high_water();
-        for idx in 0..hw as usize {
-            if other.recs[idx].state.load(Acquire) == REC_FREE && self.recs[idx].state.load(Relaxed) == REC_FREE {
+        for idx in 0..hw.max(self.high_water()) as usize {
+            let (d, s) = (&self.recs[idx], &other.recs[idx]);
+            if idx >= hw as usize || s.state.load(Acquire) == REC_FREE {
+                d.state.keep(REC_FREE, Release);
                 continue;
             }
-            self.recs[idx].copy_from(&other.recs[idx]);
+            d.copy_from(s);
             self.peers[idx].copy_from(&other.peers[idx]);
         }
-        self.cursor.store(other.cursor.load(Relaxed), Relaxed);
-        self.next_id.fetch_max(other.next_id.load(Relaxed), Relaxed);
-        self.overflow_conns.store(other.overflow_conns.load(Acquire), Relaxed);
-        self.high_water.fetch_max(hw, Release);
+        self.cursor.keep(other.cursor.load(Relaxed), Relaxed);
+        let next = self.next_id.load(Relaxed).max(other.next_id.load(Relaxed));
+        self.next_id.keep(next, Relaxed);
+        self.overflow_conns.keep(other.overflow_conns.load(Acquire), Relaxed);
+        self.high_water.keep(hw, Release);
     }
 
     /// Frees a closed record after its final delta was shipped.
