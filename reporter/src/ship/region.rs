@@ -117,7 +117,11 @@ impl Regions {
             };
             return r.get().is_valid().then_some(r);
         }
-        nursery::slot_at(offset)?;
+        if nursery::slot_at(offset).is_none() {
+            // SAFETY: our copy of the memfd, which names no region.
+            unsafe { libc::close(fd) };
+            return None;
+        }
         let key = (st.st_dev, st.st_ino);
         let map = match self.nurseries.iter().find(|m| stat_ok && m.key == key) {
             Some(m) => {

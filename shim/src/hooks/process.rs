@@ -43,24 +43,30 @@ fn at_exit(status: Option<c_int>) {
 /// each up itself), the TCP sockets open now are marked shared (the child holds them too, and
 /// reads its witness base), and the runtime prepares the child's region.
 extern "C" fn before_fork() {
-    guard::with(|| {
-        static RESOLVED: AtomicBool = AtomicBool::new(false);
-        if !RESOLVED.swap(true, Relaxed) {
-            super::resolve_all();
-        }
-        super::witness::before_fork();
-        runtime::fork_prepare();
+    // The host's errno is as its `fork` left it, whatever the handlers' own calls do (the
+    // parent's first fork makes the nursery: `runtime/nursery.rs`).
+    super::kernel::keeping_errno(|| {
+        guard::with(|| {
+            static RESOLVED: AtomicBool = AtomicBool::new(false);
+            if !RESOLVED.load(Relaxed) && !RESOLVED.swap(true, Relaxed) {
+                super::resolve_all();
+            }
+            super::witness::before_fork();
+            runtime::fork_prepare();
+        })
     });
 }
 
 /// In a forked child: the runtime starts over (its own accounting, no reporting thread yet),
 /// then the hooks' own per-process state.
 extern "C" fn fork_child() {
-    guard::with(|| {
-        runtime::fork_child();
-        super::after_fork_child();
-        // The child starts reporting when it touches a socket itself (a child that only execs
-        // or exits costs nothing more).
+    super::kernel::keeping_errno(|| {
+        guard::with(|| {
+            runtime::fork_child();
+            super::after_fork_child();
+            // The child starts reporting when it touches a socket itself (a child that only
+            // execs or exits costs nothing more).
+        })
     });
 }
 
