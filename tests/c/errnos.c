@@ -7,6 +7,7 @@
 #include <sys/ioctl.h>
 #include <sys/sendfile.h>
 #include <sys/uio.h>
+#include <sys/wait.h>
 
 static void show(const char *what, long ret) {
     int e = errno;
@@ -114,6 +115,18 @@ int main(int argc, char **argv) {
     errno = ERANGE;
     KEEP("close (success keeps errno)", close(srv));
     KEEP("close udp (success keeps errno)", close(u));
+    /* fork keeps errno in both processes (the shim's fork handlers make calls of their own:
+     * a metered parent's first fork makes the nursery for its children). */
+    errno = EDOM;
+    pid_t kid = fork();
+    if (kid == 0) {
+        show("fork, in the child (success keeps errno)", 1);
+        _exit(0);
+    }
+    int fork_errno = errno;
+    if (kid > 0) waitpid(kid, NULL, 0);
+    errno = fork_errno;
+    show("fork, in the parent (success keeps errno)", kid > 0 ? 1 : kid);
     close(cli);
     close(lfd);
     close(held);

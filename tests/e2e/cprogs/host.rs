@@ -197,6 +197,8 @@ fn errno_and_return_values_are_untouched() {
         ("connect to a closed port", "ECONNREFUSED"),
         ("read on a directory", "EISDIR"),
         ("socket (success keeps errno)", "EDOM"),
+        ("fork, in the child (success keeps errno)", "EDOM"),
+        ("fork, in the parent (success keeps errno)", "EDOM"),
     ] {
         assert!(
             plain
