@@ -10,6 +10,9 @@
  *                    before the next.
  *   MODE concurrent: all at once: each connects, then waits until every child has connected
  *                    (a pipe that the parent closes once N children said so), then as above.
+ *   MODE inherit:    the parent's connection stays open while N children, one after another,
+ *                    inherit it and exec /bin/true without touching a socket; then the parent's
+ *                    exchange on it, and one more child as in serial (the only child line).
  * Each child's line, printed after its connection closed: "child PID regions=R nurseries=M",
  * where R is how many mappings of a shim region ("/memfd:sockmeter (deleted)") it has (its
  * parent's, inherited, and one of its own if it made one: 1 means it counted in a slot of the
@@ -65,7 +68,37 @@ int main(int argc, char **argv) {
     int n = atoi(argv[2]);
     size_t size = (size_t)atol(argv[3]);
     int concurrent = strcmp(argv[4], "concurrent") == 0;
-    unsigned long long rx = 0, tx = exchange(connect_v4(port), size, &rx);
+    unsigned long long rx = 0, tx = 0;
+    if (strcmp(argv[4], "inherit") == 0) {
+        int held = connect_v4(port);
+        for (int i = 0; i < n; i++) {
+            pid_t p = fork();
+            if (p < 0) die("fork");
+            if (p == 0) {
+                execl("/bin/true", "true", (char *)NULL);
+                _exit(127);
+            }
+            if (wait_all(1)) fail("/bin/true failed\n");
+        }
+        /* Closed now: the last child inherits no socket, so it takes its region lazily, at its
+         * first socket: a slot, if the children before left them free. */
+        tx = exchange(held, size, &rx);
+        pid_t p = fork();
+        if (p < 0) die("fork");
+        if (p == 0) {
+            unsigned long long crx = 0;
+            exchange(connect_v4(port), size, &crx);
+            child_line();
+            _exit(0);
+        }
+        int bad = wait_all(1);
+        int r, m;
+        maps(&r, &m);
+        say("parent regions=%d nurseries=%d\n", r, m);
+        say("tx=%llu rx=%llu\n", tx, rx);
+        return bad;
+    }
+    tx = exchange(connect_v4(port), size, &rx);
     int connected[2], go[2];
     if (pipe(connected) < 0 || pipe(go) < 0) die("pipe");
     int bad = 0;

@@ -34,16 +34,18 @@ fn children(r: &Run) -> Vec<(u32, u32, u32)> {
 }
 
 /// Runs `nursery PORT n size mode` metered (through `prefix`, a command it is run by, if any)
-/// and checks what holds in any case: every child and the parent are exact against the server.
+/// and checks what holds in any case: every child that touched a socket (`n` of them; 1 in
+/// mode `inherit`) and the parent are exact against the server.
 fn run(n: u64, mode: &str, prefix: &[&str]) -> Run {
     let (size, reply) = (700u64, 300usize);
-    let counter = Counter::start(n + 1, reply);
+    let counter = Counter::start(if mode == "inherit" { 2 } else { n + 1 }, reply);
     let prog = compile_c("nursery", &[]).display().to_string();
     let (port, count, size_s) = (counter.port.to_string(), n.to_string(), size.to_string());
     let mut cmd: Vec<&str> = prefix.to_vec();
     cmd.extend([prog.as_str(), &port, &count, &size_s, mode]);
     let r = run_in(Mode::Shipper, &[], &cmd, &[]);
     let seen = counter.finish();
+    let n = if mode == "inherit" { 1 } else { n };
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     assert_eq!(seen.conns, n + 1);
     let procs = r.procs(&prog);
@@ -121,6 +123,22 @@ fn a_limited_address_space_gets_no_nursery() {
     assert!(
         kids.iter().all(|&(_, regions, m)| (regions, m) == (2, 0)),
         "{}",
+        r.stdout
+    );
+}
+
+/// Children that hold their parent's socket from their first instruction (so each gets a region
+/// at the fork) and exec without touching a socket never hand a region over: they take no slot,
+/// which nobody would give back. The child after them finds the nursery's slots free.
+#[test]
+fn children_that_exec_without_a_socket_take_no_slot() {
+    let r = run(2 * SLOTS as u64, "inherit", &[]);
+    let kids = children(&r);
+    assert_eq!(kids.len(), 1, "{}", r.stdout);
+    assert_eq!(
+        (kids[0].1, kids[0].2),
+        (1, 1),
+        "the last child counts in a slot:\n{}",
         r.stdout
     );
 }

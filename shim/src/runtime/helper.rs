@@ -86,10 +86,13 @@ enum Place {
     Slot,
 }
 
-/// Moves the accounting into a fresh region, copying `from`: a free slot of the nursery a
-/// forked child inherited, else a memfd of its own. None if no region can be made.
-fn new_region(from: &Shared) -> Option<(Place, &'static Shared)> {
-    let (place, region) = match super::nursery::claim() {
+/// Moves the accounting into a fresh region, copying `from`: when `slot` (the caller hands the
+/// region over at once: a slot must not outlive a process that never says it has it), a free
+/// slot of the nursery a forked child inherited, else a memfd of its own. None if no region can
+/// be made.
+fn new_region(from: &Shared, slot: bool) -> Option<(Place, &'static Shared)> {
+    let claimed = if slot { super::nursery::claim() } else { None };
+    let (place, region) = match claimed {
         Some(slot) => (Place::Slot, slot),
         None => {
             let (fd, p) = platform::create_region(c"sockmeter", std::mem::size_of::<Shared>(), HIGH_FD)?;
@@ -137,7 +140,7 @@ pub fn setup() {
     }
     REGION_STATE.store(PENDING, Release);
     if !platform::single_threaded() {
-        settle();
+        settle(false);
     }
 }
 
@@ -152,8 +155,9 @@ pub fn pending() -> bool {
 /// created (the `pthread_create` hook), so the process is single-threaded when the region
 /// pointer switches: no other thread can hold a record of the static region, and the copy
 /// takes everything the static region held (fds known not to be sockets, names, notices).
-/// Not in a vfork child (it shares our memory but not our fds).
-pub fn settle() {
+/// Not in a vfork child (it shares our memory but not our fds). `handing_over`: see
+/// `runtime::settle_region`.
+pub fn settle(handing_over: bool) {
     if REGION_STATE.load(Acquire) == SETTLED || !super::owns_region() {
         return;
     }
@@ -161,7 +165,7 @@ pub fn settle() {
         Ok(_) => {
             // No signal handler of the host's runs on this thread meanwhile: one that opened a
             // socket would find the region half made (and this thread waiting on itself).
-            platform::spawn_blocking_signals(make_region);
+            platform::spawn_blocking_signals(|| make_region(handing_over));
             REGION_STATE.store(SETTLED, Release);
         }
         // Another thread (one the `pthread_create` hook did not see) is making it: wait for
@@ -179,7 +183,7 @@ pub fn settle() {
 }
 
 /// The region and the shipper's path, when one can be found.
-fn make_region() {
+fn make_region(handing_over: bool) {
     // A forked child knows the path already, from its parent (`try_lock`: a lock some other
     // thread of the parent held at the fork is never released in the child).
     let known = EXE.try_lock().ok().and_then(|e| e.clone());
@@ -194,7 +198,9 @@ fn make_region() {
         }
         return;
     };
-    let Some((place, region)) = new_region(shared()) else {
+    // A quiet process (its run's reporter is gone) ships nothing, and hands nothing over.
+    let slot = handing_over && shared().quiet.load(Acquire) == 0;
+    let Some((place, region)) = new_region(shared(), slot) else {
         return;
     };
     if let Ok(mut e) = EXE.lock() {
@@ -410,7 +416,9 @@ pub fn fork_child() {
         REGION_STATE.store(PENDING, Release);
         return;
     }
-    match new_region(local) {
+    // Not a slot: a child that holds sockets from its first instruction may exec or exit
+    // without ever touching one, and so without the hand-over that gives a slot back.
+    match new_region(local, false) {
         Some((place, region)) => {
             REGION.store(region as *const Shared as *mut Shared, Release);
             if let Place::Own(fd) = place {
