@@ -63,21 +63,24 @@ impl Region {
     pub fn release(self) {
         let Some(k) = nursery::slot_at(self.offset) else { return };
         let end = self.offset + nursery::SPAN;
+        // SAFETY: sysconf has no preconditions.
+        let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
         let mut at = self.offset;
         while at < end {
-            // The next page the slot used (a shmem page swapped out counts too), and where
-            // that run of pages ends.
+            // The next page the slot used (a shmem page swapped out counts too). A child uses a
+            // few pages far apart (the header, the starts of the arrays it copied), so one call
+            // per page found: the page after it is asked for next, which is found at once when
+            // the pages run on.
             // SAFETY: lseek on our own copy of the nursery's memfd (nobody reads it by offset).
             let data = unsafe { libc::lseek(self.map.fd, at as libc::off_t, libc::SEEK_DATA) };
             if data < 0 || data as usize >= end {
                 break;
             }
-            // SAFETY: as above.
-            let hole = unsafe { libc::lseek(self.map.fd, data, libc::SEEK_HOLE) };
-            let stop = if hole < 0 { end } else { (hole as usize).min(end) };
+            let data = data as usize;
+            let stop = (data + page).min(end);
             // SAFETY: [data, stop) lies inside this slot, inside the mapping; the slot's
             // process is gone and the slot is not free yet, so nobody else touches it.
-            unsafe { std::ptr::write_bytes(self.map.base.as_ptr().add(data as usize), 0, stop - data as usize) };
+            unsafe { std::ptr::write_bytes(self.map.base.as_ptr().add(data), 0, stop - data) };
             at = stop;
         }
         header(&self.map).release(k);
@@ -224,7 +227,10 @@ mod tests {
         assert!(regions.open(dup(), nursery::offset_of(1)).is_none());
         slot.seal();
         slot.started_ms.store(12345, std::sync::atomic::Ordering::Relaxed);
-        slot.registry.fds.set(200, sockmeter::registry::FdState::Ignored);
+        // A run of pages (the fd table's first ~12 KB), and pages far apart.
+        for fd in 0..3000 {
+            slot.registry.fds.set(fd, sockmeter::registry::FdState::Ignored);
+        }
         let a = regions.open(dup(), nursery::offset_of(1)).expect("slot 1");
         assert_eq!(a.get().started_ms.load(std::sync::atomic::Ordering::Relaxed), 12345);
         // A second region of the same nursery shares the mapping.
