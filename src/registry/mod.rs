@@ -148,7 +148,7 @@ mod tests {
         &R
     }
 
-    fn sock(fd: i32) -> NewSocket {
+    pub(super) fn sock(fd: i32) -> NewSocket {
         NewSocket {
             fd,
             family: Family::Inet,
@@ -322,19 +322,7 @@ mod copy_tests {
     /// only what differs is written.
     #[test]
     fn a_copy_made_again_follows_the_source() {
-        let sock = |fd| NewSocket {
-            fd,
-            family: Family::Inet,
-            proto: Proto::Tcp,
-            role: Role::Connected,
-            flags: 0,
-            module: 1,
-            via: 0,
-            label: 0,
-            local: [0; ADDR_WORDS],
-            peer: [0; ADDR_WORDS],
-            opened_ms: 1,
-        };
+        use super::tests::sock;
         let (a, _) = C.open(&sock(40), || 1);
         let (b, _) = C.open(&sock(7), || 1);
         C.fds.set(3, FdState::NotSocket);
