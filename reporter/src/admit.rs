@@ -248,6 +248,15 @@ fn stat(pid: u32) -> io::Result<(u32, String)> {
 /// when `pid` no longer exists (it cannot be told). A parent that exits during the walk
 /// re-parents its children, so the walk starts over (a few times) when one vanishes under it.
 pub fn descends_from(pid: u32, ancestor: u32) -> Option<bool> {
+    descends_from_by(pid, ancestor, |p| stat(p).map(|(parent, _)| parent))
+}
+
+/// [`descends_from`], with each process's parent read by `parent_of`. A process being reaped
+/// still has its `/proc` entry for a moment, with parent 0 (the kernel's `stat` says 0 once the
+/// task is unhashed): that is a parent vanishing too, not the end of the chain. (A run's
+/// shipper was once refused so: its double fork's middle process was being reaped by the host
+/// while the walk read it.)
+fn descends_from_by(pid: u32, ancestor: u32, parent_of: impl Fn(u32) -> io::Result<u32>) -> Option<bool> {
     for _ in 0..4 {
         let mut at = pid;
         let mut vanished = false;
@@ -258,13 +267,13 @@ pub fn descends_from(pid: u32, ancestor: u32) -> Option<bool> {
             if at <= 1 {
                 return Some(false);
             }
-            match stat(at) {
-                Ok((parent, _)) => at = parent,
-                Err(_) if depth == 0 => return None,
-                Err(_) => {
+            match parent_of(at) {
+                Ok(0) | Err(_) if depth == 0 => return None,
+                Ok(0) | Err(_) => {
                     vanished = true;
                     break;
                 }
+                Ok(parent) => at = parent,
             }
         }
         if !vanished {
@@ -315,6 +324,35 @@ mod tests {
         );
         let _ = Command::new("kill").arg(sleep.to_string()).status();
         sh.wait().unwrap();
+    }
+
+    /// A parent read as 0 (a process being reaped) is a parent vanishing: the walk starts over
+    /// and finds the new parent; a chain that really ends outside is still refused.
+    #[test]
+    fn a_parent_being_reaped_is_walked_around() {
+        use std::cell::Cell;
+        // 30 -> 20 -> 10 (the ancestor); 20 is being reaped on the first read (parent 0), and
+        // 30 has been re-parented to 10 by the second.
+        let reads = Cell::new(0);
+        let chain = |p: u32| -> io::Result<u32> {
+            reads.set(reads.get() + 1);
+            Ok(match (p, reads.get()) {
+                (30, 1) => 20,
+                (20, _) => 0,
+                (30, _) => 10,
+                _ => 1,
+            })
+        };
+        assert_eq!(descends_from_by(30, 10, chain), Some(true));
+        assert_eq!(
+            descends_from_by(30, 10, |p| Ok(if p == 30 { 5 } else { 1 })),
+            Some(false)
+        );
+        assert_eq!(
+            descends_from_by(30, 10, |_| Ok(0)),
+            None,
+            "the peer itself is being reaped"
+        );
     }
 
     #[test]
