@@ -21,7 +21,7 @@ use crate::wire::{ExitStatus, Message, Notice};
 /// `Shared::magic` once initialised.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"SOCKMTR1");
 /// Layout version (bumped on any change of this file's types).
-pub const LAYOUT: u64 = 7;
+pub const LAYOUT: u64 = 8;
 /// Bytes of the snapshot mailbox.
 pub const SNAPSHOT_MAX: usize = 16 << 20;
 /// Bytes of each text ring.
@@ -143,6 +143,11 @@ pub struct Shared {
     /// Set once the run's reporter is gone or has ended the run: this process (and children it
     /// forks later) keep counting but start no shipper and say nothing more.
     pub quiet: AtomicU32,
+    /// Set when the process starts shipping (its first socket). A forked child that holds its
+    /// parent's sockets from the fork hands its region over then, before it may ever ship: its
+    /// shipper stays silent (no `hello`, nothing in the report) until this is set, and only
+    /// gives its nursery slot back if the child exits or execs first.
+    pub shipping: AtomicU32,
     /// Notices from the host (`kind\tmessage` lines) for the shipper to send.
     pub notices: TextRing,
     /// Wire lines from the shipper for in-process subscribers.
@@ -188,6 +193,7 @@ impl Shared {
             ending: AtomicU32::new(0),
             subscribed: AtomicU32::new(0),
             quiet: AtomicU32::new(0),
+            shipping: AtomicU32::new(0),
             notices: TextRing::new(),
             events: TextRing::new(),
             snapshot: Mailbox::new(),

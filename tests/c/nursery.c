@@ -10,6 +10,10 @@
  *                    before the next.
  *   MODE concurrent: all at once: each connects, then waits until every child has connected
  *                    (a pipe that the parent closes once N children said so), then as above.
+ *   MODE server:     as a forking server: one after another, the parent connects, forks a child
+ *                    that serves that connection (inherited: it sends SIZE bytes, reads the
+ *                    reply to EOF, closes, prints its line, _exits), closes its own copy and
+ *                    waits for the child, and 3 ms more.
  *   MODE inherit:    the parent's connection stays open while N children, one after another,
  *                    inherit it and exec /bin/true without touching a socket; then the parent's
  *                    exchange on it, and one more child as in serial (the only child line).
@@ -99,6 +103,28 @@ int main(int argc, char **argv) {
         return bad;
     }
     tx = exchange(connect_v4(port), size, &rx);
+    if (strcmp(argv[4], "server") == 0) {
+        int bad = 0;
+        for (int i = 0; i < n; i++) {
+            int fd = connect_v4(port);
+            pid_t p = fork();
+            if (p < 0) die("fork");
+            if (p == 0) {
+                unsigned long long crx = 0;
+                exchange(fd, size, &crx);
+                child_line();
+                _exit(0);
+            }
+            if (close(fd) < 0) die("close");
+            bad |= wait_all(1);
+            usleep(3000);
+        }
+        int r, m;
+        maps(&r, &m);
+        say("parent regions=%d nurseries=%d\n", r, m);
+        say("tx=%llu rx=%llu\n", tx, rx);
+        return bad;
+    }
     int connected[2], go[2];
     if (pipe(connected) < 0 || pipe(go) < 0) die("pipe");
     int bad = 0;

@@ -142,3 +142,19 @@ fn children_that_exec_without_a_socket_take_no_slot() {
         r.stdout
     );
 }
+
+/// A forking server's children serve the connection their parent made (here: connected; an
+/// accepted one is the same to them), inherited at the fork: each counts in a nursery slot
+/// from the fork on, and is exact; the slots come back.
+#[test]
+fn a_forking_servers_children_count_in_the_nursery() {
+    let n = 3 * SLOTS as u64;
+    let r = run(n, "server", &[]);
+    let kids = children(&r);
+    let in_slots = kids.iter().filter(|&&(_, regions, _)| regions == 1).count();
+    assert!(
+        in_slots > SLOTS,
+        "{in_slots} of {n} children counted in a slot:\n{}",
+        r.stdout
+    );
+}

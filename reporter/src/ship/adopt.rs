@@ -5,7 +5,8 @@
 //! The host that started this shipper holds one end of a `SOCK_SEQPACKET` socketpair; its
 //! forked children inherit it. A child that touches a socket sends one message: its pid,
 //! parent, where its region starts in the memfd it sends (0, or a slot of its parent's nursery:
-//! `sockmeter::nursery`), executable and command line (NUL-separated), with three fds attached
+//! `sockmeter::nursery`), whether it is silent (1: handed over at its fork, before it ships;
+//! else 0), executable and command line (NUL-separated), with three fds attached
 //! (`SCM_RIGHTS`): that memfd, the read end of its own link pipe, and a pidfd of itself. The channel
 //! ends (`recv` returns 0) only when no process holds the host's end any more and every queued
 //! message was read, so a child whose message was queued is never missed.
@@ -25,6 +26,8 @@ pub struct Adoptee {
     pub mem: i32,
     /// Where its region starts in that memfd (0, or a slot of its parent's nursery).
     pub offset: usize,
+    /// Handed over at its fork, before it ships (`Handover::silent`).
+    pub silent: bool,
     /// The read end of its link pipe.
     pub link: i32,
     /// A pidfd of it.
@@ -119,6 +122,11 @@ fn parse(bytes: &[u8], fds: &[i32]) -> Option<Adoptee> {
     let pid = parts.next()?.parse().ok()?;
     let ppid = parts.next()?.parse().ok()?;
     let offset = parts.next()?.parse().ok()?;
+    let silent = match parts.next()?.as_str() {
+        "0" => false,
+        "1" => true,
+        _ => return None,
+    };
     let exe = parts.next()?;
     let mut argv: Vec<String> = parts.collect();
     // The message ends with a NUL: the split's last piece is empty.
@@ -132,6 +140,7 @@ fn parse(bytes: &[u8], fds: &[i32]) -> Option<Adoptee> {
         argv,
         mem,
         offset,
+        silent,
         link,
         pidfd,
     })
@@ -143,12 +152,22 @@ mod tests {
 
     #[test]
     fn a_message_is_parsed_and_a_bad_one_refused() {
-        let a = parse(b"12\x0034\x00655360\x00/bin/x\x00x\x00-v\x00", &[5, 6, 7]).unwrap();
-        assert_eq!((a.pid, a.ppid, a.offset, a.exe.as_str()), (12, 34, 655360, "/bin/x"));
+        let a = parse(b"12\x0034\x00655360\x001\x00/bin/x\x00x\x00-v\x00", &[5, 6, 7]).unwrap();
+        assert_eq!(
+            (a.pid, a.ppid, a.offset, a.silent, a.exe.as_str()),
+            (12, 34, 655360, true, "/bin/x")
+        );
         assert_eq!(a.argv, ["x", "-v"]);
         assert_eq!((a.mem, a.link, a.pidfd), (5, 6, 7));
-        assert!(parse(b"12\x0034\x000\x00/bin/x\x00", &[5, 6]).is_none(), "three fds");
+        assert!(
+            parse(b"12\x0034\x000\x000\x00/bin/x\x00", &[5, 6]).is_none(),
+            "three fds"
+        );
         assert!(parse(b"12\x0034\x00/bin/x\x00", &[5, 6, 7]).is_none(), "an offset");
+        assert!(
+            parse(b"12\x0034\x000\x00/bin/x\x00", &[5, 6, 7]).is_none(),
+            "a silent flag"
+        );
         assert!(parse(b"x\x0034\x00", &[5, 6, 7]).is_none(), "a pid");
     }
 }

@@ -275,6 +275,10 @@ pub struct Handover {
     pub link: i32,
     /// A pidfd of it (-1: none).
     pub pidfd: i32,
+    /// Handed over before it ships (a forked child holding its parent's sockets, at the
+    /// fork): nothing is said for it until its region says it ships (`Shared::shipping`), and
+    /// if it ends first, nothing at all.
+    pub silent: bool,
 }
 
 /// A host being shipped.
@@ -290,6 +294,8 @@ pub struct Host {
     ended: bool,
     /// When it ended.
     ended_at: Option<Instant>,
+    /// Not speaking yet (see [`Handover::silent`]).
+    silent: bool,
     /// The region `out` reads; last, so that it is unmapped after everything else is dropped.
     region: Region,
 }
@@ -303,6 +309,7 @@ impl Host {
             offset,
             link,
             pidfd,
+            silent,
         } = h;
         let Some(mapping) = regions.open(mem, offset) else {
             for fd in [link, pidfd] {
@@ -315,8 +322,7 @@ impl Host {
         };
         let region = mapping.get();
         let path = cfg.socket.clone().unwrap_or_default();
-        let hello = hello(&who, region, cfg.interval_ms);
-        let mut out = Out {
+        let out = Out {
             region,
             stream: None,
             outbox: Outbox::new(outbox::SHIPPER_HOLD),
@@ -324,23 +330,11 @@ impl Host {
             account: ProcessAccount::new(),
             reconnects: outbox::reconnects(&path),
             path,
-            hello: hello.clone(),
+            hello: hello(&who, region, cfg.interval_ms),
             backoff: Backoff::new(),
             said: false,
         };
-        // The hello goes to the account and the subscribers here, and to each connection in
-        // its preamble.
-        let mut line = Vec::new();
-        encode_batch(&mut out.account, vec![Message::Hello(hello)], &mut line, |l| {
-            if region.subscribed.load(Ordering::Acquire) != 0 {
-                region.events.push(l.strip_suffix(b"\n").unwrap_or(l));
-            }
-        });
-        match pool.take() {
-            Some(s) => out.connected(s),
-            None => out.retry(),
-        }
-        Some(Host {
+        let mut host = Host {
             pid: who.pid,
             out,
             pidfd,
@@ -350,8 +344,35 @@ impl Host {
             seen: u64::MAX,
             ended: false,
             ended_at: None,
+            silent,
             region: mapping,
-        })
+        };
+        if !silent {
+            host.speak(Some(pool));
+        }
+        Some(host)
+    }
+
+    /// Starts speaking for the host: its hello goes to the account and the subscribers here,
+    /// and to each connection in its preamble; a connection is taken from the pool, or made.
+    fn speak(&mut self, pool: Option<&mut Pool>) {
+        self.silent = false;
+        let region = self.out.region;
+        let mut line = Vec::new();
+        encode_batch(
+            &mut self.out.account,
+            vec![Message::Hello(self.out.hello.clone())],
+            &mut line,
+            |l| {
+                if region.subscribed.load(Ordering::Acquire) != 0 {
+                    region.events.push(l.strip_suffix(b"\n").unwrap_or(l));
+                }
+            },
+        );
+        match pool.and_then(Pool::take) {
+            Some(s) => self.out.connected(s),
+            None => self.out.retry(),
+        }
     }
 
     /// The fds to poll for this host: its pidfd, its link and its reporter connection
@@ -372,6 +393,9 @@ impl Host {
     /// After a poll, with this host's entries: writes what waits if the reporter has room,
     /// and hears what it said.
     pub fn serve(&mut self, polled: &[libc::pollfd]) {
+        if self.silent {
+            return;
+        }
         if polled[2].revents != 0 {
             self.out.listen();
             self.out.flush();
@@ -412,11 +436,17 @@ impl Host {
     /// A pass when something changed, the interval passed or a snapshot was asked for (and
     /// the reporter has read what the last one sent: until then the counters keep the rest);
     /// then the snapshot's answer.
-    pub fn tick(&mut self, cfg: &Config) {
+    pub fn tick(&mut self, cfg: &Config, pool: &mut Pool) {
         if self.ended {
             return;
         }
         let region = self.out.region;
+        if self.silent {
+            if region.shipping.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            self.speak(Some(pool));
+        }
         let changes = region.changes.load(Ordering::Acquire);
         let asked = region.snapshot.asked.load(Ordering::Acquire);
         let answered = region.snapshot.answered.load(Ordering::Acquire);
@@ -441,6 +471,11 @@ impl Host {
         }
         self.ended = true;
         self.ended_at = Some(Instant::now());
+        if self.silent {
+            // It never shipped: nothing to say (its slot goes back in `finish`).
+            self.close_fds();
+            return;
+        }
         self.pass();
         let status = match reason {
             ByeReason::Exit => self.out.region.ending().or_else(|| zombie_status(self.pid)),
@@ -452,6 +487,10 @@ impl Host {
             dropped_events: 0,
             status,
         })]);
+        self.close_fds();
+    }
+
+    fn close_fds(&mut self) {
         for fd in [&mut self.pidfd, &mut self.link] {
             if *fd >= 0 {
                 // SAFETY: fds we own.
@@ -502,7 +541,10 @@ impl Host {
                 unsafe { libc::close(fd) };
             }
         }
-        if let Some((path, Err(e))) = cfg.write_report(self.pid, || self.out.account.report(cfg.unix_in_totals, "exit"))
+        if self.silent {
+            // A host that never spoke has no report either.
+        } else if let Some((path, Err(e))) =
+            cfg.write_report(self.pid, || self.out.account.report(cfg.unix_in_totals, "exit"))
         {
             say!("sockmeter: cannot write SOCKMETER_REPORT={path}: {e}");
         }

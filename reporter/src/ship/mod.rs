@@ -84,6 +84,7 @@ pub fn ship(a: &ShipArgs) -> i32 {
         offset: a.offset,
         link: a.link,
         pidfd: crate::reap::pidfd_open(a.pid),
+        silent: false,
     };
     let Some(first) = Host::start(who, handed, &cfg, &mut pool, &mut regions) else {
         say!("sockmeter: the shipper for pid {} cannot map the shim's region", a.pid);
@@ -121,7 +122,7 @@ pub fn ship(a: &ShipArgs) -> i32 {
             h.serve(p);
             match h.ended(p) {
                 Some(reason) => h.end(reason),
-                None => h.tick(&cfg),
+                None => h.tick(&cfg, &mut pool),
             }
         }
         // Every host has ended and some wait for a reporter that is away: let go of the
@@ -209,6 +210,7 @@ fn take_adoptees(chan: i32, hosts: &mut Vec<Host>, cfg: &Config, pool: &mut Pool
                     offset: c.offset,
                     link: c.link,
                     pidfd: c.pidfd,
+                    silent: c.silent,
                 };
                 match Host::start(who, handed, cfg, pool, regions) {
                     Some(h) => hosts.push(h),

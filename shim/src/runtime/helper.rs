@@ -56,6 +56,10 @@ const MAX_ADOPTION_MESSAGE: usize = 60 * 1024;
 /// The host's end of the adoption channel to the shipper (inherited by forked children, which
 /// hand their regions to that shipper instead of starting one each).
 pub static ADOPT_FD: AtomicI32 = AtomicI32::new(-1);
+/// Set in a forked child that handed its region over at the fork (it holds its parent's
+/// sockets, and counts in a nursery slot): its shipper stays silent until the child starts
+/// shipping (`Shared::shipping`).
+static SILENT: AtomicBool = AtomicBool::new(false);
 
 /// Whether this process ships through a shipper process.
 #[inline]
@@ -216,7 +220,13 @@ fn make_region(handing_over: bool) {
 /// Starts this process's shipper. False if it could not be started (the caller falls back to
 /// the in-process thread).
 pub fn spawn(origin_fork: bool) -> bool {
-    if origin_fork && adopt() {
+    if SILENT.load(Acquire) {
+        // Handed over at the fork: the shipper has the region and speaks from now on.
+        shared().shipping.store(1, Release);
+        wake();
+        return true;
+    }
+    if origin_fork && adopt(false) {
         return true;
     }
     let (mem, offset) = region_fd();
@@ -310,7 +320,7 @@ fn replace_adopt_fd(new: libc::c_int) {
 /// child that exits first still has its last counts shipped). False when there is no channel
 /// or the message could not be queued (the shipper is gone, or its queue is full): then the
 /// child starts a shipper of its own.
-fn adopt() -> bool {
+fn adopt(silent: bool) -> bool {
     let chan = ADOPT_FD.load(Acquire);
     let (mem, offset) = region_fd();
     if chan < 0 || mem < 0 {
@@ -331,6 +341,7 @@ fn adopt() -> bool {
     push_decimal(&mut msg, platform::pid());
     push_decimal(&mut msg, platform::ppid());
     push_decimal(&mut msg, offset as u64);
+    push_decimal(&mut msg, u32::from(silent));
     msg.extend_from_slice(exe.as_bytes());
     msg.push(0);
     for a in platform::cmdline_ref() {
@@ -396,6 +407,7 @@ pub fn fork_child() {
         *subs = Subscribers::new();
     }
     super::nursery::fork_child();
+    SILENT.store(false, Relaxed);
     let local = super::local();
     // From here on the child counts into its private snapshot, never the parent's region.
     REGION.store(local as *const Shared as *mut Shared, Release);
@@ -416,18 +428,30 @@ pub fn fork_child() {
         REGION_STATE.store(PENDING, Release);
         return;
     }
-    // Not a slot: a child that holds sockets from its first instruction may exec or exit
-    // without ever touching one, and so without the hand-over that gives a slot back.
-    match new_region(local, false) {
-        Some((place, region)) => {
+    // A slot of the nursery, handed over now, silently: the child may exec or exit without
+    // ever shipping, and the shipper gives the slot back then (a forking server's child, which
+    // serves the connection it inherited, ships through it). A quiet process hands nothing over.
+    let slot = on() && ADOPT_FD.load(Acquire) >= 0 && local.quiet.load(Acquire) == 0;
+    match new_region(local, slot) {
+        Some((Place::Own(fd), region)) => {
             REGION.store(region as *const Shared as *mut Shared, Release);
-            if let Place::Own(fd) = place {
-                MEM_FD.store(fd, Release);
-            }
+            MEM_FD.store(fd, Release);
+        }
+        Some((Place::Slot, region)) => {
+            REGION.store(region as *const Shared as *mut Shared, Release);
+            // Not handed over (the shipper is gone, its queue full): the child's first socket
+            // tries again, as any child's does.
+            SILENT.store(adopt(true), Release);
         }
         // No region: count privately and report from a thread.
         None => HELPER_MODE.store(false, Release),
     }
+}
+
+/// Whether this process handed its region over at its fork and has not started shipping: an
+/// exec then ends it for the shipper as it does a shipping one.
+pub fn handed_over_silently() -> bool {
+    SILENT.load(Acquire) && shared().shipping.load(Acquire) == 0
 }
 
 /// Wakes the shipper (a byte on the link; never blocks). Not from a signal handler that

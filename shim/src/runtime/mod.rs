@@ -398,7 +398,11 @@ fn reporting_thread() {
 pub fn finish(reason: ByeReason) -> bool {
     if helper::on() {
         // The shipper sees the exit (pidfd) or the exec (the link closing) itself.
-        if reason == ByeReason::Exec && STARTED.load(Acquire) && platform::pid() == OWNER_PID.load(Acquire) {
+        let ships = STARTED.load(Acquire) && platform::pid() == OWNER_PID.load(Acquire);
+        // A child handed over at its fork (not a vfork child in its memory) is ended by its
+        // exec for the shipper too: its nursery slot goes back.
+        let silent = helper::handed_over_silently() && platform::pid() == IMAGE_PID.load(Acquire);
+        if reason == ByeReason::Exec && (ships || silent) {
             helper::exec_pending(true);
             return true;
         }
