@@ -465,16 +465,20 @@ impl Host {
     }
 
     /// The host ended: the last pass and `bye` are queued (they go out as the reporter reads).
-    pub fn end(&mut self, reason: ByeReason) {
+    pub fn end(&mut self, reason: ByeReason, pool: &mut Pool) {
         if self.ended {
             return;
         }
         self.ended = true;
         self.ended_at = Some(Instant::now());
         if self.silent {
-            // It never shipped: nothing to say (its slot goes back in `finish`).
-            self.close_fds();
-            return;
+            if self.out.region.shipping.load(Ordering::Acquire) == 0 {
+                // It never shipped: nothing to say (its slot goes back in `finish`).
+                self.close_fds();
+                return;
+            }
+            // It started shipping just before it ended (at its exit: bytes its witness saw).
+            self.speak(Some(pool));
         }
         self.pass();
         let status = match reason {

@@ -121,7 +121,7 @@ pub fn ship(a: &ShipArgs) -> i32 {
             let Some(p) = polled.get(3 * k..3 * k + 3) else { break };
             h.serve(p);
             match h.ended(p) {
-                Some(reason) => h.end(reason),
+                Some(reason) => h.end(reason, &mut pool),
                 None => h.tick(&cfg, &mut pool),
             }
         }
