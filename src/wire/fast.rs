@@ -134,16 +134,8 @@ fn socket(s: &SocketInfo, out: &mut Vec<u8>) {
 fn socket_delta(d: &SocketDelta, out: &mut Vec<u8>) {
     out.extend_from_slice(b"{\"id\":");
     number(out, d.id);
-    numbers(
-        out,
-        &[
-            ("tx_bytes", d.tx_bytes),
-            ("rx_bytes", d.rx_bytes),
-            ("tx_calls", d.tx_calls),
-            ("rx_calls", d.rx_calls),
-            ("errors", d.errors),
-        ],
-    );
+    counters(out, [d.tx_bytes, d.rx_bytes, d.tx_calls, d.rx_calls]);
+    numbers(out, &[("errors", d.errors)]);
     if d.connections != 0 {
         numbers(out, &[("connections", d.connections)]);
     }
@@ -156,20 +148,25 @@ fn socket_delta(d: &SocketDelta, out: &mut Vec<u8>) {
             }
             out.extend_from_slice(b"{\"peer\":");
             string(out, &p.peer);
-            numbers(
-                out,
-                &[
-                    ("tx_bytes", p.tx_bytes),
-                    ("rx_bytes", p.rx_bytes),
-                    ("tx_calls", p.tx_calls),
-                    ("rx_calls", p.rx_calls),
-                ],
-            );
+            counters(out, [p.tx_bytes, p.rx_bytes, p.tx_calls, p.rx_calls]);
             out.push(b'}');
         }
         out.push(b']');
     }
     out.push(b'}');
+}
+
+/// The four counters a socket's and a peer's delta both carry, in the wire's order.
+fn counters(out: &mut Vec<u8>, [tx_bytes, rx_bytes, tx_calls, rx_calls]: [u64; 4]) {
+    numbers(
+        out,
+        &[
+            ("tx_bytes", tx_bytes),
+            ("rx_bytes", rx_bytes),
+            ("tx_calls", tx_calls),
+            ("rx_calls", rx_calls),
+        ],
+    );
 }
 
 fn delta(d: &Delta, out: &mut Vec<u8>) {

@@ -200,6 +200,22 @@ impl Run {
         );
         v[0]
     }
+
+    /// Asserts that the run has `n` forked processes (origin `fork`) and that each moved exactly
+    /// `tx` bytes out and `rx` in over `conns` connections.
+    pub fn assert_each_forked_child(&self, n: u64, (tx, rx, conns): (u64, u64, u64)) {
+        let children: Vec<&ProcessReport> = self.report.processes.iter().filter(|p| p.origin == "fork").collect();
+        assert_eq!(children.len() as u64, n, "a process per child:\n{}", self.stderr);
+        for p in children {
+            assert_eq!(
+                (p.totals.tx_bytes, p.totals.rx_bytes, p.totals.connections),
+                (tx, rx, conns),
+                "child {}:\n{}",
+                p.pid,
+                self.stderr
+            );
+        }
+    }
 }
 
 /// Runs `cmd` under `sockmeter run --json FILE <extra>`; stdin is empty.

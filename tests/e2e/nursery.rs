@@ -5,8 +5,6 @@
 //! counts against what the server received and sent. Shipper mode only: thread mode has no
 //! shipper to hand a region to.
 
-use sockmeter::report::ProcessReport;
-
 use crate::harness::{compile_c, run_in, Counter, Mode, Run};
 
 /// How many children a nursery holds at once (`sockmeter::nursery::SLOTS`).
@@ -53,18 +51,9 @@ fn run(n: u64, mode: &str, prefix: &[&str]) -> Run {
     let n = if mode == "inherit" { 1 } else { n };
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     assert_eq!(seen.conns, n + 1);
-    let procs = r.procs(&prog);
-    let kids: Vec<&&ProcessReport> = procs.iter().filter(|p| p.origin == "fork").collect();
-    assert_eq!(kids.len() as u64, n, "a process per child:\n{}", r.stderr);
-    for p in &kids {
-        assert_eq!(
-            (p.totals.tx_bytes, p.totals.rx_bytes, p.totals.connections),
-            (size, reply as u64, 1),
-            "child {}:\n{}",
-            p.pid,
-            r.stderr
-        );
-    }
+    // Every forked process of the run is one of the program's children (`sh` execs it, and
+    // the children that exec /bin/true in mode `inherit` must not be processes of the report).
+    r.assert_each_forked_child(n, (size, reply as u64, 1));
     assert_eq!(
         (r.report.totals.tx_bytes, r.report.totals.rx_bytes),
         (seen.rx, seen.tx),

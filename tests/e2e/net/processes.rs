@@ -405,15 +405,6 @@ fn forked_children_one_after_another_share_the_shippers_reporter_connections() {
         (1..=5).contains(&to_reporter),
         "{to_reporter} connections to the reporter for {n} children (one each before):\n{text}"
     );
-    let children: Vec<&ProcessReport> = r.report.processes.iter().filter(|p| p.origin == "fork").collect();
-    assert_eq!(children.len() as u64, n, "a process per child:\n{}", r.stderr);
-    for p in &children {
-        assert_eq!(
-            (p.totals.tx_bytes, p.totals.rx_bytes, p.totals.connections),
-            (size, reply as u64, 1),
-            "child {}",
-            p.pid
-        );
-    }
+    r.assert_each_forked_child(n, (size, reply as u64, 1));
     assert_eq!((r.report.totals.tx_bytes, r.report.totals.rx_bytes), (seen.rx, seen.tx));
 }
