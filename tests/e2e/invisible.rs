@@ -60,6 +60,37 @@ both_modes! {
         assert_eq!(harness::totals(&r), (14_000, 0), "both images, exact");
     }
 
+    /// A host that forks with a socket open (a forking server: its child holds the connection
+    /// from the fork on, and under the shim hands its region over inside `fork`) sees what it
+    /// sees unmetered: in the child, errno as `fork` left it, the same next fd and the same fds
+    /// below 200; in the parent, its child's own status from `waitpid`, one SIGCHLD per child,
+    /// no other child, the same fds. Twice (the first fork makes the nursery). The bytes the
+    /// first child sends on the inherited connection are its own, exact; the second child,
+    /// which sends nothing, is no process of the report.
+    fn a_forking_host_sees_its_children_as_unmetered(mode) {
+        let prog = compile_c("forkview", &[]).display().to_string();
+        let peer = Peer::start("tcp_peer.py", &["--conns", "3", "--mode", "reply", "--reply", "0"]);
+        let out = direct(&[&prog, &peer.port.to_string(), "5000"], &[]);
+        assert!(out.status.success(), "unmetered forkview failed: {out:?}");
+        assert_eq!(peer.finish()["rx"], 10_000, "the parent's and the first child's bytes");
+        let expected = String::from_utf8_lossy(&out.stdout).into_owned();
+        for round in ["round=1", "round=2"] {
+            assert!(
+                expected.lines().any(|l| l.starts_with(round)
+                    && l.contains("errno=EDOM")
+                    && l.contains("status=7 sigchld=1 waitpid=ECHILD")),
+                "the unmetered program's own view:\n{expected}"
+            );
+        }
+        let peer = Peer::start("tcp_peer.py", &["--conns", "3", "--mode", "reply", "--reply", "0"]);
+        let r = run_in(mode, &[], &[&prog, &peer.port.to_string(), "5000"], &[]);
+        assert_eq!(peer.finish()["rx"], 10_000);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert_eq!(r.stdout, expected, "the metered host's view:\n{}", r.stderr);
+        r.assert_each_forked_child(1, (5000, 0, 1));
+        assert_eq!(harness::totals(&r), (10_000, 0), "exact");
+    }
+
     /// The issue's own reproduction: `import socket, os; socket.socket(); os.wait()` raises
     /// ChildProcessError (it hung forever in shipper mode).
     fn python_os_wait_raises_child_process_error(mode) {
