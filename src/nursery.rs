@@ -73,11 +73,6 @@ impl Header {
             c.store(0, Release);
         }
     }
-
-    /// Who holds slot `k` (0: nobody).
-    pub fn holder(&self, k: usize) -> u32 {
-        self.claims.get(k).map_or(0, |c| c.load(Acquire))
-    }
 }
 
 /// Where slot `k` starts, from the nursery's start.
@@ -126,10 +121,9 @@ mod tests {
         let got: Vec<usize> = (1..=SLOTS as u32).filter_map(|pid| h.claim(pid)).collect();
         assert_eq!(got, (0..SLOTS).collect::<Vec<_>>());
         assert_eq!(h.claim(99), None, "all taken");
-        assert_eq!(h.holder(2), 3);
         h.release(2);
-        assert_eq!(h.holder(2), 0);
-        assert_eq!(h.claim(42), Some(2));
+        assert_eq!(h.claim(42), Some(2), "the one freed slot");
+        assert_eq!(h.claim(43), None);
         assert_eq!(h.claim(0), None, "pid 0 would look free");
         h.release(SLOTS + 3); // out of range: nothing
     }

@@ -143,10 +143,10 @@ pub struct Shared {
     /// Set once the run's reporter is gone or has ended the run: this process (and children it
     /// forks later) keep counting but start no shipper and say nothing more.
     pub quiet: AtomicU32,
-    /// Set when the process starts shipping (its first socket). A forked child that holds its
-    /// parent's sockets from the fork hands its region over then, before it may ever ship: its
-    /// shipper stays silent (no `hello`, nothing in the report) until this is set, and only
-    /// gives its nursery slot back if the child exits or execs first.
+    /// Set when the process starts shipping (its first socket call). A forked child that counts
+    /// in a nursery slot hands its region over when it takes the slot, before it may ever ship:
+    /// its shipper stays silent (no `hello`, nothing in the report) until this is set, and if
+    /// the child exits or execs first, only gives the slot back.
     pub shipping: AtomicU32,
     /// Notices from the host (`kind\tmessage` lines) for the shipper to send.
     pub notices: TextRing,

@@ -8,6 +8,8 @@
  *   MODE serial:     one after another: each connects, sends SIZE bytes, reads the reply to EOF,
  *                    closes, prints its line and _exits; the parent waits for it, and 3 ms more,
  *                    before the next.
+ *   MODE threads:    as serial, but each child first starts a thread and joins it (its region
+ *                    is made then, before any socket).
  *   MODE concurrent: all at once: each connects, then waits until every child has connected
  *                    (a pipe that the parent closes once N children said so), then as above.
  *   MODE server:     as a forking server: one after another, the parent connects, forks a child
@@ -23,7 +25,10 @@
  * nursery) and M how many of a nursery ("/memfd:sockmeter-nursery (deleted)"). The parent then
  * prints "parent regions=R nurseries=M" and "tx=T rx=X" (its own connection's bytes). */
 #include "common.h"
+#include <pthread.h>
 #include <sys/wait.h>
+
+static void *nothing(void *arg) { return arg; }
 
 static void maps(int *regions, int *nurseries) {
     FILE *f = fopen("/proc/self/maps", "r");
@@ -72,6 +77,7 @@ int main(int argc, char **argv) {
     int n = atoi(argv[2]);
     size_t size = (size_t)atol(argv[3]);
     int concurrent = strcmp(argv[4], "concurrent") == 0;
+    int threads = strcmp(argv[4], "threads") == 0;
     unsigned long long rx = 0, tx = 0;
     if (strcmp(argv[4], "inherit") == 0) {
         int held = connect_v4(port);
@@ -133,6 +139,10 @@ int main(int argc, char **argv) {
         if (p < 0) die("fork");
         if (p == 0) {
             unsigned long long crx = 0;
+            if (threads) {
+                pthread_t t;
+                if (pthread_create(&t, NULL, nothing, NULL) != 0 || pthread_join(t, NULL) != 0) die("thread");
+            }
             int fd = connect_v4(port);
             if (concurrent) {
                 close(go[1]);

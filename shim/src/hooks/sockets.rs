@@ -97,7 +97,7 @@ pub fn opened() {
 /// Registers a new socket on `s.fd` (closing a socket the table still held on that number:
 /// [`sockmeter::registry::Registry::claim`]).
 pub fn register(s: &NewSocket) {
-    runtime::settle_region(true);
+    runtime::settle_region();
     let (idx, _) = reg().open(s, platform::now_ms);
     // The registry was full: the socket shares the overflow record, and an accepted one is
     // still a connection.
@@ -182,7 +182,7 @@ pub fn recognise_as(fd: c_int, flags: u32, who: Option<modules::Who>) -> Option<
             let mut s = described(fd, family, proto, role, flags, who);
             s.local = platform::local_words(fd).unwrap_or([0; ADDR_WORDS]);
             s.peer = platform::peer_words(fd).unwrap_or([0; ADDR_WORDS]);
-            runtime::settle_region(true);
+            runtime::settle_region();
             let idx = reg().adopt(&s)?;
             opened();
             Some(idx)

@@ -49,7 +49,7 @@ pub fn pthread_create(
 ) -> Spawn {
     // The last moment the process is surely single-threaded: shipper mode's region is made
     // now if it is still to be made (`runtime::settle_region`).
-    crate::runtime::settle_region(false);
+    crate::runtime::settle_region();
     let none = Spawn {
         start: std::ptr::null_mut(),
     };

@@ -56,9 +56,8 @@ const MAX_ADOPTION_MESSAGE: usize = 60 * 1024;
 /// The host's end of the adoption channel to the shipper (inherited by forked children, which
 /// hand their regions to that shipper instead of starting one each).
 pub static ADOPT_FD: AtomicI32 = AtomicI32::new(-1);
-/// Set in a forked child that handed its region over at the fork (it holds its parent's
-/// sockets, and counts in a nursery slot): its shipper stays silent until the child starts
-/// shipping (`Shared::shipping`).
+/// Set in a forked child that handed its nursery slot over as soon as it took it ([`install`]):
+/// its shipper stays silent until the child starts shipping (`Shared::shipping`).
 static SILENT: AtomicBool = AtomicBool::new(false);
 
 /// Whether this process ships through a shipper process.
@@ -90,10 +89,9 @@ enum Place {
     Slot,
 }
 
-/// Moves the accounting into a fresh region, copying `from`: when `slot` (the caller hands the
-/// region over at once: a slot must not outlive a process that never says it has it), a free
-/// slot of the nursery a forked child inherited, else a memfd of its own. None if no region can
-/// be made.
+/// Moves the accounting into a fresh region, copying `from`: when `slot` (see
+/// [`may_take_slot`]), a free slot of the nursery a forked child inherited, else a memfd of its
+/// own. None if no region can be made.
 fn new_region(from: &Shared, slot: bool) -> Option<(Place, &'static Shared)> {
     let claimed = if slot { super::nursery::claim() } else { None };
     let (place, region) = match claimed {
@@ -144,7 +142,7 @@ pub fn setup() {
     }
     REGION_STATE.store(PENDING, Release);
     if !platform::single_threaded() {
-        settle(false);
+        settle();
     }
 }
 
@@ -159,9 +157,8 @@ pub fn pending() -> bool {
 /// created (the `pthread_create` hook), so the process is single-threaded when the region
 /// pointer switches: no other thread can hold a record of the static region, and the copy
 /// takes everything the static region held (fds known not to be sockets, names, notices).
-/// Not in a vfork child (it shares our memory but not our fds). `handing_over`: see
-/// `runtime::settle_region`.
-pub fn settle(handing_over: bool) {
+/// Not in a vfork child (it shares our memory but not our fds).
+pub fn settle() {
     if REGION_STATE.load(Acquire) == SETTLED || !super::owns_region() {
         return;
     }
@@ -169,7 +166,7 @@ pub fn settle(handing_over: bool) {
         Ok(_) => {
             // No signal handler of the host's runs on this thread meanwhile: one that opened a
             // socket would find the region half made (and this thread waiting on itself).
-            platform::spawn_blocking_signals(|| make_region(handing_over));
+            platform::spawn_blocking_signals(make_region);
             REGION_STATE.store(SETTLED, Release);
         }
         // Another thread (one the `pthread_create` hook did not see) is making it: wait for
@@ -187,7 +184,7 @@ pub fn settle(handing_over: bool) {
 }
 
 /// The region and the shipper's path, when one can be found.
-fn make_region(handing_over: bool) {
+fn make_region() {
     // A forked child knows the path already, from its parent (`try_lock`: a lock some other
     // thread of the parent held at the fork is never released in the child).
     let known = EXE.try_lock().ok().and_then(|e| e.clone());
@@ -202,18 +199,13 @@ fn make_region(handing_over: bool) {
         }
         return;
     };
-    // A quiet process (its run's reporter is gone) ships nothing, and hands nothing over.
-    let slot = handing_over && shared().quiet.load(Acquire) == 0;
-    let Some((place, region)) = new_region(shared(), slot) else {
+    let Some((place, region)) = new_region(shared(), may_take_slot(shared())) else {
         return;
     };
     if let Ok(mut e) = EXE.lock() {
         *e = Some(exe);
     }
-    REGION.store(region as *const Shared as *mut Shared, Release);
-    if let Place::Own(fd) = place {
-        MEM_FD.store(fd, Release);
-    }
+    install(place, region);
     HELPER_MODE.store(true, Release);
 }
 
@@ -428,28 +420,36 @@ pub fn fork_child() {
         REGION_STATE.store(PENDING, Release);
         return;
     }
-    // A slot of the nursery, handed over now, silently: the child may exec or exit without
-    // ever shipping, and the shipper gives the slot back then (a forking server's child, which
-    // serves the connection it inherited, ships through it). A quiet process hands nothing over.
-    let slot = on() && ADOPT_FD.load(Acquire) >= 0 && local.quiet.load(Acquire) == 0;
-    match new_region(local, slot) {
-        Some((Place::Own(fd), region)) => {
-            REGION.store(region as *const Shared as *mut Shared, Release);
-            MEM_FD.store(fd, Release);
-        }
-        Some((Place::Slot, region)) => {
-            REGION.store(region as *const Shared as *mut Shared, Release);
-            // Not handed over (the shipper is gone, its queue full): the child's first socket
-            // tries again, as any child's does.
-            SILENT.store(adopt(true), Release);
-        }
+    match new_region(local, on() && may_take_slot(local)) {
+        Some((place, region)) => install(place, region),
         // No region: count privately and report from a thread.
         None => HELPER_MODE.store(false, Release),
     }
 }
 
-/// Whether this process handed its region over at its fork and has not started shipping: an
-/// exec then ends it for the shipper as it does a shipping one.
+/// Whether a region made now from `from` may be a slot of an inherited nursery: a slot is
+/// handed over as soon as it is taken (`install`), which needs the adoption channel, and a
+/// quiet process (its run's reporter is gone) hands nothing over.
+fn may_take_slot(from: &Shared) -> bool {
+    ADOPT_FD.load(Acquire) >= 0 && from.quiet.load(Acquire) == 0
+}
+
+/// Makes `region` this process's (the caller has the process to itself: a fork child, or
+/// `settle`). A slot of the nursery is handed over at once, *silently*: the process may exec or
+/// exit without ever shipping (a child that holds its parent's sockets, or starts a thread
+/// first), and the shipper, which says nothing for it until it ships (`Shared::shipping`),
+/// gives the slot back then. If that hand-over cannot be made (the shipper is gone, its queue
+/// is full), the process's first socket call tries again, as any child's does.
+fn install(place: Place, region: &'static Shared) {
+    REGION.store(region as *const Shared as *mut Shared, Release);
+    match place {
+        Place::Own(fd) => MEM_FD.store(fd, Release),
+        Place::Slot => SILENT.store(adopt(true), Release),
+    }
+}
+
+/// Whether this process handed its region over silently and has not started shipping: an exec
+/// then ends it for the shipper as it does a shipping one.
 pub fn handed_over_silently() -> bool {
     SILENT.load(Acquire) && shared().shipping.load(Acquire) == 0
 }

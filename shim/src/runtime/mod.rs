@@ -108,19 +108,16 @@ pub fn add_notice(kind: &str, text: String) {
 /// Queues a notice in the region in use, made first if it is still to be made (a notice before
 /// the first socket must not stay behind in the static region).
 pub fn push_notice(kind: &str, text: &str) {
-    settle_region(false);
+    settle_region();
     shared().push_notice(kind, text);
 }
 
 /// Before a socket is registered, or a thread created: shipper mode's region is made now if it
-/// is wanted and not made yet (`helper::settle`, which says why then). `handing_over`: the
-/// caller starts the process's shipping right after (a socket's registration), so a forked
-/// child's region may be a slot of its parent's nursery, which the hand-over gives back
-/// (`nursery.rs`); a region made for anything else is a memfd of its own.
+/// is wanted and not made yet (`helper::settle`, which says why then).
 #[inline]
-pub fn settle_region(handing_over: bool) {
+pub fn settle_region() {
     if helper::pending() {
-        helper::settle(handing_over);
+        helper::settle();
     }
 }
 
@@ -293,7 +290,7 @@ fn start() {
 }
 
 fn start_now() {
-    settle_region(true);
+    settle_region();
     OWNER_PID.store(platform::pid(), Release);
     if !FORKED.load(Relaxed) {
         complain_once();
@@ -484,7 +481,7 @@ pub fn protect_own_fd_range(first: libc::c_uint, last: libc::c_uint) {
 
 /// This process's report as JSON, after a fresh pass (the embedding API).
 pub fn snapshot_json() -> Option<String> {
-    settle_region(false);
+    settle_region();
     if helper::on() {
         ensure_started();
         if helper::on() {

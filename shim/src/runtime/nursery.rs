@@ -1,13 +1,10 @@
 //! The host's side of the nursery (`sockmeter::nursery`): regions made ready for forked
 //! children. A process that ships through a shipper makes it before its first fork; every
-//! child forked after that inherits the mapping and its memfd, and one whose first socket makes
-//! its region claims a slot of it ([`claim`]) instead of making a memfd of its own (no system
-//! call, and pages that an earlier child's use left allocated), and hands it over at once; one
-//! that holds its parent's sockets from the fork claims one there and hands it over silently
-//! (`helper::fork_child`). The shipper frees the slot once the child has ended and its last
-//! counts are shipped. A region made for anything else (a thread started before any socket) is
-//! a memfd of its own: nobody would hand that slot over, nor free it. Grandchildren claim from
-//! the same nursery.
+//! child forked after that inherits the mapping and its memfd, and one that needs a region
+//! claims a slot of it ([`claim`]) instead of making a memfd of its own (no system call, and
+//! pages that an earlier child's use left allocated), and hands it over at once, silently
+//! (`helper::install`). The shipper frees the slot once the child has ended and its last counts
+//! are shipped. Grandchildren claim from the same nursery.
 
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicUsize, Ordering::*};
 
