@@ -347,7 +347,7 @@ impl Host {
             silent,
             region: mapping,
         };
-        if !silent {
+        if !silent || region.hold_silently() {
             host.speak(Some(pool));
         }
         Some(host)
@@ -442,7 +442,7 @@ impl Host {
         }
         let region = self.out.region;
         if self.silent {
-            if region.shipping.load(Ordering::Acquire) == 0 {
+            if !region.ships() {
                 return;
             }
             self.speak(Some(pool));
@@ -472,7 +472,7 @@ impl Host {
         self.ended = true;
         self.ended_at = Some(Instant::now());
         if self.silent {
-            if self.out.region.shipping.load(Ordering::Acquire) == 0 {
+            if !self.out.region.ships() {
                 // It never shipped: nothing to say (its slot goes back in `finish`).
                 self.close_fds();
                 return;

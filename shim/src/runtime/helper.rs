@@ -213,9 +213,11 @@ fn make_region() {
 /// the in-process thread).
 pub fn spawn(origin_fork: bool) -> bool {
     if SILENT.load(Acquire) {
-        // Handed over at the fork: the shipper has the region and speaks from now on.
-        shared().shipping.store(1, Release);
-        wake();
+        // Handed over silently: the shipper has the region and speaks from now on (woken only
+        // if it took the region already; else it finds it shipping when it does).
+        if shared().start_shipping() {
+            wake();
+        }
         return true;
     }
     if origin_fork && adopt(false) {
@@ -451,7 +453,7 @@ fn install(place: Place, region: &'static Shared) {
 /// Whether this process handed its region over silently and has not started shipping: an exec
 /// then ends it for the shipper as it does a shipping one.
 pub fn handed_over_silently() -> bool {
-    SILENT.load(Acquire) && shared().shipping.load(Acquire) == 0
+    SILENT.load(Acquire) && !shared().ships()
 }
 
 /// Wakes the shipper (a byte on the link; never blocks). Not from a signal handler that
