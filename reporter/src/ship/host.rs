@@ -124,8 +124,10 @@ struct Out {
 }
 
 impl Out {
-    /// Queues a batch for the reporter (and the host's subscribers) and writes what the
-    /// reporter takes now, never waiting for it.
+    /// Queues a batch for the reporter (and gives it to the host's subscribers now). It is
+    /// written with the rest of the round's lines by [`Out::flush`]: one write per host and
+    /// round, so the reporter wakes once for a child's hello, first pass and `bye` when the
+    /// shipper sees them together.
     fn emit(&mut self, msgs: Vec<Message>) {
         let region = self.region;
         let subscribed = region.subscribed.load(Ordering::Acquire) != 0;
@@ -138,7 +140,6 @@ impl Out {
         });
         if self.talk != Talk::Down {
             self.outbox.push_counting(&lines, closes);
-            self.flush();
         }
     }
 
@@ -200,7 +201,7 @@ impl Out {
     }
 
     /// A connection to the reporter, new or kept from a host that ended (`pool.rs`): it hears
-    /// the preamble (this host's hello first), then the waiting lines.
+    /// the preamble (this host's hello first), then the waiting lines (at the round's flush).
     fn connected(&mut self, s: UnixStream) {
         self.stream = Some(s);
         self.talk = Talk::Up;
@@ -208,7 +209,6 @@ impl Out {
         self.backoff = Backoff::new();
         let preamble = resume::preamble(&self.hello, &self.account, self.outbox.unsent());
         self.outbox.prepend(&preamble);
-        self.flush();
     }
 
     /// Says (once per absence, and once for all the reporter's processes) that it is not there.
@@ -401,6 +401,12 @@ impl Host {
             self.out.flush();
         }
         self.out.retry();
+    }
+
+    /// Writes what this round queued, as far as the reporter takes it now (never waiting):
+    /// called once per host at the end of each round of the shipper's loop.
+    pub fn flush(&mut self) {
+        self.out.flush();
     }
 
     /// After a poll, with this host's entries: how it ended, if it did.

@@ -12,8 +12,14 @@
 //!
 //! Forked children of the host do not start shippers of their own: they hand their regions
 //! over the adoption channel (`adopt.rs`), and this shipper serves each as one more [`Host`],
-//! with its own reporter connection. It runs until every host has ended and the channel has
-//! ended too (no process left that could still hand one over).
+//! on a reporter connection of its own while it lives (kept for the next host after: `pool.rs`).
+//! It runs until every host has ended and the channel has ended too (no process left that could
+//! still hand one over).
+//!
+//! Each round of the loop (a poll, then every host's end or tick, then the hand-overs) queues
+//! what it has to say and writes it at the end, one write per host: a short-lived child's hello,
+//! first pass and `bye` reach the reporter in one or two writes, not one each, and each write is
+//! a wake-up of the reporter on a machine the host shares with it.
 
 mod adopt;
 mod host;
@@ -125,6 +131,10 @@ pub fn ship(a: &ShipArgs) -> i32 {
                 None => h.tick(&cfg, &mut pool),
             }
         }
+        // One write per host for everything this round queued (its pass, its bye).
+        for h in &mut hosts {
+            h.flush();
+        }
         // Every host has ended and some wait for a reporter that is away: let go of the
         // terminal the shipper inherited, so that nobody waiting for it to close (a shell, a
         // pipe's reader) waits for the reporter too.
@@ -152,10 +162,17 @@ pub fn ship(a: &ShipArgs) -> i32 {
         // Hand-overs last: a host that ended this round has left its connection in the pool by
         // now, for the child that follows it (a forking server's next child is often waiting
         // in the channel by the time its predecessor's end is seen).
+        let known = hosts.len();
         if chan >= 0 && fds[0].revents != 0 && !take_adoptees(chan, &mut hosts, &cfg, &mut pool, &mut regions) {
             // SAFETY: our own fd.
             unsafe { libc::close(chan) };
             chan = -1;
+        }
+        // A new host's hello goes out with its first pass, in one write (a child that made
+        // its socket before the shipper read its hand-over has lines to send already).
+        for h in &mut hosts[known..] {
+            h.tick(&cfg, &mut pool);
+            h.flush();
         }
         if hosts.is_empty() && chan >= 0 && quiet {
             break;
