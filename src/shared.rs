@@ -21,14 +21,8 @@ use crate::wire::{ExitStatus, Message, Notice};
 /// `Shared::magic` once initialised.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"SOCKMTR1");
 /// Layout version (bumped on any change of this file's types).
-pub const LAYOUT: u64 = 8;
+pub const LAYOUT: u64 = 9;
 
-/// [`Shared::shipping`]: the host does not ship, and its shipper has not taken it yet.
-const NOT_SHIPPING: u32 = 0;
-/// [`Shared::shipping`]: the host ships.
-const SHIPPING: u32 = 1;
-/// [`Shared::shipping`]: the host does not ship, and its shipper holds it silently.
-const HELD_SILENTLY: u32 = 2;
 /// Bytes of the snapshot mailbox.
 pub const SNAPSHOT_MAX: usize = 16 << 20;
 /// Bytes of each text ring.
@@ -150,11 +144,11 @@ pub struct Shared {
     /// Set once the run's reporter is gone or has ended the run: this process (and children it
     /// forks later) keep counting but start no shipper and say nothing more.
     pub quiet: AtomicU32,
-    /// Whether the process ships ([`Shared::start_shipping`], [`Shared::hold_silently`]). A
-    /// forked child that counts in a nursery slot hands its region over when it takes the slot,
-    /// before it may ever ship: its shipper stays silent (no `hello`, nothing in the report)
-    /// until the child starts shipping (its first socket call), and if the child exits or execs
-    /// first, only gives the slot back.
+    /// Whether the process ships (1) or not yet (0): [`Shared::start_shipping`]. A forked
+    /// child that counts in a nursery slot hands its region over when it takes the slot, before
+    /// it may ever ship: its shipper stays silent (no `hello`, nothing in the report) until it
+    /// finds the child shipping (its first socket call), and if the child exits or execs first,
+    /// only gives the slot back.
     pub shipping: AtomicU32,
     /// Notices from the host (`kind\tmessage` lines) for the shipper to send.
     pub notices: TextRing,
@@ -210,28 +204,18 @@ impl Shared {
         }
     }
 
-    /// The host starts shipping. True when its shipper already holds it silently and must be
-    /// woken to speak; false when the shipper has not looked yet (it will find it shipping), so
-    /// the host's first socket costs no wake-up.
-    pub fn start_shipping(&self) -> bool {
-        self.shipping.swap(SHIPPING, AcqRel) == HELD_SILENTLY
-    }
-
-    /// The shipper takes a host handed over silently. True if it is shipping already (speak
-    /// now); else it is held silently, and [`Shared::start_shipping`] will say so with a wake-up.
-    pub fn hold_silently(&self) -> bool {
-        match self
-            .shipping
-            .compare_exchange(NOT_SHIPPING, HELD_SILENTLY, AcqRel, Acquire)
-        {
-            Ok(_) => false,
-            Err(now) => now == SHIPPING,
-        }
+    /// The host starts shipping. A shipper that holds it silently is not woken for this: it
+    /// looks at every tick (at most 100 ms apart) and at the host's end, and says the host's
+    /// `hello` then, with its first pass. A forked child that connects and exits within a tick
+    /// (a forking server's) so costs its shipper one wake-up (its exit) and the reporter one
+    /// write, not three of each.
+    pub fn start_shipping(&self) {
+        self.shipping.store(1, Release);
     }
 
     /// Whether the host ships (not only handed over silently).
     pub fn ships(&self) -> bool {
-        self.shipping.load(Acquire) == SHIPPING
+        self.shipping.load(Acquire) != 0
     }
 
     /// Records how the process is ending (the first record wins).
@@ -283,23 +267,15 @@ impl Default for Shared {
 mod tests {
     use super::*;
 
-    /// The two orders of a silent hand-over's start: the host starts shipping before its
-    /// shipper took it (no wake-up: the shipper speaks at once), or after (a wake-up).
     #[test]
-    fn a_silent_host_starts_shipping_in_either_order() {
-        // Statics: a region is tens of MB, too large for a test thread's stack.
-        static EARLY: Shared = Shared::new();
-        static LATE: Shared = Shared::new();
-        let (early, late) = (&EARLY, &LATE);
-        assert!(!early.ships());
-        assert!(!early.start_shipping(), "nobody holds it yet: no wake-up");
-        assert!(early.hold_silently(), "the shipper finds it shipping and speaks");
-        assert!(early.ships());
-        assert!(!late.hold_silently(), "held silently");
-        assert!(!late.ships());
-        assert!(late.start_shipping(), "the shipper holds it: wake it");
-        assert!(late.ships());
-        assert!(!late.start_shipping(), "once");
+    fn a_host_ships_once_it_starts() {
+        // A static: a region is tens of MB, too large for a test thread's stack.
+        static H: Shared = Shared::new();
+        assert!(!H.ships());
+        H.start_shipping();
+        assert!(H.ships());
+        H.start_shipping();
+        assert!(H.ships());
     }
 
     static S: Shared = Shared::new();

@@ -16,6 +16,13 @@
  *                    that serves that connection (inherited: it sends SIZE bytes, reads the
  *                    reply to EOF, closes, prints its line, _exits), closes its own copy and
  *                    waits for the child, and 3 ms more.
+ *   MODE live:       as threads, but each child waits 300 ms after its thread (its shipper takes
+ *                    the region it handed over silently then, before the child ships), and,
+ *                    after its connection closed, waits (up to 20 s)
+ *                    until the run's event stream (the file $NURSERY_STREAM) has its hello: it
+ *                    must be reported while it lives, though it handed its region over silently
+ *                    and nothing woke its shipper when it started shipping. Its line then ends
+ *                    with " live=1" (seen) or " live=0" (not within 20 s).
  *   MODE inherit:    the parent's connection stays open while N children, one after another,
  *                    inherit it and exec /bin/true without touching a socket; then the parent's
  *                    exchange on it, and one more child as in serial (the only child line).
@@ -70,6 +77,23 @@ static void child_line(void) {
     say("child %d regions=%d nurseries=%d\n", (int)getpid(), r, m);
 }
 
+/* Whether this process's hello shows in the event stream file `path` within 20 s. */
+static int hello_seen(const char *path) {
+    char want[64], line[4096];
+    snprintf(want, sizeof want, "\"type\":\"hello\",\"pid\":%d,", (int)getpid());
+    for (int i = 0; i < 2000; i++) {
+        FILE *f = fopen(path, "r");
+        if (f) {
+            int seen = 0;
+            while (!seen && fgets(line, sizeof line, f)) seen = strstr(line, want) != NULL;
+            fclose(f);
+            if (seen) return 1;
+        }
+        usleep(10000);
+    }
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc != 5) fail("usage: nursery PORT N SIZE serial|concurrent\n");
     start_clock();
@@ -77,7 +101,9 @@ int main(int argc, char **argv) {
     int n = atoi(argv[2]);
     size_t size = (size_t)atol(argv[3]);
     int concurrent = strcmp(argv[4], "concurrent") == 0;
-    int threads = strcmp(argv[4], "threads") == 0;
+    int threads = strcmp(argv[4], "threads") == 0 || strcmp(argv[4], "live") == 0;
+    const char *live = strcmp(argv[4], "live") == 0 ? getenv("NURSERY_STREAM") : NULL;
+    if (strcmp(argv[4], "live") == 0 && !live) fail("mode live needs NURSERY_STREAM\n");
     unsigned long long rx = 0, tx = 0;
     if (strcmp(argv[4], "inherit") == 0) {
         int held = connect_v4(port);
@@ -142,6 +168,7 @@ int main(int argc, char **argv) {
             if (threads) {
                 pthread_t t;
                 if (pthread_create(&t, NULL, nothing, NULL) != 0 || pthread_join(t, NULL) != 0) die("thread");
+                if (live) usleep(300000);
             }
             int fd = connect_v4(port);
             if (concurrent) {
@@ -151,7 +178,14 @@ int main(int argc, char **argv) {
                 if (read(go[0], &x, 1) != 0) die("go");
             }
             exchange(fd, size, &crx);
-            child_line();
+            if (live) {
+                int seen = hello_seen(live);
+                int r, m;
+                maps(&r, &m);
+                say("child %d regions=%d nurseries=%d live=%d\n", (int)getpid(), r, m, seen);
+            } else {
+                child_line();
+            }
             _exit(0);
         }
         if (!concurrent) {

@@ -40,13 +40,18 @@ fn children(r: &Run) -> Vec<(u32, u32, u32)> {
 /// and checks what holds in any case: every child that touched a socket (`n` of them; 1 in
 /// mode `inherit`) and the parent are exact against the server.
 fn run(n: u64, mode: &str, prefix: &[&str]) -> Run {
+    run_with(n, mode, prefix, &[], &[])
+}
+
+/// [`run`], with more arguments for `sockmeter run` and more environment for the program.
+fn run_with(n: u64, mode: &str, prefix: &[&str], extra: &[&str], env: &[(&str, &str)]) -> Run {
     let (size, reply) = (700u64, 300usize);
     let counter = Counter::start(if mode == "inherit" { 2 } else { n + 1 }, reply);
     let prog = compile_c("nursery", &["-pthread"]).display().to_string();
     let (port, count, size_s) = (counter.port.to_string(), n.to_string(), size.to_string());
     let mut cmd: Vec<&str> = prefix.to_vec();
     cmd.extend([prog.as_str(), &port, &count, &size_s, mode]);
-    let r = run_in(Mode::Shipper, &[], &cmd, &[]);
+    let r = run_in(Mode::Shipper, extra, &cmd, env);
     let seen = counter.finish();
     let n = if mode == "inherit" { 1 } else { n };
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
@@ -167,4 +172,25 @@ fn children_that_start_a_thread_first_count_in_the_nursery() {
         "{in_slots} of {n} children counted in a slot:\n{}",
         r.stdout
     );
+}
+
+/// A child handed over silently (here: at its first thread, 300 ms before its first socket) is
+/// not woken for when it starts shipping (`Shared::start_shipping`); its shipper finds it at its
+/// next tick. So it is reported while it lives: each child here waits, after its exchange, until
+/// the run's event stream has its hello, and says whether it came (within 20 s; the tick is at
+/// most 100 ms). A shipper that looked only at the child's end fails this.
+#[test]
+fn a_silently_handed_over_child_is_reported_while_it_lives() {
+    let stream = crate::harness::scratch_path("nursery-live").with_extension("ndjson");
+    let path = stream.display().to_string();
+    let n = 3;
+    let r = run_with(n, "live", &[], &["--json-stream", &path], &[("NURSERY_STREAM", &path)]);
+    let kids = children(&r);
+    assert!(in_slots(&kids) >= 1, "no child counted in a slot:\n{}", r.stdout);
+    let live = r
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("child ") && l.ends_with(" live=1"))
+        .count();
+    assert_eq!(live as u64, n, "every child's hello while it lived:\n{}", r.stdout);
 }

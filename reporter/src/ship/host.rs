@@ -347,7 +347,7 @@ impl Host {
             silent,
             region: mapping,
         };
-        if !silent || region.hold_silently() {
+        if !silent || region.ships() {
             host.speak(Some(pool));
         }
         Some(host)

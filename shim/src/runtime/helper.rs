@@ -213,11 +213,9 @@ fn make_region() {
 /// the in-process thread).
 pub fn spawn(origin_fork: bool) -> bool {
     if SILENT.load(Acquire) {
-        // Handed over silently: the shipper has the region and speaks from now on (woken only
-        // if it took the region already; else it finds it shipping when it does).
-        if shared().start_shipping() {
-            wake();
-        }
+        // Handed over silently: the shipper has the region and finds it shipping at its next
+        // tick or at this process's end (`Shared::start_shipping`: no wake-up).
+        shared().start_shipping();
         return true;
     }
     if origin_fork && adopt(false) {
