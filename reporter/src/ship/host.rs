@@ -275,9 +275,10 @@ pub struct Handover {
     pub link: i32,
     /// A pidfd of it (-1: none).
     pub pidfd: i32,
-    /// Handed over before it ships (a forked child holding its parent's sockets, at the
-    /// fork): nothing is said for it until its region says it ships (`Shared::shipping`), and
-    /// if it ends first, nothing at all.
+    /// Handed over when it took a nursery slot, before it may ship (at the fork, for a child
+    /// holding its parent's sockets; at its first socket or thread otherwise): nothing is said
+    /// for it until a round finds its region shipping (`Shared::shipping`), and if it ends
+    /// first, nothing at all.
     pub silent: bool,
 }
 
@@ -347,7 +348,10 @@ impl Host {
             silent,
             region: mapping,
         };
-        if !silent || region.ships() {
+        // A silent hand-over is spoken for at a later round in which it ships (`tick`), or at
+        // its end: a child that connects and exits at once then reaches the reporter in one
+        // write (hello, its pass, bye), and one that never ships, in none.
+        if !silent {
             host.speak(Some(pool));
         }
         Some(host)
@@ -516,6 +520,11 @@ impl Host {
         let lingered = self.ended_at.is_some_and(|t| t.elapsed() >= LINGER);
         self.ended
             && (self.out.outbox.is_empty() || self.out.talk == Talk::Down || (self.out.talk == Talk::Away && lingered))
+    }
+
+    /// Whether the host is handed over silently and not spoken for yet.
+    pub fn is_silent(&self) -> bool {
+        self.silent
     }
 
     /// Whether the host has ended (its last pass and `bye` are queued).

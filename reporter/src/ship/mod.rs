@@ -168,9 +168,9 @@ pub fn ship(a: &ShipArgs) -> i32 {
             unsafe { libc::close(chan) };
             chan = -1;
         }
-        // A new host's hello goes out with its first pass, in one write (a child that made
-        // its socket before the shipper read its hand-over has lines to send already).
-        for h in &mut hosts[known..] {
+        // A new host that speaks at once (not handed over silently) says its hello with its
+        // first pass, in one write. A silent one waits for a later round (`Host::start`).
+        for h in hosts[known..].iter_mut().filter(|h| !h.is_silent()) {
             h.tick(&cfg, &mut pool);
             h.flush();
         }
