@@ -61,8 +61,9 @@ extern "C" fn before_fork() {
 /// then the hooks' own per-process state.
 extern "C" fn fork_child() {
     super::kernel::keeping_errno(|| {
+        let pid = platform::note_self_pid();
         guard::with(|| {
-            runtime::fork_child();
+            runtime::fork_child(pid);
             super::after_fork_child();
             // The child starts reporting when it touches a socket itself (a child that only
             // execs or exits costs nothing more).
@@ -71,16 +72,14 @@ extern "C" fn fork_child() {
 }
 
 pub fn exit_before(status: c_int) {
-    // A vfork child shares the parent's memory: its _exit is not the parent's ending.
+    // A vfork child shares the parent's memory: its _exit is not the parent's ending, and its
+    // sockets are its parent's: they are not ending.
     if runtime::owns_region() {
         runtime::shared().set_ending(ExitStatus {
             exit_code: Some(status & 0xff),
             signal: None,
         });
-    }
-    // `_exit` does not flush stdio: what is in a buffer never reaches the kernel. (A vfork
-    // child's sockets are its parent's: they are not ending.)
-    if runtime::owns_region() {
+        // `_exit` does not flush stdio: what is in a buffer never reaches the kernel.
         super::witness::at_exit(false);
     }
     runtime::finish(ByeReason::Exit);

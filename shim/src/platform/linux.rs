@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering::*};
 use libc::{c_char, c_int, socklen_t};
 use sockmeter::model::{Family, Proto};
 
-use super::posix::{file_name, peer_words, pid, refresh_self_pid, sockopt};
+use super::posix::{file_name, peer_words, refresh_self_pid, sockopt};
 use super::{FdKind, Object};
 
 /// The C types of the table's Linux-only entries (`platform/macos.rs` has stand-ins).
@@ -457,7 +457,7 @@ pub fn wake_one(word: &std::sync::atomic::AtomicI32) {
 /// A token that tells this process image from any other image of the same pid: the first 8
 /// of the 16 random bytes the kernel gives every exec (`AT_RANDOM`), with the pid and the
 /// clock mixed in (a forked child inherits the bytes). No system call.
-pub fn image_token() -> u64 {
+pub fn image_token(pid: u32) -> u64 {
     // SAFETY: getauxval is always safe; AT_RANDOM points at 16 bytes for the process's life.
     let p = unsafe { libc::getauxval(libc::AT_RANDOM) } as *const u8;
     let mut r = 0u64;
@@ -470,7 +470,7 @@ pub fn image_token() -> u64 {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: a valid out-pointer (vDSO).
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    (r ^ (ts.tv_nsec as u64).rotate_left(17) ^ (ts.tv_sec as u64).rotate_left(41) ^ u64::from(pid()).rotate_left(3)) | 1
+    (r ^ (ts.tv_nsec as u64).rotate_left(17) ^ (ts.tv_sec as u64).rotate_left(41) ^ u64::from(pid).rotate_left(3)) | 1
 }
 
 #[used]
@@ -478,8 +478,6 @@ pub fn image_token() -> u64 {
 static SELF_PID_INIT: extern "C" fn() = {
     extern "C" fn init() {
         refresh_self_pid();
-        // SAFETY: registering a function that lives as long as the process.
-        unsafe { libc::pthread_atfork(None, None, Some(refresh_self_pid)) };
     }
     init
 };

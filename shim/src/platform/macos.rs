@@ -381,10 +381,10 @@ pub fn wake_one(word: &std::sync::atomic::AtomicI32) {
 
 /// A token that tells this process image from any other image of the same pid (random bytes
 /// from the kernel, the pid and the clock).
-pub fn image_token() -> u64 {
+pub fn image_token(pid: u32) -> u64 {
     // SAFETY: arc4random takes no arguments.
     let r = (u64::from(unsafe { libc::arc4random() }) << 32) | u64::from(unsafe { libc::arc4random() });
-    (r ^ now_ms().rotate_left(17) ^ u64::from(pid()).rotate_left(3)) | 1
+    (r ^ now_ms().rotate_left(17) ^ u64::from(pid).rotate_left(3)) | 1
 }
 
 /// What runs at exit (see [`register_process_handlers`]).
@@ -430,12 +430,11 @@ macro_rules! on_load {
 }
 pub(crate) use on_load;
 
-/// The first thing at load: the pid a vfork child is told apart by, kept fresh in fork children.
+/// The first thing at load: the pid a vfork child is told apart by (fork children read theirs
+/// in the shim's fork handler: `posix::note_self_pid`).
 #[doc(hidden)]
 pub fn first_at_load() {
     refresh_self_pid();
-    // SAFETY: registering a function that lives as long as the process.
-    unsafe { libc::pthread_atfork(None, None, Some(refresh_self_pid)) };
 }
 
 /// One `__DATA,__interpose` tuple: (replacement, original).
@@ -539,7 +538,7 @@ pub fn create_region(_name: &std::ffi::CStr, _size: usize, _high: c_int) -> Opti
 }
 
 /// Not on macOS (no shipper).
-pub fn link_pair(_high: c_int) -> Option<(c_int, c_int)> {
+pub fn link_pair(_high: c_int, _shipper_end_high: bool) -> Option<(c_int, c_int)> {
     None
 }
 
@@ -554,7 +553,7 @@ pub fn spawn_shipper(_exe: &CStr, _args: &[std::ffi::CString], _keep: [c_int; 3]
 }
 
 /// Not on macOS (no pidfd).
-pub fn pidfd_self() -> c_int {
+pub fn pidfd_of(_pid: u32) -> c_int {
     -1
 }
 

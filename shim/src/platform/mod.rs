@@ -24,7 +24,9 @@
 //!   `is_interpreter_executable(path)`:
 //!   objects attribution skips (the system library directories; libc, the loader, threads,
 //!   the shim itself; a language runtime's own objects, `runtimes.rs`).
-//! * `exe_path()`, `cmdline()`, `pid()`, `ppid()`.
+//! * `exe_path()`, `cmdline()`, `pid()`, `ppid()`; `note_self_pid()` (read the pid again, in a
+//!   fork child) and `in_vfork_child()` (a child running in its parent's memory: one `getpid`);
+//!   `image_token(pid)`: what tells this process image from any other of the same pid.
 //! * `single_threaded()`: whether the process surely has one thread only (false when unknown):
 //!   shipper mode's region is made lazily only then.
 //! * `address_space_limited()`: whether `RLIMIT_AS` caps the address space (then the forked
@@ -38,7 +40,7 @@
 //!   same for a reporter that is not there now (a `listen` that is away), reached later by a
 //!   writer of its own (Linux; not on macOS).
 //! * shipper mode (`shipper.rs` on Linux): `create_region` (a shared mapping others can map),
-//!   `link_pair`, `spawn_shipper` (a process that is never the host's child), and for forked children `adoption_pair`, `pidfd_self` and
+//!   `link_pair`, `spawn_shipper` (a process that is never the host's child), and for forked children `adoption_pair`, `pidfd_of` and
 //!   `send_with_fds` (handing a region to the shipper that already exists).
 //! * the kernel witness (Linux; none on macOS): `tcp_counts(fd)`, `unread_bytes(fd)`,
 //!   `kernel_tls(fd)`, `flush_stdio_on(wanted)` (at exit) and `stdio_pending(stream)` (the

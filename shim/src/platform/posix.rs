@@ -197,12 +197,21 @@ pub fn pid() -> u32 {
 }
 
 /// The pid of the process this memory belongs to: read at load time and again in every fork
-/// child. A vfork child runs in its parent's memory until it execs or exits, so it reads its
+/// child ([`note_self_pid`]). A vfork child runs in its parent's memory until it execs or exits, so it reads its
 /// parent's pid here (and no atfork handler runs for it).
 static SELF_PID: AtomicU32 = AtomicU32::new(0);
 
 pub(super) extern "C" fn refresh_self_pid() {
-    SELF_PID.store(pid(), Relaxed);
+    note_self_pid();
+}
+
+/// Reads this process's id into the memory [`in_vfork_child`] compares with, and returns it:
+/// at load, and first thing in every fork child (`hooks::process`, whose fork handler then
+/// passes it on: one `getpid` per fork for everything that keeps the pid).
+pub fn note_self_pid() -> u32 {
+    let p = pid();
+    SELF_PID.store(p, Relaxed);
+    p
 }
 
 /// Whether this is a vfork child (or any child sharing its parent's memory without being a

@@ -39,10 +39,12 @@ pub fn create_region(name: &CStr, size: usize, high: c_int) -> Option<(c_int, *m
 }
 
 /// The link to the shipper: a Unix stream socketpair (so that a write to a shipper that is gone
-/// can be made without SIGPIPE), both ends close-on-exec and non-blocking, each moved to an fd
-/// number of at least `high`. Returns (the shipper's end, the host's end). The shipper sees the
-/// host's end close when the host execs (close-on-exec) or exits.
-pub fn link_pair(high: c_int) -> Option<(c_int, c_int)> {
+/// can be made without SIGPIPE), both ends close-on-exec and non-blocking, the host's end moved
+/// to an fd number of at least `high`, and the shipper's end too when `shipper_end_high` (it
+/// goes to a new shipper's process; one sent to a running shipper is closed right after the
+/// send, and where its number was does not matter). Returns (the shipper's end, the host's
+/// end). The shipper sees the host's end close when the host execs (close-on-exec) or exits.
+pub fn link_pair(high: c_int, shipper_end_high: bool) -> Option<(c_int, c_int)> {
     let mut fds = [0 as c_int; 2];
     // SAFETY: plain system calls on our own fds.
     unsafe {
@@ -62,6 +64,9 @@ pub fn link_pair(high: c_int) -> Option<(c_int, c_int)> {
             return None;
         }
         libc::close(fds[1]);
+        if !shipper_end_high {
+            return Some((fds[0], w));
+        }
         let r = libc::fcntl(fds[0], libc::F_DUPFD_CLOEXEC, high);
         libc::close(fds[0]);
         if r < 0 {
@@ -326,10 +331,10 @@ pub fn adoption_pair(high: c_int) -> Option<(c_int, c_int)> {
     Some((move_high(fds[0], high), move_high(fds[1], high)))
 }
 
-/// A pidfd of the calling process (close-on-exec), or -1.
-pub fn pidfd_self() -> c_int {
+/// A pidfd of the calling process, whose pid is `pid` (close-on-exec), or -1.
+pub fn pidfd_of(pid: u32) -> c_int {
     // SAFETY: pidfd_open of our own pid; -1 when the kernel does not have it.
-    unsafe { libc::syscall(libc::SYS_pidfd_open, libc::getpid(), 0) as c_int }
+    unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) as c_int }
 }
 
 /// Sends one message of `bytes` with `fds` attached (`SCM_RIGHTS`) on `sock`, without

@@ -226,7 +226,7 @@ pub fn spawn(origin_fork: bool) -> bool {
     let (Some(exe), true) = (exe, mem >= 0) else {
         return false;
     };
-    let Some((r, w)) = platform::link_pair(HIGH_FD) else {
+    let Some((r, w)) = platform::link_pair(HIGH_FD, true) else {
         return false;
     };
     // A new adoption channel for this process's future children (an inherited one, whose
@@ -318,11 +318,11 @@ fn adopt(silent: bool) -> bool {
     if chan < 0 || mem < 0 {
         return false;
     }
-    let pidfd = platform::pidfd_self();
+    let pidfd = platform::pidfd_of(super::image_pid());
     if pidfd < 0 {
         return false;
     }
-    let Some((r, w)) = platform::link_pair(HIGH_FD) else {
+    let Some((r, w)) = platform::link_pair(HIGH_FD, false) else {
         // SAFETY: our own fd.
         unsafe { libc::close(pidfd) };
         return false;
@@ -330,7 +330,7 @@ fn adopt(silent: bool) -> bool {
     // Built by hand: in a forked child, the formatting machinery's first use costs page faults.
     let exe = platform::exe_path_cached();
     let mut msg = Vec::with_capacity(64 + exe.len());
-    push_decimal(&mut msg, platform::pid());
+    push_decimal(&mut msg, super::image_pid());
     push_decimal(&mut msg, platform::ppid());
     push_decimal(&mut msg, offset as u64);
     push_decimal(&mut msg, u32::from(silent));

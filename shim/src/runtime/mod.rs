@@ -80,9 +80,16 @@ pub fn active() -> bool {
     !DISABLED.load(Relaxed)
 }
 
-/// Whether the calling process owns the region (not a vfork child sharing our memory).
+/// Whether the calling process owns the region (not a vfork child sharing our memory): one
+/// `getpid`.
 pub fn owns_region() -> bool {
     platform::pid() == IMAGE_PID.load(Acquire)
+}
+
+/// This image's pid (set at load and in the fork handler), without a system call: for code
+/// that runs where [`owns_region`] holds (the region's making, a fork child's handler).
+pub fn image_pid() -> u32 {
+    IMAGE_PID.load(Acquire)
 }
 
 /// The configuration (defaults before `init`).
@@ -157,10 +164,11 @@ pub fn init() {
         DISABLED.store(cfg.disabled, Relaxed);
         let _ = CONFIG.set(cfg);
         let loaded = platform::image_started_ms();
-        IMAGE_PID.store(platform::pid(), Release);
+        let pid = platform::pid();
+        IMAGE_PID.store(pid, Release);
         helper::setup();
         shared().started_ms.store(loaded, Relaxed);
-        shared().image.store(platform::image_token(), Relaxed);
+        shared().image.store(platform::image_token(pid), Relaxed);
     });
 }
 
@@ -394,12 +402,16 @@ fn reporting_thread() {
 /// finished (false when the process never touched a socket).
 pub fn finish(reason: ByeReason) -> bool {
     if helper::on() {
-        // The shipper sees the exit (pidfd) or the exec (the link closing) itself.
+        // The shipper sees the exit (pidfd) or the exec (the link closing) itself; an exec
+        // it learns of from `exec_pending`.
+        if reason != ByeReason::Exec {
+            return false;
+        }
         let ships = STARTED.load(Acquire) && platform::pid() == OWNER_PID.load(Acquire);
-        // A child handed over at its fork (not a vfork child in its memory) is ended by its
-        // exec for the shipper too: its nursery slot goes back.
+        // A child handed over silently (not a vfork child in its memory) is ended by its exec
+        // for the shipper too: its nursery slot goes back.
         let silent = helper::handed_over_silently() && platform::pid() == IMAGE_PID.load(Acquire);
-        if reason == ByeReason::Exec && (ships || silent) {
+        if ships || silent {
             helper::exec_pending(true);
             return true;
         }
@@ -435,22 +447,22 @@ pub fn fork_prepare() {
     }
 }
 
-/// In a forked child (the caller holds the guard): the parent's thread, lock and connection
-/// are not ours; the child gets accounting of its own and starts over.
-pub fn fork_child() {
+/// In a forked child, whose pid is `pid` (the caller holds the guard): the parent's thread,
+/// lock and connection are not ours; the child gets accounting of its own and starts over.
+pub fn fork_child(pid: u32) {
     STARTED.store(false, Relaxed);
     FORKED.store(true, Relaxed);
     COLLECTOR.store(std::ptr::null_mut(), Release);
     sink::Sink::abandon_inherited();
     let forked = platform::now_ms();
-    IMAGE_PID.store(platform::pid(), Release);
+    IMAGE_PID.store(pid, Release);
     if helper::on() {
         helper::fork_child();
     } else {
         let _ = reg().records.reset_after_fork();
     }
     shared().started_ms.store(forked, Relaxed);
-    shared().image.store(platform::image_token(), Relaxed);
+    shared().image.store(platform::image_token(pid), Relaxed);
 }
 
 /// Whether `fd` is one of the shim's own (the reporter connection, the shipper's region, link

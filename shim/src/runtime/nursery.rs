@@ -64,7 +64,7 @@ pub fn claim() -> Option<&'static Shared> {
     if fd < 0 || base.is_null() {
         return None;
     }
-    let k = header(base).claim(platform::pid())?;
+    let k = header(base).claim(super::image_pid())?;
     let offset = nursery::offset_of(k);
     CLAIMED.store(offset, Release);
     // SAFETY: slot `k` lies inside the nursery's mapping (`offset_of(k) + SPAN <= LEN`), is
