@@ -424,7 +424,10 @@ impl Collector {
                         cur = self.next_image(cur);
                     }
                     budget = budget.saturating_sub(n);
-                    if budget == 0 {
+                    // A read that did not fill the buffer took everything queued: what comes
+                    // later, the next poll reports (a read to EAGAIN would be one more system
+                    // call per wake-up, and a shipper's child is often one wake-up).
+                    if budget == 0 || n < buf.len() {
                         break false;
                     }
                 }
