@@ -92,6 +92,17 @@ fn hello(w: &Who, region: &Shared, interval_ms: u64) -> Hello {
     }
 }
 
+/// The longest the shipper's loop waits for something to happen.
+const MAX_TICK_MS: u64 = 100;
+
+/// The shipper's tick: how long its loop waits for something to happen, and the least time
+/// between two passes of a host whose only news is a change. A forking server's children wake
+/// the shipper far more often than that (each hand-over and end); without the gap the server's
+/// own lines went out at each of those wake-ups, one write and one reporter wake-up per child.
+pub fn tick(cfg: &Config) -> Duration {
+    Duration::from_millis(cfg.interval_ms.min(MAX_TICK_MS))
+}
+
 /// How long a host that has ended keeps its last lines for a reporter that is away (one that
 /// reconnects: restarting, or not started yet) before they are given up.
 pub const LINGER: Duration = outbox::LINGER;
@@ -289,7 +300,8 @@ pub struct Host {
     pidfd: i32,
     link: i32,
     shipper: Shipper,
-    last: Instant,
+    /// When its last pass was (None: none yet).
+    last: Option<Instant>,
     seen: u64,
     /// Set once the host ended: its last pass and `bye` are queued.
     ended: bool,
@@ -341,7 +353,7 @@ impl Host {
             pidfd,
             link,
             shipper: Shipper::new(),
-            last: Instant::now(),
+            last: None,
             seen: u64::MAX,
             ended: false,
             ended_at: None,
@@ -443,9 +455,9 @@ impl Host {
         None
     }
 
-    /// A pass when something changed, the interval passed or a snapshot was asked for (and
-    /// the reporter has read what the last one sent: until then the counters keep the rest);
-    /// then the snapshot's answer.
+    /// A pass when something changed (at most once a [`tick`]), the interval passed or a
+    /// snapshot was asked for (and the reporter has read what the last one sent: until then the
+    /// counters keep the rest); then the snapshot's answer.
     pub fn tick(&mut self, cfg: &Config, pool: &mut Pool) {
         if self.ended {
             return;
@@ -460,11 +472,16 @@ impl Host {
         let changes = region.changes.load(Ordering::Acquire);
         let asked = region.snapshot.asked.load(Ordering::Acquire);
         let answered = region.snapshot.answered.load(Ordering::Acquire);
-        let due =
-            changes != self.seen || self.last.elapsed() >= Duration::from_millis(cfg.interval_ms) || asked > answered;
-        if due && self.out.accepts_more() {
+        let due = match self.last {
+            None => true,
+            Some(t) => {
+                let since = t.elapsed();
+                (changes != self.seen && since >= tick(cfg)) || since >= Duration::from_millis(cfg.interval_ms)
+            }
+        };
+        if (due || asked > answered) && self.out.accepts_more() {
             self.seen = changes;
-            self.last = Instant::now();
+            self.last = Some(Instant::now());
             self.pass();
         }
         if asked > answered {

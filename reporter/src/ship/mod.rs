@@ -65,8 +65,6 @@ pub struct ShipArgs {
     pub argv: Vec<String>,
 }
 
-const MAX_TICK_MS: u64 = 100;
-
 /// Runs the shipper until its hosts have ended. Exit status 0, or 2 when the first host's
 /// region cannot be used.
 pub fn ship(a: &ShipArgs) -> i32 {
@@ -98,7 +96,7 @@ pub fn ship(a: &ShipArgs) -> i32 {
     };
     let mut hosts = vec![first];
     let mut chan = a.adopt;
-    let tick = cfg.interval_ms.min(MAX_TICK_MS) as i32;
+    let tick = host::tick(&cfg).as_millis() as i32;
     // Set once the reporter is gone or has ended the run: later hand-overs would find nobody
     // to ship to either.
     let mut quiet = false;
