@@ -23,6 +23,11 @@
  *                    must be reported while it lives, though it handed its region over silently
  *                    and nothing woke its shipper when it started shipping. Its line then ends
  *                    with " live=1" (seen) or " live=0" (not within 20 s).
+ *   MODE snapshot:   as serial, but each child, after its connection closed, asks the shim for
+ *                    its own report (sockmeter_snapshot_json, found with dlsym: the API a host
+ *                    embeds): the shipper it was handed to must answer, woken through the
+ *                    adoption channel. Its line ends with " snap=1" when the answer names its
+ *                    pid and its SIZE bytes sent, else " snap=0".
  *   MODE inherit:    the parent's connection stays open while N children, one after another,
  *                    inherit it and exec /bin/true without touching a socket; then the parent's
  *                    exchange on it, and one more child as in serial (the only child line).
@@ -32,6 +37,7 @@
  * nursery) and M how many of a nursery ("/memfd:sockmeter-nursery (deleted)"). The parent then
  * prints "parent regions=R nurseries=M" and "tx=T rx=X" (its own connection's bytes). */
 #include "common.h"
+#include <dlfcn.h>
 #include <pthread.h>
 #include <sys/wait.h>
 
@@ -77,6 +83,21 @@ static void child_line(void) {
     say("child %d regions=%d nurseries=%d\n", (int)getpid(), r, m);
 }
 
+/* Whether this process's own report, asked of the shim, names it and SIZE bytes sent. */
+static int snapshot_ok(size_t size) {
+    char *(*snap)(void) = (char *(*)(void))dlsym(RTLD_DEFAULT, "sockmeter_snapshot_json");
+    void (*release)(char *) = (void (*)(char *))dlsym(RTLD_DEFAULT, "sockmeter_string_free");
+    if (!snap || !release) return 0;
+    char *json = snap();
+    if (!json) return 0;
+    char pid[32], tx[48];
+    snprintf(pid, sizeof pid, "\"pid\":%d,", (int)getpid());
+    snprintf(tx, sizeof tx, "\"tx_bytes\":%zu", size);
+    int ok = strstr(json, pid) && strstr(json, tx);
+    release(json);
+    return ok;
+}
+
 /* Whether this process's hello shows in the event stream file `path` within 20 s. */
 static int hello_seen(const char *path) {
     char want[64], line[4096];
@@ -103,6 +124,7 @@ int main(int argc, char **argv) {
     int concurrent = strcmp(argv[4], "concurrent") == 0;
     int threads = strcmp(argv[4], "threads") == 0 || strcmp(argv[4], "live") == 0;
     const char *live = strcmp(argv[4], "live") == 0 ? getenv("NURSERY_STREAM") : NULL;
+    int snapshot = strcmp(argv[4], "snapshot") == 0;
     if (strcmp(argv[4], "live") == 0 && !live) fail("mode live needs NURSERY_STREAM\n");
     unsigned long long rx = 0, tx = 0;
     if (strcmp(argv[4], "inherit") == 0) {
@@ -183,6 +205,11 @@ int main(int argc, char **argv) {
                 int r, m;
                 maps(&r, &m);
                 say("child %d regions=%d nurseries=%d live=%d\n", (int)getpid(), r, m, seen);
+            } else if (snapshot) {
+                int ok = snapshot_ok(size);
+                int r, m;
+                maps(&r, &m);
+                say("child %d regions=%d nurseries=%d snap=%d\n", (int)getpid(), r, m, ok);
             } else {
                 child_line();
             }

@@ -194,3 +194,22 @@ fn a_silently_handed_over_child_is_reported_while_it_lives() {
         .count();
     assert_eq!(live as u64, n, "every child's hello while it lived:\n{}", r.stdout);
 }
+
+/// A child handed over to its parent's shipper asks for its own report through the API a host
+/// embeds (`sockmeter_snapshot_json`): the shipper, woken through the adoption channel (the
+/// child's link is a pipe it never writes), answers with the child's own counts, and reads the
+/// wake-up as one (no complaint about a hand-over it could not read).
+#[test]
+fn a_handed_over_child_gets_its_own_snapshot() {
+    let n = 3;
+    let r = run(n, "snapshot", &[]);
+    let kids = children(&r);
+    assert!(in_slots(&kids) >= 1, "no child counted in a slot:\n{}", r.stdout);
+    let answered = r
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("child ") && l.ends_with(" snap=1"))
+        .count();
+    assert_eq!(answered as u64, n, "every child's own report:\n{}", r.stdout);
+    assert!(!r.stderr.contains("hand-over"), "{}", r.stderr);
+}

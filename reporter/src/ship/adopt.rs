@@ -7,9 +7,11 @@
 //! parent, where its region starts in the memfd it sends (0, or a slot of its parent's nursery:
 //! `sockmeter::nursery`), whether it is silent (1: handed over at its fork, before it ships;
 //! else 0), executable and command line (NUL-separated), with three fds attached
-//! (`SCM_RIGHTS`): that memfd, the read end of its own link pipe, and a pidfd of itself. The channel
-//! ends (`recv` returns 0) only when no process holds the host's end any more and every queued
-//! message was read, so a child whose message was queued is never missed.
+//! (`SCM_RIGHTS`): that memfd, the read end of its own link pipe, and a pidfd of itself. A host
+//! handed over this way wakes the shipper with a one-byte message `!` on the channel (its link
+//! is a pipe, which it never writes). The channel ends (`recv` returns 0) only when no process
+//! holds the host's end any more and every queued message was read, so a child whose message
+//! was queued is never missed.
 
 /// One forked child asking to be shipped.
 #[derive(Debug)]
@@ -38,6 +40,9 @@ pub struct Adoptee {
 pub enum Received {
     /// A child to ship.
     Adoptee(Adoptee),
+    /// A wake-up from a host already handed over (one byte, `!`, no fds: a snapshot asked; the
+    /// round that read it has ticked every host already).
+    Wake,
     /// A message that was not one (its fds are closed).
     Malformed,
     /// Nothing queued right now.
@@ -104,6 +109,9 @@ pub fn receive(chan: i32) -> Received {
     }
     if n == 0 && fds.is_empty() {
         return Received::Ended;
+    }
+    if fds.is_empty() && buf[..n as usize] == *b"!" {
+        return Received::Wake;
     }
     match parse(&buf[..n as usize], &fds) {
         Some(a) => Received::Adoptee(a),

@@ -234,6 +234,7 @@ fn take_adoptees(chan: i32, hosts: &mut Vec<Host>, cfg: &Config, pool: &mut Pool
                     }
                 }
             }
+            adopt::Received::Wake => {}
             adopt::Received::Malformed => {
                 say!("sockmeter: the shipper could not read a forked child's hand-over (out of fds?); that child's counts are lost")
             }

@@ -538,7 +538,12 @@ pub fn create_region(_name: &std::ffi::CStr, _size: usize, _high: c_int) -> Opti
 }
 
 /// Not on macOS (no shipper).
-pub fn link_pair(_high: c_int, _shipper_end_high: bool) -> Option<(c_int, c_int)> {
+pub fn link_pair(_high: c_int) -> Option<(c_int, c_int)> {
+    None
+}
+
+/// Not on macOS (no shipper).
+pub fn exit_link(_high: c_int) -> Option<(c_int, c_int)> {
     None
 }
 

@@ -40,7 +40,7 @@
 //!   same for a reporter that is not there now (a `listen` that is away), reached later by a
 //!   writer of its own (Linux; not on macOS).
 //! * shipper mode (`shipper.rs` on Linux): `create_region` (a shared mapping others can map),
-//!   `link_pair`, `spawn_shipper` (a process that is never the host's child), and for forked children `adoption_pair`, `pidfd_of` and
+//!   `link_pair`, `spawn_shipper` (a process that is never the host's child), and for forked children `adoption_pair`, `exit_link`, `pidfd_of` and
 //!   `send_with_fds` (handing a region to the shipper that already exists).
 //! * the kernel witness (Linux; none on macOS): `tcp_counts(fd)`, `unread_bytes(fd)`,
 //!   `kernel_tls(fd)`, `flush_stdio_on(wanted)` (at exit) and `stdio_pending(stream)` (the

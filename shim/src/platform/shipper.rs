@@ -38,13 +38,11 @@ pub fn create_region(name: &CStr, size: usize, high: c_int) -> Option<(c_int, *m
     }
 }
 
-/// The link to the shipper: a Unix stream socketpair (so that a write to a shipper that is gone
-/// can be made without SIGPIPE), both ends close-on-exec and non-blocking, the host's end moved
-/// to an fd number of at least `high`, and the shipper's end too when `shipper_end_high` (it
-/// goes to a new shipper's process; one sent to a running shipper is closed right after the
-/// send, and where its number was does not matter). Returns (the shipper's end, the host's
-/// end). The shipper sees the host's end close when the host execs (close-on-exec) or exits.
-pub fn link_pair(high: c_int, shipper_end_high: bool) -> Option<(c_int, c_int)> {
+/// The link to a new shipper: a Unix stream socketpair (so that a write to a shipper that is
+/// gone can be made without SIGPIPE), both ends close-on-exec and non-blocking, each moved to an
+/// fd number of at least `high`. Returns (the shipper's end, the host's end). The shipper sees
+/// the host's end close when the host execs (close-on-exec) or exits.
+pub fn link_pair(high: c_int) -> Option<(c_int, c_int)> {
     let mut fds = [0 as c_int; 2];
     // SAFETY: plain system calls on our own fds.
     unsafe {
@@ -64,9 +62,6 @@ pub fn link_pair(high: c_int, shipper_end_high: bool) -> Option<(c_int, c_int)> 
             return None;
         }
         libc::close(fds[1]);
-        if !shipper_end_high {
-            return Some((fds[0], w));
-        }
         let r = libc::fcntl(fds[0], libc::F_DUPFD_CLOEXEC, high);
         libc::close(fds[0]);
         if r < 0 {
@@ -74,6 +69,29 @@ pub fn link_pair(high: c_int, shipper_end_high: bool) -> Option<(c_int, c_int)> 
             return None;
         }
         Some((r, w))
+    }
+}
+
+/// The link of a forked child handed to a running shipper: a pipe, close-on-exec, whose write
+/// end (the host's, moved to at least `high`) the shipper sees close when the child execs or
+/// exits. Nothing is written to it: the child wakes its shipper through the adoption channel
+/// (a pipe would raise SIGPIPE in a host whose shipper is gone). The read end is sent and
+/// closed at once, so it is not moved. Half the cost of a socketpair here (7 against 13 µs
+/// for a pair made and closed). Returns (the shipper's end, the host's end).
+pub fn exit_link(high: c_int) -> Option<(c_int, c_int)> {
+    let mut fds = [0 as c_int; 2];
+    // SAFETY: plain system calls on our own fds.
+    unsafe {
+        if libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) != 0 {
+            return None;
+        }
+        let w = libc::fcntl(fds[1], libc::F_DUPFD_CLOEXEC, high);
+        libc::close(fds[1]);
+        if w < 0 {
+            libc::close(fds[0]);
+            return None;
+        }
+        Some((fds[0], w))
     }
 }
 

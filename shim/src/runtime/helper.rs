@@ -48,8 +48,11 @@ const HIGH_FD: libc::c_int = 230;
 static HELPER_MODE: AtomicBool = AtomicBool::new(false);
 /// The region's memfd, until a shipper has it.
 pub static MEM_FD: AtomicI32 = AtomicI32::new(-1);
-/// The write end of the link pipe to the shipper.
+/// The host's end of the link to the shipper (a socketpair to a shipper it started, a pipe to
+/// one it was handed to: `platform::exit_link`).
 pub static LINK_FD: AtomicI32 = AtomicI32::new(-1);
+/// Whether the link is such a pipe: the shipper is then woken through the adoption channel.
+static WAKE_BY_CHANNEL: AtomicBool = AtomicBool::new(false);
 /// The longest hand-over message a child sends (the shipper reads up to 64 KiB).
 const MAX_ADOPTION_MESSAGE: usize = 60 * 1024;
 
@@ -226,7 +229,7 @@ pub fn spawn(origin_fork: bool) -> bool {
     let (Some(exe), true) = (exe, mem >= 0) else {
         return false;
     };
-    let Some((r, w)) = platform::link_pair(HIGH_FD, true) else {
+    let Some((r, w)) = platform::link_pair(HIGH_FD) else {
         return false;
     };
     // A new adoption channel for this process's future children (an inherited one, whose
@@ -258,7 +261,7 @@ pub fn spawn(origin_fork: bool) -> bool {
     }
     match spawned {
         Ok(()) => {
-            handed_over(w);
+            handed_over(w, false);
             replace_adopt_fd(adopt_host);
             true
         }
@@ -281,7 +284,7 @@ pub fn spawn(origin_fork: bool) -> bool {
 }
 
 /// The shipper has the region: the host keeps only the link's write end `w`.
-fn handed_over(w: libc::c_int) {
+fn handed_over(w: libc::c_int, wake_by_channel: bool) {
     let mem = MEM_FD.swap(-1, AcqRel);
     if mem >= 0 {
         // SAFETY: our own fd.
@@ -289,6 +292,7 @@ fn handed_over(w: libc::c_int) {
         reg().fds.set(mem, sockmeter::registry::FdState::Unknown);
     }
     reg_ignore(w);
+    WAKE_BY_CHANNEL.store(wake_by_channel, Release);
     LINK_FD.store(w, Release);
 }
 
@@ -306,7 +310,7 @@ fn replace_adopt_fd(new: libc::c_int) {
 
 /// A forked child hands its region to the shipper its parent already has: one message on the
 /// inherited adoption channel carrying the region's memfd, the read end of a new link pipe of
-/// its own (exec and wake-ups, as for any host) and a pidfd of itself (its exit), and its pid,
+/// its own (its exec; wake-ups go on the channel) and a pidfd of itself (its exit), and its pid,
 /// parent and command line. Sending does not wait for the shipper: a message that was queued
 /// is read before the shipper can see the channel end, and the shipper holds the region (so a
 /// child that exits first still has its last counts shipped). False when there is no channel
@@ -322,7 +326,7 @@ fn adopt(silent: bool) -> bool {
     if pidfd < 0 {
         return false;
     }
-    let Some((r, w)) = platform::link_pair(HIGH_FD, false) else {
+    let Some((r, w)) = platform::exit_link(HIGH_FD) else {
         // SAFETY: our own fd.
         unsafe { libc::close(pidfd) };
         return false;
@@ -357,7 +361,7 @@ fn adopt(silent: bool) -> bool {
         unsafe { libc::close(w) };
         return false;
     }
-    handed_over(w);
+    handed_over(w, true);
     true
 }
 
@@ -454,13 +458,18 @@ pub fn handed_over_silently() -> bool {
     SILENT.load(Acquire) && !shared().ships()
 }
 
-/// Wakes the shipper (a byte on the link; never blocks). Not from a signal handler that
-/// interrupted this thread while it held the fd lock: the shipper's own timer wakes it.
+/// Wakes the shipper (a byte on the link, or on the adoption channel when the link is a pipe;
+/// never blocks). Not from a signal handler that interrupted this thread while it held the fd
+/// lock: the shipper's own timer wakes it.
 fn wake() {
     let _ = super::sink::with_fd_lock(|| {
         let w = LINK_FD.load(Acquire);
         if w >= 0 {
-            platform::poke(w);
+            platform::poke(if WAKE_BY_CHANNEL.load(Acquire) {
+                ADOPT_FD.load(Acquire)
+            } else {
+                w
+            });
         }
     });
 }
