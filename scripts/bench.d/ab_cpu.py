@@ -8,7 +8,8 @@ figure) and of CPU time (user + system of the workload and everything it started
 reporter), each as a ratio to no preload, and the median of the per-round ratio B/A.
 
   scripts/bench.d/ab_cpu.py WORKLOAD COUNT ROUNDS MODE BASE_DIR NEW_DIR
-    WORKLOAD  short | threads | plugin-threads | dlopen   (binaries from `scripts/bench`)
+    WORKLOAD  short | threads | plugin-threads | dlopen | forks | forks:inherit
+              (binaries from `scripts/bench`)
     MODE      run (sockmeter run --json) | preload (LD_PRELOAD of the shim alone)
     *_DIR     a target/release directory with sockmeter and libsockmeter_shim.so
 """
@@ -25,7 +26,8 @@ builds = {"base": sys.argv[5] + "/", "mine": sys.argv[6] + "/"}
 def argv():
     return {"short": [B + "w_short", port, n], "threads": [B + "w_threads", "threads", n],
             "plugin-threads": [B + "w_threads", "plugin-threads", n, B + "libw_tplugin.so"],
-            "dlopen": [B + "w_threads", "dlopen", n, B + "libw_tplugin.so"]}[wl]
+            "dlopen": [B + "w_threads", "dlopen", n, B + "libw_tplugin.so"],
+            "forks": [B + "w_forks", port, n], "forks:inherit": [B + "w_forks", port, n, "inherit"]}[wl]
 def one(cond):
     e = dict(env)
     cmd = argv()
