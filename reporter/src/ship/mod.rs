@@ -161,16 +161,26 @@ pub fn ship(a: &ShipArgs) -> i32 {
         // now, for the child that follows it (a forking server's next child is often waiting
         // in the channel by the time its predecessor's end is seen).
         let known = hosts.len();
-        if chan >= 0 && fds[0].revents != 0 && !take_adoptees(chan, &mut hosts, &cfg, &mut pool, &mut regions) {
-            // SAFETY: our own fd.
-            unsafe { libc::close(chan) };
-            chan = -1;
+        let mut woken = false;
+        if chan >= 0 && fds[0].revents != 0 {
+            match take_adoptees(chan, &mut hosts, &cfg, &mut pool, &mut regions) {
+                Taken::More { woken: w } => woken = w,
+                Taken::Ended => {
+                    // SAFETY: our own fd.
+                    unsafe { libc::close(chan) };
+                    chan = -1;
+                }
+            }
         }
         // A new host that speaks at once (not handed over silently) says its hello with its
-        // first pass, in one write. A silent one waits for a later round (`Host::start`).
-        for h in hosts[known..].iter_mut().filter(|h| !h.is_silent()) {
-            h.tick(&cfg, &mut pool);
-            h.flush();
+        // first pass, in one write. A silent one waits for a later round (`Host::start`). A
+        // wake-up read on the channel (a snapshot asked by a host whose hand-over may have been
+        // read only now) is answered in this round: every host gets its tick again.
+        for (k, h) in hosts.iter_mut().enumerate() {
+            if woken || (k >= known && !h.is_silent()) {
+                h.tick(&cfg, &mut pool);
+                h.flush();
+            }
         }
         if hosts.is_empty() && chan >= 0 && quiet {
             break;
@@ -206,9 +216,17 @@ fn raise_open_files() {
     }
 }
 
-/// Reads every queued adoption message and starts a host for each. False when the channel
-/// has ended.
-fn take_adoptees(chan: i32, hosts: &mut Vec<Host>, cfg: &Config, pool: &mut Pool, regions: &mut Regions) -> bool {
+/// What reading the adoption channel gave.
+enum Taken {
+    /// It is still open; `woken`: a host asked to be woken (`adopt::Received::Wake`).
+    More { woken: bool },
+    /// It ended: no process can hand a host over any more.
+    Ended,
+}
+
+/// Reads every queued adoption message and starts a host for each.
+fn take_adoptees(chan: i32, hosts: &mut Vec<Host>, cfg: &Config, pool: &mut Pool, regions: &mut Regions) -> Taken {
+    let mut woken = false;
     loop {
         match adopt::receive(chan) {
             adopt::Received::Adoptee(c) => {
@@ -234,12 +252,12 @@ fn take_adoptees(chan: i32, hosts: &mut Vec<Host>, cfg: &Config, pool: &mut Pool
                     }
                 }
             }
-            adopt::Received::Wake => {}
+            adopt::Received::Wake => woken = true,
             adopt::Received::Malformed => {
                 say!("sockmeter: the shipper could not read a forked child's hand-over (out of fds?); that child's counts are lost")
             }
-            adopt::Received::Nothing => return true,
-            adopt::Received::Ended => return false,
+            adopt::Received::Nothing => return Taken::More { woken },
+            adopt::Received::Ended => return Taken::Ended,
         }
     }
 }
