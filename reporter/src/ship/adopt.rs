@@ -40,8 +40,8 @@ pub struct Adoptee {
 pub enum Received {
     /// A child to ship.
     Adoptee(Adoptee),
-    /// A wake-up from a host already handed over (one byte, `!`, no fds: a snapshot asked; the
-    /// round that read it has ticked every host already).
+    /// A wake-up from a host handed over this way (one byte, `!`, no fds: a snapshot asked):
+    /// every host gets its tick again in the round that read it.
     Wake,
     /// A message that was not one (its fds are closed).
     Malformed,

@@ -197,8 +197,8 @@ pub fn pid() -> u32 {
 }
 
 /// The pid of the process this memory belongs to: read at load time and again in every fork
-/// child ([`note_self_pid`]). A vfork child runs in its parent's memory until it execs or exits, so it reads its
-/// parent's pid here (and no atfork handler runs for it).
+/// child ([`note_self_pid`]). A vfork child runs in its parent's memory until it execs or
+/// exits, so it reads its parent's pid here (and no atfork handler runs for it).
 static SELF_PID: AtomicU32 = AtomicU32::new(0);
 
 pub(super) extern "C" fn refresh_self_pid() {
