@@ -51,6 +51,13 @@ pub struct Collector {
     door: Option<UnixListener>,
     path: PathBuf,
     slots: Vec<Slot>,
+    /// The slots whose connection is open, in order ([`Collector::refresh_open`]): a wait polls
+    /// these, not every slot. A forking server's reporter keeps a slot per child for the
+    /// report, and going through all of them at each wake-up made each child cost more than
+    /// the one before (30,000 children: 62 → 98 µs of the reporter's CPU per child).
+    open: Vec<usize>,
+    /// How many slots [`Collector::refresh_open`] has looked at.
+    looked: usize,
     next_id: u64,
     warnings: Vec<String>,
     accept_error: Option<String>,
@@ -80,6 +87,8 @@ impl Collector {
             door: None,
             path: path.to_path_buf(),
             slots: Vec::new(),
+            open: Vec::new(),
+            looked: 0,
             next_id: 1,
             warnings: Vec::new(),
             accept_error: None,
@@ -273,8 +282,20 @@ impl Collector {
         self.poll_with(timeout, true)
     }
 
+    /// Brings [`Collector::open`] up to date: slots whose connection ended or moved on (to the
+    /// next image's slot) leave it, slots added since the last look join it. Streams change only
+    /// in slots that were open or are new.
+    fn refresh_open(&mut self) {
+        let slots = &self.slots;
+        self.open.retain(|&i| slots[i].stream.is_some());
+        self.open
+            .extend((self.looked..slots.len()).filter(|&i| slots[i].stream.is_some()));
+        self.looked = slots.len();
+    }
+
     fn poll_with(&mut self, timeout: Duration, accept: bool) -> Result<()> {
-        let mut fds = Vec::with_capacity(self.slots.len() + 2);
+        self.refresh_open();
+        let mut fds = Vec::with_capacity(self.open.len() + 3);
         fds.push(libc::pollfd {
             fd: if accept { self.listener.as_raw_fd() } else { -1 },
             events: libc::POLLIN,
@@ -285,16 +306,13 @@ impl Collector {
             events: libc::POLLIN,
             revents: 0,
         });
-        let mut which = Vec::with_capacity(self.slots.len());
-        for (i, s) in self.slots.iter().enumerate() {
-            if let Some(st) = &s.stream {
-                fds.push(libc::pollfd {
-                    fd: st.as_raw_fd(),
-                    events: libc::POLLIN,
-                    revents: 0,
-                });
-                which.push(i);
-            }
+        let which = self.open.clone();
+        for &i in &which {
+            fds.push(libc::pollfd {
+                fd: self.slots[i].stream.as_ref().map_or(-1, |st| st.as_raw_fd()),
+                events: libc::POLLIN,
+                revents: 0,
+            });
         }
         if let Some(w) = self.wake {
             fds.push(libc::pollfd {

@@ -280,3 +280,34 @@ fn images_in_turn_on_one_connection_are_processes_of_their_own() {
     pump(&mut c, |c| c.open_connections() == 0);
     assert_eq!(c.conns().last().map(|k| k.status()), Some(Status::Lost));
 }
+
+/// A wait polls the open connections only: a shipper's connection that carried a hundred images
+/// in turn leaves a hundred slots (the report has each process) and one connection to poll; a
+/// connection that closes leaves the poll set.
+#[test]
+fn a_wait_polls_the_open_connections_not_every_image() {
+    let dir = PrivateDir::new().unwrap();
+    let mut c = Collector::bind(&dir.path().join("s")).unwrap();
+    let me = std::process::id();
+    let images: Vec<u8> = (0..100)
+        .flat_map(|k| [hello(me + k), traffic(1, Family::Inet, 1), bye(ByeReason::Exit)].concat())
+        .collect();
+    let mut shipper = UnixStream::connect(c.socket_path()).unwrap();
+    let mut other = UnixStream::connect(c.socket_path()).unwrap();
+    shipper.write_all(&images).unwrap();
+    other.write_all(&hello(me + 1000)).unwrap();
+    pump(&mut c, |c| {
+        c.conns().count() == 101
+            && c.conns()
+                .filter(|k| k.status() == Status::SaidBye(ByeReason::Exit))
+                .count()
+                == 100
+    });
+    c.refresh_open();
+    assert_eq!((c.open.len(), c.open_connections()), (2, 2));
+    drop(other);
+    pump(&mut c, |c| c.open_connections() == 1);
+    c.refresh_open();
+    assert_eq!(c.open.len(), 1);
+    assert!(c.take_warnings().is_empty());
+}
