@@ -57,12 +57,13 @@ struct Name {
     len: AtomicU32,
 }
 
-/// The table.
+/// The table (`repr(C)`, scalars first: see `registry::fds::FdTable`).
+#[repr(C)]
 pub struct Names {
-    entries: [Name; MAX_NAMES],
-    count: AtomicU32,
-    arena: [AtomicU8; ARENA],
     used: AtomicUsize,
+    count: AtomicU32,
+    entries: [Name; MAX_NAMES],
+    arena: [AtomicU8; ARENA],
     /// The host names the process looked up, by address (`crate::hostnames`).
     pub hosts: crate::hostnames::Hosts,
 }

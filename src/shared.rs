@@ -21,7 +21,7 @@ use crate::wire::{ExitStatus, Message, Notice};
 /// `Shared::magic` once initialised.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"SOCKMTR1");
 /// Layout version (bumped on any change of this file's types).
-pub const LAYOUT: u64 = 9;
+pub const LAYOUT: u64 = 10;
 
 /// Bytes of the snapshot mailbox.
 pub const SNAPSHOT_MAX: usize = 16 << 20;
@@ -150,16 +150,18 @@ pub struct Shared {
     /// finds the child shipping (its first socket call), and if the child exits or execs first,
     /// only gives the slot back.
     pub shipping: AtomicU32,
+    /// Sockets and counters. Right after the scalars above, so that they, the fd table's
+    /// scalars and its first entries share one page (a forked child faults on each page of its
+    /// region it touches); the rings and the mailbox, which it rarely touches, come last.
+    pub registry: Registry,
+    /// Module and label names.
+    pub names: Names,
     /// Notices from the host (`kind\tmessage` lines) for the shipper to send.
     pub notices: TextRing,
     /// Wire lines from the shipper for in-process subscribers.
     pub events: TextRing,
     /// The snapshot mailbox.
     pub snapshot: Mailbox,
-    /// Sockets and counters.
-    pub registry: Registry,
-    /// Module and label names.
-    pub names: Names,
 }
 
 impl Shared {

@@ -44,10 +44,14 @@ impl FdState {
 }
 
 /// fd number → [`FdState`].
+///
+/// `repr(C)`, scalars first: they share a page with the start of the array after them (the
+/// part a process uses), and a forked child faults on each such page of its region once.
+#[repr(C)]
 pub struct FdTable {
-    pub(super) slots: [AtomicU32; MAX_FDS],
     /// One past the highest fd ever set to something other than unknown.
     pub(super) top: AtomicU32,
+    pub(super) slots: [AtomicU32; MAX_FDS],
 }
 
 impl FdTable {

@@ -41,6 +41,7 @@ pub const MAX_PEERS: usize = 4;
 pub const OVERFLOW: u32 = 0;
 
 /// The fd table and the records of one process.
+#[repr(C)]
 pub struct Registry {
     /// fd → record.
     pub fds: FdTable,

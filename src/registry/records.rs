@@ -408,15 +408,16 @@ impl Record {
     }
 }
 
-/// The table of socket records.
+/// The table of socket records (`repr(C)`, scalars first: see [`super::fds::FdTable`]).
+#[repr(C)]
 pub struct Records {
-    pub(super) recs: [Record; MAX_RECORDS],
-    pub(super) peers: [Peers; MAX_RECORDS],
-    pub(super) cursor: AtomicU32,
-    pub(super) high_water: AtomicU32,
     pub(super) next_id: AtomicU64,
     /// Connections opened on the overflow record (the registry was full) since the last take.
     overflow_conns: AtomicU64,
+    pub(super) cursor: AtomicU32,
+    pub(super) high_water: AtomicU32,
+    pub(super) recs: [Record; MAX_RECORDS],
+    pub(super) peers: [Peers; MAX_RECORDS],
 }
 
 impl Records {
