@@ -492,3 +492,31 @@ fn peer_names_socketpairs_and_matched_globs() {
         "bounded"
     );
 }
+
+/// Module lines in any order, and a later line for a module already known: the account keeps
+/// one entry per module, sorted by name, the later line's (`ProcessAccount::module_infos`).
+#[test]
+fn module_lines_are_kept_one_per_name_sorted_and_replaced() {
+    let mut a = ProcessAccount::new();
+    a.apply(&hello()).unwrap();
+    let module = |m: &str, load: crate::model::Load| {
+        Message::Module(crate::wire::ModuleInfo {
+            module: m.into(),
+            load,
+            loaded_at: None,
+        })
+    };
+    a.apply(&module("/z", crate::model::Load::Linked)).unwrap();
+    a.apply(&module("/a", crate::model::Load::Linked)).unwrap();
+    a.apply(&module("/m", crate::model::Load::Linked)).unwrap();
+    a.apply(&module("/a", crate::model::Load::Dlopen)).unwrap();
+    let seen: Vec<(&str, crate::model::Load)> = a.module_infos().map(|m| (m.module.as_str(), m.load)).collect();
+    assert_eq!(
+        seen,
+        [
+            ("/a", crate::model::Load::Dlopen),
+            ("/m", crate::model::Load::Linked),
+            ("/z", crate::model::Load::Linked)
+        ]
+    );
+}
