@@ -181,4 +181,26 @@ static inline void fill(char *buf, size_t n, unsigned seed) {
     for (size_t i = 0; i < n; i++) buf[i] = (char)('a' + (i * 7 + seed) % 26);
 }
 
+/* Sends `bytes` bytes on `fd`, all of them, in blocks of 4 KiB of fill(seed). */
+static inline void send_filled(int fd, size_t bytes, unsigned seed) {
+    char buf[4096];
+    fill(buf, sizeof buf, seed);
+    for (size_t sent = 0; sent < bytes;) {
+        size_t n = bytes - sent < sizeof buf ? bytes - sent : sizeof buf;
+        ssize_t w = send(fd, buf, n, 0);
+        if (w < 0) die("send");
+        sent += (size_t)w;
+    }
+}
+
+/* Installs `handler` for `sig`, with SA_RESTART and nothing blocked. */
+static inline void catch_restarting(int sig, void (*handler)(int)) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = handler;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    if (sigaction(sig, &sa, NULL) < 0) die("sigaction");
+}
+
 #endif

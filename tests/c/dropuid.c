@@ -28,15 +28,9 @@ int main(int argc, char **argv) {
         die("execvp");
     }
     int fd = connect_v4(port);
-    char buf[4096];
-    fill(buf, sizeof buf, 5);
-    for (size_t sent = 0; sent < bytes;) {
-        size_t n = bytes - sent < sizeof buf ? bytes - sent : sizeof buf;
-        ssize_t w = send(fd, buf, n, 0);
-        if (w < 0) die("send");
-        sent += (size_t)w;
-    }
+    send_filled(fd, bytes, 5);
     if (shutdown(fd, SHUT_WR) < 0) die("shutdown");
+    char buf[4096];
     while (recv(fd, buf, sizeof buf, 0) > 0) {
     }
     close(fd);

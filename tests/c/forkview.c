@@ -40,31 +40,15 @@ static void low_fds(char *out, size_t cap) {
         if (have[fd]) len += (size_t)snprintf(out + len, cap - len, "%s%d", len ? "," : "", fd);
 }
 
-static void send_bytes(int fd, size_t bytes) {
-    char buf[4096];
-    fill(buf, sizeof buf, 3);
-    for (size_t sent = 0; sent < bytes;) {
-        size_t n = bytes - sent < sizeof buf ? bytes - sent : sizeof buf;
-        ssize_t w = send(fd, buf, n, 0);
-        if (w < 0) die("send");
-        sent += (size_t)w;
-    }
-}
-
 int main(int argc, char **argv) {
     if (argc != 3) fail("usage: forkview PORT BYTES");
     unsigned short port = (unsigned short)atoi(argv[1]);
     size_t bytes = (size_t)atol(argv[2]);
     start_clock();
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_chld;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_RESTART;
-    if (sigaction(SIGCHLD, &sa, NULL) < 0) die("sigaction SIGCHLD");
+    catch_restarting(SIGCHLD, on_chld);
 
     int first = connect_v4(port);
-    send_bytes(first, bytes);
+    send_filled(first, bytes, 3);
     if (close(first) < 0) die("close");
 
     for (int round = 1; round <= 2; round++) {
@@ -87,7 +71,7 @@ int main(int argc, char **argv) {
                              next, fds);
             if (write(report[1], line, (size_t)n) != n) _exit(1);
             close(report[1]);
-            if (round == 1) send_bytes(held, bytes);
+            if (round == 1) send_filled(held, bytes, 3);
             _exit(7);
         }
         close(report[1]);

@@ -113,22 +113,10 @@ int main(int argc, char **argv) {
     size_t bytes = (size_t)atol(argv[2]);
     start_clock();
 
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_chld;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_RESTART;
-    if (sigaction(SIGCHLD, &sa, NULL) < 0) die("sigaction SIGCHLD");
+    catch_restarting(SIGCHLD, on_chld);
 
     int fd = connect_v4(port);
-    char buf[4096];
-    fill(buf, sizeof buf, (unsigned)stage);
-    for (size_t sent = 0; sent < bytes;) {
-        size_t n = bytes - sent < sizeof buf ? bytes - sent : sizeof buf;
-        ssize_t w = send(fd, buf, n, 0);
-        if (w < 0) die("send");
-        sent += (size_t)w;
-    }
+    send_filled(fd, bytes, (unsigned)stage);
     if (close(fd) < 0) die("close");
     /* Long enough for a shipper to be started and settled, if there is one. */
     usleep(300 * 1000);

@@ -23,6 +23,19 @@ fn children_saying(r: &Run, what: &str) -> u64 {
         .count() as u64
 }
 
+/// Asserts that more of `r`'s `n` children counted in a slot than the nursery has: slots were
+/// given back and taken again. (A child that found every slot taken, the shipper not having
+/// seen its predecessors end yet on a loaded machine, made a region of its own, and is exact
+/// all the same: `run`.)
+fn assert_slots_came_back(r: &Run, n: u64) {
+    let in_slots = in_slots(&children(r));
+    assert!(
+        in_slots > SLOTS,
+        "{in_slots} of {n} children counted in a slot: slots are not given back\n{}",
+        r.stdout
+    );
+}
+
 /// Each child's `(pid, regions, nurseries)` from its line.
 fn children(r: &Run) -> Vec<(u32, u32, u32)> {
     let field = |l: &str, k: &str| -> u32 {
@@ -85,20 +98,12 @@ fn children_one_after_another_count_in_the_nursery_and_its_slots_come_back() {
     let n = 30;
     let r = run(n, "serial", &[]);
     assert!(r.stdout.contains("parent regions=1 nurseries=1\n"), "{}", r.stdout);
-    let kids = children(&r);
     assert!(
-        kids.iter().all(|&(_, _, m)| m == 1),
+        children(&r).iter().all(|&(_, _, m)| m == 1),
         "every child inherited the nursery:\n{}",
         r.stdout
     );
-    let in_slots = in_slots(&kids);
-    // A child that found every slot taken (the shipper had not seen its predecessors end yet:
-    // a loaded machine) made a region of its own, and is exact all the same (`run`).
-    assert!(
-        in_slots > SLOTS,
-        "{in_slots} of {n} children counted in a slot: slots are not given back\n{}",
-        r.stdout
-    );
+    assert_slots_came_back(&r, n);
 }
 
 /// More children alive at once than the nursery has slots: at most that many count in it,
@@ -158,13 +163,7 @@ fn children_that_exec_without_a_socket_give_their_slots_back_silently() {
 fn a_forking_servers_children_count_in_the_nursery() {
     let n = 3 * SLOTS as u64;
     let r = run(n, "server", &[]);
-    let kids = children(&r);
-    let in_slots = in_slots(&kids);
-    assert!(
-        in_slots > SLOTS,
-        "{in_slots} of {n} children counted in a slot:\n{}",
-        r.stdout
-    );
+    assert_slots_came_back(&r, n);
 }
 
 /// Children that start a thread before any socket make their region then (the last moment the
@@ -174,12 +173,7 @@ fn a_forking_servers_children_count_in_the_nursery() {
 fn children_that_start_a_thread_first_count_in_the_nursery() {
     let n = 3 * SLOTS as u64;
     let r = run(n, "threads", &[]);
-    let in_slots = in_slots(&children(&r));
-    assert!(
-        in_slots > SLOTS,
-        "{in_slots} of {n} children counted in a slot:\n{}",
-        r.stdout
-    );
+    assert_slots_came_back(&r, n);
 }
 
 /// A child handed over silently (here: at its first thread, 300 ms before its first socket) is
