@@ -7,9 +7,9 @@
 //! parent, where its region starts in the memfd it sends (0, or a slot of its parent's nursery:
 //! `sockmeter::nursery`), whether it is silent (1: handed over at its fork, before it ships;
 //! else 0), executable and command line (NUL-separated), with three fds attached
-//! (`SCM_RIGHTS`): that memfd, the read end of its own link pipe, and a pidfd of itself. A host
-//! handed over this way wakes the shipper with a one-byte message `!` on the channel (its link
-//! is a pipe, which it never writes). The channel ends (`recv` returns 0) only when no process
+//! (`SCM_RIGHTS`): that memfd, the read end of its own link pipe, and a pidfd of itself. A host that
+//! has the channel (every handed-over child, whose link is a pipe it never writes, and the
+//! process that started the shipper) wakes it with a one-byte message `!` on it. The channel ends (`recv` returns 0) only when no process
 //! holds the host's end any more and every queued message was read, so a child whose message
 //! was queued is never missed.
 
@@ -40,8 +40,8 @@ pub struct Adoptee {
 pub enum Received {
     /// A child to ship.
     Adoptee(Adoptee),
-    /// A wake-up from a host handed over this way (one byte, `!`, no fds: a snapshot asked):
-    /// every host gets its tick again in the round that read it.
+    /// A wake-up from a host (one byte, `!`, no fds: a snapshot asked): every host gets its
+    /// tick again in the round that read it.
     Wake,
     /// A message that was not one (its fds are closed).
     Malformed,

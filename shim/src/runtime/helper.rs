@@ -51,8 +51,6 @@ pub static MEM_FD: AtomicI32 = AtomicI32::new(-1);
 /// The host's end of the link to the shipper (a socketpair to a shipper it started, a pipe to
 /// one it was handed to: `platform::exit_link`).
 pub static LINK_FD: AtomicI32 = AtomicI32::new(-1);
-/// Whether the link is such a pipe: the shipper is then woken through the adoption channel.
-static WAKE_BY_CHANNEL: AtomicBool = AtomicBool::new(false);
 /// The longest hand-over message a child sends (the shipper reads up to 64 KiB).
 const MAX_ADOPTION_MESSAGE: usize = 60 * 1024;
 
@@ -261,7 +259,7 @@ pub fn spawn(origin_fork: bool) -> bool {
     }
     match spawned {
         Ok(()) => {
-            handed_over(w, false);
+            handed_over(w);
             replace_adopt_fd(adopt_host);
             true
         }
@@ -284,7 +282,7 @@ pub fn spawn(origin_fork: bool) -> bool {
 }
 
 /// The shipper has the region: the host keeps only the link's write end `w`.
-fn handed_over(w: libc::c_int, wake_by_channel: bool) {
+fn handed_over(w: libc::c_int) {
     let mem = MEM_FD.swap(-1, AcqRel);
     if mem >= 0 {
         // SAFETY: our own fd.
@@ -292,7 +290,6 @@ fn handed_over(w: libc::c_int, wake_by_channel: bool) {
         reg().fds.set(mem, sockmeter::registry::FdState::Unknown);
     }
     reg_ignore(w);
-    WAKE_BY_CHANNEL.store(wake_by_channel, Release);
     LINK_FD.store(w, Release);
 }
 
@@ -361,7 +358,7 @@ fn adopt(silent: bool) -> bool {
         unsafe { libc::close(w) };
         return false;
     }
-    handed_over(w, true);
+    handed_over(w);
     true
 }
 
@@ -471,19 +468,17 @@ pub fn handed_over_silently() -> bool {
     SILENT.load(Acquire) && !shared().ships()
 }
 
-/// Wakes the shipper (a byte on the link, or on the adoption channel when the link is a pipe;
-/// never blocks). Not from a signal handler that interrupted this thread while it held the fd
+/// Wakes the shipper: a byte on the adoption channel, which the shipper of every process that
+/// has one reads (a handed-over child's link is a pipe it never writes), else on the link
+/// (never blocks). Not from a signal handler that interrupted this thread while it held the fd
 /// lock: the shipper's own timer wakes it.
 fn wake() {
     let _ = super::sink::with_fd_lock(|| {
-        let w = LINK_FD.load(Acquire);
-        if w >= 0 {
-            platform::poke(if WAKE_BY_CHANNEL.load(Acquire) {
-                ADOPT_FD.load(Acquire)
-            } else {
-                w
-            });
+        if LINK_FD.load(Acquire) < 0 {
+            return;
         }
+        let chan = ADOPT_FD.load(Acquire);
+        platform::poke(if chan >= 0 { chan } else { LINK_FD.load(Acquire) });
     });
 }
 

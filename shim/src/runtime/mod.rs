@@ -410,7 +410,7 @@ pub fn finish(reason: ByeReason) -> bool {
         let ships = STARTED.load(Acquire) && platform::pid() == OWNER_PID.load(Acquire);
         // A child handed over silently (not a vfork child in its memory) is ended by its exec
         // for the shipper too: its nursery slot goes back.
-        let silent = helper::handed_over_silently() && platform::pid() == IMAGE_PID.load(Acquire);
+        let silent = helper::handed_over_silently() && owns_region();
         if ships || silent {
             helper::exec_pending(true);
             return true;
