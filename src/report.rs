@@ -111,10 +111,12 @@ fn is_false(b: &bool) -> bool {
 
 impl ProcessReport {
     /// Records how the process ended, learnt outside its own stream (the reporter reaped it, or
-    /// its parent did), `at` ms since the epoch. An image that exec'd, or whose ending is
-    /// already known, is left as it is.
+    /// its parent did: the kernel's wait status), `at` ms since the epoch. It overrides what
+    /// the process said of itself: the exit code the shim records at `exit()` is not the end
+    /// when an exit handler that runs after the shim's then kills the process or calls
+    /// `_exit` with another code. An image that exec'd is left as it is.
     pub fn ended_with(&mut self, status: crate::wire::ExitStatus, at: u64) {
-        if self.end == "exec" || self.exit_code.is_some() || self.signal.is_some() {
+        if self.end == "exec" {
             return;
         }
         self.exit_code = status.exit_code;

@@ -125,4 +125,26 @@ mod tests {
             "an image that exec'd keeps its end"
         );
     }
+
+    #[test]
+    fn the_kernels_word_overrides_what_the_process_said_of_itself() {
+        let mut e = Endings::new();
+        e.add(
+            9,
+            300,
+            ExitStatus {
+                exit_code: None,
+                signal: Some(9),
+            },
+        );
+        // It said exit 4 at `exit()`; an exit handler that ran after the shim's killed it.
+        let mut r = ProcessReport {
+            pid: 9,
+            end: "exit".into(),
+            exit_code: Some(4),
+            ..Default::default()
+        };
+        e.apply(&mut r, 100);
+        assert_eq!((r.end.as_str(), r.exit_code, r.signal), ("signal", None, Some(9)));
+    }
 }
