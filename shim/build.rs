@@ -13,6 +13,9 @@ fn main() {
         // hooked `read`) bind inside the shim at link time: a relative relocation each instead
         // of a symbol lookup at every process start.
         println!("cargo:rustc-cdylib-link-arg=-Wl,-Bsymbolic-functions");
+        // Functions marked `.text.hot.sockmeter` (the hook wrappers and a forked child's path:
+        // `src/lib.rs`, "Hot text") stay together in one output section.
+        println!("cargo:rustc-cdylib-link-arg=-Wl,-z,keep-text-section-prefix");
     }
     if os == "linux" && std::env::var("CARGO_CFG_TARGET_ARCH").as_deref() == Ok("x86_64") && env == "gnu" {
         preload_stage();

@@ -157,6 +157,7 @@ impl Hosts {
 
     /// Copies every entry of `other` (a forked child's table starts with its parent's; the
     /// copy is made in a single-threaded moment).
+    #[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
     pub fn copy_from(&self, other: &Hosts) {
         // Only the entries either table ever used (slots are taken in order), and of each name
         // only its bytes: a fork copies this table twice, and the whole of it is 70 KB.
@@ -181,6 +182,7 @@ impl Hosts {
     }
 
     /// How many slots were ever taken (they are taken in order, then reused round the ring).
+    #[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
     fn used(&self) -> usize {
         (self.next.load(Acquire) as usize).min(MAX_HOSTS)
     }

@@ -3,12 +3,13 @@
 //! store dirties its page even when it writes what is there: after a fork each such page costs
 //! a copy-on-write fault (the parent's snapshot, at every fork), and in a fresh region an
 //! allocated, zeroed page. [`Keep::keep`] stores only a value that differs, so a page whose
-//! words already say the same stays clean.
+//! words already say the same stays clean. The shim's fork handlers use it on its own statics
+//! for the same reason.
 
-use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 
 /// An atomic that can be set to a value only if it does not hold it already.
-pub(crate) trait Keep<T> {
+pub trait Keep<T> {
     /// Stores `v` with `order` unless the atomic holds `v` (read relaxed) already.
     fn keep(&self, v: T, order: Ordering);
 }
@@ -26,7 +27,16 @@ macro_rules! keep {
     )*};
 }
 
-keep!(AtomicU8 => u8, AtomicU32 => u32, AtomicI32 => i32, AtomicU64 => u64, AtomicUsize => usize);
+keep!(AtomicBool => bool, AtomicU8 => u8, AtomicU32 => u32, AtomicI32 => i32, AtomicU64 => u64, AtomicUsize => usize);
+
+impl<T> Keep<*mut T> for AtomicPtr<T> {
+    #[inline]
+    fn keep(&self, v: *mut T, order: Ordering) {
+        if self.load(Ordering::Relaxed) != v {
+            self.store(v, order);
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {

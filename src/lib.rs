@@ -16,7 +16,7 @@ pub mod embed;
 pub mod glob;
 pub mod holders;
 pub mod hostnames;
-mod keep;
+pub mod keep;
 pub mod model;
 pub mod names;
 pub mod nursery;

@@ -102,6 +102,7 @@ impl Names {
     /// Finds or adds a name. `key` tells apart objects with the same name at different times
     /// (their load address; labels use 0), `raw` identifies it (hashed), `resolve` writes the
     /// text to keep (once, on insertion) and `meta` computes what to keep about it from that text.
+    #[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
     pub fn intern(
         &self,
         key: usize,
@@ -169,6 +170,7 @@ impl Names {
     }
 
     /// Everything kept about name `id` (all zeros when unknown).
+    #[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
     pub fn meta(&self, id: u32) -> Meta {
         match (id as usize).checked_sub(1).and_then(|i| self.entries.get(i)) {
             Some(e) if e.ready.load(Acquire) == 1 => Meta {
@@ -184,6 +186,7 @@ impl Names {
 
     /// Copies every name of `other`, host names included (a forked child's fresh table starts
     /// with its parent's).
+    #[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
     pub fn copy_from(&self, other: &Names) {
         let n = (other.count.load(Acquire) as usize).min(MAX_NAMES);
         let used = other.used.load(Acquire).min(ARENA);

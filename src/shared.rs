@@ -211,6 +211,7 @@ impl Shared {
     /// `hello` then, with its first pass. A forked child that connects and exits within a tick
     /// (a forking server's) so costs its shipper one wake-up (its exit) and the reporter one
     /// write, not three of each.
+    #[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
     pub fn start_shipping(&self) {
         self.shipping.store(1, Release);
     }
@@ -221,6 +222,7 @@ impl Shared {
     }
 
     /// Records how the process is ending (the first record wins).
+    #[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
     pub fn set_ending(&self, st: ExitStatus) {
         let word = match (st.exit_code, st.signal) {
             (Some(c), None) => 0x100 | (c as u32 & 0xff),
@@ -248,6 +250,7 @@ impl Shared {
     }
 
     /// Marks the region set up.
+    #[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
     pub fn seal(&self) {
         self.layout.store(LAYOUT, Relaxed);
         self.magic.store(MAGIC, Release);

@@ -94,6 +94,7 @@ pub mod offsets {
 impl TcpCounts {
     /// Reads the fields from the first `len` bytes of a `struct tcp_info` the kernel filled
     /// (native byte order). None when it is too short (a kernel before 4.19).
+    #[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
     pub fn parse(raw: &[u8]) -> Option<TcpCounts> {
         use offsets::*;
         if raw.len() < NEEDED {

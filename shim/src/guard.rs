@@ -85,6 +85,7 @@ pub fn hold<R>(f: impl FnOnce() -> R) -> R {
 
 /// Runs `f` with the guard held, unless it already is (then `f` does not run). For the few
 /// shim entry points that are not hooks (constructor, atexit, fork handlers, the C API).
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 pub fn with<R>(f: impl FnOnce() -> R) -> Option<R> {
     if !enter() {
         return None;

@@ -15,6 +15,19 @@
 //! * [`guard`]: the per-thread re-entrancy flag, beneath all of them.
 //!
 //! `shim/tests/layers.rs` checks it.
+//!
+//! ## Hot text
+//!
+//! A forked child's page tables hold none of the shim's code (the kernel copies only the
+//! entries of mappings with private pages), so each 64 KB fault-around window of the shim's
+//! text that the child runs costs it a page fault, and its exit the teardown of what that
+//! fault mapped. Spread over 850 KB of text, the child's path (fork handlers, its first
+//! socket, the hand-over, close, exit) touched eleven windows. The hook wrappers and the
+//! functions on that path are therefore marked
+//! `#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]`, and the shim is
+//! linked with `-z keep-text-section-prefix` (`build.rs`), which keeps them together in one
+//! `.text.hot` output section. Measured in docs/benchmarks.md ("Hot text"). Marking a function
+//! is a layout hint only: a missed one costs a page fault, never a wrong count.
 
 pub mod capi;
 pub mod guard;

@@ -74,6 +74,7 @@ pub fn names() -> &'static sockmeter::names::Names {
 }
 
 /// Finds or adds a name (see `sockmeter::names`).
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 fn intern(
     key: usize,
     raw: &[u8],
@@ -88,6 +89,7 @@ pub fn name(id: u32) -> Option<String> {
     names().name(id)
 }
 
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 fn meta(id: u32) -> Meta {
     names().meta(id)
 }
@@ -95,6 +97,7 @@ fn meta(id: u32) -> Meta {
 /// Whether the `SOCKMETER_ATTRIBUTE` globs say the object at `path` may be charged (`Some(true)`:
 /// a plain glob matches), may not (`Some(false)`: only a `!` glob matches), or leave it to the
 /// default rule.
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 fn glob_verdict(path: &[u8]) -> Option<bool> {
     let globs = crate::runtime::attribute_globs();
     if globs.is_empty() {
@@ -139,6 +142,7 @@ fn glob_matched(i: usize, g: &str) {
 }
 
 /// What attribution keeps about an object: its class, whether it may be charged, how it came in.
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 fn object_meta(path: &[u8], is_shim: bool, origin: loads::Origin) -> Meta {
     let class = if origin.load == Load::Executable {
         if platform::is_interpreter_executable(path) {
@@ -178,6 +182,7 @@ fn object_meta(path: &[u8], is_shim: bool, origin: loads::Origin) -> Meta {
     }
 }
 
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 fn object_id(obj: platform::Object) -> u32 {
     // SAFETY: `obj.name` is the loader's NUL-terminated name of an object that is loaded now
     // (we hold a return address inside it).
@@ -206,6 +211,7 @@ fn object_id(obj: platform::Object) -> u32 {
 }
 
 /// The main executable's id (the fallback module).
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 pub fn main_id() -> u32 {
     static MAIN: AtomicU32 = AtomicU32::new(0);
     let id = MAIN.load(Relaxed);
@@ -232,6 +238,7 @@ thread_local! {
 }
 
 /// This thread's origin: the module that created it (0: none, or the executable).
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 pub fn thread_origin() -> u32 {
     ORIGIN.try_with(Cell::get).unwrap_or(0)
 }
@@ -242,6 +249,7 @@ pub fn set_thread_origin(origin: u32) {
 }
 
 /// The innermost label pushed on this thread, 0 for none.
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 pub fn current_label() -> u32 {
     let d = DEPTH.try_with(Cell::get).unwrap_or(0);
     if d == 0 {
@@ -277,6 +285,7 @@ pub fn label_pop() {
 }
 
 /// Attributes a socket being opened now by this thread (see the module docs).
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 pub fn attribute() -> Who {
     let mut who = find();
     if who.module == 0 {
@@ -301,6 +310,7 @@ pub fn origin_for_new_thread() -> u32 {
 }
 
 /// The first module on this thread's stack (0 when there is none) and the `via` object.
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 fn find() -> Who {
     // Most sockets are opened by code that calls libc directly: its return address, found by
     // following the shim's own frame chain, settles it. Only when that caller may not be

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicPtr, Ordering::*};
 
 /// The value in `slot`, made by `make` if there is none yet. A slot reset to null (in a fork
 /// child) is made again; the old value is leaked, never freed, so no reference to it dangles.
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 pub fn once<T>(slot: &AtomicPtr<T>, make: impl FnOnce() -> T) -> &'static T {
     let known = slot.load(Acquire);
     if !known.is_null() {

@@ -80,11 +80,14 @@ impl FdTable {
     #[inline]
     pub fn set(&self, fd: i32, st: FdState) {
         if let Some(s) = self.slot(fd) {
-            s.store(st.to_raw(), Release);
+            // Written only when it differs: in a forked child, a store of what is there would
+            // cost a page copy.
+            s.keep(st.to_raw(), Release);
             self.raise_top(fd);
         }
     }
 
+    #[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
     pub(super) fn raise_top(&self, fd: i32) {
         let t = fd as u32 + 1;
         if self.top.load(Relaxed) < t {
@@ -95,10 +98,18 @@ impl FdTable {
     /// Makes this table a copy of `other` (a forked child's fresh table starts with its
     /// parent's), writing only the entries that differ.
     pub fn copy_from(&self, other: &FdTable) {
+        self.copy_forgetting(other, &[]);
+    }
+
+    /// As [`FdTable::copy_from`], except that the copy knows nothing of the fds in `forget`
+    /// (the copier's own, which the copy's process closes at once: written here, in the copy
+    /// the parent keeps for its children, they are not written again in every child).
+    #[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
+    pub fn copy_forgetting(&self, other: &FdTable, forget: &[i32]) {
         let top = (other.top.load(Acquire) as usize).min(MAX_FDS);
         let upto = top.max((self.top.load(Acquire) as usize).min(MAX_FDS));
         for (i, d) in self.slots[..upto].iter().enumerate() {
-            let v = if i < top {
+            let v = if i < top && !forget.contains(&(i as i32)) {
                 other.slots[i].load(Relaxed)
             } else {
                 FD_UNKNOWN
@@ -136,6 +147,7 @@ impl FdTable {
 
     /// Calls `f` for every fd in `first..=last` that maps to a record (bounded by the table,
     /// and by the highest fd ever set: no fd above it can map to one).
+    #[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
     pub fn for_each_record_in(&self, first: u32, last: u32, mut f: impl FnMut(i32, u32)) {
         let top = (self.top.load(Acquire) as usize).min(MAX_FDS);
         if top == 0 {

@@ -63,13 +63,21 @@ impl Registry {
     /// what differs is written (`crate::keep`): the parent's snapshot before each fork leaves
     /// the pages that did not change clean (no copy-on-write fault for them after the fork),
     /// and a fresh region gets no page for a word that stays zero.
+    #[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
     pub fn copy_from(&self, other: &Registry) {
+        self.copy_forgetting(other, &[]);
+    }
+
+    /// As [`Registry::copy_from`], the copy knowing nothing of the fds in `forget`
+    /// ([`fds::FdTable::copy_forgetting`]).
+    pub fn copy_forgetting(&self, other: &Registry, forget: &[i32]) {
         self.records.copy_from(&other.records);
-        self.fds.copy_from(&other.fds);
+        self.fds.copy_forgetting(&other.fds, forget);
     }
 
     /// Registers a new socket on `s.fd` and returns its record index, and the index of a
     /// socket the table still held on that number and that this closed (see [`Registry::claim`]).
+    #[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
     pub fn open(&self, s: &NewSocket, now_ms: impl FnOnce() -> u64) -> (u32, Option<u32>) {
         let idx = self.records.open(s);
         (idx, self.claim(s.fd, FdState::Record(idx), now_ms))
@@ -120,6 +128,7 @@ impl Registry {
     /// `fd` was closed, having been `was` before the close. Returns the record index when that
     /// was the socket's last fd. If the number was already handed out again (another thread's
     /// hooked call claimed it first), that call closed the socket ([`Registry::claim`]).
+    #[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
     pub fn close(&self, fd: i32, was: FdState, now_ms: u64) -> Option<u32> {
         if !self.fds.replace(fd, was, FdState::Unknown) {
             return None;
@@ -353,5 +362,26 @@ mod copy_tests {
             assert_eq!(D.records.get(idx).state(), C.records.get(idx).state(), "record {idx}");
         }
         assert_eq!(D.records.get(c).id(), C.records.get(c).id());
+    }
+
+    static E: Registry = Registry::new();
+    static F: Registry = Registry::new();
+
+    #[test]
+    fn a_copy_forgetting_fds_says_unknown_for_them_and_keeps_the_rest() {
+        use super::tests::sock;
+        let (a, _) = E.open(&sock(9), || 1);
+        E.fds.set(230, FdState::Ignored);
+        E.fds.set(231, FdState::Ignored);
+        E.fds.set(232, FdState::Ignored);
+        for _ in 0..2 {
+            F.copy_forgetting(&E, &[230, 231, -1]);
+            assert_eq!(
+                (F.fds.get(9), F.fds.get(230), F.fds.get(231), F.fds.get(232)),
+                (FdState::Record(a), FdState::Unknown, FdState::Unknown, FdState::Ignored)
+            );
+        }
+        F.copy_from(&E);
+        assert_eq!((F.fds.get(230), F.fds.get(231)), (FdState::Ignored, FdState::Ignored));
     }
 }

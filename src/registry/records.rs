@@ -158,6 +158,7 @@ impl Record {
     }
 
     /// Where the record is in its life.
+    #[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
     pub fn state(&self) -> RecordState {
         match self.state.load(Acquire) {
             REC_OPENING => RecordState::Opening,
@@ -203,6 +204,7 @@ impl Record {
     }
 
     /// Sets the role.
+    #[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
     pub fn set_role(&self, role: Role) {
         let k = self.kind.load(Relaxed);
         self.kind
@@ -211,18 +213,21 @@ impl Record {
     }
 
     /// Sets the local address.
+    #[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
     pub fn set_local(&self, w: &[u64; ADDR_WORDS]) {
         store_words(&self.local, w);
         self.bump();
     }
 
     /// Sets the peer address.
+    #[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
     pub fn set_peer(&self, w: &[u64; ADDR_WORDS]) {
         store_words(&self.peer, w);
         self.bump();
     }
 
     /// Re-attributes the socket (connect and accept attribute again).
+    #[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
     pub fn set_module(&self, module: u32, via: u32, label: u32) {
         self.module.store(module, Relaxed);
         self.via.store(via, Relaxed);
@@ -231,17 +236,20 @@ impl Record {
     }
 
     /// How many of this process's fds refer to the socket (1: the next close releases it).
+    #[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
     pub fn refs(&self) -> u32 {
         self.refs.load(Acquire)
     }
 
     /// Adds an fd alias (dup).
+    #[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
     pub fn add_ref(&self) {
         self.refs.fetch_add(1, AcqRel);
     }
 
     /// Drops one fd alias; when it was the last, marks the record closed at `now_ms` and
     /// returns true.
+    #[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
     pub fn drop_ref(&self, now_ms: u64) -> bool {
         let prev = self.refs.fetch_sub(1, AcqRel);
         if prev == 1 {
@@ -259,11 +267,13 @@ impl Record {
 
     /// Whether flag bit `f` (`FLAG_*`) is set.
     #[inline]
+    #[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
     pub fn has_flag(&self, f: u32) -> bool {
         self.flags.load(Acquire) & f != 0
     }
 
     /// Sets flag bit `f`.
+    #[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
     pub fn set_flag(&self, f: u32) {
         self.flags.fetch_or(f, AcqRel);
     }
@@ -274,11 +284,13 @@ impl Record {
     }
 
     /// The kernel witness's (written, read) when counting began (see the field).
+    #[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
     pub fn witness_base(&self) -> [u64; 2] {
         [self.base[0].load(Acquire), self.base[1].load(Acquire)]
     }
 
     /// Sets the kernel witness's starting point.
+    #[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
     pub fn set_witness_base(&self, base: [u64; 2]) {
         self.base[0].store(base[0], Release);
         self.base[1].store(base[1], Release);
@@ -286,6 +298,7 @@ impl Record {
 
     /// Records the kernel witness's (written, read) since the base; the next pass announces
     /// the socket with them.
+    #[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
     pub fn set_witness(&self, w: [u64; 2]) {
         self.witness[0].store(w[0], Relaxed);
         self.witness[1].store(w[1], Relaxed);
@@ -302,6 +315,7 @@ impl Record {
     /// The reader took `tx`/`rx` bytes from the counters, leaving them at `last` (see
     /// [`Record::seen_at_least`]): the words first, then the bytes, so that a reader of both in
     /// the other order can miss a take, never count one twice.
+    #[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
     pub fn note_taken(&self, last: &super::counters::Taken, tx: u64, rx: u64) {
         let w = last.direction_words();
         self.taken_words[0].store(w[0], Release);
@@ -316,6 +330,7 @@ impl Record {
 
     /// A lower bound of the (tx, rx) bytes the hooks have counted on this socket in this image:
     /// what the reader took, plus what was counted since its last take.
+    #[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
     pub fn seen_at_least(&self) -> [u64; 2] {
         let taken = [self.taken[0].load(Acquire), self.taken[1].load(Acquire)];
         let words = [self.taken_words[0].load(Acquire), self.taken_words[1].load(Acquire)];
@@ -324,6 +339,7 @@ impl Record {
     }
 
     /// Forgets the kernel witness (a forked child starts its own).
+    #[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
     pub(super) fn reset_witness(&self) {
         for a in self
             .base
@@ -338,6 +354,7 @@ impl Record {
     }
 
     /// A copy of the metadata.
+    #[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
     pub fn meta(&self) -> RecordMeta {
         let kind = self.kind.load(Relaxed);
         RecordMeta {
@@ -362,6 +379,7 @@ impl Record {
         }
     }
 
+    #[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
     pub(super) fn copy_from(&self, o: &Record) {
         self.refs.keep(o.refs.load(Relaxed), Relaxed);
         self.id.keep(o.id.load(Relaxed), Relaxed);
@@ -459,12 +477,14 @@ impl Records {
     }
 
     /// One past the highest record index ever used: scans stop here.
+    #[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
     pub fn high_water(&self) -> u32 {
         self.high_water.load(Acquire)
     }
 
     /// Claims a free record for a new socket and returns its index, or [`OVERFLOW`] when the
     /// table is full (the overflow record is opened on first use).
+    #[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
     pub fn open(&self, s: &NewSocket) -> u32 {
         let n = MAX_RECORDS as u32 - 1;
         let start = self.cursor.load(Relaxed).max(1);
@@ -527,6 +547,7 @@ impl Records {
 
     /// Makes these records a copy of `other`'s (see [`Registry::copy_from`]): every record
     /// used in either is copied or freed, writing only what differs.
+    #[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
     pub fn copy_from(&self, other: &Records) {
         let hw = other.high_water();
         for idx in 0..hw.max(self.high_water()) as usize {
@@ -546,6 +567,7 @@ impl Records {
     }
 
     /// Frees a closed record after its final delta was shipped.
+    #[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
     pub fn free(&self, idx: u32) {
         if idx == OVERFLOW {
             return;
@@ -563,8 +585,9 @@ impl Records {
     /// with its own counters) and is marked inherited; closed records the parent had not yet
     /// reported are dropped (they are the parent's to report). Returns how many sockets the
     /// child inherited open.
+    #[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
     pub fn reset_after_fork(&self) -> u32 {
-        self.overflow_conns.store(0, Relaxed);
+        self.overflow_conns.keep(0, Relaxed);
         let mut open = 0;
         for idx in 0..self.high_water() {
             let r = &self.recs[idx as usize];

@@ -41,6 +41,7 @@ struct Outcome {
 }
 
 #[inline(always)]
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 fn outcome(ret: isize, e: c_int, peek: bool) -> Outcome {
     Outcome {
         bytes: if ret > 0 && !peek { ret as u64 } else { 0 },
@@ -51,6 +52,7 @@ fn outcome(ret: isize, e: c_int, peek: bool) -> Outcome {
 /// Counts one call of `ret` bytes (negative: failed) on `fd`; returns the socket and what was
 /// counted, for the per-peer counters.
 #[inline(always)]
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 fn count(known: Option<Sock>, fd: c_int, dir: Dir, ret: isize, e: c_int, peek: bool) -> Option<(Sock, Outcome)> {
     let out = outcome(ret, e, peek);
     let sock = match known {
@@ -66,6 +68,7 @@ fn count(known: Option<Sock>, fd: c_int, dir: Dir, ret: isize, e: c_int, peek: b
 
 /// Whether a socket keeps per-peer counts: a datagram socket that names its peer on each call.
 #[inline]
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 fn counts_peers(rec: &Record) -> bool {
     matches!(rec.proto(), Proto::Udp | Proto::Dgram | Proto::Raw)
         && matches!(rec.role(), Role::Unconnected | Role::Datagram)
@@ -74,6 +77,7 @@ fn counts_peers(rec: &Record) -> bool {
 /// Per-peer counting of one call (or one message of a batch) on a socket that
 /// [`counts_peers`].
 #[inline]
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 fn count_peer(sock: Sock, addr: *const sockaddr, len: socklen_t, dir: Dir, out: Outcome) {
     if addr.is_null() || len == 0 {
         return;
@@ -102,6 +106,7 @@ fn args_were_read(ret: isize, e: c_int) -> bool {
 /// [`count_peer`] for the single-message calls, when the call's own arguments were read
 /// ([`args_were_read`]).
 #[inline]
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 fn count_one_peer(counted: (Sock, Outcome), addr: *const sockaddr, len: socklen_t, dir: Dir) {
     let (sock, out) = counted;
     if counts_peers(sock.rec) {
@@ -125,11 +130,13 @@ fn read_len(p: *const socklen_t) -> socklen_t {
 }
 
 #[inline]
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 pub fn send(known: Option<Sock>, ret: ssize_t, e: c_int, fd: c_int, _buf: *const c_void, _len: size_t, _flags: c_int) {
     count(known, fd, Dir::Tx, ret, e, false);
 }
 
 #[inline]
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 pub fn sendto(
     known: Option<Sock>,
     ret: ssize_t,
@@ -168,11 +175,13 @@ pub fn sendmsg(known: Option<Sock>, ret: ssize_t, e: c_int, fd: c_int, msg: *con
 }
 
 #[inline]
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 pub fn recv(known: Option<Sock>, ret: ssize_t, e: c_int, fd: c_int, _buf: *mut c_void, _len: size_t, flags: c_int) {
     count(known, fd, Dir::Rx, ret, e, peek(flags));
 }
 
 #[inline]
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 pub fn recvfrom(
     known: Option<Sock>,
     ret: ssize_t,
@@ -281,6 +290,7 @@ fn mmsg(known: Option<Sock>, ret: c_int, e: c_int, fd: c_int, vec: *const mmsghd
 }
 
 #[inline]
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 pub fn read(known: Option<Sock>, ret: ssize_t, e: c_int, fd: c_int, _buf: *mut c_void, _len: size_t) {
     count(known, fd, Dir::Rx, ret, e, false);
 }
@@ -329,6 +339,7 @@ pub fn recvfrom_chk(
 }
 
 #[inline]
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 pub fn write(known: Option<Sock>, ret: ssize_t, e: c_int, fd: c_int, _buf: *const c_void, _len: size_t) {
     count(known, fd, Dir::Tx, ret, e, false);
 }

@@ -26,6 +26,7 @@ pub fn keeping_errno<R>(f: impl FnOnce() -> R) -> R {
 }
 
 /// Whether `rec` is a socket the witness reads: TCP, not listening, not shared across a fork.
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 pub fn eligible(rec: &Record) -> bool {
     rec.proto() == Proto::Tcp && rec.role() != Role::Listening && !rec.has_flag(FLAG_NO_WITNESS)
 }
@@ -37,6 +38,7 @@ pub fn eligible(rec: &Record) -> bool {
 /// decide the result: when, by the state, no FIN came and more arrived than the hooks saw read
 /// (`read_at_least`); or when `force`d. Then the counters are read again until the state is the
 /// same before and after one reading (at most a few times; none if it never holds still).
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 fn settled(fd: c_int, shut_wr: bool, read_at_least: u64, force: bool) -> Option<TcpCounts> {
     let mut t = platform::tcp_counts(fd)?;
     if !force && (t.fin_received(shut_wr) || t.arrived(shut_wr) <= read_at_least) {
@@ -57,6 +59,7 @@ fn settled(fd: c_int, shut_wr: bool, read_at_least: u64, force: bool) -> Option<
 /// for every byte that arrived, nothing can be unread: one `getsockopt`, no FIONREAD.
 /// Otherwise FIONREAD is asked on both sides of a settled reading, until nothing arrived in
 /// between (the program is closing, but the peer may still be sending).
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 pub fn kernel_now(fd: c_int, shut_wr: bool, read_at_least: u64) -> Option<[u64; 2]> {
     let t = settled(fd, shut_wr, read_at_least, false)?;
     let arrived = t.arrived(shut_wr);
@@ -75,6 +78,7 @@ pub fn kernel_now(fd: c_int, shut_wr: bool, read_at_least: u64) -> Option<[u64; 
 }
 
 /// Reads the witness of `rec` through `fd` and stores it (since the record's base).
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 pub fn read(fd: c_int, rec: &Record) {
     if let Some(w) = reading(fd, rec, 0) {
         store(rec, w);
@@ -84,6 +88,7 @@ pub fn read(fd: c_int, rec: &Record) {
 /// The witness of `rec` through `fd` (since the record's base), with `pending` bytes more
 /// written that no hook will see (a stream's buffer that `fclose` is about to write). None
 /// when the socket has none: not eligible, no reading that holds still, or kernel TLS.
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 pub fn reading(fd: c_int, rec: &Record, pending: u64) -> Option<[u64; 2]> {
     if !eligible(rec) {
         return None;
@@ -102,6 +107,7 @@ pub fn reading(fd: c_int, rec: &Record, pending: u64) -> Option<[u64; 2]> {
 }
 
 /// Stores a witness [`reading`] took; the next pass announces it.
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 pub fn store(rec: &Record, w: [u64; 2]) {
     rec.set_witness(w);
     runtime::notify();
@@ -109,6 +115,7 @@ pub fn store(rec: &Record, w: [u64; 2]) {
 
 /// The starting point of a socket recognised on first use, inside a call that just moved
 /// `bytes` in `dir` (the kernel's count already has them; the hooks count them too).
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 pub fn base_on_first_use(fd: c_int, rec: &Record, dir: Dir, bytes: u64) {
     if !eligible(rec) {
         return;

@@ -22,6 +22,7 @@ use crate::modules;
 use crate::platform::{self, FdKind};
 use crate::runtime::{self, reg};
 
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 pub fn socket(ret: c_int, _e: c_int, domain: c_int, ty: c_int, protocol: c_int) {
     if ret < 0 {
         return;
@@ -75,6 +76,7 @@ fn addr_family(addr: *const sockaddr, len: socklen_t) -> Option<()> {
     unsafe { platform::sockaddr_words(addr, len) }.map(|_| ())
 }
 
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 pub fn connect(ret: c_int, e: c_int, fd: c_int, addr: *const sockaddr, len: socklen_t) {
     // EINPROGRESS (nonblocking) and EINTR (a signal, without SA_RESTART): the kernel goes on
     // connecting to this address in the background.
@@ -115,6 +117,7 @@ pub fn connect(ret: c_int, e: c_int, fd: c_int, addr: *const sockaddr, len: sock
     runtime::notify();
 }
 
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 fn accepted(ret: c_int, listener: c_int) {
     if ret < 0 {
         return;
@@ -205,6 +208,7 @@ fn released(ret: c_int, e: c_int) -> bool {
 
 /// What `fd` is before a call that closes it, or None when this is a vfork child (see
 /// [`parents`]) closing its copy of a socket or of one of the shim's fds.
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 pub fn close_before(fd: c_int) -> Option<FdState> {
     let was = reg().fds.get(fd);
     if parents(was) {
@@ -214,6 +218,7 @@ pub fn close_before(fd: c_int) -> Option<FdState> {
     Some(witness::before_close(fd, reg().fds.get(fd)))
 }
 
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 pub fn close_after(was: Option<FdState>, ret: c_int, e: c_int, fd: c_int) {
     if let (Some(was), true) = (was, released(ret, e)) {
         closed(fd, was);

@@ -26,6 +26,7 @@ pub fn register_handlers() {
 /// `exit()` or a return from `main`: the ending (where the platform tells the status), the
 /// witness of the TCP sockets still open (after writing out the stdio streams on them), the last
 /// pass and `bye`.
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 fn at_exit(status: Option<c_int>) {
     guard::with(|| {
         if let (Some(status), true) = (status, runtime::owns_region()) {
@@ -42,6 +43,7 @@ fn at_exit(status: Option<c_int>) {
 /// Before a fork, in the parent: every real function is resolved once (a child would look
 /// each up itself), the TCP sockets open now are marked shared (the child holds them too, and
 /// reads its witness base), and the runtime prepares the child's region.
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 extern "C" fn before_fork() {
     // The host's errno is as its `fork` left it, whatever the handlers' own calls do (the
     // parent's first fork makes the nursery: `runtime/nursery.rs`).
@@ -59,6 +61,7 @@ extern "C" fn before_fork() {
 
 /// In a forked child: the runtime starts over (its own accounting, no reporting thread yet),
 /// then the hooks' own per-process state.
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 extern "C" fn fork_child() {
     super::kernel::keeping_errno(|| {
         let pid = platform::note_self_pid();
@@ -71,6 +74,7 @@ extern "C" fn fork_child() {
     });
 }
 
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 pub fn exit_before(status: c_int) {
     // A vfork child shares the parent's memory: its _exit is not the parent's ending, and its
     // sockets are its parent's: they are not ending.

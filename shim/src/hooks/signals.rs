@@ -98,6 +98,7 @@ fn fatal_behind_default(sig: c_int) -> bool {
     armed(sig) || (FATAL_ON.load(Acquire) && FATAL.contains(&sig))
 }
 
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 fn set_armed(sig: c_int, on: bool) {
     if let Some(a) = usize::try_from(sig).ok().and_then(|s| ARMED.get(s)) {
         a.store(on, Release);
@@ -108,6 +109,7 @@ fn fatal_addr() -> sighandler_t {
     fatal as *const () as sighandler_t
 }
 
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 fn armed(sig: c_int) -> bool {
     usize::try_from(sig)
         .ok()
@@ -117,6 +119,7 @@ fn armed(sig: c_int) -> bool {
 
 /// Installs [`fatal`] for every fatal signal the host leaves at `SIG_DFL` (once reporting
 /// starts, in either mode). Uses the real `sigaction` directly.
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 pub fn arm_fatal() {
     let Some(real) = crate::hooks::sigaction::real() else {
         return;

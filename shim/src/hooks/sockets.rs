@@ -33,6 +33,7 @@ pub struct Sock {
 
 /// The record of `fd`, recognising a socket created behind the shim's back on first use.
 #[inline(always)]
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 pub fn record_of(fd: c_int) -> Option<Sock> {
     let idx = match reg().fds.get(fd) {
         FdState::Record(i) => i,
@@ -48,6 +49,7 @@ pub fn record_of(fd: c_int) -> Option<Sock> {
 /// [`record_of`] inside a call that just moved `bytes` in `dir` on `fd`: a socket recognised
 /// here has those bytes left out of its kernel witness's starting point (the hooks count them).
 #[inline(always)]
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 pub fn record_in_call(fd: c_int, dir: Dir, bytes: u64) -> Option<Sock> {
     let idx = match reg().fds.get(fd) {
         FdState::Record(i) => i,
@@ -62,11 +64,13 @@ pub fn record_in_call(fd: c_int, dir: Dir, bytes: u64) -> Option<Sock> {
 
 /// The record of socket `fd` whose metadata a hook may change (not the shared overflow
 /// record's).
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 pub fn record(fd: c_int) -> Option<&'static Record> {
     record_of(fd).filter(|s| s.idx != OVERFLOW).map(|s| s.rec)
 }
 
 /// A socket about to be registered on `fd`, attributed to `who`.
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 pub fn described(fd: c_int, family: Family, proto: Proto, role: Role, flags: u32, who: modules::Who) -> NewSocket {
     NewSocket {
         fd,
@@ -84,11 +88,13 @@ pub fn described(fd: c_int, family: Family, proto: Proto, role: Role, flags: u32
 }
 
 /// A socket about to be registered on `fd`, attributed to the module on this thread's stack.
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 pub fn new_socket(fd: c_int, family: Family, proto: Proto, role: Role, flags: u32) -> NewSocket {
     described(fd, family, proto, role, flags, modules::attribute())
 }
 
 /// A socket was registered: tell the reporting side, and start it if this is the first.
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 pub fn opened() {
     runtime::notify();
     runtime::ensure_started();
@@ -96,6 +102,7 @@ pub fn opened() {
 
 /// Registers a new socket on `s.fd` (closing a socket the table still held on that number:
 /// [`sockmeter::registry::Registry::claim`]).
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 pub fn register(s: &NewSocket) {
     runtime::settle_region();
     let (idx, _) = reg().open(s, platform::now_ms);
@@ -109,6 +116,7 @@ pub fn register(s: &NewSocket) {
 
 /// A hooked call has just made `fd`, which is `state`: a socket the table still held on that
 /// number was closed behind the shim and is closed now.
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 pub fn claim(fd: c_int, state: FdState) {
     if parents(reg().fds.get(fd)) {
         return;
@@ -123,6 +131,7 @@ pub fn claim(fd: c_int, state: FdState) {
 /// the table is the parent's, whose fds the child's close, dup2 or open do not change (the
 /// child has its own copy of the fd table). Asked (one getpid) only about a socket or one of
 /// the shim's own fds; changes to what is known about other fds are harmless either way.
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 pub fn parents(st: FdState) -> bool {
     matches!(st, FdState::Record(_) | FdState::Ignored) && platform::in_vfork_child()
 }
@@ -137,6 +146,7 @@ pub fn adopt(fd: c_int) -> Option<u32> {
 
 /// [`adopt`] inside a call that has just moved `bytes` in `dir` on `fd` (the hooks count them,
 /// so the witness's starting point leaves them out).
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 pub fn adopt_in_call(fd: c_int, dir: Dir, bytes: u64) -> Option<u32> {
     let idx = recognise(fd)?;
     kernel::base_on_first_use(fd, reg().records.get(idx), dir, bytes);
@@ -145,12 +155,14 @@ pub fn adopt_in_call(fd: c_int, dir: Dir, bytes: u64) -> Option<u32> {
 
 /// [`adopt`] without the witness's starting point (a socket met at its close is counted from
 /// its creation).
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 pub fn recognise(fd: c_int) -> Option<u32> {
     recognise_as(fd, FLAG_ADOPTED, None)
 }
 
 /// Registers the socket on `fd` as it is now (family, protocol, role and addresses asked of
 /// the kernel), with flags `flags`, attributed to `who` (or to the stack, when `None`).
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 pub fn recognise_as(fd: c_int, flags: u32, who: Option<modules::Who>) -> Option<u32> {
     match platform::classify(fd) {
         FdKind::Invalid => None,
@@ -191,6 +203,7 @@ pub fn recognise_as(fd: c_int, flags: u32, who: Option<modules::Who>) -> Option<
 }
 
 /// `fd`, which was `was`, has been closed.
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 pub fn closed(fd: c_int, was: FdState) {
     if reg().close(fd, was, platform::now_ms()).is_some() {
         runtime::notify();

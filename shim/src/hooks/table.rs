@@ -248,6 +248,7 @@ macro_rules! hook_table {
             $crate::platform::replacement! {
                 name = $name, symbol = [$($sym)?], library = [$($mode)?], fixed = [$($arg)*], variadic = [$($va)?],
                 /// The replacement the host calls instead of the libc function.
+                #[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
                 pub unsafe extern "C" fn hook($($arg: $ty),* $(, $va: $vty)?) -> $ret {
                     // SAFETY: as in `real`: null or this exact C signature.
                     let loaded = unsafe { std::mem::transmute::<*mut std::ffi::c_void, Option<Real>>(REAL.loaded()) };
@@ -273,6 +274,7 @@ macro_rules! hook_table {
             /// Everything but the fast pass: out of line, so the fast path saves and restores
             /// only the few registers it needs itself.
             #[inline(never)]
+            #[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
             unsafe extern "C" fn slow(real: Real, $($arg: $ty),* $(, $va: $vty)?) -> $ret {
                 if !$crate::runtime::active() || $crate::guard::held() {
                     return real($($arg,)* $($va)?);
@@ -326,6 +328,7 @@ macro_rules! hook_table {
         /// single-threaded moment: at load, in a fork child).
         #[inline(never)]
         #[allow(improper_ctypes_definitions)]
+        #[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
         unsafe extern "C" fn counted(real: Real, idx: u32, rec: &'static sockmeter::registry::Record, $($arg: $ty),*) -> $ret {
             let known = Some($crate::hooks::sockets::Sock { idx, rec });
             let ret = real($($arg),*);

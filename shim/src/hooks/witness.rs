@@ -37,10 +37,12 @@ use crate::runtime::reg;
 /// Before a close of `fd`, which was `was`: when it is the socket's last fd in this process,
 /// the witness is read; an fd the shim has never seen is asked whether it is a TCP socket
 /// (one `getsockopt`) and, if so, registered and read. Returns what `fd` is now.
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 pub fn before_close(fd: c_int, was: FdState) -> FdState {
     keeping_errno(|| before_close_inner(fd, was))
 }
 
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 fn before_close_inner(fd: c_int, was: FdState) -> FdState {
     match was {
         FdState::Unknown => met_at_close(fd),
@@ -54,6 +56,7 @@ fn before_close_inner(fd: c_int, was: FdState) -> FdState {
 }
 
 /// The record of an fd that was `was`, when that fd is the socket's last in this process.
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 fn last_fd(was: FdState) -> Option<(u32, &'static Record)> {
     let FdState::Record(idx) = was else { return None };
     let rec = reg().records.get(idx);
@@ -63,6 +66,7 @@ fn last_fd(was: FdState) -> Option<(u32, &'static Record)> {
 /// A TCP socket the shim never saw before its close (inherited, or made by a raw system
 /// call): registered as adopted and read, counted since the socket was created.
 #[cold]
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 fn met_at_close(fd: c_int) -> FdState {
     // One system call answers both: is it a TCP socket, and what it moved.
     if platform::tcp_counts(fd).is_none() {
@@ -109,10 +113,12 @@ pub fn before_close_span(first: u32, last: u32) {
 /// At exit (and before exec): reads every TCP socket still open. `flush`: first write out the
 /// stdio streams on those sockets (at `exit`, where libc would do it a moment later anyway),
 /// so bytes a program left in a `FILE` on a socket are in the kernel's count.
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 pub fn at_exit(flush: bool) {
     keeping_errno(|| at_exit_inner(flush));
 }
 
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 fn at_exit_inner(flush: bool) {
     // A process that never had a socket has nothing to witness (and its exit touches no page
     // of the tables).
@@ -142,6 +148,7 @@ fn at_exit_inner(flush: bool) {
 /// on, and the kernel's counts of it will be both processes' together. Each process still
 /// reads its witness (the reporter weighs the holders against each other: `sockmeter::holders`);
 /// the child reads its base at the fork.
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 pub fn before_fork() {
     let records = &reg().records;
     for idx in 1..records.high_water() {
@@ -184,10 +191,12 @@ pub fn before_spawn() {
 
 /// In a forked child: each inherited TCP socket is witnessed from the fork on (its base is
 /// read now; the counters started from zero).
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 pub fn after_fork_child() {
     keeping_errno(after_fork_child_inner);
 }
 
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 fn after_fork_child_inner() {
     reg().fds.for_each_record_in(0, u32::MAX, |fd, idx| {
         let rec = reg().records.get(idx);

@@ -29,6 +29,7 @@ pub const CLOSE_RANGE_CLOEXEC: c_int = 1 << 2;
 
 /// The calling thread's errno.
 #[inline]
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 pub fn errno() -> c_int {
     // SAFETY: __errno_location always returns a valid pointer to this thread's errno.
     unsafe { *libc::__errno_location() }
@@ -36,12 +37,14 @@ pub fn errno() -> c_int {
 
 /// Sets the calling thread's errno.
 #[inline]
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 pub fn set_errno(e: c_int) {
     // SAFETY: as in `errno`.
     unsafe { *libc::__errno_location() = e }
 }
 
 /// Wall-clock ms since the epoch (vDSO, no system call).
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 pub fn now_ms() -> u64 {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: `ts` is a valid out-pointer.
@@ -70,6 +73,7 @@ pub fn library_symbol(name: &CStr) -> *mut c_void {
 }
 
 /// What an fd the shim has not seen created is.
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 pub fn classify(fd: c_int) -> FdKind {
     // SAFETY: fstat on any int is safe; `st` is a valid out-pointer.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
@@ -95,6 +99,7 @@ pub fn classify(fd: c_int) -> FdKind {
 
 /// The kernel's own counters of TCP socket `fd` (`getsockopt(TCP_INFO)`, one system call).
 /// None when `fd` is not a TCP socket (ENOTSOCK, EOPNOTSUPP) or the kernel is older than 4.19.
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 pub fn tcp_counts(fd: c_int) -> Option<sockmeter::witness::TcpCounts> {
     let mut raw = [0u8; 256];
     let mut len = raw.len() as socklen_t;
@@ -245,6 +250,7 @@ type FindObject = unsafe extern "C" fn(*mut c_void, *mut DlFindObject) -> c_int;
 static FIND_OBJECT: AtomicPtr<c_void> = AtomicPtr::new(std::ptr::null_mut());
 static FIND_OBJECT_LOOKED: AtomicUsize = AtomicUsize::new(0);
 
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 fn find_object_fn() -> Option<FindObject> {
     if FIND_OBJECT_LOOKED.load(Acquire) == 0 {
         // SAFETY: dlsym with a valid C string.
@@ -258,6 +264,7 @@ fn find_object_fn() -> Option<FindObject> {
 }
 
 /// The loaded object containing code address `ip`.
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 pub fn object_at(ip: usize) -> Option<Object> {
     if let Some(find) = find_object_fn() {
         // SAFETY: zeroed is a valid DlFindObject; find writes into it.
@@ -342,12 +349,14 @@ pub fn for_each_object(f: &mut dyn FnMut(*const c_char)) {
 /// address outside the shim. `None` when the chain looks wrong (then the caller is found by the
 /// unwinder instead).
 #[inline(never)]
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 pub fn caller_ip() -> Option<usize> {
     let (lo, hi) = shim_range();
     super::posix::first_return_outside(lo, hi)
 }
 
 /// The shim's code range (start, end) from the loader.
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 fn shim_range() -> (usize, usize) {
     static RANGE: std::sync::OnceLock<(usize, usize)> = std::sync::OnceLock::new();
     *RANGE.get_or_init(|| {
@@ -457,6 +466,7 @@ pub fn wake_one(word: &std::sync::atomic::AtomicI32) {
 /// A token that tells this process image from any other image of the same pid: the first 8
 /// of the 16 random bytes the kernel gives every exec (`AT_RANDOM`), with the pid and the
 /// clock mixed in (a forked child inherits the bytes). No system call.
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 pub fn image_token(pid: u32) -> u64 {
     // SAFETY: getauxval is always safe; AT_RANDOM points at 16 bytes for the process's life.
     let p = unsafe { libc::getauxval(libc::AT_RANDOM) } as *const u8;
@@ -491,6 +501,7 @@ pub fn register_process_handlers(prepare: extern "C" fn(), child: extern "C" fn(
     extern "C" {
         fn on_exit(f: extern "C" fn(c_int, *mut c_void), arg: *mut c_void) -> c_int;
     }
+    #[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
     extern "C" fn exiting(status: c_int, _arg: *mut c_void) {
         let f = AT_EXIT.load(Acquire);
         if !f.is_null() {

@@ -13,6 +13,7 @@ use sockmeter::addr::{self, ADDR_WORDS};
 ///
 /// # Safety
 /// `sa` must be null or point to at least `len` readable bytes.
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 pub unsafe fn sockaddr_words(sa: *const sockaddr, len: socklen_t) -> Option<[u64; ADDR_WORDS]> {
     if sa.is_null() || (len as usize) < std::mem::size_of::<libc::sa_family_t>() {
         return None;
@@ -56,6 +57,7 @@ pub unsafe fn sockaddr_words(sa: *const sockaddr, len: socklen_t) -> Option<[u64
     }
 }
 
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 pub(super) fn sockopt(fd: c_int, opt: c_int) -> Option<c_int> {
     let mut v: c_int = 0;
     let mut len = std::mem::size_of::<c_int>() as socklen_t;
@@ -64,6 +66,7 @@ pub(super) fn sockopt(fd: c_int, opt: c_int) -> Option<c_int> {
     (r == 0).then_some(v)
 }
 
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 fn name_words(fd: c_int, peer: bool) -> Option<[u64; ADDR_WORDS]> {
     // SAFETY: sockaddr_storage is plain data; zeroed is valid.
     let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
@@ -85,11 +88,13 @@ fn name_words(fd: c_int, peer: bool) -> Option<[u64; ADDR_WORDS]> {
 }
 
 /// getsockname, encoded.
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 pub fn local_words(fd: c_int) -> Option<[u64; ADDR_WORDS]> {
     name_words(fd, false)
 }
 
 /// getpeername, encoded.
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 pub fn peer_words(fd: c_int) -> Option<[u64; ADDR_WORDS]> {
     name_words(fd, true)
 }
@@ -106,6 +111,7 @@ extern "C" {
 
 type Visit<'a> = &'a mut dyn FnMut(usize) -> bool;
 
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 extern "C" fn walk_one(ctx: *mut UnwindContext, arg: *mut c_void) -> c_int {
     // SAFETY: `arg` is the `Visit` passed to _Unwind_Backtrace by `walk_stack`, alive and
     // exclusively borrowed for its duration.
@@ -121,6 +127,7 @@ extern "C" fn walk_one(ctx: *mut UnwindContext, arg: *mut c_void) -> c_int {
 /// Calls `visit` with each return address on this thread's stack, innermost first, until it
 /// returns false (so a walk that has found what it looks for stops there: each frame costs the
 /// unwinder a table lookup).
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 pub fn walk_stack(mut visit: Visit<'_>) {
     // SAFETY: walk_one only calls `visit`, which lives for the whole call.
     unsafe { _Unwind_Backtrace(walk_one, &mut visit as *mut Visit<'_> as *mut c_void) };
@@ -159,6 +166,7 @@ pub fn cmdline() -> Vec<String> {
 }
 
 /// [`cmdline`] without a copy.
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 pub fn cmdline_ref() -> &'static [String] {
     ARGV.get().map_or(&[], Vec::as_slice)
 }
@@ -167,6 +175,7 @@ static EXE_PATH: std::sync::atomic::AtomicPtr<String> = std::sync::atomic::Atomi
 
 /// The executable's absolute path, asked of the system once per process image: a forked child
 /// runs the same file (a forking server's child hands its region over without a `readlink`).
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 pub fn exe_path_cached() -> &'static str {
     crate::publish::once(&EXE_PATH, super::exe_path).as_str()
 }
@@ -191,6 +200,7 @@ pub fn spawn_blocking_signals<R>(f: impl FnOnce() -> R) -> R {
 }
 
 /// This process's id.
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 pub fn pid() -> u32 {
     // SAFETY: getpid is always safe.
     unsafe { libc::getpid() as u32 }
@@ -208,6 +218,7 @@ pub(super) extern "C" fn refresh_self_pid() {
 /// Reads this process's id into the memory [`in_vfork_child`] compares with, and returns it:
 /// at load, and first thing in every fork child (`hooks::process`, whose fork handler then
 /// passes it on: one `getpid` per fork for everything that keeps the pid).
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 pub fn note_self_pid() -> u32 {
     let p = pid();
     SELF_PID.store(p, Relaxed);
@@ -218,12 +229,14 @@ pub fn note_self_pid() -> u32 {
 /// thread of it): everything the shim holds in memory is its parent's, which it must leave
 /// alone. One system call (getpid); callers ask only before changing what the parent knows
 /// about a socket. False before the shim's constructor ran.
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 pub fn in_vfork_child() -> bool {
     let own = SELF_PID.load(Relaxed);
     own != 0 && own != pid()
 }
 
 /// The parent's id.
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 pub fn ppid() -> u32 {
     // SAFETY: getppid is always safe.
     unsafe { libc::getppid() as u32 }
@@ -265,6 +278,7 @@ pub fn shim_dir() -> Option<std::path::PathBuf> {
 /// frame-pointer chain, starting from the caller's frame: the code that called the shim.
 /// `None` when the chain looks wrong (then the unwinder finds the caller instead).
 #[inline(never)]
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 pub fn first_return_outside(lo: usize, hi: usize) -> Option<usize> {
     let mut fp: usize;
     // SAFETY: reading the frame-pointer register.

@@ -79,6 +79,7 @@ pub fn link_pair(high: c_int) -> Option<(c_int, c_int)> {
 /// closed at once, so it is not moved. Half the cost of a socketpair (a pair made and closed:
 /// 5.0 against 9.7 µs, `scripts/bench.d/handover_cost.c`). Returns (the shipper's end, the
 /// host's end).
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 pub fn exit_link(high: c_int) -> Option<(c_int, c_int)> {
     let mut fds = [0 as c_int; 2];
     // SAFETY: plain system calls on our own fds.
@@ -98,6 +99,7 @@ pub fn exit_link(high: c_int) -> Option<(c_int, c_int)> {
 
 /// Wakes the shipper with one byte on the host's end of the link: never blocks, and never
 /// raises SIGPIPE (the shipper may be gone).
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 pub fn poke(fd: c_int) {
     // SAFETY: sending one byte from a valid buffer on our own socket.
     unsafe {
@@ -318,6 +320,7 @@ impl SubreaperPause {
 
 /// Moves `fd` to a close-on-exec fd number of at least `high` (keeps it where it is if that
 /// fails). Returns the fd to use.
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 pub fn move_high(fd: c_int, high: c_int) -> c_int {
     // SAFETY: duplicating and closing our own fd.
     unsafe {
@@ -351,6 +354,7 @@ pub fn adoption_pair(high: c_int) -> Option<(c_int, c_int)> {
 }
 
 /// A pidfd of the calling process, whose pid is `pid` (close-on-exec), or -1.
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 pub fn pidfd_of(pid: u32) -> c_int {
     // SAFETY: pidfd_open of our own pid; -1 when the kernel does not have it.
     unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) as c_int }
@@ -359,6 +363,7 @@ pub fn pidfd_of(pid: u32) -> c_int {
 /// Sends one message of `bytes` with `fds` attached (`SCM_RIGHTS`) on `sock`, without
 /// blocking and without SIGPIPE. True when the whole message was queued: the receiver then
 /// owns copies of the fds.
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 pub fn send_with_fds(sock: c_int, bytes: &[u8], fds: &[c_int]) -> bool {
     const MAX_FDS: usize = 4;
     if fds.len() > MAX_FDS {

@@ -32,10 +32,11 @@
 //! found, `SOCKMETER_SHIPPER=none`, no memfd) the shim falls back to its in-process thread.
 
 use std::ffi::{c_void, CString};
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, Ordering::*};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU8, Ordering::*};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use sockmeter::keep::Keep;
 use sockmeter::shared::Shared;
 
 use super::collector::{EventCallback, Subscribers};
@@ -63,6 +64,7 @@ static SILENT: AtomicBool = AtomicBool::new(false);
 
 /// Whether this process ships through a shipper process.
 #[inline]
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 pub fn on() -> bool {
     HELPER_MODE.load(Relaxed)
 }
@@ -81,7 +83,24 @@ fn shipper_exe() -> Option<CString> {
     CString::new(path.into_os_string().into_encoded_bytes()).ok()
 }
 
-static EXE: Mutex<Option<CString>> = Mutex::new(None);
+/// The shipper's path, set once (never freed): read with one load, so a forked child that
+/// finds it set writes nothing (a lock's word would be one more page copied on write) and
+/// never waits on a lock another thread of its parent held at the fork.
+static EXE: AtomicPtr<CString> = AtomicPtr::new(std::ptr::null_mut());
+
+fn exe() -> Option<&'static CString> {
+    let p = EXE.load(Acquire);
+    // SAFETY: null, or a `CString` leaked by `set_exe` and never freed or changed.
+    (!p.is_null()).then(|| unsafe { &*p })
+}
+
+fn set_exe(path: CString) {
+    let p = Box::into_raw(Box::new(path));
+    if EXE.compare_exchange(std::ptr::null_mut(), p, AcqRel, Acquire).is_err() {
+        // SAFETY: `p` came from `Box::into_raw` just above and was not published.
+        drop(unsafe { Box::from_raw(p) });
+    }
+}
 
 /// Where a region lives: a memfd of its own (until a shipper has it, `MEM_FD`), or a slot of
 /// the nursery this process was forked with (`nursery::claimed`).
@@ -93,6 +112,7 @@ enum Place {
 /// Moves the accounting into a fresh region, copying `from`: when `slot` (see
 /// [`may_take_slot`]), a free slot of the nursery a forked child inherited, else a memfd of its
 /// own. None if no region can be made.
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 fn new_region(from: &Shared, slot: bool) -> Option<(Place, &'static Shared)> {
     let claimed = if slot { super::nursery::claim() } else { None };
     let (place, region) = match claimed {
@@ -159,6 +179,7 @@ pub fn pending() -> bool {
 /// pointer switches: no other thread can hold a record of the static region, and the copy
 /// takes everything the static region held (fds known not to be sockets, names, notices).
 /// Not in a vfork child (it shares our memory but not our fds).
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 pub fn settle() {
     if REGION_STATE.load(Acquire) == SETTLED || !super::owns_region() {
         return;
@@ -185,11 +206,11 @@ pub fn settle() {
 }
 
 /// The region and the shipper's path, when one can be found.
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 fn make_region() {
-    // A forked child knows the path already, from its parent (`try_lock`: a lock some other
-    // thread of the parent held at the fork is never released in the child).
-    let known = EXE.try_lock().ok().and_then(|e| e.clone());
-    let Some(exe) = known.or_else(shipper_exe) else {
+    // A forked child knows the path already, from its parent.
+    let found = if exe().is_some() { None } else { shipper_exe() };
+    if exe().is_none() && found.is_none() {
         // `sockmeter run` checks the variable before it runs anything; a host started by hand
         // (for `sockmeter listen`) hears it here, once, at its first socket.
         if let Some(p) = platform::start_var("SOCKMETER_SHIPPER").filter(|p| p != "none") {
@@ -203,8 +224,8 @@ fn make_region() {
     let Some((place, region)) = new_region(shared(), may_take_slot(shared())) else {
         return;
     };
-    if let Ok(mut e) = EXE.lock() {
-        *e = Some(exe);
+    if let Some(path) = found {
+        set_exe(path);
     }
     install(place, region);
     HELPER_MODE.store(true, Release);
@@ -212,6 +233,7 @@ fn make_region() {
 
 /// Starts this process's shipper. False if it could not be started (the caller falls back to
 /// the in-process thread).
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 pub fn spawn(origin_fork: bool) -> bool {
     if SILENT.load(Acquire) {
         // Handed over silently: the shipper has the region and finds it shipping at its next
@@ -222,9 +244,14 @@ pub fn spawn(origin_fork: bool) -> bool {
     if origin_fork && adopt(false) {
         return true;
     }
+    spawn_own(origin_fork)
+}
+
+/// Starts a shipper of this process's own (out of line: a handed-over child never runs it).
+#[inline(never)]
+fn spawn_own(origin_fork: bool) -> bool {
     let (mem, offset) = region_fd();
-    let exe = EXE.lock().ok().and_then(|e| e.clone());
-    let (Some(exe), true) = (exe, mem >= 0) else {
+    let (Some(exe), true) = (exe(), mem >= 0) else {
         return false;
     };
     let Some((r, w)) = platform::link_pair(HIGH_FD) else {
@@ -249,7 +276,7 @@ pub fn spawn(origin_fork: bool) -> bool {
         arg("--".into()),
     ];
     args.extend(platform::cmdline().into_iter().map(arg));
-    let spawned = platform::spawn_shipper(&exe, &args, [mem, r, adopt_shipper]);
+    let spawned = platform::spawn_shipper(exe, &args, [mem, r, adopt_shipper]);
     // SAFETY: closing our own fds: the shipper has its copies.
     unsafe {
         libc::close(r);
@@ -282,6 +309,7 @@ pub fn spawn(origin_fork: bool) -> bool {
 }
 
 /// The shipper has the region: the host keeps only the link's write end `w`.
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 fn handed_over(w: libc::c_int) {
     let mem = MEM_FD.swap(-1, AcqRel);
     if mem >= 0 {
@@ -313,6 +341,7 @@ fn replace_adopt_fd(new: libc::c_int) {
 /// child that exits first still has its last counts shipped). False when there is no channel
 /// or the message could not be queued (the shipper is gone, or its queue is full): then the
 /// child starts a shipper of its own.
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 fn adopt(silent: bool) -> bool {
     let chan = ADOPT_FD.load(Acquire);
     let (mem, offset) = region_fd();
@@ -330,24 +359,24 @@ fn adopt(silent: bool) -> bool {
     };
     // Built by hand: in a forked child, the formatting machinery's first use costs page faults.
     let exe = platform::exe_path_cached();
-    let mut msg = Vec::with_capacity(64 + exe.len());
+    let mut msg = Message::new();
     push_decimal(&mut msg, u64::from(super::image_pid()));
     push_decimal(&mut msg, u64::from(platform::ppid()));
     push_decimal(&mut msg, offset as u64);
     push_decimal(&mut msg, u64::from(silent));
-    msg.extend_from_slice(exe.as_bytes());
-    msg.push(0);
+    msg.push(exe.as_bytes());
+    msg.push(b"\0");
     for a in platform::cmdline_ref() {
         // The shipper reads messages of up to 64 KiB (a longer one would be cut, and with it
         // the fds): a very long command line is shortened instead.
         if msg.len() + a.len() + 1 > MAX_ADOPTION_MESSAGE {
-            msg.extend_from_slice("…\0".as_bytes());
+            msg.push("…\0".as_bytes());
             break;
         }
-        msg.extend_from_slice(a.as_bytes());
-        msg.push(0);
+        msg.push(a.as_bytes());
+        msg.push(b"\0");
     }
-    let sent = platform::send_with_fds(chan, &msg, &[mem, r, pidfd]);
+    let sent = platform::send_with_fds(chan, msg.bytes(), &[mem, r, pidfd]);
     // SAFETY: our copies; the message holds its own.
     unsafe {
         libc::close(r);
@@ -364,6 +393,7 @@ fn adopt(silent: bool) -> bool {
 
 /// The memfd the shipper maps for this process's region, and where in it the region starts: a
 /// slot of the nursery, or a memfd of its own (offset 0).
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 fn region_fd() -> (libc::c_int, usize) {
     super::nursery::claimed().unwrap_or((MEM_FD.load(Acquire), 0))
 }
@@ -371,7 +401,8 @@ fn region_fd() -> (libc::c_int, usize) {
 /// Appends `n` in decimal and a NUL. By hand, not with `itoa`: this runs in a forked child, to
 /// which no page of the shim is mapped until it touches it, and itoa's code and digit table
 /// were two more page faults there (`perf record -e page-faults`: ~2.5 µs each on this VM).
-fn push_decimal(out: &mut Vec<u8>, n: u64) {
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
+fn push_decimal(out: &mut Message, n: u64) {
     let mut digits = [0u8; 20];
     let mut i = digits.len();
     let mut v = n;
@@ -383,8 +414,56 @@ fn push_decimal(out: &mut Vec<u8>, n: u64) {
             break;
         }
     }
-    out.extend_from_slice(&digits[i..]);
-    out.push(0);
+    out.push(&digits[i..]);
+    out.push(b"\0");
+}
+
+/// The hand-over message: on the stack when it fits, as a usual command line does (a forked
+/// child's first `malloc` costs it page faults: the allocator's code, its arena and the heap
+/// page it carves from, each copied on write), else on the heap.
+struct Message {
+    stack: [u8; 1024],
+    len: usize,
+    heap: Vec<u8>,
+}
+
+impl Message {
+    fn new() -> Self {
+        Self {
+            stack: [0; 1024],
+            len: 0,
+            heap: Vec::new(),
+        }
+    }
+
+    #[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
+    fn push(&mut self, bytes: &[u8]) {
+        if self.heap.is_empty() && self.len + bytes.len() <= self.stack.len() {
+            self.stack[self.len..self.len + bytes.len()].copy_from_slice(bytes);
+            self.len += bytes.len();
+            return;
+        }
+        if self.heap.is_empty() {
+            self.heap.extend_from_slice(&self.stack[..self.len]);
+        }
+        self.heap.extend_from_slice(bytes);
+    }
+
+    fn len(&self) -> usize {
+        if self.heap.is_empty() {
+            self.len
+        } else {
+            self.heap.len()
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        if self.heap.is_empty() {
+            &self.stack[..self.len]
+        } else {
+            &self.heap
+        }
+    }
 }
 
 /// Before an exec: the shipper ships the last counts and says `bye` (reason exec) when the
@@ -395,25 +474,32 @@ pub fn exec_pending(pending: bool) {
 
 /// Before a fork, in the parent: a private snapshot of the region (the child inherits the
 /// shared mapping, which the parent keeps changing; it needs the state as of the fork).
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 pub fn before_fork() {
     super::nursery::prepare(HIGH_FD, ADOPT_FD.load(Acquire) >= 0 && LINK_FD.load(Acquire) >= 0);
     let (local, now) = (super::local(), shared());
     if !std::ptr::eq(local, now) {
-        local.registry.copy_from(&now.registry);
+        // The memfd and the link are closed in the child (`fork_child`).
+        local
+            .registry
+            .copy_forgetting(&now.registry, &[MEM_FD.load(Acquire), LINK_FD.load(Acquire)]);
         local.names.copy_from(&now.names);
-        local.quiet.store(now.quiet.load(Acquire), Release);
+        local.quiet.keep(now.quiet.load(Acquire), Release);
     }
 }
 
 /// In a forked child: a region of its own (from the snapshot), and none of the parent's fds.
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 pub fn fork_child() {
-    // The parent's subscribers and event thread are the parent's.
-    EVENT_THREAD.store(false, Release);
-    if let Ok(mut subs) = SUBSCRIBERS.try_lock() {
-        *subs = Subscribers::new();
+    // The parent's subscribers and event thread are the parent's (there are some only if it
+    // ever subscribed: a lock taken for nothing would cost the child a page copy).
+    if EVENT_THREAD.swap(false, AcqRel) {
+        if let Ok(mut subs) = SUBSCRIBERS.try_lock() {
+            *subs = Subscribers::new();
+        }
     }
     super::nursery::fork_child();
-    SILENT.store(false, Relaxed);
+    SILENT.keep(false, Relaxed);
     let local = super::local();
     // From here on the child counts into its private snapshot, never the parent's region.
     REGION.store(local as *const Shared as *mut Shared, Release);
@@ -444,6 +530,7 @@ pub fn fork_child() {
 /// Whether a region made now from `from` may be a slot of an inherited nursery: a slot is
 /// handed over as soon as it is taken (`install`), which needs the adoption channel, and a
 /// quiet process (its run's reporter is gone) hands nothing over.
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 fn may_take_slot(from: &Shared) -> bool {
     ADOPT_FD.load(Acquire) >= 0 && from.quiet.load(Acquire) == 0
 }
@@ -454,6 +541,7 @@ fn may_take_slot(from: &Shared) -> bool {
 /// first), and the shipper, which says nothing for it until it ships (`Shared::shipping`),
 /// gives the slot back then. If that hand-over cannot be made (the shipper is gone, its queue
 /// is full), the process's first socket call tries again, as any child's does.
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 fn install(place: Place, region: &'static Shared) {
     REGION.store(region as *const Shared as *mut Shared, Release);
     match place {
@@ -464,6 +552,7 @@ fn install(place: Place, region: &'static Shared) {
 
 /// Whether this process handed its region over silently and has not started shipping: an exec
 /// then ends it for the shipper as it does a shipping one.
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 pub fn handed_over_silently() -> bool {
     SILENT.load(Acquire) && !shared().ships()
 }
@@ -472,6 +561,7 @@ pub fn handed_over_silently() -> bool {
 /// has one reads (a handed-over child's link is a pipe it never writes), else on the link
 /// (never blocks). Not from a signal handler that interrupted this thread while it held the fd
 /// lock: the shipper's own timer wakes it.
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 fn wake() {
     let _ = super::sink::with_fd_lock(|| {
         if LINK_FD.load(Acquire) < 0 {
@@ -554,14 +644,30 @@ fn deliver_once() {
 
 #[cfg(test)]
 mod tests {
-    use super::push_decimal;
+    use super::{push_decimal, Message};
 
     #[test]
     fn decimals_are_written_as_the_formatter_writes_them() {
         for n in [0, 1, 9, 10, 99, 100, 65_536, u64::from(u32::MAX), u64::MAX] {
-            let mut out = Vec::new();
+            let mut out = Message::new();
             push_decimal(&mut out, n);
-            assert_eq!(out, format!("{n}\0").into_bytes());
+            assert_eq!(out.bytes(), format!("{n}\0").as_bytes());
         }
+    }
+
+    #[test]
+    fn a_message_longer_than_its_stack_buffer_moves_whole_to_the_heap() {
+        let mut m = Message::new();
+        let mut want = Vec::new();
+        for i in 0..300u32 {
+            let part = format!("arg{i}");
+            m.push(part.as_bytes());
+            m.push(b"\0");
+            want.extend_from_slice(part.as_bytes());
+            want.push(0);
+            assert_eq!(m.len(), want.len());
+        }
+        assert!(want.len() > 1024);
+        assert_eq!(m.bytes(), &want[..]);
     }
 }

@@ -28,6 +28,7 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use sockmeter::config::Config;
+use sockmeter::keep::Keep;
 use sockmeter::registry::Registry;
 use sockmeter::shared::Shared;
 use sockmeter::wire::{ByeReason, Origin};
@@ -42,12 +43,14 @@ static LOCAL: Shared = Shared::new();
 static REGION: AtomicPtr<Shared> = AtomicPtr::new(&LOCAL as *const Shared as *mut Shared);
 
 /// The static region (before a shared one exists, and as a last resort in a forked child).
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 fn local() -> &'static Shared {
     &LOCAL
 }
 
 /// The region the hooks count into: registry, names, mailboxes.
 #[inline]
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 pub fn shared() -> &'static Shared {
     // SAFETY: REGION only ever holds `LOCAL` or a mapping of a whole `Shared` that is never
     // unmapped.
@@ -56,6 +59,7 @@ pub fn shared() -> &'static Shared {
 
 /// The fd table and socket records in use.
 #[inline]
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 pub fn reg() -> &'static Registry {
     &shared().registry
 }
@@ -76,18 +80,21 @@ const MAX_TICK_MS: u64 = 100;
 
 /// False once the shim is disabled (by configuration, or after an internal panic).
 #[inline]
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 pub fn active() -> bool {
     !DISABLED.load(Relaxed)
 }
 
 /// Whether the calling process owns the region (not a vfork child sharing our memory): one
 /// `getpid`.
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 pub fn owns_region() -> bool {
     platform::pid() == IMAGE_PID.load(Acquire)
 }
 
 /// This image's pid (set at load and in the fork handler), without a system call: for code
 /// that runs where [`owns_region`] holds (the region's making, a fork child's handler).
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 pub fn image_pid() -> u32 {
     IMAGE_PID.load(Acquire)
 }
@@ -122,6 +129,7 @@ pub fn push_notice(kind: &str, text: &str) {
 /// Before a socket is registered, or a thread created: shipper mode's region is made now if it
 /// is wanted and not made yet (`helper::settle`, which says why then).
 #[inline]
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 pub fn settle_region() {
     if helper::pending() {
         helper::settle();
@@ -242,6 +250,7 @@ fn check_report_path(pattern: &str, path: &str) {
 /// Tells the reporting side something changed: the shipper or the reporting thread runs a
 /// pass soon after the region's change counter moves. Never blocks, never allocates.
 #[inline]
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 pub fn notify() {
     shared().changes.fetch_add(1, Relaxed);
     // A host thread opening or closing a socket: the moment to make the reporter connection's
@@ -267,6 +276,7 @@ fn lock() -> MutexGuard<'static, Collector> {
 
 /// Starts the reporting thread if it is not running in this process yet.
 #[inline]
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 pub fn ensure_started() {
     if STARTED.load(Relaxed) {
         return;
@@ -278,6 +288,7 @@ pub fn ensure_started() {
 static EARLY: AtomicBool = AtomicBool::new(false);
 
 #[cold]
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 fn start() {
     if !INITED.load(Acquire) {
         EARLY.store(true, Release);
@@ -297,6 +308,7 @@ fn start() {
     platform::set_errno(e);
 }
 
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 fn start_now() {
     settle_region();
     OWNER_PID.store(platform::pid(), Release);
@@ -400,6 +412,7 @@ fn reporting_thread() {
 
 /// Ships everything pending and says goodbye (exit or exec). Returns whether anything was
 /// finished (false when the process never touched a socket).
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 pub fn finish(reason: ByeReason) -> bool {
     if helper::on() {
         // The shipper sees the exit (pidfd) or the exec (the link closing) itself; an exec
@@ -441,6 +454,7 @@ pub fn resume_after_failed_exec() {
 
 /// Before a fork, in the parent (the caller holds the guard): a shipper's region is
 /// snapshotted for the child.
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 pub fn fork_prepare() {
     if helper::on() {
         helper::before_fork();
@@ -449,10 +463,12 @@ pub fn fork_prepare() {
 
 /// In a forked child, whose pid is `pid` (the caller holds the guard): the parent's thread,
 /// lock and connection are not ours; the child gets accounting of its own and starts over.
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 pub fn fork_child(pid: u32) {
-    STARTED.store(false, Relaxed);
-    FORKED.store(true, Relaxed);
-    COLLECTOR.store(std::ptr::null_mut(), Release);
+    // `keep`: a store of what is there already would cost the child a page copy.
+    STARTED.keep(false, Relaxed);
+    FORKED.keep(true, Relaxed);
+    COLLECTOR.keep(std::ptr::null_mut(), Release);
     sink::Sink::abandon_inherited();
     let forked = platform::now_ms();
     IMAGE_PID.store(pid, Release);
@@ -467,11 +483,13 @@ pub fn fork_child(pid: u32) {
 
 /// Whether `fd` is one of the shim's own (the reporter connection, the shipper's region, link
 /// and adoption channel).
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 pub fn owns_fd(fd: libc::c_int) -> bool {
     fd >= 0 && sink::own_fds().iter().any(|s| s.load(Acquire) == fd)
 }
 
 /// If the host is about to close or replace the reporter connection's fd, move it first.
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 pub fn protect_own_fd(fd: libc::c_int) {
     sink::protect(fd, 0);
 }

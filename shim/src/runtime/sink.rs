@@ -40,6 +40,7 @@ use sockmeter::outbox::{self, Backoff, Flushed, Heard, Outbox};
 
 use crate::platform;
 use crate::runtime::reg;
+use sockmeter::keep::Keep;
 use sockmeter::registry::FdState;
 
 /// The reporter connection's fd, -1 when none. Read by the close-family hooks.
@@ -457,12 +458,17 @@ impl Sink {
 
     /// Forgets an inherited connection (and spare) without writing to it (a forked child must
     /// not talk on its parent's stream).
+    #[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
     pub fn abandon_inherited() {
         // The parent's thread may have held the lock at fork time; in the child it is ours.
-        FD_LOCK.store(false, Release);
-        TEMP_FD.store(-1, Release);
-        SPARE_WANTED.store(false, Release);
+        // (`keep`: a store of what is there already would cost the child a page copy.)
+        FD_LOCK.keep(false, Release);
+        TEMP_FD.keep(-1, Release);
+        SPARE_WANTED.keep(false, Release);
         for slot in [&OWN_FD, &SPARE_FD] {
+            if slot.load(Acquire) < 0 {
+                continue;
+            }
             let fd = slot.swap(-1, AcqRel);
             if fd >= 0 {
                 reg().fds.set(fd, FdState::Unknown);
@@ -626,6 +632,7 @@ fn connect_to(name: &[u8], abstract_name: bool) -> std::io::Result<c_int> {
 /// Every fd the shim keeps open in the host (the slots hold -1 when unused): the reporter
 /// connection and its spare (thread mode), and in shipper mode the region's memfd, the link to
 /// the shipper, the adoption channel and the forked children's nursery.
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 pub fn own_fds() -> [&'static std::sync::atomic::AtomicI32; 6] {
     use super::helper::{ADOPT_FD, LINK_FD, MEM_FD};
     [&OWN_FD, &MEM_FD, &LINK_FD, &ADOPT_FD, &SPARE_FD, &super::nursery::FD]
@@ -634,6 +641,7 @@ pub fn own_fds() -> [&'static std::sync::atomic::AtomicI32; 6] {
 /// Moves the reporter connection away from `fd` if the host is about to close or replace it
 /// (waiting for a send or a connection in progress to finish first). The connection moves to
 /// an fd number at least `min_fd` (and at least 264).
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 pub fn protect(fd: c_int, min_fd: c_int) {
     let ours = |f: c_int| own_fds().iter().any(|s| s.load(Acquire) == f);
     if fd < 0 || (!ours(fd) && TEMP_FD.load(Acquire) != fd) {
