@@ -57,7 +57,16 @@ impl Header {
         self.magic.load(Acquire) == MAGIC
     }
 
+    /// The slot process `pid` holds, if any.
+    pub fn holder(&self, pid: u32) -> Option<usize> {
+        if pid == 0 || !self.is_valid() {
+            return None;
+        }
+        self.claims.iter().position(|c| c.load(Acquire) == pid)
+    }
+
     /// Takes a free slot for process `pid`: its index, or None when every slot is taken.
+    #[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
     pub fn claim(&self, pid: u32) -> Option<usize> {
         if pid == 0 || !self.is_valid() {
             return None;
@@ -108,6 +117,22 @@ mod tests {
         ] {
             assert_eq!(slot_at(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn a_holder_is_found_by_its_pid_until_it_releases_its_slot() {
+        let h = Header {
+            magic: AtomicU64::new(0),
+            claims: [const { AtomicU32::new(0) }; SLOTS],
+        };
+        h.seal();
+        let (a, b) = (h.claim(7).unwrap(), h.claim(8).unwrap());
+        assert_eq!(
+            (h.holder(7), h.holder(8), h.holder(9), h.holder(0)),
+            (Some(a), Some(b), None, None)
+        );
+        h.release(a);
+        assert_eq!(h.holder(7), None);
     }
 
     #[test]

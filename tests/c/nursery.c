@@ -28,6 +28,12 @@
  *                    embeds): the shipper it was handed to must answer, woken through the
  *                    adoption channel. Its line ends with " snap=1" when the answer names its
  *                    pid and its SIZE bytes sent, else " snap=0".
+ *   MODE endings:    as serial, but child i ends in one of four ways, by i % 4: exit(3);
+ *                    _exit(5); raise(SIGTERM); exit(4) through an exit handler the parent
+ *                    registered before its first socket that then kills the child with SIGKILL
+ *                    (it runs after the shim's own, which has recorded exit code 4 by then: the
+ *                    kernel's word, SIGKILL, must win). The parent reaps each with wait() and
+ *                    does not count these endings as failures.
  *   MODE inherit:    the parent's connection stays open while N children, one after another,
  *                    inherit it and exec /bin/true without touching a socket; then the parent's
  *                    exchange on it, and one more child as in serial (the only child line).
@@ -42,6 +48,13 @@
 #include <sys/wait.h>
 
 static void *nothing(void *arg) { return arg; }
+
+/* Mode endings: set in a child that must die of SIGKILL in its exit handlers. */
+static volatile int kill_at_exit;
+
+static void killer(void) {
+    if (kill_at_exit) kill(getpid(), SIGKILL);
+}
 
 static void maps(int *regions, int *nurseries) {
     FILE *f = fopen("/proc/self/maps", "r");
@@ -125,6 +138,8 @@ int main(int argc, char **argv) {
     int threads = strcmp(argv[4], "threads") == 0 || strcmp(argv[4], "live") == 0;
     const char *live = strcmp(argv[4], "live") == 0 ? getenv("NURSERY_STREAM") : NULL;
     int snapshot = strcmp(argv[4], "snapshot") == 0;
+    int endings = strcmp(argv[4], "endings") == 0;
+    if (endings && atexit(killer) != 0) fail("atexit\n");
     if (strcmp(argv[4], "live") == 0 && !live) fail("mode live needs NURSERY_STREAM\n");
     unsigned long long rx = 0, tx = 0;
     if (strcmp(argv[4], "inherit") == 0) {
@@ -213,9 +228,21 @@ int main(int argc, char **argv) {
             } else {
                 child_line();
             }
+            if (endings) {
+                switch (i % 4) {
+                case 0: exit(3);
+                case 1: _exit(5);
+                case 2: raise(SIGTERM); break;
+                default: kill_at_exit = 1; exit(4);
+                }
+            }
             _exit(0);
         }
-        if (!concurrent) {
+        if (endings) {
+            int st;
+            if (wait(&st) < 0) die("wait");
+            usleep(3000);
+        } else if (!concurrent) {
             bad |= wait_all(1);
             /* A moment for the shipper to see the child's end and give its slot back (one that
              * has not yet is no error: the next child takes another slot, or makes a region). */

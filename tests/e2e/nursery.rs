@@ -221,3 +221,41 @@ fn a_handed_over_child_gets_its_own_snapshot() {
     );
     assert!(!r.stderr.contains("hand-over"), "{}", r.stderr);
 }
+
+/// Children that count in the nursery end in four ways: `exit(3)`, `_exit(5)`, killed by
+/// SIGTERM, and `exit(4)` followed by an exit handler (registered by the parent before the shim
+/// was loaded, so it runs after the shim's) that kills the child with SIGKILL. The report has
+/// how each really ended, as the parent's `wait` saw it: the parent skips writing an ending to
+/// the endings file only when the child recorded the same one in its slot (its shipper's `bye`
+/// carries it), so the last child's exit code 4, recorded before the SIGKILL, must not stand.
+#[test]
+fn a_nursery_childs_ending_is_the_one_its_parent_reaped() {
+    let n = 8;
+    let r = run(n, "endings", &[]);
+    assert!(
+        in_slots(&children(&r)) >= 1,
+        "no child counted in a slot:\n{}",
+        r.stdout
+    );
+    let want = |i: usize| match i % 4 {
+        0 => ("exit", Some(3), None),
+        1 => ("exit", Some(5), None),
+        2 => ("signal", None, Some(libc::SIGTERM)),
+        _ => ("signal", None, Some(libc::SIGKILL)),
+    };
+    for (i, (pid, _, _)) in children(&r).into_iter().enumerate() {
+        let p = r
+            .report
+            .processes
+            .iter()
+            .find(|p| p.pid == pid)
+            .unwrap_or_else(|| panic!("child {pid} is not in the report:\n{}", r.stderr));
+        assert_eq!(
+            (p.end.as_str(), p.exit_code, p.signal),
+            want(i),
+            "child {i} (pid {pid}):\n{}",
+            r.stderr
+        );
+        assert!(p.ended_at.is_some(), "child {pid}");
+    }
+}
