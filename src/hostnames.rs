@@ -181,6 +181,11 @@ impl Hosts {
         }
     }
 
+    /// Whether no name was ever recorded.
+    pub fn is_empty(&self) -> bool {
+        self.next.load(Acquire) == 0
+    }
+
     /// How many slots were ever taken (they are taken in order, then reused round the ring).
     #[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
     fn used(&self) -> usize {

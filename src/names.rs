@@ -188,6 +188,25 @@ impl Names {
     /// with its parent's).
     #[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
     pub fn copy_from(&self, other: &Names) {
+        self.copy_names(other);
+        self.hosts.copy_from(&other.hosts);
+    }
+
+    /// As [`Names::copy_from`], into a table known to be empty (a fresh region, a nursery slot):
+    /// the host names' table, which only name lookups fill, is left untouched when `other`'s
+    /// is empty too (in a forked child, reading it would fault in a page of the region for
+    /// nothing).
+    #[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
+    pub fn copy_into_empty(&self, other: &Names) {
+        self.copy_names(other);
+        if !other.hosts.is_empty() {
+            self.hosts.copy_from(&other.hosts);
+        }
+    }
+
+    /// The names themselves (not the host names), writing only what differs.
+    #[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
+    fn copy_names(&self, other: &Names) {
         let n = (other.count.load(Acquire) as usize).min(MAX_NAMES);
         let used = other.used.load(Acquire).min(ARENA);
         for (d, s) in self.arena[..used].iter().zip(&other.arena[..used]) {
@@ -207,7 +226,6 @@ impl Names {
         }
         self.used.keep(used, Release);
         self.count.keep(n as u32, Release);
-        self.hosts.copy_from(&other.hosts);
     }
 }
 
@@ -257,5 +275,21 @@ mod tests {
         assert_eq!((M.meta(b).load, M.meta(b).loaded_ms, M.meta(b).owner), (4, 99, 1));
         assert_eq!(N.meta(0), Meta::default());
         assert_eq!(put(&M, "weather"), b);
+    }
+
+    #[test]
+    fn a_copy_into_an_empty_table_has_the_names_and_any_host_names() {
+        static SRC: Names = Names::new();
+        static EMPTY: Names = Names::new();
+        static WITH_HOSTS: Names = Names::new();
+        let a = put(&SRC, "/opt/plugin.so");
+        EMPTY.copy_into_empty(&SRC);
+        assert_eq!(EMPTY.name(a).as_deref(), Some("/opt/plugin.so"));
+        assert!(EMPTY.hosts.is_empty());
+        let ip = crate::hostnames::key_v4([10, 0, 0, 1]);
+        SRC.hosts.record(b"db.test", ip);
+        WITH_HOSTS.copy_into_empty(&SRC);
+        assert_eq!(WITH_HOSTS.name(a).as_deref(), Some("/opt/plugin.so"));
+        assert_eq!(WITH_HOSTS.hosts.name_of(&ip).as_deref(), Some("db.test"));
     }
 }

@@ -76,6 +76,13 @@ const NONE: u8 = 0;
 const LOADING: u8 = 1;
 const LOADED: u8 = 2;
 const FAILED: u8 = 3;
+
+/// Whether loading the shim is over, one way or the other (`start::in_vfork_child` is asked
+/// only before).
+pub(crate) fn shim_settled() -> bool {
+    matches!(STATE.load(Acquire), LOADED | FAILED)
+}
+
 /// The thread loading it (its kernel id): its own hooked calls go to libc meanwhile.
 static LOADER_TID: AtomicU32 = AtomicU32::new(0);
 

@@ -17,6 +17,12 @@ pub fn in_vfork_child() -> bool {
 }
 
 extern "C" fn after_fork_child() {
+    // Only a stage that has not loaded the shim yet asks whether it runs in a vfork child: once
+    // the shim is loaded (or failed to load), a forked child leaves the pid alone (no system
+    // call, and no page of this library copied on write in every child of a metered parent).
+    if crate::shim_settled() {
+        return;
+    }
     PID.store(getpid(), Relaxed);
 }
 

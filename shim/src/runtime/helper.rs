@@ -127,7 +127,7 @@ fn new_region(from: &Shared, slot: bool) -> Option<(Place, &'static Shared)> {
         }
     };
     region.registry.copy_from(&from.registry);
-    region.names.copy_from(&from.names);
+    region.names.copy_into_empty(&from.names);
     region.quiet.store(from.quiet.load(Acquire), Release);
     region.started_ms.store(from.started_ms.load(Acquire), Release);
     region.image.store(from.image.load(Acquire), Release);
@@ -493,7 +493,8 @@ pub fn before_fork() {
 pub fn fork_child() {
     // The parent's subscribers and event thread are the parent's (there are some only if it
     // ever subscribed: a lock taken for nothing would cost the child a page copy).
-    if EVENT_THREAD.swap(false, AcqRel) {
+    if EVENT_THREAD.load(Acquire) {
+        EVENT_THREAD.store(false, Release);
         if let Ok(mut subs) = SUBSCRIBERS.try_lock() {
             *subs = Subscribers::new();
         }

@@ -8,6 +8,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicUsize, Ordering::*};
 
+use sockmeter::keep::Keep;
 use sockmeter::nursery::{self, Header};
 use sockmeter::shared::Shared;
 
@@ -57,7 +58,7 @@ pub fn prepare(high: libc::c_int, adoption: bool) {
 /// slot of its parent's.
 #[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 pub fn fork_child() {
-    CLAIMED.store(0, Relaxed);
+    CLAIMED.keep(0, Relaxed);
 }
 
 /// A free slot of the inherited nursery for this process's region, all zero (a fresh region;
