@@ -185,12 +185,14 @@ fn object_meta(path: &[u8], is_shim: bool, origin: loads::Origin) -> Meta {
 #[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 fn object_id(obj: platform::Object) -> u32 {
     // SAFETY: `obj.name` is the loader's NUL-terminated name of an object that is loaded now
-    // (we hold a return address inside it).
-    let raw = unsafe { std::ffi::CStr::from_ptr(obj.name) }.to_bytes();
-    let is_shim = obj.base == platform::shim_base();
-    if raw.is_empty() {
+    // (we hold a return address inside it): its first byte is readable. The main program's is
+    // empty, told without `strlen` (a forked child's first socket would fault in its page).
+    if unsafe { *obj.name } == 0 {
         return main_id();
     }
+    // SAFETY: as above.
+    let raw = unsafe { std::ffi::CStr::from_ptr(obj.name) }.to_bytes();
+    let is_shim = obj.base == platform::shim_base();
     intern(
         obj.base,
         raw,

@@ -1,7 +1,7 @@
 //! Linux (glibc) implementation of the platform contract in `platform/mod.rs`.
 
 use std::ffi::{c_void, CStr};
-use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering::*};
+use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering::*};
 
 use libc::{c_char, c_int, socklen_t};
 use sockmeter::model::{Family, Proto};
@@ -468,14 +468,20 @@ pub fn wake_one(word: &std::sync::atomic::AtomicI32) {
 /// clock mixed in (a forked child inherits the bytes). No system call.
 #[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 pub fn image_token(pid: u32) -> u64 {
-    // SAFETY: getauxval is always safe; AT_RANDOM points at 16 bytes for the process's life.
-    let p = unsafe { libc::getauxval(libc::AT_RANDOM) } as *const u8;
-    let mut r = 0u64;
-    if !p.is_null() {
-        let mut b = [0u8; 8];
-        // SAFETY: AT_RANDOM's 16 bytes are readable.
-        unsafe { std::ptr::copy_nonoverlapping(p, b.as_mut_ptr(), 8) };
-        r = u64::from_ne_bytes(b);
+    // Read once per image (a forked child's token comes from its fork handler, which would
+    // otherwise fault in `getauxval`'s page of libc for it).
+    static RANDOM: AtomicU64 = AtomicU64::new(0);
+    let mut r = RANDOM.load(Relaxed);
+    if r == 0 {
+        // SAFETY: getauxval is always safe; AT_RANDOM points at 16 bytes for the process's life.
+        let p = unsafe { libc::getauxval(libc::AT_RANDOM) } as *const u8;
+        if !p.is_null() {
+            let mut b = [0u8; 8];
+            // SAFETY: AT_RANDOM's 16 bytes are readable.
+            unsafe { std::ptr::copy_nonoverlapping(p, b.as_mut_ptr(), 8) };
+            r = u64::from_ne_bytes(b);
+            RANDOM.store(r, Relaxed);
+        }
     }
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: a valid out-pointer (vDSO).

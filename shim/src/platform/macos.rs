@@ -34,7 +34,7 @@ use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering::*};
 use libc::{c_char, c_int};
 use sockmeter::model::{Family, Proto};
 
-use super::posix::{peer_words, pid, refresh_self_pid, sockopt};
+use super::posix::{peer_words, refresh_self_pid, sockopt};
 use super::{FdKind, Object, Rebound};
 
 /// Stand-ins for the C types of the table's Linux-only entries (never used here).
@@ -563,7 +563,7 @@ pub fn pidfd_of(_pid: u32) -> c_int {
 }
 
 /// Not on macOS (no shipper).
-pub fn send_with_fds(_sock: c_int, _bytes: &[u8], _fds: &[c_int]) -> bool {
+pub fn send_with_fds(_sock: c_int, _parts: &[&[u8]], _fds: &[c_int]) -> bool {
     false
 }
 

@@ -186,12 +186,17 @@ pub fn exe_path_cached() -> &'static str {
 /// goes to one of the host's threads, as without the shim (a host that blocks a signal
 /// everywhere and takes it with `sigwait` must still find it pending). The caller's mask is
 /// put back after.
+///
+/// The full set is made here rather than by `sigfillset`: a forked child's first socket comes
+/// this way, and `sigfillset`'s page of libc would be one more fault for it (`pthread_sigmask`
+/// leaves out the signals the C library keeps for itself, as it does for `sigfillset`'s set).
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 pub fn spawn_blocking_signals<R>(f: impl FnOnce() -> R) -> R {
-    // SAFETY: sigfillset/pthread_sigmask on our own sets, for the calling thread.
+    // SAFETY: a `sigset_t` is plain bits (all set: every signal); pthread_sigmask on our own
+    // sets, for the calling thread.
     unsafe {
-        let mut all: libc::sigset_t = std::mem::zeroed();
+        let all: libc::sigset_t = std::mem::transmute([0xffu8; std::mem::size_of::<libc::sigset_t>()]);
         let mut old: libc::sigset_t = std::mem::zeroed();
-        libc::sigfillset(&mut all);
         libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut old);
         let r = f();
         libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());

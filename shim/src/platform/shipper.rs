@@ -360,28 +360,34 @@ pub fn pidfd_of(pid: u32) -> c_int {
     unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) as c_int }
 }
 
-/// Sends one message of `bytes` with `fds` attached (`SCM_RIGHTS`) on `sock`, without
-/// blocking and without SIGPIPE. True when the whole message was queued: the receiver then
-/// owns copies of the fds.
+/// Sends one message, `parts` one after another, with `fds` attached (`SCM_RIGHTS`) on
+/// `sock`, without blocking and without SIGPIPE. True when the whole message was queued: the
+/// receiver then owns copies of the fds.
 #[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
-pub fn send_with_fds(sock: c_int, bytes: &[u8], fds: &[c_int]) -> bool {
+pub fn send_with_fds(sock: c_int, parts: &[&[u8]], fds: &[c_int]) -> bool {
     const MAX_FDS: usize = 4;
-    if fds.len() > MAX_FDS {
+    const MAX_PARTS: usize = 4;
+    if fds.len() > MAX_FDS || parts.len() > MAX_PARTS {
         return false;
     }
+    let mut iov = [libc::iovec {
+        iov_base: std::ptr::null_mut(),
+        iov_len: 0,
+    }; MAX_PARTS];
+    for (v, p) in iov.iter_mut().zip(parts) {
+        v.iov_base = p.as_ptr() as *mut c_void;
+        v.iov_len = p.len();
+    }
+    let total: usize = parts.iter().map(|p| p.len()).sum();
     // Room for the control message, aligned as cmsghdr needs.
     let mut control = [0u64; 8];
     let fd_bytes = std::mem::size_of_val(fds) as u32;
     // SAFETY: building a msghdr over our own buffers; CMSG_* compute offsets inside `control`,
     // which is large enough for MAX_FDS ints (CMSG_SPACE(16) = 32 bytes < 64).
     unsafe {
-        let mut iov = libc::iovec {
-            iov_base: bytes.as_ptr() as *mut c_void,
-            iov_len: bytes.len(),
-        };
         let mut msg: libc::msghdr = std::mem::zeroed();
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
+        msg.msg_iov = iov.as_mut_ptr();
+        msg.msg_iovlen = parts.len() as _;
         msg.msg_control = control.as_mut_ptr() as *mut c_void;
         msg.msg_controllen = libc::CMSG_SPACE(fd_bytes) as usize;
         let cmsg = libc::CMSG_FIRSTHDR(&msg);
@@ -393,7 +399,7 @@ pub fn send_with_fds(sock: c_int, bytes: &[u8], fds: &[c_int]) -> bool {
         (*cmsg).cmsg_len = libc::CMSG_LEN(fd_bytes) as usize;
         std::ptr::copy_nonoverlapping(fds.as_ptr(), libc::CMSG_DATA(cmsg) as *mut c_int, fds.len());
         let n = libc::sendmsg(sock, &msg, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL);
-        n == bytes.len() as isize
+        n == total as isize
     }
 }
 

@@ -90,16 +90,12 @@ static EXE: AtomicPtr<CString> = AtomicPtr::new(std::ptr::null_mut());
 
 fn exe() -> Option<&'static CString> {
     let p = EXE.load(Acquire);
-    // SAFETY: null, or a `CString` leaked by `set_exe` and never freed or changed.
+    // SAFETY: null, or a `CString` published by `set_exe` (leaked, never freed or changed).
     (!p.is_null()).then(|| unsafe { &*p })
 }
 
 fn set_exe(path: CString) {
-    let p = Box::into_raw(Box::new(path));
-    if EXE.compare_exchange(std::ptr::null_mut(), p, AcqRel, Acquire).is_err() {
-        // SAFETY: `p` came from `Box::into_raw` just above and was not published.
-        drop(unsafe { Box::from_raw(p) });
-    }
+    crate::publish::once(&EXE, || path);
 }
 
 /// Where a region lives: a memfd of its own (until a shipper has it, `MEM_FD`), or a slot of
@@ -358,25 +354,12 @@ fn adopt(silent: bool) -> bool {
         return false;
     };
     // Built by hand: in a forked child, the formatting machinery's first use costs page faults.
-    let exe = platform::exe_path_cached();
-    let mut msg = Message::new();
-    push_decimal(&mut msg, u64::from(super::image_pid()));
-    push_decimal(&mut msg, u64::from(platform::ppid()));
-    push_decimal(&mut msg, offset as u64);
-    push_decimal(&mut msg, u64::from(silent));
-    msg.push(exe.as_bytes());
-    msg.push(b"\0");
-    for a in platform::cmdline_ref() {
-        // The shipper reads messages of up to 64 KiB (a longer one would be cut, and with it
-        // the fds): a very long command line is shortened instead.
-        if msg.len() + a.len() + 1 > MAX_ADOPTION_MESSAGE {
-            msg.push("…\0".as_bytes());
-            break;
-        }
-        msg.push(a.as_bytes());
-        msg.push(b"\0");
-    }
-    let sent = platform::send_with_fds(chan, msg.bytes(), &[mem, r, pidfd]);
+    let mut head = Head::new();
+    head.decimal(u64::from(super::image_pid()));
+    head.decimal(u64::from(platform::ppid()));
+    head.decimal(offset as u64);
+    head.decimal(u64::from(silent));
+    let sent = platform::send_with_fds(chan, &[head.bytes(), identity()], &[mem, r, pidfd]);
     // SAFETY: our copies; the message holds its own.
     unsafe {
         libc::close(r);
@@ -398,72 +381,73 @@ fn region_fd() -> (libc::c_int, usize) {
     super::nursery::claimed().unwrap_or((MEM_FD.load(Acquire), 0))
 }
 
-/// Appends `n` in decimal and a NUL. By hand, not with `itoa`: this runs in a forked child, to
-/// which no page of the shim is mapped until it touches it, and itoa's code and digit table
-/// were two more page faults there (`perf record -e page-faults`: ~2.5 µs each on this VM).
-#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
-fn push_decimal(out: &mut Message, n: u64) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    let mut v = n;
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    out.push(&digits[i..]);
-    out.push(b"\0");
-}
-
-/// The hand-over message: on the stack when it fits, as a usual command line does (a forked
-/// child's first `malloc` costs it page faults: the allocator's code, its arena and the heap
-/// page it carves from, each copied on write), else on the heap.
-struct Message {
-    stack: [u8; 1024],
+/// The hand-over message's head (pid, parent, offset, silent: decimals, each ended by a NUL), on
+/// the stack. By hand, not with `itoa` or the formatter: this runs in a forked child, to which
+/// no page of the shim is mapped until it touches it, and itoa's code and digit table were two
+/// more page faults there (`perf record -e page-faults`: ~2.5 µs each on this VM); the digits
+/// go straight to their place (a copy would be a call to libc's `memcpy`, one more page).
+struct Head {
+    buf: [u8; 4 * 21],
     len: usize,
-    heap: Vec<u8>,
 }
 
-impl Message {
+impl Head {
     fn new() -> Self {
         Self {
-            stack: [0; 1024],
+            buf: [0; 4 * 21],
             len: 0,
-            heap: Vec::new(),
         }
     }
 
+    /// Appends `n` in decimal and a NUL (at most four numbers).
     #[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
-    fn push(&mut self, bytes: &[u8]) {
-        if self.heap.is_empty() && self.len + bytes.len() <= self.stack.len() {
-            self.stack[self.len..self.len + bytes.len()].copy_from_slice(bytes);
-            self.len += bytes.len();
+    fn decimal(&mut self, n: u64) {
+        let digits = n.checked_ilog10().unwrap_or(0) as usize + 1;
+        let Some(room) = self.buf.get_mut(self.len..self.len + digits + 1) else {
             return;
+        };
+        let mut v = n;
+        for d in room[..digits].iter_mut().rev() {
+            *d = b'0' + (v % 10) as u8;
+            v /= 10;
         }
-        if self.heap.is_empty() {
-            self.heap.extend_from_slice(&self.stack[..self.len]);
-        }
-        self.heap.extend_from_slice(bytes);
-    }
-
-    fn len(&self) -> usize {
-        if self.heap.is_empty() {
-            self.len
-        } else {
-            self.heap.len()
-        }
+        room[digits] = 0;
+        self.len += digits + 1;
     }
 
     fn bytes(&self) -> &[u8] {
-        if self.heap.is_empty() {
-            &self.stack[..self.len]
-        } else {
-            &self.heap
-        }
+        &self.buf[..self.len]
     }
+}
+
+/// The rest of every hand-over message of this image: the executable and the command line,
+/// each ended by a NUL. Made once (the parent makes it before its first fork, so its children
+/// send it as it is, without copying it).
+static IDENTITY: AtomicPtr<Vec<u8>> = AtomicPtr::new(std::ptr::null_mut());
+
+#[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
+fn identity() -> &'static [u8] {
+    crate::publish::once(&IDENTITY, || {
+        identity_of(platform::exe_path_cached(), platform::cmdline_ref())
+    })
+    .as_slice()
+}
+
+/// `exe` and `args`, each ended by a NUL; a command line too long for the shipper's read (64
+/// KiB: a longer message would be cut, and with it the fds) is shortened, ending with "…".
+fn identity_of(exe: &str, args: &[String]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(exe.len() + 1 + args.iter().map(|a| a.len() + 1).sum::<usize>());
+    out.extend_from_slice(exe.as_bytes());
+    out.push(0);
+    for a in args {
+        if out.len() + a.len() + 1 > MAX_ADOPTION_MESSAGE - 4 * 21 {
+            out.extend_from_slice("…\0".as_bytes());
+            break;
+        }
+        out.extend_from_slice(a.as_bytes());
+        out.push(0);
+    }
+    out
 }
 
 /// Before an exec: the shipper ships the last counts and says `bye` (reason exec) when the
@@ -479,6 +463,10 @@ pub fn before_fork() {
     super::nursery::prepare(HIGH_FD, ADOPT_FD.load(Acquire) >= 0 && LINK_FD.load(Acquire) >= 0);
     let (local, now) = (super::local(), shared());
     if !std::ptr::eq(local, now) {
+        // Made here, once, so that a child's hand-over sends it without copying it.
+        if ADOPT_FD.load(Acquire) >= 0 {
+            identity();
+        }
         // The memfd and the link are closed in the child (`fork_child`).
         local
             .registry
@@ -645,30 +633,34 @@ fn deliver_once() {
 
 #[cfg(test)]
 mod tests {
-    use super::{push_decimal, Message};
+    use super::{identity_of, Head, MAX_ADOPTION_MESSAGE};
 
     #[test]
     fn decimals_are_written_as_the_formatter_writes_them() {
-        for n in [0, 1, 9, 10, 99, 100, 65_536, u64::from(u32::MAX), u64::MAX] {
-            let mut out = Message::new();
-            push_decimal(&mut out, n);
-            assert_eq!(out.bytes(), format!("{n}\0").as_bytes());
+        let all = [0, 1, 9, 10, 99, 100, 65_536, u64::from(u32::MAX), u64::MAX];
+        for pair in all.chunks(2) {
+            let mut head = Head::new();
+            let mut want = String::new();
+            for n in pair {
+                head.decimal(*n);
+                want.push_str(&format!("{n}\0"));
+            }
+            assert_eq!(head.bytes(), want.as_bytes());
         }
+        let mut full = Head::new();
+        for _ in 0..4 {
+            full.decimal(u64::MAX);
+        }
+        assert_eq!(full.bytes().len(), 4 * 21);
     }
 
     #[test]
-    fn a_message_longer_than_its_stack_buffer_moves_whole_to_the_heap() {
-        let mut m = Message::new();
-        let mut want = Vec::new();
-        for i in 0..300u32 {
-            let part = format!("arg{i}");
-            m.push(part.as_bytes());
-            m.push(b"\0");
-            want.extend_from_slice(part.as_bytes());
-            want.push(0);
-            assert_eq!(m.len(), want.len());
-        }
-        assert!(want.len() > 1024);
-        assert_eq!(m.bytes(), &want[..]);
+    fn an_identity_is_the_executable_and_the_arguments_and_a_long_one_is_cut() {
+        let args: Vec<String> = ["w_forks", "4000"].iter().map(|s| s.to_string()).collect();
+        assert_eq!(identity_of("/bin/w", &args), b"/bin/w\0w_forks\x004000\0");
+        let long: Vec<String> = (0..20_000).map(|i| format!("a{i}")).collect();
+        let cut = identity_of("/bin/w", &long);
+        assert!(cut.len() <= MAX_ADOPTION_MESSAGE);
+        assert!(cut.ends_with("…\0".as_bytes()));
     }
 }
