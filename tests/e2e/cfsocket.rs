@@ -284,3 +284,23 @@ fn wait_for_port(path: &std::path::Path) -> u16 {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// The fixture's two longest headers are kept split by what each part declares
+/// (`tests/corefoundation/build/split_headers.py`); put back together, they are Apple's files
+/// byte for byte (the SHA-256 of the released headers), so the programs above are compiled
+/// against exactly the declarations the libraries were built with.
+#[test]
+fn the_split_corefoundation_headers_are_apples_byte_for_byte() {
+    let out = Command::new(harness::python())
+        .arg(cf().join("build/split_headers.py"))
+        .arg("check")
+        .arg(cf().join("include"))
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
