@@ -27,3 +27,10 @@ pub fn once<T>(slot: &AtomicPtr<T>, make: impl FnOnce() -> T) -> &'static T {
         }
     }
 }
+
+/// The value in `slot`, if one was published (a plain load: a reader that must not make one).
+pub fn get<T>(slot: &AtomicPtr<T>) -> Option<&'static T> {
+    let known = slot.load(Acquire);
+    // SAFETY: null, or published by `once` from a leaked Box, never freed.
+    (!known.is_null()).then(|| unsafe { &*known })
+}

@@ -83,19 +83,13 @@ fn shipper_exe() -> Option<CString> {
     CString::new(path.into_os_string().into_encoded_bytes()).ok()
 }
 
-/// The shipper's path, set once (never freed): read with one load, so a forked child that
+/// The shipper's path, published once (`crate::publish`): read with one load, so a forked child that
 /// finds it set writes nothing (a lock's word would be one more page copied on write) and
 /// never waits on a lock another thread of its parent held at the fork.
 static EXE: AtomicPtr<CString> = AtomicPtr::new(std::ptr::null_mut());
 
 fn exe() -> Option<&'static CString> {
-    let p = EXE.load(Acquire);
-    // SAFETY: null, or a `CString` published by `set_exe` (leaked, never freed or changed).
-    (!p.is_null()).then(|| unsafe { &*p })
-}
-
-fn set_exe(path: CString) {
-    crate::publish::once(&EXE, || path);
+    crate::publish::get(&EXE)
 }
 
 /// Where a region lives: a memfd of its own (until a shipper has it, `MEM_FD`), or a slot of
@@ -205,23 +199,28 @@ pub fn settle() {
 #[cfg_attr(target_os = "linux", link_section = ".text.hot.sockmeter")]
 fn make_region() {
     // A forked child knows the path already, from its parent.
-    let found = if exe().is_some() { None } else { shipper_exe() };
-    if exe().is_none() && found.is_none() {
-        // `sockmeter run` checks the variable before it runs anything; a host started by hand
-        // (for `sockmeter listen`) hears it here, once, at its first socket.
-        if let Some(p) = platform::start_var("SOCKMETER_SHIPPER").filter(|p| p != "none") {
-            let shown: String = p.to_string_lossy().chars().take(200).collect();
-            say(&format!(
-                "SOCKMETER_SHIPPER={shown:?}: not an executable file; this process ships from a thread of its own instead"
-            ));
-        }
-        return;
+    let found = match exe() {
+        Some(_) => None,
+        None => match shipper_exe() {
+            Some(path) => Some(path),
+            None => {
+                // `sockmeter run` checks the variable before it runs anything; a host started
+                // by hand (for `sockmeter listen`) hears it here, once, at its first socket.
+                if let Some(p) = platform::start_var("SOCKMETER_SHIPPER").filter(|p| p != "none") {
+                    let shown: String = p.to_string_lossy().chars().take(200).collect();
+                    say(&format!(
+                        "SOCKMETER_SHIPPER={shown:?}: not an executable file; this process ships from a thread of its own instead"
+                    ));
+                }
+                return;
+            }
+        },
     };
     let Some((place, region)) = new_region(shared(), may_take_slot(shared())) else {
         return;
     };
     if let Some(path) = found {
-        set_exe(path);
+        crate::publish::once(&EXE, || path);
     }
     install(place, region);
     HELPER_MODE.store(true, Release);
@@ -386,15 +385,18 @@ fn region_fd() -> (libc::c_int, usize) {
 /// no page of the shim is mapped until it touches it, and itoa's code and digit table were two
 /// more page faults there (`perf record -e page-faults`: ~2.5 µs each on this VM); the digits
 /// go straight to their place (a copy would be a call to libc's `memcpy`, one more page).
+/// The longest head: four numbers of up to 20 digits, each with its NUL.
+const HEAD_MAX: usize = 4 * 21;
+
 struct Head {
-    buf: [u8; 4 * 21],
+    buf: [u8; HEAD_MAX],
     len: usize,
 }
 
 impl Head {
     fn new() -> Self {
         Self {
-            buf: [0; 4 * 21],
+            buf: [0; HEAD_MAX],
             len: 0,
         }
     }
@@ -439,9 +441,11 @@ fn identity_of(exe: &str, args: &[String]) -> Vec<u8> {
     let mut out = Vec::with_capacity(exe.len() + 1 + args.iter().map(|a| a.len() + 1).sum::<usize>());
     out.extend_from_slice(exe.as_bytes());
     out.push(0);
+    const CUT: &[u8] = "…\0".as_bytes();
     for a in args {
-        if out.len() + a.len() + 1 > MAX_ADOPTION_MESSAGE - 4 * 21 {
-            out.extend_from_slice("…\0".as_bytes());
+        // Room for the head, and for the mark of a cut after this argument.
+        if out.len() + a.len() + 1 + CUT.len() > MAX_ADOPTION_MESSAGE - HEAD_MAX {
+            out.extend_from_slice(CUT);
             break;
         }
         out.extend_from_slice(a.as_bytes());
@@ -633,7 +637,7 @@ fn deliver_once() {
 
 #[cfg(test)]
 mod tests {
-    use super::{identity_of, Head, MAX_ADOPTION_MESSAGE};
+    use super::{identity_of, Head, HEAD_MAX, MAX_ADOPTION_MESSAGE};
 
     #[test]
     fn decimals_are_written_as_the_formatter_writes_them() {
@@ -651,7 +655,7 @@ mod tests {
         for _ in 0..4 {
             full.decimal(u64::MAX);
         }
-        assert_eq!(full.bytes().len(), 4 * 21);
+        assert_eq!(full.bytes().len(), HEAD_MAX);
     }
 
     #[test]
@@ -660,7 +664,11 @@ mod tests {
         assert_eq!(identity_of("/bin/w", &args), b"/bin/w\0w_forks\x004000\0");
         let long: Vec<String> = (0..20_000).map(|i| format!("a{i}")).collect();
         let cut = identity_of("/bin/w", &long);
-        assert!(cut.len() <= MAX_ADOPTION_MESSAGE);
+        assert!(cut.len() + HEAD_MAX <= MAX_ADOPTION_MESSAGE, "the whole message fits");
+        assert!(
+            cut.len() > MAX_ADOPTION_MESSAGE - HEAD_MAX - 10,
+            "cut only where it must be"
+        );
         assert!(cut.ends_with("…\0".as_bytes()));
     }
 }
